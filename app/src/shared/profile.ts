@@ -1,0 +1,87 @@
+import { z } from 'zod';
+
+/**
+ * The load profile: what the load client does. It lives here, beside the topology,
+ * because the stack passes it to the load-client job and the client validates the same schema
+ * for flags, environment variables and JSON files.
+ */
+const count = z.number().int().min(0);
+const ms = z.number().int().min(0);
+
+export const stageSchema = z
+  .object({
+    /** Connections open at the end of this stage (lower than the last stage ramps down). */
+    connections: count,
+    /** Opening (or closing) rate while ramping, connections per second. */
+    rampRate: z.number().positive().max(100_000),
+    /** How long to hold the reached level before the next stage. */
+    holdMs: ms,
+  })
+  .strict();
+
+export const payloadSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('fixed'), bytes: z.number().int().min(0) }).strict(),
+  z
+    .object({ kind: z.literal('uniform'), min: z.number().int().min(0), max: z.number().int().min(0) })
+    .strict()
+    .refine((p) => p.max >= p.min, { message: 'max must be at least min', path: ['max'] }),
+]);
+
+export const reconnectSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Exponential backoff with full jitter: delay = random(0, min(max, initial * 2^attempt)). */
+    initialDelayMs: ms.default(500),
+    maxDelayMs: ms.default(20_000),
+  })
+  .strict()
+  .refine((r) => r.maxDelayMs >= r.initialDelayMs, {
+    message: 'maxDelayMs must be at least initialDelayMs',
+    path: ['maxDelayMs'],
+  });
+
+export const loadProfileSchema = z
+  .object({
+    stages: z
+      .array(stageSchema)
+      .min(1)
+      .default([{ connections: 1000, rampRate: 500, holdMs: 20_000 }]),
+    /** Fraction of connections that send echo messages; the rest only listen. */
+    senderFraction: z.number().min(0).max(1).default(0.2),
+    /** Echo messages per second per sender. */
+    messageRate: z.number().min(0).max(10_000).default(1),
+    /** Spacing of sends: Poisson arrivals (exponential gaps) or a fixed interval. */
+    arrival: z.enum(['poisson', 'fixed']).default('poisson'),
+    payload: payloadSchema.default({ kind: 'fixed', bytes: 128 }),
+    /** Topics the connections subscribe to (round-robin over the topics). */
+    topics: z.number().int().min(0).max(10_000).default(10),
+    /** Notifications per second published (by the client, through the server) across all topics. */
+    publishRate: z.number().min(0).max(100_000).default(2),
+    compression: z.boolean().default(false),
+    reconnect: reconnectSchema.default({ enabled: true, initialDelayMs: 500, maxDelayMs: 20_000 }),
+    /** Hard limit for the whole run, so a load job always ends. */
+    maxDurationMs: ms.min(1000).default(300_000),
+    /** Handshake timeout per connection. */
+    connectTimeoutMs: ms.min(100).default(10_000),
+    /** Local source addresses to spread connections over (loopback only); empty: the OS picks. */
+    sourceAddresses: z.array(z.ipv4()).default([]),
+    /** Worker processes; 0 picks one per ~15,000 connections. */
+    workers: z.number().int().min(0).max(64).default(0),
+    /** Pass/fail rules such as "rtt.p99<50" or "errors==0"; any breach makes the exit code non-zero. */
+    thresholds: z.array(z.string().min(3)).default(['errors==0']),
+  })
+  .strict();
+
+export type LoadProfile = z.infer<typeof loadProfileSchema>;
+export type LoadProfileInput = z.input<typeof loadProfileSchema>;
+export type Stage = z.infer<typeof stageSchema>;
+
+/** The largest number of connections any stage asks for. */
+export function peakConnections(profile: Pick<LoadProfile, 'stages'>): number {
+  return Math.max(...profile.stages.map((s) => s.connections));
+}
+
+/** The fastest opening rate of any stage (handshakes per second). */
+export function peakRampRate(profile: Pick<LoadProfile, 'stages'>): number {
+  return Math.max(...profile.stages.map((s) => s.rampRate));
+}

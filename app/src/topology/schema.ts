@@ -1,0 +1,236 @@
+import { z } from 'zod';
+import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
+
+/**
+ * The topology: one typed, validated object that the stack, the Nginx renderer, the server,
+ * the load client, the local runner and the tests all read. A timeout or a limit is written
+ * here once. Durations are milliseconds, sizes bytes.
+ */
+export const STRATEGIES = ['round_robin', 'least_conn', 'ip_hash', 'hash'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+export const COMPRESSION_MODES = ['off', 'offered', 'required'] as const;
+export type CompressionMode = (typeof COMPRESSION_MODES)[number];
+
+/** Descriptors a worker keeps for itself (listeners, logs, pipes) beyond proxied sockets. */
+export const NGINX_FD_SLACK = 256;
+/** Headroom over an even split of connections across workers (reuseport hashing is not exact). */
+export const NGINX_WORKER_HEADROOM = 1.1;
+
+const port = z.number().int().min(1).max(65535);
+const positiveMs = z.number().int().positive();
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const serverSchema = z
+  .object({
+    /** Port each replica listens on inside its container (or on loopback locally). */
+    port: port.default(8080),
+    /** The WebSocket path, shared by Nginx, the server and the client. */
+    path: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, 'must be an absolute URL path such as /ws-notifications')
+      .default('/ws-notifications'),
+    /** Seed: ping every 30 s, "more often than Nginx's timeout". */
+    pingIntervalMs: positiveMs.default(30_000),
+    /** Seed: pong wait 60 s; a peer silent for this long is terminated. */
+    pongTimeoutMs: positiveMs.default(60_000),
+    /** Seed: write deadline 15 s per send. */
+    writeTimeoutMs: positiveMs.default(15_000),
+    /** Seed: read limit 64 KiB ("DoS protection"); larger messages close with 1009. */
+    maxMessageBytes: z.number().int().min(125).max(64 * MiB).default(64 * KiB),
+    /** permessage-deflate: off, offered (negotiated when the client asks) or required (seed: 400 without it). */
+    compression: z.enum(COMPRESSION_MODES).default('offered'),
+    /** A slow consumer whose unsent bytes pass this bound is closed (like Centrifugo's client queue). */
+    sendBufferLimitBytes: z.number().int().min(KiB).default(MiB),
+    /** Per-replica connection cap; handshakes beyond it get 503. */
+    maxConnections: z.number().int().positive().default(50_000),
+    /** Allowed Origin header values; empty allows any (non-browser clients send none). */
+    allowedOrigins: z.array(z.string().url()).default([]),
+    /** On SIGTERM, closes with 1001 are spread over this window to avoid a reconnect stampede. */
+    drainWindowMs: z.number().int().min(0).default(5_000),
+    /** The process exits by this deadline after SIGTERM, whatever is left. */
+    drainDeadlineMs: positiveMs.default(15_000),
+    /** Log level of the JSON logs. */
+    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .strict();
+
+export const balancingSchema = z
+  .object({
+    /**
+     * least_conn suits long-lived sockets best: round robin ignores how many are already open.
+     * ip_hash keys on the first three octets of an IPv4 address.
+     */
+    strategy: z.enum(STRATEGIES).default('least_conn'),
+    /** Key for the hash strategy, an nginx variable expression such as $arg_client or $cookie_sid. */
+    hashKey: z.string().regex(/\$[a-z_][a-z0-9_]*/, 'must contain an nginx variable such as $arg_client').optional(),
+    /** Ketama consistent hashing for the hash strategy: scaling moves few keys. */
+    consistent: z.boolean().default(true),
+    /** Passive health: a replica failing this many times within failTimeoutMs is skipped for that long. */
+    maxFails: z.number().int().min(0).default(3),
+    failTimeoutMs: positiveMs.default(10_000),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    /** limit_conn per client address; 0 disables. */
+    connectionsPerAddress: z.number().int().min(0).default(20_000),
+    /** limit_req on handshakes per client address, per second; 0 disables. */
+    handshakesPerSecond: z.number().int().min(0).default(2_000),
+    /** Handshakes above the rate admitted at once before refusing. */
+    handshakeBurst: z.number().int().min(0).default(2_000),
+  })
+  .strict();
+
+export const proxySchema = z
+  .object({
+    containerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-nginx'),
+    httpsPort: port.default(443),
+    httpPort: port.default(80),
+    /** The nginx release the config targets; directives only some releases know are gated on it. */
+    nginxVersion: z.string().regex(/^\d+\.\d+(\.\d+)?$/, 'must be a version such as 1.30 or 1.22.1').default('1.30'),
+    /** Seed: 90 s, "a margin so a packet delayed 5–10 s does not get the connection cut with 1006". */
+    readTimeoutMs: positiveMs.default(90_000),
+    sendTimeoutMs: positiveMs.default(90_000),
+    connectTimeoutMs: positiveMs.default(5_000),
+    /** The least the read/send timeouts must exceed the server ping interval by. */
+    timeoutMarginMs: z.number().int().min(0).default(10_000),
+    balancing: balancingSchema.default(balancingSchema.parse({})),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+    /** Concurrent client connections the proxy is sized for. */
+    targetConnections: z.number().int().positive().default(10_000),
+    workerProcesses: z.number().int().min(1).max(64).default(2),
+    /** Derived from targetConnections when absent (2 descriptors per proxied connection). */
+    workerConnections: z.number().int().min(64).optional(),
+    /** The per-process open-file ceiling where nginx runs (20,000 on the build machines here). */
+    maxOpenFiles: z.number().int().min(1024).default(20_000),
+    /** After a reload, old workers holding WebSockets are stopped after this long. */
+    shutdownTimeoutMs: positiveMs.default(60_000),
+    /** Addresses allowed to read stub_status (loopback always is). */
+    statusAllow: z.array(z.string()).default(['172.16.0.0/12', '10.0.0.0/8', '192.168.0.0/16']),
+  })
+  .strict();
+
+export const tlsSchema = z
+  .object({
+    /** Directory (relative to the project root, or absolute) holding the certificate files. */
+    dir: z.string().min(1).default('certs/generated'),
+    caCert: z.string().min(1).default('ca.crt'),
+    serverCert: z.string().min(1).default('server.crt'),
+    serverKey: z.string().min(1).default('server.key'),
+  })
+  .strict();
+
+export const imagesSchema = z
+  .object({
+    app: z.string().min(1).default('ws-notifications/app:local'),
+    proxy: z.string().min(1).default('ws-notifications/nginx:local'),
+    /** Base images (build arguments); the offline script builds local stand-ins. */
+    nodeBase: z.string().min(1).default('node:20-bookworm-slim'),
+    nginxBase: z.string().min(1).default('nginx:1.30'),
+    /** Keep built images on destroy. */
+    keep: z.boolean().default(false),
+  })
+  .strict();
+
+export const topologySchema = z
+  .object({
+    /** Stack and resource name prefix. */
+    name: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/).default('ws-notifications'),
+    replicas: z
+      .number({ error: 'must be a whole number from 1 to 64' })
+      .int('must be a whole number from 1 to 64')
+      .min(1, 'must be at least 1 (a fleet needs a replica)')
+      .max(64, 'must be at most 64'),
+    network: z
+      .object({ name: z.string().min(1).default('ws-notifications') })
+      .strict()
+      .default({ name: 'ws-notifications' }),
+    server: serverSchema.default(serverSchema.parse({})),
+    proxy: proxySchema.default(proxySchema.parse({})),
+    tls: tlsSchema.default(tlsSchema.parse({})),
+    images: imagesSchema.default(imagesSchema.parse({})),
+    load: loadProfileSchema.default(loadProfileSchema.parse({})),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+    const { server, proxy, load } = t;
+
+    if (server.pongTimeoutMs <= server.pingIntervalMs) {
+      issue(['server', 'pongTimeoutMs'], `must exceed server.pingIntervalMs (${server.pingIntervalMs}) or every peer is dropped before it can answer`);
+    }
+    const leastTimeout = server.pingIntervalMs + proxy.timeoutMarginMs;
+    if (proxy.readTimeoutMs < leastTimeout) {
+      issue(['proxy', 'readTimeoutMs'], `must be at least server.pingIntervalMs + proxy.timeoutMarginMs = ${leastTimeout} ms, or Nginx cuts idle WebSockets (1006) between pings`);
+    }
+    if (proxy.sendTimeoutMs < leastTimeout) {
+      issue(['proxy', 'sendTimeoutMs'], `must be at least server.pingIntervalMs + proxy.timeoutMarginMs = ${leastTimeout} ms (pongs are the only upstream writes of an idle client)`);
+    }
+    if (server.writeTimeoutMs >= server.pongTimeoutMs) {
+      issue(['server', 'writeTimeoutMs'], `must be below server.pongTimeoutMs (${server.pongTimeoutMs}) so a stuck write is noticed before the heartbeat gives up`);
+    }
+    if (server.drainWindowMs >= server.drainDeadlineMs) {
+      issue(['server', 'drainWindowMs'], `must be below server.drainDeadlineMs (${server.drainDeadlineMs}) so every client gets its 1001 before the exit`);
+    }
+    if (proxy.balancing.strategy === 'hash' && !proxy.balancing.hashKey) {
+      issue(['proxy', 'balancing', 'hashKey'], 'is required when the strategy is hash (for example $arg_client)');
+    }
+    if (proxy.balancing.strategy !== 'hash' && proxy.balancing.hashKey) {
+      issue(['proxy', 'balancing', 'hashKey'], `only applies to the hash strategy, not ${proxy.balancing.strategy}`);
+    }
+    if (proxy.httpPort === proxy.httpsPort) {
+      issue(['proxy', 'httpPort'], 'must differ from proxy.httpsPort');
+    }
+
+    // Capacity: every proxied WebSocket holds two worker connections (client side and upstream side).
+    const needed = 2 * proxy.targetConnections;
+    const workerConnections = proxy.workerConnections ?? derivedWorkerConnections(proxy);
+    if (workerConnections * proxy.workerProcesses < needed + NGINX_FD_SLACK * proxy.workerProcesses) {
+      issue(['proxy', 'workerConnections'], `${workerConnections} × ${proxy.workerProcesses} workers must cover 2 × proxy.targetConnections (${needed}) plus ${NGINX_FD_SLACK} slack per worker`);
+    }
+    if (workerConnections + NGINX_FD_SLACK > proxy.maxOpenFiles) {
+      issue(['proxy', 'workerProcesses'], `${proxy.workerProcesses} workers need ${workerConnections} connections each, above proxy.maxOpenFiles (${proxy.maxOpenFiles}) minus slack: raise workerProcesses or maxOpenFiles`);
+    }
+
+    // The load job must fit what the proxy and the servers admit.
+    const peak = peakConnections(load);
+    if (peak > proxy.targetConnections) {
+      issue(['load', 'stages'], `peak of ${peak} connections exceeds proxy.targetConnections (${proxy.targetConnections})`);
+    }
+    if (t.replicas >= 1 && peak > server.maxConnections * t.replicas) {
+      issue(['load', 'stages'], `peak of ${peak} connections exceeds server.maxConnections × replicas (${server.maxConnections * t.replicas})`);
+    }
+    const addresses = Math.max(1, load.sourceAddresses.length);
+    if (proxy.limits.connectionsPerAddress > 0 && peak > proxy.limits.connectionsPerAddress * addresses) {
+      issue(['load', 'stages'], `peak of ${peak} connections from ${addresses} source address(es) exceeds proxy.limits.connectionsPerAddress (${proxy.limits.connectionsPerAddress}) per address`);
+    }
+    const rate = peakRampRate(load);
+    if (proxy.limits.handshakesPerSecond > 0 && rate > proxy.limits.handshakesPerSecond * addresses) {
+      issue(['load', 'stages'], `ramp rate of ${rate}/s from ${addresses} source address(es) exceeds proxy.limits.handshakesPerSecond (${proxy.limits.handshakesPerSecond}) per address`);
+    }
+    if (load.payload.kind === 'fixed' ? load.payload.bytes > server.maxMessageBytes - 256 : load.payload.max > server.maxMessageBytes - 256) {
+      issue(['load', 'payload'], `payloads must stay below server.maxMessageBytes (${server.maxMessageBytes}) minus 256 bytes of envelope`);
+    }
+    if (server.compression === 'required' && !load.compression) {
+      issue(['load', 'compression'], 'must be true when server.compression is required, or every handshake is refused');
+    }
+    if (server.compression === 'off' && load.compression) {
+      issue(['load', 'compression'], 'cannot be true when server.compression is off');
+    }
+  });
+
+/** worker_connections when not given: an even share of two descriptors per target connection, with headroom. */
+export function derivedWorkerConnections(proxy: Pick<ProxyConfig, 'targetConnections' | 'workerProcesses'>): number {
+  const share = Math.ceil(((2 * proxy.targetConnections) / proxy.workerProcesses) * NGINX_WORKER_HEADROOM);
+  return share + NGINX_FD_SLACK;
+}
+
+export type Topology = z.infer<typeof topologySchema>;
+export type TopologyInput = z.input<typeof topologySchema>;
+export type ServerConfig = z.infer<typeof serverSchema>;
+export type ProxyConfig = z.infer<typeof proxySchema>;
+export type TlsConfig = z.infer<typeof tlsSchema>;
+export type ImagesConfig = z.infer<typeof imagesSchema>;

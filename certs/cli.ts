@@ -1,0 +1,31 @@
+import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import { defineTopology } from '../app/src/topology';
+import { generateCertificates, type KeyAlgorithm } from './generate';
+
+/** `npm run certs`: a local CA and a server certificate for the proxy, in the topology's tls.dir. */
+const program = new Command('certs')
+  .description('Create a local CA and a server certificate (SANs: localhost, 127.0.0.1 and the proxy container name).')
+  .addOption(new Option('--algorithm <alg>', 'key algorithm').choices(['ecdsa', 'rsa']).default('ecdsa'))
+  .option('--dir <dir>', 'output directory (default: the topology tls.dir)')
+  .option('--force', 'replace existing certificates', false)
+  .parse();
+
+const opts = program.opts<{ algorithm: KeyAlgorithm; dir?: string; force: boolean }>();
+const topology = defineTopology({}, {});
+const root = resolve(__dirname, '..');
+const dir = resolve(root, opts.dir ?? topology.tls.dir);
+try {
+  const outcome = generateCertificates({
+    dir,
+    algorithm: opts.algorithm,
+    dnsNames: ['localhost', topology.proxy.containerName],
+    ipAddresses: ['127.0.0.1'],
+    files: topology.tls,
+    force: opts.force,
+  });
+  console.log(outcome === 'created' ? `created ${opts.algorithm} CA and server certificate in ${dir}` : `certificates in ${dir} already cover the needed names; kept`);
+} catch (error) {
+  console.error(`certs: ${(error as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,177 @@
+import { derivedWorkerConnections, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
+import { nginxDuration } from '../app/src/shared/duration';
+import { HTTP11_DEFAULT_SINCE, versionAtLeast } from './version';
+
+/** Where the rendered config runs: paths and addresses differ between the container and loopback. */
+export interface NginxRenderOptions {
+  /** One `host:port` per replica, in replica order. */
+  readonly upstreams: readonly string[];
+  /** Certificate and key as nginx sees them (inside the container, or absolute local paths). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Address to bind (local runs bind loopback); all addresses when absent. */
+  readonly listenAddress?: string;
+  /** Ports to bind; the topology's public ports when absent. */
+  readonly httpsPort?: number;
+  readonly httpPort?: number;
+  /** The port clients reach HTTPS on, for the port-80 redirect; httpsPort when absent. */
+  readonly publicHttpsPort?: number;
+  /**
+   * A writable directory for the pid file, logs and temp files (local runs); when absent
+   * the image's defaults are used and logs go to stdout/stderr.
+   */
+  readonly runtimeDir?: string;
+  /** The pid file; inside runtimeDir for local runs. */
+  readonly pidFile?: string;
+}
+
+/** Renders nginx.conf from the topology. Pure: same input, same text. */
+export function renderNginxConf(topology: Topology, options: NginxRenderOptions): string {
+  if (options.upstreams.length === 0) throw new Error('renderNginxConf: at least one upstream is required');
+  const { proxy, server } = topology;
+  const { balancing, limits } = proxy;
+  const workerConnections = proxy.workerConnections ?? derivedWorkerConnections(proxy);
+  const httpsPort = options.httpsPort ?? proxy.httpsPort;
+  const httpPort = options.httpPort ?? proxy.httpPort;
+  const publicHttps = options.publicHttpsPort ?? httpsPort;
+  const bind = (port: number) => (options.listenAddress ? `${options.listenAddress}:${port}` : `${port}`);
+  const rt = options.runtimeDir;
+  const errorLog = rt ? `${rt}/error.log` : '/dev/stderr';
+  const accessLog = rt ? `${rt}/access.log` : '/dev/stdout';
+
+  const balancingLine = {
+    round_robin: '# round robin (the default): no directive',
+    least_conn: 'least_conn;',
+    ip_hash: 'ip_hash;  # keys on the first three octets of an IPv4 client address',
+    hash: `hash ${balancing.hashKey}${balancing.consistent ? ' consistent' : ''};`,
+  }[balancing.strategy];
+
+  const serverLines = options.upstreams.map(
+    (u) => `        server ${u} max_fails=${balancing.maxFails} fail_timeout=${nginxDuration(balancing.failTimeoutMs)};`,
+  );
+
+  const http11 = versionAtLeast(proxy.nginxVersion, HTTP11_DEFAULT_SINCE)
+    ? `# proxy_http_version 1.1 is the default since nginx ${HTTP11_DEFAULT_SINCE}`
+    : 'proxy_http_version 1.1;  # WebSocket upgrade needs HTTP/1.1 to the upstream';
+
+  const limitLines = [
+    limits.connectionsPerAddress > 0 ? `limit_conn ws_conn_per_addr ${limits.connectionsPerAddress};` : '# limit_conn disabled (proxy.limits.connectionsPerAddress = 0)',
+    limits.handshakesPerSecond > 0 ? `limit_req zone=ws_handshakes burst=${limits.handshakeBurst} nodelay;` : '# limit_req disabled (proxy.limits.handshakesPerSecond = 0)',
+  ];
+
+  const statusAllow = ['127.0.0.1', ...proxy.statusAllow].map((a) => `allow ${a};`).join(' ');
+
+  return `# Rendered by ws-notifications from the topology; do not edit by hand.
+# Target nginx ${proxy.nginxVersion}; ${options.upstreams.length} replica(s); strategy ${balancing.strategy}.
+worker_processes ${proxy.workerProcesses};
+# Two descriptors per proxied WebSocket (client side + upstream side), sized for ${proxy.targetConnections} connections.
+worker_rlimit_nofile ${Math.min(proxy.maxOpenFiles, workerConnections + NGINX_FD_SLACK)};
+# Old workers keep their WebSockets after a reload; this bounds how long.
+worker_shutdown_timeout ${nginxDuration(proxy.shutdownTimeoutMs)};
+error_log ${errorLog} warn;
+pid ${options.pidFile ?? (rt ? `${rt}/nginx.pid` : '/run/nginx.pid')};
+
+events {
+    worker_connections ${workerConnections};
+}
+
+http {
+${rt ? `    client_body_temp_path ${rt}/client_body;
+    proxy_temp_path ${rt}/proxy;
+    fastcgi_temp_path ${rt}/fastcgi;
+    uwsgi_temp_path ${rt}/uwsgi;
+    scgi_temp_path ${rt}/scgi;
+` : ''}    server_tokens off;
+    default_type application/octet-stream;
+
+    # One line per WebSocket, written when it closes: the duration is the connection's lifetime.
+    log_format ws_json escape=json '{"time":"$time_iso8601","remote_addr":"$remote_addr",'
+        '"uri":"$request_uri","status":$status,"upstream":"$upstream_addr",'
+        '"upstream_status":"$upstream_status","duration_s":$request_time,'
+        '"bytes_sent":$bytes_sent,"bytes_received":$request_length}';
+    access_log ${accessLog} ws_json;
+
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+
+    limit_conn_zone $binary_remote_addr zone=ws_conn_per_addr:10m;
+    limit_req_zone $binary_remote_addr zone=ws_handshakes:10m rate=${Math.max(1, limits.handshakesPerSecond)}r/s;
+    limit_conn_status 503;
+    limit_req_status 429;
+
+    upstream ws_servers {
+        ${balancingLine}
+${serverLines.join('\n')}
+    }
+
+    server {
+        listen ${bind(httpPort)};
+        server_name _;
+
+        location = /nginx_status {
+            stub_status;
+            ${statusAllow}
+            deny all;
+            access_log off;
+        }
+
+        location / {
+            return 301 https://$host${publicHttps === 443 ? '' : `:${publicHttps}`}$request_uri;
+        }
+    }
+
+    server {
+        listen ${bind(httpsPort)} ssl${proxy.workerProcesses > 1 ? ' reuseport' : ''};
+        server_name _;
+
+        ssl_certificate ${options.certFile};
+        ssl_certificate_key ${options.keyFile};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:ws_tls:10m;
+        ssl_session_timeout 1h;
+        ssl_session_tickets off;
+
+        location = /nginx_status {
+            stub_status;
+            ${statusAllow}
+            deny all;
+            access_log off;
+        }
+
+        location ${server.path} {
+            proxy_pass http://ws_servers;
+            ${http11}
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_buffering off;
+
+            # Derived from the heartbeat: the server pings every ${nginxDuration(server.pingIntervalMs)}, so an idle
+            # socket sees traffic well within these.
+            proxy_read_timeout ${nginxDuration(proxy.readTimeoutMs)};
+            proxy_send_timeout ${nginxDuration(proxy.sendTimeoutMs)};
+            proxy_connect_timeout ${nginxDuration(proxy.connectTimeoutMs)};
+            proxy_next_upstream error timeout;
+
+            ${limitLines.join('\n            ')}
+
+            # Handshakes are bodiless GETs. This does NOT bound WebSocket frames: after the upgrade
+            # nginx relays frames without inspecting them; the server's maxMessageBytes
+            # (${server.maxMessageBytes} bytes, close 1009) is the limit.
+            client_max_body_size 1k;
+        }
+
+        location / {
+            return 404;
+        }
+    }
+}
+`;
+}

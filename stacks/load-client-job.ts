@@ -1,0 +1,89 @@
+import { Construct } from 'constructs';
+import { DataResource, type ITerraformDependable } from 'cdktf';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import type { Topology } from '../app/src/topology';
+import { LOAD_ENV } from '../app/src/shared/load-env';
+
+export interface LoadClientJobProps {
+  readonly topology: Topology;
+  readonly imageId: string;
+  readonly networkName: string;
+  /** Host path of the CA certificate the client verifies the proxy against. */
+  readonly caFile: string;
+  /** Host directory the report is written to. */
+  readonly reportsDir: string;
+  /** Changing it re-runs the job on the next deploy. */
+  readonly runId: string;
+  /** `uid:gid` the job runs as, so the report on the host belongs to the user who deployed. */
+  readonly user?: string;
+  /** The job starts once these are done (the proxy's config is live). */
+  readonly after: ITerraformDependable[];
+  readonly labels: Record<string, string>;
+}
+
+export const LOAD_JOB_NAME = 'ws-load-client';
+export const REPORT_FILE = 'load-report.json';
+export const HTML_REPORT_FILE = 'load-report.html';
+
+/** Seconds the job may run past the profile's own limit before `timeout` kills it. */
+const JOB_GRACE_SECONDS = 60;
+
+/**
+ * The load-client job: a one-shot container run through the proxy over WSS. `attach` makes the
+ * apply wait for it and `logs` keeps its output; a non-zero exit does not fail an apply by itself,
+ * so a postcondition on exit_code turns the client's verdict into the deploy's.
+ */
+export class LoadClientJob extends Construct {
+  readonly container: Container;
+  readonly run: DataResource;
+
+  constructor(scope: Construct, id: string, props: LoadClientJobProps) {
+    super(scope, id);
+    const { proxy, server, load } = props.topology;
+    const limitSeconds = Math.ceil(load.maxDurationMs / 1000) + JOB_GRACE_SECONDS;
+
+    this.run = new DataResource(this, 'run', {
+      input: { run_id: props.runId },
+      triggersReplace: { run_id: props.runId },
+    });
+
+    const env: Record<string, string> = {
+      [LOAD_ENV.url]: `wss://${proxy.containerName}:443${server.path}`,
+      [LOAD_ENV.ca]: '/certs/ca.crt',
+      [LOAD_ENV.profile]: JSON.stringify(load),
+      [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,
+      [LOAD_ENV.html]: `/reports/${HTML_REPORT_FILE}`,
+    };
+
+    this.container = new Container(this, 'container', {
+      name: LOAD_JOB_NAME,
+      image: props.imageId,
+      // `timeout` bounds the whole job even if the client hangs: an apply always ends.
+      command: ['timeout', '--kill-after=10s', `${limitSeconds}s`, 'node', 'dist/client/main.js'],
+      env: Object.keys(env).sort().map((k) => `${k}=${env[k]}`),
+      user: props.user,
+      volumes: [
+        { hostPath: props.caFile, containerPath: '/certs/ca.crt', readOnly: true },
+        { hostPath: props.reportsDir, containerPath: '/reports' },
+      ],
+      networksAdvanced: [{ name: props.networkName }],
+      attach: true,
+      logs: true,
+      mustRun: false,
+      // No `rm`: the provider must read the exit code and logs after the container ends.
+      rm: false,
+      labels: Object.entries(props.labels).map(([label, value]) => ({ label, value })),
+      dependsOn: props.after,
+      lifecycle: {
+        // A bare reference: Terraform refuses the "${...}" form cdktf renders for a resource object here.
+        replaceTriggeredBy: [`${DataResource.tfResourceType}.${this.run.friendlyUniqueId}`],
+        postcondition: [
+          {
+            condition: '${self.exit_code == 0}',
+            errorMessage: `The load-client job exited non-zero: a threshold was breached, the run failed, or it passed its ${limitSeconds}s limit. Its output is in the container_logs attribute and ${REPORT_FILE} under reports/.`,
+          },
+        ],
+      },
+    });
+  }
+}

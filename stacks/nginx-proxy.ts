@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import { Construct } from 'constructs';
+import { DataResource, type ITerraformDependable } from 'cdktf';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import type { Topology } from '../app/src/topology';
+import { renderNginxConf } from '../nginx/render';
+
+export interface NginxProxyProps {
+  readonly topology: Topology;
+  readonly imageId: string;
+  readonly networkName: string;
+  /** `host:port` of each replica, in order. */
+  readonly upstreams: string[];
+  /** The replicas; the config is installed only once they exist (nginx resolves upstream names at load). */
+  readonly fleet: ITerraformDependable[];
+  /** Host directory holding the live config, bind-mounted into the container. */
+  readonly configDir: string;
+  /** Host directory holding the certificate and key, bind-mounted read-only. */
+  readonly certsDir: string;
+  readonly labels: Record<string, string>;
+}
+
+/** Where things are inside the proxy container. */
+export const PROXY_PATHS = {
+  configDir: '/etc/nginx/ws',
+  config: '/etc/nginx/ws/nginx.conf',
+  certsDir: '/etc/nginx/certs',
+  pid: '/run/nginx.pid',
+} as const;
+
+/**
+ * The Nginx proxy. Its container's attributes do not depend on the replica count: the rendered
+ * config lives in a bind-mounted host directory, written at apply time, and a config change
+ * reloads nginx gracefully (`nginx -s reload`) instead of replacing the container, which would
+ * drop every open WebSocket. Certificates are bind-mounted read-only, so the key never enters
+ * Terraform state or cdktf.out.
+ */
+export class NginxProxy extends Construct {
+  readonly container: Container;
+  readonly config: string;
+  readonly configHash: string;
+  /** Done once the current config is live; the load job waits for it. */
+  readonly reload: DataResource;
+
+  constructor(scope: Construct, id: string, props: NginxProxyProps) {
+    super(scope, id);
+    const { proxy, tls } = props.topology;
+    this.config = renderNginxConf(props.topology, {
+      upstreams: props.upstreams,
+      certFile: `${PROXY_PATHS.certsDir}/${tls.serverCert}`,
+      keyFile: `${PROXY_PATHS.certsDir}/${tls.serverKey}`,
+      pidFile: PROXY_PATHS.pid,
+    });
+    this.configHash = createHash('sha256').update(this.config).digest('hex');
+
+    // Writes the config atomically (rename), so nginx never reads half a file.
+    const install = new DataResource(this, 'config', {
+      input: { path: `${props.configDir}/nginx.conf`, sha256: this.configHash },
+      triggersReplace: { config_sha256: this.configHash },
+      dependsOn: props.fleet,
+      provisioners: [
+        {
+          type: 'local-exec',
+          command: 'mkdir -p "$CONF_DIR" && printf "%s" "$NGINX_CONF" > "$CONF_DIR/nginx.conf.tmp" && mv -f "$CONF_DIR/nginx.conf.tmp" "$CONF_DIR/nginx.conf"',
+          environment: { CONF_DIR: props.configDir, NGINX_CONF: this.config },
+        },
+      ],
+    });
+
+    const stopSeconds = Math.ceil(proxy.shutdownTimeoutMs / 1000) + 5;
+    this.container = new Container(this, 'container', {
+      name: proxy.containerName,
+      image: props.imageId,
+      command: ['nginx', '-c', PROXY_PATHS.config, '-g', 'daemon off;'],
+      ports: [
+        { internal: 443, external: proxy.httpsPort },
+        { internal: 80, external: proxy.httpPort },
+      ],
+      volumes: [
+        { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
+        { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
+      ],
+      networksAdvanced: [{ name: props.networkName, aliases: ['ws-nginx'] }],
+      ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
+      restart: 'unless-stopped',
+      // SIGQUIT is nginx's graceful shutdown: workers finish what they hold.
+      stopSignal: 'SIGQUIT',
+      stopTimeout: stopSeconds,
+      destroyGraceSeconds: stopSeconds,
+      healthcheck: {
+        test: ['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`],
+        interval: '5s',
+        timeout: '3s',
+        startPeriod: '2s',
+        retries: 3,
+      },
+      wait: true,
+      waitTimeout: 60,
+      labels: Object.entries(props.labels).map(([label, value]) => ({ label, value })),
+      dependsOn: [install],
+    });
+
+    // Runs on every config change, after the container exists: check, then reload gracefully.
+    this.reload = new DataResource(this, 'reload', {
+      triggersReplace: { config_sha256: this.configHash },
+      dependsOn: [this.container, install],
+      provisioners: [
+        {
+          type: 'local-exec',
+          command: `docker exec "$PROXY" nginx -t -q -c ${PROXY_PATHS.config} && docker exec "$PROXY" nginx -s reload -c ${PROXY_PATHS.config}`,
+          environment: { PROXY: proxy.containerName },
+        },
+      ],
+    });
+  }
+}

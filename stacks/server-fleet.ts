@@ -1,0 +1,56 @@
+import { Construct } from 'constructs';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { toServerEnv, type ServerConfig } from '../app/src/topology';
+
+export interface ServerFleetProps {
+  readonly replicas: number;
+  readonly server: ServerConfig;
+  readonly imageId: string;
+  readonly networkName: string;
+  readonly labels: Record<string, string>;
+}
+
+/** The name of replica i; also its construct id, so ids are stable and scaling down removes only the highest. */
+export const replicaName = (i: number) => `ws-server-${i}`;
+
+/** N WebSocket server containers, ws-server-0..N-1, each a replica of the same image. */
+export class ServerFleet extends Construct {
+  readonly containers: Container[] = [];
+  readonly names: string[] = [];
+
+  constructor(scope: Construct, id: string, props: ServerFleetProps) {
+    super(scope, id);
+    const { server } = props;
+    // Docker stops with SIGTERM, waits this long, then kills: the drain deadline plus a little.
+    const stopSeconds = Math.ceil(server.drainDeadlineMs / 1000) + 5;
+    const healthUrl = `http://127.0.0.1:${server.port}/healthz`;
+    for (let i = 0; i < props.replicas; i++) {
+      const name = replicaName(i);
+      const env = toServerEnv(server, name);
+      const container = new Container(this, name, {
+        name,
+        image: props.imageId,
+        command: ['node', 'dist/server/main.js'],
+        env: Object.keys(env).sort().map((k) => `${k}=${env[k]}`),
+        networksAdvanced: [{ name: props.networkName, aliases: ['ws-server'] }],
+        restart: 'unless-stopped',
+        stopSignal: 'SIGTERM',
+        stopTimeout: stopSeconds,
+        destroyGraceSeconds: stopSeconds,
+        healthcheck: {
+          test: ['CMD', 'node', '-e', `fetch('${healthUrl}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`],
+          interval: '5s',
+          timeout: '3s',
+          startPeriod: '5s',
+          retries: 3,
+        },
+        // A replica that never turns healthy fails the deploy, naming this resource.
+        wait: true,
+        waitTimeout: 60,
+        labels: Object.entries({ ...props.labels, 'ws-notifications.replica': String(i) }).map(([label, value]) => ({ label, value })),
+      });
+      this.containers.push(container);
+      this.names.push(name);
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { Construct } from 'constructs';
+import { TerraformOutput, TerraformStack } from 'cdktf';
+import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
+import { join } from 'node:path';
+import type { Topology } from '../app/src/topology';
+import { LoadClientJob, REPORT_FILE } from './load-client-job';
+import { LocalImage } from './local-image';
+import { NginxProxy } from './nginx-proxy';
+import { NotificationNetwork } from './network';
+import { projectPaths } from './paths';
+import { ServerFleet } from './server-fleet';
+
+export interface WsNotificationsStackProps {
+  /** The validated topology (see defineTopology). */
+  readonly topology: Topology;
+  /** Absolute path of the repository root. */
+  readonly root: string;
+  /** Changing it re-runs the load-client job; defaults to "1". */
+  readonly loadRunId?: string;
+  /** `uid:gid` for the load-client job (the deploying user, so reports are theirs). */
+  readonly loadUser?: string;
+}
+
+/** The whole system: network, server fleet, Nginx proxy and the load-client job, on one Docker engine. */
+export class WsNotificationsStack extends TerraformStack {
+  readonly fleet: ServerFleet;
+  readonly proxy: NginxProxy;
+  readonly loadJob: LoadClientJob;
+
+  constructor(scope: Construct, id: string, props: WsNotificationsStackProps) {
+    super(scope, id);
+    const { topology } = props;
+    const paths = projectPaths(props.root, topology);
+    const labels = { 'ws-notifications.stack': topology.name };
+
+    new DockerProvider(this, 'docker', {});
+
+    const network = new NotificationNetwork(this, 'network', { name: topology.network.name });
+
+    const appImage = new LocalImage(this, 'app-image', {
+      name: topology.images.app,
+      context: paths.root,
+      dockerfile: 'app/Dockerfile',
+      buildArgs: { NODE_IMAGE: topology.images.nodeBase },
+      sources: [join(paths.root, 'app'), join(paths.root, 'package-lock.json')],
+      keep: topology.images.keep,
+    });
+    const proxyImage = new LocalImage(this, 'proxy-image', {
+      name: topology.images.proxy,
+      context: join(paths.root, 'nginx'),
+      dockerfile: 'Dockerfile',
+      buildArgs: { NGINX_IMAGE: topology.images.nginxBase },
+      sources: [join(paths.root, 'nginx', 'Dockerfile')],
+      keep: topology.images.keep,
+    });
+
+    this.fleet = new ServerFleet(this, 'fleet', {
+      replicas: topology.replicas,
+      server: topology.server,
+      imageId: appImage.imageId,
+      networkName: network.name,
+      labels,
+    });
+
+    this.proxy = new NginxProxy(this, 'proxy', {
+      topology,
+      imageId: proxyImage.imageId,
+      networkName: network.name,
+      upstreams: this.fleet.names.map((n) => `${n}:${topology.server.port}`),
+      fleet: this.fleet.containers,
+      configDir: join(paths.deployDir, 'nginx'),
+      certsDir: paths.certsDir,
+      labels,
+    });
+
+    this.loadJob = new LoadClientJob(this, 'load', {
+      topology,
+      imageId: appImage.imageId,
+      networkName: network.name,
+      caFile: join(paths.certsDir, topology.tls.caCert),
+      reportsDir: paths.reportsDir,
+      runId: props.loadRunId ?? '1',
+      user: props.loadUser,
+      after: [this.proxy.reload],
+      labels,
+    });
+
+    new TerraformOutput(this, 'endpoint', {
+      value: `wss://localhost${topology.proxy.httpsPort === 443 ? '' : `:${topology.proxy.httpsPort}`}${topology.server.path}`,
+    });
+    new TerraformOutput(this, 'replicas', { value: this.fleet.names });
+    new TerraformOutput(this, 'load_report', { value: join(paths.reportsDir, REPORT_FILE) });
+    new TerraformOutput(this, 'load_exit_code', { value: this.loadJob.container.exitCode });
+  }
+}

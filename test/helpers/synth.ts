@@ -1,0 +1,40 @@
+import { Testing } from 'cdktf';
+import { resolve } from 'node:path';
+import { defineTopology, type TopologyInput } from '../../app/src/topology';
+import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
+
+export const ROOT = resolve(__dirname, '../..');
+
+export interface Synthesized {
+  stack: WsNotificationsStack;
+  /** The synthesized Terraform JSON as text. */
+  text: string;
+  json: { terraform: any; resource: Record<string, Record<string, any>>; output: Record<string, any> };
+}
+
+/** Synthesizes the stack for a topology with the cdktf Testing API (no provider, no Docker). */
+export function synth(input: Partial<TopologyInput> = {}, env: Record<string, string> = {}): Synthesized {
+  const topology = defineTopology(input, env);
+  const app = Testing.app();
+  const stack = new WsNotificationsStack(app, topology.name, { topology, root: ROOT, loadUser: '1000:1000' });
+  const text = Testing.synth(stack);
+  return { stack, text, json: JSON.parse(text) };
+}
+
+/** Resources of one type, keyed by their `name` attribute where they have one. */
+export function resourcesOf(s: Synthesized, type: string): Record<string, any>[] {
+  return Object.values(s.json.resource[type] ?? {});
+}
+
+export function containerNamed(s: Synthesized, name: string): Record<string, any> {
+  const found = resourcesOf(s, 'docker_container').find((c) => c.name === name);
+  if (!found) throw new Error(`no container named ${name}`);
+  return found;
+}
+
+/** The rendered nginx.conf the proxy receives (through its config-install step). */
+export function proxyConfig(s: Synthesized): string {
+  const install = Object.entries(s.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_config'));
+  if (!install) throw new Error('no proxy config resource');
+  return install[1].provisioner[0]['local-exec'].environment.NGINX_CONF;
+}

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Testing } from 'cdktf';
+import { defineTopology } from '../../app/src/topology';
+import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
+import { containerNamed, proxyConfig, resourcesOf, ROOT, synth } from '../helpers/synth';
+import { matchSnapshot } from '../helpers/snapshot';
+
+const serverNames = (s: ReturnType<typeof synth>) =>
+  resourcesOf(s, 'docker_container').map((c) => c.name).filter((n: string) => n.startsWith('ws-server-')).sort();
+
+describe('the synthesized stack', () => {
+  const s = synth();
+
+  it('configures the kreuzwerker/docker provider', () => {
+    // (Testing.toBeValidTerraform needs `terraform init`, i.e. the provider, which cannot be downloaded here.)
+    assert.ok(Testing.toHaveProvider(s.text, 'docker'));
+    assert.equal(s.json.terraform.required_providers.docker.source, 'kreuzwerker/docker');
+  });
+
+  it('declares a network, two locally built images, the proxy, the fleet and the job', () => {
+    assert.ok(Testing.toHaveResourceWithProperties(s.text, 'docker_network', { name: 'ws-notifications', driver: 'bridge' }));
+    const images = resourcesOf(s, 'docker_image');
+    assert.deepEqual(images.map((i) => i.name).sort(), ['ws-notifications/app:local', 'ws-notifications/nginx:local']);
+    for (const image of images) {
+      assert.ok(image.build[0]?.context ?? image.build.context, 'built from a local context');
+      assert.match(image.triggers.source_hash, /^[0-9a-f]{64}$/, 'rebuild trigger from a source hash');
+    }
+    assert.deepEqual(serverNames(s), ['ws-server-0', 'ws-server-1', 'ws-server-2']);
+    containerNamed(s, 'ws-nginx');
+    containerNamed(s, 'ws-load-client');
+  });
+
+  it('builds from absolute contexts (terraform runs in cdktf.out/stacks/<stack>)', () => {
+    for (const image of resourcesOf(s, 'docker_image')) {
+      const build = Array.isArray(image.build) ? image.build[0] : image.build;
+      assert.ok(build.context.startsWith('/'), build.context);
+    }
+  });
+
+  it('containers reference the image id, so a rebuild rolls them', () => {
+    for (const c of resourcesOf(s, 'docker_container')) {
+      assert.match(c.image, /^\$\{docker_image\.[^.]+\.image_id\}$/, c.name);
+    }
+  });
+
+  it('publishes 443 and 80 on the proxy', () => {
+    const proxy = containerNamed(s, 'ws-nginx');
+    assert.deepEqual(
+      proxy.ports.map((p: any) => [p.internal, p.external]).sort(),
+      [[443, 443], [80, 80]].sort(),
+    );
+  });
+
+  it('passes each replica its settings from the topology', () => {
+    const env: string[] = containerNamed(s, 'ws-server-1').env;
+    assert.ok(env.includes('WS_REPLICA_ID=ws-server-1'));
+    assert.ok(env.includes('WS_PING_INTERVAL_MS=30000'));
+    assert.ok(env.includes('WS_PATH=/ws-notifications'));
+  });
+
+  it('runs the load job attached, with logs, not auto-removed, with a postcondition and a re-run trigger', () => {
+    const job = containerNamed(s, 'ws-load-client');
+    assert.equal(job.attach, true);
+    assert.equal(job.logs, true);
+    assert.equal(job.must_run, false);
+    assert.equal(job.rm, false);
+    assert.deepEqual(job.lifecycle.postcondition.map((p: any) => p.condition), ['${self.exit_code == 0}']);
+    assert.match(job.lifecycle.replace_triggered_by[0], /^terraform_data\.load_run_[A-Z0-9]+$/);
+    assert.equal(job.command[0], 'timeout', 'an overall time limit so the job always ends');
+    assert.ok(job.env.some((e: string) => e.startsWith('LOAD_URL=wss://ws-nginx:443/ws-notifications')));
+    assert.ok(job.depends_on.some((d: string) => d.startsWith('terraform_data.proxy_reload_')));
+  });
+
+  it('reloads nginx after installing a new config, and installs it only after the fleet exists', () => {
+    const data = s.json.resource.terraform_data;
+    const [, install] = Object.entries(data).find(([id]) => id.startsWith('proxy_config'))!;
+    const [, reload] = Object.entries(data).find(([id]) => id.startsWith('proxy_reload'))!;
+    assert.equal(install.depends_on.filter((d: string) => d.startsWith('docker_container.fleet_')).length, 3);
+    assert.match(reload.provisioner[0]['local-exec'].command, /nginx -t .*&& docker exec "\$PROXY" nginx -s reload/);
+    assert.deepEqual(reload.triggers_replace, install.triggers_replace);
+  });
+});
+
+describe('the replica count', () => {
+  for (const n of [1, 3, 10]) {
+    it(`${n} replicas give ${n} containers and ${n} upstream entries`, () => {
+      const s = synth({ replicas: n });
+      assert.deepEqual(serverNames(s), Array.from({ length: n }, (_, i) => `ws-server-${i}`).sort());
+      const servers = proxyConfig(s).match(/^\s*server ws-server-\d+:8080 /gm) ?? [];
+      assert.equal(servers.length, n);
+    });
+  }
+
+  it('REPLICAS in the environment overrides the code', () => {
+    assert.equal(serverNames(synth({ replicas: 3 }, { REPLICAS: '5' })).length, 5);
+  });
+
+  it('changing N leaves the proxy container untouched, so open WebSockets survive a scale', () => {
+    const proxies = [1, 3, 10].map((n) => containerNamed(synth({ replicas: n }), 'ws-nginx'));
+    assert.deepEqual(proxies[0], proxies[1]);
+    assert.deepEqual(proxies[1], proxies[2]);
+    // ...while the config (and so the reload trigger) does change.
+    const hashes = new Set([1, 3].map((n) => Object.values(synth({ replicas: n }).json.resource.terraform_data).find((d: any) => d.triggers_replace?.config_sha256)!.triggers_replace.config_sha256));
+    assert.equal(hashes.size, 2);
+  });
+
+  it('keeps resource ids stable per index, so scaling down removes only the highest', () => {
+    const ids = (n: number) => Object.keys(synth({ replicas: n }).json.resource.docker_container).filter((id) => id.startsWith('fleet_')).sort();
+    const five = ids(5);
+    const two = ids(2);
+    assert.deepEqual(two, five.filter((id) => /ws-server-[01]_/.test(id)));
+  });
+});
+
+describe('private keys never reach the synthesized output', () => {
+  it('mounts the real key read-only instead of uploading it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-certs-'));
+    execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', join(dir, 'server.key')]);
+    const keyBody = readFileSync(join(dir, 'server.key'), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+    assert.ok(keyBody.length > 40);
+
+    const topology = defineTopology({ tls: { dir } as any });
+    const outdir = mkdtempSync(join(tmpdir(), 'ws-out-'));
+    const app = Testing.app({ outdir });
+    new WsNotificationsStack(app, topology.name, { topology, root: ROOT });
+    app.synth();
+
+    const files: string[] = [];
+    const walk = (p: string): void => {
+      if (statSync(p).isDirectory()) readdirSync(p).forEach((n) => walk(join(p, n)));
+      else files.push(p);
+    };
+    walk(outdir);
+    assert.ok(files.some((f) => f.endsWith('cdk.tf.json')), 'synth wrote the stack');
+    for (const file of files) {
+      const text = readFileSync(file, 'utf8');
+      assert.ok(!text.includes('PRIVATE KEY'), `${file} holds PEM key material`);
+      assert.ok(!text.includes(keyBody.slice(0, 40)), `${file} holds the key`);
+    }
+    const proxy = Object.values(JSON.parse(readFileSync(files.find((f) => f.endsWith('cdk.tf.json'))!, 'utf8')).resource.docker_container).find((c: any) => c.name === 'ws-nginx') as any;
+    assert.ok(proxy.volumes.some((v: any) => v.host_path === dir && v.read_only === true));
+    assert.equal(proxy.upload, undefined, 'no upload (its content would land in state)');
+  });
+});
+
+describe('snapshot', () => {
+  it('matches the stored synthesized JSON', () => {
+    const s = synth();
+    const normalized = JSON.stringify(JSON.parse(s.text), null, 2)
+      .split(ROOT).join('<root>')
+      .replace(/[0-9a-f]{64}/g, '<sha256>');
+    matchSnapshot('stack.default.json', normalized + '\n');
+  });
+});
