@@ -11,4 +11,4 @@ for suite in "$@"; do
 done
 [ ${#files[@]} -gt 0 ] || { echo "no test files in: $*" >&2; exit 2; }
 export CHECKPOINT_DISABLE=1
-exec node --import tsx --test --test-reporter=spec "${files[@]}"
+exec node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}"

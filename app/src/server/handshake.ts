@@ -1,0 +1,53 @@
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ServerConfig } from '../topology';
+
+export type RejectReason = 'path' | 'draining' | 'capacity' | 'origin' | 'compression_required' | 'invalid_handshake';
+
+/** HTTP status for each refusal; 503s carry Retry-After so a client (or nginx) tries elsewhere. */
+const STATUS: Record<RejectReason, number> = {
+  path: 404,
+  draining: 503,
+  capacity: 503,
+  origin: 403,
+  compression_required: 400,
+  invalid_handshake: 400,
+};
+
+export interface HandshakeState {
+  draining: boolean;
+  /** Open connections plus handshakes in progress. */
+  load: number;
+}
+
+/** Decides whether an upgrade request may proceed; returns the reason to refuse it, if any. */
+export function checkHandshake(req: IncomingMessage, settings: ServerConfig, state: HandshakeState): RejectReason | undefined {
+  const pathname = (req.url ?? '/').split('?')[0];
+  if (pathname !== settings.path) return 'path';
+  if (state.draining) return 'draining';
+  if (state.load >= settings.maxConnections) return 'capacity';
+  const origin = req.headers.origin;
+  // Browsers always send Origin; the allow-list stops other sites' pages (cross-site WebSocket
+  // hijacking). Non-browser clients send none and are not affected.
+  if (settings.allowedOrigins.length > 0 && origin !== undefined && !settings.allowedOrigins.includes(origin)) return 'origin';
+  if (settings.compression === 'required' && !/\bpermessage-deflate\b/i.test(req.headers['sec-websocket-extensions'] ?? '')) {
+    return 'compression_required';
+  }
+  return undefined;
+}
+
+/** Answers a refused upgrade with a real HTTP response, then closes the socket. */
+export function rejectHandshake(socket: Duplex, reason: RejectReason): number {
+  const status = STATUS[reason];
+  const body = `${reason}\n`;
+  const headers = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    'Connection: close',
+    'Content-Type: text/plain',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...(status === 503 ? ['Retry-After: 1'] : []),
+  ];
+  if (socket.writable) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  else socket.destroy();
+  return status;
+}

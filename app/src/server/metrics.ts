@@ -1,0 +1,49 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The server's Prometheus metrics. Names follow Prometheus conventions: a `ws_` prefix, base
+ * units (seconds, bytes), `_total` counters, histograms for latencies and sizes, and no
+ * per-connection labels (cardinality stays bounded whatever the connection count).
+ */
+export function createMetrics(replica: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ replica });
+  collectDefaultMetrics({ register: registry });
+  const r = [registry];
+
+  return {
+    registry,
+    connectionsActive: new Gauge({ name: 'ws_connections_active', help: 'Open WebSocket connections.', registers: r }),
+    connectionsOpened: new Counter({ name: 'ws_connections_opened_total', help: 'WebSocket connections accepted.', registers: r }),
+    connectionsClosed: new Counter({ name: 'ws_connections_closed_total', help: 'WebSocket connections closed, by close code.', labelNames: ['code'] as const, registers: r }),
+    handshakeRejections: new Counter({ name: 'ws_handshake_rejections_total', help: 'Upgrade requests refused, by reason.', labelNames: ['reason'] as const, registers: r }),
+    messagesReceived: new Counter({ name: 'ws_messages_received_total', help: 'Messages received, by type.', labelNames: ['type'] as const, registers: r }),
+    messagesSent: new Counter({ name: 'ws_messages_sent_total', help: 'Messages sent, by type.', labelNames: ['type'] as const, registers: r }),
+    bytesReceived: new Counter({ name: 'ws_received_bytes_total', help: 'Message payload bytes received.', registers: r }),
+    bytesSent: new Counter({ name: 'ws_sent_bytes_total', help: 'Message payload bytes sent.', registers: r }),
+    messageSize: new Histogram({
+      name: 'ws_message_size_bytes',
+      help: 'Size of message payloads, by direction.',
+      labelNames: ['direction'] as const,
+      buckets: [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576],
+      registers: r,
+    }),
+    heartbeatRtt: new Histogram({
+      name: 'ws_heartbeat_rtt_seconds',
+      help: 'Time from a ping to its pong.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: r,
+    }),
+    heartbeatTimeouts: new Counter({ name: 'ws_heartbeat_timeouts_total', help: 'Peers terminated for not answering pings within the pong timeout.', registers: r }),
+    writeTimeouts: new Counter({ name: 'ws_write_timeouts_total', help: 'Peers terminated because a send made no progress within the write timeout.', registers: r }),
+    oversizeMessages: new Counter({ name: 'ws_oversize_messages_total', help: 'Messages above the size limit (closed with 1009; suspected DoS).', registers: r }),
+    invalidUtf8: new Counter({ name: 'ws_invalid_utf8_total', help: 'Text messages with invalid UTF-8 (closed with 1007).', registers: r }),
+    malformedMessages: new Counter({ name: 'ws_malformed_messages_total', help: 'Messages that were not valid protocol messages (answered with an error).', labelNames: ['code'] as const, registers: r }),
+    slowConsumerCloses: new Counter({ name: 'ws_slow_consumer_closes_total', help: 'Connections closed because their unsent data passed the send buffer limit.', registers: r }),
+    subscriptions: new Gauge({ name: 'ws_topic_subscriptions', help: 'Topic subscriptions held by open connections.', registers: r }),
+    notificationsDelivered: new Counter({ name: 'ws_notifications_delivered_total', help: 'Notifications delivered to subscribers.', registers: r }),
+    ready: new Gauge({ name: 'ws_ready', help: '1 while accepting connections, 0 while draining.', registers: r }),
+  };
+}
+
+export type ServerMetrics = ReturnType<typeof createMetrics>;

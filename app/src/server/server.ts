@@ -1,0 +1,363 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { CloseCode, parseClientMessage, type ErrorCode, type ServerMessage } from '../shared/protocol';
+import type { ServerConfig } from '../topology';
+import { deflateFor } from './compression';
+import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
+import type { Logger } from './logger';
+import type { ServerMetrics } from './metrics';
+import { TopicRegistry } from './topics';
+
+export interface ServerSettings extends ServerConfig {
+  readonly replicaId: string;
+}
+
+/** One open connection and what the server tracks for it. */
+interface Peer {
+  readonly id: string;
+  readonly ws: WebSocket;
+  readonly topics: Set<string>;
+  /** Last time anything (a pong or a message) arrived. */
+  lastSeen: number;
+  lastPingAt: number;
+  pingSentAt?: number;
+  /** Sends handed to ws whose write has not completed. */
+  pendingWrites: number;
+  lastWriteProgress: number;
+}
+
+/**
+ * The notification server: one replica. Plain HTTP on the same port serves /healthz, /readyz
+ * and /metrics; the configured path upgrades to WebSocket.
+ */
+export class NotificationServer {
+  readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly peers = new Set<Peer>();
+  private readonly topics = new TopicRegistry<Peer>();
+  private pendingHandshakes = 0;
+  private nextId = 0;
+  private draining = false;
+  private drained?: Promise<void>;
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(
+    private readonly settings: ServerSettings,
+    private readonly log: Logger,
+    private readonly metrics: ServerMetrics,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: settings.maxMessageBytes,
+      perMessageDeflate: deflateFor(settings.compression),
+      clientTracking: false,
+    });
+    // A malformed upgrade request (bad key, version...): answered 400 and counted.
+    this.wss.on('wsClientError', (_error, socket) => this.refuse(socket, 'invalid_handshake'));
+    this.http = createServer((req, res) => void this.onRequest(req, res));
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.http.on('clientError', (_error, socket) => socket.destroy());
+    this.metrics.ready.set(1);
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  async listen(port = this.settings.port, host?: string): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    // One sweep drives pings, pong deadlines and write deadlines. Each peer is pinged a full
+    // interval after its own last ping, so pings are spread rather than sent in one burst.
+    const every = Math.max(10, Math.min(1000, this.settings.pingIntervalMs / 2, this.settings.writeTimeoutMs / 2));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    const address = this.http.address() as AddressInfo;
+    this.log.info({ port: address.port, path: this.settings.path, compression: this.settings.compression }, 'listening');
+    return address;
+  }
+
+  get connectionCount(): number {
+    return this.peers.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const pathname = (req.url ?? '/').split('?')[0];
+    const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
+      res.end(body);
+    };
+    if (pathname === '/healthz') return reply(200, 'ok\n');
+    if (pathname === '/readyz') return this.draining ? reply(503, 'draining\n') : reply(200, 'ready\n');
+    if (pathname === '/metrics') {
+      try {
+        const text = await this.metrics.registry.metrics();
+        return reply(200, text, { 'Content-Type': this.metrics.registry.contentType });
+      } catch (error) {
+        this.log.error({ err: error }, 'metrics collection failed');
+        return reply(500, 'metrics unavailable\n');
+      }
+    }
+    if (pathname === this.settings.path) return reply(426, 'this endpoint speaks WebSocket: send an Upgrade request\n', { Upgrade: 'websocket' });
+    return reply(404, 'not found\n');
+  }
+
+  private refuse(socket: Duplex, reason: RejectReason): void {
+    this.metrics.handshakeRejections.inc({ reason });
+    const status = rejectHandshake(socket, reason);
+    this.log.debug({ reason, status }, 'handshake refused');
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (error) => this.log.debug({ err: error }, 'socket error during handshake'));
+    const reason = checkHandshake(req, this.settings, { draining: this.draining, load: this.peers.size + this.pendingHandshakes });
+    if (reason) return this.refuse(socket, reason);
+
+    this.pendingHandshakes++;
+    let settled = false;
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        this.pendingHandshakes--;
+      }
+    };
+    socket.once('close', settle);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      settle();
+      this.onConnection(ws);
+    });
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const now = Date.now();
+    const peer: Peer = {
+      id: `${this.settings.replicaId}-${++this.nextId}`,
+      ws,
+      topics: new Set(),
+      lastSeen: now,
+      lastPingAt: now,
+      pendingWrites: 0,
+      lastWriteProgress: now,
+    };
+    this.peers.add(peer);
+    this.metrics.connectionsOpened.inc();
+    this.metrics.connectionsActive.set(this.peers.size);
+
+    ws.on('message', (data, isBinary) => this.onMessage(peer, data, isBinary));
+    ws.on('pong', () => {
+      const at = Date.now();
+      if (peer.pingSentAt !== undefined) {
+        this.metrics.heartbeatRtt.observe((at - peer.pingSentAt) / 1000);
+        peer.pingSentAt = undefined;
+      }
+      peer.lastSeen = at;
+    });
+    ws.on('error', (error: Error & { code?: string }) => this.onPeerError(peer, error));
+    ws.on('close', (code) => this.onClose(peer, code));
+
+    this.send(peer, {
+      type: 'hello',
+      replica: this.settings.replicaId,
+      connection: peer.id,
+      pingIntervalMs: this.settings.pingIntervalMs,
+      maxMessageBytes: this.settings.maxMessageBytes,
+    });
+  }
+
+  private onPeerError(peer: Peer, error: Error & { code?: string }): void {
+    // ws has already closed the connection with the matching code (1009 / 1007).
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      this.metrics.oversizeMessages.inc();
+      this.log.warn({ connection: peer.id, limit: this.settings.maxMessageBytes }, 'oversize message, closed with 1009 (suspected DoS attempt)');
+    } else if (error.code === 'WS_ERR_INVALID_UTF8') {
+      this.metrics.invalidUtf8.inc();
+      this.log.warn({ connection: peer.id }, 'invalid UTF-8 in a text message, closed with 1007');
+    } else {
+      this.log.debug({ connection: peer.id, err: error }, 'connection error');
+    }
+  }
+
+  private onClose(peer: Peer, code: number): void {
+    if (!this.peers.delete(peer)) return;
+    for (const topic of peer.topics) this.topics.unsubscribe(topic, peer);
+    this.metrics.subscriptions.set(this.topics.size);
+    this.metrics.connectionsClosed.inc({ code: String(code) });
+    this.metrics.connectionsActive.set(this.peers.size);
+  }
+
+  private onMessage(peer: Peer, data: RawData, isBinary: boolean): void {
+    peer.lastSeen = Date.now();
+    const buffer = data as Buffer;
+    this.metrics.bytesReceived.inc(buffer.length);
+    this.metrics.messageSize.observe({ direction: 'in' }, buffer.length);
+    if (isBinary) return this.malformed(peer, 'binary_unsupported', 'messages are JSON text');
+
+    const parsed = parseClientMessage(buffer.toString('utf8'));
+    if (!parsed.ok) return this.malformed(peer, parsed.code, parsed.message);
+    const message = parsed.message;
+    this.metrics.messagesReceived.inc({ type: message.type });
+
+    switch (message.type) {
+      case 'echo':
+        this.send(peer, message);
+        return;
+      case 'subscribe':
+        if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
+        this.metrics.subscriptions.set(this.topics.size);
+        this.send(peer, { type: 'subscribed', topic: message.topic });
+        return;
+      case 'unsubscribe':
+        if (this.topics.unsubscribe(message.topic, peer)) peer.topics.delete(message.topic);
+        this.metrics.subscriptions.set(this.topics.size);
+        this.send(peer, { type: 'unsubscribed', topic: message.topic });
+        return;
+      case 'publish': {
+        const text = JSON.stringify({
+          type: 'notification',
+          topic: message.topic,
+          data: message.data,
+          id: message.id,
+          ts: message.ts,
+          replica: this.settings.replicaId,
+        } satisfies ServerMessage);
+        const bytes = Buffer.byteLength(text);
+        let delivered = 0;
+        for (const subscriber of this.topics.subscribers(message.topic)) {
+          if (this.sendText(subscriber, 'notification', text, bytes)) delivered++;
+        }
+        this.metrics.notificationsDelivered.inc(delivered);
+        this.send(peer, { type: 'published', topic: message.topic, id: message.id, delivered });
+        return;
+      }
+    }
+  }
+
+  private malformed(peer: Peer, code: ErrorCode, message: string): void {
+    this.metrics.messagesReceived.inc({ type: 'invalid' });
+    this.metrics.malformedMessages.inc({ code });
+    this.log.debug({ connection: peer.id, code }, 'malformed message');
+    this.send(peer, { type: 'error', code, message });
+  }
+
+  private send(peer: Peer, message: ServerMessage): boolean {
+    const text = JSON.stringify(message);
+    return this.sendText(peer, message.type, text, Buffer.byteLength(text));
+  }
+
+  /**
+   * Sends with two bounds: unsent data may not pass the send buffer limit (a slow consumer is
+   * closed, not allowed to grow memory), and a write must progress within the write timeout.
+   */
+  private sendText(peer: Peer, type: string, text: string, bytes: number): boolean {
+    const { ws } = peer;
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    if (ws.bufferedAmount + bytes > this.settings.sendBufferLimitBytes) {
+      this.metrics.slowConsumerCloses.inc();
+      this.log.warn({ connection: peer.id, buffered: ws.bufferedAmount, limit: this.settings.sendBufferLimitBytes }, 'slow consumer, closing with 1008');
+      ws.close(CloseCode.policyViolation, 'slow consumer');
+      // The close frame waits behind the backlog; do not wait for it longer than a write may take.
+      setTimeout(() => ws.terminate(), Math.min(1000, this.settings.writeTimeoutMs)).unref();
+      return false;
+    }
+    if (peer.pendingWrites++ === 0) peer.lastWriteProgress = Date.now();
+    ws.send(text, () => {
+      peer.pendingWrites--;
+      peer.lastWriteProgress = Date.now();
+    });
+    this.metrics.messagesSent.inc({ type });
+    this.metrics.bytesSent.inc(bytes);
+    this.metrics.messageSize.observe({ direction: 'out' }, bytes);
+    return true;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const { pingIntervalMs, pongTimeoutMs, writeTimeoutMs } = this.settings;
+    for (const peer of this.peers) {
+      if (peer.ws.readyState !== WebSocket.OPEN) continue;
+      if (now - peer.lastSeen > pongTimeoutMs) {
+        this.metrics.heartbeatTimeouts.inc();
+        this.log.info({ connection: peer.id, silentMs: now - peer.lastSeen }, 'no pong within the pong timeout, terminating');
+        peer.ws.terminate();
+        continue;
+      }
+      if (peer.pendingWrites > 0 && now - peer.lastWriteProgress > writeTimeoutMs) {
+        this.metrics.writeTimeouts.inc();
+        this.log.info({ connection: peer.id, pending: peer.pendingWrites }, 'write made no progress within the write timeout, terminating');
+        peer.ws.terminate();
+        continue;
+      }
+      if (now - peer.lastPingAt >= pingIntervalMs) {
+        peer.lastPingAt = now;
+        peer.pingSentAt = now;
+        peer.ws.ping();
+      }
+    }
+  }
+
+  /**
+   * Graceful drain: readiness goes false and new upgrades get 503; every client gets 1001
+   * (going away: reconnect elsewhere), spread over the drain window so they do not all come
+   * back at once; whatever is left at the deadline is terminated. Resolves once all are gone
+   * and the listener is closed.
+   */
+  drain(): Promise<void> {
+    if (this.drained) return this.drained;
+    this.draining = true;
+    this.metrics.ready.set(0);
+    const started = Date.now();
+    const { drainWindowMs, drainDeadlineMs } = this.settings;
+    const order = shuffle([...this.peers]);
+    this.log.info({ connections: order.length, windowMs: drainWindowMs }, 'draining');
+
+    this.drained = new Promise<void>((resolve) => {
+      let next = 0;
+      const step = Math.max(1, Math.min(50, drainWindowMs / Math.max(1, order.length)));
+      const tick = setInterval(() => {
+        const elapsed = Date.now() - started;
+        // Close everyone whose slot in the window has come.
+        const due = order.length <= 1 || drainWindowMs === 0 ? order.length : Math.floor((elapsed / drainWindowMs) * order.length) + 1;
+        for (; next < Math.min(due, order.length); next++) {
+          const peer = order[next];
+          if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(CloseCode.goingAway, 'server draining');
+        }
+        if (this.peers.size === 0 && next >= order.length) finish('all closed');
+        else if (elapsed >= drainDeadlineMs) finish('deadline');
+      }, step);
+      const finish = (why: string) => {
+        clearInterval(tick);
+        for (const peer of this.peers) peer.ws.terminate();
+        this.log.info({ why, terminated: this.peers.size, elapsedMs: Date.now() - started }, 'drained');
+        this.stop().then(resolve, resolve);
+      };
+    });
+    return this.drained;
+  }
+
+  /** Stops at once: no drain (tests and fatal errors). */
+  async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const peer of this.peers) peer.ws.terminate();
+    await new Promise<void>((resolve) => {
+      if (!this.http.listening) return resolve();
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+  }
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}
+

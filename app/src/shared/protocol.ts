@@ -1,0 +1,86 @@
+/**
+ * The wire protocol: JSON text messages, shared by the server and the load client.
+ * Every message has a `type`. Times are milliseconds since the epoch with fractions
+ * (performance.timeOrigin + performance.now()), comparable between processes on one host.
+ */
+
+export type ClientMessage =
+  /** Echoed back as is (id, ts, payload): parity with the seed's echo server, and RTT measurement. */
+  | { type: 'echo'; id: number | string; ts: number; payload?: string }
+  | { type: 'subscribe'; topic: string }
+  | { type: 'unsubscribe'; topic: string }
+  /** Fan-out to this replica's subscribers of the topic (the publisher too, if subscribed). */
+  | { type: 'publish'; topic: string; data: unknown; id?: number | string; ts?: number };
+
+export type ServerMessage =
+  /** Sent once on connect: names the replica, so balancing is observable end to end. */
+  | { type: 'hello'; replica: string; connection: string; pingIntervalMs: number; maxMessageBytes: number }
+  | { type: 'echo'; id: number | string; ts: number; payload?: string }
+  | { type: 'subscribed'; topic: string }
+  | { type: 'unsubscribed'; topic: string }
+  | { type: 'published'; topic: string; id?: number | string; delivered: number }
+  | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string }
+  | { type: 'error'; code: ErrorCode; message: string };
+
+export type ErrorCode = 'malformed' | 'unknown_type' | 'invalid_field' | 'binary_unsupported';
+
+export const TOPIC_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: ErrorCode; message: string };
+
+const isId = (v: unknown): v is number | string => typeof v === 'number' || (typeof v === 'string' && v.length <= 128);
+const fail = (code: ErrorCode, message: string): ParseResult => ({ ok: false, code, message });
+
+/** Parses and checks one client message; never throws. */
+export function parseClientMessage(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail('malformed', 'not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('malformed', 'a message is a JSON object with a type');
+  }
+  const m = value as Record<string, unknown>;
+  switch (m.type) {
+    case 'echo':
+      if (!isId(m.id)) return fail('invalid_field', 'echo.id must be a number or a short string');
+      if (typeof m.ts !== 'number') return fail('invalid_field', 'echo.ts must be a number');
+      if (m.payload !== undefined && typeof m.payload !== 'string') return fail('invalid_field', 'echo.payload must be a string');
+      return { ok: true, message: { type: 'echo', id: m.id, ts: m.ts, payload: m.payload as string | undefined } };
+    case 'subscribe':
+    case 'unsubscribe':
+      if (typeof m.topic !== 'string' || !TOPIC_PATTERN.test(m.topic)) {
+        return fail('invalid_field', `${m.type}.topic must match ${TOPIC_PATTERN}`);
+      }
+      return { ok: true, message: { type: m.type, topic: m.topic } };
+    case 'publish':
+      if (typeof m.topic !== 'string' || !TOPIC_PATTERN.test(m.topic)) {
+        return fail('invalid_field', `publish.topic must match ${TOPIC_PATTERN}`);
+      }
+      if (m.id !== undefined && !isId(m.id)) return fail('invalid_field', 'publish.id must be a number or a short string');
+      if (m.ts !== undefined && typeof m.ts !== 'number') return fail('invalid_field', 'publish.ts must be a number');
+      return { ok: true, message: { type: 'publish', topic: m.topic, data: m.data, id: m.id as number | string | undefined, ts: m.ts as number | undefined } };
+    default:
+      return fail('unknown_type', `unknown message type ${JSON.stringify(m.type)}`);
+  }
+}
+
+/** High-resolution wall-clock milliseconds, comparable across processes on one host. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Close codes the project uses (RFC 6455 §7.4). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  abnormal: 1006,
+  invalidPayload: 1007,
+  policyViolation: 1008,
+  messageTooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;
