@@ -1,0 +1,73 @@
+import type { LoadReport, TimelinePoint } from './report';
+
+/** A self-contained HTML report: inline SVG charts over time, no scripts, opens offline. */
+export function renderHtml(r: LoadReport): string {
+  const charts = [
+    chart('Open connections', r.timeline, [{ key: 'open', color: '#2563eb', label: 'open' }]),
+    chart('Messages per second', r.timeline, [
+      { key: 'sentPerSecond', color: '#16a34a', label: 'sent' },
+      { key: 'receivedPerSecond', color: '#9333ea', label: 'received' },
+    ]),
+    chart('RTT percentiles (ms, per second)', r.timeline, [
+      { key: 'rttP50', color: '#0891b2', label: 'p50' },
+      { key: 'rttP99', color: '#dc2626', label: 'p99' },
+    ]),
+    chart('Errors and closes (per second)', r.timeline, [
+      { key: 'errors', color: '#dc2626', label: 'errors' },
+      { key: 'closes', color: '#f59e0b', label: 'closes' },
+    ]),
+  ];
+  const lat = (name: string, l: { p50: number; p90: number; p99: number; p999: number; max: number; count: number }) =>
+    `<tr><th>${name}</th>${[l.p50, l.p90, l.p99, l.p999, l.max].map((v) => `<td>${v.toFixed(3)}</td>`).join('')}<td>${l.count}</td></tr>`;
+  const kv = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join('') || '<tr><td>none</td></tr>';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Load report — ${esc(r.target)}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#111;max-width:1100px}
+h1{font-size:20px} h2{font-size:16px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding:4px 8px;text-align:right} th{background:#f5f5f5;text-align:left}
+.verdict{font-weight:bold;padding:4px 10px;border-radius:4px;color:#fff}.pass{background:#16a34a}.fail{background:#dc2626}
+.charts{display:grid;grid-template-columns:1fr 1fr;gap:16px} figure{margin:0} figcaption{font-weight:600;margin-bottom:4px}
+</style></head><body>
+<h1>Load report <span class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? 'PASS' : 'FAIL'}</span></h1>
+<p>${esc(r.target)} · started ${esc(r.startedAt)} · ${r.durationSeconds.toFixed(1)} s${r.interrupted ? ' · interrupted' : ''} · generator: ${r.generator.trustworthy ? 'ok' : '<b>not trustworthy</b> — ' + esc(r.generator.reasons.join('; '))}</p>
+<h2>Over time</h2><div class="charts">${charts.join('\n')}</div>
+<h2>Connections</h2><table>
+<tr><th>opened</th><td>${r.connections.opened}</td></tr><tr><th>failed</th><td>${r.connections.failed}</td></tr>
+<tr><th>peak</th><td>${r.connections.peak}</td></tr><tr><th>reconnects</th><td>${r.connections.reconnects}</td></tr></table>
+<h2>Per replica</h2><table>${kv(r.connections.perReplica)}</table>
+<h2>Latency (ms)</h2><table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr>
+${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
+${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
+<h2>Messages</h2><table>${kv(r.messages as unknown as Record<string, number>)}</table>
+<h2>Closes</h2><table><tr><th>expected</th><td>${esc(JSON.stringify(r.closesExpected))}</td></tr><tr><th>unexpected</th><td>${esc(JSON.stringify(r.closesUnexpected))}</td></tr></table>
+<h2>Errors</h2><table>${kv(r.errors)}</table>
+<h2>Thresholds</h2><table>${r.thresholds.map((t) => `<tr><th>${esc(t.expression)}</th><td>${t.value}</td><td>${t.pass ? 'pass' : '<b>FAIL</b>'}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</table>
+</body></html>
+`;
+}
+
+type Series = { key: keyof TimelinePoint; color: string; label: string };
+
+function chart(title: string, points: TimelinePoint[], series: Series[]): string {
+  const W = 520;
+  const H = 200;
+  const pad = { l: 48, r: 8, t: 8, b: 24 };
+  const tMax = Math.max(1, ...points.map((p) => p.t));
+  const vMax = Math.max(1, ...points.flatMap((p) => series.map((s) => Number(p[s.key]))));
+  const x = (t: number) => pad.l + (t / tMax) * (W - pad.l - pad.r);
+  const y = (v: number) => H - pad.b - (v / vMax) * (H - pad.t - pad.b);
+  const lines = series
+    .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(Number(p[s.key])).toFixed(1)}`).join(' ')}"/>`)
+    .join('');
+  const legend = series.map((s, i) => `<text x="${pad.l + 8 + i * 90}" y="${pad.t + 12}" fill="${s.color}" font-size="11">■ ${s.label}</text>`).join('');
+  const fmt = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? v.toFixed(0) : v.toFixed(2));
+  const axes = `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>
+<text x="${pad.l - 4}" y="${pad.t + 10}" font-size="10" text-anchor="end">${fmt(vMax)}</text><text x="${pad.l - 4}" y="${H - pad.b}" font-size="10" text-anchor="end">0</text>
+<text x="${W - pad.r}" y="${H - 6}" font-size="10" text-anchor="end">${tMax.toFixed(0)} s</text>`;
+  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${legend}</svg></figure>`;
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}

@@ -1,0 +1,81 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigError } from '../shared/errors';
+import { runLoad, workersFor } from './coordinator';
+import { renderHtml } from './html';
+import { resolveOptions } from './options';
+import { plannedSeconds, ProgressDisplay } from './progress';
+import { buildReport, formatSummary, type LoadReport } from './report';
+import { evaluateThresholds } from './thresholds';
+
+/** Exit codes: 0 every threshold passed, 1 a threshold failed, 2 bad options, 3 interrupted. */
+export const EXIT = { pass: 0, fail: 1, usage: 2, interrupted: 3 } as const;
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = resolveOptions(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+  if (options.url.startsWith('wss:') && !options.ca && !options.insecure) {
+    console.error('note: no --ca given; the server certificate is verified against the system trust store');
+  }
+
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    if (++interrupts > 1) process.exit(EXIT.interrupted);
+    console.error('\nstopping: closing connections and writing the report (again to exit at once)');
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const workers = workersFor(options.profile);
+  const progress = new ProgressDisplay(plannedSeconds(options.profile), options.quiet);
+  const startedAt = new Date();
+  const result = await runLoad({
+    url: options.url,
+    profile: options.profile,
+    ca: options.ca,
+    insecure: options.insecure,
+    workers,
+    signal: abort.signal,
+    onProgress: (p) => progress.update(p),
+  });
+  progress.stop();
+
+  const partial = buildReport({ ...result, target: options.url, startedAt, profile: options.profile });
+  const thresholds = evaluateThresholds(partial, options.thresholds);
+  const report: LoadReport = { ...partial, thresholds, passed: thresholds.every((t) => t.pass) && !result.interrupted };
+
+  console.log(formatSummary(report));
+  for (const [file, text] of [
+    [options.report, JSON.stringify(report, null, 2)],
+    [options.html, renderHtml(report)],
+  ] as const) {
+    if (!file) continue;
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, text);
+    console.log(`wrote ${file}`);
+  }
+  if (result.interrupted) return EXIT.interrupted;
+  return report.passed ? EXIT.pass : EXIT.fail;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Sockets are closed; anything left (a stray timer) must not keep the process alive.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (error) => {
+    console.error(error);
+    process.exit(EXIT.fail);
+  },
+);

@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { ConfigError } from '../shared/errors';
+import { parseDuration } from '../shared/duration';
+import { LOAD_ENV } from '../shared/load-env';
+import { loadProfileSchema, type LoadProfile } from '../shared/profile';
+import { parseThreshold, type Threshold } from './thresholds';
+
+export interface LoadOptions {
+  url: string;
+  ca?: Buffer;
+  caPath?: string;
+  insecure: boolean;
+  profile: LoadProfile;
+  thresholds: Threshold[];
+  report?: string;
+  html?: string;
+  quiet: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function buildCommand(): Command {
+  return new Command('load')
+    .description('WebSocket load client: ramps connections through stages, sends echoes and publishes, and measures connect time, RTT and push latency.')
+    .argument('[url]', `target, ws:// or wss:// (env ${LOAD_ENV.url})`)
+    .option('--ca <file>', `CA certificate to verify a wss:// server against (env ${LOAD_ENV.ca})`)
+    .option('--insecure', `skip certificate verification (env ${LOAD_ENV.insecure}=1)`)
+    .option('--profile <file>', `load profile JSON (env ${LOAD_ENV.profile} holds the JSON itself); flags override it`)
+    .option('-c, --connections <n>', 'one stage: ramp to this many connections')
+    .option('--ramp-rate <n>', 'connections opened per second while ramping')
+    .option('-d, --duration <d>', 'one stage: total time including the ramp (30s, 2m, plain seconds)')
+    .option('--senders <fraction>', 'fraction of connections that send echoes and publish (0..1)')
+    .option('--rate <n>', 'echo messages per second per sender')
+    .addOption(new Option('--arrival <kind>', 'spacing of sends').choices(['poisson', 'fixed']))
+    .option('--payload <bytes>', 'payload size: N, or MIN-MAX for a uniform distribution')
+    .option('--topics <n>', 'topics to subscribe to (0: none)')
+    .option('--publish-rate <n>', 'notifications published per second across all senders')
+    .option('--compression', 'offer permessage-deflate')
+    .option('--no-reconnect', 'do not reconnect after a failure or a server close')
+    .option('--source-addresses <list>', 'local addresses to spread connections over: a list (127.0.1.1,127.0.2.1) or a count N (127.0.1.1 … 127.0.N.1)')
+    .option('--workers <n>', 'worker processes (0: one per 15,000 connections)')
+    .option('--connect-timeout <d>', 'handshake timeout')
+    .option('--max-duration <d>', 'hard limit for the whole run')
+    .option('-t, --threshold <expr>', 'pass/fail rule, repeatable: rtt.p99<50, errors==0, closes.unexpected==0', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--report <file>', `write the JSON report (env ${LOAD_ENV.report})`)
+    .option('--html <file>', `write a self-contained HTML report with charts (env ${LOAD_ENV.html})`)
+    .option('-q, --quiet', 'no live progress, only the summary')
+    .showHelpAfterError();
+}
+
+const num = (field: string, text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw new ConfigError('load options', [{ field, rule: `"${text}" is not a number` }]);
+  return n;
+};
+
+const dur = (field: string, text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined;
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw new ConfigError('load options', [{ field, rule: (error as Error).message }]);
+  }
+};
+
+/** "4" → 127.0.1.1 … 127.0.4.1 (distinct /24s, so ip_hash spreads them); otherwise a list. */
+export function parseSourceAddresses(text: string): string[] {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (n < 1 || n > 254) throw new ConfigError('load options', [{ field: '--source-addresses', rule: 'a count must be 1 to 254' }]);
+    return Array.from({ length: n }, (_, i) => `127.0.${i + 1}.1`);
+  }
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Flags > profile (file or env JSON) > defaults. Every problem names its field. */
+export function resolveOptions(argv: string[], env: Env): LoadOptions {
+  const command = buildCommand();
+  command.parse(argv, { from: 'user' });
+  const o = command.opts();
+  const url = command.args[0] ?? env[LOAD_ENV.url];
+  if (!url) throw new ConfigError('load options', [{ field: 'url', rule: `give a ws:// or wss:// URL (argument or ${LOAD_ENV.url})` }]);
+  if (!/^wss?:\/\//.test(url)) throw new ConfigError('load options', [{ field: 'url', rule: `"${url}" must start with ws:// or wss://` }]);
+
+  let base: Record<string, unknown> = {};
+  const source = o.profile ? `profile ${o.profile}` : env[LOAD_ENV.profile] ? LOAD_ENV.profile : 'load profile';
+  const raw = o.profile ? readText(o.profile) : env[LOAD_ENV.profile];
+  if (raw) {
+    try {
+      base = JSON.parse(raw);
+    } catch (error) {
+      throw new ConfigError(source, [{ field: '(file)', rule: `not valid JSON: ${(error as Error).message}` }]);
+    }
+  }
+
+  const merged: Record<string, unknown> = { ...base };
+  const connections = num('--connections', o.connections);
+  const duration = dur('--duration', o.duration);
+  const rampRate = num('--ramp-rate', o.rampRate);
+  if (connections !== undefined || duration !== undefined || rampRate !== undefined) {
+    const stages = (base.stages as { connections: number; rampRate: number; holdMs: number }[] | undefined) ?? [];
+    const target = connections ?? stages[0]?.connections ?? 1000;
+    const rate = rampRate ?? stages[0]?.rampRate ?? 500;
+    const rampMs = Math.ceil((target / rate) * 1000);
+    const holdMs = duration !== undefined ? Math.max(0, duration - rampMs) : (stages[0]?.holdMs ?? 20_000);
+    merged.stages = [{ connections: target, rampRate: rate, holdMs }];
+    if (duration !== undefined && merged.maxDurationMs === undefined) merged.maxDurationMs = Math.max(300_000, duration * 2 + 60_000);
+  }
+  const set = (key: string, value: unknown) => value !== undefined && (merged[key] = value);
+  set('senderFraction', num('--senders', o.senders));
+  set('messageRate', num('--rate', o.rate));
+  set('arrival', o.arrival);
+  if (o.payload !== undefined) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(o.payload);
+    if (!m) throw new ConfigError('load options', [{ field: '--payload', rule: `"${o.payload}" must be N or MIN-MAX bytes` }]);
+    merged.payload = m[2] ? { kind: 'uniform', min: Number(m[1]), max: Number(m[2]) } : { kind: 'fixed', bytes: Number(m[1]) };
+  }
+  set('topics', num('--topics', o.topics));
+  set('publishRate', num('--publish-rate', o.publishRate));
+  if (o.compression) merged.compression = true;
+  if (o.reconnect === false) merged.reconnect = { ...((base.reconnect as object) ?? {}), enabled: false };
+  if (o.sourceAddresses) merged.sourceAddresses = parseSourceAddresses(o.sourceAddresses);
+  set('workers', num('--workers', o.workers));
+  set('connectTimeoutMs', dur('--connect-timeout', o.connectTimeout));
+  set('maxDurationMs', dur('--max-duration', o.maxDuration));
+  if (o.threshold) merged.thresholds = o.threshold;
+
+  const parsed = loadProfileSchema.safeParse(merged);
+  if (!parsed.success) throw ConfigError.fromZod(source, parsed.error);
+  const profile = parsed.data;
+  for (const address of profile.sourceAddresses) {
+    if (!address.startsWith('127.')) {
+      throw new ConfigError(source, [{ field: 'sourceAddresses', rule: `${address} is not a loopback address (127.0.0.0/8); load goes only to this machine` }]);
+    }
+  }
+  const thresholds = profile.thresholds.map((t, i) => {
+    try {
+      return parseThreshold(t);
+    } catch (error) {
+      throw new ConfigError(source, [{ field: `thresholds.${i}`, rule: (error as Error).message }]);
+    }
+  });
+
+  const caPath: string | undefined = o.ca ?? env[LOAD_ENV.ca] ?? undefined;
+  const insecure = Boolean(o.insecure) || env[LOAD_ENV.insecure] === '1' || env[LOAD_ENV.insecure] === 'true';
+  const ca = caPath ? readBinary(caPath, '--ca') : undefined;
+  return { url, ca, caPath, insecure, profile, thresholds, report: o.report ?? env[LOAD_ENV.report], html: o.html ?? env[LOAD_ENV.html], quiet: Boolean(o.quiet) };
+}
+
+function readText(path: string): string {
+  return readBinary(path, '--profile').toString('utf8');
+}
+
+function readBinary(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError('load options', [{ field, rule: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+  }
+}

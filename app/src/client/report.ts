@@ -1,0 +1,169 @@
+import type { LoadProfile } from '../shared/profile';
+import { summarize, type Stats } from './stats';
+
+/** One second of the run, for the charts. */
+export interface TimelinePoint {
+  t: number;
+  open: number;
+  sentPerSecond: number;
+  receivedPerSecond: number;
+  rttP50: number;
+  rttP99: number;
+  errors: number;
+  closes: number;
+}
+
+export interface GeneratorHealth {
+  /** False when the load generator itself was the bottleneck: its numbers then overstate latency. */
+  trustworthy: boolean;
+  reasons: string[];
+  eventLoopLagP99Ms: number;
+  eventLoopLagMaxMs: number;
+  cpuPercentMax: number;
+  workers: number;
+}
+
+export interface ThresholdResult {
+  expression: string;
+  value: number;
+  pass: boolean;
+}
+
+/** The JSON report (`--report FILE`). Times are milliseconds. */
+export interface LoadReport {
+  target: string;
+  startedAt: string;
+  durationSeconds: number;
+  interrupted: boolean;
+  connections: { opened: number; failed: number; peak: number; reconnects: number; perReplica: Record<string, number> };
+  messages: { sent: number; received: number; bytesSent: number; bytesReceived: number; published: number; notifications: number; lost: number; serverErrors: number };
+  latency: {
+    connect: Latency & { tcp: Latency; tls: Latency; upgrade: Latency };
+    /** Corrected for coordinated omission: timed from when each message was due. */
+    rtt: Latency;
+    /** Timed from when each message was actually sent (what most tools report). */
+    rttUncorrected: Latency;
+    /** Publish → notification delivery. */
+    push: Latency;
+  };
+  closes: Record<string, number>;
+  closesExpected: Record<string, number>;
+  closesUnexpected: Record<string, number>;
+  errors: Record<string, number>;
+  thresholds: ThresholdResult[];
+  passed: boolean;
+  generator: GeneratorHealth;
+  timeline: TimelinePoint[];
+  profile: LoadProfile;
+}
+
+type Latency = { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+const PCTS = { p50: 50, p90: 90, p99: 99, p999: 99.9 };
+
+export function buildReport(args: {
+  stats: Stats;
+  target: string;
+  startedAt: Date;
+  durationSeconds: number;
+  interrupted: boolean;
+  peak: number;
+  generator: GeneratorHealth;
+  timeline: TimelinePoint[];
+  profile: LoadProfile;
+}): Omit<LoadReport, 'thresholds' | 'passed'> {
+  const { stats: s } = args;
+  const lat = (h: keyof typeof s.h) => summarize(s.h[h], PCTS) as Latency;
+  const closes: Record<string, number> = {};
+  const closesExpected: Record<string, number> = {};
+  const closesUnexpected: Record<string, number> = {};
+  for (const [code, [expected, unexpected]] of [...s.closes].sort((a, b) => a[0] - b[0])) {
+    closes[code] = expected + unexpected;
+    if (expected) closesExpected[code] = expected;
+    if (unexpected) closesUnexpected[code] = unexpected;
+  }
+  return {
+    target: args.target,
+    startedAt: args.startedAt.toISOString(),
+    durationSeconds: Math.round(args.durationSeconds * 1000) / 1000,
+    interrupted: args.interrupted,
+    connections: {
+      opened: s.c.opened,
+      failed: s.c.failed,
+      peak: Math.max(args.peak, 0),
+      reconnects: s.c.reconnects,
+      perReplica: Object.fromEntries([...s.perReplica].sort()),
+    },
+    messages: {
+      sent: s.c.sent,
+      received: s.c.received,
+      bytesSent: s.c.bytesSent,
+      bytesReceived: s.c.bytesReceived,
+      published: s.c.published,
+      notifications: s.c.notifications,
+      lost: s.c.lost,
+      serverErrors: s.c.serverErrors,
+    },
+    latency: {
+      connect: { ...lat('connect'), tcp: lat('tcp'), tls: lat('tls'), upgrade: lat('upgrade') },
+      rtt: lat('rtt'),
+      rttUncorrected: lat('rttUncorrected'),
+      push: lat('push'),
+    },
+    closes,
+    closesExpected,
+    closesUnexpected,
+    errors: Object.fromEntries([...s.errors].sort()),
+    generator: args.generator,
+    timeline: args.timeline,
+    profile: args.profile,
+  };
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+/** Values thresholds can name; each reads the report. */
+export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => number> = {
+  errors: (r) => sum(r.errors),
+  'connections.failed': (r) => r.connections.failed,
+  'connections.opened': (r) => r.connections.opened,
+  'connections.peak': (r) => r.connections.peak,
+  reconnects: (r) => r.connections.reconnects,
+  'closes.unexpected': (r) => sum(r.closesUnexpected),
+  'messages.sent': (r) => r.messages.sent,
+  'messages.received': (r) => r.messages.received,
+  'messages.lost': (r) => r.messages.lost,
+  ...Object.fromEntries(
+    (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
+      (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.latency[h][p]]),
+    ),
+  ),
+};
+
+/** The summary table printed at the end. */
+export function formatSummary(r: LoadReport): string {
+  const row = (name: string, l: Latency) =>
+    `  ${name.padEnd(16)} ${[l.p50, l.p90, l.p99, l.p999, l.max].map((v) => v.toFixed(3).padStart(10)).join(' ')} ${String(l.count).padStart(9)}`;
+  const kv = (o: Record<string, number>) => (Object.keys(o).length ? Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ') : 'none');
+  const lines = [
+    `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
+    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}`,
+    `per replica  ${kv(r.connections.perReplica)}`,
+    `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,
+    '',
+    `  latency (ms)            p50        p90        p99      p99.9        max     count`,
+    row('connect', r.latency.connect),
+    row('  tcp', r.latency.connect.tcp),
+    row('  tls', r.latency.connect.tls),
+    row('  upgrade', r.latency.connect.upgrade),
+    row('rtt (corrected)', r.latency.rtt),
+    row('rtt (as sent)', r.latency.rttUncorrected),
+    row('push', r.latency.push),
+    '',
+    `closes       expected: ${kv(r.closesExpected)}   unexpected: ${kv(r.closesUnexpected)}`,
+    `errors       ${kv(r.errors)}`,
+    `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es))`,
+    ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),
+    `verdict      ${r.passed ? 'PASS' : 'FAIL'}`,
+  ];
+  return lines.join('\n');
+}

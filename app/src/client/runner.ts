@@ -1,0 +1,150 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { LoadProfile } from '../shared/profile';
+import { Stats, type SerializedStats } from './stats';
+import { VirtualUser, type RunContext } from './virtual-user';
+
+export interface RunnerOptions {
+  url: string;
+  profile: LoadProfile;
+  ca?: Buffer;
+  insecure: boolean;
+  /** This process's share: it owns global indices workerIndex, workerIndex + workerCount, ... */
+  workerIndex: number;
+  workerCount: number;
+}
+
+/** What a runner reports every second (and once at the end). */
+export interface Snapshot {
+  /** Cumulative measurements of this process. */
+  stats: SerializedStats;
+  /** RTTs of the last interval only (encoded HDR), for the timeline's percentiles. */
+  intervalRtt: string;
+  /** Event-loop lag p99 and max (ms) and CPU use (% of one core) over the interval. */
+  loopLagP99Ms: number;
+  loopLagMaxMs: number;
+  cpuPercent: number;
+  /** Virtual users this process has now (the target it is driving at). */
+  users: number;
+  done: boolean;
+}
+
+const TICK_MS = 20;
+
+/** The share of a count that worker `w` of `n` owns when indices are dealt round-robin. */
+export function shareOf(total: number, w: number, n: number): number {
+  return Math.floor(total / n) + (w < total % n ? 1 : 0);
+}
+
+/**
+ * Drives one process's virtual users through the profile's stages: ramps towards each stage's
+ * target at its rate (opening or retiring users), holds, then ends; the whole run is bounded
+ * by maxDurationMs.
+ */
+export class Runner {
+  readonly stats = new Stats();
+  private readonly users: VirtualUser[] = [];
+  private stopping = false;
+  private readonly lag = monitorEventLoopDelay({ resolution: 10 });
+  private cpuMark = process.cpuUsage();
+  private cpuMarkAt = performance.now();
+
+  constructor(private readonly options: RunnerOptions) {}
+
+  private context(): RunContext {
+    const { profile } = this.options;
+    const totalPeak = Math.max(...profile.stages.map((s) => s.connections));
+    const senders = Math.round(totalPeak * profile.senderFraction);
+    const addresses = profile.sourceAddresses;
+    return {
+      url: this.options.url,
+      profile,
+      stats: this.stats,
+      ca: this.options.ca,
+      insecure: this.options.insecure,
+      // Senders are spread evenly over the index range (and so over workers).
+      isSender: (i) => senders > 0 && Math.floor((i * senders) / totalPeak) !== Math.floor(((i + 1) * senders) / totalPeak),
+      publishRatePerSender: senders > 0 ? profile.publishRate / senders : 0,
+      sourceAddressFor: (i) => (addresses.length ? addresses[i % addresses.length] : undefined),
+      running: () => !this.stopping,
+    };
+  }
+
+  /** Runs the stages; `onTick` gets a snapshot each second. Resolves with the final snapshot. */
+  async run(onTick: (s: Snapshot) => void, signal?: AbortSignal): Promise<Snapshot> {
+    const { profile, workerIndex, workerCount } = this.options;
+    const ctx = this.context();
+    this.lag.enable();
+    const started = performance.now();
+    const deadline = started + profile.maxDurationMs;
+    let level = 0;
+    let nextTickAt = started + 1000;
+
+    const setUsers = async (target: number) => {
+      while (this.users.length < target) {
+        const index = workerIndex + this.users.length * workerCount;
+        const user = new VirtualUser(index, ctx);
+        this.users.push(user);
+        user.start();
+      }
+      const retiring = this.users.splice(target);
+      await Promise.all(retiring.map((u) => u.stop()));
+    };
+    const tick = () => {
+      const now = performance.now();
+      if (now >= nextTickAt) {
+        nextTickAt += 1000;
+        onTick(this.snapshot(false));
+      }
+    };
+    const sleep = () => new Promise((r) => setTimeout(r, TICK_MS));
+    const over = () => signal?.aborted || performance.now() >= deadline;
+
+    for (const stage of profile.stages) {
+      if (over()) break;
+      const target = shareOf(stage.connections, workerIndex, workerCount);
+      const rate = stage.rampRate / workerCount;
+      const from = level;
+      const rampStart = performance.now();
+      while (level !== target && !over()) {
+        const elapsed = (performance.now() - rampStart) / 1000;
+        const moved = Math.floor(elapsed * rate) + 1;
+        level = from < target ? Math.min(target, from + moved) : Math.max(target, from - moved);
+        await setUsers(level);
+        tick();
+        await sleep();
+      }
+      const holdUntil = performance.now() + stage.holdMs;
+      while (performance.now() < holdUntil && !over()) {
+        tick();
+        await new Promise((r) => setTimeout(r, Math.min(100, holdUntil - performance.now())));
+      }
+    }
+
+    this.stopping = true;
+    await setUsers(0);
+    this.lag.disable();
+    const final = this.snapshot(true);
+    onTick(final);
+    return final;
+  }
+
+  private snapshot(done: boolean): Snapshot {
+    const now = performance.now();
+    const cpu = process.cpuUsage(this.cpuMark);
+    const cpuPercent = ((cpu.user + cpu.system) / 1000 / Math.max(1, now - this.cpuMarkAt)) * 100;
+    this.cpuMark = process.cpuUsage();
+    this.cpuMarkAt = now;
+    const snapshot: Snapshot = {
+      stats: this.stats.serialize(),
+      intervalRtt: this.stats.takeIntervalRtt(),
+      loopLagP99Ms: this.lag.percentile(99) / 1e6,
+      loopLagMaxMs: this.lag.max / 1e6,
+      cpuPercent: Math.round(cpuPercent),
+      users: this.users.length,
+      done,
+    };
+    this.lag.reset();
+    return snapshot;
+  }
+}
+

@@ -1,0 +1,127 @@
+import * as hdr from 'hdr-histogram-js';
+
+/**
+ * Measurements of one load process, mergeable across processes without loss: histograms are
+ * HDR (microsecond values, 3 significant digits, constant memory however long the run) and
+ * travel encoded, so merging adds the histograms themselves rather than averaging percentiles.
+ */
+export type Histogram = hdr.Histogram;
+
+/** One hour in microseconds: the largest latency recorded exactly (larger values are clamped). */
+const HIGHEST_US = 3_600_000_000;
+
+export function newHistogram(): Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_US, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+}
+
+/** Records a duration given in milliseconds (fractions allowed) as whole microseconds. */
+export function recordMs(h: Histogram, ms: number): void {
+  h.recordValue(Math.min(HIGHEST_US, Math.max(1, Math.round(ms * 1000))));
+}
+
+export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorrected', 'push'] as const;
+export type HistogramName = (typeof HISTOGRAMS)[number];
+
+export const COUNTERS = ['opened', 'failed', 'reconnects', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost'] as const;
+export type CounterName = (typeof COUNTERS)[number];
+
+export interface SerializedStats {
+  histograms: Record<HistogramName, string>;
+  counters: Record<CounterName, number>;
+  open: number;
+  peak: number;
+  errors: Record<string, number>;
+  /** close code → [expected, unexpected] */
+  closes: Record<string, [number, number]>;
+  perReplica: Record<string, number>;
+}
+
+export class Stats {
+  readonly h = Object.fromEntries(HISTOGRAMS.map((n) => [n, newHistogram()])) as Record<HistogramName, Histogram>;
+  readonly c = Object.fromEntries(COUNTERS.map((n) => [n, 0])) as Record<CounterName, number>;
+  open = 0;
+  peak = 0;
+  readonly errors = new Map<string, number>();
+  readonly closes = new Map<number, [number, number]>();
+  readonly perReplica = new Map<string, number>();
+  /** RTTs since the last takeIntervalRtt(), for per-second percentiles. Not serialized. */
+  private intervalRtt = newHistogram();
+
+  /** Records a round trip, corrected (from when it was due) and as sent. */
+  rtt(correctedMs: number, asSentMs?: number): void {
+    recordMs(this.h.rtt, correctedMs);
+    recordMs(this.intervalRtt, correctedMs);
+    if (asSentMs !== undefined) recordMs(this.h.rttUncorrected, asSentMs);
+  }
+
+  /** The RTTs recorded since the last call (encoded), starting a new interval. */
+  takeIntervalRtt(): string {
+    const encoded = hdr.encodeIntoCompressedBase64(this.intervalRtt);
+    this.intervalRtt = newHistogram();
+    return encoded;
+  }
+
+  opened(): void {
+    this.c.opened++;
+    this.open++;
+    if (this.open > this.peak) this.peak = this.open;
+  }
+
+  closed(code: number, expected: boolean): void {
+    this.open--;
+    const entry = this.closes.get(code) ?? [0, 0];
+    entry[expected ? 0 : 1]++;
+    this.closes.set(code, entry);
+  }
+
+  error(kind: string): void {
+    this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
+  }
+
+  landed(replica: string): void {
+    this.perReplica.set(replica, (this.perReplica.get(replica) ?? 0) + 1);
+  }
+
+  serialize(): SerializedStats {
+    return {
+      histograms: Object.fromEntries(HISTOGRAMS.map((n) => [n, hdr.encodeIntoCompressedBase64(this.h[n])])) as Record<HistogramName, string>,
+      counters: { ...this.c },
+      open: this.open,
+      peak: this.peak,
+      errors: Object.fromEntries(this.errors),
+      closes: Object.fromEntries([...this.closes].map(([k, v]) => [String(k), [...v] as [number, number]])),
+      perReplica: Object.fromEntries(this.perReplica),
+    };
+  }
+
+  /**
+   * Adds another process's measurements. Peaks add up too: workers ramp together, so their
+   * peaks coincide to within a tick; the coordinator also tracks the summed open count per tick.
+   */
+  add(other: SerializedStats): void {
+    for (const n of HISTOGRAMS) this.h[n].add(hdr.decodeFromCompressedBase64(other.histograms[n], 32, false));
+    for (const n of COUNTERS) this.c[n] += other.counters[n];
+    this.open += other.open;
+    this.peak += other.peak;
+    for (const [k, v] of Object.entries(other.errors)) this.errors.set(k, (this.errors.get(k) ?? 0) + v);
+    for (const [k, [e, u]] of Object.entries(other.closes)) {
+      const entry = this.closes.get(Number(k)) ?? [0, 0];
+      this.closes.set(Number(k), [entry[0] + e, entry[1] + u]);
+    }
+    for (const [k, v] of Object.entries(other.perReplica)) this.perReplica.set(k, (this.perReplica.get(k) ?? 0) + v);
+  }
+
+  static merge(parts: SerializedStats[]): Stats {
+    const total = new Stats();
+    for (const p of parts) total.add(p);
+    return total;
+  }
+}
+
+/** Percentiles in milliseconds (3 decimals = microsecond resolution). */
+export function summarize(h: Histogram, percentiles: Record<string, number>): Record<string, number> & { max: number; count: number } {
+  const ms = (us: number) => Math.round(us) / 1000;
+  const out: Record<string, number> = {};
+  for (const [name, p] of Object.entries(percentiles)) out[name] = h.totalCount ? ms(h.getValueAtPercentile(p)) : 0;
+  return Object.assign(out, { max: h.totalCount ? ms(h.maxValue) : 0, count: h.totalCount });
+}

@@ -1,0 +1,36 @@
+import { THRESHOLD_METRICS, type LoadReport, type ThresholdResult } from './report';
+
+const OPS = {
+  '<=': (a: number, b: number) => a <= b,
+  '>=': (a: number, b: number) => a >= b,
+  '==': (a: number, b: number) => a === b,
+  '!=': (a: number, b: number) => a !== b,
+  '<': (a: number, b: number) => a < b,
+  '>': (a: number, b: number) => a > b,
+};
+type Op = keyof typeof OPS;
+
+export interface Threshold {
+  expression: string;
+  metric: string;
+  op: Op;
+  value: number;
+}
+
+/** Parses "rtt.p99<50" or "errors==0"; throws a message naming what is wrong. */
+export function parseThreshold(expression: string): Threshold {
+  const match = /^\s*([a-zA-Z.0-9]+)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/.exec(expression);
+  if (!match) throw new Error(`"${expression}" is not a threshold (metric, one of < <= > >= == !=, number: e.g. rtt.p99<50)`);
+  const [, metric, op, value] = match;
+  if (!(metric in THRESHOLD_METRICS)) {
+    throw new Error(`"${metric}" is not a metric thresholds know (${Object.keys(THRESHOLD_METRICS).join(', ')})`);
+  }
+  return { expression: `${metric}${op}${value}`, metric, op: op as Op, value: Number(value) };
+}
+
+export function evaluateThresholds(report: Omit<LoadReport, 'thresholds' | 'passed'>, thresholds: Threshold[]): ThresholdResult[] {
+  return thresholds.map((t) => {
+    const value = THRESHOLD_METRICS[t.metric](report);
+    return { expression: t.expression, value, pass: OPS[t.op](value, t.value) };
+  });
+}

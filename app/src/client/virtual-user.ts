@@ -1,0 +1,266 @@
+import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+import { nowMs, type ServerMessage } from '../shared/protocol';
+import type { LoadProfile } from '../shared/profile';
+import { classifyHandshakeError } from './connect-errors';
+import { recordMs, type Stats } from './stats';
+
+/** What every virtual user of one process shares. */
+export interface RunContext {
+  readonly url: string;
+  readonly profile: LoadProfile;
+  readonly stats: Stats;
+  /** TLS verification: a CA to trust, or verification off (only with --insecure). */
+  readonly ca?: Buffer;
+  readonly insecure: boolean;
+  /** Global index → this user sends echo messages and publishes. */
+  isSender(index: number): boolean;
+  /** Per-sender publish rate (messages/s). */
+  readonly publishRatePerSender: number;
+  sourceAddressFor(index: number): string | undefined;
+  /** False once the run is stopping: no more reconnects. */
+  running(): boolean;
+}
+
+const payloadCache = new Map<number, string>();
+function payloadOf(bytes: number): string {
+  let p = payloadCache.get(bytes);
+  if (p === undefined) payloadCache.set(bytes, (p = 'x'.repeat(bytes)));
+  return p;
+}
+
+/**
+ * One simulated client: connects (timing TCP, TLS and the upgrade separately), learns its
+ * replica from the hello, subscribes to its topic, sends echoes on a Poisson or fixed schedule
+ * (RTT measured from when each was due, so a stalled sender cannot hide latency), publishes,
+ * measures push delivery, and reconnects with exponential backoff and full jitter when the
+ * connection fails or the server closes it.
+ */
+export class VirtualUser {
+  private ws?: WebSocket;
+  private active = true;
+  private attempt = 0;
+  private isOpen = false;
+  private closingByUs = false;
+  private sendTimers: NodeJS.Timeout[] = [];
+  private reconnectTimer?: NodeJS.Timeout;
+  private nextId = 0;
+  private readonly outstanding = new Map<number, number>();
+
+  constructor(
+    private readonly index: number,
+    private readonly ctx: RunContext,
+  ) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Retires this user: closes with 1000 (an expected close) and never reconnects. */
+  stop(): Promise<void> {
+    this.active = false;
+    this.clearTimers();
+    clearTimeout(this.reconnectTimer);
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      ws.once('close', () => resolve());
+      this.closingByUs = true;
+      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+      else ws.close(1000, 'load finished');
+      setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 3000).unref();
+    });
+  }
+
+  private connect(): void {
+    const { ctx } = this;
+    const secure = ctx.url.startsWith('wss:');
+    const t0 = performance.now();
+    let tTcp = 0;
+    let tTls = 0;
+    let failed = false;
+    this.closingByUs = false;
+
+    const fail = (kind: string) => {
+      if (failed || this.isOpen) return;
+      failed = true;
+      ctx.stats.c.failed++;
+      ctx.stats.error(kind);
+      this.scheduleReconnect();
+    };
+
+    const ws = new WebSocket(ctx.url, {
+      perMessageDeflate: ctx.profile.compression ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 } : false,
+      handshakeTimeout: ctx.profile.connectTimeoutMs,
+      localAddress: ctx.sourceAddressFor(this.index),
+      ca: ctx.ca,
+      rejectUnauthorized: !ctx.insecure,
+      // Our own socket factory, to time TCP and TLS apart from the upgrade.
+      createConnection: ((options: ConnectionOptions & { host?: string; path?: string }) => {
+        let socket: Socket;
+        if (secure) {
+          const servername = options.servername ?? (options.host && !isIP(options.host) ? options.host : undefined);
+          socket = tlsConnect({ ...options, path: undefined, servername });
+          socket.once('secureConnect', () => (tTls = performance.now()));
+        } else {
+          socket = netConnect({ ...options, path: undefined } as unknown as NetConnectOpts);
+        }
+        socket.once('connect', () => (tTcp = performance.now()));
+        return socket;
+      }) as never,
+    });
+    this.ws = ws;
+
+    ws.on('unexpected-response', (req: ClientRequest, res: IncomingMessage) => {
+      fail(`http_${res.statusCode}`);
+      res.resume();
+      req.destroy();
+      ws.terminate();
+    });
+    ws.on('error', (error: Error) => {
+      if (!this.isOpen) fail(classifyHandshakeError(error));
+    });
+    ws.on('open', () => {
+      const now = performance.now();
+      this.isOpen = true;
+      this.attempt = 0;
+      const { stats } = ctx;
+      stats.opened();
+      recordMs(stats.h.connect, now - t0);
+      if (tTcp) recordMs(stats.h.tcp, tTcp - t0);
+      if (secure && tTls) recordMs(stats.h.tls, tTls - tTcp);
+      recordMs(stats.h.upgrade, now - (tTls || tTcp || t0));
+      if (!this.active) void this.stop();
+    });
+    ws.on('message', (data: Buffer) => this.onMessage(data));
+    ws.on('close', (code: number) => {
+      this.clearTimers();
+      if (this.outstanding.size) {
+        ctx.stats.c.lost += this.outstanding.size;
+        this.outstanding.clear();
+      }
+      if (!this.isOpen) {
+        // A handshake that ended without 'open' (counted once by fail()); one we cut off because
+        // the run ended is reported as such, not hidden.
+        fail(this.active ? 'other' : 'unfinished');
+        return;
+      }
+      this.isOpen = false;
+      const expected = this.closingByUs;
+      ctx.stats.closed(code, expected);
+      if (!expected) this.scheduleReconnect();
+    });
+  }
+
+  private onMessage(data: Buffer): void {
+    const { stats } = this.ctx;
+    stats.c.received++;
+    stats.c.bytesReceived += data.length;
+    let message: ServerMessage;
+    try {
+      message = JSON.parse(data.toString());
+    } catch {
+      stats.error('bad_server_message');
+      return;
+    }
+    switch (message.type) {
+      case 'hello':
+        stats.landed(message.replica);
+        this.afterHello();
+        return;
+      case 'echo': {
+        const now = nowMs();
+        const sentAt = this.outstanding.get(message.id as number);
+        this.outstanding.delete(message.id as number);
+        stats.rtt(now - message.ts, sentAt === undefined ? undefined : now - sentAt);
+        return;
+      }
+      case 'notification':
+        stats.c.notifications++;
+        if (typeof message.ts === 'number') recordMs(stats.h.push, nowMs() - message.ts);
+        return;
+      case 'error':
+        stats.c.serverErrors++;
+        stats.error(`server_${message.code}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private afterHello(): void {
+    const { profile } = this.ctx;
+    if (profile.topics > 0) this.send({ type: 'subscribe', topic: `t${this.index % profile.topics}` });
+    if (!this.ctx.isSender(this.index)) return;
+    if (profile.messageRate > 0) this.schedule(profile.messageRate, (due) => this.sendEcho(due));
+    if (this.ctx.publishRatePerSender > 0 && profile.topics > 0) this.schedule(this.ctx.publishRatePerSender, () => this.publish());
+  }
+
+  /** Runs `fire` at `rate` per second with Poisson or fixed spacing, passing the due time (epoch ms). */
+  private schedule(rate: number, fire: (dueEpochMs: number) => void): void {
+    const meanMs = 1000 / rate;
+    const gap = () => (this.ctx.profile.arrival === 'poisson' ? -Math.log(1 - Math.random()) * meanMs : meanMs);
+    // A random phase, so senders do not fire in lockstep.
+    let due = performance.now() + Math.random() * meanMs;
+    const arm = (slot: number) => {
+      const timer = setTimeout(() => {
+        if (!this.isOpen) return;
+        // Timers may fire a fraction of a millisecond before a fractional due time; a message
+        // is never "due" later than it is actually sent.
+        fire(performance.timeOrigin + Math.min(due, performance.now()));
+        due += gap();
+        arm(slot);
+      }, Math.max(0, due - performance.now()));
+      this.sendTimers[slot] = timer;
+    };
+    arm(this.sendTimers.length);
+  }
+
+  private sendEcho(dueEpochMs: number): void {
+    const { payload } = this.ctx.profile;
+    const bytes = payload.kind === 'fixed' ? payload.bytes : payload.min + Math.floor(Math.random() * (payload.max - payload.min + 1));
+    const id = ++this.nextId;
+    this.outstanding.set(id, nowMs());
+    this.send({ type: 'echo', id, ts: dueEpochMs, payload: payloadOf(bytes) });
+  }
+
+  private publish(): void {
+    const topics = this.ctx.profile.topics;
+    this.ctx.stats.c.published++;
+    this.send({ type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs() });
+  }
+
+  private send(message: object): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify(message);
+    this.ctx.stats.c.sent++;
+    this.ctx.stats.c.bytesSent += Buffer.byteLength(text);
+    ws.send(text);
+  }
+
+  private scheduleReconnect(): void {
+    const { reconnect } = this.ctx.profile;
+    if (!this.active || !reconnect.enabled || !this.ctx.running()) return;
+    // Exponential backoff with full jitter: uniform in [0, min(max, initial * 2^attempt)].
+    const ceiling = Math.min(reconnect.maxDelayMs, reconnect.initialDelayMs * 2 ** this.attempt);
+    this.attempt++;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      if (!this.active || !this.ctx.running()) return;
+      this.ctx.stats.c.reconnects++;
+      this.connect();
+    }, Math.random() * ceiling);
+  }
+
+  /** Stops the send schedules (the connection is gone or going). */
+  private clearTimers(): void {
+    for (const t of this.sendTimers) clearTimeout(t);
+    this.sendTimers = [];
+  }
+}

@@ -1,0 +1,19 @@
+import type { WorkerReply, WorkerRequest } from './coordinator';
+import { Runner } from './runner';
+
+/** A load worker process: runs its share of the virtual users and reports snapshots over IPC. */
+const abort = new AbortController();
+const reply = (m: WorkerReply, then: () => void = () => undefined) => process.send?.(m, then);
+
+process.on('message', (m: WorkerRequest) => {
+  if (m.type === 'stop') return abort.abort();
+  const { ca, ...rest } = m.options;
+  const runner = new Runner({ ...rest, ca: ca ? Buffer.from(ca, 'base64') : undefined });
+  runner
+    .run((snapshot) => !snapshot.done && reply({ type: 'tick', snapshot }), abort.signal)
+    .then((snapshot) => reply({ type: 'final', snapshot }, () => process.exit(0)))
+    .catch((error: Error) => reply({ type: 'error', message: error.stack ?? error.message }, () => process.exit(1)));
+});
+// The coordinator handles Ctrl-C; a worker only stops when told (or when its parent goes away).
+process.on('SIGINT', () => undefined);
+process.on('disconnect', () => abort.abort());
