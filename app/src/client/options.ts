@@ -39,6 +39,7 @@ export function buildCommand(): Command {
     .option('--compression', 'offer permessage-deflate')
     .option('--no-reconnect', 'do not reconnect after a failure or a server close')
     .option('--source-addresses <list>', 'local addresses to spread connections over: a list (127.0.1.1,127.0.2.1) or a count N (127.0.1.1 … 127.0.N.1)')
+    .option('--key-param <name>', 'send each client\'s stable id as this query parameter (for hash balancing)')
     .option('--workers <n>', 'worker processes (0: one per 15,000 connections)')
     .option('--connect-timeout <d>', 'handshake timeout')
     .option('--max-duration <d>', 'hard limit for the whole run')
@@ -122,6 +123,7 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   if (o.compression) merged.compression = true;
   if (o.reconnect === false) merged.reconnect = { ...((base.reconnect as object) ?? {}), enabled: false };
   if (o.sourceAddresses) merged.sourceAddresses = parseSourceAddresses(o.sourceAddresses);
+  set('keyParam', o.keyParam);
   set('workers', num('--workers', o.workers));
   set('connectTimeoutMs', dur('--connect-timeout', o.connectTimeout));
   set('maxDurationMs', dur('--max-duration', o.maxDuration));

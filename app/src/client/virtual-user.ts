@@ -94,7 +94,9 @@ export class VirtualUser {
       this.scheduleReconnect();
     };
 
-    const ws = new WebSocket(ctx.url, {
+    const { keyParam } = ctx.profile;
+    const url = keyParam ? `${ctx.url}${ctx.url.includes('?') ? '&' : '?'}${keyParam}=${this.index}` : ctx.url;
+    const ws = new WebSocket(url, {
       perMessageDeflate: ctx.profile.compression ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 } : false,
       handshakeTimeout: ctx.profile.connectTimeoutMs,
       localAddress: ctx.sourceAddressFor(this.index),

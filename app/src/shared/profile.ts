@@ -65,6 +65,11 @@ export const loadProfileSchema = z
     connectTimeoutMs: ms.min(100).default(10_000),
     /** Local source addresses to spread connections over (loopback only); empty: the OS picks. */
     sourceAddresses: z.array(z.ipv4()).default([]),
+    /**
+     * Query parameter carrying each simulated client's stable id (?client=17), for balancing
+     * that hashes on a key (nginx `hash $arg_client`); absent: no query.
+     */
+    keyParam: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).optional(),
     /** Worker processes; 0 picks one per ~15,000 connections. */
     workers: z.number().int().min(0).max(64).default(0),
     /** Pass/fail rules such as "rtt.p99<50" or "errors==0"; any breach makes the exit code non-zero. */

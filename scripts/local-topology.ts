@@ -1,0 +1,116 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { toServerEnv, type Topology } from '../app/src/topology';
+import { generateCertificates } from '../certs/generate';
+import { renderNginxConf } from '../nginx/render';
+import { freePort, start, stop, waitForPort, type Owned } from './processes';
+
+export const ROOT = resolve(__dirname, '..');
+
+export interface LocalReplica {
+  readonly id: string;
+  readonly port: number;
+  process: Owned;
+}
+
+export interface LocalTopology {
+  readonly topology: Topology;
+  /** wss:// URL of the WebSocket path through nginx. */
+  readonly url: string;
+  readonly httpsPort: number;
+  readonly httpPort: number;
+  readonly caFile: string;
+  readonly runtimeDir: string;
+  readonly replicas: LocalReplica[];
+  readonly nginx: Owned;
+  /** The rendered nginx.conf. */
+  readonly config: string;
+  /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
+  stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Stops everything; keeps the runtime directory (logs) when asked. */
+  stop(options?: { keepLogs?: boolean }): Promise<void>;
+}
+
+/** The installed nginx's version ("1.22.1"), or undefined when nginx is missing. */
+export function nginxVersion(): string | undefined {
+  // `nginx -v` prints to stderr.
+  const r = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
+  return /nginx\/(\d+\.\d+(?:\.\d+)?)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1];
+}
+
+/** Certificates for loopback, created once and reused (the stack uses the same files). */
+export function ensureCertificates(topology: Topology): { caFile: string; certFile: string; keyFile: string } {
+  const dir = resolve(ROOT, topology.tls.dir);
+  generateCertificates({ dir, dnsNames: ['localhost', topology.proxy.containerName], ipAddresses: ['127.0.0.1'], files: topology.tls });
+  return { caFile: join(dir, topology.tls.caCert), certFile: join(dir, topology.tls.serverCert), keyFile: join(dir, topology.tls.serverKey) };
+}
+
+/** How a replica is started: compiled JS when built, TypeScript through tsx otherwise. */
+function serverCommand(): string[] {
+  const built = join(ROOT, 'app/dist/server/main.js');
+  return existsSync(built) && process.env.WS_LOCAL_FROM_SOURCE !== '1' ? [built] : ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
+}
+
+/**
+ * Starts the topology on loopback with real processes: N server replicas on free ports and
+ * nginx in front with the rendered config (TLS on a free port). Everything it starts is
+ * stopped by stop(), and killed if this process exits first.
+ */
+export async function startLocalTopology(topology: Topology, options: { httpsPort?: number; httpPort?: number } = {}): Promise<LocalTopology> {
+  const certs = ensureCertificates(topology);
+  const runtimeDir = mkdtempSync(join(tmpdir(), 'ws-local-'));
+  const replicas: LocalReplica[] = [];
+  const startReplica = async (i: number, port: number) => {
+    const id = `ws-server-${i}`;
+    const env = { ...process.env, ...toServerEnv(topology.server, id), WS_PORT: String(port), WS_HOST: '127.0.0.1' };
+    const p = start(id, process.execPath, serverCommand(), { env, cwd: ROOT });
+    return { id, port, process: p };
+  };
+  let nginx: Owned | undefined;
+  try {
+    for (let i = 0; i < topology.replicas; i++) replicas.push(await startReplica(i, await freePort()));
+    await Promise.all(replicas.map((r) => waitForPort(r.port, r.process)));
+
+    const httpsPort = options.httpsPort ?? (await freePort());
+    const httpPort = options.httpPort ?? (await freePort());
+    const config = renderNginxConf(topology, {
+      upstreams: replicas.map((r) => `127.0.0.1:${r.port}`),
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+      listenAddress: '127.0.0.1',
+      httpsPort,
+      httpPort,
+      runtimeDir,
+    });
+    const confFile = join(runtimeDir, 'nginx.conf');
+    writeFileSync(confFile, config);
+    mkdirSync(join(runtimeDir, 'logs'), { recursive: true });
+    nginx = start('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
+    await waitForPort(httpsPort, nginx);
+
+    const started = nginx;
+    return {
+      topology,
+      url: `wss://localhost:${httpsPort}${topology.server.path}`,
+      httpsPort,
+      httpPort,
+      caFile: certs.caFile,
+      runtimeDir,
+      replicas,
+      nginx: started,
+      config,
+      stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, topology.server.drainDeadlineMs + 5000),
+      async stop({ keepLogs = false } = {}) {
+        await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', topology.server.drainDeadlineMs + 5000)));
+        await stop(started, 'SIGQUIT', 5000);
+        if (!keepLogs) rmSync(runtimeDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await Promise.all(replicas.map((r) => stop(r.process, 'SIGKILL')));
+    if (nginx) await stop(nginx, 'SIGKILL');
+    throw error;
+  }
+}

@@ -1,0 +1,95 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { defineTopology, STRATEGIES, type Strategy } from '../app/src/topology';
+import { ConfigError } from '../app/src/shared/errors';
+import { parseDuration } from '../app/src/shared/duration';
+import { LOAD_ENV } from '../app/src/shared/load-env';
+import { parseSourceAddresses } from '../app/src/client/options';
+import { nginxVersion, ROOT, startLocalTopology } from './local-topology';
+
+/**
+ * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
+ * config (TLS), N server replicas, then the load client — and a clean teardown.
+ */
+const program = new Command('local')
+  .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
+  .option('--replicas <n>', 'server replicas (REPLICAS works too)', '3')
+  .addOption(new Option('--strategy <name>', 'balancing strategy').choices([...STRATEGIES]).default('least_conn'))
+  .option('--connections <n>', 'concurrent connections to ramp to', '1000')
+  .option('--duration <d>', 'load duration including the ramp (30s, 2m, or plain seconds)', '20s')
+  .option('--source-addresses <n|list>', 'spread the client over loopback addresses (default for ip_hash: 2 per replica)')
+  .option('--report <file>', 'JSON report', 'reports/local-report.json')
+  .option('--html <file>', 'HTML report', 'reports/local-report.html')
+  .option('--keep-logs', 'keep nginx and server logs (the runtime directory is printed)')
+  .parse();
+
+async function main(): Promise<number> {
+  const o = program.opts();
+  const version = nginxVersion();
+  if (!version) {
+    console.error('nginx is not installed. On Debian/Ubuntu: sudo apt-get install -y nginx-light (or run `npm start`, which installs it as root).');
+    return 1;
+  }
+  const strategy = o.strategy as Strategy;
+  const replicas = Number(o.replicas);
+  const connections = Number(o.connections);
+  let durationMs: number;
+  try {
+    durationMs = parseDuration(o.duration);
+  } catch (error) {
+    throw new ConfigError('local options', [{ field: '--duration', rule: (error as Error).message }]);
+  }
+  const rampRate = Math.max(1, Math.min(1000, connections));
+  const rampMs = Math.ceil((connections / rampRate) * 1000);
+  const sourceAddresses = o.sourceAddresses
+    ? parseSourceAddresses(o.sourceAddresses)
+    : strategy === 'ip_hash'
+      ? parseSourceAddresses(String(Math.min(254, Math.max(2, replicas * 2))))
+      : [];
+
+  const topology = defineTopology(
+    {
+      replicas,
+      proxy: { nginxVersion: version, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } } as never,
+      load: {
+        stages: [{ connections, rampRate, holdMs: Math.max(0, durationMs - rampMs) }],
+        keyParam: strategy === 'hash' ? 'client' : undefined,
+        sourceAddresses,
+        maxDurationMs: Math.max(60_000, durationMs * 2 + 30_000),
+      },
+    },
+    process.env,
+  );
+
+  console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
+  const local = await startLocalTopology(topology);
+  console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}/nginx_status)`);
+
+  // The client is the same program the job container runs, given the topology's load profile.
+  const built = join(ROOT, 'app/dist/client/main.js');
+  const clientArgs = existsSync(built) ? [built] : ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
+  const client = spawn(process.execPath, [...clientArgs, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html)], {
+    stdio: 'inherit',
+    env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
+  });
+  // Ctrl-C reaches the client directly (same process group); we wait for it, then tear down.
+  const ignore = () => undefined;
+  process.on('SIGINT', ignore);
+  process.on('SIGTERM', () => client.kill('SIGTERM'));
+  const code = await new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
+
+  await local.stop({ keepLogs: Boolean(o.keepLogs) });
+  if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);
+  console.log(`stopped nginx and ${topology.replicas} replica(s); client exit code ${code}`);
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error instanceof ConfigError ? error.message : error instanceof Error ? error.message : error);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  },
+);

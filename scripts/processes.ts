@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+
+/** A child process we own: killed with us, never left behind. */
+export interface Owned {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  /** Everything it printed, for error messages. */
+  output(): string;
+}
+
+const owned = new Set<ChildProcess>();
+let cleanupInstalled = false;
+
+function installCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.on('exit', () => {
+    for (const child of owned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+}
+
+export function start(name: string, command: string, args: string[], options: SpawnOptions & { echo?: boolean } = {}): Owned {
+  installCleanup();
+  // Own process group: a Ctrl-C in the terminal reaches the runner, which stops children in order.
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options });
+  owned.add(child);
+  let text = '';
+  const keep = (d: Buffer) => {
+    text += d.toString();
+    if (text.length > 200_000) text = text.slice(-100_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (error) => {
+      text += `\n${error.message}`;
+      resolve(-1);
+    });
+    child.on('exit', (code, signal) => {
+      owned.delete(child);
+      resolve(code ?? (signal ? 128 : null));
+    });
+  });
+  return { name, child, exited, output: () => text };
+}
+
+/** Sends a signal and waits for the exit; SIGKILL after the grace period. */
+export async function stop(p: Owned, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill(signal);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+/** A free TCP port on loopback (the OS picks; we release it at once). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on the port, or rejects naming the process. */
+export async function waitForPort(port: number, p: Owned, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}) before listening:\n${p.output().trim()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${p.name} did not listen on ${port} within ${timeoutMs} ms:\n${p.output().trim()}`);
+}

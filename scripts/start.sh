@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `npm start`: the main job on a fresh clone. Installs what is missing (npm dependencies, nginx,
+# certificates), then runs the local topology with the default profile and prints the summary.
+# Extra arguments go to `npm run local` (see `npm run local -- --help`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x node_modules/.bin/tsx ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "start: installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+if ! command -v nginx >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "start: nginx is missing; installing Debian's nginx-light (apt-get install -y nginx-light)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    # The package may start a system nginx on port 80; this project runs its own instances.
+    if [ -f /run/nginx.pid ]; then nginx -s stop 2>/dev/null || true; fi
+  else
+    echo "start: nginx is required and not installed. Install it, then run npm start again:" >&2
+    if command -v apt-get >/dev/null 2>&1; then echo "  sudo apt-get install -y nginx-light" >&2
+    elif command -v dnf >/dev/null 2>&1; then echo "  sudo dnf install -y nginx" >&2
+    elif command -v brew >/dev/null 2>&1; then echo "  brew install nginx" >&2
+    else echo "  (your package manager) install nginx" >&2; fi
+    exit 1
+  fi
+fi
+
+command -v openssl >/dev/null 2>&1 || { echo "start: openssl is required (certificates): sudo apt-get install -y openssl" >&2; exit 1; }
+
+npx tsx certs/cli.ts
+exec npx tsx scripts/local.ts "$@"
