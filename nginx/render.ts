@@ -158,7 +158,9 @@ ${serverLines.join('\n')}
             proxy_read_timeout ${nginxDuration(proxy.readTimeoutMs)};
             proxy_send_timeout ${nginxDuration(proxy.sendTimeoutMs)};
             proxy_connect_timeout ${nginxDuration(proxy.connectTimeoutMs)};
-            proxy_next_upstream error timeout;
+            # A draining or full replica answers the handshake 503: try the next one (a handshake
+            # is an idempotent GET). These also count towards max_fails, so the replica rests.
+            proxy_next_upstream error timeout http_502 http_503;
 
             ${limitLines.join('\n            ')}
 

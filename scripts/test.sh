@@ -3,7 +3,7 @@
 # test runner through tsx. Node 20's runner does not discover .ts files itself, so we list them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -gt 0 ] || set -- unit integration
+[ $# -gt 0 ] || set -- unit integration e2e
 files=()
 for suite in "$@"; do
   [ -d "test/$suite" ] || { echo "no such test suite: test/$suite" >&2; exit 2; }
