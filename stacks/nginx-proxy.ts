@@ -26,6 +26,8 @@ export const PROXY_PATHS = {
   config: '/etc/nginx/ws/nginx.conf',
   certsDir: '/etc/nginx/certs',
   pid: '/run/nginx.pid',
+  httpsPort: 443,
+  httpPort: 80,
 } as const;
 
 /**
@@ -50,6 +52,11 @@ export class NginxProxy extends Construct {
       certFile: `${PROXY_PATHS.certsDir}/${tls.serverCert}`,
       keyFile: `${PROXY_PATHS.certsDir}/${tls.serverKey}`,
       pidFile: PROXY_PATHS.pid,
+      // Inside the container nginx binds the container ports; the topology's ports are the
+      // published ones (and the one the port-80 redirect points at).
+      httpsPort: PROXY_PATHS.httpsPort,
+      httpPort: PROXY_PATHS.httpPort,
+      publicHttpsPort: proxy.httpsPort,
     });
     this.configHash = createHash('sha256').update(this.config).digest('hex');
 
@@ -73,8 +80,8 @@ export class NginxProxy extends Construct {
       image: props.imageId,
       command: ['nginx', '-c', PROXY_PATHS.config, '-g', 'daemon off;'],
       ports: [
-        { internal: 443, external: proxy.httpsPort },
-        { internal: 80, external: proxy.httpPort },
+        { internal: PROXY_PATHS.httpsPort, external: proxy.httpsPort },
+        { internal: PROXY_PATHS.httpPort, external: proxy.httpPort },
       ],
       volumes: [
         { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },

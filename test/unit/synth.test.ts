@@ -56,6 +56,18 @@ describe('the synthesized stack', () => {
     );
   });
 
+  it('nginx binds the container ports; other public ports are only published', () => {
+    const custom = synth({ proxy: { httpsPort: 18443, httpPort: 18080 } as never });
+    const conf = proxyConfig(custom);
+    assert.match(conf, /^\s*listen 443 ssl/m);
+    assert.match(conf, /^\s*listen 80;/m);
+    assert.match(conf, /return 301 https:\/\/\$host:18443\$request_uri;/);
+    assert.deepEqual(
+      containerNamed(custom, 'ws-nginx').ports.map((p: any) => [p.internal, p.external]).sort(),
+      [[443, 18443], [80, 18080]].sort(),
+    );
+  });
+
   it('passes each replica its settings from the topology', () => {
     const env: string[] = containerNamed(s, 'ws-server-1').env;
     assert.ok(env.includes('WS_REPLICA_ID=ws-server-1'));

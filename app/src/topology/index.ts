@@ -5,6 +5,13 @@ export * from './schema';
 
 export const DEFAULT_REPLICAS = 3;
 
+/** Built by scripts/offline-images.sh (keep the names in sync with it). */
+export const OFFLINE_BASE_IMAGES = {
+  node: 'ws-notifications/node-base:20',
+  nginx: 'ws-notifications/nginx-base:1.22',
+  nginxVersion: '1.22',
+} as const;
+
 /**
  * Validates a topology written in code and applies the environment overrides meant for quick
  * experiments (REPLICAS=5). Throws a ConfigError naming each bad field and its rule; nothing is
@@ -23,6 +30,18 @@ export function defineTopology(
       ]);
     }
     merged.replicas = Number(replicas);
+  }
+  // BASE_IMAGES=offline: the locally built base images (scripts/offline-images.sh) instead of the
+  // public ones, for machines without an image registry; their nginx is Debian's 1.22.
+  const baseImages = env.BASE_IMAGES;
+  if (baseImages !== undefined && baseImages !== '' && baseImages !== 'public') {
+    if (baseImages !== 'offline') {
+      throw new ConfigError('topology', [{ field: 'images', rule: `BASE_IMAGES="${baseImages}" must be "offline" or "public"` }]);
+    }
+    const images = (merged.images ?? {}) as Record<string, unknown>;
+    const proxy = (merged.proxy ?? {}) as Record<string, unknown>;
+    merged.images = { ...images, nodeBase: OFFLINE_BASE_IMAGES.node, nginxBase: OFFLINE_BASE_IMAGES.nginx };
+    merged.proxy = { ...proxy, nginxVersion: OFFLINE_BASE_IMAGES.nginxVersion };
   }
   const result = topologySchema.safeParse(merged);
   if (!result.success) throw ConfigError.fromZod('topology', result.error);

@@ -1,0 +1,127 @@
+import { fork } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { defineTopology } from '../app/src/topology';
+import { runLoad } from '../app/src/client/coordinator';
+import { nginxVersion, ROOT, startLocalTopology } from '../scripts/local-topology';
+
+/**
+ * `npm run bench:client`: connections per second and memory per connection of the load client,
+ * side by side with a bare `ws` client in the same run (ws and wss, with and without
+ * compression), and the largest stable connection count on this machine. Writes a Markdown
+ * table to docs/benchmarks/client.md and prints it.
+ */
+const program = new Command('bench:client')
+  .option('--ws-connections <n>', 'connections per probe over ws://', '3000')
+  .option('--wss-connections <n>', 'connections per probe over wss://', '1500')
+  .option('--rounds <n>', 'rounds (the median is reported)', '3')
+  .option('--stable <list>', 'connection counts to try holding for 10 s (empty: skip)', '10000,20000')
+  .option('--out <file>', 'Markdown output', 'docs/benchmarks/client.md')
+  .parse();
+const o = program.opts();
+
+type ProbeResult = { open: number; failed: number; perSecond: number; rssPerConnKB: number; heapPerConnKB: number };
+
+function probe(kind: 'ours' | 'bare', url: string, n: number, compression: boolean, ca?: Buffer): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(__dirname, 'probe.ts'), [], {
+      execArgv: ['--import', 'tsx', '--expose-gc'],
+      env: { ...process.env, PROBE: JSON.stringify({ kind, url, n, compression, ca: ca?.toString('base64') }) },
+    });
+    child.once('message', (m) => resolve(m as ProbeResult));
+    child.once('exit', (code) => code !== 0 && reject(new Error(`probe exited ${code}`)));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const version = nginxVersion();
+  if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
+  const stableSteps = String(o.stable).split(',').filter(Boolean).map(Number);
+  const peak = Math.max(20_000, ...stableSteps);
+  const topology = defineTopology({
+    replicas: 3,
+    server: { compression: 'offered' } as never,
+    proxy: { nginxVersion: version, targetConnections: peak, workerProcesses: Math.max(2, Math.ceil((2 * peak * 1.1) / 19_000)), limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } } as never,
+    load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } as never,
+  });
+  const local = await startLocalTopology(topology);
+  const ca = readFileSync(local.caFile);
+  const wsUrl = `ws://127.0.0.1:${local.replicas[0].port}${topology.server.path}`;
+  const rows: string[] = [];
+  try {
+    const cases = [
+      { scheme: 'ws', url: wsUrl, n: Number(o.wsConnections), compression: false },
+      { scheme: 'ws', url: wsUrl, n: Number(o.wsConnections), compression: true },
+      { scheme: 'wss', url: local.url, n: Number(o.wssConnections), compression: false },
+      { scheme: 'wss', url: local.url, n: Number(o.wssConnections), compression: true },
+    ];
+    for (const c of cases) {
+      const results: Record<'ours' | 'bare', ProbeResult[]> = { ours: [], bare: [] };
+      for (let r = 0; r < Number(o.rounds); r++) {
+        // Alternate the order so neither side always runs on a warmer machine.
+        for (const kind of r % 2 ? (['ours', 'bare'] as const) : (['bare', 'ours'] as const)) {
+          results[kind].push(await probe(kind, c.url, c.n, c.compression, c.scheme === 'wss' ? ca : undefined));
+        }
+      }
+      const m = (k: 'ours' | 'bare', f: keyof ProbeResult) => median(results[k].map((x) => x[f]));
+      const failed = results.ours.concat(results.bare).reduce((a, x) => a + x.failed, 0);
+      rows.push(
+        `| ${c.scheme}${c.compression ? ' + deflate' : ''} | ${c.n} | ${m('ours', 'perSecond')} | ${m('bare', 'perSecond')} | ${(m('ours', 'perSecond') / m('bare', 'perSecond')).toFixed(2)} | ${m('ours', 'rssPerConnKB')} | ${m('bare', 'rssPerConnKB')} | ${m('ours', 'heapPerConnKB')} | ${m('bare', 'heapPerConnKB')} | ${failed} |`,
+      );
+      console.log(rows[rows.length - 1]);
+    }
+
+    const stable: string[] = [];
+    for (const n of stableSteps) {
+      const started = Date.now();
+      const result = await runLoad({
+        url: local.url,
+        ca,
+        insecure: false,
+        workers: Math.max(1, Math.ceil(n / 15_000)),
+        profile: defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000 } } as never).load,
+      });
+      const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);
+      const ok = result.stats.c.opened === n && result.stats.c.failed === 0 && unexpected === 0;
+      stable.push(`| ${n} | ${result.generator.workers} | ${result.stats.c.opened} | ${result.stats.c.failed} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
+      console.log(stable[stable.length - 1]);
+      if (!ok) break;
+    }
+
+    const md = `# Load client benchmark
+
+Produced by \`npm run bench:client\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, ${require('node:os').cpus().length} cores, Node ${process.version}, nginx ${version}).
+Each probe runs in its own process, opens the connections with at most 200 handshakes in flight
+and reports the opening rate and the memory each open connection costs (RSS and heap+external
+deltas after a forced GC). "ours" is the load client's VirtualUser (timing hooks, stats);
+"bare" is a plain \`ws\` client, the reference. Median of ${o.rounds} rounds, run side by side
+(alternating order). ws goes straight to one replica; wss goes through nginx (TLS 1.3, ECDSA P-256).
+
+| case | connections | ours conn/s | bare conn/s | ratio | ours RSS KB/conn | bare RSS KB/conn | ours heap KB/conn | bare heap KB/conn | failed |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows.join('\n')}
+
+## Largest stable connection count
+wss through nginx (${topology.proxy.workerProcesses} workers), 3 replicas, ramp 1,000/s, hold 10 s, 1% senders at 1 msg/s; stable = every
+connection opened, no failure, no unexpected close.
+
+| target | client processes | opened | failed | unexpected closes | peak | wall time | verdict |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+${stable.join('\n')}
+`;
+    const out = resolve(ROOT, o.out);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, md);
+    console.log(`\nwrote ${o.out}`);
+  } finally {
+    await local.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

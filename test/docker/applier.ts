@@ -1,0 +1,379 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+import Docker from 'dockerode';
+import { parseDuration } from '../../app/src/shared/duration';
+import { evaluateSelfCondition, referencesIn, resolve, UnsupportedError } from './expressions';
+import { packContext } from './build-context';
+
+/**
+ * The offline stand-in for `terraform apply` with the kreuzwerker/docker provider, used by the
+ * Docker tests on machines where the provider cannot be downloaded. It applies the synthesized
+ * cdk.tf.json to a real Docker engine through its API (dockerode), in dependency order,
+ * resolving references between resources. It is strict: a resource type, attribute or
+ * expression it does not know fails with its name, so it cannot drift silently from what the
+ * stack emits. It is a test tool, not a product feature.
+ *
+ * Semantics follow the provider where the stack relies on them: docker_container attributes
+ * force replacement (destroy, then create); a container waits for health (`wait`), or for its
+ * exit (`attach`) with its logs and exit code; postconditions are checked; `replace_triggered_by`
+ * replaces when the referenced resource was replaced; terraform_data is replaced when
+ * `triggers_replace` changes and then runs its local-exec provisioners. Resources that left the
+ * configuration are destroyed after the others are applied.
+ */
+
+type Json = Record<string, any>;
+interface StateEntry {
+  type: string;
+  config: Json;
+  attrs: Json;
+  dependsOn: string[];
+}
+type State = Record<string, StateEntry>;
+
+/** Attributes each resource type may carry; anything else is refused. */
+const KNOWN: Record<string, string[]> = {
+  docker_network: ['name', 'driver', 'labels'],
+  docker_image: ['name', 'keep_locally', 'build', 'triggers'],
+  terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
+  docker_container: [
+    'name', 'image', 'command', 'env', 'labels', 'networks_advanced', 'ports', 'volumes', 'ulimit', 'restart', 'stop_signal',
+    'stop_timeout', 'destroy_grace_seconds', 'healthcheck', 'wait', 'wait_timeout', 'attach', 'logs', 'must_run', 'rm', 'user',
+    'depends_on', 'lifecycle',
+  ],
+};
+const KNOWN_NESTED: Record<string, string[]> = {
+  'docker_image.build': ['context', 'dockerfile', 'build_args', 'label'],
+  'docker_container.networks_advanced': ['name', 'aliases'],
+  'docker_container.ports': ['internal', 'external'],
+  'docker_container.volumes': ['host_path', 'container_path', 'read_only'],
+  'docker_container.ulimit': ['name', 'soft', 'hard'],
+  'docker_container.healthcheck': ['test', 'interval', 'timeout', 'start_period', 'retries'],
+  'docker_container.labels': ['label', 'value'],
+  'docker_network.labels': ['label', 'value'],
+  'docker_container.lifecycle': ['postcondition', 'replace_triggered_by'],
+  'terraform_data.lifecycle': ['replace_triggered_by'],
+};
+/** Attributes that do not force a replacement when they change. */
+const NO_REPLACE = new Set(['depends_on', 'lifecycle', 'wait', 'wait_timeout', 'destroy_grace_seconds', 'keep_locally']);
+
+const ns = (text: string) => parseDuration(text) * 1e6;
+const labelsOf = (list: { label: string; value: string }[] = []) => Object.fromEntries(list.map((l) => [l.label, l.value]));
+const canonical = (v: unknown): string => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
+
+export interface ApplyReport {
+  created: string[];
+  replaced: string[];
+  destroyed: string[];
+  kept: string[];
+  outputs: Json;
+}
+
+export class ApplyError extends Error {}
+
+export class OfflineApplier {
+  constructor(
+    private readonly stateFile: string,
+    private readonly docker = new Docker(),
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
+
+  private readState(): State {
+    return existsSync(this.stateFile) ? JSON.parse(readFileSync(this.stateFile, 'utf8')) : {};
+  }
+
+  private writeState(state: State): void {
+    writeFileSync(this.stateFile, JSON.stringify(state, null, 2));
+  }
+
+  /** Checks the whole document before touching anything. */
+  validate(doc: Json): void {
+    for (const key of Object.keys(doc)) {
+      if (!['//', 'terraform', 'provider', 'resource', 'output'].includes(key)) throw new UnsupportedError(`top-level block "${key}" is not supported`);
+    }
+    for (const [key, value] of Object.entries(doc.terraform ?? {})) {
+      if (key === 'required_providers') {
+        for (const name of Object.keys(value as Json)) if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
+      } else if (key !== 'backend') throw new UnsupportedError(`terraform.${key} is not supported`);
+    }
+    for (const [name, configs] of Object.entries(doc.provider ?? {})) {
+      if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
+      for (const c of configs as Json[]) for (const k of Object.keys(c)) if (k !== 'host') throw new UnsupportedError(`provider.docker.${k} is not supported`);
+    }
+    for (const [type, resources] of Object.entries(doc.resource ?? {})) {
+      const known = KNOWN[type];
+      if (!known) throw new UnsupportedError(`resource type ${type} is not supported`);
+      for (const [name, config] of Object.entries(resources as Json)) {
+        const where = `${type}.${name}`;
+        for (const [key, value] of Object.entries(config as Json)) {
+          if (key === '//') continue;
+          if (!known.includes(key)) throw new UnsupportedError(`${where}: attribute ${key} is not supported`);
+          const nested = KNOWN_NESTED[`${type}.${key}`];
+          if (nested) {
+            for (const item of Array.isArray(value) ? value : [value]) {
+              for (const k of Object.keys(item as Json)) if (!nested.includes(k)) throw new UnsupportedError(`${where}: attribute ${key}.${k} is not supported`);
+            }
+          }
+          if (key === 'provisioner') {
+            for (const p of value as Json[]) {
+              for (const [kind, body] of Object.entries(p)) {
+                if (kind !== 'local-exec') throw new UnsupportedError(`${where}: provisioner ${kind} is not supported`);
+                for (const k of Object.keys(body as Json)) if (!['command', 'environment'].includes(k)) throw new UnsupportedError(`${where}: local-exec.${k} is not supported`);
+              }
+            }
+          }
+          if (key !== 'lifecycle') referencesIn(value, `${where}.${key}`);
+        }
+        for (const c of config.lifecycle?.postcondition ?? []) evaluateSelfCondition(c.condition, new Proxy({}, { has: () => true }), `${where}.lifecycle.postcondition`);
+      }
+    }
+  }
+
+  async apply(doc: Json): Promise<ApplyReport> {
+    this.validate(doc);
+    const state = this.readState();
+    const configs = new Map<string, { type: string; config: Json }>();
+    for (const [type, resources] of Object.entries(doc.resource ?? {})) {
+      for (const [name, config] of Object.entries(resources as Json)) configs.set(`${type}.${name}`, { type, config });
+    }
+    const deps = (address: string): string[] => {
+      const { config } = configs.get(address)!;
+      const { lifecycle, depends_on, ...rest } = config;
+      const refs = referencesIn(rest, address).map((r) => r.address);
+      const triggered = (lifecycle?.replace_triggered_by ?? []).map((r: string) => r.split('.').slice(0, 2).join('.'));
+      return [...new Set([...refs, ...(depends_on ?? []), ...triggered])];
+    };
+    const order = topoSort([...configs.keys()], deps);
+    const report: ApplyReport = { created: [], replaced: [], destroyed: [], kept: [], outputs: {} };
+    const changed = new Set<string>();
+    const staleImages: { id: string; keep: boolean }[] = [];
+
+    for (const address of order) {
+      const { type, config } = configs.get(address)!;
+      const resolved = resolve(stripMeta(config), (a) => state[a]?.attrs, address) as Json;
+      const old = state[address];
+      const triggeredBy = (config.lifecycle?.replace_triggered_by ?? []).map((r: string) => r.split('.').slice(0, 2).join('.'));
+      let action: 'create' | 'replace' | 'keep' = 'create';
+      if (old) {
+        const forcing = (c: Json) => canonical(Object.fromEntries(Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (type !== 'terraform_data' || k === 'triggers_replace'))));
+        action = forcing(old.config) !== forcing(resolved) || triggeredBy.some((t: string) => changed.has(t)) ? 'replace' : 'keep';
+      }
+      if (action === 'keep') {
+        state[address] = { ...old, config: resolved, dependsOn: deps(address) };
+        report.kept.push(address);
+        continue;
+      }
+      if (action === 'replace') {
+        this.log(`replace ${address}`);
+        if (type === 'docker_image') staleImages.push({ id: old.attrs.image_id, keep: Boolean(old.config.keep_locally) });
+        else await this.destroyOne(address, old);
+        delete state[address];
+        this.writeState(state);
+      } else {
+        this.log(`create ${address}`);
+      }
+      try {
+        const attrs = await this.create(address, type, resolved);
+        state[address] = { type, config: resolved, attrs, dependsOn: deps(address) };
+        this.writeState(state);
+        changed.add(address);
+        (action === 'create' ? report.created : report.replaced).push(address);
+        for (const c of config.lifecycle?.postcondition ?? []) {
+          if (!evaluateSelfCondition(c.condition, attrs, address)) throw new ApplyError(`${address}: postcondition failed: ${c.error_message}`);
+        }
+      } catch (error) {
+        if (error instanceof ApplyError || error instanceof UnsupportedError) throw error;
+        throw new ApplyError(`${address}: ${(error as Error).message}`);
+      }
+    }
+
+    // Resources that left the configuration go last, dependents first.
+    const removed = Object.keys(state).filter((a) => !configs.has(a));
+    for (const address of topoSort(removed, (a) => state[a].dependsOn.filter((d) => removed.includes(d))).reverse()) {
+      this.log(`destroy ${address}`);
+      await this.destroyOne(address, state[address]);
+      delete state[address];
+      this.writeState(state);
+      report.destroyed.push(address);
+    }
+    for (const image of staleImages) if (!image.keep) await this.docker.getImage(image.id).remove().catch(() => undefined);
+
+    for (const [name, output] of Object.entries(doc.output ?? {})) {
+      report.outputs[name] = resolve((output as Json).value, (a) => state[a]?.attrs, `output.${name}`);
+    }
+    return report;
+  }
+
+  /** Destroys everything in the state, dependents first. A second call finds nothing to do. */
+  async destroy(): Promise<string[]> {
+    const state = this.readState();
+    const all = Object.keys(state);
+    const destroyed: string[] = [];
+    for (const address of topoSort(all, (a) => state[a].dependsOn.filter((d) => all.includes(d))).reverse()) {
+      this.log(`destroy ${address}`);
+      await this.destroyOne(address, state[address]);
+      delete state[address];
+      this.writeState(state);
+      destroyed.push(address);
+    }
+    return destroyed;
+  }
+
+  private async create(address: string, type: string, c: Json): Promise<Json> {
+    switch (type) {
+      case 'docker_network': {
+        const network = await this.docker.createNetwork({ Name: c.name, Driver: c.driver ?? 'bridge', Labels: labelsOf(c.labels), CheckDuplicate: true });
+        return { id: network.id, name: c.name };
+      }
+      case 'docker_image':
+        return this.buildImage(address, c);
+      case 'terraform_data': {
+        for (const p of c.provisioner ?? []) await runLocalExec(address, p['local-exec']);
+        return { id: `${Date.now()}`, input: c.input, output: c.input };
+      }
+      case 'docker_container':
+        return this.createContainer(address, c);
+    }
+    throw new UnsupportedError(`${address}: cannot create ${type}`);
+  }
+
+  private async buildImage(address: string, c: Json): Promise<Json> {
+    const build = Array.isArray(c.build) ? c.build[0] : c.build;
+    const stream = await this.docker.buildImage(packContext(build.context), {
+      t: c.name,
+      dockerfile: build.dockerfile ?? 'Dockerfile',
+      buildargs: build.build_args ?? {},
+      labels: build.label ?? {},
+      rm: true,
+      forcerm: true,
+    });
+    const output: Json[] = await new Promise((res, rej) => this.docker.modem.followProgress(stream, (err: Error | null, out: Json[]) => (err ? rej(err) : res(out))));
+    const failure = output.find((o) => o.error || o.errorDetail);
+    if (failure) {
+      const tail = output.map((o) => o.stream ?? '').join('').trim().split('\n').slice(-8).join('\n');
+      throw new ApplyError(`${address}: image build failed: ${failure.error ?? failure.errorDetail?.message}\n${tail}`);
+    }
+    const info = await this.docker.getImage(c.name).inspect();
+    return { id: info.Id, image_id: info.Id, name: c.name };
+  }
+
+  private async createContainer(address: string, c: Json): Promise<Json> {
+    const networks: Json[] = c.networks_advanced ?? [];
+    const ports: Json[] = c.ports ?? [];
+    const hc = Array.isArray(c.healthcheck) ? c.healthcheck[0] : c.healthcheck;
+    const container = await this.docker.createContainer({
+      name: c.name,
+      Image: c.image,
+      Cmd: c.command,
+      Env: c.env,
+      User: c.user,
+      Labels: labelsOf(c.labels),
+      StopSignal: c.stop_signal,
+      StopTimeout: c.stop_timeout,
+      ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, {}])),
+      Healthcheck: hc
+        ? { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries }
+        : undefined,
+      HostConfig: {
+        PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostPort: String(p.external) }]])),
+        Binds: (c.volumes ?? []).map((v: Json) => `${v.host_path}:${v.container_path}${v.read_only ? ':ro' : ''}`),
+        Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
+        RestartPolicy: c.restart ? { Name: c.restart } : undefined,
+        NetworkMode: networks[0]?.name,
+      },
+      NetworkingConfig: networks[0] ? { EndpointsConfig: { [networks[0].name]: { Aliases: networks[0].aliases ?? [] } } } : undefined,
+    });
+    for (const extra of networks.slice(1)) await this.docker.getNetwork(extra.name).connect({ Container: container.id, EndpointConfig: { Aliases: extra.aliases ?? [] } });
+    await container.start();
+    const attrs: Json = { id: container.id, name: c.name };
+
+    if (c.attach) {
+      const { StatusCode } = await container.wait();
+      attrs.exit_code = StatusCode;
+      if (c.logs) attrs.container_logs = (await container.logs({ stdout: true, stderr: true })).toString('utf8');
+      this.log(`${address} exited with ${StatusCode}`);
+      return attrs;
+    }
+    if (c.wait) await this.waitHealthy(address, container, (c.wait_timeout ?? 60) * 1000);
+    const info = await container.inspect();
+    attrs.exit_code = info.State.ExitCode;
+    if (c.must_run !== false && !info.State.Running) throw new ApplyError(`${address}: container ${c.name} is not running (exit code ${info.State.ExitCode})`);
+    return attrs;
+  }
+
+  private async waitHealthy(address: string, container: Docker.Container, timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    let last: Json = {};
+    while (Date.now() < end) {
+      last = await container.inspect();
+      const health = last.State.Health?.Status;
+      if (!last.State.Running) break;
+      if (health === 'healthy' || (!last.State.Health && last.State.Running)) return;
+      if (health === 'unhealthy') break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const log = (last.State?.Health?.Log ?? []).slice(-1)[0]?.Output?.trim() ?? '';
+    const logs = (await container.logs({ stdout: true, stderr: true, tail: 10 }).catch(() => Buffer.from(''))).toString('utf8');
+    throw new ApplyError(`${address}: container ${last.Name?.slice(1)} did not become healthy (state ${last.State?.Status}, health ${last.State?.Health?.Status ?? 'none'}) ${log}\n${logs}`);
+  }
+
+  private async destroyOne(address: string, entry: StateEntry): Promise<void> {
+    switch (entry.type) {
+      case 'docker_container': {
+        const container = this.docker.getContainer(entry.attrs.id);
+        const grace = entry.config.destroy_grace_seconds ?? entry.config.stop_timeout ?? 10;
+        await container.stop({ t: grace }).catch(ignoreMissing);
+        await container.remove({ force: true }).catch(ignoreMissing);
+        return;
+      }
+      case 'docker_network':
+        await this.docker.getNetwork(entry.attrs.id).remove().catch(ignoreMissing);
+        return;
+      case 'docker_image':
+        if (!entry.config.keep_locally) await this.docker.getImage(entry.attrs.image_id).remove().catch(ignoreMissing);
+        return;
+      case 'terraform_data':
+        return;
+    }
+    throw new UnsupportedError(`${address}: cannot destroy ${entry.type}`);
+  }
+}
+
+function ignoreMissing(error: { statusCode?: number }): void {
+  // 304: already stopped; 404: already gone.
+  if (error.statusCode !== 404 && error.statusCode !== 304) throw error;
+}
+
+function stripMeta(config: Json): Json {
+  const { '//': _meta, depends_on: _d, lifecycle, ...rest } = config;
+  return lifecycle ? { ...rest, lifecycle: { postcondition: lifecycle.postcondition } } : rest;
+}
+
+function runLocalExec(address: string, body: { command: string; environment?: Record<string, string> }): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('/bin/sh', ['-c', body.command], { env: { ...process.env, ...body.environment }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('exit', (code) => (code === 0 ? resolvePromise() : reject(new ApplyError(`${address}: local-exec failed (${code}): ${output.trim()}`))));
+  });
+}
+
+function topoSort(nodes: string[], deps: (n: string) => string[]): string[] {
+  const out: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (n: string, path: string[]) => {
+    if (state.get(n) === 'done') return;
+    if (state.get(n) === 'visiting') throw new UnsupportedError(`dependency cycle: ${[...path, n].join(' → ')}`);
+    state.set(n, 'visiting');
+    for (const d of deps(n)) {
+      if (!nodes.includes(d)) throw new UnsupportedError(`${n} depends on ${d}, which is not in the configuration`);
+      visit(d, [...path, n]);
+    }
+    state.set(n, 'done');
+    out.push(n);
+  };
+  for (const n of [...nodes].sort()) visit(n, []);
+  return out;
+}
+
