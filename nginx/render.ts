@@ -102,6 +102,8 @@ ${rt ? `    client_body_temp_path ${rt}/client_body;
     limit_req_status 429;
 
     upstream ws_servers {
+        # Shared by all workers: balancing counters and passive-health state are per upstream, not per worker.
+        zone ws_servers 256k;
         ${balancingLine}
 ${serverLines.join('\n')}
     }

@@ -69,7 +69,12 @@ export interface ApplyReport {
   outputs: Json;
 }
 
-export class ApplyError extends Error {}
+export class ApplyError extends Error {
+  /** Attributes of a resource that was created but failed afterwards (Terraform taints it). */
+  constructor(message: string, readonly partial?: Json) {
+    super(message);
+  }
+}
 
 export class OfflineApplier {
   constructor(
@@ -165,15 +170,21 @@ export class OfflineApplier {
       }
       if (action === 'replace') {
         this.log(`replace ${address}`);
-        if (type === 'docker_image') staleImages.push({ id: old.attrs.image_id, keep: Boolean(old.config.keep_locally) });
-        else await this.destroyOne(address, old);
-        delete state[address];
-        this.writeState(state);
+        // An image is built before the old one goes (a failed build leaves the old one in place
+        // and in the state); everything else is destroyed first, as the provider does.
+        if (type !== 'docker_image') {
+          await this.destroyOne(address, old);
+          delete state[address];
+          this.writeState(state);
+        }
       } else {
         this.log(`create ${address}`);
       }
       try {
         const attrs = await this.create(address, type, resolved);
+        if (old && type === 'docker_image' && old.attrs.image_id !== attrs.image_id) {
+          staleImages.push({ id: old.attrs.image_id, keep: Boolean(old.config.keep_locally) });
+        }
         state[address] = { type, config: resolved, attrs, dependsOn: deps(address) };
         this.writeState(state);
         changed.add(address);
@@ -182,6 +193,11 @@ export class OfflineApplier {
           if (!evaluateSelfCondition(c.condition, attrs, address)) throw new ApplyError(`${address}: postcondition failed: ${c.error_message}`);
         }
       } catch (error) {
+        if (error instanceof ApplyError && error.partial) {
+          // Keep what exists in the state, so destroy removes it (a tainted resource).
+          state[address] = { type, config: { ...resolved, tainted: true }, attrs: error.partial, dependsOn: deps(address) };
+          this.writeState(state);
+        }
         if (error instanceof ApplyError || error instanceof UnsupportedError) throw error;
         throw new ApplyError(`${address}: ${(error as Error).message}`);
       }
@@ -294,10 +310,14 @@ export class OfflineApplier {
       this.log(`${address} exited with ${StatusCode}`);
       return attrs;
     }
-    if (c.wait) await this.waitHealthy(address, container, (c.wait_timeout ?? 60) * 1000);
-    const info = await container.inspect();
-    attrs.exit_code = info.State.ExitCode;
-    if (c.must_run !== false && !info.State.Running) throw new ApplyError(`${address}: container ${c.name} is not running (exit code ${info.State.ExitCode})`);
+    try {
+      if (c.wait) await this.waitHealthy(address, container, (c.wait_timeout ?? 60) * 1000);
+      const info = await container.inspect();
+      attrs.exit_code = info.State.ExitCode;
+      if (c.must_run !== false && !info.State.Running) throw new ApplyError(`${address}: container ${c.name} is not running (exit code ${info.State.ExitCode})`);
+    } catch (error) {
+      throw new ApplyError((error as Error).message, attrs);
+    }
     return attrs;
   }
 

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import { App } from 'cdktf';
+import { runLoad, type Progress } from '../../app/src/client/coordinator';
+import { defineTopology, type TopologyInput } from '../../app/src/topology';
+import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
+import { ensureCertificates } from '../../scripts/local-topology';
+import { eventually, TestClient } from '../helpers/server';
+import { ROOT } from '../helpers/synth';
+import { chooseDeployer, type Deployer } from './deployer';
+
+/**
+ * The synthesized stack on a real Docker engine: deploy, scale in code under load, destroy, and
+ * fail clearly. Public ports 18443/18080 keep clear of anything on 443/80.
+ */
+const docker = new Docker();
+const HTTPS = 18443;
+const REPORT = join(ROOT, 'reports', 'load-report.json');
+const offlineImages = process.env.BASE_IMAGES !== 'public';
+const outdir = mkdtempSync(join(tmpdir(), 'ws-docker-test-'));
+const logLines: string[] = [];
+const log = (line: string) => logLines.push(line);
+
+function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
+  return defineTopology(
+    {
+      replicas,
+      proxy: { httpsPort: HTTPS, httpPort: 18080 } as never,
+      load: {
+        stages: [{ connections: 300, rampRate: 300, holdMs: 3000 }],
+        senderFraction: 0.2,
+        messageRate: 2,
+        thresholds: ['errors==0', 'closes.unexpected==0'],
+        maxDurationMs: 90_000,
+      } as never,
+      ...extra,
+    },
+    { BASE_IMAGES: offlineImages ? 'offline' : 'public' },
+  );
+}
+
+/** Synthesizes into the same directory every time, so the deployment's state carries over. */
+function synth(replicas: number, extra: Partial<TopologyInput> = {}, mutate?: (doc: any) => void): string {
+  const topology = topologyFor(replicas, extra);
+  const app = new App({ outdir, skipValidation: false });
+  new WsNotificationsStack(app, topology.name, { topology, root: ROOT, loadUser: `${process.getuid!()}:${process.getgid!()}` });
+  app.synth();
+  const stackDir = join(outdir, 'stacks', topology.name);
+  if (mutate) {
+    const file = join(stackDir, 'cdk.tf.json');
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    mutate(doc);
+    writeFileSync(file, JSON.stringify(doc, null, 2));
+  }
+  return stackDir;
+}
+
+async function running(): Promise<Map<string, Docker.ContainerInfo>> {
+  const list = await docker.listContainers({ all: true, filters: { label: ['ws-notifications.stack=ws-notifications'] } });
+  return new Map(list.map((c) => [c.Names[0].slice(1), c]));
+}
+
+const exec = (container: string, cmd: string) => spawnSync('docker', ['exec', container, 'sh', '-c', cmd], { encoding: 'utf8' }).stdout;
+
+describe('the stack on a real Docker engine', { concurrency: false }, () => {
+  let deployer: Deployer;
+  let stackDir: string;
+
+  before(async () => {
+    await docker.ping().catch((error) => assert.fail(`a Docker engine is required for these tests (start dockerd): ${error.message}`));
+    if (offlineImages) {
+      const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
+    }
+    ensureCertificates(topologyFor(3));
+    stackDir = synth(3);
+    deployer = chooseDeployer(stackDir, log);
+    // Leftovers of an interrupted earlier run would collide with the names.
+    for (const c of (await running()).values()) await docker.getContainer(c.Id).remove({ force: true });
+    await docker.getNetwork('ws-notifications').remove().catch(() => undefined);
+  });
+
+  after(async () => {
+    await deployer?.destroy(stackDir).catch(() => undefined);
+    if (process.env.DOCKER_TEST_VERBOSE) console.log(logLines.join('\n'));
+  });
+
+  it('deploys 3 replicas; the load job passes over CA-verified WSS with connections on every replica', async () => {
+    rmSync(REPORT, { force: true });
+    const { outputs } = await deployer.apply(stackDir);
+    assert.deepEqual(outputs.replicas, ['ws-server-0', 'ws-server-1', 'ws-server-2']);
+    assert.equal(outputs.load_exit_code, 0);
+    const containers = await running();
+    for (const name of ['ws-nginx', 'ws-server-0', 'ws-server-1', 'ws-server-2']) {
+      const c = containers.get(name);
+      assert.ok(c, `${name} exists`);
+      assert.equal(c.State, 'running', `${name} is ${c.State}`);
+      assert.ok(Object.keys(c.NetworkSettings.Networks).includes('ws-notifications'), `${name} on the network`);
+    }
+    assert.equal(containers.get('ws-load-client')?.State, 'exited');
+    const report = JSON.parse(readFileSync(REPORT, 'utf8'));
+    assert.deepEqual(Object.keys(report.connections.perReplica).sort(), ['ws-server-0', 'ws-server-1', 'ws-server-2']);
+    assert.equal(report.connections.opened, 300);
+    assert.equal(report.connections.failed, 0);
+    assert.deepEqual(report.closesUnexpected, {});
+    assert.equal(report.passed, true);
+    console.log(`deploy (${deployer.kind}): 300 connections over WSS, per replica ${JSON.stringify(report.connections.perReplica)}, rtt p99 ${report.latency.rtt.p99} ms`);
+  });
+
+  it('scales 3 → 5 → 2 in code under load: the proxy stays, reloads gracefully, only removed replicas close (1001)', async () => {
+    const ca = readFileSync(join(ROOT, topologyFor(3).tls.dir, 'ca.crt'));
+    const url = `wss://localhost:${HTTPS}/ws-notifications`;
+    const proxyBefore = (await running()).get('ws-nginx')!.Id;
+    const masterBefore = exec('ws-nginx', 'cat /run/nginx.pid').trim();
+
+    const abort = new AbortController();
+    let latest: Progress | undefined;
+    const load = runLoad({
+      url,
+      ca,
+      insecure: false,
+      workers: 1,
+      signal: abort.signal,
+      onProgress: (p) => (latest = p),
+      profile: topologyFor(3, {
+        load: { stages: [{ connections: 120, rampRate: 200, holdMs: 300_000 }], senderFraction: 0.25, messageRate: 2, topics: 0, publishRate: 0, reconnect: { initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 400_000 },
+      } as never).load,
+    });
+    await eventually(() => (latest?.open ?? 0) === 120, 30_000, '120 connections open');
+
+    // 3 → 5
+    let t0 = Date.now();
+    stackDir = synth(5);
+    await deployer.apply(stackDir);
+    const upSeconds = (Date.now() - t0) / 1000;
+    let containers = await running();
+    for (const name of ['ws-server-3', 'ws-server-4']) assert.equal(containers.get(name)?.State, 'running', name);
+    assert.equal(containers.get('ws-nginx')!.Id, proxyBefore, 'the proxy container was not replaced');
+    assert.equal(exec('ws-nginx', 'cat /run/nginx.pid').trim(), masterBefore, 'same nginx master: a reload, not a restart');
+    assert.equal(exec('ws-nginx', 'grep -c "server ws-server-" /etc/nginx/ws/nginx.conf').trim(), '5');
+    assert.equal(latest?.unexpectedCloses, 0, 'scaling up closed nothing');
+    const newcomers = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(url, { ca })));
+    const landed = await Promise.all(newcomers.map(async (c) => (await c.next('hello')).replica));
+    // New replicas take new connections. (They do not get all of them: after a reload the new
+    // workers count from zero, since the old workers keep the existing sockets; see docs.)
+    assert.ok(landed.some((r) => r === 'ws-server-3' || r === 'ws-server-4'), `new connections reach the new replicas: ${landed}`);
+    newcomers.forEach((c) => c.ws.close(1000));
+
+    // 5 → 2
+    t0 = Date.now();
+    stackDir = synth(2);
+    await deployer.apply(stackDir);
+    const downSeconds = (Date.now() - t0) / 1000;
+    containers = await running();
+    for (const name of ['ws-server-2', 'ws-server-3', 'ws-server-4']) assert.ok(!containers.has(name), `${name} removed`);
+    assert.equal(containers.get('ws-nginx')!.Id, proxyBefore, 'the proxy container was not replaced');
+    assert.equal(exec('ws-nginx', 'grep -c "server ws-server-" /etc/nginx/ws/nginx.conf').trim(), '2');
+    await eventually(() => (latest?.open ?? 0) === 120, 30_000, 'everyone reconnected');
+    abort.abort();
+    const { stats } = await load;
+
+    const onRemoved = stats.perReplica.get('ws-server-2') ?? 0;
+    const closes = Object.fromEntries([...stats.closes].map(([code, [e, u]]) => [code, { expected: e, unexpected: u }]));
+    const numbers = {
+      deployer: deployer.kind,
+      applySeconds: { up: upSeconds, down: downSeconds },
+      connectionsHeld: 120,
+      onRemovedReplicaBeforeScaleDown: onRemoved,
+      closes,
+      reconnects: stats.c.reconnects,
+      errors: Object.fromEntries(stats.errors),
+      perReplicaOpens: Object.fromEntries(stats.perReplica),
+    };
+    writeFileSync(join(ROOT, 'reports', 'docker-scaling.json'), JSON.stringify(numbers, null, 2));
+    console.log(`scaling under load: ${JSON.stringify(numbers)}`);
+
+    assert.ok(onRemoved > 0, 'ws-server-2 held connections before the scale-down');
+    assert.equal(closes['1001']?.unexpected, onRemoved, 'exactly the clients of removed replicas got 1001');
+    const otherUnexpected = [...stats.closes].filter(([code]) => code !== 1001).reduce((a, [, [, u]]) => a + u, 0);
+    assert.equal(otherUnexpected, 0, 'connections on surviving replicas saw no close at all');
+    assert.ok(stats.c.reconnects >= onRemoved);
+    assert.equal(stats.errors.size, 0, `errors: ${JSON.stringify(numbers.errors)}`);
+  });
+
+  it('destroy removes everything it created; a second destroy is a no-op', async () => {
+    await deployer.destroy(stackDir);
+    assert.equal((await running()).size, 0, 'no containers left');
+    assert.equal((await docker.listNetworks({ filters: { name: ['ws-notifications'] } })).filter((n) => n.Name === 'ws-notifications').length, 0, 'network gone');
+    for (const image of ['ws-notifications/app:local', 'ws-notifications/nginx:local']) {
+      await assert.rejects(docker.getImage(image).inspect(), `${image} removed`);
+    }
+    await deployer.destroy(stackDir);
+    assert.equal((await running()).size, 0);
+  });
+
+  it('a broken image build fails the deploy, naming the resource', async () => {
+    stackDir = synth(1, {}, (doc) => {
+      const [, image] = Object.entries(doc.resource.docker_image).find(([id]) => id.startsWith('app-image')) as [string, any];
+      image.build.build_args.NODE_IMAGE = 'ws-notifications/no-such-base:1';
+    });
+    await assert.rejects(deployer.apply(stackDir), /docker_image\.app-image/);
+    await deployer.destroy(stackDir);
+  });
+
+  it('a container that fails its health check fails the deploy, naming the resource', async () => {
+    stackDir = synth(1, {}, (doc) => {
+      const [id, c] = Object.entries(doc.resource.docker_container).find(([, v]: any) => v.name === 'ws-server-0') as [string, any];
+      c.healthcheck = { ...c.healthcheck, test: ['CMD', 'false'], interval: '1s', retries: 1, start_period: '1s' };
+      c.wait_timeout = 20;
+      assert.ok(id);
+    });
+    await assert.rejects(deployer.apply(stackDir), /docker_container\.fleet_ws-server-0/);
+    await deployer.destroy(stackDir);
+    assert.equal((await running()).size, 0);
+  });
+});
+
