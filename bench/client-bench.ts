@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { defineTopology } from '../app/src/topology';
 import { runLoad } from '../app/src/client/coordinator';
+import { parseSourceAddresses } from '../app/src/client/options';
 import { nginxVersion, ROOT, startLocalTopology } from '../scripts/local-topology';
 
 /**
@@ -82,11 +83,15 @@ async function main() {
         ca,
         insecure: false,
         workers: Math.max(1, Math.ceil(n / 15_000)),
-        profile: defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000 } } as never).load,
+        // One source address reaches one nginx port through at most ~28,000 ephemeral ports
+        // (32768–60999): above 20,000 connections the client spreads over loopback addresses.
+        profile: defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000, sourceAddresses: n > 20_000 ? parseSourceAddresses(String(Math.ceil(n / 15_000))) : [] } } as never).load,
       });
+      const errors = Object.entries(Object.fromEntries(result.stats.errors)).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
       const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);
       const ok = result.stats.c.opened === n && result.stats.c.failed === 0 && unexpected === 0;
-      stable.push(`| ${n} | ${result.generator.workers} | ${result.stats.c.opened} | ${result.stats.c.failed} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
+      const sources = n > 20_000 ? Math.ceil(n / 15_000) : 1;
+      stable.push(`| ${n} | ${result.generator.workers} | ${sources} | ${result.stats.c.opened} | ${result.stats.c.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
       console.log(stable[stable.length - 1]);
       if (!ok) break;
     }
@@ -99,6 +104,8 @@ and reports the opening rate and the memory each open connection costs (RSS and 
 deltas after a forced GC). "ours" is the load client's VirtualUser (timing hooks, stats);
 "bare" is a plain \`ws\` client, the reference. Median of ${o.rounds} rounds, run side by side
 (alternating order). ws goes straight to one replica; wss goes through nginx (TLS 1.3, ECDSA P-256).
+No messages flow in the probes, so deflate's zlib streams do not exist yet: what compression costs once
+messages flow is in [compression.md](compression.md).
 
 | case | connections | ours conn/s | bare conn/s | ratio | ours RSS KB/conn | bare RSS KB/conn | ours heap KB/conn | bare heap KB/conn | failed |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
@@ -106,10 +113,12 @@ ${rows.join('\n')}
 
 ## Largest stable connection count
 wss through nginx (${topology.proxy.workerProcesses} workers), 3 replicas, ramp 1,000/s, hold 10 s, 1% senders at 1 msg/s; stable = every
-connection opened, no failure, no unexpected close.
+connection opened, no failure, no unexpected close. One source address reaches one nginx port through
+at most ~28,000 ephemeral ports (32768–60999), so above 20,000 the client spreads over 127.0.N.1 addresses
+(measured without that: 30,000 stopped at 28,227 opened).
 
-| target | client processes | opened | failed | unexpected closes | peak | wall time | verdict |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| target | client processes | source addresses | opened | failed | errors | unexpected closes | peak | wall time | verdict |
+| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |
 ${stable.join('\n')}
 `;
     const out = resolve(ROOT, o.out);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toServerEnv, type Topology } from '../app/src/topology';
@@ -47,11 +47,9 @@ export function ensureCertificates(topology: Topology): { caFile: string; certFi
   return { caFile: join(dir, topology.tls.caCert), certFile: join(dir, topology.tls.serverCert), keyFile: join(dir, topology.tls.serverKey) };
 }
 
-/** How a replica is started: compiled JS when built, TypeScript through tsx otherwise. */
-function serverCommand(): string[] {
-  const built = join(ROOT, 'app/dist/server/main.js');
-  return existsSync(built) && process.env.WS_LOCAL_FROM_SOURCE !== '1' ? [built] : ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
-}
+/** How a replica is started: from source through tsx, so what runs is what is checked out. */
+export const SERVER_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
+export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
 
 /**
  * Starts the topology on loopback with real processes: N server replicas on free ports and
@@ -65,7 +63,7 @@ export async function startLocalTopology(topology: Topology, options: { httpsPor
   const startReplica = async (i: number, port: number) => {
     const id = `ws-server-${i}`;
     const env = { ...process.env, ...toServerEnv(topology.server, id), WS_PORT: String(port), WS_HOST: '127.0.0.1' };
-    const p = start(id, process.execPath, serverCommand(), { env, cwd: ROOT });
+    const p = start(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT });
     return { id, port, process: p };
   };
   let nginx: Owned | undefined;

@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { defineTopology, STRATEGIES, type Strategy } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { parseSourceAddresses } from '../app/src/client/options';
-import { nginxVersion, ROOT, startLocalTopology } from './local-topology';
+import { CLIENT_COMMAND, nginxVersion, startLocalTopology } from './local-topology';
 
 /**
  * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
@@ -68,9 +67,7 @@ async function main(): Promise<number> {
   console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}/nginx_status)`);
 
   // The client is the same program the job container runs, given the topology's load profile.
-  const built = join(ROOT, 'app/dist/client/main.js');
-  const clientArgs = existsSync(built) ? [built] : ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
-  const client = spawn(process.execPath, [...clientArgs, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html)], {
+  const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html)], {
     stdio: 'inherit',
     env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
   });

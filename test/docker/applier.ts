@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import Docker from 'dockerode';
 import { parseDuration } from '../../app/src/shared/duration';
-import { evaluateSelfCondition, referencesIn, resolve, UnsupportedError } from './expressions';
+import { evaluateSelfCondition, parseSelfCondition, referencesIn, resolve, UnsupportedError } from './expressions';
 import { packContext } from './build-context';
 
 /**
@@ -129,7 +129,7 @@ export class OfflineApplier {
           }
           if (key !== 'lifecycle') referencesIn(value, `${where}.${key}`);
         }
-        for (const c of config.lifecycle?.postcondition ?? []) evaluateSelfCondition(c.condition, new Proxy({}, { has: () => true }), `${where}.lifecycle.postcondition`);
+        for (const c of config.lifecycle?.postcondition ?? []) parseSelfCondition(c.condition, `${where}.lifecycle.postcondition`);
       }
     }
   }

@@ -50,9 +50,15 @@ export function resolve(value: unknown, attrs: (address: string) => Record<strin
   return value;
 }
 
-export function evaluateSelfCondition(condition: string, self: Record<string, unknown>, where: string): boolean {
+/** Parses `${self.attribute == number}`; anything else is refused. */
+export function parseSelfCondition(condition: string, where: string): { attribute: string; equals: number } {
   const m = SELF_CONDITION.exec(condition);
   if (!m) throw new UnsupportedError(`${where}: unsupported condition ${JSON.stringify(condition)}`);
-  if (!(m[1] in self)) throw new UnsupportedError(`${where}: self.${m[1]} is not an attribute the applier knows`);
-  return Number(self[m[1]]) === Number(m[2]);
+  return { attribute: m[1], equals: Number(m[2]) };
+}
+
+export function evaluateSelfCondition(condition: string, self: Record<string, unknown>, where: string): boolean {
+  const { attribute, equals } = parseSelfCondition(condition, where);
+  if (!(attribute in self)) throw new UnsupportedError(`${where}: self.${attribute} is not an attribute the applier knows`);
+  return Number(self[attribute]) === equals;
 }
