@@ -59,6 +59,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const timeline: TimelinePoint[] = [];
   let interval = newHistogram();
   let prev = { sent: 0, received: 0, errors: 0, closes: 0 };
+  let nextSeq = 1;
   let peak = 0;
   const health = { lagP99: 0, lagMax: 0, cpuMax: 0, bad: 0, intervals: 0 };
 
@@ -70,10 +71,21 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     health.lagMax = Math.max(health.lagMax, s.loopLagMaxMs);
     health.cpuMax = Math.max(health.cpuMax, s.cpuPercent);
     if (s.loopLagP99Ms > LAG_LIMIT_MS || s.cpuPercent > CPU_LIMIT_PERCENT) health.bad++;
+    // One timeline point once every worker has reported this second (or finished).
+    const workers = Math.max(1, options.workers);
+    const reported = () => latest.filter(Boolean);
+    while (
+      reported().length === workers &&
+      reported().every((x) => x.seq >= nextSeq || x.done) &&
+      reported().some((x) => x.seq >= nextSeq)
+    ) {
+      sample(Math.max(...reported().filter((x) => x.seq >= nextSeq).map((x) => x.intervalMs)));
+      nextSeq++;
+    }
   };
 
-  // Once a second: one timeline point from the newest snapshot of every worker.
-  const sample = () => {
+  // One timeline point from the newest snapshot of every worker, over the interval they cover.
+  const sample = (intervalMs: number) => {
     const parts = latest.filter(Boolean);
     if (!parts.length) return;
     const sum = (f: (s: Snapshot) => number) => parts.reduce((a, s) => a + f(s), 0);
@@ -85,11 +97,12 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     const unexpected = sum((s) => Object.values(s.stats.closes).reduce((a, [, u]) => a + u, 0));
     peak = Math.max(peak, open);
     const t = Math.round((performance.now() - started) / 100) / 10;
+    const seconds = intervalMs / 1000;
     const point: TimelinePoint = {
       t,
       open,
-      sentPerSecond: sent - prev.sent,
-      receivedPerSecond: received - prev.received,
+      sentPerSecond: Math.round((sent - prev.sent) / seconds),
+      receivedPerSecond: Math.round((received - prev.received) / seconds),
       rttP50: interval.totalCount ? interval.getValueAtPercentile(50) / 1000 : 0,
       rttP99: interval.totalCount ? interval.getValueAtPercentile(99) / 1000 : 0,
       errors: errors - prev.errors,
@@ -109,15 +122,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       unexpectedCloses: unexpected,
     });
   };
-  const sampler = setInterval(sample, 1000);
-
-  let finals: Snapshot[];
-  try {
-    finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot)] : await runInWorkers(options, onSnapshot);
-  } finally {
-    clearInterval(sampler);
-  }
-  sample();
+  const finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot)] : await runInWorkers(options, onSnapshot);
 
   const stats = Stats.merge(finals.map((f) => f.stats));
   const reasons: string[] = [];

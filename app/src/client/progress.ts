@@ -10,7 +10,7 @@ export function plannedSeconds(profile: LoadProfile): number {
     ms += (Math.abs(stage.connections - level) / stage.rampRate) * 1000 + stage.holdMs;
     level = stage.connections;
   }
-  ms += (level / Math.max(...profile.stages.map((s) => s.rampRate))) * 1000;
+  // (At the end everyone is closed at once: no ramp-down time.)
   return Math.min(ms, profile.maxDurationMs) / 1000;
 }
 
@@ -53,6 +53,9 @@ export class ProgressDisplay {
   }
 
   stop(): void {
-    this.bar?.stop();
+    if (this.bar) {
+      this.bar.update(Math.round(this.totalSeconds));
+      this.bar.stop();
+    }
   }
 }

@@ -25,6 +25,10 @@ export interface Snapshot {
   cpuPercent: number;
   /** Virtual users this process has now (the target it is driving at). */
   users: number;
+  /** 1, 2, 3…: snapshots of different workers with the same number cover the same second. */
+  seq: number;
+  /** Milliseconds this snapshot's interval covers (the last one is usually shorter). */
+  intervalMs: number;
   done: boolean;
 }
 
@@ -47,6 +51,7 @@ export class Runner {
   private readonly lag = monitorEventLoopDelay({ resolution: 10 });
   private cpuMark = process.cpuUsage();
   private cpuMarkAt = performance.now();
+  private seq = 0;
 
   constructor(private readonly options: RunnerOptions) {}
 
@@ -131,7 +136,8 @@ export class Runner {
   private snapshot(done: boolean): Snapshot {
     const now = performance.now();
     const cpu = process.cpuUsage(this.cpuMark);
-    const cpuPercent = ((cpu.user + cpu.system) / 1000 / Math.max(1, now - this.cpuMarkAt)) * 100;
+    const intervalMs = Math.max(1, now - this.cpuMarkAt);
+    const cpuPercent = ((cpu.user + cpu.system) / 1000 / intervalMs) * 100;
     this.cpuMark = process.cpuUsage();
     this.cpuMarkAt = now;
     const snapshot: Snapshot = {
@@ -141,6 +147,8 @@ export class Runner {
       loopLagMaxMs: this.lag.max / 1e6,
       cpuPercent: Math.round(cpuPercent),
       users: this.users.length,
+      seq: ++this.seq,
+      intervalMs,
       done,
     };
     this.lag.reset();
