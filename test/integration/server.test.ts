@@ -192,6 +192,28 @@ describe('limits', () => {
   });
 });
 
+describe('write timeout', () => {
+  it('terminates a peer whose writes make no progress within the write timeout', async (t) => {
+    // The send buffer limit is out of reach, so only the write timeout can act.
+    const s = await startServer({ writeTimeoutMs: 300, pingIntervalMs: 5000, pongTimeoutMs: 10_000, sendBufferLimitBytes: 256 * 1024 * 1024 });
+    t.after(() => s.stop());
+    const stalled = await TestClient.open(s.url);
+    stalled.send({ type: 'subscribe', topic: 'bulk' });
+    await stalled.next('subscribed');
+    (stalled.ws as any)._socket.pause();
+    const pub = await TestClient.open(s.url);
+    const data = 'z'.repeat(32 * 1024);
+    for (let i = 0; i < 2000 && (await metricValue(s.metrics.writeTimeouts)) === 0; i++) {
+      pub.send({ type: 'publish', topic: 'bulk', data });
+      await pub.next('published');
+    }
+    await eventually(async () => (await metricValue(s.metrics.writeTimeouts)) === 1, 3000, 'write timeout');
+    assert.equal(await metricValue(s.metrics.slowConsumerCloses), 0);
+    await eventually(() => s.server.connectionCount === 1, 3000, 'stalled peer gone');
+    pub.close();
+  });
+});
+
 describe('compression', () => {
   it('required: refuses a client without permessage-deflate (400) and accepts one with it', async (t) => {
     const s = await startServer({ compression: 'required' });
