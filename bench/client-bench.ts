@@ -44,9 +44,9 @@ async function main() {
   const peak = Math.max(20_000, ...stableSteps);
   const topology = defineTopology({
     replicas: 3,
-    server: { compression: 'offered' } as never,
-    proxy: { nginxVersion: version, targetConnections: peak, workerProcesses: Math.max(2, Math.ceil((2 * peak * 1.1) / 19_000)), limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } } as never,
-    load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } as never,
+    server: { compression: 'offered' },
+    proxy: { nginxVersion: version, targetConnections: peak, workerProcesses: Math.max(2, Math.ceil((2 * peak * 1.1) / 19_000)), limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
+    load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
   });
   const local = await startLocalTopology(topology);
   const ca = readFileSync(local.caFile);
@@ -85,7 +85,7 @@ async function main() {
         workers: Math.max(1, Math.ceil(n / 15_000)),
         // One source address reaches one nginx port through at most ~28,000 ephemeral ports
         // (32768–60999): above 20,000 connections the client spreads over loopback addresses.
-        profile: defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000, sourceAddresses: n > 20_000 ? parseSourceAddresses(String(Math.ceil(n / 15_000))) : [] } } as never).load,
+        profile: defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000, sourceAddresses: n > 20_000 ? parseSourceAddresses(String(Math.ceil(n / 15_000))) : [] } }).load,
       });
       const errors = Object.entries(Object.fromEntries(result.stats.errors)).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
       const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);

@@ -51,7 +51,7 @@ async function main(): Promise<number> {
   const topology = defineTopology(
     {
       replicas,
-      proxy: { nginxVersion: version, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } } as never,
+      proxy: { nginxVersion: version, balancing: { strategy, hashKey: strategy === "hash" ? "$arg_client" : undefined } },
       load: {
         stages: [{ connections, rampRate, holdMs: Math.max(0, durationMs - rampMs) }],
         keyParam: strategy === 'hash' ? 'client' : undefined,

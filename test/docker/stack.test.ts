@@ -30,14 +30,14 @@ function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
   return defineTopology(
     {
       replicas,
-      proxy: { httpsPort: HTTPS, httpPort: 18080 } as never,
+      proxy: { httpsPort: HTTPS, httpPort: 18080 },
       load: {
         stages: [{ connections: 300, rampRate: 300, holdMs: 3000 }],
         senderFraction: 0.2,
         messageRate: 2,
         thresholds: ['errors==0', 'closes.unexpected==0'],
         maxDurationMs: 90_000,
-      } as never,
+      },
       ...extra,
     },
     { BASE_IMAGES: offlineImages ? 'offline' : 'public' },
@@ -129,7 +129,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       onProgress: (p) => (latest = p),
       profile: topologyFor(3, {
         load: { stages: [{ connections: 120, rampRate: 200, holdMs: 300_000 }], senderFraction: 0.25, messageRate: 2, topics: 0, publishRate: 0, reconnect: { initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 400_000 },
-      } as never).load,
+      }).load,
     });
     await eventually(() => (latest?.open ?? 0) === 120, 30_000, '120 connections open');
 

@@ -15,7 +15,7 @@ assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get inst
 /** A topology for nginx on this machine, with the given overrides. */
 function topo(input: Partial<TopologyInput>): ReturnType<typeof defineTopology> {
   const proxy = (input.proxy ?? {}) as Record<string, unknown>;
-  return defineTopology({ ...input, proxy: { nginxVersion: NGINX, ...proxy } as never });
+  return defineTopology({ ...input, proxy: { nginxVersion: NGINX, ...proxy } });
 }
 
 async function withTopology(t: { after(fn: () => Promise<void>): void }, input: Partial<TopologyInput>): Promise<LocalTopology> {
@@ -30,7 +30,7 @@ async function load(local: LocalTopology, profile: Record<string, unknown>) {
     ca: readFileSync(local.caFile),
     insecure: false,
     workers: 1,
-    profile: topo({ replicas: local.topology.replicas, load: { topics: 0, publishRate: 0, ...profile } as never }).load,
+    profile: topo({ replicas: local.topology.replicas, load: { topics: 0, publishRate: 0, ...profile } }).load,
   });
 }
 
@@ -56,7 +56,7 @@ const oneStage = (connections: number, holdMs = 500) => ({ stages: [{ connection
 describe('balancing through real nginx with TLS', () => {
   for (const strategy of ['round_robin', 'least_conn'] as const) {
     it(`${strategy}: every replica receives connections`, async (t) => {
-      const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy } } as never });
+      const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy } } });
       const { stats } = await load(local, oneStage(60));
       assert.equal(stats.c.opened, 60);
       assert.equal(stats.c.failed, 0);
@@ -66,7 +66,7 @@ describe('balancing through real nginx with TLS', () => {
   }
 
   it('ip_hash: one client address stays on one replica; addresses in different /24s use every replica', async (t) => {
-    const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy: 'ip_hash' } } as never });
+    const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy: 'ip_hash' } } });
     const single = await load(local, { ...oneStage(30), sourceAddresses: ['127.0.7.1'] });
     assert.equal(single.stats.perReplica.size, 1, `one address went to ${[...single.stats.perReplica.keys()]}`);
 
@@ -84,7 +84,7 @@ describe('balancing through real nginx with TLS', () => {
   });
 
   it('hash on a key: each key lands on the same replica every time', async (t) => {
-    const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy: 'hash', hashKey: '$arg_client' } } as never });
+    const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy: 'hash', hashKey: '$arg_client' } } });
     await load(local, { ...oneStage(45), keyParam: 'client' });
     await load(local, { ...oneStage(45), keyParam: 'client' });
     await sleep(300);
@@ -105,9 +105,9 @@ describe('timeouts derived from the heartbeat', () => {
   it('an idle connection outlives proxy_read_timeout because the server pings', async (t) => {
     const local = await withTopology(t, {
       replicas: 1,
-      server: { pingIntervalMs: 500, pongTimeoutMs: 2000, writeTimeoutMs: 1000 } as never,
-      proxy: { readTimeoutMs: 1500, sendTimeoutMs: 1500, timeoutMarginMs: 500 } as never,
-      load: oneStage(1) as never,
+      server: { pingIntervalMs: 500, pongTimeoutMs: 2000, writeTimeoutMs: 1000 },
+      proxy: { readTimeoutMs: 1500, sendTimeoutMs: 1500, timeoutMarginMs: 500 },
+      load: oneStage(1),
     });
     assert.match(local.config, /proxy_read_timeout 1500ms;/);
     const client = await TestClient.open(local.url, { ca: readFileSync(local.caFile) });
@@ -121,7 +121,7 @@ describe('timeouts derived from the heartbeat', () => {
 
   it('a topology whose proxy timeout is shorter than the ping interval is refused', () => {
     assert.throws(
-      () => topo({ server: { pingIntervalMs: 30_000 } as never, proxy: { readTimeoutMs: 20_000 } as never }),
+      () => topo({ server: { pingIntervalMs: 30_000 }, proxy: { readTimeoutMs: 20_000 } }),
       (e: unknown) => e instanceof ConfigError && /proxy\.readTimeoutMs/.test(e.message),
     );
   });
@@ -129,7 +129,7 @@ describe('timeouts derived from the heartbeat', () => {
 
 describe('limits, plain HTTP, status and redirect through nginx', () => {
   it('an oversize message through nginx ends with 1009', async (t) => {
-    const local = await withTopology(t, { replicas: 1, server: { maxMessageBytes: 4096 } as never, load: { ...oneStage(1), payload: { kind: 'fixed', bytes: 100 } } as never });
+    const local = await withTopology(t, { replicas: 1, server: { maxMessageBytes: 4096 }, load: { ...oneStage(1), payload: { kind: 'fixed', bytes: 100 } } });
     const client = await TestClient.open(local.url, { ca: readFileSync(local.caFile) });
     await client.next('hello');
     client.send({ type: 'echo', id: 1, ts: 1, payload: 'x'.repeat(10_000) });
@@ -137,7 +137,7 @@ describe('limits, plain HTTP, status and redirect through nginx', () => {
   });
 
   it('a plain GET on the path is answered (426), stub_status answers on loopback, port 80 redirects to HTTPS', async (t) => {
-    const local = await withTopology(t, { replicas: 1, load: oneStage(1) as never });
+    const local = await withTopology(t, { replicas: 1, load: oneStage(1) });
     const ca = readFileSync(local.caFile);
     const plain = await new Promise<number>((resolve, reject) => {
       const https = require('node:https') as typeof import('node:https');
@@ -161,8 +161,8 @@ describe('limits, plain HTTP, status and redirect through nginx', () => {
   it('limit_conn and limit_req turn excess handshakes away while admitted connections keep working', async (t) => {
     const local = await withTopology(t, {
       replicas: 2,
-      proxy: { limits: { connectionsPerAddress: 20, handshakesPerSecond: 20, handshakeBurst: 10 } } as never,
-      load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } as never,
+      proxy: { limits: { connectionsPerAddress: 20, handshakesPerSecond: 20, handshakeBurst: 10 } },
+      load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
     });
     const ca = readFileSync(local.caFile);
     const attempts = await Promise.allSettled(Array.from({ length: 60 }, () => TestClient.open(local.url, { ca })));
@@ -183,8 +183,8 @@ describe('losing a replica mid-run', () => {
   it('its clients reconnect to the others; the run reports their closes and no other connection is lost', async (t) => {
     const local = await withTopology(t, {
       replicas: 3,
-      server: { drainWindowMs: 300, drainDeadlineMs: 3000 } as never,
-      load: oneStage(60) as never,
+      server: { drainWindowMs: 300, drainDeadlineMs: 3000 },
+      load: oneStage(60),
     });
     const run = load(local, { stages: [{ connections: 60, rampRate: 300, holdMs: 5000 }], senderFraction: 1, messageRate: 2, reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } });
     await sleep(1500);

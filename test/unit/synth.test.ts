@@ -57,7 +57,7 @@ describe('the synthesized stack', () => {
   });
 
   it('nginx binds the container ports; other public ports are only published', () => {
-    const custom = synth({ proxy: { httpsPort: 18443, httpPort: 18080 } as never });
+    const custom = synth({ proxy: { httpsPort: 18443, httpPort: 18080 } });
     const conf = proxyConfig(custom);
     assert.match(conf, /^\s*listen 443 ssl/m);
     assert.match(conf, /^\s*listen 80;/m);
@@ -136,7 +136,7 @@ describe('private keys never reach the synthesized output', () => {
     const keyBody = readFileSync(join(dir, 'server.key'), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('');
     assert.ok(keyBody.length > 40);
 
-    const topology = defineTopology({ tls: { dir } as any });
+    const topology = defineTopology({ tls: { dir } });
     const outdir = mkdtempSync(join(tmpdir(), 'ws-out-'));
     const app = Testing.app({ outdir });
     new WsNotificationsStack(app, topology.name, { topology, root: ROOT });

@@ -37,7 +37,7 @@ describe('topology defaults', () => {
     assert.ok(wc <= t.proxy.maxOpenFiles);
   });
   it('merges partial nested input with defaults', () => {
-    const custom = defineTopology({ server: { pingIntervalMs: 1000, pongTimeoutMs: 2000, writeTimeoutMs: 1000 } as any, proxy: { readTimeoutMs: 20_000, sendTimeoutMs: 20_000 } as any });
+    const custom = defineTopology({ server: { pingIntervalMs: 1000, pongTimeoutMs: 2000, writeTimeoutMs: 1000 }, proxy: { readTimeoutMs: 20_000, sendTimeoutMs: 20_000 } });
     assert.equal(custom.server.pingIntervalMs, 1000);
     assert.equal(custom.server.port, 8080);
     assert.equal(custom.proxy.httpsPort, 443);
@@ -60,51 +60,51 @@ describe('REPLICAS overrides the code value', () => {
 
 describe('every rule has a failing case', () => {
   it('pong timeout must exceed the ping interval', () =>
-    refused({ server: { pingIntervalMs: 30_000, pongTimeoutMs: 30_000 } as any }, 'server.pongTimeoutMs', /must exceed server\.pingIntervalMs/));
+    refused({ server: { pingIntervalMs: 30_000, pongTimeoutMs: 30_000 } }, 'server.pongTimeoutMs', /must exceed server\.pingIntervalMs/));
   it('proxy read timeout must exceed ping interval plus margin', () =>
-    refused({ proxy: { readTimeoutMs: 35_000 } as any }, 'proxy.readTimeoutMs', /pingIntervalMs \+ proxy\.timeoutMarginMs = 40000/));
+    refused({ proxy: { readTimeoutMs: 35_000 } }, 'proxy.readTimeoutMs', /pingIntervalMs \+ proxy\.timeoutMarginMs = 40000/));
   it('proxy send timeout must exceed ping interval plus margin', () =>
-    refused({ proxy: { sendTimeoutMs: 30_000 } as any }, 'proxy.sendTimeoutMs', /at least/));
+    refused({ proxy: { sendTimeoutMs: 30_000 } }, 'proxy.sendTimeoutMs', /at least/));
   it('write timeout must be below the pong timeout', () =>
-    refused({ server: { writeTimeoutMs: 60_000 } as any }, 'server.writeTimeoutMs', /below server\.pongTimeoutMs/));
+    refused({ server: { writeTimeoutMs: 60_000 } }, 'server.writeTimeoutMs', /below server\.pongTimeoutMs/));
   it('drain window must fit in the drain deadline', () =>
-    refused({ server: { drainWindowMs: 20_000 } as any }, 'server.drainWindowMs', /below server\.drainDeadlineMs/));
+    refused({ server: { drainWindowMs: 20_000 } }, 'server.drainWindowMs', /below server\.drainDeadlineMs/));
   it('hash needs a key, and only hash takes one', () => {
-    refused({ proxy: { balancing: { strategy: 'hash' } } as any }, 'proxy.balancing.hashKey', /required/);
-    refused({ proxy: { balancing: { strategy: 'least_conn', hashKey: '$arg_x' } } as any }, 'proxy.balancing.hashKey', /only applies/);
-    refused({ proxy: { balancing: { strategy: 'hash', hashKey: 'client' } } as any }, 'proxy.balancing.hashKey', /nginx variable/);
+    refused({ proxy: { balancing: { strategy: 'hash' } } }, 'proxy.balancing.hashKey', /required/);
+    refused({ proxy: { balancing: { strategy: 'least_conn', hashKey: '$arg_x' } } }, 'proxy.balancing.hashKey', /only applies/);
+    refused({ proxy: { balancing: { strategy: 'hash', hashKey: 'client' } } }, 'proxy.balancing.hashKey', /nginx variable/);
   });
   it('unknown strategies are refused', () =>
-    refused({ proxy: { balancing: { strategy: 'random' } } as any }, 'proxy.balancing.strategy', /round_robin/));
+    refused({ proxy: { balancing: { strategy: 'random' } } }, 'proxy.balancing.strategy', /round_robin/));
   it('worker connections must cover two descriptors per target connection', () =>
-    refused({ proxy: { workerConnections: 5000 } as any }, 'proxy.workerConnections', /2 × proxy\.targetConnections \(20000\)/));
+    refused({ proxy: { workerConnections: 5000 } }, 'proxy.workerConnections', /2 × proxy\.targetConnections \(20000\)/));
   it('a worker must fit in the open-file ceiling', () =>
-    refused({ proxy: { targetConnections: 30_000 } as any, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } }, 'proxy.workerProcesses', /maxOpenFiles/));
-  it('ports must differ', () => refused({ proxy: { httpPort: 443 } as any }, 'proxy.httpPort', /differ/));
+    refused({ proxy: { targetConnections: 30_000 }, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } }, 'proxy.workerProcesses', /maxOpenFiles/));
+  it('ports must differ', () => refused({ proxy: { httpPort: 443 } }, 'proxy.httpPort', /differ/));
   it('the load peak must fit the proxy and the fleet', () => {
-    refused({ load: { stages: [{ connections: 20_000, rampRate: 100, holdMs: 0 }] } as any }, 'load.stages', /proxy\.targetConnections/);
-    refused({ replicas: 1, server: { maxConnections: 100 } as any }, 'load.stages', /maxConnections × replicas \(100\)/);
+    refused({ load: { stages: [{ connections: 20_000, rampRate: 100, holdMs: 0 }] } }, 'load.stages', /proxy\.targetConnections/);
+    refused({ replicas: 1, server: { maxConnections: 100 } }, 'load.stages', /maxConnections × replicas \(100\)/);
   });
   it('the load must fit the per-address limits', () => {
-    refused({ proxy: { limits: { connectionsPerAddress: 100 } } as any }, 'load.stages', /connectionsPerAddress/);
-    refused({ proxy: { limits: { handshakesPerSecond: 100 } } as any }, 'load.stages', /handshakesPerSecond/);
+    refused({ proxy: { limits: { connectionsPerAddress: 100 } } }, 'load.stages', /connectionsPerAddress/);
+    refused({ proxy: { limits: { handshakesPerSecond: 100 } } }, 'load.stages', /handshakesPerSecond/);
   });
   it('payloads must fit the message limit', () =>
-    refused({ load: { payload: { kind: 'fixed', bytes: 70_000 } } as any }, 'load.payload', /maxMessageBytes/));
+    refused({ load: { payload: { kind: 'fixed', bytes: 70_000 } } }, 'load.payload', /maxMessageBytes/));
   it('compression modes must agree', () => {
-    refused({ server: { compression: 'required' } as any }, 'load.compression', /required/);
-    refused({ server: { compression: 'off' } as any, load: { compression: true } as any }, 'load.compression', /off/);
+    refused({ server: { compression: 'required' } }, 'load.compression', /required/);
+    refused({ server: { compression: 'off' }, load: { compression: true } }, 'load.compression', /off/);
   });
   it('unknown fields are refused, not ignored', () => refused({ replica: 3 }, '(root)', /replica/));
   it('bad paths and versions are refused', () => {
-    refused({ server: { path: 'ws' } as any }, 'server.path', /absolute URL path/);
-    refused({ proxy: { nginxVersion: 'latest' } as any }, 'proxy.nginxVersion', /version/);
+    refused({ server: { path: 'ws' } }, 'server.path', /absolute URL path/);
+    refused({ proxy: { nginxVersion: 'latest' } }, 'proxy.nginxVersion', /version/);
   });
 });
 
 describe('server settings travel as environment variables', () => {
   it('round-trips through env', () => {
-    const t = defineTopology({ server: { allowedOrigins: ['https://a.example', 'https://b.example'], compression: 'required' } as any, load: { compression: true } as any });
+    const t = defineTopology({ server: { allowedOrigins: ['https://a.example', 'https://b.example'], compression: 'required' }, load: { compression: true } });
     const back = fromServerEnv(toServerEnv(t.server, 'ws-server-7'));
     assert.equal(back.replicaId, 'ws-server-7');
     const { replicaId, ...settings } = back;

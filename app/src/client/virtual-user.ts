@@ -114,7 +114,7 @@ export class VirtualUser {
         }
         socket.once('connect', () => (tTcp = performance.now()));
         return socket;
-      }) as never,
+      }) as unknown as typeof netConnect, // ws calls it with one options object; the overloads of net.connect do not describe that
     });
     this.ws = ws;
 
