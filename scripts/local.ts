@@ -14,7 +14,7 @@ import { CLIENT_COMMAND, nginxVersion, startLocalTopology } from './local-topolo
  */
 const program = new Command('local')
   .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
-  .option('--replicas <n>', 'server replicas (REPLICAS works too)', '3')
+  .option('--replicas <n>', 'server replicas (default: REPLICAS, else 3)')
   .addOption(new Option('--strategy <name>', 'balancing strategy').choices([...STRATEGIES]).default('least_conn'))
   .option('--connections <n>', 'concurrent connections to ramp to', '1000')
   .option('--duration <d>', 'load duration including the ramp (30s, 2m, or plain seconds)', '20s')
@@ -32,8 +32,15 @@ async function main(): Promise<number> {
     return 1;
   }
   const strategy = o.strategy as Strategy;
-  const replicas = Number(o.replicas);
-  const connections = Number(o.connections);
+  const whole = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text)) throw new ConfigError('local options', [{ field: flag, rule: `"${text}" is not a whole number` }]);
+    return Number(text);
+  };
+  // An explicit --replicas wins over REPLICAS, which wins over the default.
+  const replicasFlag = whole('--replicas', o.replicas);
+  const env = replicasFlag === undefined ? process.env : { ...process.env, REPLICAS: undefined };
+  const connections = whole('--connections', o.connections)!;
   let durationMs: number;
   try {
     durationMs = parseDuration(o.duration);
@@ -42,16 +49,24 @@ async function main(): Promise<number> {
   }
   const rampRate = Math.max(1, Math.min(1000, connections));
   const rampMs = Math.ceil((connections / rampRate) * 1000);
+  const replicas = replicasFlag ?? (Number(process.env.REPLICAS) || 3);
+  // ip_hash needs several /24s to spread; past ~20,000 connections one source address runs out
+  // of ephemeral ports towards one nginx port (and past the per-address connection limit).
   const sourceAddresses = o.sourceAddresses
     ? parseSourceAddresses(o.sourceAddresses)
     : strategy === 'ip_hash'
-      ? parseSourceAddresses(String(Math.min(254, Math.max(2, replicas * 2))))
-      : [];
+      ? parseSourceAddresses(String(Math.min(254, Math.max(2, replicas * 2, Math.ceil(connections / 15_000)))))
+      : connections > 20_000
+        ? parseSourceAddresses(String(Math.ceil(connections / 15_000)))
+        : [];
+  // nginx sized for the run: two descriptors per connection, under the 20,000 per-process ceiling.
+  const targetConnections = Math.max(10_000, connections);
+  const workerProcesses = Math.max(2, Math.ceil((2 * targetConnections * 1.1) / 19_000));
 
   const topology = defineTopology(
     {
-      replicas,
-      proxy: { nginxVersion: version, balancing: { strategy, hashKey: strategy === "hash" ? "$arg_client" : undefined } },
+      ...(replicasFlag !== undefined ? { replicas: replicasFlag } : {}),
+      proxy: { nginxVersion: version, targetConnections, workerProcesses, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } },
       load: {
         stages: [{ connections, rampRate, holdMs: Math.max(0, durationMs - rampMs) }],
         keyParam: strategy === 'hash' ? 'client' : undefined,
@@ -59,7 +74,7 @@ async function main(): Promise<number> {
         maxDurationMs: Math.max(60_000, durationMs * 2 + 30_000),
       },
     },
-    process.env,
+    env,
   );
 
   console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);

@@ -142,10 +142,9 @@ export class VirtualUser {
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', (code: number) => {
       this.clearTimers();
-      if (this.outstanding.size) {
-        ctx.stats.c.lost += this.outstanding.size;
-        this.outstanding.clear();
-      }
+      // Echoes still unanswered are lost when the connection broke, not when we closed it.
+      if (!this.closingByUs) ctx.stats.c.lost += this.outstanding.size;
+      this.outstanding.clear();
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
         // the run ended is reported as such, not hidden.
