@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import { runLoad } from '../../app/src/client/coordinator';
 import { Stats, type SerializedStats } from '../../app/src/client/stats';
 import { loadProfileSchema, type LoadProfileInput } from '../../app/src/shared/profile';
 import { makeTestCerts } from '../helpers/certs';
-import { metricValue, sleep, startServer } from '../helpers/server';
+import { eventually, metricValue, sleep, startServer } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 
 const profile = (p: LoadProfileInput) => loadProfileSchema.parse(p);
@@ -128,6 +128,27 @@ describe('thresholds decide the exit code', () => {
     const html = readFileSync(join(dir, 'r.html'), 'utf8');
     assert.match(html, /<svg[^>]*>.*<polyline/s);
     assert.doesNotMatch(html, /<script|src="http|href="http/, 'nothing loaded from outside');
+  });
+
+  it('serves Prometheus /metrics while running (--metrics-port)', async (t) => {
+    const s = await startServer({}, 'mp-0');
+    t.after(() => s.stop());
+    const port = await new Promise<number>((resolve) => {
+      const probe = createNetServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as AddressInfo).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const run = cli([s.url, '-c', '40', '--ramp-rate', '200', '-d', '4s', '--rate', '10', '--metrics-port', String(port)]);
+    let text = '';
+    await eventually(async () => {
+      text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+      return /^load_connections_open 40$/m.test(text) && /^load_messages_sent_total [1-9]/m.test(text);
+    }, 8000, 'metrics showing 40 open connections');
+    for (const name of ['load_users', 'load_messages_received_total', 'load_errors_total', 'load_unexpected_closes_total', 'load_reconnects_total', 'load_rtt_seconds{quantile="0.99"}']) {
+      assert.ok(text.includes(name), `${name} exposed`);
+    }
+    assert.equal((await run).code, 0);
   });
 
   it('refuses a profile with an error, naming the field', async () => {

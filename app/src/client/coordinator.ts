@@ -24,8 +24,12 @@ export interface Progress {
   sentPerSecond: number;
   receivedPerSecond: number;
   rttP99: number;
+  rttP50: number;
   errors: number;
   unexpectedCloses: number;
+  sentTotal: number;
+  receivedTotal: number;
+  reconnects: number;
 }
 
 export interface LoadRunResult {
@@ -118,8 +122,12 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       sentPerSecond: point.sentPerSecond,
       receivedPerSecond: point.receivedPerSecond,
       rttP99: point.rttP99,
+      rttP50: point.rttP50,
       errors,
       unexpectedCloses: unexpected,
+      sentTotal: sent,
+      receivedTotal: received,
+      reconnects: sum((s) => s.stats.counters.reconnects),
     });
   };
   const finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot)] : await runInWorkers(options, onSnapshot);

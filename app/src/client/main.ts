@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { ConfigError } from '../shared/errors';
 import { runLoad, workersFor } from './coordinator';
 import { renderHtml } from './html';
+import { LoadMetrics } from './metrics';
 import { resolveOptions } from './options';
 import { plannedSeconds, ProgressDisplay } from './progress';
 import { buildReport, formatSummary, type LoadReport } from './report';
@@ -36,6 +37,8 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const metrics = options.metricsPort !== undefined ? new LoadMetrics() : undefined;
+  if (metrics) console.error(`metrics on :${await metrics.listen(options.metricsPort!)}/metrics`);
   const workers = workersFor(options.profile);
   const progress = new ProgressDisplay(plannedSeconds(options.profile), options.quiet);
   const startedAt = new Date();
@@ -46,9 +49,13 @@ async function main(): Promise<number> {
     insecure: options.insecure,
     workers,
     signal: abort.signal,
-    onProgress: (p) => progress.update(p),
+    onProgress: (p) => {
+      progress.update(p);
+      metrics?.update(p);
+    },
   });
   progress.stop();
+  await metrics?.close();
 
   const partial = buildReport({ ...result, target: options.url, startedAt, profile: options.profile });
   const thresholds = evaluateThresholds(partial, options.thresholds);

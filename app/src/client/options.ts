@@ -15,6 +15,8 @@ export interface LoadOptions {
   thresholds: Threshold[];
   report?: string;
   html?: string;
+  /** Serve /metrics on this port while running. */
+  metricsPort?: number;
   quiet: boolean;
 }
 
@@ -46,6 +48,7 @@ export function buildCommand(): Command {
     .option('-t, --threshold <expr>', 'pass/fail rule, repeatable: rtt.p99<50, errors==0, closes.unexpected==0', (v: string, prev: string[] = []) => [...prev, v])
     .option('--report <file>', `write the JSON report (env ${LOAD_ENV.report})`)
     .option('--html <file>', `write a self-contained HTML report with charts (env ${LOAD_ENV.html})`)
+    .option('--metrics-port <port>', `serve Prometheus /metrics while running (env ${LOAD_ENV.metricsPort})`)
     .option('-q, --quiet', 'no live progress, only the summary')
     .showHelpAfterError();
 }
@@ -148,7 +151,11 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   const caPath: string | undefined = o.ca ?? env[LOAD_ENV.ca] ?? undefined;
   const insecure = Boolean(o.insecure) || env[LOAD_ENV.insecure] === '1' || env[LOAD_ENV.insecure] === 'true';
   const ca = caPath ? readBinary(caPath, '--ca') : undefined;
-  return { url, ca, caPath, insecure, profile, thresholds, report: o.report ?? env[LOAD_ENV.report], html: o.html ?? env[LOAD_ENV.html], quiet: Boolean(o.quiet) };
+  const metricsPort = num('--metrics-port', o.metricsPort ?? env[LOAD_ENV.metricsPort]);
+  if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+    throw new ConfigError('load options', [{ field: '--metrics-port', rule: `${metricsPort} is not a port` }]);
+  }
+  return { url, ca, caPath, insecure, profile, thresholds, report: o.report ?? env[LOAD_ENV.report], html: o.html ?? env[LOAD_ENV.html], metricsPort, quiet: Boolean(o.quiet) };
 }
 
 function readText(path: string): string {

@@ -10,4 +10,5 @@ export const LOAD_ENV = {
   profile: 'LOAD_PROFILE',
   report: 'LOAD_REPORT',
   html: 'LOAD_HTML',
+  metricsPort: 'LOAD_METRICS_PORT',
 } as const;
