@@ -50,21 +50,26 @@ async function main() {
   });
   const local = await startLocalTopology(topology);
   const ca = readFileSync(local.caFile);
+  // The same topology with an RSA-2048 certificate (kept apart from the ECDSA one).
+  const rsaTopology = defineTopology({ ...topology, tls: { ...topology.tls, dir: 'certs/generated-rsa' } });
+  const rsa = await startLocalTopology(rsaTopology, { keyAlgorithm: 'rsa' });
+  const rsaCa = readFileSync(rsa.caFile);
   const wsUrl = `ws://127.0.0.1:${local.replicas[0].port}${topology.server.path}`;
   const rows: string[] = [];
   try {
-    const cases = [
+    const cases: { scheme: string; url: string; n: number; compression: boolean; ca?: Buffer }[] = [
       { scheme: 'ws', url: wsUrl, n: Number(o.wsConnections), compression: false },
       { scheme: 'ws', url: wsUrl, n: Number(o.wsConnections), compression: true },
       { scheme: 'wss', url: local.url, n: Number(o.wssConnections), compression: false },
       { scheme: 'wss', url: local.url, n: Number(o.wssConnections), compression: true },
+      { scheme: 'wss (RSA-2048)', url: rsa.url, n: Number(o.wssConnections), compression: false, ca: rsaCa },
     ];
     for (const c of cases) {
       const results: Record<'ours' | 'bare', ProbeResult[]> = { ours: [], bare: [] };
       for (let r = 0; r < Number(o.rounds); r++) {
         // Alternate the order so neither side always runs on a warmer machine.
         for (const kind of r % 2 ? (['ours', 'bare'] as const) : (['bare', 'ours'] as const)) {
-          results[kind].push(await probe(kind, c.url, c.n, c.compression, c.scheme === 'wss' ? ca : undefined));
+          results[kind].push(await probe(kind, c.url, c.n, c.compression, c.scheme.startsWith('wss') ? (c.ca ?? ca) : undefined));
         }
       }
       const m = (k: 'ours' | 'bare', f: keyof ProbeResult) => median(results[k].map((x) => x[f]));
@@ -103,7 +108,7 @@ Each probe runs in its own process, opens the connections with at most 200 hands
 and reports the opening rate and the memory each open connection costs (RSS and heap+external
 deltas after a forced GC). "ours" is the load client's VirtualUser (timing hooks, stats);
 "bare" is a plain \`ws\` client, the reference. Median of ${o.rounds} rounds, run side by side
-(alternating order). ws goes straight to one replica; wss goes through nginx (TLS 1.3, ECDSA P-256).
+(alternating order). ws goes straight to one replica; wss goes through nginx (TLS 1.3, ECDSA P-256 unless marked RSA-2048).
 No messages flow in the probes, so deflate's zlib streams do not exist yet: what compression costs once
 messages flow is in [compression.md](compression.md).
 
@@ -126,7 +131,7 @@ ${stable.join('\n')}
     writeFileSync(out, md);
     console.log(`\nwrote ${o.out}`);
   } finally {
-    await local.stop();
+    await Promise.all([local.stop(), rsa.stop()]);
   }
 }
 

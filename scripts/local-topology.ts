@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toServerEnv, type Topology } from '../app/src/topology';
-import { generateCertificates } from '../certs/generate';
+import { generateCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
@@ -41,9 +41,9 @@ export function nginxVersion(): string | undefined {
 }
 
 /** Certificates for loopback, created once and reused (the stack uses the same files). */
-export function ensureCertificates(topology: Topology): { caFile: string; certFile: string; keyFile: string } {
+export function ensureCertificates(topology: Topology, algorithm: KeyAlgorithm = 'ecdsa'): { caFile: string; certFile: string; keyFile: string } {
   const dir = resolve(ROOT, topology.tls.dir);
-  generateCertificates({ dir, dnsNames: ['localhost', topology.proxy.containerName], ipAddresses: ['127.0.0.1'], files: topology.tls });
+  generateCertificates({ dir, algorithm, dnsNames: ['localhost', topology.proxy.containerName], ipAddresses: ['127.0.0.1'], files: topology.tls });
   return { caFile: join(dir, topology.tls.caCert), certFile: join(dir, topology.tls.serverCert), keyFile: join(dir, topology.tls.serverKey) };
 }
 
@@ -56,8 +56,8 @@ export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/mai
  * nginx in front with the rendered config (TLS on a free port). Everything it starts is
  * stopped by stop(), and killed if this process exits first.
  */
-export async function startLocalTopology(topology: Topology, options: { httpsPort?: number; httpPort?: number } = {}): Promise<LocalTopology> {
-  const certs = ensureCertificates(topology);
+export async function startLocalTopology(topology: Topology, options: { httpsPort?: number; httpPort?: number; keyAlgorithm?: KeyAlgorithm } = {}): Promise<LocalTopology> {
+  const certs = ensureCertificates(topology, options.keyAlgorithm);
   const runtimeDir = mkdtempSync(join(tmpdir(), 'ws-local-'));
   const replicas: LocalReplica[] = [];
   const startReplica = async (i: number, port: number) => {
