@@ -128,6 +128,25 @@ describe('heartbeat', () => {
   });
 });
 
+/**
+ * A subscriber that stops reading, and a publisher that floods its topic with 32 KiB
+ * notifications until `reacted()` turns non-zero (at most 2,000, ~64 MB). The kernel's socket
+ * buffers fill first, then the server's send buffer grows. Returns the publisher.
+ */
+async function floodStalledReader(s: RunningServer, reacted: () => Promise<number>): Promise<TestClient> {
+  const stalled = await TestClient.open(s.url);
+  stalled.send({ type: 'subscribe', topic: 'firehose' });
+  await stalled.next('subscribed');
+  (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  const pub = await TestClient.open(s.url);
+  const data = 'y'.repeat(32 * 1024);
+  for (let i = 0; i < 2000 && (await reacted()) === 0; i++) {
+    pub.send({ type: 'publish', topic: 'firehose', data });
+    await pub.next('published');
+  }
+  return pub;
+}
+
 describe('limits', () => {
   it('closes an oversize message with 1009 and counts it', async (t) => {
     const s = await startServer({ maxMessageBytes: 1024 });
@@ -175,17 +194,7 @@ describe('limits', () => {
   it('closes a slow consumer instead of buffering without bound', async (t) => {
     const s = await startServer({ sendBufferLimitBytes: 64 * 1024 });
     t.after(() => s.stop());
-    const slow = await TestClient.open(s.url);
-    slow.send({ type: 'subscribe', topic: 'firehose' });
-    await slow.next('subscribed');
-    // Stop reading: the kernel's socket buffers fill first, then the server's send buffer grows.
-    (slow.ws as any)._socket.pause();
-    const pub = await TestClient.open(s.url);
-    const data = 'y'.repeat(32 * 1024);
-    for (let i = 0; i < 1000 && (await metricValue(s.metrics.slowConsumerCloses)) === 0; i++) {
-      pub.send({ type: 'publish', topic: 'firehose', data });
-      await pub.next('published');
-    }
+    const pub = await floodStalledReader(s, () => metricValue(s.metrics.slowConsumerCloses));
     assert.ok((await metricValue(s.metrics.slowConsumerCloses)) >= 1, 'slow consumer closed');
     await eventually(() => s.server.connectionCount === 1, 3000, 'slow consumer gone');
     pub.close();
@@ -197,16 +206,7 @@ describe('write timeout', () => {
     // The send buffer limit is out of reach, so only the write timeout can act.
     const s = await startServer({ writeTimeoutMs: 300, pingIntervalMs: 5000, pongTimeoutMs: 10_000, sendBufferLimitBytes: 256 * 1024 * 1024 });
     t.after(() => s.stop());
-    const stalled = await TestClient.open(s.url);
-    stalled.send({ type: 'subscribe', topic: 'bulk' });
-    await stalled.next('subscribed');
-    (stalled.ws as any)._socket.pause();
-    const pub = await TestClient.open(s.url);
-    const data = 'z'.repeat(32 * 1024);
-    for (let i = 0; i < 2000 && (await metricValue(s.metrics.writeTimeouts)) === 0; i++) {
-      pub.send({ type: 'publish', topic: 'bulk', data });
-      await pub.next('published');
-    }
+    const pub = await floodStalledReader(s, () => metricValue(s.metrics.writeTimeouts));
     await eventually(async () => (await metricValue(s.metrics.writeTimeouts)) === 1, 3000, 'write timeout');
     assert.equal(await metricValue(s.metrics.slowConsumerCloses), 0);
     await eventually(() => s.server.connectionCount === 1, 3000, 'stalled peer gone');
