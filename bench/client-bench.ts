@@ -2,9 +2,9 @@ import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { defineTopology } from '../app/src/topology';
-import { runLoad } from '../app/src/client/coordinator';
-import { parseSourceAddresses } from '../app/src/client/options';
+import { defineTopology, proxySchema, workerProcessesFor } from '../app/src/topology';
+import { runLoad, workersFor } from '../app/src/client/coordinator';
+import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { nginxVersion, ROOT, startLocalTopology } from '../scripts/local-topology';
 
 /**
@@ -45,7 +45,7 @@ async function main() {
   const topology = defineTopology({
     replicas: 3,
     server: { compression: 'offered' },
-    proxy: { nginxVersion: version, targetConnections: peak, workerProcesses: Math.max(2, Math.ceil((2 * peak * 1.1) / 19_000)), limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
+    proxy: { nginxVersion: version, targetConnections: peak, workerProcesses: workerProcessesFor(peak, proxySchema.parse({}).maxOpenFiles), limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
     load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
   });
   const local = await startLocalTopology(topology);
@@ -83,20 +83,13 @@ async function main() {
     const stable: string[] = [];
     for (const n of stableSteps) {
       const started = Date.now();
-      const result = await runLoad({
-        url: local.url,
-        ca,
-        insecure: false,
-        workers: Math.max(1, Math.ceil(n / 15_000)),
-        // One source address reaches one nginx port through at most ~28,000 ephemeral ports
-        // (32768–60999): above 20,000 connections the client spreads over loopback addresses.
-        profile: defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000, sourceAddresses: n > 20_000 ? parseSourceAddresses(String(Math.ceil(n / 15_000))) : [] } }).load,
-      });
+      const sources = sourceAddressesNeeded(n);
+      const profile = defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000, sourceAddresses: sources ? parseSourceAddresses(String(sources)) : [] } }).load;
+      const result = await runLoad({ url: local.url, ca, insecure: false, workers: workersFor(profile), profile });
       const errors = Object.entries(Object.fromEntries(result.stats.errors)).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
       const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);
       const ok = result.stats.c.opened === n && result.stats.c.failed === 0 && unexpected === 0;
-      const sources = n > 20_000 ? Math.ceil(n / 15_000) : 1;
-      stable.push(`| ${n} | ${result.generator.workers} | ${sources} | ${result.stats.c.opened} | ${result.stats.c.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
+      stable.push(`| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.c.opened} | ${result.stats.c.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
       console.log(stable[stable.length - 1]);
       if (!ok) break;
     }

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { defineTopology } from '../app/src/topology';
-import { generateCertificates, type KeyAlgorithm } from './generate';
+import { ensureTopologyCertificates, type KeyAlgorithm } from './generate';
 
 /** `npm run certs`: a local CA and a server certificate for the proxy, in the topology's tls.dir. */
 const program = new Command('certs')
@@ -14,16 +14,8 @@ const program = new Command('certs')
 const opts = program.opts<{ algorithm: KeyAlgorithm; dir?: string; force: boolean }>();
 const topology = defineTopology({}, {});
 const root = resolve(__dirname, '..');
-const dir = resolve(root, opts.dir ?? topology.tls.dir);
 try {
-  const outcome = generateCertificates({
-    dir,
-    algorithm: opts.algorithm,
-    dnsNames: ['localhost', topology.proxy.containerName],
-    ipAddresses: ['127.0.0.1'],
-    files: topology.tls,
-    force: opts.force,
-  });
+  const { outcome, dir } = ensureTopologyCertificates(topology, root, opts);
   console.log(outcome === 'created' ? `created ${opts.algorithm} CA and server certificate in ${dir}` : `certificates in ${dir} already cover the needed names; kept`);
 } catch (error) {
   console.error(`certs: ${(error as Error).message}`);

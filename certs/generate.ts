@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import type { Topology } from '../app/src/topology';
 
 export type KeyAlgorithm = 'ecdsa' | 'rsa';
 
@@ -104,4 +105,26 @@ export function generateCertificates(req: CertificateRequest): CertificateOutcom
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The certificates a topology uses (its tls section, relative to `root` unless absolute), with
+ * the names both the stack and loopback need: localhost, 127.0.0.1 and the proxy's container name.
+ */
+export function ensureTopologyCertificates(
+  topology: Topology,
+  root: string,
+  options: { dir?: string; algorithm?: KeyAlgorithm; force?: boolean } = {},
+): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string } {
+  const dir = resolve(root, options.dir ?? topology.tls.dir);
+  const outcome = generateCertificates({
+    dir,
+    algorithm: options.algorithm,
+    force: options.force,
+    dnsNames: ['localhost', topology.proxy.containerName],
+    ipAddresses: ['127.0.0.1'],
+    files: topology.tls,
+  });
+  const { caCert, serverCert, serverKey } = topology.tls;
+  return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey) };
 }

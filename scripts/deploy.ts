@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defineTopology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
-import { generateCertificates } from '../certs/generate';
+import { ensureTopologyCertificates } from '../certs/generate';
 import { projectPaths } from '../stacks/paths';
 import { checkDocker, checkProvider, checkTerraform, PreflightError } from './preflight';
 
@@ -31,12 +31,7 @@ function main(action: string | undefined): number {
   console.log(checkTerraform());
 
   if (action === 'deploy') {
-    const outcome = generateCertificates({
-      dir: paths.certsDir,
-      dnsNames: ['localhost', topology.proxy.containerName],
-      ipAddresses: ['127.0.0.1'],
-      files: topology.tls,
-    });
+    const { outcome } = ensureTopologyCertificates(topology, ROOT);
     console.log(`certificates ${outcome} in ${paths.certsDir}`);
     mkdirSync(paths.reportsDir, { recursive: true });
   }

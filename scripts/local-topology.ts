@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toServerEnv, type Topology } from '../app/src/topology';
-import { generateCertificates, type KeyAlgorithm } from '../certs/generate';
+import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
@@ -40,13 +40,6 @@ export function nginxVersion(): string | undefined {
   return /nginx\/(\d+\.\d+(?:\.\d+)?)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1];
 }
 
-/** Certificates for loopback, created once and reused (the stack uses the same files). */
-export function ensureCertificates(topology: Topology, algorithm: KeyAlgorithm = 'ecdsa'): { caFile: string; certFile: string; keyFile: string } {
-  const dir = resolve(ROOT, topology.tls.dir);
-  generateCertificates({ dir, algorithm, dnsNames: ['localhost', topology.proxy.containerName], ipAddresses: ['127.0.0.1'], files: topology.tls });
-  return { caFile: join(dir, topology.tls.caCert), certFile: join(dir, topology.tls.serverCert), keyFile: join(dir, topology.tls.serverKey) };
-}
-
 /** How a replica is started: from source through tsx, so what runs is what is checked out. */
 export const SERVER_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
 export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
@@ -57,7 +50,8 @@ export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/mai
  * stopped by stop(), and killed if this process exits first.
  */
 export async function startLocalTopology(topology: Topology, options: { httpsPort?: number; httpPort?: number; keyAlgorithm?: KeyAlgorithm } = {}): Promise<LocalTopology> {
-  const certs = ensureCertificates(topology, options.keyAlgorithm);
+  // The same files the stack mounts into the proxy.
+  const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
   const runtimeDir = mkdtempSync(join(tmpdir(), 'ws-local-'));
   const replicas: LocalReplica[] = [];
   const startReplica = async (i: number, port: number) => {
@@ -84,6 +78,7 @@ export async function startLocalTopology(topology: Topology, options: { httpsPor
     });
     const confFile = join(runtimeDir, 'nginx.conf');
     writeFileSync(confFile, config);
+    // nginx opens <prefix>/logs/error.log before it reads the config's error_log.
     mkdirSync(join(runtimeDir, 'logs'), { recursive: true });
     nginx = start('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
     await waitForPort(httpsPort, nginx);

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { defineTopology, STRATEGIES, type Strategy } from '../app/src/topology';
+import { DEFAULT_REPLICAS, defineTopology, proxySchema, STRATEGIES, workerProcessesFor, type Strategy } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
-import { parseSourceAddresses } from '../app/src/client/options';
+import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { CLIENT_COMMAND, nginxVersion, startLocalTopology } from './local-topology';
 
 /**
@@ -49,19 +49,14 @@ async function main(): Promise<number> {
   }
   const rampRate = Math.max(1, Math.min(1000, connections));
   const rampMs = Math.ceil((connections / rampRate) * 1000);
-  const replicas = replicasFlag ?? (Number(process.env.REPLICAS) || 3);
-  // ip_hash needs several /24s to spread; past ~20,000 connections one source address runs out
-  // of ephemeral ports towards one nginx port (and past the per-address connection limit).
-  const sourceAddresses = o.sourceAddresses
-    ? parseSourceAddresses(o.sourceAddresses)
-    : strategy === 'ip_hash'
-      ? parseSourceAddresses(String(Math.min(254, Math.max(2, replicas * 2, Math.ceil(connections / 15_000)))))
-      : connections > 20_000
-        ? parseSourceAddresses(String(Math.ceil(connections / 15_000)))
-        : [];
-  // nginx sized for the run: two descriptors per connection, under the 20,000 per-process ceiling.
+  const replicas = replicasFlag ?? (Number(process.env.REPLICAS) || DEFAULT_REPLICAS);
+  // ip_hash needs several /24s to spread; large runs need several addresses anyway.
+  const needed = sourceAddressesNeeded(connections);
+  const addressCount = strategy === 'ip_hash' ? Math.min(254, Math.max(2, replicas * 2, needed)) : needed;
+  const sourceAddresses = o.sourceAddresses ? parseSourceAddresses(o.sourceAddresses) : addressCount ? parseSourceAddresses(String(addressCount)) : [];
+  // nginx sized for the run: two descriptors per connection, under the per-process ceiling.
   const targetConnections = Math.max(10_000, connections);
-  const workerProcesses = Math.max(2, Math.ceil((2 * targetConnections * 1.1) / 19_000));
+  const workerProcesses = workerProcessesFor(targetConnections, proxySchema.parse({}).maxOpenFiles);
 
   const topology = defineTopology(
     {

@@ -21,7 +21,7 @@ function installCleanup(): void {
   });
 }
 
-export function start(name: string, command: string, args: string[], options: SpawnOptions & { echo?: boolean } = {}): Owned {
+export function start(name: string, command: string, args: string[], options: SpawnOptions = {}): Owned {
   installCleanup();
   // Own process group: a Ctrl-C in the terminal reaches the runner, which stops children in order.
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options });

@@ -9,7 +9,7 @@ import { App } from 'cdktf';
 import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
-import { ensureCertificates } from '../../scripts/local-topology';
+import { ensureTopologyCertificates } from '../../certs/generate';
 import { eventually, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { chooseDeployer, type Deployer } from './deployer';
@@ -77,7 +77,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
       assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
     }
-    ensureCertificates(topologyFor(3));
+    ensureTopologyCertificates(topologyFor(3), ROOT);
     stackDir = synth(3);
     deployer = chooseDeployer(stackDir, log);
     // Leftovers of an interrupted earlier run would collide with the names.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { loadProfileSchema, type LoadProfileInput } from '../../app/src/shared/p
 import { makeTestCerts } from '../helpers/certs';
 import { eventually, metricValue, sleep, startServer } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
+import { freePort } from '../../scripts/processes';
 
 const profile = (p: LoadProfileInput) => loadProfileSchema.parse(p);
 
@@ -133,12 +134,7 @@ describe('thresholds decide the exit code', () => {
   it('serves Prometheus /metrics while running (--metrics-port)', async (t) => {
     const s = await startServer({}, 'mp-0');
     t.after(() => s.stop());
-    const port = await new Promise<number>((resolve) => {
-      const probe = createNetServer().listen(0, '127.0.0.1', () => {
-        const p = (probe.address() as AddressInfo).port;
-        probe.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const run = cli([s.url, '-c', '40', '--ramp-rate', '200', '-d', '4s', '--rate', '10', '--metrics-port', String(port)]);
     let text = '';
     await eventually(async () => {

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { extname, join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import type { LoadProfile } from '../shared/profile';
+import { peakConnections, type LoadProfile } from '../shared/profile';
 import type { GeneratorHealth, TimelinePoint } from './report';
 import { Runner, type Snapshot } from './runner';
 import { newHistogram, Stats } from './stats';
@@ -50,7 +50,7 @@ export const CONNECTIONS_PER_WORKER = 15_000;
 
 export function workersFor(profile: LoadProfile): number {
   if (profile.workers > 0) return profile.workers;
-  return Math.max(1, Math.ceil(Math.max(...profile.stages.map((s) => s.connections)) / CONNECTIONS_PER_WORKER));
+  return Math.max(1, Math.ceil(peakConnections(profile) / CONNECTIONS_PER_WORKER));
 }
 
 /**

@@ -69,6 +69,18 @@ const dur = (field: string, text: string | undefined): number | undefined => {
   }
 };
 
+/**
+ * One source address reaches one nginx port through at most ~28,000 ephemeral ports
+ * (32768–60999): past 20,000 connections spread over one address per 15,000.
+ */
+export const ONE_ADDRESS_LIMIT = 20_000;
+export const CONNECTIONS_PER_SOURCE_ADDRESS = 15_000;
+
+/** Source addresses a run of this many connections needs (0: the OS picks one). */
+export function sourceAddressesNeeded(connections: number): number {
+  return connections > ONE_ADDRESS_LIMIT ? Math.ceil(connections / CONNECTIONS_PER_SOURCE_ADDRESS) : 0;
+}
+
 /** "4" → 127.0.1.1 … 127.0.4.1 (distinct /24s, so ip_hash spreads them); otherwise a list. */
 export function parseSourceAddresses(text: string): string[] {
   if (/^\d+$/.test(text)) {

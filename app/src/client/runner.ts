@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { LoadProfile } from '../shared/profile';
+import { peakConnections, type LoadProfile } from '../shared/profile';
 import { Stats, type SerializedStats } from './stats';
 import { VirtualUser, type RunContext } from './virtual-user';
 
@@ -57,7 +57,7 @@ export class Runner {
 
   private context(): RunContext {
     const { profile } = this.options;
-    const totalPeak = Math.max(...profile.stages.map((s) => s.connections));
+    const totalPeak = peakConnections(profile);
     const senders = Math.round(totalPeak * profile.senderFraction);
     const addresses = profile.sourceAddresses;
     return {

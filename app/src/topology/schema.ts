@@ -228,6 +228,13 @@ export function derivedWorkerConnections(proxy: Pick<ProxyConfig, 'targetConnect
   return share + NGINX_FD_SLACK;
 }
 
+/** The fewest nginx workers (at least 2) whose derived worker_connections fit under maxOpenFiles. */
+export function workerProcessesFor(targetConnections: number, maxOpenFiles: number): number {
+  let workers = 2;
+  while (derivedWorkerConnections({ targetConnections, workerProcesses: workers }) + NGINX_FD_SLACK > maxOpenFiles) workers++;
+  return workers;
+}
+
 export type Topology = z.infer<typeof topologySchema>;
 export type TopologyInput = z.input<typeof topologySchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
