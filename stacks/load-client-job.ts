@@ -39,7 +39,7 @@ export class LoadClientJob extends Construct {
 
   constructor(scope: Construct, id: string, props: LoadClientJobProps) {
     super(scope, id);
-    const { proxy, server, load } = props.topology;
+    const { proxy, server, load, monitoring } = props.topology;
     const limitSeconds = Math.ceil(load.maxDurationMs / 1000) + JOB_GRACE_SECONDS;
 
     this.run = new DataResource(this, 'run', {
@@ -53,6 +53,8 @@ export class LoadClientJob extends Construct {
       [LOAD_ENV.profile]: JSON.stringify(load),
       [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,
       [LOAD_ENV.html]: `/reports/${HTML_REPORT_FILE}`,
+      // Prometheus scrapes the run live (monitoring.loadMetricsPort).
+      ...(monitoring.enabled ? { [LOAD_ENV.metricsPort]: String(monitoring.loadMetricsPort) } : {}),
     };
 
     this.container = new Container(this, 'container', {

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import type { Topology } from '../app/src/topology';
+import { ConfigFiles } from './config-files';
 import { renderNginxConf } from '../nginx/render';
 
 export interface NginxProxyProps {
@@ -58,21 +58,8 @@ export class NginxProxy extends Construct {
       httpPort: PROXY_PATHS.httpPort,
       publicHttpsPort: proxy.httpsPort,
     });
-    this.configHash = createHash('sha256').update(this.config).digest('hex');
-
-    // Writes the config atomically (rename), so nginx never reads half a file.
-    const install = new DataResource(this, 'config', {
-      input: { path: `${props.configDir}/nginx.conf`, sha256: this.configHash },
-      triggersReplace: { config_sha256: this.configHash },
-      dependsOn: props.fleet,
-      provisioners: [
-        {
-          type: 'local-exec',
-          command: 'mkdir -p "$CONF_DIR" && printf "%s" "$NGINX_CONF" > "$CONF_DIR/nginx.conf.tmp" && mv -f "$CONF_DIR/nginx.conf.tmp" "$CONF_DIR/nginx.conf"',
-          environment: { CONF_DIR: props.configDir, NGINX_CONF: this.config },
-        },
-      ],
-    });
+    const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config }, dependsOn: props.fleet });
+    this.configHash = install.sha256;
 
     const stopSeconds = Math.ceil(proxy.shutdownTimeoutMs / 1000) + 5;
     this.container = new Container(this, 'container', {
@@ -104,13 +91,13 @@ export class NginxProxy extends Construct {
       wait: true,
       waitTimeout: 60,
       labels: Object.entries(props.labels).map(([label, value]) => ({ label, value })),
-      dependsOn: [install],
+      dependsOn: [install.resource],
     });
 
     // Runs on every config change, after the container exists: check, then reload gracefully.
     this.reload = new DataResource(this, 'reload', {
-      triggersReplace: { config_sha256: this.configHash },
-      dependsOn: [this.container, install],
+      triggersReplace: { sha256: this.configHash },
+      dependsOn: [this.container, install.resource],
       provisioners: [
         {
           type: 'local-exec',

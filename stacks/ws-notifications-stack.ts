@@ -3,8 +3,9 @@ import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { join } from 'node:path';
 import type { Topology } from '../app/src/topology';
-import { LoadClientJob, REPORT_FILE } from './load-client-job';
+import { LOAD_JOB_NAME, LoadClientJob, REPORT_FILE } from './load-client-job';
 import { LocalImage } from './local-image';
+import { Monitoring } from './monitoring/monitoring';
 import { NginxProxy } from './nginx-proxy';
 import { NotificationNetwork } from './network';
 import { projectPaths } from './paths';
@@ -21,11 +22,15 @@ export interface WsNotificationsStackProps {
   readonly loadUser?: string;
 }
 
-/** The whole system: network, server fleet, Nginx proxy and the load-client job, on one Docker engine. */
+/**
+ * The whole system on one Docker engine: network, server fleet, Nginx proxy, monitoring
+ * (Prometheus, the nginx exporter, Grafana; switchable off in the topology) and the load-client job.
+ */
 export class WsNotificationsStack extends TerraformStack {
   readonly fleet: ServerFleet;
   readonly proxy: NginxProxy;
   readonly loadJob: LoadClientJob;
+  readonly monitoring?: Monitoring;
 
   constructor(scope: Construct, id: string, props: WsNotificationsStackProps) {
     super(scope, id);
@@ -73,6 +78,18 @@ export class WsNotificationsStack extends TerraformStack {
       labels,
     });
 
+    if (topology.monitoring.enabled) {
+      this.monitoring = new Monitoring(this, 'monitoring', {
+        topology,
+        networkName: network.name,
+        replicas: this.fleet.names,
+        loadClientHost: LOAD_JOB_NAME,
+        configDir: join(paths.deployDir, 'monitoring'),
+        proxyReady: this.proxy.reload,
+        labels,
+      });
+    }
+
     this.loadJob = new LoadClientJob(this, 'load', {
       topology,
       imageId: appImage.imageId,
@@ -81,7 +98,8 @@ export class WsNotificationsStack extends TerraformStack {
       reportsDir: paths.reportsDir,
       runId: props.loadRunId ?? '1',
       user: props.loadUser,
-      after: [this.proxy.reload],
+      // With monitoring, Prometheus scrapes the run from its first second.
+      after: this.monitoring ? [this.proxy.reload, this.monitoring.reload, this.monitoring.exporter] : [this.proxy.reload],
       labels,
     });
 
@@ -91,5 +109,11 @@ export class WsNotificationsStack extends TerraformStack {
     new TerraformOutput(this, 'replicas', { value: this.fleet.names });
     new TerraformOutput(this, 'load_report', { value: join(paths.reportsDir, REPORT_FILE) });
     new TerraformOutput(this, 'load_exit_code', { value: this.loadJob.container.exitCode });
+    if (topology.monitoring.enabled) {
+      new TerraformOutput(this, 'prometheus_url', { value: `http://127.0.0.1:${topology.monitoring.prometheusPort}` });
+      if (topology.monitoring.grafana) {
+        new TerraformOutput(this, 'grafana_url', { value: `http://127.0.0.1:${topology.monitoring.grafanaPort}/d/ws-notifications` });
+      }
+    }
   }
 }

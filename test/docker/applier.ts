@@ -45,7 +45,7 @@ const KNOWN: Record<string, string[]> = {
 const KNOWN_NESTED: Record<string, string[]> = {
   'docker_image.build': ['context', 'dockerfile', 'build_args', 'label'],
   'docker_container.networks_advanced': ['name', 'aliases'],
-  'docker_container.ports': ['internal', 'external'],
+  'docker_container.ports': ['internal', 'external', 'ip'],
   'docker_container.volumes': ['host_path', 'container_path', 'read_only'],
   'docker_container.ulimit': ['name', 'soft', 'hard'],
   'docker_container.healthcheck': ['test', 'interval', 'timeout', 'start_period', 'retries'],
@@ -242,7 +242,7 @@ export class OfflineApplier {
         return { id: network.id, name: c.name };
       }
       case 'docker_image':
-        return this.buildImage(address, c);
+        return c.build ? this.buildImage(address, c) : this.localImage(address, c);
       case 'terraform_data': {
         for (const p of c.provisioner ?? []) await runLocalExec(address, p['local-exec']);
         return { id: `${Date.now()}`, input: c.input, output: c.input };
@@ -273,6 +273,13 @@ export class OfflineApplier {
     return { id: info.Id, image_id: info.Id, name: c.name };
   }
 
+  /** An image the provider would pull: there is no registry here, so it must already be on the engine. */
+  private async localImage(address: string, c: Json): Promise<Json> {
+    const info = await this.docker.getImage(c.name).inspect().catch(() => undefined);
+    if (!info) throw new ApplyError(`${address}: image ${c.name} is not on this engine and cannot be pulled here (no registry): build the offline images (scripts/offline-images.sh) and use BASE_IMAGES=offline`);
+    return { id: info.Id, image_id: info.Id, name: c.name };
+  }
+
   private async createContainer(address: string, c: Json): Promise<Json> {
     const networks: Json[] = c.networks_advanced ?? [];
     const ports: Json[] = c.ports ?? [];
@@ -291,7 +298,7 @@ export class OfflineApplier {
         ? { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries }
         : undefined,
       HostConfig: {
-        PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostPort: String(p.external) }]])),
+        PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostIp: p.ip ?? '', HostPort: String(p.external) }]])),
         Binds: (c.volumes ?? []).map((v: Json) => `${v.host_path}:${v.container_path}${v.read_only ? ':ro' : ''}`),
         Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
         RestartPolicy: c.restart ? { Name: c.restart } : undefined,

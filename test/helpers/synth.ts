@@ -32,9 +32,15 @@ export function containerNamed(s: Synthesized, name: string): Record<string, any
   return found;
 }
 
+/** The files a ConfigFiles resource writes (relative path → content), by resource id prefix. */
+export function writtenFiles(s: Synthesized, idPrefix: string): Record<string, string> {
+  const found = Object.entries(s.json.resource.terraform_data ?? {}).find(([id]) => id.startsWith(idPrefix));
+  if (!found) throw new Error(`no config-files resource ${idPrefix}*`);
+  const environment = found[1].provisioner[0]['local-exec'].environment;
+  return Object.fromEntries((found[1].input.files as string[]).map((name, i) => [name, environment[`CONF_FILE_${i}`]]));
+}
+
 /** The rendered nginx.conf the proxy receives (through its config-install step). */
 export function proxyConfig(s: Synthesized): string {
-  const install = Object.entries(s.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_config'));
-  if (!install) throw new Error('no proxy config resource');
-  return install[1].provisioner[0]['local-exec'].environment.NGINX_CONF;
+  return writtenFiles(s, 'proxy_config')['nginx.conf'];
 }

@@ -7,7 +7,7 @@ import type { Progress } from './coordinator';
  * beside the servers' own metrics. Updated once a second from the run's progress.
  */
 export class LoadMetrics {
-  private readonly registry = new Registry();
+  readonly registry = new Registry();
   private readonly r = [this.registry];
   private readonly open = new Gauge({ name: 'load_connections_open', help: 'Open connections of the load client.', registers: this.r });
   private readonly users = new Gauge({ name: 'load_users', help: 'Simulated clients the load is driving (target).', registers: this.r });

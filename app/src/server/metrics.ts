@@ -1,4 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REJECT_REASONS } from './handshake';
+
+/**
+ * Close codes exported from the start at zero: normal, going away (drain), abnormal (no close
+ * frame: proxy timeout or dropped TCP), invalid payload, policy (slow consumer), too big,
+ * internal error. A series that exists before its first event lets rate() and alerts see that
+ * first event; other codes appear when they happen.
+ */
+export const TRACKED_CLOSE_CODES = [1000, 1001, 1006, 1007, 1008, 1009, 1011] as const;
 
 /**
  * The server's Prometheus metrics. Names follow Prometheus conventions: a `ws_` prefix, base
@@ -11,7 +20,7 @@ export function createMetrics(replica: string) {
   collectDefaultMetrics({ register: registry });
   const r = [registry];
 
-  return {
+  const metrics = {
     registry,
     connectionsActive: new Gauge({ name: 'ws_connections_active', help: 'Open WebSocket connections.', registers: r }),
     connectionsOpened: new Counter({ name: 'ws_connections_opened_total', help: 'WebSocket connections accepted.', registers: r }),
@@ -44,6 +53,9 @@ export function createMetrics(replica: string) {
     notificationsDelivered: new Counter({ name: 'ws_notifications_delivered_total', help: 'Notifications delivered to subscribers.', registers: r }),
     ready: new Gauge({ name: 'ws_ready', help: '1 while accepting connections, 0 while draining.', registers: r }),
   };
+  for (const code of TRACKED_CLOSE_CODES) metrics.connectionsClosed.inc({ code: String(code) }, 0);
+  for (const reason of REJECT_REASONS) metrics.handshakeRejections.inc({ reason }, 0);
+  return metrics;
 }
 
 export type ServerMetrics = ReturnType<typeof createMetrics>;

@@ -10,6 +10,8 @@ export const OFFLINE_BASE_IMAGES = {
   node: 'ws-notifications/node-base:20',
   nginx: 'ws-notifications/nginx-base:1.22',
   nginxVersion: '1.22',
+  prometheus: 'ws-notifications/prometheus-base:2.42',
+  nginxExporter: 'ws-notifications/nginx-exporter-base:0.11',
 } as const;
 
 /**
@@ -32,7 +34,8 @@ export function defineTopology(
     merged.replicas = Number(replicas);
   }
   // BASE_IMAGES=offline: the locally built base images (scripts/offline-images.sh) instead of the
-  // public ones, for machines without an image registry; their nginx is Debian's 1.22.
+  // public ones, for machines without an image registry; their nginx is Debian's 1.22, their
+  // Prometheus and exporter Debian's packages. Grafana has no offline image, so it is left out.
   const baseImages = env.BASE_IMAGES;
   if (baseImages !== undefined && baseImages !== '' && baseImages !== 'public') {
     if (baseImages !== 'offline') {
@@ -40,8 +43,16 @@ export function defineTopology(
     }
     const images = (merged.images ?? {}) as Record<string, unknown>;
     const proxy = (merged.proxy ?? {}) as Record<string, unknown>;
-    merged.images = { ...images, nodeBase: OFFLINE_BASE_IMAGES.node, nginxBase: OFFLINE_BASE_IMAGES.nginx };
+    const monitoring = (merged.monitoring ?? {}) as Record<string, unknown>;
+    merged.images = {
+      ...images,
+      nodeBase: OFFLINE_BASE_IMAGES.node,
+      nginxBase: OFFLINE_BASE_IMAGES.nginx,
+      prometheus: OFFLINE_BASE_IMAGES.prometheus,
+      nginxExporter: OFFLINE_BASE_IMAGES.nginxExporter,
+    };
     merged.proxy = { ...proxy, nginxVersion: OFFLINE_BASE_IMAGES.nginxVersion };
+    merged.monitoring = { ...monitoring, grafana: false };
   }
   const result = topologySchema.safeParse(merged);
   if (!result.success) throw ConfigError.fromZod('topology', result.error);

@@ -129,8 +129,56 @@ export const imagesSchema = z
     /** Base images (build arguments); the offline script builds local stand-ins. */
     nodeBase: z.string().min(1).default('node:20-bookworm-slim'),
     nginxBase: z.string().min(1).default('nginx:1.30'),
-    /** Keep built images on destroy. */
+    /** Monitoring images, pulled (the offline script builds stand-ins from Debian's packages). */
+    prometheus: z.string().min(1).default('prom/prometheus:v2.55.1'),
+    nginxExporter: z.string().min(1).default('nginx/nginx-prometheus-exporter:1.3.0'),
+    /** Grafana is not packaged by Debian: there is no offline stand-in. */
+    grafana: z.string().min(1).default('grafana/grafana:11.3.0'),
+    /** Keep the built images on destroy (pulled ones are always kept). */
     keep: z.boolean().default(false),
+  })
+  .strict();
+
+/** Alert thresholds; the rules file is rendered from these (see stacks/monitoring/rules.ts). */
+export const alertsSchema = z
+  .object({
+    /** 1006 closes per second seen by the servers (proxy timeouts, dropped TCP) over 5 minutes. */
+    abnormalClosesPerSecond: z.number().positive().default(1),
+    /** Handshakes refused per second by the servers over 5 minutes (cap, origin, draining, compression). */
+    handshakeRejectionsPerSecond: z.number().positive().default(5),
+    /** Oversize messages (closed with 1009) per second over 5 minutes: a client probing the limit. */
+    oversizeMessagesPerSecond: z.number().positive().default(0.1),
+    /** Slow-consumer closes per second over 5 minutes. */
+    slowConsumerClosesPerSecond: z.number().positive().default(0.5),
+    /** Share of proxy.targetConnections at which Nginx is warned to be near capacity. */
+    proxyCapacityRatio: z.number().gt(0).max(1).default(0.9),
+    /** How long a replica may be down (or a condition hold) before its alert fires. */
+    forMs: z.number().int().min(0).default(60_000),
+  })
+  .strict();
+
+export const monitoringSchema = z
+  .object({
+    /** Prometheus, the nginx exporter and Grafana; off leaves the stack as it was without them. */
+    enabled: z.boolean().default(true),
+    /** Grafana can be left out (Prometheus alone); the offline base images turn it off. */
+    grafana: z.boolean().default(true),
+    scrapeIntervalMs: z.number().int().min(1_000).max(300_000).default(5_000),
+    /** Rule evaluation interval. */
+    evaluationIntervalMs: z.number().int().min(1_000).max(300_000).default(5_000),
+    /** How long Prometheus keeps samples (a Prometheus duration such as 15d). */
+    retention: z.string().regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d or 12h').default('7d'),
+    /** Host ports; published on 127.0.0.1 only: the monitoring UIs are not for the internet. */
+    prometheusPort: port.default(9090),
+    grafanaPort: port.default(3000),
+    /** The exporter's port inside the network. */
+    exporterPort: port.default(9113),
+    /** Where the load client serves /metrics while it runs. */
+    loadMetricsPort: port.default(9464),
+    prometheusContainerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-prometheus'),
+    exporterContainerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-nginx-exporter'),
+    grafanaContainerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-grafana'),
+    alerts: alertsSchema.default(alertsSchema.parse({})),
   })
   .strict();
 
@@ -152,6 +200,7 @@ export const topologySchema = z
     tls: tlsSchema.default(tlsSchema.parse({})),
     images: imagesSchema.default(imagesSchema.parse({})),
     load: loadProfileSchema.default(loadProfileSchema.parse({})),
+    monitoring: monitoringSchema.default(monitoringSchema.parse({})),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -220,6 +269,30 @@ export const topologySchema = z
     if (server.compression === 'off' && load.compression) {
       issue(['load', 'compression'], 'cannot be true when server.compression is off');
     }
+
+    const { monitoring } = t;
+    if (monitoring.enabled) {
+      if (monitoring.evaluationIntervalMs < monitoring.scrapeIntervalMs) {
+        issue(['monitoring', 'evaluationIntervalMs'], `must be at least monitoring.scrapeIntervalMs (${monitoring.scrapeIntervalMs}): rules cannot see samples faster than they are scraped`);
+      }
+      const published: [string, number][] = [
+        ['proxy.httpsPort', proxy.httpsPort],
+        ['proxy.httpPort', proxy.httpPort],
+        ['monitoring.prometheusPort', monitoring.prometheusPort],
+        ...(monitoring.grafana ? ([['monitoring.grafanaPort', monitoring.grafanaPort]] as [string, number][]) : []),
+      ];
+      for (const [i, [field, value]] of published.entries()) {
+        const clash = published.slice(0, i).find(([, v]) => v === value);
+        if (clash) issue(field.split('.'), `${value} is already used by ${clash[0]}`);
+      }
+      if (monitoring.loadMetricsPort === server.port) {
+        issue(['monitoring', 'loadMetricsPort'], `must differ from server.port (${server.port})`);
+      }
+      const names = [proxy.containerName, monitoring.prometheusContainerName, monitoring.exporterContainerName, monitoring.grafanaContainerName];
+      if (new Set(names).size !== names.length) {
+        issue(['monitoring'], `container names must be distinct: ${names.join(', ')}`);
+      }
+    }
   });
 
 /** worker_connections when not given: an even share of two descriptors per target connection, with headroom. */
@@ -241,3 +314,5 @@ export type ServerConfig = z.infer<typeof serverSchema>;
 export type ProxyConfig = z.infer<typeof proxySchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;
 export type ImagesConfig = z.infer<typeof imagesSchema>;
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;
+export type AlertsConfig = z.infer<typeof alertsSchema>;

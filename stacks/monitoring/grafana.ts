@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+
+/** The provisioned data source's uid; every dashboard panel refers to it. */
+export const DATASOURCE_UID = 'ws-prometheus';
+/** The dashboard JSON kept in the repository, provisioned as is. */
+export const DASHBOARD_FILE = join(__dirname, 'grafana', 'dashboards', 'ws-notifications.json');
+
+/** Grafana's provisioning directory layout (inside the container). */
+export const GRAFANA_PATHS = {
+  provisioning: '/etc/grafana/provisioning',
+  datasources: '/etc/grafana/provisioning/datasources',
+  dashboardProviders: '/etc/grafana/provisioning/dashboards',
+  dashboards: '/var/lib/grafana/dashboards/ws-notifications',
+} as const;
+
+export function readDashboard(): string {
+  return readFileSync(DASHBOARD_FILE, 'utf8');
+}
+
+/** The Prometheus data source, fixed uid, not editable in the UI (the repository is the source). */
+export function renderGrafanaDatasource(prometheusUrl: string, scrapeIntervalMs: number): string {
+  return stringify({
+    apiVersion: 1,
+    datasources: [
+      {
+        name: 'Prometheus',
+        uid: DATASOURCE_UID,
+        type: 'prometheus',
+        access: 'proxy',
+        url: prometheusUrl,
+        isDefault: true,
+        editable: false,
+        // $__rate_interval is at least four scrape intervals: Grafana needs the interval to size it.
+        jsonData: { timeInterval: `${Math.round(scrapeIntervalMs / 1000)}s` },
+      },
+    ],
+  });
+}
+
+/** Tells Grafana to load every dashboard file in the dashboards directory. */
+export function renderDashboardProvider(): string {
+  return stringify({
+    apiVersion: 1,
+    providers: [
+      {
+        name: 'ws-notifications',
+        folder: 'ws-notifications',
+        type: 'file',
+        disableDeletion: true,
+        allowUiUpdates: false,
+        updateIntervalSeconds: 30,
+        options: { path: GRAFANA_PATHS.dashboards, foldersFromFilesStructure: false },
+      },
+    ],
+  });
+}
