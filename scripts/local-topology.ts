@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { toServerEnv, type Topology } from '../app/src/topology';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
+import { renderAlertRules } from '../stacks/monitoring/alert-rules';
+import { renderPrometheusConfig } from '../stacks/monitoring/prometheus-config';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
 export const ROOT = resolve(__dirname, '..');
@@ -13,6 +15,19 @@ export interface LocalReplica {
   readonly id: string;
   readonly port: number;
   process: Owned;
+}
+
+/** Prometheus and the nginx exporter as local processes (Debian's prometheus, prometheus-nginx-exporter). */
+export interface LocalMonitoring {
+  /** http:// base URL of Prometheus. */
+  readonly prometheusUrl: string;
+  readonly exporterPort: number;
+  /** The port the load client should serve /metrics on (Prometheus scrapes it). */
+  readonly loadMetricsPort: number;
+  readonly prometheus: Owned;
+  readonly exporter: Owned;
+  /** The rendered prometheus.yml. */
+  readonly config: string;
 }
 
 export interface LocalTopology {
@@ -27,6 +42,8 @@ export interface LocalTopology {
   readonly nginx: Owned;
   /** The rendered nginx.conf. */
   readonly config: string;
+  /** Present when started with monitoring. */
+  readonly monitoring?: LocalMonitoring;
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
   stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Stops everything; keeps the runtime directory (logs) when asked. */
@@ -40,6 +57,20 @@ export function nginxVersion(): string | undefined {
   return /nginx\/(\d+\.\d+(?:\.\d+)?)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1];
 }
 
+/** The nginx exporter's binary: Debian names it prometheus-nginx-exporter, upstream nginx-prometheus-exporter. */
+export function nginxExporterBinary(): string | undefined {
+  return ['prometheus-nginx-exporter', 'nginx-prometheus-exporter'].find((b) => spawnSync(b, ['--version'], { encoding: 'utf8' }).error === undefined);
+}
+
+/** Whether Prometheus and the exporter can run here; the message says what to install. */
+export function monitoringMissing(): string | undefined {
+  const missing = [
+    spawnSync('prometheus', ['--version']).error ? 'prometheus' : undefined,
+    nginxExporterBinary() ? undefined : 'prometheus-nginx-exporter',
+  ].filter(Boolean);
+  return missing.length ? `${missing.join(' and ')} not installed. On Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}` : undefined;
+}
+
 /** How a replica is started: from source through tsx, so what runs is what is checked out. */
 export const SERVER_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
 export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
@@ -49,7 +80,15 @@ export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/mai
  * nginx in front with the rendered config (TLS on a free port). Everything it starts is
  * stopped by stop(), and killed if this process exits first.
  */
-export async function startLocalTopology(topology: Topology, options: { httpsPort?: number; httpPort?: number; keyAlgorithm?: KeyAlgorithm } = {}): Promise<LocalTopology> {
+export interface LocalOptions {
+  httpsPort?: number;
+  httpPort?: number;
+  keyAlgorithm?: KeyAlgorithm;
+  /** Also start Prometheus and the nginx exporter, with the scrape config and rules the stack uses. */
+  monitoring?: boolean;
+}
+
+export async function startLocalTopology(topology: Topology, options: LocalOptions = {}): Promise<LocalTopology> {
   // The same files the stack mounts into the proxy.
   const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
   const runtimeDir = mkdtempSync(join(tmpdir(), 'ws-local-'));
@@ -61,6 +100,7 @@ export async function startLocalTopology(topology: Topology, options: { httpsPor
     return { id, port, process: p };
   };
   let nginx: Owned | undefined;
+  const helpers: Owned[] = [];
   try {
     for (let i = 0; i < topology.replicas; i++) replicas.push(await startReplica(i, await freePort()));
     await Promise.all(replicas.map((r) => waitForPort(r.port, r.process)));
@@ -83,6 +123,7 @@ export async function startLocalTopology(topology: Topology, options: { httpsPor
     nginx = start('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
     await waitForPort(httpsPort, nginx);
 
+    const monitoring = options.monitoring ? await startMonitoring(topology, runtimeDir, replicas, httpPort, helpers) : undefined;
     const started = nginx;
     return {
       topology,
@@ -94,16 +135,56 @@ export async function startLocalTopology(topology: Topology, options: { httpsPor
       replicas,
       nginx: started,
       config,
+      monitoring,
       stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, topology.server.drainDeadlineMs + 5000),
       async stop({ keepLogs = false } = {}) {
         await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', topology.server.drainDeadlineMs + 5000)));
         await stop(started, 'SIGQUIT', 5000);
+        await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
         if (!keepLogs) rmSync(runtimeDir, { recursive: true, force: true });
       },
     };
   } catch (error) {
     await Promise.all(replicas.map((r) => stop(r.process, 'SIGKILL')));
     if (nginx) await stop(nginx, 'SIGKILL');
+    await Promise.all(helpers.map((h) => stop(h, 'SIGKILL')));
     throw error;
   }
+}
+
+/**
+ * Prometheus and the exporter on loopback: the same renderers as the stack, with loopback
+ * targets. Prometheus keeps its data in the runtime directory (kept with --keep-logs).
+ */
+async function startMonitoring(topology: Topology, runtimeDir: string, replicas: LocalReplica[], httpPort: number, owned: Owned[]): Promise<LocalMonitoring> {
+  const missing = monitoringMissing();
+  if (missing) throw new Error(`monitoring: ${missing}`);
+  const [exporterPort, prometheusPort, loadMetricsPort] = [await freePort(), await freePort(), await freePort()];
+  const exporter = start('nginx-exporter', nginxExporterBinary()!, [
+    `--nginx.scrape-uri=http://127.0.0.1:${httpPort}/nginx_status`,
+    `--web.listen-address=127.0.0.1:${exporterPort}`,
+  ]);
+  owned.push(exporter);
+  await waitForPort(exporterPort, exporter);
+
+  const dir = join(runtimeDir, 'prometheus');
+  mkdirSync(dir, { recursive: true });
+  const config = renderPrometheusConfig(topology, {
+    servers: replicas.map((r) => ({ replica: r.id, target: `127.0.0.1:${r.port}` })),
+    nginxExporter: `127.0.0.1:${exporterPort}`,
+    loadClient: `127.0.0.1:${loadMetricsPort}`,
+    self: `127.0.0.1:${prometheusPort}`,
+    rulesFile: 'rules.yml',
+  });
+  writeFileSync(join(dir, 'prometheus.yml'), config);
+  writeFileSync(join(dir, 'rules.yml'), renderAlertRules(topology));
+  const prometheus = start('prometheus', 'prometheus', [
+    `--config.file=${join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(dir, 'data')}`,
+    `--storage.tsdb.retention.time=${topology.monitoring.retention}`,
+    `--web.listen-address=127.0.0.1:${prometheusPort}`,
+  ]);
+  owned.push(prometheus);
+  await waitForPort(prometheusPort, prometheus);
+  return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter, config };
 }

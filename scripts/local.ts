@@ -6,7 +6,7 @@ import { ConfigError } from '../app/src/shared/errors';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { CLIENT_COMMAND, nginxVersion, startLocalTopology } from './local-topology';
+import { CLIENT_COMMAND, monitoringMissing, nginxVersion, startLocalTopology } from './local-topology';
 
 /**
  * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
@@ -22,6 +22,8 @@ const program = new Command('local')
   .option('--report <file>', 'JSON report', 'reports/local-report.json')
   .option('--html <file>', 'HTML report', 'reports/local-report.html')
   .option('--keep-logs', 'keep nginx and server logs (the runtime directory is printed)')
+  .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
+  .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it')
   .parse();
 
 async function main(): Promise<number> {
@@ -29,6 +31,10 @@ async function main(): Promise<number> {
   const version = nginxVersion();
   if (!version) {
     console.error('nginx is not installed. On Debian/Ubuntu: sudo apt-get install -y nginx-light (or run `npm start`, which installs it as root).');
+    return 1;
+  }
+  if (o.monitoring && monitoringMissing()) {
+    console.error(`--monitoring: ${monitoringMissing()}`);
     return 1;
   }
   const strategy = o.strategy as Strategy;
@@ -41,12 +47,15 @@ async function main(): Promise<number> {
   const replicasFlag = whole('--replicas', o.replicas);
   const env = replicasFlag === undefined ? process.env : { ...process.env, REPLICAS: undefined };
   const connections = whole('--connections', o.connections)!;
-  let durationMs: number;
-  try {
-    durationMs = parseDuration(o.duration);
-  } catch (error) {
-    throw new ConfigError('local options', [{ field: '--duration', rule: (error as Error).message }]);
-  }
+  const duration = (flag: string, text: string) => {
+    try {
+      return parseDuration(text);
+    } catch (error) {
+      throw new ConfigError('local options', [{ field: flag, rule: (error as Error).message }]);
+    }
+  };
+  const durationMs = duration('--duration', o.duration);
+  const lingerMs = o.linger === undefined ? 0 : duration('--linger', o.linger);
   const rampRate = Math.max(1, Math.min(1000, connections));
   const rampMs = Math.ceil((connections / rampRate) * 1000);
   const replicas = replicasFlag ?? (Number(process.env.REPLICAS) || DEFAULT_REPLICAS);
@@ -73,11 +82,13 @@ async function main(): Promise<number> {
   );
 
   console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
-  const local = await startLocalTopology(topology);
+  const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring) });
   console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}/nginx_status)`);
+  if (local.monitoring) console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets)`);
 
   // The client is the same program the job container runs, given the topology's load profile.
-  const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html)], {
+  const metricsArgs = local.monitoring ? ['--metrics-port', String(local.monitoring.loadMetricsPort)] : [];
+  const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html), ...metricsArgs], {
     stdio: 'inherit',
     env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
   });
@@ -86,6 +97,17 @@ async function main(): Promise<number> {
   process.on('SIGINT', ignore);
   process.on('SIGTERM', () => client.kill('SIGTERM'));
   const code = await new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
+
+  if (lingerMs > 0) {
+    console.log(`load finished (exit code ${code}); everything stays up for ${o.linger}: Ctrl-C stops it sooner`);
+    await new Promise<void>((r) => {
+      const timer = setTimeout(r, lingerMs);
+      process.once('SIGINT', () => {
+        clearTimeout(timer);
+        r();
+      });
+    });
+  }
 
   await local.stop({ keepLogs: Boolean(o.keepLogs) });
   if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);

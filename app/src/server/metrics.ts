@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CODES } from '../shared/protocol';
 import { REJECT_REASONS } from './handshake';
 
 /**
@@ -55,6 +56,7 @@ export function createMetrics(replica: string) {
   };
   for (const code of TRACKED_CLOSE_CODES) metrics.connectionsClosed.inc({ code: String(code) }, 0);
   for (const reason of REJECT_REASONS) metrics.handshakeRejections.inc({ reason }, 0);
+  for (const code of ERROR_CODES) metrics.malformedMessages.inc({ code }, 0);
   return metrics;
 }
 

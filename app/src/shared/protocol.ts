@@ -22,7 +22,8 @@ export type ServerMessage =
   | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string }
   | { type: 'error'; code: ErrorCode; message: string };
 
-export type ErrorCode = 'malformed' | 'unknown_type' | 'invalid_field' | 'binary_unsupported';
+export const ERROR_CODES = ['malformed', 'unknown_type', 'invalid_field', 'binary_unsupported'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export const TOPIC_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
