@@ -41,7 +41,12 @@ function main(action: string | undefined): number {
 
   const status = cdktf([action, '--auto-approve']);
   if (status === 0 && action === 'destroy') rmSync(paths.deployDir, { recursive: true, force: true });
-  if (status === 0 && action === 'deploy') console.log(`\nload report: ${join(paths.reportsDir, 'load-report.json')}`);
+  if (status === 0 && action === 'deploy') {
+    console.log(`\nload report: ${join(paths.reportsDir, 'load-report.json')}`);
+    const { monitoring } = topology;
+    if (monitoring.enabled) console.log(`prometheus:  http://127.0.0.1:${monitoring.prometheusPort}/targets`);
+    if (monitoring.enabled && monitoring.grafana) console.log(`grafana:     http://127.0.0.1:${monitoring.grafanaPort}/d/ws-notifications`);
+  }
   return status;
 }
 

@@ -6,6 +6,11 @@
 #   ws-notifications/debian-base:bookworm
 #   ws-notifications/node-base:20     (stands in for node:20-bookworm-slim; user "node", uid 1000)
 #   ws-notifications/nginx-base:1.22  (stands in for nginx:1.30; Debian's nginx-light 1.22)
+#   ws-notifications/prometheus-base:2.42     (stands in for prom/prometheus; Debian's prometheus)
+#   ws-notifications/nginx-exporter-base:0.11 (stands in for nginx/nginx-prometheus-exporter)
+# The monitoring stand-ins keep the public images' contract: the entrypoint is the binary (the
+# stack passes only flags), Prometheus runs as nobody with its data in /prometheus, and wget
+# is there for the health check. Grafana is not packaged by Debian: it has no stand-in.
 # Use them with BASE_IMAGES=offline (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +18,8 @@ cd "$(dirname "$0")/.."
 DEBIAN=ws-notifications/debian-base:bookworm
 NODE=ws-notifications/node-base:20
 NGINX=ws-notifications/nginx-base:1.22
+PROMETHEUS=ws-notifications/prometheus-base:2.42
+EXPORTER=ws-notifications/nginx-exporter-base:0.11
 
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -82,4 +89,36 @@ DOCKERFILE
   rm -rf "$ctx"
   echo "offline-images: built $NGINX"
 fi
+# One Debian package on the base image, built from a Dockerfile body given on stdin.
+build_from_debian() {
+  local image=$1 ctx
+  ctx=$(mktemp -d)
+  { echo "FROM $DEBIAN"; cat; } > "$ctx/Dockerfile"
+  docker build -q -t "$image" "$ctx" >/dev/null
+  rm -rf "$ctx"
+  echo "offline-images: built $image"
+}
+
+if ! have "$PROMETHEUS"; then
+  build_from_debian "$PROMETHEUS" <<'DOCKERFILE'
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus wget >/dev/null \
+ && rm -rf /var/lib/apt/lists/* && mkdir -p /prometheus && chown nobody:nogroup /prometheus && prometheus --version 2>&1 | head -1
+USER nobody
+WORKDIR /prometheus
+EXPOSE 9090
+ENTRYPOINT ["/usr/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+DOCKERFILE
+fi
+
+if ! have "$EXPORTER"; then
+  build_from_debian "$EXPORTER" <<'DOCKERFILE'
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-nginx-exporter >/dev/null \
+ && rm -rf /var/lib/apt/lists/* && ln -s prometheus-nginx-exporter /usr/bin/nginx-prometheus-exporter
+USER nobody
+EXPOSE 9113
+ENTRYPOINT ["/usr/bin/nginx-prometheus-exporter"]
+DOCKERFILE
+fi
+
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^ws-notifications/' || true

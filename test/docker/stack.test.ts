@@ -20,6 +20,7 @@ import { chooseDeployer, type Deployer } from './deployer';
  */
 const docker = new Docker();
 const HTTPS = 18443;
+const PROMETHEUS = 'http://127.0.0.1:19090';
 const REPORT = join(ROOT, 'reports', 'load-report.json');
 const offlineImages = process.env.BASE_IMAGES !== 'public';
 const outdir = mkdtempSync(join(tmpdir(), 'ws-docker-test-'));
@@ -31,6 +32,8 @@ function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
     {
       replicas,
       proxy: { httpsPort: HTTPS, httpPort: 18080 },
+      // Grafana is on only with public images (BASE_IMAGES=public): Debian has no package for it.
+      monitoring: { prometheusPort: 19090, grafanaPort: 13000, scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
       load: {
         stages: [{ connections: 300, rampRate: 300, holdMs: 3000 }],
         senderFraction: 0.2,
@@ -63,6 +66,23 @@ function synth(replicas: number, extra: Partial<TopologyInput> = {}, mutate?: (d
 async function running(): Promise<Map<string, Docker.ContainerInfo>> {
   const list = await docker.listContainers({ all: true, filters: { label: ['ws-notifications.stack=ws-notifications'] } });
   return new Map(list.map((c) => [c.Names[0].slice(1), c]));
+}
+
+/** An instant query against the deployed Prometheus (published on 127.0.0.1). */
+async function promQuery(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const body = (await (await fetch(`${PROMETHEUS}/api/v1/query?${new URLSearchParams({ query: expr })}`)).json()) as any;
+  assert.equal(body.status, 'success', `${expr}: ${body.error}`);
+  return body.data.result;
+}
+
+/** Resolves once Prometheus scrapes exactly these replicas, all up (after a config reload). */
+async function prometheusSees(replicas: string[]): Promise<void> {
+  let seen = '';
+  await eventually(async () => {
+    const rows = await promQuery('up{job="ws-server"}').catch(() => []);
+    seen = JSON.stringify(rows.map((r) => [r.metric.replica, r.value[1]]));
+    return rows.length === replicas.length && rows.every((r) => r.value[1] === '1' && replicas.includes(r.metric.replica));
+  }, 30_000, `Prometheus scraping ${replicas.join(', ')} (last seen ${seen})`).catch((e) => assert.fail(`${e.message}; last seen ${seen}`));
 }
 
 const exec = (container: string, cmd: string) => spawnSync('docker', ['exec', container, 'sh', '-c', cmd], { encoding: 'utf8' }).stdout;
@@ -109,6 +129,17 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal(report.connections.failed, 0);
     assert.deepEqual(report.closesUnexpected, {});
     assert.equal(report.passed, true);
+
+    // Monitoring: Prometheus scraped the replicas, the exporter and the load job while it ran.
+    for (const name of ['ws-prometheus', 'ws-nginx-exporter']) assert.equal(containers.get(name)?.State, 'running', name);
+    assert.equal(outputs.prometheus_url, PROMETHEUS);
+    await prometheusSees(['ws-server-0', 'ws-server-1', 'ws-server-2']);
+    const [nginxUp] = await promQuery('nginx_up');
+    assert.equal(nginxUp?.value[1], '1', 'the exporter reads stub_status through the network');
+    const [clientPeak] = await promQuery('max_over_time(load_connections_open[10m])');
+    assert.equal(Number(clientPeak?.value[1]), 300, 'the load job was scraped during its run');
+    const [serverPeak] = await promQuery('max_over_time(sum(ws_connections_active)[10m:1s])');
+    assert.equal(Number(serverPeak?.value[1]), 300, 'the replicas reported the connections the client held');
     console.log(`deploy (${deployer.kind}): 300 connections over WSS, per replica ${JSON.stringify(report.connections.perReplica)}, rtt p99 ${report.latency.rtt.p99} ms`);
   });
 
@@ -117,6 +148,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     const url = `wss://localhost:${HTTPS}/ws-notifications`;
     const proxyBefore = (await running()).get('ws-nginx')!.Id;
     const masterBefore = exec('ws-nginx', 'cat /run/nginx.pid').trim();
+    const prometheusBefore = (await running()).get('ws-prometheus')!.Id;
 
     const abort = new AbortController();
     let latest: Progress | undefined;
@@ -144,6 +176,8 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal(exec('ws-nginx', 'cat /run/nginx.pid').trim(), masterBefore, 'same nginx master: a reload, not a restart');
     assert.equal(exec('ws-nginx', 'grep -c "server ws-server-" /etc/nginx/ws/nginx.conf').trim(), '5');
     assert.equal(latest?.unexpectedCloses, 0, 'scaling up closed nothing');
+    await prometheusSees(['ws-server-0', 'ws-server-1', 'ws-server-2', 'ws-server-3', 'ws-server-4']);
+    assert.equal(containers.get('ws-prometheus')!.Id, prometheusBefore, 'Prometheus reloaded, not replaced (its history stays)');
     const newcomers = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(url, { ca })));
     const landed = await Promise.all(newcomers.map(async (c) => (await c.next('hello')).replica));
     // New replicas take new connections. (They do not get all of them: after a reload the new
@@ -160,6 +194,8 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     for (const name of ['ws-server-2', 'ws-server-3', 'ws-server-4']) assert.ok(!containers.has(name), `${name} removed`);
     assert.equal(containers.get('ws-nginx')!.Id, proxyBefore, 'the proxy container was not replaced');
     assert.equal(exec('ws-nginx', 'grep -c "server ws-server-" /etc/nginx/ws/nginx.conf').trim(), '2');
+    await prometheusSees(['ws-server-0', 'ws-server-1']);
+    assert.equal(containers.get('ws-prometheus')!.Id, prometheusBefore);
     await eventually(() => (latest?.open ?? 0) === 120, 30_000, 'everyone reconnected');
     abort.abort();
     const { stats } = await load;
