@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm start`: the main job on a fresh clone. Installs what is missing (npm dependencies, nginx,
-# certificates), then runs the local topology with the default profile and prints the summary.
+# Prometheus and the nginx exporter, certificates), then runs the local topology with the default
+# profile, scraped by Prometheus, and prints the summary.
 # Extra arguments go to `npm run local` (see `npm run local -- --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,21 @@ if ! command -v nginx >/dev/null 2>&1; then
   fi
 fi
 
+# Monitoring is optional for the main job: installed as root, otherwise left out with a note.
+monitoring=(--monitoring)
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-nginx-exporter >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "start: installing Debian's prometheus and prometheus-nginx-exporter (monitoring)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-nginx-exporter >/dev/null
+    pkill -x prometheus 2>/dev/null || true
+  else
+    echo "start: Prometheus is not installed; running without monitoring (sudo apt-get install -y prometheus prometheus-nginx-exporter)"
+    monitoring=()
+  fi
+fi
+
 command -v openssl >/dev/null 2>&1 || { echo "start: openssl is required (certificates): sudo apt-get install -y openssl" >&2; exit 1; }
 
 npx tsx certs/cli.ts
-exec npx tsx scripts/local.ts "$@"
+exec npx tsx scripts/local.ts "${monitoring[@]}" "$@"
