@@ -8,6 +8,7 @@ import { LoadMetrics } from '../../app/src/client/metrics';
 import { renderPrometheusConfig, SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
 import { alertRules } from '../../stacks/monitoring/alert-rules';
 import { DATASOURCE_UID, readDashboard } from '../../stacks/monitoring/grafana';
+import { renderDashboard } from '../../stacks/monitoring/grafana/dashboard';
 import { containerNamed, resourcesOf, synth, writtenFiles } from '../helpers/synth';
 import { metricNames } from '../helpers/promql';
 
@@ -147,6 +148,10 @@ describe('the dashboard', () => {
   const graphs = panels.filter((p) => p.type !== 'row');
   const exprs: string[] = graphs.flatMap((p) => p.targets.map((t: any) => t.expr));
   const used = new Set(exprs.flatMap(metricNames));
+
+  it('is what dashboard.ts builds (typed with @grafana/schema): run `npm run dashboard` after changing it', () => {
+    assert.equal(readDashboard(), renderDashboard());
+  });
 
   it('has unique panel ids and a fixed uid', () => {
     assert.equal(dashboard.uid, 'ws-notifications');
