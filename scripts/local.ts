@@ -84,7 +84,10 @@ async function main(): Promise<number> {
   console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
   const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring) });
   console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}/nginx_status)`);
-  if (local.monitoring) console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets)`);
+  if (local.monitoring) {
+    const stays = lingerMs > 0 ? `stays up ${o.linger} after the load` : 'stops with the load; --linger 10m keeps it up';
+    console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets; ${stays})`);
+  }
 
   // The client is the same program the job container runs, given the topology's load profile.
   const metricsArgs = local.monitoring ? ['--metrics-port', String(local.monitoring.loadMetricsPort)] : [];

@@ -30,7 +30,7 @@ fi
 
 # Monitoring is optional for the main job: installed as root, otherwise left out with a note.
 monitoring=(--monitoring)
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-nginx-exporter >/dev/null 2>&1; then
+if ! command -v prometheus >/dev/null 2>&1 || ! { command -v prometheus-nginx-exporter || command -v nginx-prometheus-exporter; } >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "start: installing Debian's prometheus and prometheus-nginx-exporter (monitoring)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq

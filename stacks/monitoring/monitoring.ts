@@ -6,7 +6,7 @@ import type { Topology } from '../../app/src/topology';
 import { ConfigFiles } from '../config-files';
 import { PROXY_PATHS } from '../nginx-proxy';
 import { renderAlertRules } from './alert-rules';
-import { readDashboard, renderDashboardProvider, renderGrafanaDatasource, GRAFANA_PATHS } from './grafana';
+import { readDashboard, renderDashboardProvider, renderGrafanaDatasource, GRAFANA_PATHS } from './grafana-provisioning';
 import { renderPrometheusConfig } from './prometheus-config';
 
 export interface MonitoringProps {

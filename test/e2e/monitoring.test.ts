@@ -8,7 +8,7 @@ import { defineTopology } from '../../app/src/topology';
 import { LOAD_ENV } from '../../app/src/shared/load-env';
 import type { LoadReport } from '../../app/src/client/report';
 import { alertRules } from '../../stacks/monitoring/alert-rules';
-import { readDashboard } from '../../stacks/monitoring/grafana';
+import { readDashboard } from '../../stacks/monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
 import { CLIENT_COMMAND, monitoringMissing, nginxVersion, startLocalTopology } from '../../scripts/local-topology';
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';

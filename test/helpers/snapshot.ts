@@ -2,13 +2,24 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
+/** A long line cut to a window around column `at`, so a message stays readable (and small). */
+function around(line: string | undefined, at: number, width = 160): string {
+  if (line === undefined) return '(none)';
+  if (line.length <= width) return line;
+  const start = Math.max(0, at - width / 2);
+  return `${start > 0 ? '…' : ''}${line.slice(start, start + width)}${start + width < line.length ? '…' : ''}`;
+}
+
 /** The first few differing lines, with line numbers, instead of two whole documents. */
 function lineDiff(expected: string, actual: string, limit = 6): string {
   const a = expected.split('\n');
   const b = actual.split('\n');
   const out: string[] = [];
-  for (let i = 0; i < Math.max(a.length, b.length) && out.length < limit * 2; i++) {
-    if (a[i] !== b[i]) out.push(`  line ${i + 1}\n    - ${a[i] ?? '(none)'}\n    + ${b[i] ?? '(none)'}`);
+  for (let i = 0; i < Math.max(a.length, b.length) && out.length < limit; i++) {
+    if (a[i] === b[i]) continue;
+    let col = 0;
+    while (a[i] !== undefined && b[i] !== undefined && a[i][col] === b[i][col]) col++;
+    out.push(`  line ${i + 1}, column ${col + 1}\n    - ${around(a[i], col)}\n    + ${around(b[i], col)}`);
   }
   return out.join('\n');
 }

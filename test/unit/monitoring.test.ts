@@ -7,7 +7,7 @@ import { createMetrics } from '../../app/src/server/metrics';
 import { LoadMetrics } from '../../app/src/client/metrics';
 import { renderPrometheusConfig, SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
 import { alertRules } from '../../stacks/monitoring/alert-rules';
-import { DATASOURCE_UID, readDashboard } from '../../stacks/monitoring/grafana';
+import { DATASOURCE_UID, readDashboard } from '../../stacks/monitoring/grafana-provisioning';
 import { renderDashboard } from '../../stacks/monitoring/grafana/dashboard';
 import { containerNamed, resourcesOf, synth, writtenFiles } from '../helpers/synth';
 import { metricNames } from '../helpers/promql';

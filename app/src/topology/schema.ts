@@ -139,7 +139,7 @@ export const imagesSchema = z
   })
   .strict();
 
-/** Alert thresholds; the rules file is rendered from these (see stacks/monitoring/rules.ts). */
+/** Alert thresholds; the rules file is rendered from these (see stacks/monitoring/alert-rules.ts). */
 export const alertsSchema = z
   .object({
     /** 1006 closes per second seen by the servers (proxy timeouts, dropped TCP) over 5 minutes. */

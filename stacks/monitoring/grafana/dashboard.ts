@@ -1,5 +1,5 @@
 import type { Dashboard, DataSourceRef, Panel, RowPanel } from '@grafana/schema';
-import { DATASOURCE_UID } from '../grafana';
+import { DATASOURCE_UID } from '../grafana-provisioning';
 import { SCRAPE_JOBS } from '../prometheus-config';
 
 /**

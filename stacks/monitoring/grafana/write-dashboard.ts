@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { DASHBOARD_FILE } from '../grafana';
+import { DASHBOARD_FILE } from '../grafana-provisioning';
 import { renderDashboard } from './dashboard';
 
 /** `npm run dashboard`: regenerates the provisioned dashboard JSON from dashboard.ts. */
