@@ -114,7 +114,7 @@ async function main(): Promise<number> {
 
   await local.stop({ keepLogs: Boolean(o.keepLogs) });
   if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);
-  console.log(`stopped nginx and ${topology.replicas} replica(s); client exit code ${code}`);
+  console.log(`stopped nginx${local.monitoring ? ', Prometheus, the exporter' : ''} and ${topology.replicas} replica(s); client exit code ${code}`);
   return code;
 }
 
