@@ -46,13 +46,14 @@ const query = async (base: string, expr: string): Promise<{ metric: Record<strin
 
 describe('Prometheus scrapes the local topology during a load run (real nginx, TLS, exporter, Prometheus)', () => {
   it('every target is up, per-replica active connections match the load client, and every dashboard and rule metric is in the scrape', async (t) => {
+    // The hold outlasts every check below with a wide margin: the load_* panels need the client up.
     const topology = defineTopology({
       replicas: 3,
       proxy: { nginxVersion: NGINX },
       // Pings every 2 s so the heartbeat RTT histogram fills during the run.
       server: { pingIntervalMs: 2_000 },
       monitoring: { scrapeIntervalMs: 1_000, evaluationIntervalMs: 1_000 },
-      load: { stages: [{ connections: CONNECTIONS, rampRate: 400, holdMs: 25_000 }], topics: 4, publishRate: 2, messageRate: 2, maxDurationMs: 90_000 },
+      load: { stages: [{ connections: CONNECTIONS, rampRate: 400, holdMs: 35_000 }], topics: 4, publishRate: 2, messageRate: 2, maxDurationMs: 90_000 },
     });
     const local = await startLocalTopology(topology, { monitoring: true });
     t.after(() => local.stop());
