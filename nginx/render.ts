@@ -25,6 +25,9 @@ export interface NginxRenderOptions {
   readonly pidFile?: string;
 }
 
+/** Where stub_status answers (the exporter and the tests read it). */
+export const NGINX_STATUS_PATH = '/nginx_status';
+
 /** Renders nginx.conf from the topology. Pure: same input, same text. */
 export function renderNginxConf(topology: Topology, options: NginxRenderOptions): string {
   if (options.upstreams.length === 0) throw new Error('renderNginxConf: at least one upstream is required');
@@ -60,6 +63,13 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
   ];
 
   const statusAllow = ['127.0.0.1', ...proxy.statusAllow].map((a) => `allow ${a};`).join(' ');
+  // Served on both ports: internal scrapers use plain HTTP, operators may use either.
+  const statusLocation = `location = ${NGINX_STATUS_PATH} {
+            stub_status;
+            ${statusAllow}
+            deny all;
+            access_log off;
+        }`;
 
   return `# Rendered by ws-notifications from the topology; do not edit by hand.
 # Target nginx ${proxy.nginxVersion}; ${options.upstreams.length} replica(s); strategy ${balancing.strategy}.
@@ -112,12 +122,7 @@ ${serverLines.join('\n')}
         listen ${bind(httpPort)};
         server_name _;
 
-        location = /nginx_status {
-            stub_status;
-            ${statusAllow}
-            deny all;
-            access_log off;
-        }
+        ${statusLocation}
 
         location / {
             return 301 https://$host${publicHttps === 443 ? '' : `:${publicHttps}`}$request_uri;
@@ -137,12 +142,7 @@ ${serverLines.join('\n')}
         ssl_session_timeout 1h;
         ssl_session_tickets off;
 
-        location = /nginx_status {
-            stub_status;
-            ${statusAllow}
-            deny all;
-            access_log off;
-        }
+        ${statusLocation}
 
         location ${server.path} {
             proxy_pass http://ws_servers;

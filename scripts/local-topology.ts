@@ -5,8 +5,7 @@ import { join, resolve } from 'node:path';
 import { toServerEnv, type Topology } from '../app/src/topology';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
-import { renderAlertRules } from '../stacks/monitoring/alert-rules';
-import { renderPrometheusConfig } from '../stacks/monitoring/prometheus-config';
+import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../stacks/monitoring/prometheus';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
 export const ROOT = resolve(__dirname, '..');
@@ -26,8 +25,6 @@ export interface LocalMonitoring {
   readonly loadMetricsPort: number;
   readonly prometheus: Owned;
   readonly exporter: Owned;
-  /** The rendered prometheus.yml. */
-  readonly config: string;
 }
 
 export interface LocalTopology {
@@ -57,29 +54,21 @@ export function nginxVersion(): string | undefined {
   return /nginx\/(\d+\.\d+(?:\.\d+)?)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1];
 }
 
-/** The nginx exporter's binary: Debian names it prometheus-nginx-exporter, upstream nginx-prometheus-exporter. */
-export function nginxExporterBinary(): string | undefined {
-  return ['prometheus-nginx-exporter', 'nginx-prometheus-exporter'].find((b) => spawnSync(b, ['--version'], { encoding: 'utf8' }).error === undefined);
-}
-
-/** Whether Prometheus and the exporter can run here; the message says what to install. */
-export function monitoringMissing(): string | undefined {
-  const missing = [
-    spawnSync('prometheus', ['--version']).error ? 'prometheus' : undefined,
-    nginxExporterBinary() ? undefined : 'prometheus-nginx-exporter',
-  ].filter(Boolean);
-  return missing.length ? `${missing.join(' and ')} not installed. On Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}` : undefined;
+/**
+ * The local monitoring programs: the exporter's binary (Debian names it prometheus-nginx-exporter,
+ * upstream nginx-prometheus-exporter), or what to install when it or Prometheus is missing.
+ */
+export function monitoringTools(): { exporter: string; missing?: undefined } | { exporter?: undefined; missing: string } {
+  const exporter = ['prometheus-nginx-exporter', 'nginx-prometheus-exporter'].find((b) => spawnSync(b, ['--version']).error === undefined);
+  const missing = [spawnSync('prometheus', ['--version']).error ? 'prometheus' : undefined, exporter ? undefined : 'prometheus-nginx-exporter'].filter(Boolean);
+  if (missing.length) return { missing: `${missing.join(' and ')} not installed. On Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}` };
+  return { exporter: exporter! };
 }
 
 /** How a replica is started: from source through tsx, so what runs is what is checked out. */
 export const SERVER_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
 export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
 
-/**
- * Starts the topology on loopback with real processes: N server replicas on free ports and
- * nginx in front with the rendered config (TLS on a free port). Everything it starts is
- * stopped by stop(), and killed if this process exits first.
- */
 export interface LocalOptions {
   httpsPort?: number;
   httpPort?: number;
@@ -88,6 +77,11 @@ export interface LocalOptions {
   monitoring?: boolean;
 }
 
+/**
+ * Starts the topology on loopback with real processes: N server replicas on free ports and
+ * nginx in front with the rendered config (TLS on a free port). Everything it starts is
+ * stopped by stop(), and killed if this process exits first.
+ */
 export async function startLocalTopology(topology: Topology, options: LocalOptions = {}): Promise<LocalTopology> {
   // The same files the stack mounts into the proxy.
   const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
@@ -157,34 +151,28 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
  * targets. Prometheus keeps its data in the runtime directory (kept with --keep-logs).
  */
 async function startMonitoring(topology: Topology, runtimeDir: string, replicas: LocalReplica[], httpPort: number, owned: Owned[]): Promise<LocalMonitoring> {
-  const missing = monitoringMissing();
-  if (missing) throw new Error(`monitoring: ${missing}`);
+  const tools = monitoringTools();
+  if (tools.missing !== undefined) throw new Error(`monitoring: ${tools.missing}`);
   const [exporterPort, prometheusPort, loadMetricsPort] = [await freePort(), await freePort(), await freePort()];
-  const exporter = start('nginx-exporter', nginxExporterBinary()!, [
-    `--nginx.scrape-uri=http://127.0.0.1:${httpPort}/nginx_status`,
-    `--web.listen-address=127.0.0.1:${exporterPort}`,
-  ]);
+  const exporter = start('nginx-exporter', tools.exporter, nginxExporterArgs({ proxy: `127.0.0.1:${httpPort}`, listen: `127.0.0.1:${exporterPort}` }));
   owned.push(exporter);
   await waitForPort(exporterPort, exporter);
 
   const dir = join(runtimeDir, 'prometheus');
   mkdirSync(dir, { recursive: true });
-  const config = renderPrometheusConfig(topology, {
+  const files = renderPrometheusFiles(topology, {
     servers: replicas.map((r) => ({ replica: r.id, target: `127.0.0.1:${r.port}` })),
     nginxExporter: `127.0.0.1:${exporterPort}`,
     loadClient: `127.0.0.1:${loadMetricsPort}`,
     self: `127.0.0.1:${prometheusPort}`,
-    rulesFile: 'rules.yml',
   });
-  writeFileSync(join(dir, 'prometheus.yml'), config);
-  writeFileSync(join(dir, 'rules.yml'), renderAlertRules(topology));
-  const prometheus = start('prometheus', 'prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`,
-    `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--storage.tsdb.retention.time=${topology.monitoring.retention}`,
-    `--web.listen-address=127.0.0.1:${prometheusPort}`,
-  ]);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const prometheus = start(
+    'prometheus',
+    'prometheus',
+    prometheusArgs({ configDir: dir, dataDir: join(dir, 'data'), retention: topology.monitoring.retention, listen: `127.0.0.1:${prometheusPort}` }),
+  );
   owned.push(prometheus);
   await waitForPort(prometheusPort, prometheus);
-  return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter, config };
+  return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
 }

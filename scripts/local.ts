@@ -6,7 +6,8 @@ import { ConfigError } from '../app/src/shared/errors';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { CLIENT_COMMAND, monitoringMissing, nginxVersion, startLocalTopology } from './local-topology';
+import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from './local-topology';
+import { NGINX_STATUS_PATH } from '../nginx/render';
 
 /**
  * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
@@ -33,8 +34,9 @@ async function main(): Promise<number> {
     console.error('nginx is not installed. On Debian/Ubuntu: sudo apt-get install -y nginx-light (or run `npm start`, which installs it as root).');
     return 1;
   }
-  if (o.monitoring && monitoringMissing()) {
-    console.error(`--monitoring: ${monitoringMissing()}`);
+  const missing = o.monitoring ? monitoringTools().missing : undefined;
+  if (missing) {
+    console.error(`--monitoring: ${missing}`);
     return 1;
   }
   const strategy = o.strategy as Strategy;
@@ -83,7 +85,7 @@ async function main(): Promise<number> {
 
   console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
   const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring) });
-  console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}/nginx_status)`);
+  console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
   if (local.monitoring) {
     const stays = lingerMs > 0 ? `stays up ${o.linger} after the load` : 'stops with the load; --linger 10m keeps it up';
     console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets; ${stays})`);

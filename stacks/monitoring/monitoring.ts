@@ -5,9 +5,8 @@ import { Image } from '@cdktf/provider-docker/lib/image';
 import type { Topology } from '../../app/src/topology';
 import { ConfigFiles } from '../config-files';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { renderAlertRules } from './alert-rules';
 import { readDashboard, renderDashboardProvider, renderGrafanaDatasource, GRAFANA_PATHS } from './grafana-provisioning';
-import { renderPrometheusConfig } from './prometheus-config';
+import { nginxExporterArgs, PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from './prometheus';
 
 export interface MonitoringProps {
   readonly topology: Topology;
@@ -26,7 +25,6 @@ export interface MonitoringProps {
 /** Where things are inside the monitoring containers. */
 export const MONITORING_PATHS = {
   prometheusConfigDir: '/etc/prometheus/ws',
-  prometheusConfig: '/etc/prometheus/ws/prometheus.yml',
   prometheusData: '/prometheus',
   prometheusPort: 9090,
   grafanaPort: 3000,
@@ -54,32 +52,31 @@ export class Monitoring extends Construct {
     // Pulled images stay on destroy: they are a download cache (and the offline stand-ins cannot be pulled again).
     const pulled = (imageId: string, name: string) => new Image(this, imageId, { name, keepLocally: true }).imageId;
 
+    const prometheusDir = `${props.configDir}/prometheus`;
+    const grafanaDir = `${props.configDir}/grafana`;
+
     const prometheusFiles = new ConfigFiles(this, 'prometheus-config', {
-      dir: `${props.configDir}/prometheus`,
-      files: {
-        'prometheus.yml': renderPrometheusConfig(topology, {
-          servers: props.replicas.map((replica) => ({ replica, target: `${replica}:${server.port}` })),
-          nginxExporter: `${monitoring.exporterContainerName}:${monitoring.exporterPort}`,
-          loadClient: `${props.loadClientHost}:${monitoring.loadMetricsPort}`,
-          self: `localhost:${MONITORING_PATHS.prometheusPort}`,
-          rulesFile: 'rules.yml',
-        }),
-        'rules.yml': renderAlertRules(topology),
-      },
+      dir: prometheusDir,
+      files: renderPrometheusFiles(topology, {
+        servers: props.replicas.map((replica) => ({ replica, target: `${replica}:${server.port}` })),
+        nginxExporter: `${monitoring.exporterContainerName}:${monitoring.exporterPort}`,
+        loadClient: `${props.loadClientHost}:${monitoring.loadMetricsPort}`,
+        self: `localhost:${MONITORING_PATHS.prometheusPort}`,
+      }),
     });
 
     this.prometheus = new Container(this, 'prometheus', {
       name: monitoring.prometheusContainerName,
       image: pulled('prometheus-image', images.prometheus),
       // The image's entrypoint is the prometheus binary; these replace its default flags.
-      command: [
-        `--config.file=${MONITORING_PATHS.prometheusConfig}`,
-        `--storage.tsdb.path=${MONITORING_PATHS.prometheusData}`,
-        `--storage.tsdb.retention.time=${monitoring.retention}`,
-        `--web.listen-address=:${MONITORING_PATHS.prometheusPort}`,
-      ],
+      command: prometheusArgs({
+        configDir: MONITORING_PATHS.prometheusConfigDir,
+        dataDir: MONITORING_PATHS.prometheusData,
+        retention: monitoring.retention,
+        listen: `:${MONITORING_PATHS.prometheusPort}`,
+      }),
       ports: [{ internal: MONITORING_PATHS.prometheusPort, external: monitoring.prometheusPort, ip: '127.0.0.1' }],
-      volumes: [{ hostPath: `${props.configDir}/prometheus`, containerPath: MONITORING_PATHS.prometheusConfigDir, readOnly: true }],
+      volumes: [{ hostPath: prometheusDir, containerPath: MONITORING_PATHS.prometheusConfigDir, readOnly: true }],
       networksAdvanced: [{ name: props.networkName, aliases: [monitoring.prometheusContainerName] }],
       restart: 'unless-stopped',
       healthcheck: {
@@ -102,7 +99,7 @@ export class Monitoring extends Construct {
       provisioners: [
         {
           type: 'local-exec',
-          command: `docker exec "$PROMETHEUS" promtool check config ${MONITORING_PATHS.prometheusConfig} >/dev/null && docker kill --signal=HUP "$PROMETHEUS" >/dev/null`,
+          command: `docker exec "$PROMETHEUS" promtool check config ${MONITORING_PATHS.prometheusConfigDir}/${PROMETHEUS_CONFIG_FILE} >/dev/null && docker kill --signal=HUP "$PROMETHEUS" >/dev/null`,
           environment: { PROMETHEUS: monitoring.prometheusContainerName },
         },
       ],
@@ -111,10 +108,7 @@ export class Monitoring extends Construct {
     this.exporter = new Container(this, 'nginx-exporter', {
       name: monitoring.exporterContainerName,
       image: pulled('nginx-exporter-image', images.nginxExporter),
-      command: [
-        `--nginx.scrape-uri=http://${proxy.containerName}:${PROXY_PATHS.httpPort}/nginx_status`,
-        `--web.listen-address=:${monitoring.exporterPort}`,
-      ],
+      command: nginxExporterArgs({ proxy: `${proxy.containerName}:${PROXY_PATHS.httpPort}`, listen: `:${monitoring.exporterPort}` }),
       networksAdvanced: [{ name: props.networkName, aliases: [monitoring.exporterContainerName] }],
       restart: 'unless-stopped',
       labels,
@@ -123,7 +117,7 @@ export class Monitoring extends Construct {
 
     if (monitoring.grafana) {
       const grafanaFiles = new ConfigFiles(this, 'grafana-config', {
-        dir: `${props.configDir}/grafana`,
+        dir: grafanaDir,
         files: {
           'datasources/prometheus.yml': renderGrafanaDatasource(
             `http://${monitoring.prometheusContainerName}:${MONITORING_PATHS.prometheusPort}`,
@@ -147,9 +141,9 @@ export class Monitoring extends Construct {
         ],
         ports: [{ internal: MONITORING_PATHS.grafanaPort, external: monitoring.grafanaPort, ip: '127.0.0.1' }],
         volumes: [
-          { hostPath: `${props.configDir}/grafana/datasources`, containerPath: GRAFANA_PATHS.datasources, readOnly: true },
-          { hostPath: `${props.configDir}/grafana/dashboards`, containerPath: GRAFANA_PATHS.dashboardProviders, readOnly: true },
-          { hostPath: `${props.configDir}/grafana/dashboard-json`, containerPath: GRAFANA_PATHS.dashboards, readOnly: true },
+          { hostPath: `${grafanaDir}/datasources`, containerPath: GRAFANA_PATHS.datasources, readOnly: true },
+          { hostPath: `${grafanaDir}/dashboards`, containerPath: GRAFANA_PATHS.dashboardProviders, readOnly: true },
+          { hostPath: `${grafanaDir}/dashboard-json`, containerPath: GRAFANA_PATHS.dashboards, readOnly: true },
         ],
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.grafanaContainerName] }],
         restart: 'unless-stopped',

@@ -10,6 +10,9 @@ export const SCRAPE_JOBS = {
   prometheus: 'prometheus',
 } as const;
 
+/** The rules file, beside the config (a relative path is relative to the config file). */
+export const RULES_FILE = 'rules.yml';
+
 /** Where the scrape targets are, as Prometheus reaches them (container names, or loopback ports locally). */
 export interface PrometheusRenderOptions {
   /** One `host:port` per replica, in replica order; each replica's /metrics. */
@@ -20,8 +23,6 @@ export interface PrometheusRenderOptions {
   readonly loadClient: string;
   /** Prometheus itself. */
   readonly self: string;
-  /** The rules file as Prometheus sees it (relative paths are relative to the config file). */
-  readonly rulesFile: string;
 }
 
 /**
@@ -41,7 +42,7 @@ export function renderPrometheusConfig(topology: Topology, options: PrometheusRe
       evaluation_interval: prometheusDuration(monitoring.evaluationIntervalMs),
       external_labels: { stack: topology.name },
     },
-    rule_files: [options.rulesFile],
+    rule_files: [RULES_FILE],
     scrape_configs: [
       {
         job_name: SCRAPE_JOBS.servers,

@@ -10,13 +10,13 @@ import type { LoadReport } from '../../app/src/client/report';
 import { alertRules } from '../../stacks/monitoring/alert-rules';
 import { readDashboard } from '../../stacks/monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
-import { CLIENT_COMMAND, monitoringMissing, nginxVersion, startLocalTopology } from '../../scripts/local-topology';
+import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../../scripts/local-topology';
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';
 import { sleep } from '../helpers/server';
 
 const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
-const MISSING = monitoringMissing();
+const MISSING = monitoringTools().missing;
 assert.ok(!MISSING, `the monitoring end-to-end test needs real Prometheus: ${MISSING}`);
 
 const CONNECTIONS = 240;

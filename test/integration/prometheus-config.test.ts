@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
-import { alertRules, renderAlertRules } from '../../stacks/monitoring/alert-rules';
-import { renderPrometheusConfig } from '../../stacks/monitoring/prometheus-config';
+import { alertRules } from '../../stacks/monitoring/alert-rules';
+import { renderPrometheusFiles } from '../../stacks/monitoring/prometheus';
 
 /** Runs the real promtool (Debian's prometheus package). */
 function promtool(args: string[], cwd: string) {
@@ -19,15 +19,15 @@ function promtool(args: string[], cwd: string) {
 function writeConfig(input: Partial<TopologyInput>) {
   const topology = defineTopology(input);
   const dir = mkdtempSync(join(tmpdir(), 'ws-prom-'));
-  const config = renderPrometheusConfig(topology, {
+  const files = renderPrometheusFiles(topology, {
     servers: Array.from({ length: topology.replicas }, (_, i) => ({ replica: `ws-server-${i}`, target: `127.0.0.1:${9200 + i}` })),
     nginxExporter: '127.0.0.1:9113',
     loadClient: '127.0.0.1:9464',
     self: '127.0.0.1:9090',
-    rulesFile: 'rules.yml',
   });
-  writeFileSync(join(dir, 'prometheus.yml'), config);
-  writeFileSync(join(dir, 'rules.yml'), renderAlertRules(topology));
+  // The names the tests use below are the names the stack writes.
+  assert.deepEqual(Object.keys(files).sort(), ['prometheus.yml', 'rules.yml']);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return { dir, topology };
 }
 

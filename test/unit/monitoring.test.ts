@@ -19,7 +19,6 @@ const render = (replicas: number, input: Partial<TopologyInput> = {}) =>
       nginxExporter: 'ws-nginx-exporter:9113',
       loadClient: 'ws-load-client:9464',
       self: 'localhost:9090',
-      rulesFile: 'rules.yml',
     }),
   );
 const job = (config: any, name: string) => config.scrape_configs.find((j: any) => j.job_name === name);
