@@ -3,6 +3,7 @@ import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import type { Topology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
+import { containerEnv, containerLabels } from './container-attributes';
 
 export interface LoadClientJobProps {
   readonly topology: Topology;
@@ -62,7 +63,7 @@ export class LoadClientJob extends Construct {
       image: props.imageId,
       // `timeout` bounds the whole job even if the client hangs: an apply always ends.
       command: ['timeout', '--kill-after=10s', `${limitSeconds}s`, 'node', 'dist/client/main.js'],
-      env: Object.keys(env).sort().map((k) => `${k}=${env[k]}`),
+      env: containerEnv(env),
       user: props.user,
       volumes: [
         { hostPath: props.caFile, containerPath: '/certs/ca.crt', readOnly: true },
@@ -74,7 +75,7 @@ export class LoadClientJob extends Construct {
       mustRun: false,
       // No `rm`: the provider must read the exit code and logs after the container ends.
       rm: false,
-      labels: Object.entries(props.labels).map(([label, value]) => ({ label, value })),
+      labels: containerLabels(props.labels),
       dependsOn: props.after,
       lifecycle: {
         // A bare reference: Terraform refuses the "${...}" form cdktf renders for a resource object here.

@@ -4,6 +4,7 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import type { Topology } from '../app/src/topology';
 import { ConfigFiles } from './config-files';
 import { renderNginxConf } from '../nginx/render';
+import { containerLabels } from './container-attributes';
 
 export interface NginxProxyProps {
   readonly topology: Topology;
@@ -90,7 +91,7 @@ export class NginxProxy extends Construct {
       },
       wait: true,
       waitTimeout: 60,
-      labels: Object.entries(props.labels).map(([label, value]) => ({ label, value })),
+      labels: containerLabels(props.labels),
       dependsOn: [install.resource],
     });
 

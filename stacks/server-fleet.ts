@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { toServerEnv, type ServerConfig } from '../app/src/topology';
+import { containerEnv, containerLabels } from './container-attributes';
 
 export interface ServerFleetProps {
   readonly replicas: number;
@@ -31,7 +32,7 @@ export class ServerFleet extends Construct {
         name,
         image: props.imageId,
         command: ['node', 'dist/server/main.js'],
-        env: Object.keys(env).sort().map((k) => `${k}=${env[k]}`),
+        env: containerEnv(env),
         networksAdvanced: [{ name: props.networkName, aliases: ['ws-server'] }],
         restart: 'unless-stopped',
         stopSignal: 'SIGTERM',
@@ -47,7 +48,7 @@ export class ServerFleet extends Construct {
         // A replica that never turns healthy fails the deploy, naming this resource.
         wait: true,
         waitTimeout: 60,
-        labels: Object.entries({ ...props.labels, 'ws-notifications.replica': String(i) }).map(([label, value]) => ({ label, value })),
+        labels: containerLabels({ ...props.labels, 'ws-notifications.replica': String(i) }),
       });
       this.containers.push(container);
       this.names.push(name);

@@ -2,6 +2,7 @@ import { stringify } from 'yaml';
 import type { Topology } from '../../app/src/topology';
 import { prometheusDuration } from '../../app/src/shared/duration';
 import { SCRAPE_JOBS } from './prometheus-config';
+import { CloseCode } from '../../app/src/shared/protocol';
 
 export interface AlertRule {
   readonly alert: string;
@@ -46,7 +47,7 @@ export function alertRules(topology: Topology): AlertRule[] {
     rule(
       'WsAbnormalClosesRising',
       'warning',
-      `sum(rate(ws_connections_closed_total{code="1006"}[5m])) > ${alerts.abnormalClosesPerSecond}`,
+      `sum(rate(ws_connections_closed_total{code="${CloseCode.abnormal}"}[5m])) > ${alerts.abnormalClosesPerSecond}`,
       'Connections are closing with 1006 (no close frame)',
       `{{ $value | humanize }}/s closes without a close frame: Nginx timeouts (proxy_read_timeout ${prometheusDuration(proxy.readTimeoutMs)}) cutting idle sockets, or the network dropping them. Check that the ping interval stays below the proxy timeouts.`,
     ),

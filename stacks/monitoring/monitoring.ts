@@ -7,6 +7,7 @@ import { ConfigFiles } from '../config-files';
 import { PROXY_PATHS } from '../nginx-proxy';
 import { readDashboard, renderDashboardProvider, renderGrafanaDatasource, GRAFANA_PATHS } from './grafana-provisioning';
 import { nginxExporterArgs, PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from './prometheus';
+import { containerLabels } from '../container-attributes';
 
 export interface MonitoringProps {
   readonly topology: Topology;
@@ -48,7 +49,7 @@ export class Monitoring extends Construct {
     super(scope, id);
     const { topology } = props;
     const { monitoring, images, server, proxy } = topology;
-    const labels = Object.entries(props.labels).map(([label, value]) => ({ label, value }));
+    const labels = containerLabels(props.labels);
     // Pulled images stay on destroy: they are a download cache (and the offline stand-ins cannot be pulled again).
     const pulled = (imageId: string, name: string) => new Image(this, imageId, { name, keepLocally: true }).imageId;
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ERROR_CODES } from '../shared/protocol';
+import { CloseCode, ERROR_CODES } from '../shared/protocol';
 import { REJECT_REASONS } from './handshake';
 
 /**
@@ -8,7 +8,15 @@ import { REJECT_REASONS } from './handshake';
  * internal error. A series that exists before its first event lets rate() and alerts see that
  * first event; other codes appear when they happen.
  */
-export const TRACKED_CLOSE_CODES = [1000, 1001, 1006, 1007, 1008, 1009, 1011] as const;
+export const TRACKED_CLOSE_CODES = [
+  CloseCode.normal,
+  CloseCode.goingAway,
+  CloseCode.abnormal,
+  CloseCode.invalidPayload,
+  CloseCode.policyViolation,
+  CloseCode.messageTooBig,
+  CloseCode.internalError,
+] as const;
 
 /**
  * The server's Prometheus metrics. Names follow Prometheus conventions: a `ws_` prefix, base

@@ -17,6 +17,8 @@ export const NGINX_FD_SLACK = 256;
 export const NGINX_WORKER_HEADROOM = 1.1;
 
 const port = z.number().int().min(1).max(65535);
+/** A Docker container name (also its host name on the network). */
+const containerName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/);
 const positiveMs = z.number().int().positive();
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -85,7 +87,7 @@ export const limitsSchema = z
 
 export const proxySchema = z
   .object({
-    containerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-nginx'),
+    containerName: containerName.default('ws-nginx'),
     httpsPort: port.default(443),
     httpPort: port.default(80),
     /** The nginx release the config targets; directives only some releases know are gated on it. */
@@ -175,9 +177,9 @@ export const monitoringSchema = z
     exporterPort: port.default(9113),
     /** Where the load client serves /metrics while it runs. */
     loadMetricsPort: port.default(9464),
-    prometheusContainerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-prometheus'),
-    exporterContainerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-nginx-exporter'),
-    grafanaContainerName: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).default('ws-grafana'),
+    prometheusContainerName: containerName.default('ws-prometheus'),
+    exporterContainerName: containerName.default('ws-nginx-exporter'),
+    grafanaContainerName: containerName.default('ws-grafana'),
     alerts: alertsSchema.default(alertsSchema.parse({})),
   })
   .strict();
