@@ -10,7 +10,8 @@ import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
-import { eventually, TestClient } from '../helpers/server';
+import { eventually, retrying, TestClient } from '../helpers/server';
+import { prometheusQuery } from '../helpers/prometheus';
 import { ROOT } from '../helpers/synth';
 import { chooseDeployer, type Deployer } from './deployer';
 
@@ -69,20 +70,14 @@ async function running(): Promise<Map<string, Docker.ContainerInfo>> {
 }
 
 /** An instant query against the deployed Prometheus (published on 127.0.0.1). */
-async function promQuery(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
-  const body = (await (await fetch(`${PROMETHEUS}/api/v1/query?${new URLSearchParams({ query: expr })}`)).json()) as any;
-  assert.equal(body.status, 'success', `${expr}: ${body.error}`);
-  return body.data.result;
-}
+const promQuery = (expr: string) => prometheusQuery(PROMETHEUS, expr);
 
 /** Resolves once Prometheus scrapes exactly these replicas, all up (after a config reload). */
 async function prometheusSees(replicas: string[]): Promise<void> {
-  let seen = '';
-  await eventually(async () => {
-    const rows = await promQuery('up{job="ws-server"}').catch(() => []);
-    seen = JSON.stringify(rows.map((r) => [r.metric.replica, r.value[1]]));
-    return rows.length === replicas.length && rows.every((r) => r.value[1] === '1' && replicas.includes(r.metric.replica));
-  }, 30_000, `Prometheus scraping ${replicas.join(', ')} (last seen ${seen})`).catch((e) => assert.fail(`${e.message}; last seen ${seen}`));
+  await retrying(async () => {
+    const rows = await promQuery('up{job="ws-server"}');
+    assert.deepEqual(rows.map((r) => [r.metric.replica, r.value[1]]).sort(), replicas.map((r) => [r, '1']).sort(), `Prometheus scraping ${replicas.join(', ')}`);
+  }, 30_000);
 }
 
 const exec = (container: string, cmd: string) => spawnSync('docker', ['exec', container, 'sh', '-c', cmd], { encoding: 'utf8' }).stdout;

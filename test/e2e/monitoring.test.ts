@@ -12,7 +12,8 @@ import { readDashboard } from '../../stacks/monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../../scripts/local-topology';
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';
-import { sleep } from '../helpers/server';
+import { retrying } from '../helpers/server';
+import { prometheusApi, prometheusQuery } from '../helpers/prometheus';
 
 const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
@@ -20,29 +21,6 @@ const MISSING = monitoringTools().missing;
 assert.ok(!MISSING, `the monitoring end-to-end test needs real Prometheus: ${MISSING}`);
 
 const CONNECTIONS = 240;
-
-/** Retries an assertion until it holds; on timeout, its last failure is the test's. */
-async function eventually<T>(check: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > end) throw error;
-      await sleep(500);
-    }
-  }
-}
-
-/** The Prometheus HTTP API; a query error (bad PromQL) throws with Prometheus's message. */
-async function api(base: string, path: string, params: Record<string, string> = {}): Promise<any> {
-  const res = await fetch(`${base}${path}?${new URLSearchParams(params)}`);
-  const body = (await res.json()) as { status: string; data: any; error?: string };
-  if (body.status !== 'success') throw new Error(`${path} ${JSON.stringify(params)}: ${body.error}`);
-  return body.data;
-}
-const query = async (base: string, expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> =>
-  (await api(base, '/api/v1/query', { query: expr })).result;
 
 describe('Prometheus scrapes the local topology during a load run (real nginx, TLS, exporter, Prometheus)', () => {
   it('every target is up, per-replica active connections match the load client, and every dashboard and rule metric is in the scrape', async (t) => {
@@ -71,8 +49,8 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     t.after(() => client.kill('SIGKILL'));
 
     // 1. All targets up: three replicas, the exporter (nginx), the load client, Prometheus itself.
-    const targets = await eventually(async () => {
-      const active: any[] = (await api(prom, '/api/v1/targets', { state: 'active' })).activeTargets;
+    const targets = await retrying(async () => {
+      const active: any[] = (await prometheusApi(prom, '/api/v1/targets', { state: 'active' })).activeTargets;
       const down = active.filter((a) => a.health !== 'up').map((a) => `${a.labels.job}/${a.labels.instance}: ${a.health} ${a.lastError}`);
       assert.deepEqual(down, []);
       assert.equal(active.length, 6);
@@ -81,29 +59,29 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     assert.deepEqual(targets.filter((a) => a.labels.job === SCRAPE_JOBS.servers).map((a) => a.labels.replica).sort(), ['ws-server-0', 'ws-server-1', 'ws-server-2']);
 
     // 2. Once the ramp is done, Prometheus's per-replica numbers add up to what the client holds.
-    const perReplica = await eventually(async () => {
-      const rows = await query(prom, 'sum by (replica) (ws_connections_active)');
+    const perReplica = await retrying(async () => {
+      const rows = await prometheusQuery(prom, 'sum by (replica) (ws_connections_active)');
       const byReplica = Object.fromEntries(rows.map((r) => [r.metric.replica, Number(r.value[1])]));
       const total = Object.values(byReplica).reduce((a, b) => a + b, 0);
-      const [clientOpen] = await query(prom, 'load_connections_open');
+      const [clientOpen] = await prometheusQuery(prom, 'load_connections_open');
       assert.equal(total, CONNECTIONS, JSON.stringify(byReplica));
       assert.equal(Number(clientOpen?.value[1]), CONNECTIONS, 'load_connections_open');
       return byReplica;
     }, 20_000);
     assert.equal(Object.keys(perReplica).length, 3);
-    const [nginxActive] = await query(prom, 'nginx_connections_active');
+    const [nginxActive] = await prometheusQuery(prom, 'nginx_connections_active');
     assert.ok(Number(nginxActive.value[1]) >= CONNECTIONS, `nginx_connections_active ${nginxActive.value[1]}`);
 
     // 3. Let rates and histograms gather a few scrapes, then check every name the dashboard
     // and the rules use against what Prometheus has really scraped.
-    await eventually(async () => {
-      const [rtt] = await query(prom, 'sum(ws_heartbeat_rtt_seconds_count)');
+    await retrying(async () => {
+      const [rtt] = await prometheusQuery(prom, 'sum(ws_heartbeat_rtt_seconds_count)');
       assert.ok(Number(rtt?.value[1]) > CONNECTIONS, 'heartbeat RTTs observed');
       // rate() needs two samples in its window: every target scraped a few times since the ramp.
-      const [fewest] = await query(prom, 'min(count_over_time(up[15s]))');
+      const [fewest] = await prometheusQuery(prom, 'min(count_over_time(up[15s]))');
       assert.ok(Number(fewest?.value[1]) >= 4, `fewest scrapes of a target: ${fewest?.value[1]}`);
     }, 15_000);
-    const scraped = new Set<string>(await api(prom, '/api/v1/label/__name__/values'));
+    const scraped = new Set<string>(await prometheusApi(prom, '/api/v1/label/__name__/values'));
     const dashboard = JSON.parse(readDashboard());
     const dashboardExprs: string[] = dashboard.panels.flatMap((p: any) => [p, ...(p.panels ?? [])]).flatMap((p: any) => (p.targets ?? []).map((x: any) => x.expr));
     const ruleExprs = alertRules(topology).map((r) => r.expr);
@@ -113,13 +91,13 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     // ...and real Prometheus parses and evaluates every expression; the panels show data.
     const empty: string[] = [];
     for (const expr of [...dashboardExprs, ...ruleExprs]) {
-      const result = await query(prom, withoutGrafanaVariables(expr));
+      const result = await prometheusQuery(prom, withoutGrafanaVariables(expr));
       if (result.length === 0 && !/ > 0$|== 0|> \d/.test(expr)) empty.push(expr);
     }
     assert.deepEqual(empty, [], 'dashboard queries without data during a run');
 
     // 4. The rules are loaded and healthy.
-    const groups: any[] = (await api(prom, '/api/v1/rules')).groups;
+    const groups: any[] = (await prometheusApi(prom, '/api/v1/rules')).groups;
     const rules = groups.flatMap((g) => g.rules);
     assert.equal(rules.length, alertRules(topology).length);
     assert.deepEqual(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`), []);

@@ -110,3 +110,16 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
   }
   throw new Error(`${what} not reached within ${timeoutMs} ms`);
 }
+
+/** Retries an assertion until it holds; on timeout, its last failure is the test's. */
+export async function retrying<T>(check: () => Promise<T>, timeoutMs: number, intervalMs = 500): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > end) throw error;
+      await sleep(intervalMs);
+    }
+  }
+}
