@@ -75,21 +75,7 @@ DOCKERFILE
   echo "offline-images: built $NODE ($(node --version) from this host)"
 fi
 
-if ! have "$NGINX"; then
-  ctx=$(mktemp -d)
-  cat > "$ctx/Dockerfile" <<DOCKERFILE
-FROM $DEBIAN
-RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
- && rm -rf /var/lib/apt/lists/* && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log \
- && nginx -v
-STOPSIGNAL SIGQUIT
-CMD ["nginx", "-g", "daemon off;"]
-DOCKERFILE
-  docker build -q -t "$NGINX" "$ctx" >/dev/null
-  rm -rf "$ctx"
-  echo "offline-images: built $NGINX"
-fi
-# One Debian package on the base image, built from a Dockerfile body given on stdin.
+# A Debian package on the base image, built from a Dockerfile body given on stdin.
 build_from_debian() {
   local image=$1 ctx
   ctx=$(mktemp -d)
@@ -98,6 +84,16 @@ build_from_debian() {
   rm -rf "$ctx"
   echo "offline-images: built $image"
 }
+
+if ! have "$NGINX"; then
+  build_from_debian "$NGINX" <<'DOCKERFILE'
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
+ && rm -rf /var/lib/apt/lists/* && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log \
+ && nginx -v
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
+DOCKERFILE
+fi
 
 if ! have "$PROMETHEUS"; then
   build_from_debian "$PROMETHEUS" <<'DOCKERFILE'

@@ -204,14 +204,7 @@ export class OfflineApplier {
     }
 
     // Resources that left the configuration go last, dependents first.
-    const removed = Object.keys(state).filter((a) => !configs.has(a));
-    for (const address of topoSort(removed, (a) => state[a].dependsOn.filter((d) => removed.includes(d))).reverse()) {
-      this.log(`destroy ${address}`);
-      await this.destroyOne(address, state[address]);
-      delete state[address];
-      this.writeState(state);
-      report.destroyed.push(address);
-    }
+    report.destroyed.push(...(await this.destroyInOrder(state, Object.keys(state).filter((a) => !configs.has(a)))));
     for (const image of staleImages) if (!image.keep) await this.docker.getImage(image.id).remove().catch(() => undefined);
 
     for (const [name, output] of Object.entries(doc.output ?? {})) {
@@ -223,9 +216,13 @@ export class OfflineApplier {
   /** Destroys everything in the state, dependents first. A second call finds nothing to do. */
   async destroy(): Promise<string[]> {
     const state = this.readState();
-    const all = Object.keys(state);
+    return this.destroyInOrder(state, Object.keys(state));
+  }
+
+  /** Destroys these resources, dependents first, saving the state after each. */
+  private async destroyInOrder(state: State, addresses: string[]): Promise<string[]> {
     const destroyed: string[] = [];
-    for (const address of topoSort(all, (a) => state[a].dependsOn.filter((d) => all.includes(d))).reverse()) {
+    for (const address of topoSort(addresses, (a) => state[a].dependsOn.filter((d) => addresses.includes(d))).reverse()) {
       this.log(`destroy ${address}`);
       await this.destroyOne(address, state[address]);
       delete state[address];
