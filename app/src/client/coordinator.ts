@@ -3,14 +3,11 @@ import { extname, join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { peakConnections, type LoadProfile } from '../shared/profile';
 import type { GeneratorHealth, TimelinePoint } from './report';
-import { Runner, type Snapshot } from './runner';
+import { Runner, type RunnerOptions, type Snapshot } from './runner';
 import { newHistogram, Stats } from './stats';
 
-export interface LoadRunOptions {
-  url: string;
-  profile: LoadProfile;
-  ca?: Buffer;
-  insecure: boolean;
+/** What a run needs beyond what each process's runner needs. */
+export interface LoadRunOptions extends Omit<RunnerOptions, 'workerIndex' | 'workerCount'> {
   /** Worker processes (1: everything in this process). */
   workers: number;
   onProgress?: (p: Progress) => void;
@@ -161,7 +158,7 @@ function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapsh
 }
 
 /** Messages between the coordinator and a worker process. */
-export type WorkerRequest = { type: 'start'; options: Omit<LoadRunOptions, 'ca' | 'onProgress' | 'signal' | 'workers'> & { ca?: string; workerIndex: number; workerCount: number } } | { type: 'stop' };
+export type WorkerRequest = { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } } | { type: 'stop' };
 export type WorkerReply = { type: 'tick'; snapshot: Snapshot } | { type: 'final'; snapshot: Snapshot } | { type: 'error'; message: string };
 
 function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void): Promise<Snapshot[]> {
