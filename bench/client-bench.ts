@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { defineTopology, proxySchema, workerProcessesFor } from '../app/src/topology';
 import { runLoad, workersFor } from '../app/src/client/coordinator';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { nginxVersion, ROOT, startLocalTopology } from '../scripts/local-topology';
+import { nginxVersion, ROOT, startLocalTopology } from '../local/topology';
 
 /**
  * `npm run bench:client`: connections per second and memory per connection of the load client,

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { ROOT } from '../scripts/local-topology';
+import { ROOT } from '../local/topology';
 
 /**
  * `npm run bench:compression`: what permessage-deflate costs the server per connection, for the

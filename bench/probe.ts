@@ -46,6 +46,7 @@ async function main() {
     publishRatePerSender: 0,
     sourceAddressFor: () => undefined,
     running: () => true,
+    faultOn: () => undefined,
   };
   let open = 0;
   let failed = 0;

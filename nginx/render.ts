@@ -1,4 +1,5 @@
-import { derivedWorkerConnections, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
+import { derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
+import { PROXY_WORKER_HEADER } from '../app/src/shared/control';
 import { nginxDuration } from '../app/src/shared/duration';
 import { HTTP11_DEFAULT_SINCE, versionAtLeast } from './version';
 
@@ -63,20 +64,15 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
   ];
 
   const statusAllow = ['127.0.0.1', ...proxy.statusAllow].map((a) => `allow ${a};`).join(' ');
-  // Served on both ports: internal scrapers use plain HTTP, operators may use either.
-  const statusLocation = `location = ${NGINX_STATUS_PATH} {
-            stub_status;
-            ${statusAllow}
-            deny all;
-            access_log off;
-        }`;
+  const clientTimeouts = nginxClientTimeouts(server);
 
   return `# Rendered by ws-notifications from the topology; do not edit by hand.
 # Target nginx ${proxy.nginxVersion}; ${options.upstreams.length} replica(s); strategy ${balancing.strategy}.
 worker_processes ${proxy.workerProcesses};
 # Two descriptors per proxied WebSocket (client side + upstream side), sized for ${proxy.targetConnections} connections.
 worker_rlimit_nofile ${Math.min(proxy.maxOpenFiles, workerConnections + NGINX_FD_SLACK)};
-# Old workers keep their WebSockets after a reload; this bounds how long.
+# Old workers keep their WebSockets after a reload; this bounds how long. The replicas close
+# those connections with 1001 before it (proxy.reload), so it is a last resort.
 worker_shutdown_timeout ${nginxDuration(proxy.shutdownTimeoutMs)};
 error_log ${errorLog} warn;
 pid ${options.pidFile ?? (rt ? `${rt}/nginx.pid` : '/run/nginx.pid')};
@@ -122,7 +118,14 @@ ${serverLines.join('\n')}
         listen ${bind(httpPort)};
         server_name _;
 
-        ${statusLocation}
+        # Only here, on the internal port the exporter and the local runner read; the public
+        # TLS port answers 404 for it.
+        location = ${NGINX_STATUS_PATH} {
+            stub_status;
+            ${statusAllow}
+            deny all;
+            access_log off;
+        }
 
         location / {
             return 301 https://$host${publicHttps === 443 ? '' : `:${publicHttps}`}$request_uri;
@@ -142,7 +145,11 @@ ${serverLines.join('\n')}
         ssl_session_timeout 1h;
         ssl_session_tickets off;
 
-        ${statusLocation}
+        # A peer stalling its TLS handshake or upgrade request (slowloris), or a client that stops
+        # reading (a slow consumer the replica already dropped), is cut as soon as the replica's
+        # write deadline (${nginxDuration(server.writeTimeoutMs)}) would cut it, not after nginx's default 60 s.
+        client_header_timeout ${nginxDuration(clientTimeouts.clientHeaderTimeoutMs)};
+        send_timeout ${nginxDuration(clientTimeouts.sendTimeoutMs)};
 
         location ${server.path} {
             proxy_pass http://ws_servers;
@@ -153,6 +160,10 @@ ${serverLines.join('\n')}
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
+            # Which worker carries this WebSocket: after a reload the replicas are told the new
+            # workers and close the retired workers' connections with 1001 before
+            # worker_shutdown_timeout would cut them (docs/architecture.md, "Reloads").
+            proxy_set_header ${PROXY_WORKER_HEADER} "$hostname/$pid";
             proxy_buffering off;
 
             # Derived from the heartbeat: the server pings every ${nginxDuration(server.pingIntervalMs)}, so an idle

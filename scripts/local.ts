@@ -6,7 +6,9 @@ import { ConfigError } from '../app/src/shared/errors';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from './local-topology';
+import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
+import { checkFaults, executeFault, FAULT_KINDS, faultEvent, parseFault, type FaultSpec } from '../local/faults';
+import type { FaultEvent, FaultNotice } from '../app/src/client/faults';
 import { NGINX_STATUS_PATH } from '../nginx/render';
 
 /**
@@ -22,7 +24,8 @@ const program = new Command('local')
   .option('--source-addresses <n|list>', 'spread the client over loopback addresses (default for ip_hash: 2 per replica)')
   .option('--report <file>', 'JSON report', 'reports/local-report.json')
   .option('--html <file>', 'HTML report', 'reports/local-report.html')
-  .option('--keep-logs', 'keep nginx and server logs (the runtime directory is printed)')
+  .option('--keep-logs', 'keep the logs of nginx, the replicas (and Prometheus): the runtime directory is printed')
+  .option('--fault <kind[:n]@time>', `inject a fault at a time after the load starts, for real (repeatable): ${FAULT_KINDS.join(', ')}; e.g. reload-proxy@20s, kill-replica:1@40s`, (value: string, list: string[]) => [...list, value], [] as string[])
   .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
   .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it')
   .parse();
@@ -57,6 +60,13 @@ async function main(): Promise<number> {
     }
   };
   const durationMs = duration('--duration', o.duration);
+  const faults: FaultSpec[] = (o.fault as string[]).map((text) => {
+    try {
+      return parseFault(text);
+    } catch (error) {
+      throw new ConfigError('local options', [{ field: '--fault', rule: (error as Error).message }]);
+    }
+  });
   const lingerMs = o.linger === undefined ? 0 : duration('--linger', o.linger);
   const rampRate = Math.max(1, Math.min(1000, connections));
   const rampMs = Math.ceil((connections / rampRate) * 1000);
@@ -83,9 +93,32 @@ async function main(): Promise<number> {
     env,
   );
 
+  const faultProblem = checkFaults(faults, { replicas: topology.replicas, durationMs });
+  if (faultProblem) throw new ConfigError('local options', [{ field: '--fault', rule: faultProblem }]);
+
+  // SIGINT (Ctrl-C), SIGTERM (timeout, CI runners, supervisors) and SIGHUP (a closed terminal)
+  // all end the run the same way: the client stops and writes its report, then everything is
+  // torn down. The client runs in its own process group, so it hears this once, from us.
+  const stopping = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping.signal.aborted) return;
+    console.error(`\n${signal}: stopping the run`);
+    stopping.abort();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  // npm does not pass SIGTERM on to its script: it exits and leaves it running. So the launcher
+  // going away (we are re-parented) stops the run too, like a hangup.
+  const launcher = process.ppid;
+  setInterval(() => process.ppid !== launcher && onSignal('SIGHUP'), 500).unref();
+
   console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
   const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring) });
+  if (stopping.signal.aborted) {
+    await local.stop();
+    return 3;
+  }
   console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
+  console.log(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
   if (local.monitoring) {
     const stays = lingerMs > 0 ? `stays up ${o.linger} after the load` : 'stops with the load; --linger 10m keeps it up';
     console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets; ${stays})`);
@@ -93,21 +126,46 @@ async function main(): Promise<number> {
 
   // The client is the same program the job container runs, given the topology's load profile.
   const metricsArgs = local.monitoring ? ['--metrics-port', String(local.monitoring.loadMetricsPort)] : [];
+  // An IPC channel tells the client of the faults we inject (it marks them and attributes closes).
   const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html), ...metricsArgs], {
-    stdio: 'inherit',
-    env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    detached: true,
+    env: { ...process.env, ...local.mark, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
   });
-  // Ctrl-C reaches the client directly (same process group); we wait for it, then tear down.
-  const ignore = () => undefined;
-  process.on('SIGINT', ignore);
-  process.on('SIGTERM', () => client.kill('SIGTERM'));
-  const code = await new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
+  if (client.pid) local.adopt(client.pid);
+  const exited = new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
+  const stopClient = () => client.exitCode === null && client.kill('SIGINT');
+  stopping.signal.addEventListener('abort', stopClient);
+  // The client hears of each fault and answers before the fault acts, so it attributes the closes.
+  const acks = new Map<string, () => void>();
+  client.on('message', (m: FaultNotice) => m?.type === 'fault-ack' && acks.get(m.id)?.());
+  const tellClient = (event: FaultEvent) =>
+    new Promise<void>((resolve) => {
+      if (!client.connected) return resolve();
+      acks.set(event.id, resolve);
+      client.send({ type: 'fault', event } satisfies FaultNotice);
+      setTimeout(resolve, 5_000).unref();
+    });
+  let faultFailed = false;
+  const timers = faults.map((fault) =>
+    setTimeout(() => {
+      tellClient(faultEvent(local, fault))
+        .then(() => executeFault(local, fault, (line) => console.error(line)))
+        .catch((error: Error) => {
+          faultFailed = true;
+          console.error(`fault ${fault.id} failed: ${error.message}`);
+        });
+    }, fault.atMs),
+  );
+  const code = await exited;
+  timers.forEach(clearTimeout);
+  stopping.signal.removeEventListener('abort', stopClient);
 
-  if (lingerMs > 0) {
-    console.log(`load finished (exit code ${code}); everything stays up for ${o.linger}: Ctrl-C stops it sooner`);
+  if (lingerMs > 0 && !stopping.signal.aborted) {
+    console.log(`load finished (exit code ${code}); everything stays up for ${o.linger}: Ctrl-C (or SIGTERM) stops it sooner`);
     await new Promise<void>((r) => {
       const timer = setTimeout(r, lingerMs);
-      process.once('SIGINT', () => {
+      stopping.signal.addEventListener('abort', () => {
         clearTimeout(timer);
         r();
       });
@@ -117,7 +175,8 @@ async function main(): Promise<number> {
   await local.stop({ keepLogs: Boolean(o.keepLogs) });
   if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);
   console.log(`stopped nginx${local.monitoring ? ', Prometheus, the exporter' : ''} and ${topology.replicas} replica(s); client exit code ${code}`);
-  return code;
+  // A fault that could not be injected makes the run say nothing about it.
+  return faultFailed && code === 0 ? 1 : code;
 }
 
 main().then(

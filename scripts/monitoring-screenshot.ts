@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { defineTopology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
-import { CLIENT_COMMAND, nginxVersion, ROOT, startLocalTopology } from './local-topology';
+import { CLIENT_COMMAND, nginxVersion, ROOT, startLocalTopology } from '../local/topology';
 
 /**
  * Makes docs/images/prometheus-graph.png from a real run: the local topology with Prometheus,

@@ -45,4 +45,5 @@ fi
 command -v openssl >/dev/null 2>&1 || { echo "start: openssl is required (certificates): sudo apt-get install -y openssl" >&2; exit 1; }
 
 npx tsx certs/cli.ts
-exec npx tsx scripts/local.ts "${monitoring[@]}" "$@"
+# node itself (not the tsx wrapper), so the runner is npm's child and sees npm go (see scripts/local.ts).
+exec node --import tsx scripts/local.ts "${monitoring[@]}" "$@"

@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import type { Topology } from '../app/src/topology';
+import { stopGraceMs, type Topology } from '../app/src/topology';
+import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
+import { reloadPlan } from '../control/reload';
 import { ConfigFiles } from './config-files';
 import { renderNginxConf } from '../nginx/render';
 import { containerLabels } from './container-attributes';
@@ -10,8 +13,10 @@ export interface NginxProxyProps {
   readonly topology: Topology;
   readonly imageId: string;
   readonly networkName: string;
-  /** `host:port` of each replica, in order. */
-  readonly upstreams: string[];
+  /** The replicas' container names, in order; nginx reaches each on the server port. */
+  readonly replicas: string[];
+  /** The repository root: the reload step runs scripts/proxy-reload.ts from it. */
+  readonly root: string;
   /** The replicas; the config is installed only once they exist (nginx resolves upstream names at load). */
   readonly fleet: ITerraformDependable[];
   /** Host directory holding the live config, bind-mounted into the container. */
@@ -49,7 +54,7 @@ export class NginxProxy extends Construct {
     super(scope, id);
     const { proxy, tls } = props.topology;
     this.config = renderNginxConf(props.topology, {
-      upstreams: props.upstreams,
+      upstreams: props.replicas.map((name) => `${name}:${props.topology.server.port}`),
       certFile: `${PROXY_PATHS.certsDir}/${tls.serverCert}`,
       keyFile: `${PROXY_PATHS.certsDir}/${tls.serverKey}`,
       pidFile: PROXY_PATHS.pid,
@@ -62,7 +67,7 @@ export class NginxProxy extends Construct {
     const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config }, dependsOn: props.fleet });
     this.configHash = install.sha256;
 
-    const stopSeconds = Math.ceil(proxy.shutdownTimeoutMs / 1000) + 5;
+    const stopSeconds = Math.ceil(stopGraceMs(props.topology.server) / 1000);
     this.container = new Container(this, 'container', {
       name: proxy.containerName,
       image: props.imageId,
@@ -78,7 +83,8 @@ export class NginxProxy extends Construct {
       networksAdvanced: [{ name: props.networkName, aliases: ['ws-nginx'] }],
       ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
       restart: 'unless-stopped',
-      // SIGQUIT is nginx's graceful shutdown: workers finish what they hold.
+      // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
+      // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
       stopSignal: 'SIGQUIT',
       stopTimeout: stopSeconds,
       destroyGraceSeconds: stopSeconds,
@@ -95,15 +101,28 @@ export class NginxProxy extends Construct {
       dependsOn: [install.resource],
     });
 
-    // Runs on every config change, after the container exists: check, then reload gracefully.
+    // Runs on every config change, after the container exists: check, reload gracefully, then
+    // tell the replicas which nginx workers are current, so the retired workers' WebSockets get
+    // 1001 before worker_shutdown_timeout instead of 1006 at it (and rebalance, when enabled).
+    const plan: ReloadPlan = {
+      proxy: proxy.containerName,
+      configFile: PROXY_PATHS.config,
+      pidFile: PROXY_PATHS.pid,
+      workerProcesses: proxy.workerProcesses,
+      replicas: props.replicas,
+      port: props.topology.server.port,
+      announce: reloadPlan(proxy),
+      ...(proxy.rebalance.enabled ? { rebalance: proxy.rebalance } : {}),
+    };
+    const planJson = JSON.stringify(plan);
     this.reload = new DataResource(this, 'reload', {
-      triggersReplace: { sha256: this.configHash },
+      triggersReplace: { sha256: this.configHash, plan: createHash('sha256').update(planJson).digest('hex') },
       dependsOn: [this.container, install.resource],
       provisioners: [
         {
           type: 'local-exec',
-          command: `docker exec "$PROXY" nginx -t -q -c ${PROXY_PATHS.config} && docker exec "$PROXY" nginx -s reload -c ${PROXY_PATHS.config}`,
-          environment: { PROXY: proxy.containerName },
+          command: 'cd "$WS_ROOT" && node --import tsx scripts/proxy-reload.ts',
+          environment: { WS_ROOT: props.root, [RELOAD_PLAN_ENV]: planJson },
         },
       ],
     });

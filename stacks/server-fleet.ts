@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { toServerEnv, type ServerConfig } from '../app/src/topology';
+import { replicaName, stopGraceMs, toServerEnv, type ServerConfig } from '../app/src/topology';
 import { containerEnv, containerLabels } from './container-attributes';
 
 export interface ServerFleetProps {
@@ -11,9 +11,6 @@ export interface ServerFleetProps {
   readonly labels: Record<string, string>;
 }
 
-/** The name of replica i; also its construct id, so ids are stable and scaling down removes only the highest. */
-export const replicaName = (i: number) => `ws-server-${i}`;
-
 /** N WebSocket server containers, ws-server-0..N-1, each a replica of the same image. */
 export class ServerFleet extends Construct {
   readonly containers: Container[] = [];
@@ -23,9 +20,10 @@ export class ServerFleet extends Construct {
     super(scope, id);
     const { server } = props;
     // Docker stops with SIGTERM, waits this long, then kills: the drain deadline plus a little.
-    const stopSeconds = Math.ceil(server.drainDeadlineMs / 1000) + 5;
+    const stopSeconds = Math.ceil(stopGraceMs(server) / 1000);
     const healthUrl = `http://127.0.0.1:${server.port}/healthz`;
     for (let i = 0; i < props.replicas; i++) {
+      // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
       const env = toServerEnv(server, name);
       const container = new Container(this, name, {

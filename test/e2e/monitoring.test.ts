@@ -10,7 +10,7 @@ import type { LoadReport } from '../../app/src/client/report';
 import { alertRules } from '../../stacks/monitoring/alert-rules';
 import { readDashboard } from '../../stacks/monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
-import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../../scripts/local-topology';
+import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../../local/topology';
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';
 import { retrying } from '../helpers/server';
 import { prometheusApi, prometheusQuery } from '../helpers/prometheus';

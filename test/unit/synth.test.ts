@@ -5,13 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Testing } from 'cdktf';
-import { defineTopology } from '../../app/src/topology';
+import { defineTopology, reloadShedDelayMs } from '../../app/src/topology';
+import { RELOAD_PLAN_ENV, reloadPlanSchema } from '../../app/src/shared/control';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { containerNamed, proxyConfig, resourcesOf, ROOT, synth } from '../helpers/synth';
 import { matchSnapshot } from '../helpers/snapshot';
 
 const proxyConfigHash = (s: ReturnType<typeof synth>) =>
   Object.entries(s.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_reload'))![1].triggers_replace.sha256;
+const proxyReloadTriggers = (s: ReturnType<typeof synth>) =>
+  Object.entries(s.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_reload'))![1].triggers_replace;
 const serverNames = (s: ReturnType<typeof synth>) =>
   resourcesOf(s, 'docker_container').map((c) => c.name).filter((n: string) => n.startsWith('ws-server-')).sort();
 
@@ -95,8 +98,24 @@ describe('the synthesized stack', () => {
     const [, install] = Object.entries(data).find(([id]) => id.startsWith('proxy_config'))!;
     const [, reload] = Object.entries(data).find(([id]) => id.startsWith('proxy_reload'))!;
     assert.equal(install.depends_on.filter((d: string) => d.startsWith('docker_container.fleet_')).length, 3);
-    assert.match(reload.provisioner[0]['local-exec'].command, /nginx -t .*&& docker exec "\$PROXY" nginx -s reload/);
-    assert.deepEqual(reload.triggers_replace, install.triggers_replace);
+    // The reload step checks, reloads and announces the new workers to every replica (control/reload.ts).
+    const exec = reload.provisioner[0]['local-exec'];
+    assert.match(exec.command, /node --import tsx scripts\/proxy-reload\.ts/);
+    const plan = reloadPlanSchema.parse(JSON.parse(exec.environment[RELOAD_PLAN_ENV]));
+    const topology = defineTopology({});
+    assert.deepEqual(plan.replicas, ['ws-server-0', 'ws-server-1', 'ws-server-2']);
+    assert.equal(plan.announce.shedAfterMs, reloadShedDelayMs(topology.proxy));
+    assert.equal(plan.announce.windowMs, topology.proxy.reload.shedWindowMs);
+    assert.equal(plan.rebalance, undefined, 'rebalance is off by default');
+    assert.equal(reload.triggers_replace.sha256, install.triggers_replace.sha256);
+  });
+
+  it('a rebalance runs after the reload only when the topology enables it', () => {
+    const on = synth({ proxy: { rebalance: { enabled: true } } });
+    const [, reload] = Object.entries(on.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_reload'))!;
+    const plan = reloadPlanSchema.parse(JSON.parse(reload.provisioner[0]['local-exec'].environment[RELOAD_PLAN_ENV]));
+    assert.equal(plan.rebalance?.enabled, true);
+    assert.notEqual(reload.triggers_replace.plan, proxyReloadTriggers(s).plan, 'turning it on re-runs the step');
   });
 });
 

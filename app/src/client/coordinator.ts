@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname, join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { peakConnections, type LoadProfile } from '../shared/profile';
+import type { FaultEvent, FaultMark } from './faults';
 import type { GeneratorHealth, TimelinePoint } from './report';
 import { Runner, type RunnerOptions, type Snapshot } from './runner';
 import { newHistogram, Stats } from './stats';
@@ -12,6 +13,11 @@ export interface LoadRunOptions extends Omit<RunnerOptions, 'workerIndex' | 'wor
   workers: number;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
+  /**
+   * Called once with `inject`: whoever injects faults into the system under load calls it
+   * before acting; it resolves once every process of the run has been told.
+   */
+  faultChannel?: (inject: (event: FaultEvent) => Promise<void>) => void;
 }
 
 export interface Progress {
@@ -36,6 +42,8 @@ export interface LoadRunResult {
   generator: GeneratorHealth;
   durationSeconds: number;
   interrupted: boolean;
+  /** The injected faults, when they came. */
+  faults: FaultMark[];
 }
 
 /** Lag or CPU above these in enough intervals means the generator, not the system, limited the run. */
@@ -63,6 +71,12 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   let nextSeq = 1;
   let peak = 0;
   const health = { lagP99: 0, lagMax: 0, cpuMax: 0, bad: 0, intervals: 0 };
+  const faults: FaultMark[] = [];
+  const faultSinks: FaultSinks = [];
+  options.faultChannel?.(async (event) => {
+    faults.push({ ...event, atSeconds: Math.round((performance.now() - started) / 100) / 10 });
+    await Promise.all(faultSinks.map((sink) => sink(event)));
+  });
 
   const onSnapshot = (worker: number, s: Snapshot) => {
     latest[worker] = s;
@@ -94,7 +108,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     const sent = sum((s) => s.stats.counters.sent);
     const received = sum((s) => s.stats.counters.received);
     const errors = sum((s) => Object.values(s.stats.errors).reduce((a, b) => a + b, 0));
-    const closes = sum((s) => Object.values(s.stats.closes).reduce((a, [e, u]) => a + e + u, 0));
+    const closes = sum((s) => Object.values(s.stats.closes).reduce((a, [e, u, f]) => a + e + u + f, 0));
     const unexpected = sum((s) => Object.values(s.stats.closes).reduce((a, [, u]) => a + u, 0));
     peak = Math.max(peak, open);
     const t = Math.round((performance.now() - started) / 100) / 10;
@@ -127,7 +141,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
       reconnects: sum((s) => s.stats.counters.reconnects),
     });
   };
-  const finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot)] : await runInWorkers(options, onSnapshot);
+  const finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot, faultSinks)] : await runInWorkers(options, onSnapshot, faultSinks);
 
   const stats = Stats.merge(finals.map((f) => f.stats));
   const reasons: string[] = [];
@@ -149,28 +163,35 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     },
     durationSeconds: (performance.now() - started) / 1000,
     interrupted: options.signal?.aborted ?? false,
+    faults,
   };
 }
 
-function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void): Promise<Snapshot> {
+/** Each resolves once its process knows of the fault. */
+type FaultSinks = ((event: FaultEvent) => Promise<void>)[];
+
+function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot> {
   const runner = new Runner({ url: options.url, profile: options.profile, ca: options.ca, insecure: options.insecure, workerIndex: 0, workerCount: 1 });
+  faultSinks.push(async (event) => runner.addFault(event));
   return runner.run((s) => onSnapshot(0, s), options.signal);
 }
 
 /** Messages between the coordinator and a worker process. */
-export type WorkerRequest = { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } } | { type: 'stop' };
-export type WorkerReply = { type: 'tick'; snapshot: Snapshot } | { type: 'final'; snapshot: Snapshot } | { type: 'error'; message: string };
+export type WorkerRequest = { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } } | { type: 'stop' } | { type: 'fault'; event: FaultEvent };
+export type WorkerReply = { type: 'tick'; snapshot: Snapshot } | { type: 'final'; snapshot: Snapshot } | { type: 'error'; message: string } | { type: 'fault-ack'; id: string };
 
-function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void): Promise<Snapshot[]> {
+function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot[]> {
   const entry = join(__dirname, `worker${extname(__filename)}`);
   const children: ChildProcess[] = [];
+  const acks = new Map<string, () => void>();
   const finals = Array.from({ length: options.workers }, (_, w) =>
     new Promise<Snapshot>((resolve, reject) => {
       const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(child);
       let final: Snapshot | undefined;
       child.on('message', (m: WorkerReply) => {
-        if (m.type === 'tick') onSnapshot(w, m.snapshot);
+        if (m.type === 'fault-ack') acks.get(`${w}/${m.id}`)?.();
+        else if (m.type === 'tick') onSnapshot(w, m.snapshot);
         else if (m.type === 'final') {
           final = m.snapshot;
           onSnapshot(w, m.snapshot);
@@ -185,5 +206,19 @@ function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapsh
     }),
   );
   options.signal?.addEventListener('abort', () => children.forEach((c) => c.connected && c.send({ type: 'stop' } satisfies WorkerRequest)));
+  faultSinks.push((event) =>
+    Promise.all(
+      children.map(
+        (c, w) =>
+          new Promise<void>((resolve) => {
+            if (!c.connected) return resolve();
+            acks.set(`${w}/${event.id}`, resolve);
+            c.send({ type: 'fault', event } satisfies WorkerRequest);
+            // A worker that is finishing may never answer; the fault goes ahead anyway.
+            setTimeout(resolve, 5_000).unref();
+          }),
+      ),
+    ).then(() => undefined),
+  );
   return Promise.all(finals);
 }

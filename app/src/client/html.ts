@@ -1,18 +1,19 @@
+import type { FaultMark } from './faults';
 import type { LoadReport, TimelinePoint } from './report';
 
 /** A self-contained HTML report: inline SVG charts over time, no scripts, opens offline. */
 export function renderHtml(r: LoadReport): string {
   const charts = [
-    chart('Open connections', r.timeline, [{ key: 'open', color: '#2563eb', label: 'open' }]),
-    chart('Messages per second', r.timeline, [
+    chart('Open connections', r.timeline, r.faults, [{ key: 'open', color: '#2563eb', label: 'open' }]),
+    chart('Messages per second', r.timeline, r.faults, [
       { key: 'sentPerSecond', color: '#16a34a', label: 'sent' },
       { key: 'receivedPerSecond', color: '#9333ea', label: 'received' },
     ]),
-    chart('RTT percentiles (ms, per second)', r.timeline, [
+    chart('RTT percentiles (ms, per second)', r.timeline, r.faults, [
       { key: 'rttP50', color: '#0891b2', label: 'p50' },
       { key: 'rttP99', color: '#dc2626', label: 'p99' },
     ]),
-    chart('Errors and closes (per second)', r.timeline, [
+    chart('Errors and closes (per second)', r.timeline, r.faults, [
       { key: 'errors', color: '#dc2626', label: 'errors' },
       { key: 'closes', color: '#f59e0b', label: 'closes' },
     ]),
@@ -40,16 +41,27 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
 ${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
 <h2>Messages</h2><table>${kv(r.messages as unknown as Record<string, number>)}</table>
-<h2>Closes</h2><table><tr><th>expected</th><td>${esc(JSON.stringify(r.closesExpected))}</td></tr><tr><th>unexpected</th><td>${esc(JSON.stringify(r.closesUnexpected))}</td></tr></table>
+<h2>Closes by code</h2>${closesTable(r)}
+${r.faults.length ? `<h2>Injected faults</h2><table><tr><th>fault</th><th>at (s)</th><th>replica</th><th>closes caused</th></tr>${r.faults.map((f) => `<tr><th>${esc(f.id)}</th><td>${f.atSeconds.toFixed(1)}</td><td>${esc(f.replica ?? '')}</td><td>${f.closes}</td></tr>`).join('')}</table>` : ''}
 <h2>Errors</h2><table>${kv(r.errors)}</table>
 <h2>Thresholds</h2><table>${r.thresholds.map((t) => `<tr><th>${esc(t.expression)}</th><td>${t.value}</td><td>${t.pass ? 'pass' : '<b>FAIL</b>'}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</table>
 </body></html>
 `;
 }
 
+/** Closes as a table: expected (ours, or the server asking to reconnect), unexpected (cut), caused by a fault. */
+function closesTable(r: LoadReport): string {
+  const codes = Object.keys(r.closes).sort((a, b) => Number(a) - Number(b));
+  if (!codes.length) return '<table><tr><td>none</td></tr></table>';
+  const cell = (o: Record<string, number>, code: string) => `<td>${o[code] ?? 0}</td>`;
+  return `<table><tr><th>code</th><th>expected</th><th>unexpected</th><th>by faults</th><th>total</th></tr>${codes
+    .map((c) => `<tr><th>${esc(c)}</th>${cell(r.closesExpected, c)}${cell(r.closesUnexpected, c)}${cell(r.closesFault, c)}${cell(r.closes, c)}</tr>`)
+    .join('')}</table>`;
+}
+
 type Series = { key: keyof TimelinePoint; color: string; label: string };
 
-function chart(title: string, points: TimelinePoint[], series: Series[]): string {
+function chart(title: string, points: TimelinePoint[], faults: FaultMark[], series: Series[]): string {
   const W = 520;
   const H = 200;
   const pad = { l: 48, r: 8, t: 8, b: 24 };
@@ -60,12 +72,17 @@ function chart(title: string, points: TimelinePoint[], series: Series[]): string
   const lines = series
     .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(Number(p[s.key])).toFixed(1)}`).join(' ')}"/>`)
     .join('');
+  // A dashed line where each injected fault ran, labelled with its id.
+  const marks = faults
+    .filter((f) => f.atSeconds <= tMax)
+    .map((f) => `<line x1="${x(f.atSeconds).toFixed(1)}" y1="${pad.t}" x2="${x(f.atSeconds).toFixed(1)}" y2="${H - pad.b}" stroke="#7c3aed" stroke-dasharray="4 3"/><text x="${(x(f.atSeconds) + 3).toFixed(1)}" y="${H - pad.b - 4}" font-size="10" fill="#7c3aed">${esc(f.id)}</text>`)
+    .join('');
   const legend = series.map((s, i) => `<text x="${pad.l + 8 + i * 90}" y="${pad.t + 12}" fill="${s.color}" font-size="11">■ ${s.label}</text>`).join('');
   const fmt = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? v.toFixed(0) : v.toFixed(2));
   const axes = `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>
 <text x="${pad.l - 4}" y="${pad.t + 10}" font-size="10" text-anchor="end">${fmt(vMax)}</text><text x="${pad.l - 4}" y="${H - pad.b}" font-size="10" text-anchor="end">0</text>
 <text x="${W - pad.r}" y="${H - 6}" font-size="10" text-anchor="end">${tMax.toFixed(0)} s</text>`;
-  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${legend}</svg></figure>`;
+  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${marks}${legend}</svg></figure>`;
 }
 
 function esc(s: string): string {

@@ -8,6 +8,7 @@ import { resolveOptions } from './options';
 import { plannedSeconds, ProgressDisplay } from './progress';
 import { buildReport, formatSummary, type LoadReport } from './report';
 import { evaluateThresholds } from './thresholds';
+import type { FaultNotice } from './faults';
 
 /** Exit codes: 0 every threshold passed, 1 a threshold failed, 2 bad options, 3 interrupted. */
 export const EXIT = { pass: 0, fail: 1, usage: 2, interrupted: 3 } as const;
@@ -43,6 +44,15 @@ async function main(): Promise<number> {
   const progress = new ProgressDisplay(plannedSeconds(options.profile), options.quiet);
   const startedAt = new Date();
   const result = await runLoad({
+    // Started by the local runner with an IPC channel: it tells us of each fault before it acts,
+    // and waits for our answer, so the closes the fault causes are attributed to it.
+    faultChannel: (inject) => {
+      if (!process.send) return;
+      process.channel?.unref();
+      process.on('message', (m: FaultNotice) => {
+        if (m?.type === 'fault') void inject(m.event).then(() => process.send?.({ type: 'fault-ack', id: m.event.id } satisfies FaultNotice));
+      });
+    },
     url: options.url,
     profile: options.profile,
     ca: options.ca,

@@ -1,4 +1,5 @@
 import type { LoadProfile } from '../shared/profile';
+import type { FaultMark } from './faults';
 import { summarize, type Stats } from './stats';
 
 /** One second of the run, for the charts. */
@@ -47,8 +48,14 @@ export interface LoadReport {
     push: Latency;
   };
   closes: Record<string, number>;
+  /** Ours (the run ending) and the server's reconnect requests (1001 going away, 1012, 1013). */
   closesExpected: Record<string, number>;
+  /** Connections cut: what a healthy system never does. Excludes closes caused by an injected fault. */
   closesUnexpected: Record<string, number>;
+  /** Closes caused by injected faults (see `faults`), by code. */
+  closesFault: Record<string, number>;
+  /** Faults injected during the run (the local topology's --fault), with the closes each caused. */
+  faults: (FaultMark & { closes: number })[];
   errors: Record<string, number>;
   thresholds: ThresholdResult[];
   passed: boolean;
@@ -70,16 +77,19 @@ export function buildReport(args: {
   generator: GeneratorHealth;
   timeline: TimelinePoint[];
   profile: LoadProfile;
+  faults?: FaultMark[];
 }): Omit<LoadReport, 'thresholds' | 'passed'> {
   const { stats: s } = args;
   const lat = (h: keyof typeof s.h) => summarize(s.h[h], PCTS) as Latency;
   const closes: Record<string, number> = {};
   const closesExpected: Record<string, number> = {};
   const closesUnexpected: Record<string, number> = {};
-  for (const [code, [expected, unexpected]] of [...s.closes].sort((a, b) => a[0] - b[0])) {
-    closes[code] = expected + unexpected;
+  const closesFault: Record<string, number> = {};
+  for (const [code, [expected, unexpected, fault]] of [...s.closes].sort((a, b) => a[0] - b[0])) {
+    closes[code] = expected + unexpected + fault;
     if (expected) closesExpected[code] = expected;
     if (unexpected) closesUnexpected[code] = unexpected;
+    if (fault) closesFault[code] = fault;
   }
   return {
     target: args.target,
@@ -112,6 +122,8 @@ export function buildReport(args: {
     closes,
     closesExpected,
     closesUnexpected,
+    closesFault,
+    faults: (args.faults ?? []).map((f) => ({ ...f, closes: s.faultCloses.get(f.id) ?? 0 })),
     errors: Object.fromEntries([...s.errors].sort()),
     generator: args.generator,
     timeline: args.timeline,
@@ -129,6 +141,7 @@ export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds'
   'connections.peak': (r) => r.connections.peak,
   reconnects: (r) => r.connections.reconnects,
   'closes.unexpected': (r) => sum(r.closesUnexpected),
+  'closes.fault': (r) => sum(r.closesFault),
   'messages.sent': (r) => r.messages.sent,
   'messages.received': (r) => r.messages.received,
   'messages.lost': (r) => r.messages.lost,
@@ -159,7 +172,8 @@ export function formatSummary(r: LoadReport): string {
     row('rtt (as sent)', r.latency.rttUncorrected),
     row('push', r.latency.push),
     '',
-    `closes       expected: ${kv(r.closesExpected)}   unexpected: ${kv(r.closesUnexpected)}`,
+    `closes       expected: ${kv(r.closesExpected)}   unexpected: ${kv(r.closesUnexpected)}${Object.keys(r.closesFault).length ? `   by faults: ${kv(r.closesFault)}` : ''}`,
+    ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s)`),
     `errors       ${kv(r.errors)}`,
     `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es))`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),

@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { peakConnections, type LoadProfile } from '../shared/profile';
+import { FaultLog, type FaultEvent } from './faults';
 import { Stats, type SerializedStats } from './stats';
 import { VirtualUser, type RunContext } from './virtual-user';
 
@@ -52,8 +53,14 @@ export class Runner {
   private cpuMark = process.cpuUsage();
   private cpuMarkAt = performance.now();
   private seq = 0;
+  private readonly faults = new FaultLog();
 
   constructor(private readonly options: RunnerOptions) {}
+
+  /** A fault was injected now: closes on its replica from here on are its own. */
+  addFault(event: FaultEvent): void {
+    this.faults.add(event);
+  }
 
   private context(): RunContext {
     const { profile } = this.options;
@@ -71,6 +78,7 @@ export class Runner {
       publishRatePerSender: senders > 0 ? profile.publishRate / senders : 0,
       sourceAddressFor: (i) => (addresses.length ? addresses[i % addresses.length] : undefined),
       running: () => !this.stopping,
+      faultOn: (replica) => this.faults.on(replica),
     };
   }
 

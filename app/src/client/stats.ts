@@ -31,10 +31,16 @@ export interface SerializedStats {
   open: number;
   peak: number;
   errors: Record<string, number>;
-  /** close code → [expected, unexpected] */
-  closes: Record<string, [number, number]>;
+  /** close code → [expected, unexpected, caused by an injected fault] */
+  closes: Record<string, CloseCounts>;
+  /** fault id → closes attributed to it */
+  faultCloses: Record<string, number>;
   perReplica: Record<string, number>;
 }
+
+/** [expected, unexpected, caused by an injected fault] */
+export type CloseCounts = [number, number, number];
+export type CloseKind = 'expected' | 'unexpected' | { fault: string };
 
 export class Stats {
   readonly h = Object.fromEntries(HISTOGRAMS.map((n) => [n, newHistogram()])) as Record<HistogramName, Histogram>;
@@ -42,7 +48,8 @@ export class Stats {
   open = 0;
   peak = 0;
   readonly errors = new Map<string, number>();
-  readonly closes = new Map<number, [number, number]>();
+  readonly closes = new Map<number, CloseCounts>();
+  readonly faultCloses = new Map<string, number>();
   readonly perReplica = new Map<string, number>();
   /** RTTs since the last takeIntervalRtt(), for per-second percentiles. Not serialized. */
   private intervalRtt = newHistogram();
@@ -67,11 +74,12 @@ export class Stats {
     if (this.open > this.peak) this.peak = this.open;
   }
 
-  closed(code: number, expected: boolean): void {
+  closed(code: number, kind: CloseKind): void {
     this.open--;
-    const entry = this.closes.get(code) ?? [0, 0];
-    entry[expected ? 0 : 1]++;
+    const entry = this.closes.get(code) ?? [0, 0, 0];
+    entry[kind === 'expected' ? 0 : kind === 'unexpected' ? 1 : 2]++;
     this.closes.set(code, entry);
+    if (typeof kind === 'object') this.faultCloses.set(kind.fault, (this.faultCloses.get(kind.fault) ?? 0) + 1);
   }
 
   error(kind: string): void {
@@ -89,7 +97,8 @@ export class Stats {
       open: this.open,
       peak: this.peak,
       errors: Object.fromEntries(this.errors),
-      closes: Object.fromEntries([...this.closes].map(([k, v]) => [String(k), [...v] as [number, number]])),
+      closes: Object.fromEntries([...this.closes].map(([k, v]) => [String(k), [...v] as CloseCounts])),
+      faultCloses: Object.fromEntries(this.faultCloses),
       perReplica: Object.fromEntries(this.perReplica),
     };
   }
@@ -104,10 +113,11 @@ export class Stats {
     this.open += other.open;
     this.peak += other.peak;
     for (const [k, v] of Object.entries(other.errors)) this.errors.set(k, (this.errors.get(k) ?? 0) + v);
-    for (const [k, [e, u]] of Object.entries(other.closes)) {
-      const entry = this.closes.get(Number(k)) ?? [0, 0];
-      this.closes.set(Number(k), [entry[0] + e, entry[1] + u]);
+    for (const [k, [e, u, f]] of Object.entries(other.closes)) {
+      const entry = this.closes.get(Number(k)) ?? [0, 0, 0];
+      this.closes.set(Number(k), [entry[0] + e, entry[1] + u, entry[2] + f]);
     }
+    for (const [k, v] of Object.entries(other.faultCloses)) this.faultCloses.set(k, (this.faultCloses.get(k) ?? 0) + v);
     for (const [k, v] of Object.entries(other.perReplica)) this.perReplica.set(k, (this.perReplica.get(k) ?? 0) + v);
   }
 

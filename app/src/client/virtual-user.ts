@@ -2,7 +2,7 @@ import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from 'n
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { nowMs, type ServerMessage } from '../shared/protocol';
+import { CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
 import { classifyHandshakeError } from './connect-errors';
 import { recordMs, type Stats } from './stats';
@@ -22,7 +22,16 @@ export interface RunContext {
   sourceAddressFor(index: number): string | undefined;
   /** False once the run is stopping: no more reconnects. */
   running(): boolean;
+  /** The id of an injected fault that just hit this replica (its closes are the fault's), if any. */
+  faultOn(replica: string): string | undefined;
 }
+
+/**
+ * Closes the server sends to move a client elsewhere: going away (drain, a reload's retired
+ * proxy worker, a rebalance), service restart, try again later. The client reconnects, as
+ * asked: nothing was cut.
+ */
+export const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode.serviceRestart, CloseCode.tryAgainLater];
 
 const payloadCache = new Map<number, string>();
 function payloadOf(bytes: number): string {
@@ -47,6 +56,8 @@ export class VirtualUser {
   private sendTimers: NodeJS.Timeout[] = [];
   private reconnectTimer?: NodeJS.Timeout;
   private nextId = 0;
+  /** The replica of the current connection (from its hello). */
+  private replica?: string;
   private readonly outstanding = new Map<number, number>();
 
   constructor(
@@ -152,9 +163,11 @@ export class VirtualUser {
         return;
       }
       this.isOpen = false;
-      const expected = this.closingByUs;
-      ctx.stats.closed(code, expected);
-      if (!expected) this.scheduleReconnect();
+      const fault = this.replica === undefined ? undefined : ctx.faultOn(this.replica);
+      const kind = this.closingByUs || RECONNECT_CLOSE_CODES.includes(code) ? 'expected' : fault ? { fault } : 'unexpected';
+      ctx.stats.closed(code, kind);
+      this.replica = undefined;
+      if (!this.closingByUs) this.scheduleReconnect();
     });
   }
 
@@ -171,6 +184,7 @@ export class VirtualUser {
     }
     switch (message.type) {
       case 'hello':
+        this.replica = message.replica;
         stats.landed(message.replica);
         this.afterHello();
         return;

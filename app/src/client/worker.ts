@@ -5,10 +5,16 @@ import { Runner } from './runner';
 const abort = new AbortController();
 const reply = (m: WorkerReply, then: () => void = () => undefined) => process.send?.(m, then);
 
+let runner: Runner | undefined;
+
 process.on('message', (m: WorkerRequest) => {
   if (m.type === 'stop') return abort.abort();
+  if (m.type === 'fault') {
+    runner?.addFault(m.event);
+    return reply({ type: 'fault-ack', id: m.event.id });
+  }
   const { ca, ...rest } = m.options;
-  const runner = new Runner({ ...rest, ca: ca ? Buffer.from(ca, 'base64') : undefined });
+  runner = new Runner({ ...rest, ca: ca ? Buffer.from(ca, 'base64') : undefined });
   runner
     .run((snapshot) => !snapshot.done && reply({ type: 'tick', snapshot }), abort.signal)
     .then((snapshot) => reply({ type: 'final', snapshot }, () => process.exit(0)))

@@ -2,7 +2,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../topology';
 
-export const REJECT_REASONS = ['path', 'draining', 'capacity', 'origin', 'compression_required', 'invalid_handshake'] as const;
+export const REJECT_REASONS = ['path', 'draining', 'capacity', 'rebalancing', 'origin', 'compression_required', 'invalid_handshake'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** HTTP status for each refusal; 503s carry Retry-After so a client (or nginx) tries elsewhere. */
@@ -10,6 +10,7 @@ const STATUS: Record<RejectReason, number> = {
   path: 404,
   draining: 503,
   capacity: 503,
+  rebalancing: 503,
   origin: 403,
   compression_required: 400,
   invalid_handshake: 400,
@@ -19,6 +20,8 @@ export interface HandshakeState {
   draining: boolean;
   /** Open connections plus handshakes in progress. */
   load: number;
+  /** A rebalance round's temporary cap, while it lasts. */
+  rebalanceCap?: number;
 }
 
 /** Decides whether an upgrade request may proceed; returns the reason to refuse it, if any. */
@@ -27,6 +30,7 @@ export function checkHandshake(req: IncomingMessage, settings: ServerConfig, sta
   if (pathname !== settings.path) return 'path';
   if (state.draining) return 'draining';
   if (state.load >= settings.maxConnections) return 'capacity';
+  if (state.rebalanceCap !== undefined && state.load >= state.rebalanceCap) return 'rebalancing';
   const origin = req.headers.origin;
   // Browsers always send Origin; the allow-list stops other sites' pages (cross-site WebSocket
   // hijacking). Non-browser clients send none and are not affected.

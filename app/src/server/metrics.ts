@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { CloseCode, ERROR_CODES } from '../shared/protocol';
+import { CloseCode, ERROR_CODES, SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import { REJECT_REASONS } from './handshake';
 
 /**
@@ -24,6 +24,8 @@ export const TRACKED_CLOSE_CODES = [
  * per-connection labels (cardinality stays bounded whatever the connection count).
  */
 export function createMetrics(replica: string) {
+  /** Read at collection time; the server points it at its own state. */
+  const sources = { shedCounts: () => ({ retired: 0, retiredWorkers: 0 }) };
   const registry = new Registry();
   registry.setDefaultLabels({ replica });
   collectDefaultMetrics({ register: registry });
@@ -31,6 +33,7 @@ export function createMetrics(replica: string) {
 
   const metrics = {
     registry,
+    sources,
     connectionsActive: new Gauge({ name: 'ws_connections_active', help: 'Open WebSocket connections.', registers: r }),
     connectionsOpened: new Counter({ name: 'ws_connections_opened_total', help: 'WebSocket connections accepted.', registers: r }),
     connectionsClosed: new Counter({ name: 'ws_connections_closed_total', help: 'WebSocket connections closed, by close code.', labelNames: ['code'] as const, registers: r }),
@@ -59,12 +62,32 @@ export function createMetrics(replica: string) {
     malformedMessages: new Counter({ name: 'ws_malformed_messages_total', help: 'Messages that were not valid protocol messages (answered with an error).', labelNames: ['code'] as const, registers: r }),
     slowConsumerCloses: new Counter({ name: 'ws_slow_consumer_closes_total', help: 'Connections closed because their unsent data passed the send buffer limit.', registers: r }),
     subscriptions: new Gauge({ name: 'ws_topic_subscriptions', help: 'Topic subscriptions held by open connections.', registers: r }),
+    subscriptionRejections: new Counter({ name: 'ws_subscription_rejections_total', help: 'Subscribe requests refused at a limit, by code.', labelNames: ['limit'] as const, registers: r }),
+    proxyRetiredConnections: new Gauge({
+      name: 'ws_proxy_retired_connections',
+      help: 'Open connections carried by nginx workers a reload retired, waiting for their 1001.',
+      registers: r,
+      collect() {
+        this.set(sources.shedCounts().retired);
+      },
+    }),
+    proxyRetiredWorkers: new Gauge({
+      name: 'ws_proxy_retired_workers',
+      help: 'Retired (shutting-down) nginx workers still holding connections to this replica.',
+      registers: r,
+      collect() {
+        this.set(sources.shedCounts().retiredWorkers);
+      },
+    }),
+    shedCloses: new Counter({ name: 'ws_shed_closes_total', help: 'Connections closed with 1001 outside a drain, by reason (reload: a retired nginx worker; rebalance).', labelNames: ['reason'] as const, registers: r }),
     notificationsDelivered: new Counter({ name: 'ws_notifications_delivered_total', help: 'Notifications delivered to subscribers.', registers: r }),
     ready: new Gauge({ name: 'ws_ready', help: '1 while accepting connections, 0 while draining.', registers: r }),
   };
   for (const code of TRACKED_CLOSE_CODES) metrics.connectionsClosed.inc({ code: String(code) }, 0);
   for (const reason of REJECT_REASONS) metrics.handshakeRejections.inc({ reason }, 0);
   for (const code of ERROR_CODES) metrics.malformedMessages.inc({ code }, 0);
+  for (const limit of SUBSCRIPTION_LIMIT_CODES) metrics.subscriptionRejections.inc({ limit }, 0);
+  for (const reason of ['reload', 'rebalance']) metrics.shedCloses.inc({ reason }, 0);
   return metrics;
 }
 

@@ -2,12 +2,24 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { CloseCode, parseClientMessage, type ErrorCode, type ServerMessage } from '../shared/protocol';
+import type { z } from 'zod';
+import {
+  CONTROL_PATHS,
+  parseProxyWorker,
+  PROXY_WORKER_HEADER,
+  proxyWorkersAnnouncementSchema,
+  shedRequestSchema,
+  type AnnouncementReply,
+  type ConnectionsReport,
+  type ShedReply,
+} from '../shared/control';
+import { CloseCode, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
+import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
 
 export interface ServerSettings extends ServerConfig {
@@ -15,7 +27,7 @@ export interface ServerSettings extends ServerConfig {
 }
 
 /** One open connection and what the server tracks for it. */
-interface Peer {
+interface Peer extends Sheddable {
   readonly id: string;
   readonly ws: WebSocket;
   readonly topics: Set<string>;
@@ -37,7 +49,10 @@ export class NotificationServer {
   private readonly wss: WebSocketServer;
   private readonly peers = new Set<Peer>();
   private readonly topics = new TopicRegistry<Peer>();
+  private readonly shedding = new Shedding<Peer>((reason) => this.metrics.shedCloses.inc({ reason }));
   private pendingHandshakes = 0;
+  /** A rebalance round's cap on this replica's connections, and until when it holds. */
+  private rebalanceCap?: { limit: number; until: number };
   private nextId = 0;
   private draining = false;
   private drained?: Promise<void>;
@@ -60,6 +75,7 @@ export class NotificationServer {
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.http.on('clientError', (_error, socket) => socket.destroy());
     this.metrics.ready.set(1);
+    this.metrics.sources.shedCounts = () => this.shedding.counts();
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -96,6 +112,7 @@ export class NotificationServer {
     };
     if (pathname === '/healthz') return reply(200, 'ok\n');
     if (pathname === '/readyz') return this.draining ? reply(503, 'draining\n') : reply(200, 'ready\n');
+    if (pathname.startsWith('/internal/')) return this.onControl(req, pathname, reply);
     if (pathname === '/metrics') {
       try {
         const text = await this.metrics.registry.metrics();
@@ -109,6 +126,55 @@ export class NotificationServer {
     return reply(404, 'not found\n');
   }
 
+  /**
+   * The control endpoints (see shared/control.ts): reached on the replica's own port only, never
+   * through nginx, which proxies the WebSocket path alone.
+   */
+  private async onControl(req: IncomingMessage, pathname: string, reply: (status: number, body: string, headers?: Record<string, string>) => void): Promise<void> {
+    const json = (status: number, body: unknown) => reply(status, `${JSON.stringify(body)}\n`, { 'Content-Type': 'application/json' });
+    const post = async <S extends z.ZodType>(schema: S): Promise<z.infer<S> | undefined> => {
+      if (req.method !== 'POST') return void json(405, { error: `${pathname} takes POST` });
+      let text = '';
+      for await (const chunk of req) {
+        text += chunk;
+        if (text.length > 65_536) return void json(413, { error: 'body too large' });
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        return void json(400, { error: 'body is not JSON' });
+      }
+      const parsed = schema.safeParse(value);
+      if (!parsed.success) return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
+      return parsed.data;
+    };
+    switch (pathname) {
+      case CONTROL_PATHS.connections: {
+        const counts = this.shedding.counts();
+        return json(200, { replica: this.settings.replicaId, connections: this.peers.size, retired: counts.retired, shedding: counts.shedding, draining: this.draining } satisfies ConnectionsReport);
+      }
+      case CONTROL_PATHS.proxyWorkers: {
+        const a = await post(proxyWorkersAnnouncementSchema);
+        if (!a) return;
+        const scheduled = this.draining ? 0 : this.shedding.retire(this.peers, a);
+        const { retiredWorkers } = this.shedding.counts();
+        this.log.info({ proxy: a.proxy, workers: a.workers, scheduled, retiredWorkers, shedAfterMs: a.shedAfterMs, windowMs: a.windowMs }, 'proxy reloaded: connections of retired workers scheduled for 1001');
+        return json(200, { scheduled, retiredWorkers } satisfies AnnouncementReply);
+      }
+      case CONTROL_PATHS.shed: {
+        const r = await post(shedRequestSchema);
+        if (!r) return;
+        const scheduled = this.draining ? 0 : this.shedding.shed(this.peers, r.count, r.windowMs);
+        this.rebalanceCap = r.holdAtMost === undefined ? undefined : { limit: r.holdAtMost, until: Date.now() + r.capForMs };
+        this.log.info({ asked: r.count, scheduled, windowMs: r.windowMs, holdAtMost: r.holdAtMost }, 'rebalance: connections scheduled for 1001');
+        return json(200, { scheduled } satisfies ShedReply);
+      }
+      default:
+        return json(404, { error: `no control endpoint ${pathname}` });
+    }
+  }
+
   private refuse(socket: Duplex, reason: RejectReason): void {
     this.metrics.handshakeRejections.inc({ reason });
     const status = rejectHandshake(socket, reason);
@@ -117,7 +183,8 @@ export class NotificationServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (error) => this.log.debug({ err: error }, 'socket error during handshake'));
-    const reason = checkHandshake(req, this.settings, { draining: this.draining, load: this.peers.size + this.pendingHandshakes });
+    const cap = this.rebalanceCap && this.rebalanceCap.until > Date.now() ? this.rebalanceCap.limit : undefined;
+    const reason = checkHandshake(req, this.settings, { draining: this.draining, load: this.peers.size + this.pendingHandshakes, rebalanceCap: cap });
     if (reason) return this.refuse(socket, reason);
 
     this.pendingHandshakes++;
@@ -129,17 +196,22 @@ export class NotificationServer {
       }
     };
     socket.once('close', settle);
+    const via = parseProxyWorker(req.headers[PROXY_WORKER_HEADER]);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       settle();
-      this.onConnection(ws);
+      this.onConnection(ws, via);
     });
   }
 
-  private onConnection(ws: WebSocket): void {
+  private onConnection(ws: WebSocket, via: Peer['via']): void {
     const now = Date.now();
     const peer: Peer = {
       id: `${this.settings.replicaId}-${++this.nextId}`,
       ws,
+      via,
+      goAway: (reason) => {
+        if (ws.readyState === WebSocket.OPEN) ws.close(CloseCode.goingAway, reason);
+      },
       topics: new Set(),
       lastSeen: now,
       lastPingAt: now,
@@ -147,6 +219,7 @@ export class NotificationServer {
       lastWriteProgress: now,
     };
     this.peers.add(peer);
+    this.shedding.opened(peer);
     this.metrics.connectionsOpened.inc();
     this.metrics.connectionsActive.set(this.peers.size);
 
@@ -186,6 +259,7 @@ export class NotificationServer {
 
   private onClose(peer: Peer, code: number): void {
     if (!this.peers.delete(peer)) return;
+    this.shedding.closed(peer);
     for (const topic of peer.topics) this.topics.unsubscribe(topic, peer);
     this.metrics.subscriptions.set(this.topics.size);
     this.metrics.connectionsClosed.inc({ code: String(code) });
@@ -208,11 +282,18 @@ export class NotificationServer {
       case 'echo':
         this.send(peer, message);
         return;
-      case 'subscribe':
+      case 'subscribe': {
+        const limit = peer.topics.has(message.topic) ? undefined : this.subscriptionLimit(peer);
+        if (limit) {
+          this.metrics.subscriptionRejections.inc({ limit: limit.code });
+          this.send(peer, { type: 'error', code: limit.code, message: limit.message });
+          return;
+        }
         if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
         this.send(peer, { type: 'subscribed', topic: message.topic });
         return;
+      }
       case 'unsubscribe':
         if (this.topics.unsubscribe(message.topic, peer)) peer.topics.delete(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
@@ -237,6 +318,14 @@ export class NotificationServer {
         return;
       }
     }
+  }
+
+  /** The cap a new subscription of this peer would pass, if any (the subscription is then refused). */
+  private subscriptionLimit(peer: Peer): { code: (typeof SUBSCRIPTION_LIMIT_CODES)[number]; message: string } | undefined {
+    const { maxSubscriptionsPerConnection: perConnection, maxSubscriptionsPerReplica: perReplica } = this.settings;
+    if (peer.topics.size >= perConnection) return { code: 'too_many_subscriptions', message: `a connection may hold ${perConnection} subscriptions` };
+    if (this.topics.size >= perReplica) return { code: 'replica_subscriptions_full', message: `this replica holds its limit of ${perReplica} subscriptions; try again later` };
+    return undefined;
   }
 
   private malformed(peer: Peer, code: ErrorCode, message: string): void {
@@ -311,6 +400,8 @@ export class NotificationServer {
   drain(): Promise<void> {
     if (this.drained) return this.drained;
     this.draining = true;
+    // The drain closes everyone with its own spread; planned sheds would only duplicate it.
+    this.shedding.cancel();
     this.metrics.ready.set(0);
     const started = Date.now();
     const { drainWindowMs, drainDeadlineMs } = this.settings;
@@ -344,6 +435,7 @@ export class NotificationServer {
   /** Stops at once: no drain (tests and fatal errors). */
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.shedding.cancel();
     for (const peer of this.peers) peer.ws.terminate();
     await new Promise<void>((resolve) => {
       if (!this.http.listening) return resolve();

@@ -72,8 +72,12 @@ export const loadProfileSchema = z
     keyParam: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).optional(),
     /** Worker processes; 0 picks one per ~15,000 connections. */
     workers: z.number().int().min(0).max(64).default(0),
-    /** Pass/fail rules such as "rtt.p99<50" or "errors==0"; any breach makes the exit code non-zero. */
-    thresholds: z.array(z.string().min(3)).default(['errors==0']),
+    /**
+     * Pass/fail rules such as "rtt.p99<50" or "errors==0"; any breach makes the exit code non-zero.
+     * By default a run passes only if nothing failed and no connection was cut (closes caused by
+     * an injected fault are counted apart, as closes.fault).
+     */
+    thresholds: z.array(z.string().min(3)).default(['errors==0', 'closes.unexpected==0']),
   })
   .strict();
 

@@ -22,8 +22,11 @@ export type ServerMessage =
   | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string }
   | { type: 'error'; code: ErrorCode; message: string };
 
+/** Codes of the errors that answer a malformed message. */
 export const ERROR_CODES = ['malformed', 'unknown_type', 'invalid_field', 'binary_unsupported'] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+/** Codes of the errors that answer a subscribe past a limit (per connection, per replica). */
+export const SUBSCRIPTION_LIMIT_CODES = ['too_many_subscriptions', 'replica_subscriptions_full'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number] | (typeof SUBSCRIPTION_LIMIT_CODES)[number];
 
 export const TOPIC_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -83,5 +86,6 @@ export const CloseCode = {
   policyViolation: 1008,
   messageTooBig: 1009,
   internalError: 1011,
+  serviceRestart: 1012,
   tryAgainLater: 1013,
 } as const;

@@ -5,6 +5,12 @@ export * from './schema';
 
 export const DEFAULT_REPLICAS = 3;
 
+/**
+ * The name of replica i: its container name and host name in the stack, its id locally, its
+ * `replica` label in metrics. Stable per index, so scaling down removes only the highest.
+ */
+export const replicaName = (i: number): string => `ws-server-${i}`;
+
 /** Built by scripts/offline-images.sh (keep the names in sync with it). */
 export const OFFLINE_BASE_IMAGES = {
   node: 'ws-notifications/node-base:20',

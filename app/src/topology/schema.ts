@@ -46,6 +46,10 @@ export const serverSchema = z
     sendBufferLimitBytes: z.number().int().min(KiB).default(MiB),
     /** Per-replica connection cap; handshakes beyond it get 503. */
     maxConnections: z.number().int().positive().default(50_000),
+    /** Topics one connection may subscribe to; a subscribe past it is answered with an error (Centrifugo's default is 128). */
+    maxSubscriptionsPerConnection: z.number().int().min(1).default(128),
+    /** Subscriptions one replica holds across its connections (~330 B of heap each); past it, subscribe is answered with an error. */
+    maxSubscriptionsPerReplica: z.number().int().min(1).default(500_000),
     /** Allowed Origin header values; empty allows any (non-browser clients send none). */
     allowedOrigins: z.array(z.string().url()).default([]),
     /** On SIGTERM, closes with 1001 are spread over this window to avoid a reconnect stampede. */
@@ -85,6 +89,45 @@ export const limitsSchema = z
   })
   .strict();
 
+/**
+ * What a reload does to the WebSockets the old nginx workers hold. nginx stamps every proxied
+ * handshake with the worker that carries it; after a reload the replicas are told which workers
+ * are current, keep the connections of retired workers open for a while, then close them with
+ * 1001 spread over shedWindowMs, finishing marginMs before proxy.shutdownTimeoutMs would cut them.
+ */
+export const reloadSchema = z
+  .object({
+    /** Retired workers' connections get their 1001 spread over this window (a reconnect wave, not a storm). */
+    shedWindowMs: positiveMs.default(30_000),
+    /** Slack between the last planned 1001 and nginx's deadline (announcement delay, close handshakes). */
+    marginMs: positiveMs.default(5_000),
+    /**
+     * Reloads whose retired workers may still hold connections. A further reload sheds the oldest
+     * at once (over the window), so old workers never pile up however often nginx reloads.
+     */
+    maxStaleGenerations: z.number().int().min(0).max(16).default(2),
+  })
+  .strict();
+
+/**
+ * An optional rebalance after the fleet grows: least_conn only steers new connections, so the
+ * new replicas stay nearly empty. Each round sheds (1001) part of the busiest replicas'
+ * surplus over the window; the clients reconnect through nginx to the emptier ones.
+ */
+export const rebalanceSchema = z
+  .object({
+    /** Off by default: a rebalance reconnects clients that were doing fine. */
+    enabled: z.boolean().default(false),
+    /** The most of one replica's connections one round may shed. */
+    maxFraction: z.number().gt(0).max(1).default(0.25),
+    /** Each round's 1001s are spread over this window. */
+    windowMs: positiveMs.default(5_000),
+    /** Even enough: every replica within this fraction of the mean. */
+    tolerance: z.number().gt(0).max(1).default(0.1),
+    maxRounds: z.number().int().min(1).max(50).default(8),
+  })
+  .strict();
+
 export const proxySchema = z
   .object({
     containerName: containerName.default('ws-nginx'),
@@ -107,8 +150,14 @@ export const proxySchema = z
     workerConnections: z.number().int().min(64).optional(),
     /** The per-process open-file ceiling where nginx runs (20,000 on the build machines here). */
     maxOpenFiles: z.number().int().min(1024).default(20_000),
-    /** After a reload, old workers holding WebSockets are stopped after this long. */
-    shutdownTimeoutMs: positiveMs.default(60_000),
+    /**
+     * nginx's worker_shutdown_timeout: after a reload, old workers holding WebSockets are killed
+     * after this long, cutting whatever they still hold (1006). The replicas close those
+     * connections with 1001 before it (see reload), so this is a last resort, never reached.
+     */
+    shutdownTimeoutMs: positiveMs.default(300_000),
+    reload: reloadSchema.default(reloadSchema.parse({})),
+    rebalance: rebalanceSchema.default(rebalanceSchema.parse({})),
     /** Addresses allowed to read stub_status (loopback always is). */
     statusAllow: z.array(z.string()).default(['172.16.0.0/12', '10.0.0.0/8', '192.168.0.0/16']),
   })
@@ -232,6 +281,9 @@ export const topologySchema = z
     if (proxy.balancing.strategy !== 'hash' && proxy.balancing.hashKey) {
       issue(['proxy', 'balancing', 'hashKey'], `only applies to the hash strategy, not ${proxy.balancing.strategy}`);
     }
+    if (proxy.shutdownTimeoutMs < proxy.reload.shedWindowMs + proxy.reload.marginMs) {
+      issue(['proxy', 'shutdownTimeoutMs'], `must be at least proxy.reload.shedWindowMs + proxy.reload.marginMs = ${proxy.reload.shedWindowMs + proxy.reload.marginMs} ms, or nginx cuts retired workers' WebSockets (1006) before the replicas have closed them`);
+    }
     if (proxy.httpPort === proxy.httpsPort) {
       issue(['proxy', 'httpPort'], 'must differ from proxy.httpsPort');
     }
@@ -297,6 +349,39 @@ export const topologySchema = z
     }
   });
 
+/** What a supervisor adds to the drain deadline before it kills: the process exits by itself well within it. */
+export const STOP_MARGIN_MS = 5_000;
+
+/**
+ * How long a supervisor (Docker's stop timeout, the local runner) waits after SIGTERM/SIGQUIT
+ * before it kills: the replicas' drain deadline plus a margin. nginx gets the same: stopping it
+ * ends its WebSockets however long it waits, while the replicas drain theirs with 1001.
+ */
+export function stopGraceMs(server: Pick<ServerConfig, 'drainDeadlineMs'>): number {
+  return server.drainDeadlineMs + STOP_MARGIN_MS;
+}
+
+/**
+ * When the replicas start closing a retired worker's connections, counted from the reload:
+ * late enough that the clients keep them as long as possible, early enough that the last 1001
+ * goes out proxy.reload.marginMs before nginx's worker_shutdown_timeout.
+ */
+export function reloadShedDelayMs(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>): number {
+  return Math.max(0, proxy.shutdownTimeoutMs - proxy.reload.shedWindowMs - proxy.reload.marginMs);
+}
+
+/**
+ * nginx's own client-side timeouts, derived from the server's write deadline:
+ * - send_timeout: once a replica drops a slow consumer, nginx still holds the client side
+ *   with unsent data until this passes; it should give up on a stalled write no later than
+ *   the replica does.
+ * - client_header_timeout: the TLS handshake and the upgrade request of a peer that stalls
+ *   (slowloris) are cut just as soon.
+ */
+export function nginxClientTimeouts(server: Pick<ServerConfig, 'writeTimeoutMs'>): { sendTimeoutMs: number; clientHeaderTimeoutMs: number } {
+  return { sendTimeoutMs: server.writeTimeoutMs, clientHeaderTimeoutMs: server.writeTimeoutMs };
+}
+
 /** worker_connections when not given: an even share of two descriptors per target connection, with headroom. */
 export function derivedWorkerConnections(proxy: Pick<ProxyConfig, 'targetConnections' | 'workerProcesses'>): number {
   const share = Math.ceil(((2 * proxy.targetConnections) / proxy.workerProcesses) * NGINX_WORKER_HEADROOM);
@@ -318,3 +403,5 @@ export type TlsConfig = z.infer<typeof tlsSchema>;
 export type ImagesConfig = z.infer<typeof imagesSchema>;
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 export type AlertsConfig = z.infer<typeof alertsSchema>;
+export type ReloadConfig = z.infer<typeof reloadSchema>;
+export type RebalanceConfig = z.infer<typeof rebalanceSchema>;

@@ -15,6 +15,8 @@ export const SERVER_ENV = {
   compression: 'WS_COMPRESSION',
   sendBufferLimitBytes: 'WS_SEND_BUFFER_LIMIT_BYTES',
   maxConnections: 'WS_MAX_CONNECTIONS',
+  maxSubscriptionsPerConnection: 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION',
+  maxSubscriptionsPerReplica: 'WS_MAX_SUBSCRIPTIONS_PER_REPLICA',
   allowedOrigins: 'WS_ALLOWED_ORIGINS',
   drainWindowMs: 'WS_DRAIN_WINDOW_MS',
   drainDeadlineMs: 'WS_DRAIN_DEADLINE_MS',

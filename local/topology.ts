@@ -2,10 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { toServerEnv, type Topology } from '../app/src/topology';
+import { replicaName, stopGraceMs, toServerEnv, type Topology } from '../app/src/topology';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../stacks/monitoring/prometheus';
+import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
+import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
+import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
 export const ROOT = resolve(__dirname, '..');
@@ -43,6 +46,18 @@ export interface LocalTopology {
   readonly monitoring?: LocalMonitoring;
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
   stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Reloads nginx (same config) and announces its new workers to the replicas (control/reload.ts). */
+  reloadProxy(): Promise<ReloadResult>;
+  /** nginx's workers now: current, and retired ones still shutting down. */
+  proxyWorkers(): ReturnType<typeof nginxWorkers>;
+  /** The replicas' control endpoints (the running ones). */
+  replicaAccess(): ReplicaAccess[];
+  /**
+   * The environment mark for a process the caller starts as part of this run (the load client):
+   * with adopt(), a crashed run's next start finds and kills it too.
+   */
+  readonly mark: Record<string, string>;
+  adopt(pid: number): void;
   /** Stops everything; keeps the runtime directory (logs) when asked. */
   stop(options?: { keepLogs?: boolean }): Promise<void>;
 }
@@ -85,12 +100,27 @@ export interface LocalOptions {
 export async function startLocalTopology(topology: Topology, options: LocalOptions = {}): Promise<LocalTopology> {
   // The same files the stack mounts into the proxy.
   const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
-  const runtimeDir = mkdtempSync(join(tmpdir(), 'ws-local-'));
+  // A run that died (SIGKILL, a crash) left its processes and directory: clear them first.
+  const reaped = reapDeadRuns();
+  if (reaped.runs.length) console.error(`cleaned up ${reaped.runs.length} dead local run(s): killed ${reaped.killed.length} leftover process(es)`);
+  const runtimeDir = mkdtempSync(join(tmpdir(), RUN_PREFIX));
+  const logsDir = join(runtimeDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  const children: Owned[] = [];
+  const adopted: number[] = [];
+  const record = () => recordOwner(runtimeDir, [...children.flatMap((c) => (c.child.pid ? [c.child.pid] : [])), ...adopted]);
+  /** Every child carries the run's mark and is recorded, so a crashed run can be cleaned up. */
+  const own = (name: string, command: string, args: string[], options: Parameters<typeof start>[3] = {}) => {
+    const p = start(name, command, args, { ...options, env: { ...(options.env ?? process.env), [RUN_MARK_ENV]: runtimeDir } });
+    children.push(p);
+    record();
+    return p;
+  };
   const replicas: LocalReplica[] = [];
   const startReplica = async (i: number, port: number) => {
-    const id = `ws-server-${i}`;
+    const id = replicaName(i);
     const env = { ...process.env, ...toServerEnv(topology.server, id), WS_PORT: String(port), WS_HOST: '127.0.0.1' };
-    const p = start(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT });
+    const p = own(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };
   let nginx: Owned | undefined;
@@ -112,13 +142,18 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     });
     const confFile = join(runtimeDir, 'nginx.conf');
     writeFileSync(confFile, config);
-    // nginx opens <prefix>/logs/error.log before it reads the config's error_log.
-    mkdirSync(join(runtimeDir, 'logs'), { recursive: true });
-    nginx = start('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
+    // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
+    nginx = own('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
     await waitForPort(httpsPort, nginx);
 
-    const monitoring = options.monitoring ? await startMonitoring(topology, runtimeDir, replicas, httpPort, helpers) : undefined;
+    const monitoring = options.monitoring ? await startMonitoring(topology, runtimeDir, replicas, httpPort, (...args) => {
+      const p = own(...args);
+      helpers.push(p);
+      return p;
+    }) : undefined;
     const started = nginx;
+    const proxy: ProxyAccess = localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir });
+    const replicaAccess = () => replicas.filter((r) => r.process.child.exitCode === null && r.process.child.signalCode === null).map((r) => httpReplica(r.id, `http://127.0.0.1:${r.port}`));
     return {
       topology,
       url: `wss://localhost:${httpsPort}${topology.server.path}`,
@@ -130,18 +165,26 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       nginx: started,
       config,
       monitoring,
-      stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, topology.server.drainDeadlineMs + 5000),
+      stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, stopGraceMs(topology.server)),
+      reloadProxy: () => reloadAndAnnounce(proxy, replicaAccess(), reloadPlan(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }),
+      proxyWorkers: () => nginxWorkers(proxy),
+      replicaAccess,
+      mark: { [RUN_MARK_ENV]: runtimeDir },
+      adopt(pid) {
+        adopted.push(pid);
+        record();
+      },
       async stop({ keepLogs = false } = {}) {
-        await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', topology.server.drainDeadlineMs + 5000)));
+        await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
         await stop(started, 'SIGQUIT', 5000);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
-        if (!keepLogs) rmSync(runtimeDir, { recursive: true, force: true });
+        if (keepLogs) releaseOwner(runtimeDir);
+        else rmSync(runtimeDir, { recursive: true, force: true });
       },
     };
   } catch (error) {
-    await Promise.all(replicas.map((r) => stop(r.process, 'SIGKILL')));
-    if (nginx) await stop(nginx, 'SIGKILL');
-    await Promise.all(helpers.map((h) => stop(h, 'SIGKILL')));
+    await Promise.all(children.map((c) => stop(c, 'SIGKILL')));
+    rmSync(runtimeDir, { recursive: true, force: true });
     throw error;
   }
 }
@@ -150,12 +193,11 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
  * Prometheus and the exporter on loopback: the same renderers as the stack, with loopback
  * targets. Prometheus keeps its data in the runtime directory (kept with --keep-logs).
  */
-async function startMonitoring(topology: Topology, runtimeDir: string, replicas: LocalReplica[], httpPort: number, owned: Owned[]): Promise<LocalMonitoring> {
+async function startMonitoring(topology: Topology, runtimeDir: string, replicas: LocalReplica[], httpPort: number, own: (...args: Parameters<typeof start>) => Owned): Promise<LocalMonitoring> {
   const tools = monitoringTools();
   if (tools.missing !== undefined) throw new Error(`monitoring: ${tools.missing}`);
   const [exporterPort, prometheusPort, loadMetricsPort] = [await freePort(), await freePort(), await freePort()];
-  const exporter = start('nginx-exporter', tools.exporter, nginxExporterArgs({ proxy: `127.0.0.1:${httpPort}`, listen: `127.0.0.1:${exporterPort}` }));
-  owned.push(exporter);
+  const exporter = own('nginx-exporter', tools.exporter, nginxExporterArgs({ proxy: `127.0.0.1:${httpPort}`, listen: `127.0.0.1:${exporterPort}` }), { logFile: join(runtimeDir, 'logs', 'nginx-exporter.log') });
   await waitForPort(exporterPort, exporter);
 
   const dir = join(runtimeDir, 'prometheus');
@@ -167,12 +209,12 @@ async function startMonitoring(topology: Topology, runtimeDir: string, replicas:
     self: `127.0.0.1:${prometheusPort}`,
   });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  const prometheus = start(
+  const prometheus = own(
     'prometheus',
     'prometheus',
     prometheusArgs({ configDir: dir, dataDir: join(dir, 'data'), retention: topology.monitoring.retention, listen: `127.0.0.1:${prometheusPort}` }),
+    { logFile: join(runtimeDir, 'logs', 'prometheus.log') },
   );
-  owned.push(prometheus);
   await waitForPort(prometheusPort, prometheus);
   return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
 }

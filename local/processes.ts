@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { createServer, connect } from 'node:net';
 
 /** A child process we own: killed with us, never left behind. */
@@ -21,13 +22,16 @@ function installCleanup(): void {
   });
 }
 
-export function start(name: string, command: string, args: string[], options: SpawnOptions = {}): Owned {
+export function start(name: string, command: string, args: string[], options: SpawnOptions & { logFile?: string } = {}): Owned {
   installCleanup();
+  const { logFile, ...spawnOptions } = options;
   // Own process group: a Ctrl-C in the terminal reaches the runner, which stops children in order.
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...spawnOptions });
   owned.add(child);
+  const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;
   let text = '';
   const keep = (d: Buffer) => {
+    log?.write(d);
     text += d.toString();
     if (text.length > 200_000) text = text.slice(-100_000);
   };
@@ -40,6 +44,7 @@ export function start(name: string, command: string, args: string[], options: Sp
     });
     child.on('exit', (code, signal) => {
       owned.delete(child);
+      log?.end();
       resolve(code ?? (signal ? 128 : null));
     });
   });

@@ -1,0 +1,40 @@
+/**
+ * Faults injected while the load runs (the local topology's `--fault`), as the client is told
+ * of them: marked on the timeline, and the closes they cause are theirs, not unexpected ones.
+ */
+export interface FaultEvent {
+  /** Unique within a run, e.g. "kill-replica@40s". */
+  id: string;
+  kind: string;
+  /** The replica whose connections the fault cut; their non-reconnect closes are attributed to it. */
+  replica?: string;
+}
+
+/** Between the process that injects faults and the client (IPC): the notice, then the client's answer. */
+export type FaultNotice = { type: 'fault'; event: FaultEvent } | { type: 'fault-ack'; id: string };
+
+export interface FaultMark extends FaultEvent {
+  /** Seconds since the load started. */
+  atSeconds: number;
+}
+
+/** How long after a fault the closes on its replica are still its own (they come at once in practice). */
+export const FAULT_ATTRIBUTION_MS = 30_000;
+
+/** The faults one process has been told of, with when (performance.now()). */
+export class FaultLog {
+  private readonly seen: { event: FaultEvent; at: number }[] = [];
+
+  add(event: FaultEvent, at = performance.now()): void {
+    this.seen.push({ event, at });
+  }
+
+  /** The newest fault that hit this replica within the attribution window. */
+  on(replica: string, now = performance.now()): string | undefined {
+    for (let i = this.seen.length - 1; i >= 0; i--) {
+      const { event, at } = this.seen[i];
+      if (event.replica === replica && now - at <= FAULT_ATTRIBUTION_MS) return event.id;
+    }
+    return undefined;
+  }
+}

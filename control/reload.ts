@@ -1,0 +1,97 @@
+import { reloadShedDelayMs, type ProxyConfig } from '../app/src/topology';
+import { CONTROL_PATHS, type AnnouncementReply, type ProxyWorkersAnnouncement } from '../app/src/shared/control';
+import type { ProxyAccess, ReplicaAccess } from './access';
+
+/**
+ * A reload that cuts no WebSocket. `nginx -s reload` starts new workers; the old ones keep the
+ * connections they carry until worker_shutdown_timeout, then cut them (1006). So after the
+ * reload we find the new workers and tell every replica which they are: each replica closes
+ * the connections that came through the retired workers with 1001, spread over a window that
+ * ends before nginx's deadline (docs/architecture.md, "Reloads").
+ */
+
+/** One line per process where nginx runs: `pid ppid cmdline`, read from /proc (no ps in slim images). */
+export const LIST_PROCESSES = `for d in /proc/[0-9]*; do p=\${d#/proc/}; pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null) || continue; [ -n "$pp" ] || continue; printf '%s %s %s\\n' "$p" "$pp" "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)"; done`;
+
+export interface NginxWorkers {
+  master: number;
+  /** Workers running the current configuration. */
+  current: number[];
+  /** Workers of earlier configurations, still holding connections ("is shutting down"). */
+  retiring: number[];
+}
+
+/** Sorts the master's children into current and retiring workers. */
+export function parseWorkers(listing: string, master: number): NginxWorkers {
+  const current: number[] = [];
+  const retiring: number[] = [];
+  for (const line of listing.split('\n')) {
+    const match = /^(\d+) (\d+) (.*)$/.exec(line.trim());
+    if (!match || Number(match[2]) !== master) continue;
+    const title = match[3];
+    if (!/worker process/.test(title)) continue;
+    (/is shutting down/.test(title) ? retiring : current).push(Number(match[1]));
+  }
+  return { master, current: current.sort((a, b) => a - b), retiring: retiring.sort((a, b) => a - b) };
+}
+
+export async function nginxWorkers(proxy: ProxyAccess): Promise<NginxWorkers> {
+  const master = Number((await proxy.sh(`cat '${proxy.pidFile}'`)).trim());
+  if (!Number.isInteger(master) || master <= 0) throw new Error(`${proxy.name}: no nginx master pid in ${proxy.pidFile}`);
+  return parseWorkers(await proxy.sh(LIST_PROCESSES), master);
+}
+
+/** What the replicas are told after a reload, derived from the topology (one home: proxy.reload). */
+export function reloadPlan(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>): Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'> {
+  return { shedAfterMs: reloadShedDelayMs(proxy), windowMs: proxy.reload.shedWindowMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
+}
+
+export interface ReloadResult {
+  /** The workers running the new configuration. */
+  workers: number[];
+  /** Workers still shutting down after the reload (this one's and earlier ones'). */
+  retiring: number[];
+  /** Per replica: connections scheduled for a 1001, and retired workers still holding some. */
+  announced: Record<string, AnnouncementReply>;
+  seconds: number;
+}
+
+/**
+ * Checks the config, reloads nginx, waits for its new workers, then announces them to every
+ * replica. Rejects naming the step and the replica that failed; connections are then left to
+ * nginx's deadline, as they would be without this.
+ */
+export async function reloadAndAnnounce(
+  proxy: ProxyAccess,
+  replicas: readonly ReplicaAccess[],
+  plan: Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'>,
+  options: { workerProcesses: number; timeoutMs?: number } ,
+): Promise<ReloadResult> {
+  const started = Date.now();
+  await proxy.sh(proxy.checkCommand).catch((error: Error) => {
+    throw new Error(`${proxy.name}: the new configuration is invalid, nginx was not reloaded: ${error.message}`);
+  });
+  const before = await nginxWorkers(proxy);
+  await proxy.sh(`kill -HUP "$(cat '${proxy.pidFile}')"`);
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  let now = before;
+  // The master starts the new workers after it has read the config; wait for all of them.
+  while (!(now.current.length >= options.workerProcesses && now.current.every((pid) => !before.current.includes(pid)))) {
+    if (Date.now() > deadline) {
+      throw new Error(`${proxy.name}: nginx started no new workers within ${options.timeoutMs ?? 15_000} ms of the reload (workers before ${before.current}, now ${now.current}); see its error log`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    now = await nginxWorkers(proxy);
+  }
+  const hostname = (await proxy.sh('cat /proc/sys/kernel/hostname')).trim();
+  const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, ...plan };
+  const replies = await Promise.allSettled(replicas.map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
+  const failed = replies.flatMap((r, i) => (r.status === 'rejected' ? [`${replicas[i].name}: ${(r.reason as Error).message}`] : []));
+  if (failed.length) throw new Error(`${proxy.name} reloaded, but ${failed.length} replica(s) did not take the announcement (their retired connections will be cut at nginx's deadline):\n  ${failed.join('\n  ')}`);
+  return {
+    workers: now.current,
+    retiring: now.retiring,
+    announced: Object.fromEntries(replies.map((r, i) => [replicas[i].name, (r as PromiseFulfilledResult<AnnouncementReply>).value])),
+    seconds: (Date.now() - started) / 1000,
+  };
+}

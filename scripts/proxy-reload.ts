@@ -1,0 +1,45 @@
+import { ConfigError } from '../app/src/shared/errors';
+import { RELOAD_PLAN_ENV, reloadPlanSchema } from '../app/src/shared/control';
+import { dockerProxy, dockerReplica } from '../control/access';
+import { rebalance } from '../control/rebalance';
+import { reloadAndAnnounce } from '../control/reload';
+
+/**
+ * The stack's reload step (a local-exec of the proxy's reload resource): checks nginx's new
+ * config, reloads it, tells every replica which workers are current (the retired workers'
+ * connections then get 1001 before nginx's deadline instead of 1006 at it), and, when the
+ * topology enables it, rebalances. The plan comes from the synthesized stack (WS_RELOAD_PLAN).
+ * Exit codes: 0 done, 1 a step failed, 2 an invalid plan.
+ */
+async function main(): Promise<number> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(process.env[RELOAD_PLAN_ENV] ?? '');
+  } catch {
+    throw new ConfigError('reload plan', [{ field: RELOAD_PLAN_ENV, rule: 'must hold the JSON plan the stack renders' }]);
+  }
+  const parsed = reloadPlanSchema.safeParse(raw);
+  if (!parsed.success) throw ConfigError.fromZod('reload plan', parsed.error);
+  const plan = parsed.data;
+  const proxy = dockerProxy({ container: plan.proxy, pidFile: plan.pidFile, configFile: plan.configFile });
+  const replicas = plan.replicas.map((name) => dockerReplica(name, plan.port));
+  const result = await reloadAndAnnounce(proxy, replicas, plan.announce, { workerProcesses: plan.workerProcesses });
+  const scheduled = Object.values(result.announced).reduce((a, r) => a + r.scheduled, 0);
+  console.log(
+    `${plan.proxy} reloaded in ${result.seconds.toFixed(1)} s: workers ${result.workers.join(',')}; ` +
+      `${scheduled} connection(s) of retired workers get 1001 from ${plan.announce.shedAfterMs / 1000} s, over ${plan.announce.windowMs / 1000} s`,
+  );
+  if (plan.rebalance) {
+    const r = await rebalance(replicas, plan.rebalance, { log: (line) => console.log(line) });
+    console.log(`rebalance ${r.even ? 'even' : 'NOT even'} after ${r.rounds.length} round(s): ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { belongsToRun } from '../../local/leftovers';
+import { eventually } from '../helpers/server';
+import { ROOT } from '../helpers/synth';
+
+/** `npm run local` as a user runs it: the entry point in its own process, with flags. */
+function local(args: string[], via: 'node' | 'npm' = 'node'): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child =
+    via === 'npm'
+      ? spawn('npm', ['run', '--silent', 'local', '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (d) => (text += d));
+  child.stderr!.on('data', (d) => (text += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, output: () => text, exited };
+}
+
+const runtimeDirOf = (output: string) => /^runtime (\S+)/m.exec(output)?.[1];
+
+/** Processes of a run still alive: the marked ones (nginx's master, the replicas, the client) and their process groups (nginx's workers). */
+function marked(runDir: string): number[] {
+  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const groupOf = (pid: number) => {
+    try {
+      return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[2]);
+    } catch {
+      return -1;
+    }
+  };
+  const groups = new Set(pids.filter((pid) => belongsToRun(pid, runDir)).map(groupOf));
+  return pids.filter((pid) => belongsToRun(pid, runDir) || groups.has(groupOf(pid)));
+}
+
+describe('npm run local', () => {
+  it('injects faults for real: a reload cuts nothing, a killed replica\'s closes are the fault\'s, and the default thresholds pass', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-runner-test-'));
+    const report = join(dir, 'r.json');
+    const run = local(['--replicas', '3', '--connections', '150', '--duration', '14s', '--fault', 'reload-proxy@3s', '--fault', 'kill-replica:1@7s', '--report', report, '--html', join(dir, 'r.html')]);
+    const code = await run.exited;
+    assert.equal(code, 0, run.output());
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    assert.deepEqual(r.closesUnexpected, {});
+    assert.deepEqual(r.faults.map((f: { id: string }) => f.id), ['reload-proxy@3s', 'kill-replica:1@7s']);
+    const [reload, kill] = r.faults;
+    assert.equal(reload.closes, 0, 'the reload closed nothing');
+    assert.equal(kill.replica, 'ws-server-1');
+    assert.ok(kill.closes > 0 && kill.closes === r.closesFault['1006'], `the kill's 1006s are its own: ${JSON.stringify(r.closesFault)}`);
+    assert.ok(r.thresholds.some((t: { expression: string; pass: boolean }) => t.expression === 'closes.unexpected==0' && t.pass));
+    assert.equal(r.connections.failed, 0);
+    assert.match(readFileSync(join(dir, 'r.html'), 'utf8'), /kill-replica:1@7s/);
+    assert.match(run.output(), /fault reload-proxy@3s: nginx reloaded/);
+  });
+
+  it('SIGTERM (what timeout, CI runners and supervisors send) stops everything: to the runner during the load or while lingering, or to npm', async () => {
+    for (const phase of ['load', 'linger', 'npm'] as const) {
+      // npm exits on SIGTERM without passing it on; the runner sees its launcher go.
+      const run = local(['--replicas', '2', '--connections', '20', '--duration', phase === 'linger' ? '2s' : '60s', ...(phase === 'linger' ? ['--linger', '10m'] : []), '--report', join(tmpdir(), `ws-sigterm-${phase}.json`)], phase === 'npm' ? 'npm' : 'node');
+      await eventually(() => (phase === 'linger' ? /everything stays up/ : /\[load\] \d+s open 20\/20/).test(run.output()), 30_000, `${phase} phase`);
+      const dir = runtimeDirOf(run.output())!;
+      // nginx's master and two workers, two replicas, and the client while the load runs.
+      assert.ok(dir && marked(dir).length >= (phase === 'linger' ? 5 : 6), `${phase}: nginx, the replicas (and the client) run: ${marked(dir)} (${dir})`);
+      run.child.kill('SIGTERM');
+      const code = await run.exited;
+      // (npm itself dies of the signal; the runner it leaves behind has to notice.)
+      // During the load: interrupted (3). While lingering the load is over and its verdict stands.
+      if (phase !== 'npm') assert.equal(code, phase === 'load' ? 3 : 0, `${phase}: the runner's exit code:\n${run.output()}`);
+      await eventually(() => marked(dir).length === 0, 25_000, `${phase}: nothing of the run is left (${marked(dir)})`);
+      assert.equal(existsSync(dir), false, `${phase}: the runtime directory is gone`);
+    }
+  });
+
+  it('a run that died by SIGKILL leaves nothing the next start trips over', async () => {
+    const first = local(['--replicas', '2', '--connections', '20', '--duration', '60s', '--report', join(tmpdir(), 'ws-sigkill.json')]);
+    await eventually(() => /\[load\] \d+s open 20\/20/.test(first.output()), 30_000, 'first run under load');
+    const dir = runtimeDirOf(first.output())!;
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.ok(marked(dir).length >= 6, `its nginx (master and workers), replicas and client outlived it: ${marked(dir)}`);
+    const second = local(['--replicas', '1', '--connections', '5', '--duration', '2s', '--report', join(tmpdir(), 'ws-after-sigkill.json')]);
+    assert.equal(await second.exited, 0, second.output());
+    assert.match(second.output(), /cleaned up \d+ dead local run\(s\): killed [1-9]\d* leftover process\(es\)/);
+    assert.deepEqual(marked(dir), []);
+    assert.equal(existsSync(dir), false);
+  });
+
+  it('--keep-logs keeps the replicas\' logs beside nginx\'s', async () => {
+    const run = local(['--replicas', '2', '--connections', '10', '--duration', '2s', '--keep-logs', '--report', join(tmpdir(), 'ws-keep-logs.json')]);
+    assert.equal(await run.exited, 0, run.output());
+    const dir = runtimeDirOf(run.output())!;
+    for (const file of ['access.log', 'error.log', 'logs/ws-server-0.log', 'logs/ws-server-1.log']) assert.ok(existsSync(join(dir, file)), file);
+    assert.match(readFileSync(join(dir, 'logs/ws-server-0.log'), 'utf8'), /"msg":"listening"/);
+    assert.deepEqual(marked(dir), []);
+  });
+});

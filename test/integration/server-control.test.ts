@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { httpReplica } from '../../control/access';
+import { CONTROL_PATHS, PROXY_WORKER_HEADER, type AnnouncementReply, type ConnectionsReport } from '../../app/src/shared/control';
+import { eventually, metricValue, sleep, startServer, TestClient, type RunningServer } from '../helpers/server';
+
+/** A connection as nginx worker `pid` of proxy `host` would carry it. */
+const via = (server: RunningServer, proxy: string, pid: number) => TestClient.open(server.url, { headers: { [PROXY_WORKER_HEADER]: `${proxy}/${pid}` } });
+const control = (server: RunningServer) => httpReplica('test', server.httpUrl);
+const announce = (server: RunningServer, body: Record<string, unknown>) =>
+  control(server).request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, { shedAfterMs: 0, windowMs: 200, maxStaleGenerations: 2, ...body });
+const connections = (server: RunningServer) => control(server).request<ConnectionsReport>('GET', CONTROL_PATHS.connections);
+
+describe('subscription limits', () => {
+  it('a connection subscribing past its cap gets an error, and holds exactly the cap', async (t) => {
+    const server = await startServer({ maxSubscriptionsPerConnection: 5 });
+    t.after(() => server.stop());
+    const c = await TestClient.open(server.url);
+    for (let i = 0; i < 8; i++) c.send({ type: 'subscribe', topic: `t${i}` });
+    for (let i = 0; i < 5; i++) assert.equal((await c.next('subscribed')).topic, `t${i}`);
+    for (let i = 0; i < 3; i++) assert.equal((await c.next('error')).code, 'too_many_subscriptions');
+    c.send({ type: 'subscribe', topic: 't0' }); // already held: not a new subscription
+    assert.equal((await c.next('subscribed')).topic, 't0');
+    assert.equal(await metricValue(server.metrics.subscriptions), 5);
+    assert.equal(await metricValue(server.metrics.subscriptionRejections, { limit: 'too_many_subscriptions' }), 3);
+    assert.equal(c.ws.readyState, c.ws.OPEN, 'the connection stays open');
+    c.close();
+  });
+
+  it('a replica at its total cap refuses further subscriptions with an error, for any connection', async (t) => {
+    const server = await startServer({ maxSubscriptionsPerReplica: 4 });
+    t.after(() => server.stop());
+    const [a, b] = await Promise.all([TestClient.open(server.url), TestClient.open(server.url)]);
+    for (let i = 0; i < 3; i++) a.send({ type: 'subscribe', topic: `a${i}` });
+    for (let i = 0; i < 3; i++) await a.next('subscribed');
+    b.send({ type: 'subscribe', topic: 'b0' });
+    await b.next('subscribed');
+    b.send({ type: 'subscribe', topic: 'b1' });
+    assert.equal((await b.next('error')).code, 'replica_subscriptions_full');
+    assert.equal(await metricValue(server.metrics.subscriptions), 4);
+    a.close(); // its three go, so there is room again
+    await eventually(async () => (await metricValue(server.metrics.subscriptions)) === 1);
+    b.send({ type: 'subscribe', topic: 'b1' });
+    assert.equal((await b.next('subscribed')).topic, 'b1');
+    b.close();
+  });
+});
+
+describe('after a proxy reload', () => {
+  it('closes the connections of retired workers with 1001 over the window; current workers and direct clients stay', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const old = await Promise.all([via(server, 'px', 100), via(server, 'px', 100), via(server, 'px', 101)]);
+    const current = await via(server, 'px', 200);
+    const otherProxy = await via(server, 'other', 100);
+    const direct = await TestClient.open(server.url);
+    const reply = await announce(server, { proxy: 'px', workers: [200, 201], shedAfterMs: 300, windowMs: 300 });
+    assert.deepEqual(reply, { scheduled: 3, retiredWorkers: 2 });
+    assert.equal((await connections(server)).retired, 3);
+    await sleep(150);
+    assert.ok(old.every((c) => c.ws.readyState === c.ws.OPEN), 'kept open until shedAfterMs');
+    const closes = await Promise.all(old.map((c) => c.closed));
+    for (const close of closes) assert.deepEqual(close, { code: 1001, reason: 'proxy reloaded: reconnect' });
+    for (const c of [current, otherProxy, direct]) assert.equal(c.ws.readyState, c.ws.OPEN);
+    assert.equal(await metricValue(server.metrics.shedCloses, { reason: 'reload' }), 3);
+    assert.deepEqual(await connections(server), { replica: 'test-0', connections: 3, retired: 0, shedding: 0, draining: false });
+    for (const c of [current, otherProxy, direct]) c.close();
+  });
+
+  it('a handshake still in flight through a retired worker joins its wave', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const early = await via(server, 'px', 100);
+    await announce(server, { proxy: 'px', workers: [200], shedAfterMs: 400, windowMs: 100 });
+    const late = await via(server, 'px', 100);
+    assert.equal((await connections(server)).retired, 2);
+    assert.deepEqual(await Promise.all([early.closed, late.closed].map((p) => p.then((c) => c.code))), [1001, 1001]);
+  });
+
+  it('keeps at most maxStaleGenerations reloads waiting: a further reload sheds the oldest at once', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const gen1 = await via(server, 'px', 1);
+    await announce(server, { proxy: 'px', workers: [2], shedAfterMs: 60_000, maxStaleGenerations: 1 });
+    const gen2 = await via(server, 'px', 2);
+    const reply = await announce(server, { proxy: 'px', workers: [3], shedAfterMs: 60_000, windowMs: 200, maxStaleGenerations: 1 });
+    assert.equal(reply.scheduled, 1);
+    assert.equal((await gen1.closed).code, 1001, 'the oldest reload wave was hurried');
+    await sleep(300);
+    assert.equal(gen2.ws.readyState, gen2.ws.OPEN, 'the newest retired generation still waits');
+    assert.equal(await metricValue(server.metrics.proxyRetiredWorkers), 1);
+    gen2.close();
+  });
+
+  it('refuses a malformed announcement, naming the field', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    await assert.rejects(announce(server, { proxy: 'px', workers: [] }), /400: .*workers/);
+    await assert.rejects(control(server).request('GET', CONTROL_PATHS.proxyWorkers), /405/);
+    await assert.rejects(control(server).request('GET', '/internal/nope'), /404/);
+  });
+});
+
+describe('a rebalance round', () => {
+  it('sheds the asked count with 1001 and refuses handshakes (503) at the cap while the round lasts', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const clients = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(server.url)));
+    const r = await control(server).request<{ scheduled: number }>('POST', CONTROL_PATHS.shed, { count: 4, windowMs: 200, holdAtMost: 6, capForMs: 1_000 });
+    assert.equal(r.scheduled, 4);
+    await eventually(async () => (await connections(server)).connections === 6, 2_000, 'four closed');
+    const codes = (await Promise.all(clients.map((c) => Promise.race([c.closed.then((x) => x.code), sleep(50).then(() => 0)])))).filter(Boolean);
+    assert.deepEqual(codes, [1001, 1001, 1001, 1001]);
+    await assert.rejects(TestClient.open(server.url), /503/);
+    assert.equal(await metricValue(server.metrics.handshakeRejections, { reason: 'rebalancing' }), 1);
+    await sleep(1_000);
+    const after = await TestClient.open(server.url);
+    after.close();
+    for (const c of clients) c.close();
+  });
+
+  it('may take connections a reload wave is still holding, sooner than the wave would', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const retired = await Promise.all(Array.from({ length: 4 }, () => via(server, 'px', 1)));
+    await announce(server, { proxy: 'px', workers: [2], shedAfterMs: 60_000 });
+    const r = await control(server).request<{ scheduled: number }>('POST', CONTROL_PATHS.shed, { count: 2, windowMs: 100 });
+    assert.equal(r.scheduled, 2);
+    await eventually(async () => (await connections(server)).connections === 2, 2_000, 'two moved now');
+    assert.equal(await metricValue(server.metrics.shedCloses, { reason: 'rebalance' }), 2);
+    assert.equal((await connections(server)).retired, 2, 'the other two still wait in the reload wave');
+    for (const c of retired) c.close();
+  });
+});
