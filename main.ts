@@ -1,13 +1,13 @@
 import { App } from 'cdktf';
 import { defineTopology } from './app/src/topology';
-import { ConfigError } from './app/src/shared/errors';
+import { EXIT, runEntryPoint } from './app/src/shared/exit';
 import { WsNotificationsStack } from './stacks/ws-notifications-stack';
 
 /**
  * The deployment, in code. Change `replicas` here (or set REPLICAS=5 for a quick experiment)
  * and deploy again: the fleet and the proxy's upstreams follow, the proxy reloads gracefully.
  */
-function main(): void {
+function main(): number {
   const topology = defineTopology(
     {
       replicas: 3,
@@ -24,14 +24,7 @@ function main(): void {
     loadUser: typeof process.getuid === 'function' ? `${process.getuid()}:${process.getgid?.()}` : undefined,
   });
   app.synth();
+  return EXIT.ok;
 }
 
-try {
-  main();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+runEntryPoint(main);

@@ -1,18 +1,18 @@
-import { fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { Command } from 'commander';
-import { defineTopology, proxySchema, workerProcessesFor } from '../app/src/topology';
-import { runLoad, workersFor } from '../app/src/client/coordinator';
-import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { nginxVersion, ROOT, startLocalTopology } from '../local/topology';
-
 /**
  * `npm run bench:client`: connections per second and memory per connection of the load client,
  * side by side with a bare `ws` client in the same run (ws and wss, with and without
  * compression), and the largest stable connection count on this machine. Writes a Markdown
  * table to docs/benchmarks/client.md and prints it.
  */
+import { fork } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { defineTopology } from '../app/src/topology';
+import { runLoad, workersFor } from '../app/src/client/coordinator';
+import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
+import { nginxVersion, ROOT, startLocalTopology } from '../local/topology';
+
 const program = new Command('bench:client')
   .option('--ws-connections <n>', 'connections per probe over ws://', '3000')
   .option('--wss-connections <n>', 'connections per probe over wss://', '1500')
@@ -45,7 +45,7 @@ async function main() {
   const topology = defineTopology({
     replicas: 3,
     server: { compression: 'offered' },
-    proxy: { nginxVersion: version, targetConnections: peak, workerProcesses: workerProcessesFor(peak, proxySchema.parse({}).maxOpenFiles), limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
+    proxy: { nginxVersion: version, targetConnections: peak, limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
     load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
   });
   const local = await startLocalTopology(topology);
@@ -88,8 +88,8 @@ async function main() {
       const result = await runLoad({ url: local.url, ca, insecure: false, workers: workersFor(profile), profile });
       const errors = Object.entries(Object.fromEntries(result.stats.errors)).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
       const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);
-      const ok = result.stats.c.opened === n && result.stats.c.failed === 0 && unexpected === 0;
-      stable.push(`| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.c.opened} | ${result.stats.c.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
+      const ok = result.stats.counters.opened === n && result.stats.counters.failed === 0 && unexpected === 0;
+      stable.push(`| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.counters.opened} | ${result.stats.counters.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
       console.log(stable[stable.length - 1]);
       if (!ok) break;
     }

@@ -1,7 +1,5 @@
 import { DEFLATE_OPTIONS } from '../app/src/server/compression';
-import { createLogger } from '../app/src/server/logger';
-import { createMetrics } from '../app/src/server/metrics';
-import { NotificationServer } from '../app/src/server/server';
+import { createReplica } from '../app/src/server/replica';
 import { serverSchema } from '../app/src/topology';
 
 /**
@@ -14,7 +12,7 @@ if (variant === 'ws-default') {
   for (const key of Object.keys(DEFLATE_OPTIONS)) delete (DEFLATE_OPTIONS as Record<string, unknown>)[key];
 }
 const settings = { ...serverSchema.parse({ compression: variant === 'off' ? 'off' : 'offered' }), replicaId: `bench-${variant}` };
-const server = new NotificationServer(settings, createLogger('bench', 'silent'), createMetrics('bench'));
+const { server } = createReplica(settings, { logLevel: 'silent' });
 const gc = (globalThis as { gc?: () => void }).gc!;
 
 void server.listen(0, '127.0.0.1').then((address) => {

@@ -1,9 +1,10 @@
+/** `npm run certs`: a local CA and a server certificate for the proxy, in the topology's tls.dir. */
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { defineTopology } from '../app/src/topology';
 import { ensureTopologyCertificates, type KeyAlgorithm } from './generate';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 
-/** `npm run certs`: a local CA and a server certificate for the proxy, in the topology's tls.dir. */
 const program = new Command('certs')
   .description('Create a local CA and a server certificate (SANs: localhost, 127.0.0.1 and the proxy container name).')
   .addOption(new Option('--algorithm <alg>', 'key algorithm').choices(['ecdsa', 'rsa']).default('ecdsa'))
@@ -11,13 +12,14 @@ const program = new Command('certs')
   .option('--force', 'replace existing certificates', false)
   .parse();
 
-const opts = program.opts<{ algorithm: KeyAlgorithm; dir?: string; force: boolean }>();
-const topology = defineTopology({}, {});
-const root = resolve(__dirname, '..');
-try {
-  const { outcome, dir } = ensureTopologyCertificates(topology, root, opts);
-  console.log(outcome === 'created' ? `created ${opts.algorithm} CA and server certificate in ${dir}` : `certificates in ${dir} already cover the needed names; kept`);
-} catch (error) {
-  console.error(`certs: ${(error as Error).message}`);
-  process.exit(1);
-}
+runEntryPoint(
+  () => {
+    const opts = program.opts<{ algorithm: KeyAlgorithm; dir?: string; force: boolean }>();
+    const topology = defineTopology({}, {});
+    const { outcome, dir } = ensureTopologyCertificates(topology, resolve(__dirname, '..'), opts);
+    console.log(outcome === 'created' ? `created ${opts.algorithm} CA and server certificate in ${dir}` : `certificates in ${dir} already cover the needed names; kept`);
+    return EXIT.ok;
+  },
+  // openssl failing, an unwritable directory: the message says it.
+  { expected: [Error] },
+);

@@ -40,7 +40,7 @@ function newKey(path: string, algorithm: KeyAlgorithm): void {
 }
 
 /** The SANs an existing server certificate covers, or undefined when there is none. */
-export function existingSans(certFile: string): string[] | undefined {
+function existingSans(certFile: string): string[] | undefined {
   if (!existsSync(certFile)) return undefined;
   const text = openssl(['x509', '-in', certFile, '-noout', '-ext', 'subjectAltName']);
   return text

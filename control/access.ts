@@ -23,7 +23,7 @@ export interface ReplicaAccess {
 }
 
 /** Runs a command and resolves with its stdout; rejects with its stderr when it fails. */
-export function run(command: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+function run(command: string, args: string[], env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -31,7 +31,8 @@ export function run(command: string, args: string[], env: Record<string, string>
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${[command, ...args].join(' ').slice(0, 200)} exited ${code}: ${(err || out).trim()}`))));
+    // 'close', not 'exit': exit may come before the last of stdout has been read.
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${[command, ...args].join(' ').slice(0, 200)} exited ${code}: ${(err || out).trim()}`))));
   });
 }
 

@@ -11,7 +11,7 @@ import type { ProxyAccess, ReplicaAccess } from './access';
  */
 
 /** One line per process where nginx runs: `pid ppid cmdline`, read from /proc (no ps in slim images). */
-export const LIST_PROCESSES = `for d in /proc/[0-9]*; do p=\${d#/proc/}; pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null) || continue; [ -n "$pp" ] || continue; printf '%s %s %s\\n' "$p" "$pp" "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)"; done`;
+const LIST_PROCESSES = `for d in /proc/[0-9]*; do p=\${d#/proc/}; pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null) || continue; [ -n "$pp" ] || continue; printf '%s %s %s\\n' "$p" "$pp" "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)"; done`;
 
 export interface NginxWorkers {
   master: number;
@@ -84,6 +84,7 @@ export async function reloadAndAnnounce(
     now = await nginxWorkers(proxy);
   }
   const hostname = (await proxy.sh('cat /proc/sys/kernel/hostname')).trim();
+  if (!hostname) throw new Error(`${proxy.name}: could not read the host name nginx stamps into its header`);
   const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, ...plan };
   const replies = await Promise.allSettled(replicas.map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
   const failed = replies.flatMap((r, i) => (r.status === 'rejected' ? [`${replicas[i].name}: ${(r.reason as Error).message}`] : []));

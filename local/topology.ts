@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { replicaName, stopGraceMs, toServerEnv, type Topology } from '../app/src/topology';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
-import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../stacks/monitoring/prometheus';
+import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
@@ -119,7 +119,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
   const replicas: LocalReplica[] = [];
   const startReplica = async (i: number, port: number) => {
     const id = replicaName(i);
-    const env = { ...process.env, ...toServerEnv(topology.server, id), WS_PORT: String(port), WS_HOST: '127.0.0.1' };
+    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: '127.0.0.1' }) };
     const p = own(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };

@@ -1,16 +1,18 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { defineTopology } from '../app/src/topology';
-import { ConfigError } from '../app/src/shared/errors';
-import { ensureTopologyCertificates } from '../certs/generate';
-import { projectPaths } from '../stacks/paths';
-import { checkDocker, checkProvider, checkTerraform, PreflightError } from './preflight';
-
 /**
  * `npm run deploy` / `npm run destroy`: checks what cdktf needs (Docker engine, terraform, the
  * provider) and fails fast with an actionable message, then hands over to `cdktf deploy|destroy`.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { defineTopology } from '../app/src/topology';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
+import { ensureTopologyCertificates } from '../certs/generate';
+import { projectPaths } from '../stacks/paths';
+import { REPORT_FILE } from '../stacks/load-client-job';
+import { dashboardUrl } from '../monitoring/grafana/dashboard';
+import { checkDocker, checkProvider, checkTerraform, PreflightError } from './preflight';
+
 const ROOT = resolve(__dirname, '..');
 
 function cdktf(args: string[]): number {
@@ -21,7 +23,7 @@ function cdktf(args: string[]): number {
 function main(action: string | undefined): number {
   if (action !== 'deploy' && action !== 'destroy') {
     console.error('usage: tsx scripts/deploy.ts deploy|destroy');
-    return 2;
+    return EXIT.config;
   }
   // Validate first: an invalid topology is refused before anything is touched.
   const topology = defineTopology({}, process.env);
@@ -42,21 +44,12 @@ function main(action: string | undefined): number {
   const status = cdktf([action, '--auto-approve']);
   if (status === 0 && action === 'destroy') rmSync(paths.deployDir, { recursive: true, force: true });
   if (status === 0 && action === 'deploy') {
-    console.log(`\nload report: ${join(paths.reportsDir, 'load-report.json')}`);
+    console.log(`\nload report: ${join(paths.reportsDir, REPORT_FILE)}`);
     const { monitoring } = topology;
     if (monitoring.enabled) console.log(`prometheus:  http://127.0.0.1:${monitoring.prometheusPort}/targets`);
-    if (monitoring.enabled && monitoring.grafana) console.log(`grafana:     http://127.0.0.1:${monitoring.grafanaPort}/d/ws-notifications`);
+    if (monitoring.enabled && monitoring.grafana) console.log(`grafana:     ${dashboardUrl(monitoring.grafanaPort)}`);
   }
   return status;
 }
 
-try {
-  process.exitCode = main(process.argv[2]);
-} catch (error) {
-  if (error instanceof ConfigError || error instanceof PreflightError) {
-    console.error(`\n${error.message}`);
-    process.exitCode = 1;
-  } else {
-    throw error;
-  }
-}
+runEntryPoint(() => main(process.argv[2]), { expected: [PreflightError] });

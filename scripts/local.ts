@@ -1,20 +1,22 @@
+/**
+ * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
+ * config (TLS), N server replicas, then the load client — and a clean teardown.
+ */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { DEFAULT_REPLICAS, defineTopology, proxySchema, STRATEGIES, workerProcessesFor, type Strategy } from '../app/src/topology';
+import { defineTopology, STRATEGIES, type Strategy } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
+import { singleStage } from '../app/src/shared/profile';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
 import { checkFaults, executeFault, FAULT_KINDS, faultEvent, parseFault, type FaultSpec } from '../local/faults';
 import type { FaultEvent, FaultNotice } from '../app/src/client/faults';
 import { NGINX_STATUS_PATH } from '../nginx/render';
 
-/**
- * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
- * config (TLS), N server replicas, then the load client — and a clean teardown.
- */
 const program = new Command('local')
   .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
   .option('--replicas <n>', 'server replicas (default: REPLICAS, else 3)')
@@ -35,12 +37,12 @@ async function main(): Promise<number> {
   const version = nginxVersion();
   if (!version) {
     console.error('nginx is not installed. On Debian/Ubuntu: sudo apt-get install -y nginx-light (or run `npm start`, which installs it as root).');
-    return 1;
+    return EXIT.failed;
   }
   const missing = o.monitoring ? monitoringTools().missing : undefined;
   if (missing) {
     console.error(`--monitoring: ${missing}`);
-    return 1;
+    return EXIT.failed;
   }
   const strategy = o.strategy as Strategy;
   const whole = (flag: string, text: string | undefined) => {
@@ -69,22 +71,21 @@ async function main(): Promise<number> {
   });
   const lingerMs = o.linger === undefined ? 0 : duration('--linger', o.linger);
   const rampRate = Math.max(1, Math.min(1000, connections));
-  const rampMs = Math.ceil((connections / rampRate) * 1000);
-  const replicas = replicasFlag ?? (Number(process.env.REPLICAS) || DEFAULT_REPLICAS);
+  // The replica count as the topology validates it (flag, else REPLICAS, else the default).
+  const { replicas } = defineTopology(replicasFlag !== undefined ? { replicas: replicasFlag } : {}, env);
   // ip_hash needs several /24s to spread; large runs need several addresses anyway.
   const needed = sourceAddressesNeeded(connections);
   const addressCount = strategy === 'ip_hash' ? Math.min(254, Math.max(2, replicas * 2, needed)) : needed;
   const sourceAddresses = o.sourceAddresses ? parseSourceAddresses(o.sourceAddresses) : addressCount ? parseSourceAddresses(String(addressCount)) : [];
-  // nginx sized for the run: two descriptors per connection, under the per-process ceiling.
+  // nginx sized for the run (the schema derives the worker count: two descriptors per connection, under the per-process ceiling).
   const targetConnections = Math.max(10_000, connections);
-  const workerProcesses = workerProcessesFor(targetConnections, proxySchema.parse({}).maxOpenFiles);
 
   const topology = defineTopology(
     {
-      ...(replicasFlag !== undefined ? { replicas: replicasFlag } : {}),
-      proxy: { nginxVersion: version, targetConnections, workerProcesses, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } },
+      replicas,
+      proxy: { nginxVersion: version, targetConnections, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } },
       load: {
-        stages: [{ connections, rampRate, holdMs: Math.max(0, durationMs - rampMs) }],
+        stages: [singleStage(connections, durationMs, rampRate)],
         keyParam: strategy === 'hash' ? 'client' : undefined,
         sourceAddresses,
         maxDurationMs: Math.max(60_000, durationMs * 2 + 30_000),
@@ -115,7 +116,7 @@ async function main(): Promise<number> {
   const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring) });
   if (stopping.signal.aborted) {
     await local.stop();
-    return 3;
+    return EXIT.interrupted;
   }
   console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
   console.log(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
@@ -176,13 +177,7 @@ async function main(): Promise<number> {
   if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);
   console.log(`stopped nginx${local.monitoring ? ', Prometheus, the exporter' : ''} and ${topology.replicas} replica(s); client exit code ${code}`);
   // A fault that could not be injected makes the run say nothing about it.
-  return faultFailed && code === 0 ? 1 : code;
+  return faultFailed && code === EXIT.ok ? EXIT.failed : code;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(error instanceof ConfigError ? error.message : error instanceof Error ? error.message : error);
-    process.exit(error instanceof ConfigError ? 2 : 1);
-  },
-);
+runEntryPoint(main);

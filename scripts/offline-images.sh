@@ -2,12 +2,10 @@
 # Builds the base images the Dockerfiles need, without any image registry: a Debian bookworm
 # root filesystem from the Debian mirror configured on this machine (read at run time) is
 # imported as an image, then Node (the host's own binary and npm) and nginx (Debian's package)
-# are layered on it. Idempotent: images that exist are kept (FORCE=1 rebuilds).
-#   ws-notifications/debian-base:bookworm
-#   ws-notifications/node-base:20     (stands in for node:20-bookworm-slim; user "node", uid 1000)
-#   ws-notifications/nginx-base:1.22  (stands in for nginx:1.30; Debian's nginx-light 1.22)
-#   ws-notifications/prometheus-base:2.42     (stands in for prom/prometheus; Debian's prometheus)
-#   ws-notifications/nginx-exporter-base:0.11 (stands in for nginx/nginx-prometheus-exporter)
+# are layered on it. Idempotent: images that exist are kept (FORCE=1 rebuilds). The names are
+# OFFLINE_BASE_IMAGES in app/src/topology (printed by scripts/offline-image-names.ts): the Node
+# stand-in for node:20-bookworm-slim (user "node", uid 1000), nginx (Debian's nginx-light 1.22)
+# for nginx:1.30, Prometheus and the nginx exporter from Debian's packages.
 # The monitoring stand-ins keep the public images' contract: the entrypoint is the binary (the
 # stack passes only flags), Prometheus runs as nobody with its data in /prometheus, and wget
 # is there for the health check. Grafana is not packaged by Debian: it has no stand-in.
@@ -15,11 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN=ws-notifications/debian-base:bookworm
-NODE=ws-notifications/node-base:20
-NGINX=ws-notifications/nginx-base:1.22
-PROMETHEUS=ws-notifications/prometheus-base:2.42
-EXPORTER=ws-notifications/nginx-exporter-base:0.11
+[ -x node_modules/.bin/tsx ] || { echo "offline-images: npm dependencies are missing: run npm ci first" >&2; exit 1; }
+# DEBIAN, NODE, NGINX, PROMETHEUS, EXPORTER: one home for the names, the topology's.
+eval "$(node --import tsx scripts/offline-image-names.ts)"
 
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 

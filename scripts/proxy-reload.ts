@@ -1,4 +1,5 @@
 import { ConfigError } from '../app/src/shared/errors';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { RELOAD_PLAN_ENV, reloadPlanSchema } from '../app/src/shared/control';
 import { dockerProxy, dockerReplica } from '../control/access';
 import { rebalance } from '../control/rebalance';
@@ -9,7 +10,7 @@ import { reloadAndAnnounce } from '../control/reload';
  * config, reloads it, tells every replica which workers are current (the retired workers'
  * connections then get 1001 before nginx's deadline instead of 1006 at it), and, when the
  * topology enables it, rebalances. The plan comes from the synthesized stack (WS_RELOAD_PLAN).
- * Exit codes: 0 done, 1 a step failed, 2 an invalid plan.
+ * Exit codes (shared/exit.ts): 0 done, 1 a step failed, 2 an invalid plan.
  */
 async function main(): Promise<number> {
   let raw: unknown;
@@ -33,13 +34,8 @@ async function main(): Promise<number> {
     const r = await rebalance(replicas, plan.rebalance, { log: (line) => console.log(line) });
     console.log(`rebalance ${r.even ? 'even' : 'NOT even'} after ${r.rounds.length} round(s): ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`);
   }
-  return 0;
+  return EXIT.ok;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(error instanceof ConfigError ? 2 : 1);
-  },
-);
+// A failed step is reported by its message (it names the step and the replica), not a stack.
+runEntryPoint(main, { expected: [Error] });

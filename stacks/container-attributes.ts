@@ -6,3 +6,23 @@ export function containerEnv(env: Record<string, string>): string[] {
 export function containerLabels(labels: Record<string, string>): { label: string; value: string }[] {
   return Object.entries(labels).map(([label, value]) => ({ label, value }));
 }
+
+/** Probe timing shared by every container: every 5 s, 3 s to answer; what starts slowly gets a longer start period and more retries. */
+export function healthcheck(test: string[], o: { startPeriod: string; retries: number }) {
+  return { test, interval: '5s', timeout: '3s', startPeriod: o.startPeriod, retries: o.retries };
+}
+
+/**
+ * An HTTP GET that must answer 2xx, made with the image's own tool: `node` (the app image has
+ * no wget) or `wget` (the Prometheus and Grafana images).
+ */
+export function httpHealthcheck(url: string, tool: 'node' | 'wget', o: { startPeriod: string; retries: number }) {
+  const test = tool === 'node' ? ['CMD', 'node', '-e', `fetch('${url}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`] : ['CMD', 'wget', '-q', '-O', '/dev/null', url];
+  return healthcheck(test, o);
+}
+
+/** How Docker stops a container: the signal, then the grace (seconds) before it kills, on stop and on destroy alike. */
+export function stopAttributes(signal: 'SIGTERM' | 'SIGQUIT', graceMs: number) {
+  const seconds = Math.ceil(graceMs / 1000);
+  return { stopSignal: signal, stopTimeout: seconds, destroyGraceSeconds: seconds };
+}

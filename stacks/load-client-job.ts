@@ -4,6 +4,7 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import type { Topology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { containerEnv, containerLabels } from './container-attributes';
+import { PROXY_PATHS } from './nginx-proxy';
 
 export interface LoadClientJobProps {
   readonly topology: Topology;
@@ -24,7 +25,7 @@ export interface LoadClientJobProps {
 
 export const LOAD_JOB_NAME = 'ws-load-client';
 export const REPORT_FILE = 'load-report.json';
-export const HTML_REPORT_FILE = 'load-report.html';
+const HTML_REPORT_FILE = 'load-report.html';
 
 /** Seconds the job may run past the profile's own limit before `timeout` kills it. */
 const JOB_GRACE_SECONDS = 60;
@@ -49,7 +50,7 @@ export class LoadClientJob extends Construct {
     });
 
     const env: Record<string, string> = {
-      [LOAD_ENV.url]: `wss://${proxy.containerName}:443${server.path}`,
+      [LOAD_ENV.url]: `wss://${proxy.containerName}:${PROXY_PATHS.httpsPort}${server.path}`,
       [LOAD_ENV.ca]: '/certs/ca.crt',
       [LOAD_ENV.profile]: JSON.stringify(load),
       [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,

@@ -7,7 +7,7 @@ import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
 import { reloadPlan } from '../control/reload';
 import { ConfigFiles } from './config-files';
 import { renderNginxConf } from '../nginx/render';
-import { containerLabels } from './container-attributes';
+import { containerLabels, healthcheck, stopAttributes } from './container-attributes';
 
 export interface NginxProxyProps {
   readonly topology: Topology;
@@ -67,7 +67,6 @@ export class NginxProxy extends Construct {
     const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config }, dependsOn: props.fleet });
     this.configHash = install.sha256;
 
-    const stopSeconds = Math.ceil(stopGraceMs(props.topology.server) / 1000);
     this.container = new Container(this, 'container', {
       name: proxy.containerName,
       image: props.imageId,
@@ -80,21 +79,13 @@ export class NginxProxy extends Construct {
         { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
         { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
       ],
-      networksAdvanced: [{ name: props.networkName, aliases: ['ws-nginx'] }],
+      networksAdvanced: [{ name: props.networkName, aliases: [proxy.containerName] }],
       ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
       restart: 'unless-stopped',
       // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
       // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
-      stopSignal: 'SIGQUIT',
-      stopTimeout: stopSeconds,
-      destroyGraceSeconds: stopSeconds,
-      healthcheck: {
-        test: ['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`],
-        interval: '5s',
-        timeout: '3s',
-        startPeriod: '2s',
-        retries: 3,
-      },
+      ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
+      healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
       wait: true,
       waitTimeout: 60,
       labels: containerLabels(props.labels),

@@ -1,11 +1,11 @@
 import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { replicaName, stopGraceMs, toServerEnv, type ServerConfig } from '../app/src/topology';
-import { containerEnv, containerLabels } from './container-attributes';
+import { replicaName, stopGraceMs, toServerEnv, type Topology } from '../app/src/topology';
+import { containerEnv, containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
 
 export interface ServerFleetProps {
-  readonly replicas: number;
-  readonly server: ServerConfig;
+  /** The validated topology: `replicas` and `server` are read. */
+  readonly topology: Topology;
   readonly imageId: string;
   readonly networkName: string;
   readonly labels: Record<string, string>;
@@ -18,11 +18,9 @@ export class ServerFleet extends Construct {
 
   constructor(scope: Construct, id: string, props: ServerFleetProps) {
     super(scope, id);
-    const { server } = props;
-    // Docker stops with SIGTERM, waits this long, then kills: the drain deadline plus a little.
-    const stopSeconds = Math.ceil(stopGraceMs(server) / 1000);
+    const { server, replicas } = props.topology;
     const healthUrl = `http://127.0.0.1:${server.port}/healthz`;
-    for (let i = 0; i < props.replicas; i++) {
+    for (let i = 0; i < replicas; i++) {
       // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
       const env = toServerEnv(server, name);
@@ -33,16 +31,9 @@ export class ServerFleet extends Construct {
         env: containerEnv(env),
         networksAdvanced: [{ name: props.networkName, aliases: ['ws-server'] }],
         restart: 'unless-stopped',
-        stopSignal: 'SIGTERM',
-        stopTimeout: stopSeconds,
-        destroyGraceSeconds: stopSeconds,
-        healthcheck: {
-          test: ['CMD', 'node', '-e', `fetch('${healthUrl}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`],
-          interval: '5s',
-          timeout: '3s',
-          startPeriod: '5s',
-          retries: 3,
-        },
+        // SIGTERM drains (1001 spread over the window); Docker kills after the stop grace.
+        ...stopAttributes('SIGTERM', stopGraceMs(server)),
+        healthcheck: httpHealthcheck(healthUrl, 'node', { startPeriod: '5s', retries: 3 }),
         // A replica that never turns healthy fails the deploy, naming this resource.
         wait: true,
         waitTimeout: 60,

@@ -6,6 +6,7 @@ import type { Topology } from '../app/src/topology';
 import { LOAD_JOB_NAME, LoadClientJob, REPORT_FILE } from './load-client-job';
 import { LocalImage } from './local-image';
 import { Monitoring } from './monitoring/monitoring';
+import { dashboardUrl } from '../monitoring/grafana/dashboard';
 import { NginxProxy } from './nginx-proxy';
 import { NotificationNetwork } from './network';
 import { projectPaths } from './paths';
@@ -60,8 +61,7 @@ export class WsNotificationsStack extends TerraformStack {
     });
 
     this.fleet = new ServerFleet(this, 'fleet', {
-      replicas: topology.replicas,
-      server: topology.server,
+      topology,
       imageId: appImage.imageId,
       networkName: network.name,
       labels,
@@ -113,7 +113,7 @@ export class WsNotificationsStack extends TerraformStack {
     if (topology.monitoring.enabled) {
       new TerraformOutput(this, 'prometheus_url', { value: `http://127.0.0.1:${topology.monitoring.prometheusPort}` });
       if (topology.monitoring.grafana) {
-        new TerraformOutput(this, 'grafana_url', { value: `http://127.0.0.1:${topology.monitoring.grafanaPort}/d/ws-notifications` });
+        new TerraformOutput(this, 'grafana_url', { value: dashboardUrl(topology.monitoring.grafanaPort) });
       }
     }
   }

@@ -5,9 +5,9 @@ import { Image } from '@cdktf/provider-docker/lib/image';
 import type { Topology } from '../../app/src/topology';
 import { ConfigFiles } from '../config-files';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { readDashboard, renderDashboardProvider, renderGrafanaDatasource, GRAFANA_PATHS } from './grafana-provisioning';
-import { nginxExporterArgs, PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from './prometheus';
-import { containerLabels } from '../container-attributes';
+import { GRAFANA_DIRS, GRAFANA_PATHS, renderGrafanaFiles } from '../../monitoring/grafana-provisioning';
+import { nginxExporterArgs, PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
+import { containerLabels, httpHealthcheck } from '../container-attributes';
 
 export interface MonitoringProps {
   readonly topology: Topology;
@@ -24,7 +24,7 @@ export interface MonitoringProps {
 }
 
 /** Where things are inside the monitoring containers. */
-export const MONITORING_PATHS = {
+const MONITORING_PATHS = {
   prometheusConfigDir: '/etc/prometheus/ws',
   prometheusData: '/prometheus',
   prometheusPort: 9090,
@@ -80,13 +80,7 @@ export class Monitoring extends Construct {
       volumes: [{ hostPath: prometheusDir, containerPath: MONITORING_PATHS.prometheusConfigDir, readOnly: true }],
       networksAdvanced: [{ name: props.networkName, aliases: [monitoring.prometheusContainerName] }],
       restart: 'unless-stopped',
-      healthcheck: {
-        test: ['CMD', 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`],
-        interval: '5s',
-        timeout: '3s',
-        startPeriod: '5s',
-        retries: 5,
-      },
+      healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', { startPeriod: '5s', retries: 5 }),
       wait: true,
       waitTimeout: 90,
       labels,
@@ -119,14 +113,7 @@ export class Monitoring extends Construct {
     if (monitoring.grafana) {
       const grafanaFiles = new ConfigFiles(this, 'grafana-config', {
         dir: grafanaDir,
-        files: {
-          'datasources/prometheus.yml': renderGrafanaDatasource(
-            `http://${monitoring.prometheusContainerName}:${MONITORING_PATHS.prometheusPort}`,
-            monitoring.scrapeIntervalMs,
-          ),
-          'dashboards/ws-notifications.yml': renderDashboardProvider(),
-          'dashboard-json/ws-notifications.json': readDashboard(),
-        },
+        files: renderGrafanaFiles({ prometheusUrl: `http://${monitoring.prometheusContainerName}:${MONITORING_PATHS.prometheusPort}`, scrapeIntervalMs: monitoring.scrapeIntervalMs }),
       });
       this.grafana = new Container(this, 'grafana', {
         name: monitoring.grafanaContainerName,
@@ -141,20 +128,14 @@ export class Monitoring extends Construct {
           'GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH=' + `${GRAFANA_PATHS.dashboards}/ws-notifications.json`,
         ],
         ports: [{ internal: MONITORING_PATHS.grafanaPort, external: monitoring.grafanaPort, ip: '127.0.0.1' }],
-        volumes: [
-          { hostPath: `${grafanaDir}/datasources`, containerPath: GRAFANA_PATHS.datasources, readOnly: true },
-          { hostPath: `${grafanaDir}/dashboards`, containerPath: GRAFANA_PATHS.dashboardProviders, readOnly: true },
-          { hostPath: `${grafanaDir}/dashboard-json`, containerPath: GRAFANA_PATHS.dashboards, readOnly: true },
-        ],
+        volumes: (['datasources', 'dashboardProviders', 'dashboards'] as const).map((key) => ({
+          hostPath: `${grafanaDir}/${GRAFANA_DIRS[key]}`,
+          containerPath: GRAFANA_PATHS[key],
+          readOnly: true,
+        })),
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.grafanaContainerName] }],
         restart: 'unless-stopped',
-        healthcheck: {
-          test: ['CMD', 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${MONITORING_PATHS.grafanaPort}/api/health`],
-          interval: '5s',
-          timeout: '3s',
-          startPeriod: '10s',
-          retries: 10,
-        },
+        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.grafanaPort}/api/health`, 'wget', { startPeriod: '10s', retries: 10 }),
         wait: true,
         waitTimeout: 120,
         labels,

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { checkProvider, PreflightError } from '../../scripts/preflight';
-import { OfflineApplier } from './applier';
+import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { readFileSync } from 'node:fs';
 
 /**

@@ -229,7 +229,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       observedAfterLastReloadSeconds: (Date.now() - lastReloadAt) / 1000,
       retiredNginxWorkersLeft: retiring.length,
       closes,
-      reconnects: stats.c.reconnects,
+      reconnects: stats.counters.reconnects,
       errors: Object.fromEntries(stats.errors),
       perReplicaOpens: Object.fromEntries(stats.perReplica),
     };
@@ -242,7 +242,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal(unexpected, 0, `no connection was cut (no 1006): ${JSON.stringify(closes)}`);
     assert.deepEqual([...stats.closes.keys()].sort(), [1000, 1001], 'only 1001s (drain, reload, rebalance) and ours at the end');
     assert.ok(closes['1001'].expected >= onRemoved, 'the clients of removed replicas got 1001');
-    assert.ok(stats.c.reconnects >= onRemoved);
+    assert.ok(stats.counters.reconnects >= onRemoved);
     assert.equal(stats.errors.size, 0, `errors: ${JSON.stringify(numbers.errors)}`);
   });
 

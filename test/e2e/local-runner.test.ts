@@ -79,12 +79,13 @@ describe('npm run local', () => {
     const first = local(['--replicas', '2', '--connections', '20', '--duration', '60s', '--report', join(tmpdir(), 'ws-sigkill.json')]);
     await eventually(() => /\[load\] \d+s open 20\/20/.test(first.output()), 30_000, 'first run under load');
     const dir = runtimeDirOf(first.output())!;
+    assert.ok(marked(dir).length >= 6, `its nginx (master and workers), replicas and client run: ${marked(dir)}`);
     first.child.kill('SIGKILL');
     await first.exited;
-    assert.ok(marked(dir).length >= 6, `its nginx (master and workers), replicas and client outlived it: ${marked(dir)}`);
+    // Its processes outlive it (own process groups). Only a start's clean-up can remove them:
+    // this next one's, or a parallel test file's start, which reaps dead runs just the same.
     const second = local(['--replicas', '1', '--connections', '5', '--duration', '2s', '--report', join(tmpdir(), 'ws-after-sigkill.json')]);
     assert.equal(await second.exited, 0, second.output());
-    assert.match(second.output(), /cleaned up \d+ dead local run\(s\): killed [1-9]\d* leftover process\(es\)/);
     assert.deepEqual(marked(dir), []);
     assert.equal(existsSync(dir), false);
   });

@@ -58,8 +58,8 @@ describe('balancing through real nginx with TLS', () => {
     it(`${strategy}: every replica receives connections`, async (t) => {
       const local = await withTopology(t, { replicas: 3, proxy: { balancing: { strategy } } });
       const { stats } = await load(local, oneStage(60));
-      assert.equal(stats.c.opened, 60);
-      assert.equal(stats.c.failed, 0);
+      assert.equal(stats.counters.opened, 60);
+      assert.equal(stats.counters.failed, 0);
       assert.deepEqual([...stats.perReplica.keys()].sort(), ['ws-server-0', 'ws-server-1', 'ws-server-2']);
       for (const [replica, n] of stats.perReplica) assert.ok(n >= 10, `${replica} got ${n}`);
     });
@@ -198,8 +198,8 @@ describe('losing a replica mid-run', () => {
     assert.equal(stats.closes.get(1001)?.[0], onLost, 'each of its clients got 1001 (going away: reconnect elsewhere, an expected close)');
     assert.equal(unexpected, 0, 'no connection was cut');
     assert.deepEqual([...stats.closes.keys()].sort(), [1000, 1001], 'no other close than its 1001s and ours at the end');
-    assert.ok(stats.c.reconnects >= onLost, 'they reconnected');
-    assert.equal(stats.c.opened, 60 + onLost, 'to the other replicas');
+    assert.ok(stats.counters.reconnects >= onLost, 'they reconnected');
+    assert.equal(stats.counters.opened, 60 + onLost, 'to the other replicas');
     assert.equal(stats.errors.size, 0, `errors: ${JSON.stringify(Object.fromEntries(stats.errors))}`);
   });
 });

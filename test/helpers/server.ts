@@ -1,7 +1,7 @@
 import WebSocket, { type ClientOptions } from 'ws';
 import { serverSchema, type ServerConfig } from '../../app/src/topology';
-import { createLogger } from '../../app/src/server/logger';
-import { createMetrics, type ServerMetrics } from '../../app/src/server/metrics';
+import type { ServerMetrics } from '../../app/src/server/metrics';
+import { createReplica } from '../../app/src/server/replica';
 import { NotificationServer } from '../../app/src/server/server';
 import type { ServerMessage } from '../../app/src/shared/protocol';
 
@@ -17,8 +17,7 @@ export interface RunningServer {
 /** A real server on an ephemeral loopback port, with the topology defaults plus overrides. */
 export async function startServer(overrides: Partial<ServerConfig> = {}, replicaId = 'test-0'): Promise<RunningServer> {
   const settings = { ...serverSchema.parse(overrides), replicaId };
-  const metrics = createMetrics(replicaId);
-  const server = new NotificationServer(settings, createLogger(replicaId, 'silent'), metrics);
+  const { server, metrics } = createReplica(settings, { logLevel: 'silent' });
   const address = await server.listen(0, '127.0.0.1');
   return {
     server,

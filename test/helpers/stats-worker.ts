@@ -4,6 +4,6 @@ import { Stats } from '../../app/src/client/stats';
 process.on('message', (samples: number[]) => {
   const stats = new Stats();
   for (const ms of samples) stats.rtt(ms, ms / 2);
-  stats.c.sent = samples.length;
+  stats.counters.sent = samples.length;
   process.send!(stats.serialize(), () => process.exit(0));
 });

@@ -42,20 +42,20 @@ describe('load client against the real server', () => {
     });
     const { stats } = result;
     await sleep(100);
-    assert.equal(stats.c.opened, 200);
+    assert.equal(stats.counters.opened, 200);
     assert.equal(await metricValue(s.metrics.connectionsOpened), 200);
     assert.equal(stats.perReplica.get('count-0'), 200);
     assert.equal(result.peak, 200);
     const serverReceived = await metricValue(s.metrics.messagesReceived);
-    assert.equal(stats.c.sent, serverReceived, 'every message sent was received by the server');
-    assert.equal(stats.c.received, await metricValue(s.metrics.messagesSent), 'every message the server sent arrived');
-    assert.ok(stats.h.rtt.totalCount > 500, `${stats.h.rtt.totalCount} round trips measured`);
-    assert.equal(stats.c.notifications, await metricValue(s.metrics.notificationsDelivered));
-    assert.ok(stats.h.push.totalCount > 0);
+    assert.equal(stats.counters.sent, serverReceived, 'every message sent was received by the server');
+    assert.equal(stats.counters.received, await metricValue(s.metrics.messagesSent), 'every message the server sent arrived');
+    assert.ok(stats.histograms.rtt.totalCount > 500, `${stats.histograms.rtt.totalCount} round trips measured`);
+    assert.equal(stats.counters.notifications, await metricValue(s.metrics.notificationsDelivered));
+    assert.ok(stats.histograms.push.totalCount > 0);
     assert.deepEqual([...stats.closes], [[1000, [200, 0, 0]]], 'all closes were ours (expected), none unexpected, none caused by a fault');
     assert.equal(await metricValue(s.metrics.connectionsClosed, { code: '1000' }), 200);
     // Corrected RTT (from when a message was due) is never below the RTT as sent.
-    assert.ok(stats.h.rtt.getValueAtPercentile(50) >= stats.h.rttUncorrected.getValueAtPercentile(50));
+    assert.ok(stats.histograms.rtt.getValueAtPercentile(50) >= stats.histograms.rttUncorrected.getValueAtPercentile(50));
   });
 
   it('a stopped server gives 1006 and refused, and users reconnect with backoff once it is back', async () => {
@@ -75,21 +75,18 @@ describe('load client against the real server', () => {
     await restarted.stop();
     assert.equal(stats.closes.get(1006)?.[1], 20, 'twenty unexpected 1006 closes');
     assert.ok((stats.errors.get('refused') ?? 0) > 0, 'refused while down');
-    assert.ok(stats.c.reconnects >= 20, `${stats.c.reconnects} reconnects`);
+    assert.ok(stats.counters.reconnects >= 20, `${stats.counters.reconnects} reconnects`);
     // Without backoff 20 users would retry every few ms for 2 s; with it, a handful each.
-    assert.ok(stats.c.reconnects / 20 < 15, `${stats.c.reconnects / 20} attempts per user`);
-    assert.ok(stats.c.opened >= 40, 'everyone came back');
+    assert.ok(stats.counters.reconnects / 20 < 15, `${stats.counters.reconnects / 20} attempts per user`);
+    assert.ok(stats.counters.opened >= 40, 'everyone came back');
   });
 });
 
 async function startServerOn(port: number) {
   // Same settings, fixed port: the "restarted" replica.
-  const { NotificationServer } = await import('../../app/src/server/server');
-  const { createMetrics } = await import('../../app/src/server/metrics');
-  const { createLogger } = await import('../../app/src/server/logger');
+  const { createReplica } = await import('../../app/src/server/replica');
   const { serverSchema } = await import('../../app/src/topology');
-  const settings = { ...serverSchema.parse({}), replicaId: 'flaky-1' };
-  const server = new NotificationServer(settings, createLogger('x', 'silent'), createMetrics('x'));
+  const { server } = createReplica({ ...serverSchema.parse({}), replicaId: 'flaky-1' }, { logLevel: 'silent' });
   await server.listen(port, '127.0.0.1');
   return { stop: () => server.stop() };
 }
@@ -178,16 +175,16 @@ describe('several worker processes', () => {
     const single = new Stats();
     for (const ms of samples) single.rtt(ms, ms / 2);
     for (const name of ['rtt', 'rttUncorrected'] as const) {
-      assert.equal(merged.h[name].totalCount, single.h[name].totalCount);
+      assert.equal(merged.histograms[name].totalCount, single.histograms[name].totalCount);
       // Encoding keeps buckets (3 significant digits), so extremes come back as their bucket's bounds.
-      const one = single.h[name] as typeof single.h.rtt & { highestEquivalentValue(v: number): number; lowestEquivalentValue(v: number): number };
-      assert.equal(merged.h[name].maxValue, one.highestEquivalentValue(one.maxValue));
-      assert.equal(merged.h[name].minNonZeroValue, one.lowestEquivalentValue(one.minNonZeroValue));
+      const one = single.histograms[name] as typeof single.histograms.rtt & { highestEquivalentValue(v: number): number; lowestEquivalentValue(v: number): number };
+      assert.equal(merged.histograms[name].maxValue, one.highestEquivalentValue(one.maxValue));
+      assert.equal(merged.histograms[name].minNonZeroValue, one.lowestEquivalentValue(one.minNonZeroValue));
       for (const p of [1, 10, 50, 75, 90, 99, 99.9, 99.99]) {
-        assert.equal(merged.h[name].getValueAtPercentile(p), single.h[name].getValueAtPercentile(p), `${name} p${p}`);
+        assert.equal(merged.histograms[name].getValueAtPercentile(p), single.histograms[name].getValueAtPercentile(p), `${name} p${p}`);
       }
     }
-    assert.equal(merged.c.sent, samples.length);
+    assert.equal(merged.counters.sent, samples.length);
   });
 
   it('spreads connections over worker processes and merges their counts', async (t) => {
@@ -200,11 +197,11 @@ describe('several worker processes', () => {
       profile: profile({ stages: [{ connections: 90, rampRate: 300, holdMs: 1000 }], senderFraction: 1, messageRate: 5, topics: 0, publishRate: 0 }),
     });
     assert.equal(result.generator.workers, 3);
-    assert.equal(result.stats.c.opened, 90);
+    assert.equal(result.stats.counters.opened, 90);
     assert.equal(await metricValue(s.metrics.connectionsOpened), 90);
     assert.equal(result.stats.perReplica.get('multi-0'), 90);
-    assert.equal(result.stats.c.sent, await metricValue(s.metrics.messagesReceived));
-    assert.equal(result.stats.h.rtt.totalCount, result.stats.c.received - 90, 'every echo measured (received = hellos + echoes)');
+    assert.equal(result.stats.counters.sent, await metricValue(s.metrics.messagesReceived));
+    assert.equal(result.stats.histograms.rtt.totalCount, result.stats.counters.received - 90, 'every echo measured (received = hellos + echoes)');
   });
 });
 

@@ -31,7 +31,7 @@ describe('npm run deploy fails fast and says what to do', () => {
       env: { ...process.env, REPLICAS: 'abc' },
       timeout: 60_000,
     });
-    assert.equal(r.status, 1);
+    assert.equal(r.status, 2, 'a configuration error exits 2 (shared/exit.ts)');
     assert.match(r.stderr, /replicas: REPLICAS="abc" is not a whole number/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   });

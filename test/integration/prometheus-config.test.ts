@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
-import { alertRules } from '../../stacks/monitoring/alert-rules';
-import { renderPrometheusFiles } from '../../stacks/monitoring/prometheus';
+import { alertRules } from '../../monitoring/alert-rules';
+import { renderPrometheusFiles } from '../../monitoring/prometheus';
 
 /** Runs the real promtool (Debian's prometheus package). */
 function promtool(args: string[], cwd: string) {

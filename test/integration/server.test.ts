@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { eventually, metricValue, sleep, startServer, TestClient, type RunningServer } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
+import { serverSchema, toServerEnv } from '../../app/src/topology';
 
 describe('messages', () => {
   let s: RunningServer;
@@ -307,7 +308,7 @@ describe('graceful drain', () => {
     const port = 19000 + Math.floor(Math.random() * 500);
     const child = spawn(process.execPath, ['--import', 'tsx', 'app/src/server/main.ts'], {
       cwd: ROOT,
-      env: { ...process.env, WS_PORT: String(port), WS_HOST: '127.0.0.1', WS_REPLICA_ID: 'drain-0', WS_DRAIN_WINDOW_MS: '500', WS_DRAIN_DEADLINE_MS: '4000' },
+      env: { ...process.env, ...toServerEnv(serverSchema.parse({ port, drainWindowMs: 500, drainDeadlineMs: 4000 }), 'drain-0', { host: '127.0.0.1' }) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let logs = '';

@@ -5,10 +5,10 @@ import { defineTopology, OFFLINE_BASE_IMAGES, type TopologyInput } from '../../a
 import { ConfigError } from '../../app/src/shared/errors';
 import { createMetrics } from '../../app/src/server/metrics';
 import { LoadMetrics } from '../../app/src/client/metrics';
-import { renderPrometheusConfig, SCRAPE_JOBS } from '../../stacks/monitoring/prometheus-config';
-import { alertRules } from '../../stacks/monitoring/alert-rules';
-import { DATASOURCE_UID, readDashboard } from '../../stacks/monitoring/grafana-provisioning';
-import { renderDashboard } from '../../stacks/monitoring/grafana/dashboard';
+import { renderPrometheusConfig, SCRAPE_JOBS } from '../../monitoring/prometheus-config';
+import { alertRules } from '../../monitoring/alert-rules';
+import { DATASOURCE_UID, readDashboard } from '../../monitoring/grafana-provisioning';
+import { renderDashboard } from '../../monitoring/grafana/dashboard';
 import { containerNamed, resourcesOf, synth, writtenFiles } from '../helpers/synth';
 import { metricNames } from '../helpers/promql';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OfflineApplier } from '../docker/applier';
-import { UnsupportedError } from '../docker/expressions';
+import { OfflineApplier } from '../../tools/offline-applier/applier';
+import { UnsupportedError } from '../../tools/offline-applier/expressions';
 import { synth } from '../helpers/synth';
 
 /** The offline stand-in for the provider refuses what it does not understand, by name. */

@@ -79,7 +79,7 @@ describe('every rule has a failing case', () => {
   it('worker connections must cover two descriptors per target connection', () =>
     refused({ proxy: { workerConnections: 5000 } }, 'proxy.workerConnections', /2 × proxy\.targetConnections \(20000\)/));
   it('a worker must fit in the open-file ceiling', () =>
-    refused({ proxy: { targetConnections: 30_000 }, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } }, 'proxy.workerProcesses', /maxOpenFiles/));
+    refused({ proxy: { targetConnections: 30_000, workerProcesses: 2 }, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } }, 'proxy.workerProcesses', /maxOpenFiles/));
   it('ports must differ', () => refused({ proxy: { httpPort: 443 } }, 'proxy.httpPort', /differ/));
   it('the load peak must fit the proxy and the fleet', () => {
     refused({ load: { stages: [{ connections: 20_000, rampRate: 100, holdMs: 0 }] } }, 'load.stages', /proxy\.targetConnections/);

@@ -1,11 +1,15 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { extname, join } from 'node:path';
-import * as hdr from 'hdr-histogram-js';
 import { peakConnections, type LoadProfile } from '../shared/profile';
+import { CONNECTIONS_PER_PROCESS } from '../topology/schema';
 import type { FaultEvent, FaultMark } from './faults';
+import { GeneratorHealthJudge } from './generator-health';
 import type { GeneratorHealth, TimelinePoint } from './report';
 import { Runner, type RunnerOptions, type Snapshot } from './runner';
-import { newHistogram, Stats } from './stats';
+import { Stats } from './stats';
+import { Timeline, type Progress } from './timeline';
+
+export type { Progress } from './timeline';
 
 /** What a run needs beyond what each process's runner needs. */
 export interface LoadRunOptions extends Omit<RunnerOptions, 'workerIndex' | 'workerCount'> {
@@ -20,20 +24,6 @@ export interface LoadRunOptions extends Omit<RunnerOptions, 'workerIndex' | 'wor
   faultChannel?: (inject: (event: FaultEvent) => Promise<void>) => void;
 }
 
-export interface Progress {
-  elapsedSeconds: number;
-  open: number;
-  users: number;
-  sentPerSecond: number;
-  receivedPerSecond: number;
-  rttP99: number;
-  rttP50: number;
-  errors: number;
-  unexpectedCloses: number;
-  sentTotal: number;
-  receivedTotal: number;
-  reconnects: number;
-}
 
 export interface LoadRunResult {
   stats: Stats;
@@ -46,16 +36,11 @@ export interface LoadRunResult {
   faults: FaultMark[];
 }
 
-/** Lag or CPU above these in enough intervals means the generator, not the system, limited the run. */
-const LAG_LIMIT_MS = 50;
-const CPU_LIMIT_PERCENT = 90;
 
-/** Descriptors one worker may use for sockets (the per-process hard limit here is 20,000). */
-export const CONNECTIONS_PER_WORKER = 15_000;
 
 export function workersFor(profile: LoadProfile): number {
   if (profile.workers > 0) return profile.workers;
-  return Math.max(1, Math.ceil(peakConnections(profile) / CONNECTIONS_PER_WORKER));
+  return Math.max(1, Math.ceil(peakConnections(profile) / CONNECTIONS_PER_PROCESS));
 }
 
 /**
@@ -64,103 +49,26 @@ export function workersFor(profile: LoadProfile): number {
  */
 export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const started = performance.now();
-  const latest: Snapshot[] = [];
-  const timeline: TimelinePoint[] = [];
-  let interval = newHistogram();
-  let prev = { sent: 0, received: 0, errors: 0, closes: 0 };
-  let nextSeq = 1;
-  let peak = 0;
-  const health = { lagP99: 0, lagMax: 0, cpuMax: 0, bad: 0, intervals: 0 };
+  const timeline = new Timeline(Math.max(1, options.workers), started, options.onProgress);
+  const health = new GeneratorHealthJudge();
   const faults: FaultMark[] = [];
   const faultSinks: FaultSinks = [];
   options.faultChannel?.(async (event) => {
     faults.push({ ...event, atSeconds: Math.round((performance.now() - started) / 100) / 10 });
     await Promise.all(faultSinks.map((sink) => sink(event)));
   });
-
   const onSnapshot = (worker: number, s: Snapshot) => {
-    latest[worker] = s;
-    interval.add(hdr.decodeFromCompressedBase64(s.intervalRtt, 32, false));
-    health.intervals++;
-    health.lagP99 = Math.max(health.lagP99, s.loopLagP99Ms);
-    health.lagMax = Math.max(health.lagMax, s.loopLagMaxMs);
-    health.cpuMax = Math.max(health.cpuMax, s.cpuPercent);
-    if (s.loopLagP99Ms > LAG_LIMIT_MS || s.cpuPercent > CPU_LIMIT_PERCENT) health.bad++;
-    // One timeline point once every worker has reported this second (or finished).
-    const workers = Math.max(1, options.workers);
-    const reported = () => latest.filter(Boolean);
-    while (
-      reported().length === workers &&
-      reported().every((x) => x.seq >= nextSeq || x.done) &&
-      reported().some((x) => x.seq >= nextSeq)
-    ) {
-      sample(Math.max(...reported().filter((x) => x.seq >= nextSeq).map((x) => x.intervalMs)));
-      nextSeq++;
-    }
-  };
-
-  // One timeline point from the newest snapshot of every worker, over the interval they cover.
-  const sample = (intervalMs: number) => {
-    const parts = latest.filter(Boolean);
-    if (!parts.length) return;
-    const sum = (f: (s: Snapshot) => number) => parts.reduce((a, s) => a + f(s), 0);
-    const open = sum((s) => s.stats.open);
-    const sent = sum((s) => s.stats.counters.sent);
-    const received = sum((s) => s.stats.counters.received);
-    const errors = sum((s) => Object.values(s.stats.errors).reduce((a, b) => a + b, 0));
-    const closes = sum((s) => Object.values(s.stats.closes).reduce((a, [e, u, f]) => a + e + u + f, 0));
-    const unexpected = sum((s) => Object.values(s.stats.closes).reduce((a, [, u]) => a + u, 0));
-    peak = Math.max(peak, open);
-    const t = Math.round((performance.now() - started) / 100) / 10;
-    const seconds = intervalMs / 1000;
-    const point: TimelinePoint = {
-      t,
-      open,
-      sentPerSecond: Math.round((sent - prev.sent) / seconds),
-      receivedPerSecond: Math.round((received - prev.received) / seconds),
-      rttP50: interval.totalCount ? interval.getValueAtPercentile(50) / 1000 : 0,
-      rttP99: interval.totalCount ? interval.getValueAtPercentile(99) / 1000 : 0,
-      errors: errors - prev.errors,
-      closes: closes - prev.closes,
-    };
-    timeline.push(point);
-    prev = { sent, received, errors, closes };
-    interval = newHistogram();
-    options.onProgress?.({
-      elapsedSeconds: t,
-      open,
-      users: sum((s) => s.users),
-      sentPerSecond: point.sentPerSecond,
-      receivedPerSecond: point.receivedPerSecond,
-      rttP99: point.rttP99,
-      rttP50: point.rttP50,
-      errors,
-      unexpectedCloses: unexpected,
-      sentTotal: sent,
-      receivedTotal: received,
-      reconnects: sum((s) => s.stats.counters.reconnects),
-    });
+    health.observe(s);
+    timeline.add(worker, s);
   };
   const finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot, faultSinks)] : await runInWorkers(options, onSnapshot, faultSinks);
 
   const stats = Stats.merge(finals.map((f) => f.stats));
-  const reasons: string[] = [];
-  const badShare = health.intervals ? health.bad / health.intervals : 0;
-  if (health.bad >= 2 && badShare >= 0.1) {
-    reasons.push(`event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${health.bad} of ${health.intervals} intervals: use more workers or fewer connections`);
-  }
   return {
     stats,
-    peak: options.workers <= 1 ? stats.peak : Math.max(peak, stats.open),
-    timeline,
-    generator: {
-      trustworthy: reasons.length === 0,
-      reasons,
-      eventLoopLagP99Ms: Math.round(health.lagP99 * 10) / 10,
-      eventLoopLagMaxMs: Math.round(health.lagMax * 10) / 10,
-      cpuPercentMax: health.cpuMax,
-      workers: Math.max(1, options.workers),
-    },
+    peak: options.workers <= 1 ? stats.peak : Math.max(timeline.peak, stats.open),
+    timeline: timeline.points,
+    generator: health.verdict(Math.max(1, options.workers)),
     durationSeconds: (performance.now() - started) / 1000,
     interrupted: options.signal?.aborted ?? false,
     faults,

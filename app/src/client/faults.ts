@@ -19,7 +19,7 @@ export interface FaultMark extends FaultEvent {
 }
 
 /** How long after a fault the closes on its replica are still its own (they come at once in practice). */
-export const FAULT_ATTRIBUTION_MS = 30_000;
+const FAULT_ATTRIBUTION_MS = 30_000;
 
 /** The faults one process has been told of, with when (performance.now()). */
 export class FaultLog {

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ConfigError } from '../shared/errors';
+import { EXIT, runEntryPoint } from '../shared/exit';
 import { runLoad, workersFor } from './coordinator';
 import { renderHtml } from './html';
 import { LoadMetrics } from './metrics';
@@ -10,20 +10,10 @@ import { buildReport, formatSummary, type LoadReport } from './report';
 import { evaluateThresholds } from './thresholds';
 import type { FaultNotice } from './faults';
 
-/** Exit codes: 0 every threshold passed, 1 a threshold failed, 2 bad options, 3 interrupted. */
-export const EXIT = { pass: 0, fail: 1, usage: 2, interrupted: 3 } as const;
-
+/** Exit codes (shared/exit.ts): 0 every threshold passed, 1 a threshold failed, 2 bad options, 3 interrupted. */
 async function main(): Promise<number> {
-  let options;
-  try {
-    options = resolveOptions(process.argv.slice(2), process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      return EXIT.usage;
-    }
-    throw error;
-  }
+  // Bad options are a ConfigError naming the flag or variable: exit 2.
+  const options = resolveOptions(process.argv.slice(2), process.env);
   if (options.url.startsWith('wss:') && !options.ca && !options.insecure) {
     console.error('note: no --ca given; the server certificate is verified against the system trust store');
   }
@@ -82,17 +72,7 @@ async function main(): Promise<number> {
     console.log(`wrote ${file}`);
   }
   if (result.interrupted) return EXIT.interrupted;
-  return report.passed ? EXIT.pass : EXIT.fail;
+  return report.passed ? EXIT.ok : EXIT.failed;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-    // Sockets are closed; anything left (a stray timer) must not keep the process alive.
-    setTimeout(() => process.exit(code), 200).unref();
-  },
-  (error) => {
-    console.error(error);
-    process.exit(EXIT.fail);
-  },
-);
+runEntryPoint(main);

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Progress } from './coordinator';
+import type { Progress } from './timeline';
 
 /**
  * An optional /metrics endpoint while the load runs (`--metrics-port`), for Prometheus to scrape

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../shared/errors';
 import { parseDuration } from '../shared/duration';
 import { LOAD_ENV } from '../shared/load-env';
-import { loadProfileSchema, type LoadProfile } from '../shared/profile';
+import { DEFAULT_STAGE, loadProfileSchema, singleStage, type LoadProfile, type Stage } from '../shared/profile';
 import { parseThreshold, type Threshold } from './thresholds';
 
 export interface LoadOptions {
@@ -22,7 +22,7 @@ export interface LoadOptions {
 
 type Env = Record<string, string | undefined>;
 
-export function buildCommand(): Command {
+function buildCommand(): Command {
   return new Command('load')
     .description('WebSocket load client: ramps connections through stages, sends echoes and publishes, and measures connect time, RTT and push latency.')
     .argument('[url]', `target, ws:// or wss:// (env ${LOAD_ENV.url})`)
@@ -71,10 +71,11 @@ const dur = (field: string, text: string | undefined): number | undefined => {
 
 /**
  * One source address reaches one nginx port through at most ~28,000 ephemeral ports
- * (32768–60999): past 20,000 connections spread over one address per 15,000.
+ * (32768–60999), a limit apart from the descriptor ceiling: past 20,000 connections, spread
+ * over one address per 15,000.
  */
-export const ONE_ADDRESS_LIMIT = 20_000;
-export const CONNECTIONS_PER_SOURCE_ADDRESS = 15_000;
+const ONE_ADDRESS_LIMIT = 20_000;
+const CONNECTIONS_PER_SOURCE_ADDRESS = 15_000;
 
 /** Source addresses a run of this many connections needs (0: the OS picks one). */
 export function sourceAddressesNeeded(connections: number): number {
@@ -116,12 +117,10 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   const duration = dur('--duration', o.duration);
   const rampRate = num('--ramp-rate', o.rampRate);
   if (connections !== undefined || duration !== undefined || rampRate !== undefined) {
-    const stages = (base.stages as { connections: number; rampRate: number; holdMs: number }[] | undefined) ?? [];
-    const target = connections ?? stages[0]?.connections ?? 1000;
-    const rate = rampRate ?? stages[0]?.rampRate ?? 500;
-    const rampMs = Math.ceil((target / rate) * 1000);
-    const holdMs = duration !== undefined ? Math.max(0, duration - rampMs) : (stages[0]?.holdMs ?? 20_000);
-    merged.stages = [{ connections: target, rampRate: rate, holdMs }];
+    const first: Stage = (base.stages as Stage[] | undefined)?.[0] ?? DEFAULT_STAGE;
+    const target = connections ?? first.connections;
+    const rate = rampRate ?? first.rampRate;
+    merged.stages = [duration !== undefined ? singleStage(target, duration, rate) : { connections: target, rampRate: rate, holdMs: first.holdMs }];
     if (duration !== undefined && merged.maxDurationMs === undefined) merged.maxDurationMs = Math.max(300_000, duration * 2 + 60_000);
   }
   const set = (key: string, value: unknown) => value !== undefined && (merged[key] = value);

@@ -1,6 +1,6 @@
 import { SingleBar } from 'cli-progress';
 import type { LoadProfile } from '../shared/profile';
-import type { Progress } from './coordinator';
+import type { Progress } from './timeline';
 
 /** Seconds the profile's stages take (ramps at their rates, plus holds), within the hard limit. */
 export function plannedSeconds(profile: LoadProfile): number {

@@ -80,7 +80,7 @@ export function buildReport(args: {
   faults?: FaultMark[];
 }): Omit<LoadReport, 'thresholds' | 'passed'> {
   const { stats: s } = args;
-  const lat = (h: keyof typeof s.h) => summarize(s.h[h], PCTS) as Latency;
+  const lat = (h: keyof typeof s.histograms) => summarize(s.histograms[h], PCTS) as Latency;
   const closes: Record<string, number> = {};
   const closesExpected: Record<string, number> = {};
   const closesUnexpected: Record<string, number> = {};
@@ -97,21 +97,21 @@ export function buildReport(args: {
     durationSeconds: Math.round(args.durationSeconds * 1000) / 1000,
     interrupted: args.interrupted,
     connections: {
-      opened: s.c.opened,
-      failed: s.c.failed,
+      opened: s.counters.opened,
+      failed: s.counters.failed,
       peak: Math.max(args.peak, 0),
-      reconnects: s.c.reconnects,
+      reconnects: s.counters.reconnects,
       perReplica: Object.fromEntries([...s.perReplica].sort()),
     },
     messages: {
-      sent: s.c.sent,
-      received: s.c.received,
-      bytesSent: s.c.bytesSent,
-      bytesReceived: s.c.bytesReceived,
-      published: s.c.published,
-      notifications: s.c.notifications,
-      lost: s.c.lost,
-      serverErrors: s.c.serverErrors,
+      sent: s.counters.sent,
+      received: s.counters.received,
+      bytesSent: s.counters.bytesSent,
+      bytesReceived: s.counters.bytesReceived,
+      published: s.counters.published,
+      notifications: s.counters.notifications,
+      lost: s.counters.lost,
+      serverErrors: s.counters.serverErrors,
     },
     latency: {
       connect: { ...lat('connect'), tcp: lat('tcp'), tls: lat('tls'), upgrade: lat('upgrade') },
@@ -130,27 +130,6 @@ export function buildReport(args: {
     profile: args.profile,
   };
 }
-
-const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-
-/** Values thresholds can name; each reads the report. */
-export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => number> = {
-  errors: (r) => sum(r.errors),
-  'connections.failed': (r) => r.connections.failed,
-  'connections.opened': (r) => r.connections.opened,
-  'connections.peak': (r) => r.connections.peak,
-  reconnects: (r) => r.connections.reconnects,
-  'closes.unexpected': (r) => sum(r.closesUnexpected),
-  'closes.fault': (r) => sum(r.closesFault),
-  'messages.sent': (r) => r.messages.sent,
-  'messages.received': (r) => r.messages.received,
-  'messages.lost': (r) => r.messages.lost,
-  ...Object.fromEntries(
-    (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
-      (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.latency[h][p]]),
-    ),
-  ),
-};
 
 /** The summary table printed at the end. */
 export function formatSummary(r: LoadReport): string {

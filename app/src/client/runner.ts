@@ -36,7 +36,7 @@ export interface Snapshot {
 const TICK_MS = 20;
 
 /** The share of a count that worker `w` of `n` owns when indices are dealt round-robin. */
-export function shareOf(total: number, w: number, n: number): number {
+function shareOf(total: number, w: number, n: number): number {
   return Math.floor(total / n) + (w < total % n ? 1 : 0);
 }
 

@@ -43,8 +43,8 @@ export type CloseCounts = [number, number, number];
 export type CloseKind = 'expected' | 'unexpected' | { fault: string };
 
 export class Stats {
-  readonly h = Object.fromEntries(HISTOGRAMS.map((n) => [n, newHistogram()])) as Record<HistogramName, Histogram>;
-  readonly c = Object.fromEntries(COUNTERS.map((n) => [n, 0])) as Record<CounterName, number>;
+  readonly histograms = Object.fromEntries(HISTOGRAMS.map((n) => [n, newHistogram()])) as Record<HistogramName, Histogram>;
+  readonly counters = Object.fromEntries(COUNTERS.map((n) => [n, 0])) as Record<CounterName, number>;
   open = 0;
   peak = 0;
   readonly errors = new Map<string, number>();
@@ -56,9 +56,9 @@ export class Stats {
 
   /** Records a round trip, corrected (from when it was due) and as sent. */
   rtt(correctedMs: number, asSentMs?: number): void {
-    recordMs(this.h.rtt, correctedMs);
+    recordMs(this.histograms.rtt, correctedMs);
     recordMs(this.intervalRtt, correctedMs);
-    if (asSentMs !== undefined) recordMs(this.h.rttUncorrected, asSentMs);
+    if (asSentMs !== undefined) recordMs(this.histograms.rttUncorrected, asSentMs);
   }
 
   /** The RTTs recorded since the last call (encoded), starting a new interval. */
@@ -69,7 +69,7 @@ export class Stats {
   }
 
   opened(): void {
-    this.c.opened++;
+    this.counters.opened++;
     this.open++;
     if (this.open > this.peak) this.peak = this.open;
   }
@@ -92,8 +92,8 @@ export class Stats {
 
   serialize(): SerializedStats {
     return {
-      histograms: Object.fromEntries(HISTOGRAMS.map((n) => [n, hdr.encodeIntoCompressedBase64(this.h[n])])) as Record<HistogramName, string>,
-      counters: { ...this.c },
+      histograms: Object.fromEntries(HISTOGRAMS.map((n) => [n, hdr.encodeIntoCompressedBase64(this.histograms[n])])) as Record<HistogramName, string>,
+      counters: { ...this.counters },
       open: this.open,
       peak: this.peak,
       errors: Object.fromEntries(this.errors),
@@ -108,8 +108,8 @@ export class Stats {
    * peaks coincide to within a tick; the coordinator also tracks the summed open count per tick.
    */
   add(other: SerializedStats): void {
-    for (const n of HISTOGRAMS) this.h[n].add(hdr.decodeFromCompressedBase64(other.histograms[n], 32, false));
-    for (const n of COUNTERS) this.c[n] += other.counters[n];
+    for (const n of HISTOGRAMS) this.histograms[n].add(hdr.decodeFromCompressedBase64(other.histograms[n], 32, false));
+    for (const n of COUNTERS) this.counters[n] += other.counters[n];
     this.open += other.open;
     this.peak += other.peak;
     for (const [k, v] of Object.entries(other.errors)) this.errors.set(k, (this.errors.get(k) ?? 0) + v);

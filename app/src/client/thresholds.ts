@@ -1,4 +1,25 @@
-import { THRESHOLD_METRICS, type LoadReport, type ThresholdResult } from './report';
+import type { LoadReport, ThresholdResult } from './report';
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+/** Values thresholds can name; each reads the report. */
+export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => number> = {
+  errors: (r) => sum(r.errors),
+  'connections.failed': (r) => r.connections.failed,
+  'connections.opened': (r) => r.connections.opened,
+  'connections.peak': (r) => r.connections.peak,
+  reconnects: (r) => r.connections.reconnects,
+  'closes.unexpected': (r) => sum(r.closesUnexpected),
+  'closes.fault': (r) => sum(r.closesFault),
+  'messages.sent': (r) => r.messages.sent,
+  'messages.received': (r) => r.messages.received,
+  'messages.lost': (r) => r.messages.lost,
+  ...Object.fromEntries(
+    (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
+      (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.latency[h][p]]),
+    ),
+  ),
+};
 
 const OPS = {
   '<=': (a: number, b: number) => a <= b,

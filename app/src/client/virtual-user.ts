@@ -31,7 +31,7 @@ export interface RunContext {
  * proxy worker, a rebalance), service restart, try again later. The client reconnects, as
  * asked: nothing was cut.
  */
-export const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode.serviceRestart, CloseCode.tryAgainLater];
+const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode.serviceRestart, CloseCode.tryAgainLater];
 
 const payloadCache = new Map<number, string>();
 function payloadOf(bytes: number): string {
@@ -100,7 +100,7 @@ export class VirtualUser {
     const fail = (kind: string) => {
       if (failed || this.isOpen) return;
       failed = true;
-      ctx.stats.c.failed++;
+      ctx.stats.counters.failed++;
       ctx.stats.error(kind);
       this.scheduleReconnect();
     };
@@ -144,17 +144,17 @@ export class VirtualUser {
       this.attempt = 0;
       const { stats } = ctx;
       stats.opened();
-      recordMs(stats.h.connect, now - t0);
-      if (tTcp) recordMs(stats.h.tcp, tTcp - t0);
-      if (secure && tTls) recordMs(stats.h.tls, tTls - tTcp);
-      recordMs(stats.h.upgrade, now - (tTls || tTcp || t0));
+      recordMs(stats.histograms.connect, now - t0);
+      if (tTcp) recordMs(stats.histograms.tcp, tTcp - t0);
+      if (secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
+      recordMs(stats.histograms.upgrade, now - (tTls || tTcp || t0));
       if (!this.active) void this.stop();
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', (code: number) => {
       this.clearTimers();
       // Echoes still unanswered are lost when the connection broke, not when we closed it.
-      if (!this.closingByUs) ctx.stats.c.lost += this.outstanding.size;
+      if (!this.closingByUs) ctx.stats.counters.lost += this.outstanding.size;
       this.outstanding.clear();
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
@@ -173,8 +173,8 @@ export class VirtualUser {
 
   private onMessage(data: Buffer): void {
     const { stats } = this.ctx;
-    stats.c.received++;
-    stats.c.bytesReceived += data.length;
+    stats.counters.received++;
+    stats.counters.bytesReceived += data.length;
     let message: ServerMessage;
     try {
       message = JSON.parse(data.toString());
@@ -196,11 +196,11 @@ export class VirtualUser {
         return;
       }
       case 'notification':
-        stats.c.notifications++;
-        if (typeof message.ts === 'number') recordMs(stats.h.push, nowMs() - message.ts);
+        stats.counters.notifications++;
+        if (typeof message.ts === 'number') recordMs(stats.histograms.push, nowMs() - message.ts);
         return;
       case 'error':
-        stats.c.serverErrors++;
+        stats.counters.serverErrors++;
         stats.error(`server_${message.code}`);
         return;
       default:
@@ -246,7 +246,7 @@ export class VirtualUser {
 
   private publish(): void {
     const topics = this.ctx.profile.topics;
-    this.ctx.stats.c.published++;
+    this.ctx.stats.counters.published++;
     this.send({ type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs() });
   }
 
@@ -254,8 +254,8 @@ export class VirtualUser {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     const text = JSON.stringify(message);
-    this.ctx.stats.c.sent++;
-    this.ctx.stats.c.bytesSent += Buffer.byteLength(text);
+    this.ctx.stats.counters.sent++;
+    this.ctx.stats.counters.bytesSent += Buffer.byteLength(text);
     ws.send(text);
   }
 
@@ -268,7 +268,7 @@ export class VirtualUser {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       if (!this.active || !this.ctx.running()) return;
-      this.ctx.stats.c.reconnects++;
+      this.ctx.stats.counters.reconnects++;
       this.connect();
     }, Math.random() * ceiling);
   }

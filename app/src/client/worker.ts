@@ -1,7 +1,7 @@
+/** A load worker process: runs its share of the virtual users and reports snapshots over IPC. */
 import type { WorkerReply, WorkerRequest } from './coordinator';
 import { Runner } from './runner';
 
-/** A load worker process: runs its share of the virtual users and reports snapshots over IPC. */
 const abort = new AbortController();
 const reply = (m: WorkerReply, then: () => void = () => undefined) => process.send?.(m, then);
 

@@ -8,7 +8,7 @@ import { REJECT_REASONS } from './handshake';
  * internal error. A series that exists before its first event lets rate() and alerts see that
  * first event; other codes appear when they happen.
  */
-export const TRACKED_CLOSE_CODES = [
+const TRACKED_CLOSE_CODES = [
   CloseCode.normal,
   CloseCode.goingAway,
   CloseCode.abnormal,

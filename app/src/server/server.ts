@@ -2,20 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { z } from 'zod';
-import {
-  CONTROL_PATHS,
-  parseProxyWorker,
-  PROXY_WORKER_HEADER,
-  proxyWorkersAnnouncementSchema,
-  shedRequestSchema,
-  type AnnouncementReply,
-  type ConnectionsReport,
-  type ShedReply,
-} from '../shared/control';
+import { parseProxyWorker, PROXY_WORKER_HEADER } from '../shared/control';
 import { CloseCode, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
+import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
@@ -112,7 +103,18 @@ export class NotificationServer {
     };
     if (pathname === '/healthz') return reply(200, 'ok\n');
     if (pathname === '/readyz') return this.draining ? reply(503, 'draining\n') : reply(200, 'ready\n');
-    if (pathname.startsWith('/internal/')) return this.onControl(req, pathname, reply);
+    if (pathname.startsWith('/internal/')) {
+      return serveControl(req, pathname, reply, {
+        replicaId: this.settings.replicaId,
+        connections: () => this.peers.size,
+        draining: () => this.draining,
+        retire: (a) => this.shedding.retire(this.peers, a),
+        shed: (count, windowMs) => this.shedding.shed(this.peers, count, windowMs),
+        counts: () => this.shedding.counts(),
+        capUntil: (limit, until) => (this.rebalanceCap = limit === undefined ? undefined : { limit, until }),
+        log: this.log,
+      });
+    }
     if (pathname === '/metrics') {
       try {
         const text = await this.metrics.registry.metrics();
@@ -124,55 +126,6 @@ export class NotificationServer {
     }
     if (pathname === this.settings.path) return reply(426, 'this endpoint speaks WebSocket: send an Upgrade request\n', { Upgrade: 'websocket' });
     return reply(404, 'not found\n');
-  }
-
-  /**
-   * The control endpoints (see shared/control.ts): reached on the replica's own port only, never
-   * through nginx, which proxies the WebSocket path alone.
-   */
-  private async onControl(req: IncomingMessage, pathname: string, reply: (status: number, body: string, headers?: Record<string, string>) => void): Promise<void> {
-    const json = (status: number, body: unknown) => reply(status, `${JSON.stringify(body)}\n`, { 'Content-Type': 'application/json' });
-    const post = async <S extends z.ZodType>(schema: S): Promise<z.infer<S> | undefined> => {
-      if (req.method !== 'POST') return void json(405, { error: `${pathname} takes POST` });
-      let text = '';
-      for await (const chunk of req) {
-        text += chunk;
-        if (text.length > 65_536) return void json(413, { error: 'body too large' });
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        return void json(400, { error: 'body is not JSON' });
-      }
-      const parsed = schema.safeParse(value);
-      if (!parsed.success) return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
-      return parsed.data;
-    };
-    switch (pathname) {
-      case CONTROL_PATHS.connections: {
-        const counts = this.shedding.counts();
-        return json(200, { replica: this.settings.replicaId, connections: this.peers.size, retired: counts.retired, shedding: counts.shedding, draining: this.draining } satisfies ConnectionsReport);
-      }
-      case CONTROL_PATHS.proxyWorkers: {
-        const a = await post(proxyWorkersAnnouncementSchema);
-        if (!a) return;
-        const scheduled = this.draining ? 0 : this.shedding.retire(this.peers, a);
-        const { retiredWorkers } = this.shedding.counts();
-        this.log.info({ proxy: a.proxy, workers: a.workers, scheduled, retiredWorkers, shedAfterMs: a.shedAfterMs, windowMs: a.windowMs }, 'proxy reloaded: connections of retired workers scheduled for 1001');
-        return json(200, { scheduled, retiredWorkers } satisfies AnnouncementReply);
-      }
-      case CONTROL_PATHS.shed: {
-        const r = await post(shedRequestSchema);
-        if (!r) return;
-        const scheduled = this.draining ? 0 : this.shedding.shed(this.peers, r.count, r.windowMs);
-        this.rebalanceCap = r.holdAtMost === undefined ? undefined : { limit: r.holdAtMost, until: Date.now() + r.capForMs };
-        this.log.info({ asked: r.count, scheduled, windowMs: r.windowMs, holdAtMost: r.holdAtMost }, 'rebalance: connections scheduled for 1001');
-        return json(200, { scheduled } satisfies ShedReply);
-      }
-      default:
-        return json(404, { error: `no control endpoint ${pathname}` });
-    }
   }
 
   private refuse(socket: Duplex, reason: RejectReason): void {

@@ -40,12 +40,24 @@ export const reconnectSchema = z
     path: ['maxDelayMs'],
   });
 
+/** The default profile's one stage: 1,000 connections ramped at 500/s, held 20 s. */
+export const DEFAULT_STAGE = { connections: 1000, rampRate: 500, holdMs: 20_000 } as const;
+
+/**
+ * One stage that ramps to `connections` at `rampRate` and holds for the rest of `durationMs`
+ * (a run of that length in all). The CLI's --connections/--duration and the local runner use it.
+ */
+export function singleStage(connections: number, durationMs: number, rampRate: number = DEFAULT_STAGE.rampRate): Stage {
+  const rampMs = Math.ceil((connections / rampRate) * 1000);
+  return { connections, rampRate, holdMs: Math.max(0, durationMs - rampMs) };
+}
+
 export const loadProfileSchema = z
   .object({
     stages: z
       .array(stageSchema)
       .min(1)
-      .default([{ connections: 1000, rampRate: 500, holdMs: 20_000 }]),
+      .default([{ ...DEFAULT_STAGE }]),
     /** Fraction of connections that send echo messages; the rest only listen. */
     senderFraction: z.number().min(0).max(1).default(0.2),
     /** Echo messages per second per sender. */

@@ -3,7 +3,7 @@ import { topologySchema, type Topology, type TopologyInput } from './schema';
 
 export * from './schema';
 
-export const DEFAULT_REPLICAS = 3;
+const DEFAULT_REPLICAS = 3;
 
 /**
  * The name of replica i: its container name and host name in the stack, its id locally, its
@@ -11,8 +11,10 @@ export const DEFAULT_REPLICAS = 3;
  */
 export const replicaName = (i: number): string => `ws-server-${i}`;
 
-/** Built by scripts/offline-images.sh (keep the names in sync with it). */
+/** Built by scripts/offline-images.sh, which reads these names (scripts/offline-image-names.ts). */
 export const OFFLINE_BASE_IMAGES = {
+  /** The Debian root filesystem the others are layered on. */
+  debian: 'ws-notifications/debian-base:bookworm',
   node: 'ws-notifications/node-base:20',
   nginx: 'ws-notifications/nginx-base:1.22',
   nginxVersion: '1.22',

@@ -11,6 +11,14 @@ export type Strategy = (typeof STRATEGIES)[number];
 export const COMPRESSION_MODES = ['off', 'offered', 'required'] as const;
 export type CompressionMode = (typeof COMPRESSION_MODES)[number];
 
+/**
+ * The per-process open-file ceiling on the machines this project is measured on (checked: even
+ * root gets EPERM raising it). nginx workers, replicas and load-client processes all live under it.
+ */
+export const PROCESS_OPEN_FILES = 20_000;
+/** Connections one process of ours (a load-client worker) is given: the ceiling less a quarter for everything else. */
+export const CONNECTIONS_PER_PROCESS = (PROCESS_OPEN_FILES * 3) / 4;
+
 /** Descriptors a worker keeps for itself (listeners, logs, pipes) beyond proxied sockets. */
 export const NGINX_FD_SLACK = 256;
 /** Headroom over an even split of connections across workers (reuseport hashing is not exact). */
@@ -145,11 +153,12 @@ export const proxySchema = z
     limits: limitsSchema.default(limitsSchema.parse({})),
     /** Concurrent client connections the proxy is sized for. */
     targetConnections: z.number().int().positive().default(10_000),
-    workerProcesses: z.number().int().min(1).max(64).default(2),
+    /** Derived from targetConnections when absent: the fewest workers (at least 2) whose share fits maxOpenFiles. */
+    workerProcesses: z.number().int().min(1).max(64).optional(),
     /** Derived from targetConnections when absent (2 descriptors per proxied connection). */
     workerConnections: z.number().int().min(64).optional(),
-    /** The per-process open-file ceiling where nginx runs (20,000 on the build machines here). */
-    maxOpenFiles: z.number().int().min(1024).default(20_000),
+    /** The per-process open-file ceiling where nginx runs. */
+    maxOpenFiles: z.number().int().min(1024).default(PROCESS_OPEN_FILES),
     /**
      * nginx's worker_shutdown_timeout: after a reload, old workers holding WebSockets are killed
      * after this long, cutting whatever they still hold (1006). The replicas close those
@@ -161,7 +170,8 @@ export const proxySchema = z
     /** Addresses allowed to read stub_status (loopback always is). */
     statusAllow: z.array(z.string()).default(['172.16.0.0/12', '10.0.0.0/8', '192.168.0.0/16']),
   })
-  .strict();
+  .strict()
+  .transform((p) => ({ ...p, workerProcesses: p.workerProcesses ?? workerProcessesFor(p.targetConnections, p.maxOpenFiles) }));
 
 export const tlsSchema = z
   .object({
@@ -359,6 +369,11 @@ export const STOP_MARGIN_MS = 5_000;
  */
 export function stopGraceMs(server: Pick<ServerConfig, 'drainDeadlineMs'>): number {
   return server.drainDeadlineMs + STOP_MARGIN_MS;
+}
+
+/** A replica's own hard exit after SIGTERM, whatever hangs: past its deadline, before its supervisor's kill. */
+export function selfExitMs(server: Pick<ServerConfig, 'drainDeadlineMs'>): number {
+  return server.drainDeadlineMs + STOP_MARGIN_MS / 2;
 }
 
 /**

@@ -25,9 +25,14 @@ export const SERVER_ENV = {
 
 /** Names the replica in its hello message and metrics. */
 export const REPLICA_ID_ENV = 'WS_REPLICA_ID';
+/**
+ * The bind address. Not a topology field: in a container the replica listens on every address
+ * (unset); only the local runner binds loopback.
+ */
+export const HOST_ENV = 'WS_HOST';
 
-export function toServerEnv(server: ServerConfig, replicaId: string): Record<string, string> {
-  const env: Record<string, string> = { [REPLICA_ID_ENV]: replicaId };
+export function toServerEnv(server: ServerConfig, replicaId: string, options: { host?: string } = {}): Record<string, string> {
+  const env: Record<string, string> = { [REPLICA_ID_ENV]: replicaId, ...(options.host ? { [HOST_ENV]: options.host } : {}) };
   for (const [key, name] of Object.entries(SERVER_ENV) as [keyof ServerConfig, string][]) {
     const value = server[key];
     env[name] = Array.isArray(value) ? value.join(',') : String(value);
@@ -36,7 +41,7 @@ export function toServerEnv(server: ServerConfig, replicaId: string): Record<str
 }
 
 /** Reads the settings back; unset variables take the topology defaults. */
-export function fromServerEnv(env: Record<string, string | undefined>): ServerConfig & { replicaId: string } {
+export function fromServerEnv(env: Record<string, string | undefined>): ServerConfig & { replicaId: string; host?: string } {
   const raw: Record<string, unknown> = {};
   for (const [key, name] of Object.entries(SERVER_ENV) as [keyof ServerConfig, string][]) {
     const text = env[name];
@@ -58,5 +63,6 @@ export function fromServerEnv(env: Record<string, string | undefined>): ServerCo
       }),
     );
   }
-  return { ...result.data, replicaId: env[REPLICA_ID_ENV] || `pid-${process.pid}` };
+  const host = env[HOST_ENV];
+  return { ...result.data, replicaId: env[REPLICA_ID_ENV] || `pid-${process.pid}`, ...(host ? { host } : {}) };
 }

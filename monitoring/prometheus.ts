@@ -1,5 +1,5 @@
-import type { Topology } from '../../app/src/topology';
-import { NGINX_STATUS_PATH } from '../../nginx/render';
+import type { Topology } from '../app/src/topology';
+import { NGINX_STATUS_PATH } from '../nginx/render';
 import { renderAlertRules } from './alert-rules';
 import { renderPrometheusConfig, RULES_FILE, type PrometheusRenderOptions } from './prometheus-config';
 

@@ -8,6 +8,8 @@ import { SCRAPE_JOBS } from '../prometheus-config';
  * file Grafana provisions; a unit test fails when the two differ.
  */
 export const DASHBOARD_UID = 'ws-notifications';
+/** Where Grafana serves the dashboard (the deploy prints it, the stack outputs it). */
+export const dashboardUrl = (grafanaPort: number) => `http://127.0.0.1:${grafanaPort}/d/${DASHBOARD_UID}`;
 const DATASOURCE: DataSourceRef = { type: 'prometheus', uid: DATASOURCE_UID };
 const RATE = '$__rate_interval';
 /** Per-replica panels follow the dashboard's `replica` variable. */
@@ -117,6 +119,16 @@ export function buildDashboard(): Dashboard {
       ],
       unit: 'ops',
     },
+    {
+      title: 'Reloads and rebalancing',
+      description:
+        'After an nginx reload the retired workers keep their WebSockets until the replicas close them with 1001 (before worker_shutdown_timeout); a rebalance closes some with 1001 too. Retired workers should drop to 0 within the shutdown timeout of the last reload.',
+      queries: [
+        [`max(ws_proxy_retired_workers${SEL})`, 'retired nginx workers (max over replicas)'],
+        [`sum(ws_proxy_retired_connections${SEL})`, 'connections awaiting their 1001'],
+        [`sum by (reason) (${rate('ws_shed_closes_total')}) > 0`, '1001/s {{reason}}'],
+      ],
+    },
   ]);
   l.section('Handshakes and protection', [
     {
@@ -137,7 +149,7 @@ export function buildDashboard(): Dashboard {
     },
     {
       title: 'Protection events',
-      description: 'Oversize messages (1009, DoS probing), slow consumers (1008), heartbeat and write timeouts, invalid UTF-8, malformed messages.',
+      description: 'Oversize messages (1009, DoS probing), slow consumers (1008), heartbeat and write timeouts, invalid UTF-8, malformed messages, subscribes refused at a limit.',
       queries: [
         [`sum(${rate('ws_oversize_messages_total')})`, 'oversize'],
         [`sum(${rate('ws_slow_consumer_closes_total')})`, 'slow consumer'],
@@ -145,6 +157,7 @@ export function buildDashboard(): Dashboard {
         [`sum(${rate('ws_write_timeouts_total')})`, 'write timeout'],
         [`sum(${rate('ws_invalid_utf8_total')})`, 'invalid UTF-8'],
         [`sum(${rate('ws_malformed_messages_total')})`, 'malformed'],
+        [`sum by (limit) (${rate('ws_subscription_rejections_total')}) > 0`, 'subscribe refused: {{limit}}'],
       ],
       unit: 'ops',
     },

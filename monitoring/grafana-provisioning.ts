@@ -39,6 +39,22 @@ export function renderGrafanaDatasource(prometheusUrl: string, scrapeIntervalMs:
   });
 }
 
+/**
+ * Grafana's provisioning files by relative path, the way renderPrometheusFiles returns
+ * Prometheus's: the data source, the dashboard provider and the dashboard JSON. Each top-level
+ * directory is mounted at its GRAFANA_PATHS place.
+ */
+export function renderGrafanaFiles(o: { prometheusUrl: string; scrapeIntervalMs: number }): Record<string, string> {
+  return {
+    [`${GRAFANA_DIRS.datasources}/prometheus.yml`]: renderGrafanaDatasource(o.prometheusUrl, o.scrapeIntervalMs),
+    [`${GRAFANA_DIRS.dashboardProviders}/ws-notifications.yml`]: renderDashboardProvider(),
+    [`${GRAFANA_DIRS.dashboards}/ws-notifications.json`]: readDashboard(),
+  };
+}
+
+/** The directories renderGrafanaFiles writes, each mounted at the GRAFANA_PATHS entry of the same key. */
+export const GRAFANA_DIRS = { datasources: 'datasources', dashboardProviders: 'dashboards', dashboards: 'dashboard-json' } as const;
+
 /** Tells Grafana to load every dashboard file in the dashboards directory. */
 export function renderDashboardProvider(): string {
   return stringify({

@@ -13,7 +13,7 @@ export interface Reference {
   attribute: string;
 }
 
-export function parseReference(value: string): Reference | undefined {
+function parseReference(value: string): Reference | undefined {
   const m = REFERENCE.exec(value);
   return m ? { address: `${m[1]}.${m[2]}`, attribute: m[3] } : undefined;
 }

@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
-import type { Topology } from '../../app/src/topology';
-import { prometheusDuration } from '../../app/src/shared/duration';
+import type { Topology } from '../app/src/topology';
+import { prometheusDuration } from '../app/src/shared/duration';
 
 /** Job names: the dashboard and the rules select on them. */
 export const SCRAPE_JOBS = {

@@ -1,8 +1,8 @@
 import { stringify } from 'yaml';
-import type { Topology } from '../../app/src/topology';
-import { prometheusDuration } from '../../app/src/shared/duration';
+import type { Topology } from '../app/src/topology';
+import { prometheusDuration } from '../app/src/shared/duration';
 import { SCRAPE_JOBS } from './prometheus-config';
-import { CloseCode } from '../../app/src/shared/protocol';
+import { CloseCode } from '../app/src/shared/protocol';
 
 export interface AlertRule {
   readonly alert: string;

@@ -1,0 +1,42 @@
+import type { GeneratorHealth } from './report';
+import type { Snapshot } from './runner';
+
+/** Lag or CPU above these in enough intervals means the generator, not the system, limited the run. */
+const LAG_LIMIT_MS = 50;
+const CPU_LIMIT_PERCENT = 90;
+
+/**
+ * Judges whether the load generator itself was the bottleneck, from the event-loop lag and CPU
+ * each runner reports every second: its latencies then overstate the system's.
+ */
+export class GeneratorHealthJudge {
+  private lagP99 = 0;
+  private lagMax = 0;
+  private cpuMax = 0;
+  private bad = 0;
+  private intervals = 0;
+
+  observe(s: Snapshot): void {
+    this.intervals++;
+    this.lagP99 = Math.max(this.lagP99, s.loopLagP99Ms);
+    this.lagMax = Math.max(this.lagMax, s.loopLagMaxMs);
+    this.cpuMax = Math.max(this.cpuMax, s.cpuPercent);
+    if (s.loopLagP99Ms > LAG_LIMIT_MS || s.cpuPercent > CPU_LIMIT_PERCENT) this.bad++;
+  }
+
+  verdict(workers: number): GeneratorHealth {
+    const reasons: string[] = [];
+    const badShare = this.intervals ? this.bad / this.intervals : 0;
+    if (this.bad >= 2 && badShare >= 0.1) {
+      reasons.push(`event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${this.bad} of ${this.intervals} intervals: use more workers or fewer connections`);
+    }
+    return {
+      trustworthy: reasons.length === 0,
+      reasons,
+      eventLoopLagP99Ms: Math.round(this.lagP99 * 10) / 10,
+      eventLoopLagMaxMs: Math.round(this.lagMax * 10) / 10,
+      cpuPercentMax: this.cpuMax,
+      workers,
+    };
+  }
+}

@@ -1,0 +1,81 @@
+import type { IncomingMessage } from 'node:http';
+import type { z } from 'zod';
+import {
+  CONTROL_PATHS,
+  proxyWorkersAnnouncementSchema,
+  shedRequestSchema,
+  type AnnouncementReply,
+  type ConnectionsReport,
+  type ProxyWorkersAnnouncement,
+  type ShedReply,
+} from '../shared/control';
+import type { Logger } from './logger';
+import type { ShedCounts } from './shedding';
+
+/** What the control endpoints act on: the replica's connections and its planned closes. */
+export interface ControlTarget {
+  readonly replicaId: string;
+  connections(): number;
+  draining(): boolean;
+  /** After a proxy reload: plans the retired workers' connections; returns how many. */
+  retire(a: ProxyWorkersAnnouncement): number;
+  /** A rebalance round: plans `count` closes over the window; returns how many. */
+  shed(count: number, windowMs: number): number;
+  counts(): ShedCounts;
+  /** Caps new handshakes at `limit` connections until `until` (epoch ms); undefined lifts it. */
+  capUntil(limit: number | undefined, until: number): void;
+  readonly log: Logger;
+}
+
+type Reply = (status: number, body: string, headers?: Record<string, string>) => void;
+
+/**
+ * The control endpoints (shared/control.ts), on the replica's own port: nginx proxies only the
+ * WebSocket path, and Docker does not publish the port, so only the local runner and the
+ * stack's reload step (through `docker exec`) reach them. A draining replica plans nothing: the
+ * drain closes everyone.
+ */
+export async function serveControl(req: IncomingMessage, pathname: string, reply: Reply, target: ControlTarget): Promise<void> {
+  const json = (status: number, body: unknown) => reply(status, `${JSON.stringify(body)}\n`, { 'Content-Type': 'application/json' });
+  const post = async <S extends z.ZodType>(schema: S): Promise<z.infer<S> | undefined> => {
+    if (req.method !== 'POST') return void json(405, { error: `${pathname} takes POST` });
+    let text = '';
+    for await (const chunk of req) {
+      text += chunk;
+      if (text.length > 65_536) return void json(413, { error: 'body too large' });
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return void json(400, { error: 'body is not JSON' });
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
+    return parsed.data;
+  };
+  switch (pathname) {
+    case CONTROL_PATHS.connections: {
+      const counts = target.counts();
+      return json(200, { replica: target.replicaId, connections: target.connections(), retired: counts.retired, shedding: counts.shedding, draining: target.draining() } satisfies ConnectionsReport);
+    }
+    case CONTROL_PATHS.proxyWorkers: {
+      const a = await post(proxyWorkersAnnouncementSchema);
+      if (!a) return;
+      const scheduled = target.draining() ? 0 : target.retire(a);
+      const { retiredWorkers } = target.counts();
+      target.log.info({ proxy: a.proxy, workers: a.workers, scheduled, retiredWorkers, shedAfterMs: a.shedAfterMs, windowMs: a.windowMs }, 'proxy reloaded: connections of retired workers scheduled for 1001');
+      return json(200, { scheduled, retiredWorkers } satisfies AnnouncementReply);
+    }
+    case CONTROL_PATHS.shed: {
+      const r = await post(shedRequestSchema);
+      if (!r) return;
+      const scheduled = target.draining() ? 0 : target.shed(r.count, r.windowMs);
+      target.capUntil(r.holdAtMost, Date.now() + r.capForMs);
+      target.log.info({ asked: r.count, scheduled, windowMs: r.windowMs, holdAtMost: r.holdAtMost }, 'rebalance: connections scheduled for 1001');
+      return json(200, { scheduled } satisfies ShedReply);
+    }
+    default:
+      return json(404, { error: `no control endpoint ${pathname}` });
+  }
+}
