@@ -157,7 +157,8 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
   });
 
   it('scales 3 → 5 (rebalancing) → 2 in code under load: the proxy stays, reloads cut nothing, observed past nginx\'s deadline', async () => {
-    const ca = readFileSync(join(ROOT, topologyFor(3).tls.dir, 'ca.crt'));
+    const { tls } = topologyFor(3);
+    const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
     const url = `wss://localhost:${HTTPS}/ws-notifications`;
     const proxyBefore = (await running()).get('ws-nginx')!.Id;
     const masterBefore = exec('ws-nginx', 'cat /run/nginx.pid').trim();
@@ -192,7 +193,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     for (const name of ['ws-server-3', 'ws-server-4']) assert.equal(containers.get(name)?.State, 'running', name);
     assert.equal(containers.get('ws-nginx')!.Id, proxyBefore, 'the proxy container was not replaced');
     assert.equal(exec('ws-nginx', 'cat /run/nginx.pid').trim(), masterBefore, 'same nginx master: a reload, not a restart');
-    assert.equal(exec('ws-nginx', 'grep -c "server ws-server-" /etc/nginx/ws/nginx.conf').trim(), '5');
+    assert.equal(exec('ws-nginx', `grep -c "server ws-server-" ${PROXY_PATHS.config}`).trim(), '5');
     assert.equal(latest?.unexpectedCloses, 0, 'scaling up cut nothing');
     await prometheusSees(['ws-server-0', 'ws-server-1', 'ws-server-2', 'ws-server-3', 'ws-server-4']);
     assert.equal(containers.get('ws-prometheus')!.Id, prometheusBefore, 'Prometheus reloaded, not replaced (its history stays)');
@@ -206,7 +207,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     containers = await running();
     for (const name of ['ws-server-2', 'ws-server-3', 'ws-server-4']) assert.ok(!containers.has(name), `${name} removed`);
     assert.equal(containers.get('ws-nginx')!.Id, proxyBefore, 'the proxy container was not replaced');
-    assert.equal(exec('ws-nginx', 'grep -c "server ws-server-" /etc/nginx/ws/nginx.conf').trim(), '2');
+    assert.equal(exec('ws-nginx', `grep -c "server ws-server-" ${PROXY_PATHS.config}`).trim(), '2');
     await prometheusSees(['ws-server-0', 'ws-server-1']);
     assert.equal(containers.get('ws-prometheus')!.Id, prometheusBefore);
     await eventually(() => (latest?.open ?? 0) === 120, 30_000, 'everyone reconnected');

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCertificates, type KeyAlgorithm } from '../../certs/generate';
+import { tlsSchema } from '../../app/src/topology';
 
 export interface TestCerts {
   dir: string;
@@ -13,7 +14,9 @@ export interface TestCerts {
 /** A fresh CA and server certificate (localhost, 127.0.0.1, ws-nginx) in a temp directory. */
 export function makeTestCerts(algorithm: KeyAlgorithm = 'ecdsa'): TestCerts {
   const dir = mkdtempSync(join(tmpdir(), 'ws-test-certs-'));
-  const files = { caCert: 'ca.crt', serverCert: 'server.crt', serverKey: 'server.key' };
+  // The topology's own file names, as the stack and the local runner use them.
+  const { caCert, serverCert, serverKey } = tlsSchema.parse({});
+  const files = { caCert, serverCert, serverKey };
   generateCertificates({ dir, algorithm, dnsNames: ['localhost', 'ws-nginx'], ipAddresses: ['127.0.0.1'], files });
   return { dir, caCert: join(dir, files.caCert), serverCert: join(dir, files.serverCert), serverKey: join(dir, files.serverKey) };
 }
