@@ -65,7 +65,7 @@ export async function reloadAndAnnounce(
   proxy: ProxyAccess,
   replicas: readonly ReplicaAccess[],
   plan: Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'>,
-  options: { workerProcesses: number; timeoutMs?: number } ,
+  options: { workerProcesses: number; timeoutMs?: number },
 ): Promise<ReloadResult> {
   const started = Date.now();
   await proxy.sh(proxy.checkCommand).catch((error: Error) => {

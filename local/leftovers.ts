@@ -6,9 +6,9 @@ import { join } from 'node:path';
  * What a local run leaves if it dies (SIGKILL, a crash): its children run in their own process
  * groups, so they outlive it. Every run writes `owner.json` (its pid and its children's) into
  * its runtime directory, and every child carries `WS_LOCAL_RUN=<that directory>` in its
- * environment (nginx: its config path in that directory). The next start kills the children of runs whose owner is gone, if they still
- * carry the mark (a pid may have been reused), and removes those directories. Runs stopped with
- * --keep-logs drop owner.json and are left alone.
+ * environment (nginx: its config path in that directory). The next start kills the children of
+ * runs whose owner is gone, if they still carry the mark (a pid may have been reused), and
+ * removes those directories. Runs stopped with --keep-logs drop owner.json and are left alone.
  */
 export const RUN_PREFIX = 'ws-local-';
 export const RUN_MARK_ENV = 'WS_LOCAL_RUN';
