@@ -11,6 +11,8 @@ import { DATASOURCE_UID, readDashboard } from '../../monitoring/grafana-provisio
 import { renderDashboard } from '../../monitoring/grafana/dashboard';
 import { containerNamed, resourcesOf, synth, writtenFiles } from '../helpers/synth';
 import { metricNames } from '../helpers/promql';
+import { makeUniqueId } from 'cdktf/lib/private/unique';
+import { ADDRESSES_BEFORE_0_2 } from '../../stacks/monitoring/component';
 
 const render = (replicas: number, input: Partial<TopologyInput> = {}) =>
   parse(
@@ -84,17 +86,17 @@ describe('the monitoring stack', () => {
   });
 
   it('renders the scrape targets from the replica count, without touching the Prometheus container', () => {
-    const targets = (n: number) => parse(writtenFiles(synth({ replicas: n }), 'monitoring_prometheus-config')['prometheus.yml']).scrape_configs[0].static_configs.length;
+    const targets = (n: number) => parse(writtenFiles(synth({ replicas: n }), 'monitoring_prometheus_config')['prometheus.yml']).scrape_configs[0].static_configs.length;
     assert.deepEqual([1, 3, 7].map(targets), [1, 3, 7]);
     const containers = [1, 7].map((n) => containerNamed(synth({ replicas: n }), 'ws-prometheus'));
     assert.deepEqual(containers[0], containers[1]);
-    const reloads = [1, 7].map((n) => Object.entries(synth({ replicas: n }).json.resource.terraform_data).find(([id]) => id.startsWith('monitoring_prometheus-reload'))![1]);
+    const reloads = [1, 7].map((n) => Object.entries(synth({ replicas: n }).json.resource.terraform_data).find(([id]) => id.startsWith('monitoring_prometheus_reload'))![1]);
     assert.notDeepEqual(reloads[0].triggers_replace, reloads[1].triggers_replace, 'a new config reloads Prometheus');
     assert.match(reloads[0].provisioner[0]['local-exec'].command, /promtool check config .* && docker kill --signal=HUP/);
   });
 
   it('provisions Grafana with the data source and the dashboard from the repository', () => {
-    const files = writtenFiles(s, 'monitoring_grafana-config');
+    const files = writtenFiles(s, 'monitoring_grafana_config');
     assert.equal(files['dashboard-json/ws-notifications.json'], readDashboard());
     const ds = parse(files['datasources/prometheus.yml']).datasources[0];
     assert.equal(ds.uid, DATASOURCE_UID);
@@ -104,8 +106,8 @@ describe('the monitoring stack', () => {
   it('has the load job serve /metrics and start once Prometheus scrapes', () => {
     const loadJob = containerNamed(s, 'ws-load-client');
     assert.ok(loadJob.env.includes('LOAD_METRICS_PORT=9464'));
-    assert.ok(loadJob.depends_on.some((d: string) => d.startsWith('terraform_data.monitoring_prometheus-reload')));
-    const config = parse(writtenFiles(s, 'monitoring_prometheus-config')['prometheus.yml']);
+    assert.ok(loadJob.depends_on.some((d: string) => d.startsWith('terraform_data.monitoring_prometheus_reload')));
+    const config = parse(writtenFiles(s, 'monitoring_prometheus_config')['prometheus.yml']);
     assert.deepEqual(job(config, SCRAPE_JOBS.loadClient).static_configs[0].targets, ['ws-load-client:9464']);
   });
 
@@ -210,5 +212,34 @@ describe('the metric-name scanner', () => {
     assert.deepEqual(metricNames('histogram_quantile(0.99, sum by (le) (rate(ws_heartbeat_rtt_seconds_bucket{replica=~"$replica"}[$__rate_interval])))'), ['ws_heartbeat_rtt_seconds_bucket']);
     assert.deepEqual(metricNames('up{job="ws-server"} == 0 or nginx_up == 0'), ['nginx_up', 'up']);
     assert.deepEqual(metricNames('sum(rate(a_total[5m])) / ignoring(x) b > 1e3'), ['a_total', 'b']);
+  });
+});
+
+describe('monitoring resources keep their objects across the split into constructs', () => {
+  it('each one is moved from the address it had when the Monitoring construct held them directly', () => {
+    // cdktf's own id function, on the construct paths of the old layout (below the stack).
+    const before = (type: string, ...path: string[]) => `${type}.${makeUniqueId(['monitoring', ...path])}`;
+    const old = [
+      before('docker_image', 'prometheus-image'),
+      before('docker_container', 'prometheus'),
+      before('terraform_data', 'prometheus-config', 'files'),
+      before('terraform_data', 'prometheus-reload'),
+      before('docker_image', 'nginx-exporter-image'),
+      before('docker_container', 'nginx-exporter'),
+      before('docker_image', 'grafana-image'),
+      before('docker_container', 'grafana'),
+      before('terraform_data', 'grafana-config', 'files'),
+    ];
+    const s = synth({ replicas: 3 });
+    const moved = s.json.moved ?? [];
+    assert.deepEqual(moved.map((m) => m.from).sort(), [...old].sort());
+    for (const { from, to } of moved) {
+      const [type, name] = to.split('.');
+      assert.ok(s.json.resource[type][name], `${to} exists`);
+      assert.equal(type, from.split('.')[0]);
+      assert.ok(!s.json.resource[type][from.split('.')[1]], `${from} is gone from the configuration`);
+      assert.match(name, /^monitoring_(prometheus|exporter|grafana)_/);
+    }
+    assert.deepEqual(Object.values(ADDRESSES_BEFORE_0_2).sort(), [...old].sort());
   });
 });

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { UnsupportedError } from '../../tools/offline-applier/expressions';
@@ -38,5 +41,27 @@ describe('offline applier strictness', () => {
     const d = doc();
     server0(d).image = '${docker_image.missing_ABC.image_id}';
     await assert.rejects(applier.apply(d), /docker_image\.missing_ABC, which is not in the configuration/);
+  });
+});
+
+describe('offline applier: moved blocks', () => {
+  const doc = (moved: unknown[]) => ({ resource: { terraform_data: { new_B: { triggers_replace: { sha256: 'x' } } } }, moved });
+
+  it('moves the state entry to its new address and keeps the object (no replacement)', async () => {
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'ws-applier-')), 'state.json');
+    writeFileSync(stateFile, JSON.stringify({ 'terraform_data.old_A': { type: 'terraform_data', config: { triggers_replace: { sha256: 'x' } }, attrs: { id: 'kept-1' }, dependsOn: [] } }));
+    const report = await new OfflineApplier(stateFile).apply(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B' }]));
+    assert.deepEqual(report.kept, ['terraform_data.new_B']);
+    assert.deepEqual([...report.created, ...report.replaced, ...report.destroyed], []);
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    assert.deepEqual(Object.keys(state), ['terraform_data.new_B']);
+    assert.equal(state['terraform_data.new_B'].attrs.id, 'kept-1', 'the same object');
+  });
+
+  it('refuses a move to another type or to an address that is not configured', () => {
+    const applier = new OfflineApplier('/nonexistent/state.json');
+    assert.throws(() => applier.validate(doc([{ from: 'docker_image.old_A', to: 'terraform_data.new_B' }])), /cannot change its type/);
+    assert.throws(() => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.gone_C' }])), /gone_C is not in the configuration/);
+    assert.throws(() => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B', index: 1 }])), /moved\.index/);
   });
 });

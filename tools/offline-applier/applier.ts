@@ -18,8 +18,9 @@ import { packContext } from './build-context';
  * force replacement (destroy, then create); a container waits for health (`wait`), or for its
  * exit (`attach`) with its logs and exit code; postconditions are checked; `replace_triggered_by`
  * replaces when the referenced resource was replaced; terraform_data is replaced when
- * `triggers_replace` changes and then runs its local-exec provisioners. Resources that left the
- * configuration are destroyed after the others are applied.
+ * `triggers_replace` changes and then runs its local-exec provisioners; `moved` blocks rename
+ * state entries before anything is planned. Resources that left the configuration are destroyed
+ * after the others are applied.
  */
 
 type Json = Record<string, any>;
@@ -94,7 +95,15 @@ export class OfflineApplier {
   /** Checks the whole document before touching anything. */
   validate(doc: Json): void {
     for (const key of Object.keys(doc)) {
-      if (!['//', 'terraform', 'provider', 'resource', 'output'].includes(key)) throw new UnsupportedError(`top-level block "${key}" is not supported`);
+      if (!['//', 'terraform', 'provider', 'resource', 'output', 'moved'].includes(key)) throw new UnsupportedError(`top-level block "${key}" is not supported`);
+    }
+    for (const m of (doc.moved ?? []) as Json[]) {
+      for (const k of Object.keys(m)) if (!['from', 'to'].includes(k)) throw new UnsupportedError(`moved.${k} is not supported`);
+      const [fromType] = String(m.from).split('.');
+      const [toType, toName] = String(m.to).split('.');
+      if (!/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(m.from) || !/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(m.to)) throw new UnsupportedError(`moved ${m.from} -> ${m.to}: only plain resource addresses are supported`);
+      if (fromType !== toType) throw new UnsupportedError(`moved ${m.from} -> ${m.to}: a resource cannot change its type`);
+      if (!doc.resource?.[toType]?.[toName]) throw new UnsupportedError(`moved ${m.from} -> ${m.to}: ${m.to} is not in the configuration`);
     }
     for (const [key, value] of Object.entries(doc.terraform ?? {})) {
       if (key === 'required_providers') {
@@ -137,6 +146,15 @@ export class OfflineApplier {
   async apply(doc: Json): Promise<ApplyReport> {
     this.validate(doc);
     const state = this.readState();
+    // moved blocks, as terraform reads them: an object at `from` now lives at `to` (unless `to` already has one).
+    for (const { from, to } of (doc.moved ?? []) as { from: string; to: string }[]) {
+      if (!state[from] || state[to]) continue;
+      this.log(`moved ${from} -> ${to}`);
+      state[to] = state[from];
+      delete state[from];
+      for (const entry of Object.values(state)) entry.dependsOn = entry.dependsOn.map((d) => (d === from ? to : d));
+      this.writeState(state);
+    }
     const configs = new Map<string, { type: string; config: Json }>();
     for (const [type, resources] of Object.entries(doc.resource ?? {})) {
       for (const [name, config] of Object.entries(resources as Json)) configs.set(`${type}.${name}`, { type, config });
@@ -210,6 +228,7 @@ export class OfflineApplier {
     for (const [name, output] of Object.entries(doc.output ?? {})) {
       report.outputs[name] = resolve((output as Json).value, (a) => state[a]?.attrs, `output.${name}`);
     }
+    this.writeState(state);
     return report;
   }
 

@@ -1,0 +1,35 @@
+import { Construct } from 'constructs';
+import type { ITerraformDependable } from 'cdktf';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { nginxExporterArgs } from '../../monitoring/prometheus';
+import { containerLabels } from '../container-attributes';
+import { PROXY_PATHS } from '../nginx-proxy';
+import { ADDRESSES_BEFORE_0_2, movedFrom, pulledImage, type ComponentProps } from './component';
+
+export interface NginxExporterProps extends ComponentProps {
+  /** Done once the proxy serves stub_status (the exporter starts after it). */
+  readonly proxyReady: ITerraformDependable;
+}
+
+/** The standard nginx exporter, reading stub_status on the proxy's internal port. */
+export class NginxExporter extends Construct {
+  readonly container: Container;
+
+  constructor(scope: Construct, id: string, props: NginxExporterProps) {
+    super(scope, id);
+    const { monitoring, images, proxy } = props.topology;
+    const image = movedFrom(pulledImage(this, 'image', images.nginxExporter), ADDRESSES_BEFORE_0_2.exporterImage);
+    this.container = movedFrom(
+      new Container(this, 'container', {
+        name: monitoring.exporterContainerName,
+        image: image.imageId,
+        command: nginxExporterArgs({ proxy: `${proxy.containerName}:${PROXY_PATHS.httpPort}`, listen: `:${monitoring.exporterPort}` }),
+        networksAdvanced: [{ name: props.networkName, aliases: [monitoring.exporterContainerName] }],
+        restart: 'unless-stopped',
+        labels: containerLabels(props.labels),
+        dependsOn: [props.proxyReady],
+      }),
+      ADDRESSES_BEFORE_0_2.exporter,
+    );
+  }
+}

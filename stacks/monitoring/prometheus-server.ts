@@ -1,0 +1,82 @@
+import { Construct } from 'constructs';
+import { DataResource } from 'cdktf';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
+import { ConfigFiles } from '../config-files';
+import { containerLabels, httpHealthcheck } from '../container-attributes';
+import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, pulledImage, type ComponentProps } from './component';
+
+export interface PrometheusServerProps extends ComponentProps {
+  /** Replica container names, in order (one target each). */
+  readonly replicas: string[];
+  /** Host name of the load-client job container (scraped while it runs). */
+  readonly loadClientHost: string;
+  /** Host directory for the rendered prometheus.yml and rules (bind-mounted read-only). */
+  readonly configDir: string;
+}
+
+/**
+ * Prometheus: its rendered files, its container, and the reload that validates and applies a new
+ * config. Like the proxy, the container does not depend on the replica count: a changed config is
+ * rewritten, checked with `promtool check config` inside the container and picked up with SIGHUP,
+ * so scaling keeps the collected history.
+ */
+export class PrometheusServer extends Construct {
+  readonly container: Container;
+  /** Done once the current scrape config and rules are live. */
+  readonly reload: DataResource;
+
+  constructor(scope: Construct, id: string, props: PrometheusServerProps) {
+    super(scope, id);
+    const { monitoring, images, server } = props.topology;
+    const files = new ConfigFiles(this, 'config', {
+      dir: props.configDir,
+      files: renderPrometheusFiles(props.topology, {
+        servers: props.replicas.map((replica) => ({ replica, target: `${replica}:${server.port}` })),
+        nginxExporter: `${monitoring.exporterContainerName}:${monitoring.exporterPort}`,
+        loadClient: `${props.loadClientHost}:${monitoring.loadMetricsPort}`,
+        self: `localhost:${MONITORING_PATHS.prometheusPort}`,
+      }),
+    });
+    movedFrom(files.resource, ADDRESSES_BEFORE_0_2.prometheusConfig);
+    const image = movedFrom(pulledImage(this, 'image', images.prometheus), ADDRESSES_BEFORE_0_2.prometheusImage);
+    this.container = movedFrom(
+      new Container(this, 'container', {
+        name: monitoring.prometheusContainerName,
+        image: image.imageId,
+        // The image's entrypoint is the prometheus binary; these replace its default flags.
+        command: prometheusArgs({
+          configDir: MONITORING_PATHS.prometheusConfigDir,
+          dataDir: MONITORING_PATHS.prometheusData,
+          retention: monitoring.retention,
+          listen: `:${MONITORING_PATHS.prometheusPort}`,
+        }),
+        ports: [{ internal: MONITORING_PATHS.prometheusPort, external: monitoring.prometheusPort, ip: '127.0.0.1' }],
+        volumes: [{ hostPath: props.configDir, containerPath: MONITORING_PATHS.prometheusConfigDir, readOnly: true }],
+        networksAdvanced: [{ name: props.networkName, aliases: [monitoring.prometheusContainerName] }],
+        restart: 'unless-stopped',
+        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', { startPeriod: '5s', retries: 5 }),
+        wait: true,
+        waitTimeout: 90,
+        labels: containerLabels(props.labels),
+        dependsOn: [files.resource],
+      }),
+      ADDRESSES_BEFORE_0_2.prometheus,
+    );
+    // On every config change (replicas, thresholds): validate, then reload without a restart.
+    this.reload = movedFrom(
+      new DataResource(this, 'reload', {
+        triggersReplace: { sha256: files.sha256 },
+        dependsOn: [this.container, files.resource],
+        provisioners: [
+          {
+            type: 'local-exec',
+            command: `docker exec "$PROMETHEUS" promtool check config ${MONITORING_PATHS.prometheusConfigDir}/${PROMETHEUS_CONFIG_FILE} >/dev/null && docker kill --signal=HUP "$PROMETHEUS" >/dev/null`,
+            environment: { PROMETHEUS: monitoring.prometheusContainerName },
+          },
+        ],
+      }),
+      ADDRESSES_BEFORE_0_2.prometheusReload,
+    );
+  }
+}
