@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { replicaName, stopGraceMs, toServerEnv, type Topology } from '../app/src/topology';
+import { replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
@@ -17,6 +17,13 @@ export interface LocalReplica {
   readonly id: string;
   readonly port: number;
   process: Owned;
+}
+
+/** nats-server with JetStream (Debian's nats-server), its store in the run's directory. */
+export interface LocalBroker {
+  /** nats://127.0.0.1:PORT */
+  readonly url: string;
+  readonly process: Owned;
 }
 
 /** Prometheus and the nginx exporter as local processes (Debian's prometheus, prometheus-nginx-exporter). */
@@ -44,6 +51,8 @@ export interface LocalTopology {
   readonly config: string;
   /** Present when started with monitoring. */
   readonly monitoring?: LocalMonitoring;
+  /** Present when the topology enables the broker. */
+  readonly broker?: LocalBroker;
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
   stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Reloads nginx (same config) and announces its new workers to the replicas (control/reload.ts). */
@@ -117,15 +126,22 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     return p;
   };
   const replicas: LocalReplica[] = [];
+  let brokerEnv: Record<string, string> = {};
   const startReplica = async (i: number, port: number) => {
     const id = replicaName(i);
-    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: '127.0.0.1' }) };
+    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: '127.0.0.1' }), ...brokerEnv };
     const p = own(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };
   let nginx: Owned | undefined;
   const helpers: Owned[] = [];
+  let broker: LocalBroker | undefined;
   try {
+    // The broker first: the replicas connect to it as they start.
+    if (topology.broker.enabled) {
+      broker = await startBroker(runtimeDir, own);
+      brokerEnv = toBrokerEnv({ ...topology.broker, urls: [broker.url] });
+    }
     for (let i = 0; i < topology.replicas; i++) replicas.push(await startReplica(i, await freePort()));
     await Promise.all(replicas.map((r) => waitForPort(r.port, r.process)));
 
@@ -165,6 +181,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       nginx: started,
       config,
       monitoring,
+      broker,
       stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, stopGraceMs(topology.server)),
       reloadProxy: () => reloadAndAnnounce(proxy, replicaAccess(), reloadPlan(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }),
       proxyWorkers: () => nginxWorkers(proxy),
@@ -178,6 +195,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
         await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
         await stop(started, 'SIGQUIT', 5000);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
+        if (broker) await stop(broker.process, 'SIGTERM', 10_000);
         if (keepLogs) releaseOwner(runtimeDir);
         else rmSync(runtimeDir, { recursive: true, force: true });
       },
@@ -217,4 +235,15 @@ async function startMonitoring(topology: Topology, runtimeDir: string, replicas:
   );
   await waitForPort(prometheusPort, prometheus);
   return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
+}
+
+/** The broker on loopback: nats-server with JetStream, its store under the run's directory. */
+async function startBroker(runtimeDir: string, own: (...args: Parameters<typeof start>) => Owned): Promise<LocalBroker> {
+  if (spawnSync('nats-server', ['--version']).error) throw new Error('the broker needs nats-server. On Debian/Ubuntu: sudo apt-get install -y nats-server');
+  const port = await freePort();
+  const store = join(runtimeDir, 'nats');
+  mkdirSync(store, { recursive: true });
+  const p = own('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { logFile: join(runtimeDir, 'logs', 'nats-server.log') });
+  await waitForPort(port, p);
+  return { url: `nats://127.0.0.1:${port}`, process: p };
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm start`: the main job on a fresh clone. Installs what is missing (npm dependencies, nginx,
-# Prometheus and the nginx exporter, certificates), then runs the local topology with the default
+# Prometheus and the nginx exporter, nats-server, certificates), then runs the local topology with the default
 # profile, scraped by Prometheus, and prints the summary.
 # Extra arguments go to `npm run local` (see `npm run local -- --help`).
 set -euo pipefail
@@ -39,6 +39,19 @@ if ! command -v prometheus >/dev/null 2>&1 || ! { command -v prometheus-nginx-ex
   else
     echo "start: Prometheus is not installed; running without monitoring (sudo apt-get install -y prometheus prometheus-nginx-exporter)"
     monitoring=()
+  fi
+fi
+
+# nats-server: the broker (npm run local -- --broker) and its tests. Installed as root; without it
+# everything else still runs.
+if ! command -v nats-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "start: installing Debian's nats-server (the broker)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+    pkill -x nats-server 2>/dev/null || true
+  else
+    echo "start: nats-server is not installed; the broker (--broker) and its tests need it (sudo apt-get install -y nats-server)"
   fi
 fi
 

@@ -3,6 +3,7 @@ import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { join } from 'node:path';
 import type { Topology } from '../app/src/topology';
+import { ConfigError } from '../app/src/shared/errors';
 import { LOAD_JOB_NAME, LoadClientJob, REPORT_FILE } from './load-client-job';
 import { LocalImage } from './local-image';
 import { Monitoring } from './monitoring/monitoring';
@@ -36,6 +37,10 @@ export class WsNotificationsStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: WsNotificationsStackProps) {
     super(scope, id);
     const { topology } = props;
+    if (topology.broker.enabled) {
+      // The replicas would have no broker to connect to: refused rather than deployed broken.
+      throw new ConfigError('topology', [{ field: 'broker.enabled', rule: 'the Docker stack has no broker container yet (issue 13, next part); the broker runs with the local topology: npm run local -- --broker' }]);
+    }
     const paths = projectPaths(props.root, topology);
     const labels = { 'ws-notifications.stack': topology.name };
 

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { Testing } from 'cdktf';
 import { defineTopology, reloadShedDelayMs } from '../../app/src/topology';
 import { RELOAD_PLAN_ENV, reloadPlanSchema } from '../../app/src/shared/control';
+import { ConfigError } from '../../app/src/shared/errors';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { containerNamed, proxyConfig, resourcesOf, ROOT, synth } from '../helpers/synth';
 import { matchSnapshot } from '../helpers/snapshot';
@@ -108,6 +109,10 @@ describe('the synthesized stack', () => {
     assert.equal(plan.announce.windowMs, topology.proxy.reload.shedWindowMs);
     assert.equal(plan.rebalance, undefined, 'rebalance is off by default');
     assert.equal(reload.triggers_replace.sha256, install.triggers_replace.sha256);
+  });
+
+  it('refuses the broker, naming the field, until the stack has a broker container', () => {
+    assert.throws(() => synth({ broker: { enabled: true } }), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'broker.enabled');
   });
 
   it('a rebalance runs after the reload only when the topology enables it', () => {

@@ -1,6 +1,8 @@
-import { fromServerEnv } from '../topology/server-env';
+import { fromBrokerEnv, fromServerEnv } from '../topology/server-env';
 import { selfExitMs } from '../topology/schema';
 import { EXIT, reportFailure } from '../shared/exit';
+import { JetStreamBroker } from './broker';
+import { createLogger } from './logger';
 import { createReplica } from './replica';
 
 /**
@@ -11,7 +13,9 @@ import { createReplica } from './replica';
 async function main(): Promise<void> {
   // An invalid variable is a ConfigError naming it: exit 2 (shared/exit.ts).
   const settings = fromServerEnv(process.env);
-  const { server, log } = createReplica(settings);
+  const brokerConfig = fromBrokerEnv(process.env);
+  const broker = brokerConfig ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel)) : undefined;
+  const { server, log } = createReplica(settings, { broker });
   try {
     await server.listen(settings.port, settings.host);
   } catch (error) {

@@ -81,6 +81,12 @@ export function createMetrics(replica: string) {
     }),
     shedCloses: new Counter({ name: 'ws_shed_closes_total', help: 'Connections closed with 1001 outside a drain, by reason (reload: a retired nginx worker; rebalance).', labelNames: ['reason'] as const, registers: r }),
     notificationsDelivered: new Counter({ name: 'ws_notifications_delivered_total', help: 'Notifications delivered to subscribers.', registers: r }),
+    brokerPublishSeconds: new Histogram({
+      name: 'ws_broker_publish_seconds',
+      help: 'Time from a publication to the broker\'s acknowledgement (stored).',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    }),
     ready: new Gauge({ name: 'ws_ready', help: '1 while accepting connections, 0 while draining.', registers: r }),
   };
   for (const code of TRACKED_CLOSE_CODES) metrics.connectionsClosed.inc({ code: String(code) }, 0);

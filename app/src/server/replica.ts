@@ -1,5 +1,6 @@
 import { createLogger, type Logger } from './logger';
 import { createMetrics, type ServerMetrics } from './metrics';
+import type { JetStreamBroker } from './broker';
 import { NotificationServer, type ServerSettings } from './server';
 
 export interface Replica {
@@ -13,8 +14,8 @@ export interface Replica {
  * process entry point, the tests and the benchmarks all build replicas here. `logLevel`
  * overrides the settings' ('silent' for tests and benchmarks).
  */
-export function createReplica(settings: ServerSettings, options: { logLevel?: string } = {}): Replica {
+export function createReplica(settings: ServerSettings, options: { logLevel?: string; broker?: JetStreamBroker } = {}): Replica {
   const log = createLogger(settings.replicaId, options.logLevel ?? settings.logLevel);
   const metrics = createMetrics(settings.replicaId);
-  return { server: new NotificationServer(settings, log, metrics), log, metrics };
+  return { server: new NotificationServer(settings, log, metrics, options.broker), log, metrics };
 }

@@ -3,13 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseProxyWorker, PROXY_WORKER_HEADER } from '../shared/control';
-import { CloseCode, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
+import { BROKER_ERROR_CODE, CloseCode, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
+import { TopicSubjectError, type BrokerDelivery, type JetStreamBroker } from './broker';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
 
@@ -53,6 +54,8 @@ export class NotificationServer {
     private readonly settings: ServerSettings,
     private readonly log: Logger,
     private readonly metrics: ServerMetrics,
+    /** With a broker, publications go through it and every replica delivers them; without, fan-out is this replica's. */
+    private readonly broker?: JetStreamBroker,
   ) {
     this.wss = new WebSocketServer({
       noServer: true,
@@ -69,8 +72,9 @@ export class NotificationServer {
     this.metrics.sources.shedCounts = () => this.shedding.counts();
   }
 
-  /** Starts listening; resolves with the bound address. */
+  /** Starts listening (and delivering what the broker stores from now on); resolves with the bound address. */
   async listen(port = this.settings.port, host?: string): Promise<AddressInfo> {
+    await this.broker?.consume((d) => this.deliver(d));
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -253,23 +257,43 @@ export class NotificationServer {
         this.send(peer, { type: 'unsubscribed', topic: message.topic });
         return;
       case 'publish': {
-        const text = JSON.stringify({
-          type: 'notification',
-          topic: message.topic,
-          data: message.data,
-          id: message.id,
-          ts: message.ts,
-          replica: this.settings.replicaId,
-        } satisfies ServerMessage);
-        const bytes = Buffer.byteLength(text);
-        let delivered = 0;
-        for (const subscriber of this.topics.subscribers(message.topic)) {
-          if (this.sendText(subscriber, 'notification', text, bytes)) delivered++;
-        }
-        this.metrics.notificationsDelivered.inc(delivered);
+        const notification = { topic: message.topic, data: message.data, id: message.id, ts: message.ts, replica: this.settings.replicaId };
+        if (this.broker) return void this.publishThroughBroker(peer, notification);
+        const delivered = this.fanOut({ type: 'notification', ...notification });
         this.send(peer, { type: 'published', topic: message.topic, id: message.id, delivered });
         return;
       }
+    }
+  }
+
+  /** Sends a notification to this replica's subscribers of its topic; returns how many it reached. */
+  private fanOut(notification: Extract<ServerMessage, { type: 'notification' }>): number {
+    const text = JSON.stringify(notification);
+    const bytes = Buffer.byteLength(text);
+    let delivered = 0;
+    for (const subscriber of this.topics.subscribers(notification.topic)) {
+      if (this.sendText(subscriber, 'notification', text, bytes)) delivered++;
+    }
+    this.metrics.notificationsDelivered.inc(delivered);
+    return delivered;
+  }
+
+  /** A publication from the broker's stream: delivered to this replica's subscribers, with its offset and epoch. */
+  private deliver(d: BrokerDelivery): void {
+    this.fanOut({ type: 'notification', topic: d.topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch });
+  }
+
+  /** Stores the publication in the broker; the client hears `published` only once it is stored. */
+  private async publishThroughBroker(peer: Peer, n: { topic: string; data: unknown; id?: number | string; ts?: number; replica: string }): Promise<void> {
+    const started = performance.now();
+    try {
+      const { offset } = await this.broker!.publish(n, n.id === undefined ? undefined : String(n.id));
+      this.metrics.brokerPublishSeconds.observe((performance.now() - started) / 1000);
+      this.send(peer, { type: 'published', topic: n.topic, id: n.id, offset });
+    } catch (error) {
+      if (error instanceof TopicSubjectError) return this.malformed(peer, 'invalid_field', error.message);
+      this.log.warn({ err: error, topic: n.topic }, 'the broker did not store a publication');
+      this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: 'the broker did not acknowledge the publication; nothing was stored, retry' });
     }
   }
 
@@ -389,6 +413,7 @@ export class NotificationServer {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.shedding.cancel();
+    await this.broker?.close().catch(() => undefined);
     for (const peer of this.peers) peer.ws.terminate();
     await new Promise<void>((resolve) => {
       if (!this.http.listening) return resolve();

@@ -9,7 +9,7 @@ export type ClientMessage =
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
   | { type: 'subscribe'; topic: string }
   | { type: 'unsubscribe'; topic: string }
-  /** Fan-out to this replica's subscribers of the topic (the publisher too, if subscribed). */
+  /** Fan-out to the topic's subscribers: this replica's, or every replica's through the broker (the publisher too, if subscribed). */
   | { type: 'publish'; topic: string; data: unknown; id?: number | string; ts?: number };
 
 export type ServerMessage =
@@ -18,15 +18,22 @@ export type ServerMessage =
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
   | { type: 'subscribed'; topic: string }
   | { type: 'unsubscribed'; topic: string }
-  | { type: 'published'; topic: string; id?: number | string; delivered: number }
-  | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string }
+  /**
+   * A publication was taken: without a broker, `delivered` counts this replica's subscribers it
+   * reached; with one, `offset` is where the broker stored it (every replica delivers it).
+   */
+  | { type: 'published'; topic: string; id?: number | string; delivered?: number; offset?: number }
+  /** `offset` and `epoch` come with a broker (see server/broker.ts); `replica` is where it was published. */
+  | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string; offset?: number; epoch?: string }
   | { type: 'error'; code: ErrorCode; message: string };
 
 /** Codes of the errors that answer a malformed message. */
 export const ERROR_CODES = ['malformed', 'unknown_type', 'invalid_field', 'binary_unsupported'] as const;
 /** Codes of the errors that answer a subscribe past a limit (per connection, per replica). */
 export const SUBSCRIPTION_LIMIT_CODES = ['too_many_subscriptions', 'replica_subscriptions_full'] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number] | (typeof SUBSCRIPTION_LIMIT_CODES)[number];
+/** A publish the broker did not acknowledge: nothing was stored, the client may retry. */
+export const BROKER_ERROR_CODE = 'broker_unavailable';
+export type ErrorCode = (typeof ERROR_CODES)[number] | (typeof SUBSCRIPTION_LIMIT_CODES)[number] | typeof BROKER_ERROR_CODE;
 
 export const TOPIC_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -243,6 +243,31 @@ export const monitoringSchema = z
   })
   .strict();
 
+/**
+ * The broker every replica shares (NATS JetStream): a publication goes into one stream, every
+ * replica consumes it and delivers to its own subscribers, so a notification reaches every
+ * subscriber of its topic whatever replica each landed on.
+ */
+export const brokerSchema = z
+  .object({
+    /** Off: fan-out stays per replica (a publication reaches only the publishing replica's subscribers). */
+    enabled: z.boolean().default(false),
+    /** Server URLs the replicas connect to. */
+    urls: z.array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port')).min(1).default(['nats://ws-nats:4222']),
+    /** The JetStream stream holding every topic's history. */
+    stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('WS_NOTIFICATIONS'),
+    /** Publications of topic T go to subject `<prefix>.T`. */
+    subjectPrefix: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).default('notify'),
+    /** History kept per topic: this many messages (max_msgs_per_subject) ... */
+    historyPerTopic: z.number().int().min(1).max(1_000_000).default(1_000),
+    /** ... and none older than this (max_age). */
+    historyMaxAgeMs: positiveMs.default(3_600_000),
+    /** A repeated publication id within this window is stored once (duplicate_window). */
+    dedupeWindowMs: positiveMs.default(120_000),
+    storage: z.enum(['file', 'memory']).default('file'),
+  })
+  .strict();
+
 export const topologySchema = z
   .object({
     /** Stack and resource name prefix. */
@@ -262,6 +287,7 @@ export const topologySchema = z
     images: imagesSchema.default(imagesSchema.parse({})),
     load: loadProfileSchema.default(loadProfileSchema.parse({})),
     monitoring: monitoringSchema.default(monitoringSchema.parse({})),
+    broker: brokerSchema.default(brokerSchema.parse({})),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -329,6 +355,9 @@ export const topologySchema = z
     }
     if (server.compression === 'required' && !load.compression) {
       issue(['load', 'compression'], 'must be true when server.compression is required, or every handshake is refused');
+    }
+    if (t.broker.enabled && t.broker.dedupeWindowMs > t.broker.historyMaxAgeMs) {
+      issue(['broker', 'dedupeWindowMs'], `must not exceed broker.historyMaxAgeMs (${t.broker.historyMaxAgeMs}): JetStream refuses a duplicate window longer than the stream's max age`);
     }
     if (server.compression === 'off' && load.compression) {
       issue(['load', 'compression'], 'cannot be true when server.compression is off');
@@ -419,4 +448,5 @@ export type ImagesConfig = z.infer<typeof imagesSchema>;
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 export type AlertsConfig = z.infer<typeof alertsSchema>;
 export type ReloadConfig = z.infer<typeof reloadSchema>;
+export type BrokerConfig = z.infer<typeof brokerSchema>;
 export type RebalanceConfig = z.infer<typeof rebalanceSchema>;

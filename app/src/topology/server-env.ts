@@ -1,9 +1,10 @@
+import type { z } from 'zod';
 import { ConfigError } from '../shared/errors';
-import { serverSchema, type ServerConfig } from './schema';
+import { brokerSchema, serverSchema, type BrokerConfig, type ServerConfig } from './schema';
 
 /**
  * The server's settings travel as environment variables (containers, local processes).
- * This table is the only place the names are written; both directions use it.
+ * These tables are the only place the names are written; both directions use them.
  */
 export const SERVER_ENV = {
   port: 'WS_PORT',
@@ -23,6 +24,17 @@ export const SERVER_ENV = {
   logLevel: 'WS_LOG_LEVEL',
 } as const satisfies Record<keyof ServerConfig, string>;
 
+/** The broker's settings, as the replicas read them (no WS_BROKER_URLS: no broker). */
+export const BROKER_ENV = {
+  urls: 'WS_BROKER_URLS',
+  stream: 'WS_BROKER_STREAM',
+  subjectPrefix: 'WS_BROKER_SUBJECT_PREFIX',
+  historyPerTopic: 'WS_BROKER_HISTORY_PER_TOPIC',
+  historyMaxAgeMs: 'WS_BROKER_HISTORY_MAX_AGE_MS',
+  dedupeWindowMs: 'WS_BROKER_DEDUPE_WINDOW_MS',
+  storage: 'WS_BROKER_STORAGE',
+} as const satisfies Record<Exclude<keyof BrokerConfig, 'enabled'>, string>;
+
 /** Names the replica in its hello message and metrics. */
 export const REPLICA_ID_ENV = 'WS_REPLICA_ID';
 /**
@@ -31,38 +43,55 @@ export const REPLICA_ID_ENV = 'WS_REPLICA_ID';
  */
 export const HOST_ENV = 'WS_HOST';
 
-export function toServerEnv(server: ServerConfig, replicaId: string, options: { host?: string } = {}): Record<string, string> {
-  const env: Record<string, string> = { [REPLICA_ID_ENV]: replicaId, ...(options.host ? { [HOST_ENV]: options.host } : {}) };
-  for (const [key, name] of Object.entries(SERVER_ENV) as [keyof ServerConfig, string][]) {
-    const value = server[key];
+type Table = Record<string, string>;
+
+/** Values → variables by a table (lists comma-separated). */
+function toEnv(values: Record<string, unknown>, table: Table): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, name] of Object.entries(table)) {
+    const value = values[key];
     env[name] = Array.isArray(value) ? value.join(',') : String(value);
   }
   return env;
 }
 
-/** Reads the settings back; unset variables take the topology defaults. */
-export function fromServerEnv(env: Record<string, string | undefined>): ServerConfig & { replicaId: string; host?: string } {
-  const raw: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(SERVER_ENV) as [keyof ServerConfig, string][]) {
+/**
+ * Variables → validated values by a table; unset variables take the schema's defaults. Each
+ * variable is typed after its field's default (a list, a number, or text); a bad value is a
+ * ConfigError naming the variable.
+ */
+function fromEnv<S extends z.ZodObject>(schema: S, table: Table, env: Record<string, string | undefined>, extra: Record<string, unknown> = {}): z.infer<S> {
+  const raw: Record<string, unknown> = { ...extra };
+  for (const [key, name] of Object.entries(table)) {
     const text = env[name];
     if (text === undefined || text === '') continue;
-    const sample = serverSchema.shape[key].def.defaultValue as unknown;
-    raw[key] = Array.isArray(sample)
-      ? text.split(',').map((s) => s.trim()).filter(Boolean)
-      : typeof sample === 'number'
-        ? Number(text)
-        : text;
+    const sample = (schema.shape[key] as unknown as { def: { defaultValue: unknown } }).def.defaultValue;
+    raw[key] = Array.isArray(sample) ? text.split(',').map((s) => s.trim()).filter(Boolean) : typeof sample === 'number' ? Number(text) : text;
   }
-  const result = serverSchema.safeParse(raw);
+  const result = schema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(
-      'server environment',
-      result.error.issues.map((i) => {
-        const key = i.path[0] as keyof ServerConfig;
-        return { field: SERVER_ENV[key] ?? String(key), rule: i.message };
-      }),
-    );
+    throw new ConfigError('server environment', result.error.issues.map((i) => ({ field: table[String(i.path[0])] ?? String(i.path[0]), rule: i.message })));
   }
+  return result.data;
+}
+
+export function toServerEnv(server: ServerConfig, replicaId: string, options: { host?: string } = {}): Record<string, string> {
+  return { [REPLICA_ID_ENV]: replicaId, ...(options.host ? { [HOST_ENV]: options.host } : {}), ...toEnv(server, SERVER_ENV) };
+}
+
+/** Reads the settings back; unset variables take the topology defaults. */
+export function fromServerEnv(env: Record<string, string | undefined>): ServerConfig & { replicaId: string; host?: string } {
+  const settings = fromEnv(serverSchema, SERVER_ENV, env);
   const host = env[HOST_ENV];
-  return { ...result.data, replicaId: env[REPLICA_ID_ENV] || `pid-${process.pid}`, ...(host ? { host } : {}) };
+  return { ...settings, replicaId: env[REPLICA_ID_ENV] || `pid-${process.pid}`, ...(host ? { host } : {}) };
+}
+
+/** The broker's variables, or none when the topology runs without one. */
+export function toBrokerEnv(broker: BrokerConfig): Record<string, string> {
+  return broker.enabled ? toEnv(broker, BROKER_ENV) : {};
+}
+
+/** The broker settings a replica was given, or undefined when it runs without one. */
+export function fromBrokerEnv(env: Record<string, string | undefined>): BrokerConfig | undefined {
+  return env[BROKER_ENV.urls] ? fromEnv(brokerSchema, BROKER_ENV, env, { enabled: true }) : undefined;
 }

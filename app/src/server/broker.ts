@@ -1,0 +1,130 @@
+import { connect } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type StreamConfig } from '@nats-io/jetstream';
+import type { BrokerConfig } from '../topology';
+import type { Logger } from './logger';
+
+/**
+ * The replica's side of the broker (NATS JetStream). Every publication goes into one stream,
+ * on subject `<prefix>.<topic>`; every replica consumes the whole stream, in order, and delivers
+ * to its own subscribers. So a notification reaches every subscriber of its topic whatever
+ * replica each one landed on, and the publisher's replica delivers it the same way as the others.
+ *
+ * Offsets are stream sequences: increasing across all topics, so increasing within each topic,
+ * and the same on every replica. The epoch is the stream's creation time: a stream that lost its
+ * history (deleted and created again) has another, so offsets from before mean nothing in it.
+ */
+
+type NatsConnection = Awaited<ReturnType<typeof connect>>;
+
+/** What is stored in the stream for one publication. */
+export interface StoredNotification {
+  topic: string;
+  data: unknown;
+  id?: number | string;
+  ts?: number;
+  /** The replica the publication came in on. */
+  replica: string;
+}
+
+export interface BrokerDelivery extends StoredNotification {
+  offset: number;
+  epoch: string;
+}
+
+/** A topic that is not a valid subject suffix (an empty token: `a..b`, `.a`, `a.`). */
+export class TopicSubjectError extends Error {}
+
+/** The stream's settings, from the topology: history per topic and in time, the dedupe window. */
+export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { name: string; subjects: string[] } {
+  return {
+    name: config.stream,
+    subjects: [`${config.subjectPrefix}.>`],
+    retention: RetentionPolicy.Limits,
+    max_msgs_per_subject: config.historyPerTopic,
+    max_age: config.historyMaxAgeMs * 1e6,
+    duplicate_window: config.dedupeWindowMs * 1e6,
+    storage: config.storage === 'memory' ? StorageType.Memory : StorageType.File,
+  };
+}
+
+export class JetStreamBroker {
+  private messages?: ConsumerMessages;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    readonly config: BrokerConfig,
+    /** The stream's creation time: changes when the stream loses its history. */
+    readonly epoch: string,
+    /** The stream's last sequence when this replica connected: it delivers what comes after. */
+    private readonly startAfter: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Connects, and creates the stream (or brings its limits to the topology's). */
+  static async connect(config: BrokerConfig, name: string, log: Logger): Promise<JetStreamBroker> {
+    const nc = await connect({ servers: config.urls, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    const jsm = await jetstreamManager(nc);
+    const wanted = streamConfig(config);
+    const exists = await jsm.streams.info(config.stream).then(
+      () => true,
+      () => false,
+    );
+    if (exists) await jsm.streams.update(config.stream, wanted);
+    else await jsm.streams.add(wanted);
+    const info = await jsm.streams.info(config.stream);
+    log.info({ urls: config.urls, stream: config.stream, epoch: info.created, lastOffset: info.state.last_seq }, 'broker connected');
+    return new JetStreamBroker(nc, jetstream(nc), config, info.created, info.state.last_seq, log);
+  }
+
+  get connected(): boolean {
+    return !this.nc.isClosed() && this.nc.info !== undefined;
+  }
+
+  subject(topic: string): string {
+    if (/(^|\.)(\.|$)/.test(topic)) throw new TopicSubjectError(`topic "${topic}" has an empty token: dots must separate non-empty names`);
+    return `${this.config.subjectPrefix}.${topic}`;
+  }
+
+  /**
+   * Stores one publication; resolves once JetStream acknowledged it, with its offset. A repeated
+   * `msgId` within the dedupe window is stored once: the answer is the first one's offset.
+   */
+  async publish(notification: StoredNotification, msgId?: string): Promise<{ offset: number; duplicate: boolean }> {
+    const ack = await this.js.publish(this.subject(notification.topic), JSON.stringify(notification), msgId === undefined ? {} : { msgID: msgId });
+    return { offset: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * Delivers every publication stored after this replica connected, in stream order. The ordered
+   * consumer resumes after the last message it delivered when the connection comes back, so a
+   * broker outage loses nothing and repeats nothing.
+   */
+  async consume(onDelivery: (d: BrokerDelivery) => void): Promise<void> {
+    const consumer = await this.js.consumers.get(this.config.stream, {
+      filter_subjects: `${this.config.subjectPrefix}.>`,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.startAfter + 1,
+    });
+    const messages = await consumer.consume();
+    this.messages = messages;
+    const prefix = this.config.subjectPrefix.length + 1;
+    void (async () => {
+      for await (const m of messages) {
+        let stored: StoredNotification;
+        try {
+          stored = m.json<StoredNotification>();
+        } catch {
+          this.log.warn({ offset: m.seq, subject: m.subject }, 'a stored notification is not JSON; skipped');
+          continue;
+        }
+        onDelivery({ ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch });
+      }
+    })().catch((error: Error) => this.log.error({ err: error }, 'broker consumer stopped'));
+  }
+
+  async close(): Promise<void> {
+    await this.messages?.close();
+    await this.nc.close();
+  }
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { JetStreamBroker } from '../../app/src/server/broker';
+import { createLogger } from '../../app/src/server/logger';
+import { createReplica } from '../../app/src/server/replica';
+import { brokerSchema, serverSchema } from '../../app/src/topology';
+import { startNats, type RunningNats } from '../helpers/nats';
+import { eventually, TestClient } from '../helpers/server';
+
+/** A replica connected to the broker, on an ephemeral loopback port. */
+async function replica(nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') {
+  const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_TEST', storage });
+  const broker = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
+  const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker });
+  const address = await server.listen(0, '127.0.0.1');
+  return { server, metrics, url: `ws://127.0.0.1:${address.port}/ws-notifications` };
+}
+
+describe('notifications through the broker (real nats-server with JetStream)', () => {
+  it('a publication on one replica reaches the subscribers on every replica, in order, with offsets and the epoch', async (t) => {
+    const nats = await startNats();
+    const [a, b] = [await replica(nats, 'replica-a'), await replica(nats, 'replica-b')];
+    t.after(async () => {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+      await nats.stop();
+    });
+    const [onA, onB, publisher] = await Promise.all([TestClient.open(a.url), TestClient.open(b.url), TestClient.open(a.url)]);
+    for (const c of [onA, onB]) {
+      c.send({ type: 'subscribe', topic: 'orders' });
+      await c.next('subscribed');
+    }
+    for (let i = 0; i < 20; i++) publisher.send({ type: 'publish', topic: 'orders', data: { i } });
+    const acks = [];
+    for (let i = 0; i < 20; i++) acks.push(await publisher.next('published'));
+    assert.ok(acks.every((p) => typeof p.offset === 'number'), 'acknowledged with the stored offset');
+    for (const c of [onA, onB]) {
+      await eventually(() => c.messages.filter((m) => m.type === 'notification').length === 20, 5_000, 'every notification');
+      const got = c.messages.filter((m) => m.type === 'notification') as { data: { i: number }; offset: number; epoch: string; replica: string }[];
+      assert.deepEqual(got.map((n) => n.data.i), Array.from({ length: 20 }, (_, i) => i), 'in publication order');
+      assert.deepEqual(got.map((n) => n.offset), acks.map((p) => p.offset), 'the offsets the publisher was given');
+      assert.ok(got.every((n) => n.replica === 'replica-a' && n.epoch === got[0].epoch && n.epoch.length > 0));
+    }
+    for (const c of [onA, onB, publisher]) c.close();
+  });
+
+  it('a repeated publication id within the dedupe window is stored and delivered once', async (t) => {
+    const nats = await startNats();
+    const a = await replica(nats, 'replica-a');
+    t.after(async () => {
+      await a.server.stop();
+      await nats.stop();
+    });
+    const [subscriber, publisher] = await Promise.all([TestClient.open(a.url), TestClient.open(a.url)]);
+    subscriber.send({ type: 'subscribe', topic: 'orders' });
+    await subscriber.next('subscribed');
+    for (let i = 0; i < 3; i++) publisher.send({ type: 'publish', topic: 'orders', data: { n: 1 }, id: 'order-17' });
+    const offsets = [];
+    for (let i = 0; i < 3; i++) offsets.push((await publisher.next('published')).offset);
+    assert.equal(new Set(offsets).size, 1, `one stored copy: ${offsets}`);
+    await subscriber.next('notification');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(subscriber.messages.filter((m) => m.type === 'notification').length, 1);
+    subscriber.close();
+    publisher.close();
+  });
+
+  it('a replica that lost the broker resumes after the last notification it delivered: no gap, no repeat', async (t) => {
+    const nats = await startNats();
+    const [a, b] = [await replica(nats, 'replica-a', 'file'), await replica(nats, 'replica-b', 'file')];
+    t.after(async () => {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+      await nats.stop();
+    });
+    const [subscriber, publisher] = await Promise.all([TestClient.open(b.url), TestClient.open(a.url)]);
+    subscriber.send({ type: 'subscribe', topic: 'orders' });
+    await subscriber.next('subscribed');
+    const publish = async (i: number) => {
+      // Retried until the broker takes it (it is back within a few seconds).
+      for (;;) {
+        const before = publisher.messages.length;
+        publisher.send({ type: 'publish', topic: 'orders', data: { i }, id: `p-${i}` });
+        const answer = () => publisher.messages.slice(before).find((m) => m.type === 'published' || m.type === 'error');
+        await eventually(() => answer() !== undefined, 15_000, `an answer to publication ${i}`);
+        if (answer()!.type === 'published') return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    for (let i = 0; i < 5; i++) await publish(i);
+    await nats.restart(200);
+    // Straight into the stream, while the replicas are still waiting to reconnect (500 ms): a
+    // replica that restarted "from now" would miss these.
+    const direct = await connect({ servers: nats.url });
+    const js = jetstream(direct);
+    for (let i = 5; i < 8; i++) await js.publish('notify.orders', JSON.stringify({ topic: 'orders', data: { i }, replica: 'direct' }));
+    await direct.close();
+    for (let i = 8; i < 10; i++) await publish(i);
+    await eventually(() => subscriber.messages.filter((m) => m.type === 'notification').length >= 10, 15_000, 'all ten delivered');
+    await new Promise((r) => setTimeout(r, 300));
+    const got = subscriber.messages.filter((m) => m.type === 'notification') as { data: { i: number } }[];
+    assert.deepEqual(got.map((n) => n.data.i), Array.from({ length: 10 }, (_, i) => i), 'in order, none missing, none twice');
+    subscriber.close();
+    publisher.close();
+  });
+
+  it('when the broker is gone, a publish is answered broker_unavailable and the connection stays open', async (t) => {
+    const nats = await startNats();
+    const a = await replica(nats, 'replica-a');
+    t.after(() => a.server.stop());
+    const publisher = await TestClient.open(a.url);
+    await nats.stop();
+    publisher.send({ type: 'publish', topic: 'orders', data: {} });
+    const error = await publisher.next('error', 15_000);
+    assert.equal(error.code, 'broker_unavailable');
+    assert.equal(publisher.ws.readyState, publisher.ws.OPEN);
+    publisher.close();
+  });
+});
