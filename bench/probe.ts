@@ -47,6 +47,7 @@ async function main() {
     sourceAddressFor: () => undefined,
     running: () => true,
     faultOn: () => undefined,
+    faultOfKind: () => undefined,
   };
   let open = 0;
   let failed = 0;

@@ -9,8 +9,11 @@ import type { LocalTopology } from './topology';
  * - `reload-proxy`: `nginx -s reload` of the running master, announced to the replicas like
  *   every reload; it must cut nothing, so its closes are never excused.
  * - `kill-replica[:N]`: SIGKILL of replica N (default 0); its clients' 1006s are the fault's.
+ * - `restart-broker`: nats-server stopped (SIGTERM) and started again a second later on the
+ *   same store; WebSockets stay open, publications meanwhile are refused (broker_unavailable),
+ *   and the replicas resume after the last notification they delivered.
  */
-export const FAULT_KINDS = ['reload-proxy', 'kill-replica'] as const;
+export const FAULT_KINDS = ['reload-proxy', 'kill-replica', 'restart-broker'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultSpec {
@@ -32,9 +35,10 @@ export function parseFault(text: string): FaultSpec {
   return { id: text.trim(), kind: kind as FaultKind, replica: kind === 'kill-replica' ? Number(arg ?? 0) : undefined, atMs };
 }
 
-/** Checks the faults against the run: replicas that exist, times inside the load. */
-export function checkFaults(faults: FaultSpec[], run: { replicas: number; durationMs: number }): string | undefined {
+/** Checks the faults against the run: replicas that exist, times inside the load, a broker to restart. */
+export function checkFaults(faults: FaultSpec[], run: { replicas: number; durationMs: number; broker?: boolean }): string | undefined {
   for (const f of faults) {
+    if (f.kind === 'restart-broker' && !run.broker) return `${f.id}: the run has no broker (add --broker)`;
     if (f.replica !== undefined && f.replica >= run.replicas) return `${f.id}: there is no replica ${f.replica} (replicas 0..${run.replicas - 1})`;
     if (f.atMs >= run.durationMs) return `${f.id}: ${f.atMs} ms is not inside the run (${run.durationMs} ms)`;
   }
@@ -62,5 +66,11 @@ export async function executeFault(local: LocalTopology, fault: FaultSpec, log: 
       await local.stopReplica(fault.replica!, 'SIGKILL');
       log(`fault ${fault.id}: ${local.replicas[fault.replica!].id} killed (SIGKILL)`);
       return;
+    case 'restart-broker': {
+      const started = Date.now();
+      await local.broker!.restart();
+      log(`fault ${fault.id}: nats-server restarted (down ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      return;
+    }
   }
 }

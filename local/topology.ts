@@ -23,7 +23,10 @@ export interface LocalReplica {
 export interface LocalBroker {
   /** nats://127.0.0.1:PORT */
   readonly url: string;
-  readonly process: Owned;
+  /** The running server (a new one after restart()). */
+  process(): Owned;
+  /** Stops nats-server (SIGTERM), waits `downMs`, starts it again on the same port and store. */
+  restart(downMs?: number): Promise<void>;
 }
 
 /** Prometheus and the nginx exporter as local processes (Debian's prometheus, prometheus-nginx-exporter). */
@@ -195,7 +198,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
         await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
         await stop(started, 'SIGQUIT', 5000);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
-        if (broker) await stop(broker.process, 'SIGTERM', 10_000);
+        if (broker) await stop(broker.process(), 'SIGTERM', 10_000);
         if (keepLogs) releaseOwner(runtimeDir);
         else rmSync(runtimeDir, { recursive: true, force: true });
       },
@@ -243,7 +246,19 @@ async function startBroker(runtimeDir: string, own: (...args: Parameters<typeof 
   const port = await freePort();
   const store = join(runtimeDir, 'nats');
   mkdirSync(store, { recursive: true });
-  const p = own('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { logFile: join(runtimeDir, 'logs', 'nats-server.log') });
-  await waitForPort(port, p);
-  return { url: `nats://127.0.0.1:${port}`, process: p };
+  const launch = async () => {
+    const p = own('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { logFile: join(runtimeDir, 'logs', 'nats-server.log') });
+    await waitForPort(port, p);
+    return p;
+  };
+  let current = await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    process: () => current,
+    async restart(downMs = 1_000) {
+      await stop(current, 'SIGTERM', 10_000);
+      await new Promise((r) => setTimeout(r, downMs));
+      current = await launch();
+    },
+  };
 }

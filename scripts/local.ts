@@ -23,6 +23,8 @@ const program = new Command('local')
   .addOption(new Option('--strategy <name>', 'balancing strategy').choices([...STRATEGIES]).default('least_conn'))
   .option('--connections <n>', 'concurrent connections to ramp to', '1000')
   .option('--duration <d>', 'load duration including the ramp (30s, 2m, or plain seconds)', '20s')
+  .option('--topics <n>', 'topics the connections subscribe to (round-robin; default: the profile\'s, 10)')
+  .option('--publish-rate <n>', 'publications per second across all topics (default: the profile\'s, 2)')
   .option('--source-addresses <n|list>', 'spread the client over loopback addresses (default for ip_hash: 2 per replica)')
   .option('--report <file>', 'JSON report', 'reports/local-report.json')
   .option('--html <file>', 'HTML report', 'reports/local-report.html')
@@ -55,6 +57,10 @@ async function main(): Promise<number> {
   const replicasFlag = whole('--replicas', o.replicas);
   const env = replicasFlag === undefined ? process.env : { ...process.env, REPLICAS: undefined };
   const connections = whole('--connections', o.connections)!;
+  const number = (flag: string, text: string) => {
+    if (!/^\d+(\.\d+)?$/.test(text)) throw new ConfigError('local options', [{ field: flag, rule: `"${text}" is not a number` }]);
+    return Number(text);
+  };
   const duration = (flag: string, text: string) => {
     try {
       return parseDuration(text);
@@ -88,6 +94,8 @@ async function main(): Promise<number> {
       proxy: { nginxVersion: version, targetConnections, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } },
       load: {
         stages: [singleStage(connections, durationMs, rampRate)],
+        ...(o.topics !== undefined ? { topics: whole('--topics', o.topics) } : {}),
+        ...(o.publishRate !== undefined ? { publishRate: number('--publish-rate', o.publishRate) } : {}),
         keyParam: strategy === 'hash' ? 'client' : undefined,
         sourceAddresses,
         maxDurationMs: Math.max(60_000, durationMs * 2 + 30_000),
@@ -96,7 +104,7 @@ async function main(): Promise<number> {
     env,
   );
 
-  const faultProblem = checkFaults(faults, { replicas: topology.replicas, durationMs });
+  const faultProblem = checkFaults(faults, { replicas: topology.replicas, durationMs, broker: topology.broker.enabled });
   if (faultProblem) throw new ConfigError('local options', [{ field: '--fault', rule: faultProblem }]);
 
   // SIGINT (Ctrl-C), SIGTERM (timeout, CI runners, supervisors) and SIGHUP (a closed terminal)

@@ -57,6 +57,25 @@ describe('npm run local', () => {
     assert.match(run.output(), /fault reload-proxy@3s: nginx reloaded/);
   });
 
+  it('with the broker: a killed replica\'s clients recover what they missed; publications refused during a broker restart are the fault\'s, and retried', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-runner-broker-'));
+    const report = join(dir, 'r.json');
+    const run = local(['--broker', '--replicas', '2', '--connections', '100', '--duration', '14s', '--topics', '5', '--publish-rate', '20', '--fault', 'kill-replica:1@4s', '--fault', 'restart-broker@8s', '--report', report, '--html', join(dir, 'r.html')]);
+    assert.equal(await run.exited, 0, run.output());
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    assert.ok(r.delivery.crossReplica > 0, 'notifications crossed replicas');
+    assert.ok(r.delivery.recovered > 0, `the killed replica's clients recovered: ${JSON.stringify(r.delivery)}`);
+    assert.equal(r.delivery.unrecoverable, 0);
+    assert.equal(r.delivery.duplicated, 0);
+    assert.equal(r.delivery.reordered, 0);
+    assert.deepEqual(r.errors, {}, 'refusals while the broker restarts are the fault\'s');
+    const restart = r.faults.find((f: { kind: string }) => f.kind === 'restart-broker');
+    assert.ok(restart.errors > 0, 'publications were refused while the broker was down');
+    assert.equal(r.delivery.publishRetries, restart.errors, 'every one of them was sent again');
+    assert.equal(r.connections.failed, 0);
+    assert.match(run.output(), /fault restart-broker@8s: nats-server restarted/);
+  });
+
   it('SIGTERM (what timeout, CI runners and supervisors send) stops everything: to the runner during the load or while lingering, or to npm', async () => {
     for (const phase of ['load', 'linger', 'npm'] as const) {
       // npm exits on SIGTERM without passing it on; the runner sees its launcher go.

@@ -117,3 +117,93 @@ describe('notifications through the broker (real nats-server with JetStream)', (
     publisher.close();
   });
 });
+
+describe('recovery: subscribe with since (real nats-server)', () => {
+  type N = { type: 'notification'; data: { i: number }; offset: number; epoch: string };
+  const notifications = (c: TestClient) => c.messages.filter((m) => m.type === 'notification') as unknown as N[];
+
+  async function setup(t: { after(fn: () => Promise<void>): void }, historyPerTopic = 1000) {
+    const nats = await startNats();
+    const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_TEST', storage: 'memory', historyPerTopic });
+    const make = async (id: string) => {
+      const broker = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
+      const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker });
+      const address = await server.listen(0, '127.0.0.1');
+      return { server, metrics, url: `ws://127.0.0.1:${address.port}/ws-notifications` };
+    };
+    const [a, b] = [await make('replica-a'), await make('replica-b')];
+    t.after(async () => {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+      await nats.stop();
+    });
+    const publisher = await TestClient.open(a.url);
+    const publish = async (from: number, to: number) => {
+      for (let i = from; i < to; i++) publisher.send({ type: 'publish', topic: 'orders', data: { i } });
+      for (let i = from; i < to; i++) await publisher.next('published');
+    };
+    return { a, b, publisher, publish };
+  }
+
+  it('replays what was missed, then goes live: nothing missing, nothing twice', async (t) => {
+    const { b, publish } = await setup(t);
+    const first = await TestClient.open(b.url);
+    first.send({ type: 'subscribe', topic: 'orders' });
+    await first.next('subscribed');
+    await publish(0, 3);
+    await eventually(() => notifications(first).length === 3, 5_000, 'three live');
+    const last = notifications(first)[2];
+    first.close();
+    await publish(3, 6); // while away
+    const again = await TestClient.open(b.url);
+    again.send({ type: 'subscribe', topic: 'orders', since: { offset: last.offset, epoch: last.epoch } });
+    const subscribed = await again.next('subscribed');
+    assert.deepEqual({ recovered: subscribed.recovered, replayed: subscribed.replayed }, { recovered: true, replayed: 3 });
+    await publish(6, 8); // live again
+    await eventually(() => notifications(again).length === 5, 5_000, 'replayed and live');
+    assert.deepEqual(notifications(again).map((n) => n.data.i), [3, 4, 5, 6, 7]);
+    again.close();
+  });
+
+  it('at the seam, while publications keep coming, every notification arrives once and in order', async (t) => {
+    const { b, publish } = await setup(t);
+    const first = await TestClient.open(b.url);
+    first.send({ type: 'subscribe', topic: 'orders' });
+    await first.next('subscribed');
+    await publish(0, 50);
+    await eventually(() => notifications(first).length === 50, 5_000, 'fifty live');
+    const at = notifications(first)[19]; // the client had seen up to i = 19
+    first.close();
+    const flood = publish(50, 250); // keeps publishing while the client recovers
+    const again = await TestClient.open(b.url);
+    again.send({ type: 'subscribe', topic: 'orders', since: { offset: at.offset, epoch: at.epoch } });
+    await flood;
+    await eventually(() => notifications(again).at(-1)?.data.i === 249, 10_000, 'caught up');
+    await new Promise((r) => setTimeout(r, 200));
+    const got = notifications(again).map((n) => n.data.i);
+    assert.deepEqual(got, Array.from({ length: 230 }, (_, k) => 20 + k), 'from i = 20 to 249, each once, in order');
+    assert.equal((await again.next('subscribed')).recovered, true);
+    again.close();
+  });
+
+  it('says recovered: false when the epoch changed or the history no longer reaches back', async (t) => {
+    const { b, publish } = await setup(t, 3);
+    const c = await TestClient.open(b.url);
+    c.send({ type: 'subscribe', topic: 'orders', since: { offset: 1, epoch: 'another-epoch' } });
+    assert.deepEqual(await c.next('subscribed'), { type: 'subscribed', topic: 'orders', recovered: false, replayed: 0 });
+    c.close();
+    const first = await TestClient.open(b.url);
+    first.send({ type: 'subscribe', topic: 'orders' });
+    await first.next('subscribed');
+    await publish(0, 1);
+    const seen = await first.next('notification');
+    first.close();
+    await publish(1, 8); // seven more; the topic keeps three
+    const again = await TestClient.open(b.url);
+    again.send({ type: 'subscribe', topic: 'orders', since: { offset: seen.offset!, epoch: seen.epoch! } });
+    const subscribed = await again.next('subscribed');
+    assert.equal(subscribed.recovered, false, 'four were dropped: the application must reload');
+    await eventually(() => notifications(again).length === 3, 5_000, 'what is left');
+    assert.deepEqual(notifications(again).map((n) => n.data.i), [5, 6, 7]);
+    again.close();
+  });
+});

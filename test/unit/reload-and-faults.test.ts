@@ -90,7 +90,9 @@ describe('local faults', () => {
   });
 
   it('refuses what it cannot execute, saying why', () => {
-    assert.throws(() => parseFault('reboot@10s'), /not a fault kind \(reload-proxy, kill-replica\)/);
+    assert.throws(() => parseFault('reboot@10s'), /not a fault kind \(reload-proxy, kill-replica, restart-broker\)/);
+    assert.match(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!, /no broker \(add --broker\)/);
+    assert.equal(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000, broker: true }), undefined);
     assert.throws(() => parseFault('reload-proxy:1@10s'), /takes no :N/);
     assert.throws(() => parseFault('kill-replica'), /is not KIND\[:N\]@TIME/);
     assert.throws(() => parseFault('kill-replica@soon'), /soon/);

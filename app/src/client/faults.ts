@@ -31,9 +31,18 @@ export class FaultLog {
 
   /** The newest fault that hit this replica within the attribution window. */
   on(replica: string, now = performance.now()): string | undefined {
+    return this.newest((e) => e.replica === replica, now);
+  }
+
+  /** The newest fault of this kind (one that hits every replica, such as restart-broker) within the window. */
+  ofKind(kind: string, now = performance.now()): string | undefined {
+    return this.newest((e) => e.kind === kind, now);
+  }
+
+  private newest(match: (e: FaultEvent) => boolean, now: number): string | undefined {
     for (let i = this.seen.length - 1; i >= 0; i--) {
       const { event, at } = this.seen[i];
-      if (event.replica === replica && now - at <= FAULT_ATTRIBUTION_MS) return event.id;
+      if (match(event) && now - at <= FAULT_ATTRIBUTION_MS) return event.id;
     }
     return undefined;
   }

@@ -41,8 +41,9 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
 ${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
 <h2>Messages</h2><table>${kv(r.messages as unknown as Record<string, number>)}</table>
+<h2>Delivery (through a broker)</h2><table>${kv(r.delivery)}</table>
 <h2>Closes by code</h2>${closesTable(r)}
-${r.faults.length ? `<h2>Injected faults</h2><table><tr><th>fault</th><th>at (s)</th><th>replica</th><th>closes caused</th></tr>${r.faults.map((f) => `<tr><th>${esc(f.id)}</th><td>${f.atSeconds.toFixed(1)}</td><td>${esc(f.replica ?? '')}</td><td>${f.closes}</td></tr>`).join('')}</table>` : ''}
+${r.faults.length ? `<h2>Injected faults</h2><table><tr><th>fault</th><th>at (s)</th><th>replica</th><th>closes caused</th><th>errors caused</th></tr>${r.faults.map((f) => `<tr><th>${esc(f.id)}</th><td>${f.atSeconds.toFixed(1)}</td><td>${esc(f.replica ?? '')}</td><td>${f.closes}</td><td>${f.errors}</td></tr>`).join('')}</table>` : ''}
 <h2>Errors</h2><table>${kv(r.errors)}</table>
 <h2>Thresholds</h2><table>${r.thresholds.map((t) => `<tr><th>${esc(t.expression)}</th><td>${t.value}</td><td>${t.pass ? 'pass' : '<b>FAIL</b>'}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</table>
 </body></html>

@@ -38,6 +38,12 @@ export interface LoadReport {
   interrupted: boolean;
   connections: { opened: number; failed: number; peak: number; reconnects: number; perReplica: Record<string, number> };
   messages: { sent: number; received: number; bytesSent: number; bytesReceived: number; published: number; notifications: number; lost: number; serverErrors: number };
+  /**
+   * Notifications through a broker (they carry offsets): duplicates and out-of-order ones per
+   * subscriber, deliveries from another replica than the subscriber's, and subscriptions after a
+   * reconnect that recovered what was missed or could not (the application would reload).
+   */
+  delivery: { delivered: number; crossReplica: number; duplicated: number; reordered: number; recovered: number; unrecoverable: number; publishRetries: number };
   latency: {
     connect: Latency & { tcp: Latency; tls: Latency; upgrade: Latency };
     /** Corrected for coordinated omission: timed from when each message was due. */
@@ -54,8 +60,8 @@ export interface LoadReport {
   closesUnexpected: Record<string, number>;
   /** Closes caused by injected faults (see `faults`), by code. */
   closesFault: Record<string, number>;
-  /** Faults injected during the run (the local topology's --fault), with the closes each caused. */
-  faults: (FaultMark & { closes: number })[];
+  /** Faults injected during the run (the local topology's --fault), with the closes and errors each caused. */
+  faults: (FaultMark & { closes: number; errors: number })[];
   errors: Record<string, number>;
   thresholds: ThresholdResult[];
   passed: boolean;
@@ -113,6 +119,15 @@ export function buildReport(args: {
       lost: s.counters.lost,
       serverErrors: s.counters.serverErrors,
     },
+    delivery: {
+      delivered: s.counters.notifications,
+      crossReplica: s.counters.crossReplica,
+      duplicated: s.counters.duplicated,
+      reordered: s.counters.reordered,
+      recovered: s.counters.recovered,
+      unrecoverable: s.counters.unrecoverable,
+      publishRetries: s.counters.publishRetries,
+    },
     latency: {
       connect: { ...lat('connect'), tcp: lat('tcp'), tls: lat('tls'), upgrade: lat('upgrade') },
       rtt: lat('rtt'),
@@ -123,7 +138,7 @@ export function buildReport(args: {
     closesExpected,
     closesUnexpected,
     closesFault,
-    faults: (args.faults ?? []).map((f) => ({ ...f, closes: s.faultCloses.get(f.id) ?? 0 })),
+    faults: (args.faults ?? []).map((f) => ({ ...f, closes: s.faultCloses.get(f.id) ?? 0, errors: s.faultErrors.get(f.id) ?? 0 })),
     errors: Object.fromEntries([...s.errors].sort()),
     generator: args.generator,
     timeline: args.timeline,
@@ -141,6 +156,7 @@ export function formatSummary(r: LoadReport): string {
     `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}`,
     `per replica  ${kv(r.connections.perReplica)}`,
     `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,
+    `delivery     cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered}  recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
     '',
     `  latency (ms)            p50        p90        p99      p99.9        max     count`,
     row('connect', r.latency.connect),
@@ -152,7 +168,7 @@ export function formatSummary(r: LoadReport): string {
     row('push', r.latency.push),
     '',
     `closes       expected: ${kv(r.closesExpected)}   unexpected: ${kv(r.closesUnexpected)}${Object.keys(r.closesFault).length ? `   by faults: ${kv(r.closesFault)}` : ''}`,
-    ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s)`),
+    ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s), ${f.errors} error(s)`),
     `errors       ${kv(r.errors)}`,
     `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es))`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),

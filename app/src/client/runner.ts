@@ -79,6 +79,7 @@ export class Runner {
       sourceAddressFor: (i) => (addresses.length ? addresses[i % addresses.length] : undefined),
       running: () => !this.stopping,
       faultOn: (replica) => this.faults.on(replica),
+      faultOfKind: (kind) => this.faults.ofKind(kind),
     };
   }
 

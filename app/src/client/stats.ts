@@ -22,7 +22,11 @@ export function recordMs(h: Histogram, ms: number): void {
 export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorrected', 'push'] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];
 
-export const COUNTERS = ['opened', 'failed', 'reconnects', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost'] as const;
+export const COUNTERS = [
+  'opened', 'failed', 'reconnects', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost',
+  // Delivery through a broker (notifications with offsets): see virtual-user.ts.
+  'duplicated', 'reordered', 'crossReplica', 'recovered', 'unrecoverable', 'publishRetries',
+] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
 export interface SerializedStats {
@@ -35,6 +39,8 @@ export interface SerializedStats {
   closes: Record<string, CloseCounts>;
   /** fault id → closes attributed to it */
   faultCloses: Record<string, number>;
+  /** fault id → errors attributed to it */
+  faultErrors: Record<string, number>;
   perReplica: Record<string, number>;
 }
 
@@ -50,6 +56,7 @@ export class Stats {
   readonly errors = new Map<string, number>();
   readonly closes = new Map<number, CloseCounts>();
   readonly faultCloses = new Map<string, number>();
+  readonly faultErrors = new Map<string, number>();
   readonly perReplica = new Map<string, number>();
   /** RTTs since the last takeIntervalRtt(), for per-second percentiles. Not serialized. */
   private intervalRtt = newHistogram();
@@ -86,6 +93,11 @@ export class Stats {
     this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
   }
 
+  /** An error an injected fault caused (the broker down while it restarts): counted with the fault, not as an error. */
+  faultError(fault: string): void {
+    this.faultErrors.set(fault, (this.faultErrors.get(fault) ?? 0) + 1);
+  }
+
   landed(replica: string): void {
     this.perReplica.set(replica, (this.perReplica.get(replica) ?? 0) + 1);
   }
@@ -99,6 +111,7 @@ export class Stats {
       errors: Object.fromEntries(this.errors),
       closes: Object.fromEntries([...this.closes].map(([k, v]) => [String(k), [...v] as CloseCounts])),
       faultCloses: Object.fromEntries(this.faultCloses),
+      faultErrors: Object.fromEntries(this.faultErrors),
       perReplica: Object.fromEntries(this.perReplica),
     };
   }
@@ -118,6 +131,7 @@ export class Stats {
       this.closes.set(Number(k), [entry[0] + e, entry[1] + u, entry[2] + f]);
     }
     for (const [k, v] of Object.entries(other.faultCloses)) this.faultCloses.set(k, (this.faultCloses.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(other.faultErrors)) this.faultErrors.set(k, (this.faultErrors.get(k) ?? 0) + v);
     for (const [k, v] of Object.entries(other.perReplica)) this.perReplica.set(k, (this.perReplica.get(k) ?? 0) + v);
   }
 

@@ -14,6 +14,7 @@ export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds'
   'messages.sent': (r) => r.messages.sent,
   'messages.received': (r) => r.messages.received,
   'messages.lost': (r) => r.messages.lost,
+  ...Object.fromEntries((['delivered', 'crossReplica', 'duplicated', 'reordered', 'recovered', 'unrecoverable', 'publishRetries'] as const).map((k) => [`delivery.${k}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.delivery[k]])),
   ...Object.fromEntries(
     (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
       (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.latency[h][p]]),

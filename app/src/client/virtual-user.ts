@@ -24,6 +24,8 @@ export interface RunContext {
   running(): boolean;
   /** The id of an injected fault that just hit this replica (its closes are the fault's), if any. */
   faultOn(replica: string): string | undefined;
+  /** The id of an injected fault of this kind (one that hits every replica) that just happened, if any. */
+  faultOfKind(kind: string): string | undefined;
 }
 
 /**
@@ -31,6 +33,9 @@ export interface RunContext {
  * proxy worker, a rebalance), service restart, try again later. The client reconnects, as
  * asked: nothing was cut.
  */
+/** A refused publication is sent again at most this often (about 10 s of broker outage). */
+const PUBLISH_RETRIES = 20;
+
 const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode.serviceRestart, CloseCode.tryAgainLater];
 
 const payloadCache = new Map<number, string>();
@@ -58,6 +63,11 @@ export class VirtualUser {
   private nextId = 0;
   /** The replica of the current connection (from its hello). */
   private replica?: string;
+  /** The last notification's position on this user's topic: sent as `since` when it subscribes again. */
+  private position?: { offset: number; epoch: string };
+  /** Publications not yet acknowledged, by id, for a retry when the broker refused one. */
+  private readonly unacknowledged = new Map<string, object>();
+  private readonly publishTries = new Map<string, number>();
   private readonly outstanding = new Map<number, number>();
 
   constructor(
@@ -156,6 +166,9 @@ export class VirtualUser {
       // Echoes still unanswered are lost when the connection broke, not when we closed it.
       if (!this.closingByUs) ctx.stats.counters.lost += this.outstanding.size;
       this.outstanding.clear();
+      // Publications unanswered at a close are not retried on the next connection.
+      this.unacknowledged.clear();
+      this.publishTries.clear();
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
         // the run ended is reported as such, not hidden.
@@ -198,11 +211,36 @@ export class VirtualUser {
       case 'notification':
         stats.counters.notifications++;
         if (typeof message.ts === 'number') recordMs(stats.histograms.push, nowMs() - message.ts);
+        if (message.replica !== this.replica) stats.counters.crossReplica++;
+        if (typeof message.offset === 'number' && typeof message.epoch === 'string') {
+          const last = this.position?.epoch === message.epoch ? this.position.offset : undefined;
+          // Offsets are stream positions: they only grow within a topic. The same one again is a
+          // duplicate; a smaller one came out of order.
+          if (last !== undefined && message.offset === last) stats.counters.duplicated++;
+          else if (last !== undefined && message.offset < last) stats.counters.reordered++;
+          else this.position = { offset: message.offset, epoch: message.epoch };
+        }
         return;
-      case 'error':
+      case 'published':
+        if (message.id !== undefined) {
+          this.unacknowledged.delete(String(message.id));
+          this.publishTries.delete(String(message.id));
+        }
+        return;
+      case 'subscribed':
+        if (message.recovered === true) stats.counters.recovered++;
+        else if (message.recovered === false) stats.counters.unrecoverable++;
+        return;
+      case 'error': {
         stats.counters.serverErrors++;
-        stats.error(`server_${message.code}`);
+        // A publication the broker did not store: retried with its id (stored once however often
+        // it is sent); while the broker is restarting on purpose, the refusal is the fault's.
+        const fault = message.code === 'broker_unavailable' ? this.ctx.faultOfKind('restart-broker') : undefined;
+        if (fault) stats.faultError(fault);
+        else stats.error(`server_${message.code}`);
+        if (message.code === 'broker_unavailable' && message.id !== undefined) this.retryPublish(String(message.id));
         return;
+      }
       default:
         return;
     }
@@ -210,7 +248,8 @@ export class VirtualUser {
 
   private afterHello(): void {
     const { profile } = this.ctx;
-    if (profile.topics > 0) this.send({ type: 'subscribe', topic: `t${this.index % profile.topics}` });
+    // After a reconnect, from where it left off: the replica replays what was missed (with a broker).
+    if (profile.topics > 0) this.send({ type: 'subscribe', topic: `t${this.index % profile.topics}`, ...(this.position ? { since: this.position } : {}) });
     if (!this.ctx.isSender(this.index)) return;
     if (profile.messageRate > 0) this.schedule(profile.messageRate, (due) => this.sendEcho(due));
     if (this.ctx.publishRatePerSender > 0 && profile.topics > 0) this.schedule(this.ctx.publishRatePerSender, () => this.publish());
@@ -247,7 +286,25 @@ export class VirtualUser {
   private publish(): void {
     const topics = this.ctx.profile.topics;
     this.ctx.stats.counters.published++;
-    this.send({ type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs() });
+    const id = `${this.index}-${++this.nextId}`;
+    const message = { type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs(), id };
+    this.unacknowledged.set(id, message);
+    this.send(message);
+  }
+
+  /** Sends a refused publication again (same id) after a short random pause; gives up after a few. */
+  private retryPublish(id: string): void {
+    const message = this.unacknowledged.get(id);
+    if (!message) return;
+    const tries = (this.publishTries.get(id) ?? 0) + 1;
+    if (tries > PUBLISH_RETRIES) {
+      this.unacknowledged.delete(id);
+      this.publishTries.delete(id);
+      return;
+    }
+    this.publishTries.set(id, tries);
+    this.ctx.stats.counters.publishRetries++;
+    setTimeout(() => this.isOpen && this.send(message), 200 + Math.random() * 800);
   }
 
   private send(message: object): void {

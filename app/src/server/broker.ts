@@ -123,6 +123,49 @@ export class JetStreamBroker {
     })().catch((error: Error) => this.log.error({ err: error }, 'broker consumer stopped'));
   }
 
+  /** The last stored offset, and the oldest the stream still holds. */
+  async bounds(): Promise<{ first: number; last: number }> {
+    const jsm = await this.js.jetstreamManager();
+    const info = await jsm.streams.info(this.config.stream);
+    return { first: info.state.first_seq, last: info.state.last_seq };
+  }
+
+  /**
+   * A topic's publications after `afterOffset`, up to `upTo`, from the stream, and whether they
+   * are all of them. Offsets are stream sequences shared by all topics, so what the stream
+   * dropped cannot be attributed to a topic afterwards; the answer is conservative: complete only
+   * if nothing aged out past `afterOffset` (the stream's first sequence is at most the next one)
+   * and the topic has fewer than historyPerTopic publications since (the per-topic limit drops
+   * the oldest only when a topic holds that many).
+   */
+  async history(topic: string, afterOffset: number, upTo: number): Promise<{ deliveries: BrokerDelivery[]; complete: boolean }> {
+    const { first } = await this.bounds();
+    const deliveries: BrokerDelivery[] = [];
+    if (upTo > afterOffset) {
+      const consumer = await this.js.consumers.get(this.config.stream, {
+        filter_subjects: this.subject(topic),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: afterOffset + 1,
+      });
+      // num_pending says how many there are: fetching exactly those never waits on an empty tail.
+      let pending = (await consumer.info(true)).num_pending;
+      while (pending > 0) {
+        const batch = await consumer.fetch({ max_messages: Math.min(pending, 256), expires: 5_000 });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          if (m.seq > upTo) continue;
+          deliveries.push({ ...m.json<StoredNotification>(), topic, offset: m.seq, epoch: this.epoch });
+        }
+        if (got === 0) break;
+        pending -= got;
+      }
+      await consumer.delete().catch(() => undefined);
+    }
+    const complete = first <= afterOffset + 1 && deliveries.length < this.config.historyPerTopic;
+    return { deliveries, complete };
+  }
+
   async close(): Promise<void> {
     await this.messages?.close();
     await this.nc.close();

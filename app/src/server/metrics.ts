@@ -81,6 +81,8 @@ export function createMetrics(replica: string) {
     }),
     shedCloses: new Counter({ name: 'ws_shed_closes_total', help: 'Connections closed with 1001 outside a drain, by reason (reload: a retired nginx worker; rebalance).', labelNames: ['reason'] as const, registers: r }),
     notificationsDelivered: new Counter({ name: 'ws_notifications_delivered_total', help: 'Notifications delivered to subscribers.', registers: r }),
+    recoveries: new Counter({ name: 'ws_recoveries_total', help: 'Subscriptions with a position (subscribe since), by result: recovered, or unrecoverable (history too short, epoch changed, broker unavailable).', labelNames: ['result'] as const, registers: r }),
+    recoveryReplayed: new Counter({ name: 'ws_recovery_replayed_total', help: 'Notifications replayed from the broker to recovering subscribers.', registers: r }),
     brokerPublishSeconds: new Histogram({
       name: 'ws_broker_publish_seconds',
       help: 'Time from a publication to the broker\'s acknowledgement (stored).',
@@ -94,6 +96,7 @@ export function createMetrics(replica: string) {
   for (const code of ERROR_CODES) metrics.malformedMessages.inc({ code }, 0);
   for (const limit of SUBSCRIPTION_LIMIT_CODES) metrics.subscriptionRejections.inc({ limit }, 0);
   for (const reason of ['reload', 'rebalance']) metrics.shedCloses.inc({ reason }, 0);
+  for (const result of ['recovered', 'unrecoverable']) metrics.recoveries.inc({ result }, 0);
   return metrics;
 }
 

@@ -11,6 +11,7 @@ import { checkHandshake, rejectHandshake, type RejectReason } from './handshake'
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
 import { TopicSubjectError, type BrokerDelivery, type JetStreamBroker } from './broker';
+import { mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
 
@@ -30,7 +31,16 @@ interface Peer extends Sheddable {
   /** Sends handed to ws whose write has not completed. */
   pendingWrites: number;
   lastWriteProgress: number;
+  /** Topics being recovered: live notifications wait here until the replay is sent. */
+  recovering?: Map<string, Notification[]>;
+  /**
+   * The last broker offset sent per topic: a notification at or below it (the replica's own
+   * consumer lagging behind a replay) is not sent again.
+   */
+  lastOffset?: Map<string, number>;
 }
+
+type Notification = Extract<ServerMessage, { type: 'notification' }>;
 
 /**
  * The notification server: one replica. Plain HTTP on the same port serves /healthz, /readyz
@@ -246,6 +256,13 @@ export class NotificationServer {
           this.send(peer, { type: 'error', code: limit.code, message: limit.message });
           return;
         }
+        if (message.since && this.broker) {
+          // Registered at once, live notifications held back until the replay is out.
+          (peer.recovering ??= new Map()).set(message.topic, []);
+          if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
+          this.metrics.subscriptions.set(this.topics.size);
+          return void this.recover(peer, message.topic, message.since);
+        }
         if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
         this.send(peer, { type: 'subscribed', topic: message.topic });
@@ -253,6 +270,8 @@ export class NotificationServer {
       }
       case 'unsubscribe':
         if (this.topics.unsubscribe(message.topic, peer)) peer.topics.delete(message.topic);
+        peer.lastOffset?.delete(message.topic);
+        peer.recovering?.delete(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
         this.send(peer, { type: 'unsubscribed', topic: message.topic });
         return;
@@ -267,11 +286,21 @@ export class NotificationServer {
   }
 
   /** Sends a notification to this replica's subscribers of its topic; returns how many it reached. */
-  private fanOut(notification: Extract<ServerMessage, { type: 'notification' }>): number {
+  private fanOut(notification: Notification): number {
     const text = JSON.stringify(notification);
     const bytes = Buffer.byteLength(text);
     let delivered = 0;
-    for (const subscriber of this.topics.subscribers(notification.topic)) {
+    const { topic, offset } = notification;
+    for (const subscriber of this.topics.subscribers(topic)) {
+      const held = subscriber.recovering?.get(topic);
+      if (held) {
+        held.push(notification);
+        continue;
+      }
+      if (offset !== undefined) {
+        if (offset <= (subscriber.lastOffset?.get(topic) ?? 0)) continue;
+        (subscriber.lastOffset ??= new Map()).set(topic, offset);
+      }
       if (this.sendText(subscriber, 'notification', text, bytes)) delivered++;
     }
     this.metrics.notificationsDelivered.inc(delivered);
@@ -281,6 +310,35 @@ export class NotificationServer {
   /** A publication from the broker's stream: delivered to this replica's subscribers, with its offset and epoch. */
   private deliver(d: BrokerDelivery): void {
     this.fanOut({ type: 'notification', topic: d.topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch });
+  }
+
+  /**
+   * Recovery: replays the topic's publications after the client's offset from the stream, up to
+   * the last stored when the subscription was registered, then the live ones held meanwhile that
+   * came after the replay (so nothing is missed at the seam and nothing sent twice).
+   */
+  private async recover(peer: Peer, topic: string, since: { offset: number; epoch: string }): Promise<void> {
+    let replay: Notification[] = [];
+    let recovered = false;
+    try {
+      if (since.epoch === this.broker!.epoch) {
+        const { last } = await this.broker!.bounds();
+        const history = await this.broker!.history(topic, since.offset, last);
+        replay = history.deliveries.map((d) => ({ type: 'notification', topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch }));
+        recovered = history.complete;
+      }
+    } catch (error) {
+      this.log.warn({ err: error, topic }, 'recovery failed: the broker did not answer');
+    }
+    const held = peer.recovering?.get(topic) ?? [];
+    peer.recovering?.delete(topic);
+    if (!peer.topics.has(topic)) return; // unsubscribed or closed meanwhile
+    this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'unrecoverable' });
+    this.metrics.recoveryReplayed.inc(replay.length);
+    this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length });
+    const out = mergeAtSeam(replay, held, since.offset);
+    for (const n of out) this.send(peer, n);
+    (peer.lastOffset ??= new Map()).set(topic, out.at(-1)?.offset ?? since.offset);
   }
 
   /** Stores the publication in the broker; the client hears `published` only once it is stored. */
@@ -293,7 +351,7 @@ export class NotificationServer {
     } catch (error) {
       if (error instanceof TopicSubjectError) return this.malformed(peer, 'invalid_field', error.message);
       this.log.warn({ err: error, topic: n.topic }, 'the broker did not store a publication');
-      this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: 'the broker did not acknowledge the publication; nothing was stored, retry' });
+      this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: 'the broker did not acknowledge the publication; nothing was stored, retry', id: n.id });
     }
   }
 

@@ -7,7 +7,11 @@
 export type ClientMessage =
   /** Echoed back as is (id, ts, payload): parity with the seed's echo server, and RTT measurement. */
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
-  | { type: 'subscribe'; topic: string }
+  /**
+   * With `since` (the offset and epoch of the last notification the client got on this topic),
+   * a replica with a broker first replays what the client missed, then goes live.
+   */
+  | { type: 'subscribe'; topic: string; since?: { offset: number; epoch: string } }
   | { type: 'unsubscribe'; topic: string }
   /** Fan-out to the topic's subscribers: this replica's, or every replica's through the broker (the publisher too, if subscribed). */
   | { type: 'publish'; topic: string; data: unknown; id?: number | string; ts?: number };
@@ -16,7 +20,12 @@ export type ServerMessage =
   /** Sent once on connect: names the replica, so balancing is observable end to end. */
   | { type: 'hello'; replica: string; connection: string; pingIntervalMs: number; maxMessageBytes: number }
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
-  | { type: 'subscribed'; topic: string }
+  /**
+   * With `since`: `recovered` says whether the replay covered everything missed (false: the
+   * history no longer reaches back, or the epoch changed: reload the application's state);
+   * `replayed` notifications follow this message, before any live one.
+   */
+  | { type: 'subscribed'; topic: string; recovered?: boolean; replayed?: number }
   | { type: 'unsubscribed'; topic: string }
   /**
    * A publication was taken: without a broker, `delivered` counts this replica's subscribers it
@@ -25,7 +34,8 @@ export type ServerMessage =
   | { type: 'published'; topic: string; id?: number | string; delivered?: number; offset?: number }
   /** `offset` and `epoch` come with a broker (see server/broker.ts); `replica` is where it was published. */
   | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string; offset?: number; epoch?: string }
-  | { type: 'error'; code: ErrorCode; message: string };
+  /** `id` names the publication an error answers (broker_unavailable), so the client can retry it. */
+  | { type: 'error'; code: ErrorCode; message: string; id?: number | string };
 
 /** Codes of the errors that answer a malformed message. */
 export const ERROR_CODES = ['malformed', 'unknown_type', 'invalid_field', 'binary_unsupported'] as const;
@@ -64,6 +74,13 @@ export function parseClientMessage(text: string): ParseResult {
     case 'unsubscribe':
       if (typeof m.topic !== 'string' || !TOPIC_PATTERN.test(m.topic)) {
         return fail('invalid_field', `${m.type}.topic must match ${TOPIC_PATTERN}`);
+      }
+      if (m.type === 'subscribe' && m.since !== undefined) {
+        const since = m.since as Record<string, unknown> | null;
+        if (typeof since !== 'object' || since === null || !Number.isSafeInteger(since.offset) || (since.offset as number) < 0 || typeof since.epoch !== 'string' || since.epoch.length > 64) {
+          return fail('invalid_field', 'subscribe.since must be {offset: a whole number ≥ 0, epoch: a string}');
+        }
+        return { ok: true, message: { type: 'subscribe', topic: m.topic, since: { offset: since.offset as number, epoch: since.epoch } } };
       }
       return { ok: true, message: { type: m.type, topic: m.topic } };
     case 'publish':
