@@ -16,6 +16,7 @@ import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } fro
 import { checkFaults, executeFault, FAULT_KINDS, faultEvent, parseFault, type FaultSpec } from '../local/faults';
 import type { FaultEvent, FaultNotice } from '../app/src/client/faults';
 import { NGINX_STATUS_PATH } from '../nginx/render';
+import { PUBLISH_API_PATH } from '../app/src/server/publish-api';
 
 const program = new Command('local')
   .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
@@ -31,6 +32,7 @@ const program = new Command('local')
   .option('--keep-logs', 'keep the logs of nginx, the replicas (and Prometheus): the runtime directory is printed')
   .option('--fault <kind[:n]@time>', `inject a fault at a time after the load starts, for real (repeatable): ${FAULT_KINDS.join(', ')}; e.g. reload-proxy@20s, kill-replica:1@40s`, (value: string, list: string[]) => [...list, value], [] as string[])
   .option('--broker', 'deliver notifications through a NATS JetStream broker (Debian: nats-server): every subscriber gets every notification, whatever replica it is on')
+  .option('--api-key-file <file>', 'turn on the publish API (POST /api/publish on each replica) with the bearer key in this file')
   .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
   .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it')
   .parse();
@@ -91,6 +93,7 @@ async function main(): Promise<number> {
     {
       replicas,
       ...(o.broker ? { broker: { enabled: true } } : {}),
+      ...(o.apiKeyFile ? { server: { apiKeyFile: resolve(o.apiKeyFile) } } : {}),
       proxy: { nginxVersion: version, targetConnections, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } },
       load: {
         stages: [singleStage(connections, durationMs, rampRate)],
@@ -131,6 +134,7 @@ async function main(): Promise<number> {
   console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
   console.log(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
   if (local.broker) console.log(`broker ${local.broker.url} (nats-server with JetStream; every replica delivers every notification)`);
+  if (topology.server.apiKeyFile) for (const r of local.replicas) console.log(`publish API ${r.id}: http://127.0.0.1:${r.port}${PUBLISH_API_PATH}`);
   if (local.monitoring) {
     const stays = lingerMs > 0 ? `stays up ${o.linger} after the load` : 'stops with the load; --linger 10m keeps it up';
     console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets; ${stays})`);

@@ -1,4 +1,6 @@
-import { fromBrokerEnv, fromServerEnv } from '../topology/server-env';
+import { readFileSync } from 'node:fs';
+import { fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
+import { ConfigError } from '../shared/errors';
 import { selfExitMs } from '../topology/schema';
 import { EXIT, reportFailure } from '../shared/exit';
 import { JetStreamBroker } from './broker';
@@ -15,7 +17,7 @@ async function main(): Promise<void> {
   const settings = fromServerEnv(process.env);
   const brokerConfig = fromBrokerEnv(process.env);
   const broker = brokerConfig ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel)) : undefined;
-  const { server, log } = createReplica(settings, { broker });
+  const { server, log } = createReplica(settings, { broker, apiKey: readApiKey(settings.apiKeyFile) });
   try {
     await server.listen(settings.port, settings.host);
   } catch (error) {
@@ -44,6 +46,19 @@ async function main(): Promise<void> {
     log.fatal({ err: error }, 'uncaught exception');
     process.exit(EXIT.failed);
   });
+}
+
+/** The publish API's key, from its secret file; an unreadable or empty file is a configuration error naming the variable. */
+function readApiKey(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let key: string;
+  try {
+    key = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError('server environment', [{ field: SERVER_ENV.apiKeyFile, rule: `cannot read ${file}: ${(error as Error).message}` }]);
+  }
+  if (key.length < 16) throw new ConfigError('server environment', [{ field: SERVER_ENV.apiKeyFile, rule: `${file} must hold a key of at least 16 characters` }]);
+  return key;
 }
 
 main().catch((error) => process.exit(reportFailure(error)));

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseProxyWorker, PROXY_WORKER_HEADER } from '../shared/control';
-import { BROKER_ERROR_CODE, CloseCode, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
+import { BROKER_ERROR_CODE, CloseCode, nowMs, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
@@ -11,6 +11,7 @@ import { checkHandshake, rejectHandshake, type RejectReason } from './handshake'
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
 import { TopicSubjectError, type BrokerDelivery, type JetStreamBroker } from './broker';
+import { BrokerUnavailableError, PUBLISH_API_PATH, PublicationFieldError, servePublishApi, type PublishResult } from './publish-api';
 import { mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
@@ -52,6 +53,7 @@ export class NotificationServer {
   private readonly peers = new Set<Peer>();
   private readonly topics = new TopicRegistry<Peer>();
   private readonly shedding = new Shedding<Peer>((reason) => this.metrics.shedCloses.inc({ reason }));
+  private readonly broker?: JetStreamBroker;
   private pendingHandshakes = 0;
   /** A rebalance round's cap on this replica's connections, and until when it holds. */
   private rebalanceCap?: { limit: number; until: number };
@@ -64,9 +66,14 @@ export class NotificationServer {
     private readonly settings: ServerSettings,
     private readonly log: Logger,
     private readonly metrics: ServerMetrics,
-    /** With a broker, publications go through it and every replica delivers them; without, fan-out is this replica's. */
-    private readonly broker?: JetStreamBroker,
+    private readonly options: {
+      /** With a broker, publications go through it and every replica delivers them; without, fan-out is this replica's. */
+      broker?: JetStreamBroker;
+      /** The publish API's bearer key (read from server.apiKeyFile); without, the API is off. */
+      apiKey?: string;
+    } = {},
   ) {
+    this.broker = options.broker;
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: settings.maxMessageBytes,
@@ -117,6 +124,16 @@ export class NotificationServer {
     };
     if (pathname === '/healthz') return reply(200, 'ok\n');
     if (pathname === '/readyz') return this.draining ? reply(503, 'draining\n') : reply(200, 'ready\n');
+    if (pathname === PUBLISH_API_PATH) {
+      return servePublishApi(req, reply, {
+        apiKey: this.options.apiKey,
+        maxMessageBytes: this.settings.maxMessageBytes,
+        publish: (n) => this.publish({ ...n, ts: nowMs(), replica: this.settings.replicaId }),
+      }).catch((error: Error) => {
+        this.log.error({ err: error }, 'publish API failed');
+        reply(500, 'internal error\n');
+      });
+    }
     if (pathname.startsWith('/internal/')) {
       return serveControl(req, pathname, reply, {
         replicaId: this.settings.replicaId,
@@ -276,10 +293,14 @@ export class NotificationServer {
         this.send(peer, { type: 'unsubscribed', topic: message.topic });
         return;
       case 'publish': {
-        const notification = { topic: message.topic, data: message.data, id: message.id, ts: message.ts, replica: this.settings.replicaId };
-        if (this.broker) return void this.publishThroughBroker(peer, notification);
-        const delivered = this.fanOut({ type: 'notification', ...notification });
-        this.send(peer, { type: 'published', topic: message.topic, id: message.id, delivered });
+        const { topic, id } = message;
+        this.publish({ topic, data: message.data, id, ts: message.ts, replica: this.settings.replicaId }).then(
+          (result) => this.send(peer, { type: 'published', topic, id, ...result }),
+          (error: Error) => {
+            if (error instanceof PublicationFieldError) return this.malformed(peer, 'invalid_field', error.message);
+            this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: error.message, id });
+          },
+        );
         return;
       }
     }
@@ -341,17 +362,22 @@ export class NotificationServer {
     (peer.lastOffset ??= new Map()).set(topic, out.at(-1)?.offset ?? since.offset);
   }
 
-  /** Stores the publication in the broker; the client hears `published` only once it is stored. */
-  private async publishThroughBroker(peer: Peer, n: { topic: string; data: unknown; id?: number | string; ts?: number; replica: string }): Promise<void> {
+  /**
+   * One publication, from a client or the publish API: stored in the broker (resolving with its
+   * offset once acknowledged; every replica delivers it), or without a broker delivered to this
+   * replica's subscribers. Rejects with PublicationFieldError or BrokerUnavailableError.
+   */
+  private async publish(n: { topic: string; data: unknown; id?: number | string; ts?: number; replica: string }): Promise<PublishResult> {
+    if (!this.broker) return { delivered: this.fanOut({ type: 'notification', ...n }) };
     const started = performance.now();
     try {
-      const { offset } = await this.broker!.publish(n, n.id === undefined ? undefined : String(n.id));
+      const { offset } = await this.broker.publish(n, n.id === undefined ? undefined : String(n.id));
       this.metrics.brokerPublishSeconds.observe((performance.now() - started) / 1000);
-      this.send(peer, { type: 'published', topic: n.topic, id: n.id, offset });
+      return { offset };
     } catch (error) {
-      if (error instanceof TopicSubjectError) return this.malformed(peer, 'invalid_field', error.message);
+      if (error instanceof TopicSubjectError) throw new PublicationFieldError('topic', error.message);
       this.log.warn({ err: error, topic: n.topic }, 'the broker did not store a publication');
-      this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: 'the broker did not acknowledge the publication; nothing was stored, retry', id: n.id });
+      throw new BrokerUnavailableError('the broker did not acknowledge the publication; nothing was stored, retry');
     }
   }
 

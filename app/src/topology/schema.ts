@@ -66,6 +66,11 @@ export const serverSchema = z
     drainDeadlineMs: positiveMs.default(15_000),
     /** Log level of the JSON logs. */
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    /**
+     * The publish API for backends (POST /api/publish) takes this bearer key, read from a file
+     * (a mounted secret) so it stays out of code and state. Without one the API answers 404.
+     */
+    apiKeyFile: z.string().min(1).optional(),
   })
   .strict();
 

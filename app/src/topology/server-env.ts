@@ -22,6 +22,7 @@ export const SERVER_ENV = {
   drainWindowMs: 'WS_DRAIN_WINDOW_MS',
   drainDeadlineMs: 'WS_DRAIN_DEADLINE_MS',
   logLevel: 'WS_LOG_LEVEL',
+  apiKeyFile: 'WS_API_KEY_FILE',
 } as const satisfies Record<keyof ServerConfig, string>;
 
 /** The broker's settings, as the replicas read them (no WS_BROKER_URLS: no broker). */
@@ -45,11 +46,12 @@ export const HOST_ENV = 'WS_HOST';
 
 type Table = Record<string, string>;
 
-/** Values → variables by a table (lists comma-separated). */
+/** Values → variables by a table (lists comma-separated; an absent optional value, no variable). */
 function toEnv(values: Record<string, unknown>, table: Table): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, name] of Object.entries(table)) {
     const value = values[key];
+    if (value === undefined) continue;
     env[name] = Array.isArray(value) ? value.join(',') : String(value);
   }
   return env;
@@ -65,7 +67,7 @@ function fromEnv<S extends z.ZodObject>(schema: S, table: Table, env: Record<str
   for (const [key, name] of Object.entries(table)) {
     const text = env[name];
     if (text === undefined || text === '') continue;
-    const sample = (schema.shape[key] as unknown as { def: { defaultValue: unknown } }).def.defaultValue;
+    const sample = (schema.shape[key] as unknown as { def: { defaultValue?: unknown } }).def.defaultValue;
     raw[key] = Array.isArray(sample) ? text.split(',').map((s) => s.trim()).filter(Boolean) : typeof sample === 'number' ? Number(text) : text;
   }
   const result = schema.safeParse(raw);

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { JetStreamBroker } from '../../app/src/server/broker';
+import { createLogger } from '../../app/src/server/logger';
+import { createReplica } from '../../app/src/server/replica';
+import { brokerSchema, serverSchema, toServerEnv } from '../../app/src/topology';
+import { startNats } from '../helpers/nats';
+import { TestClient } from '../helpers/server';
+import { ROOT } from '../helpers/synth';
+
+const KEY = 'test-key-0123456789abcdef';
+
+describe('the publish API for backends (POST /api/publish)', () => {
+  it('stores through the broker and answers 202 with the offset; every replica delivers; a repeated id is stored once', async (t) => {
+    const nats = await startNats();
+    const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_API', storage: 'memory' });
+    const make = async (id: string) => {
+      const broker = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
+      const { server } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker, apiKey: KEY });
+      const { port } = await server.listen(0, '127.0.0.1');
+      return { server, port };
+    };
+    const [a, b] = [await make('replica-a'), await make('replica-b')];
+    t.after(async () => {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+      await nats.stop();
+    });
+    const subscriber = await TestClient.open(`ws://127.0.0.1:${b.port}/ws-notifications`);
+    subscriber.send({ type: 'subscribe', topic: 'orders' });
+    await subscriber.next('subscribed');
+    const post = (body: unknown, key = KEY) =>
+      fetch(`http://127.0.0.1:${a.port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const first = await post({ topic: 'orders', data: { n: 1 }, id: 'order-1' });
+    assert.equal(first.status, 202);
+    const stored = (await first.json()) as { offset: number };
+    assert.equal(typeof stored.offset, 'number');
+    const again = (await (await post({ topic: 'orders', data: { n: 1 }, id: 'order-1' })).json()) as { offset: number };
+    assert.equal(again.offset, stored.offset, 'the repeated id is the same stored publication');
+    const n = await subscriber.next('notification');
+    assert.deepEqual([n.data, n.offset, n.replica], [{ n: 1 }, stored.offset, 'replica-a']);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(subscriber.messages.filter((m) => m.type === 'notification').length, 1, 'delivered once');
+
+    // Bad input: a 4xx naming the field.
+    const refused = async (res: Promise<Response>, status: number, field: string) => {
+      const r = await res;
+      assert.equal(r.status, status);
+      assert.equal(((await r.json()) as { field: string }).field, field);
+    };
+    await refused(post({ topic: 'orders', data: 1 }, 'wrong-key-0123456789'), 401, 'Authorization');
+    await refused(post('{not json'), 400, '(body)');
+    await refused(post({ topic: 'no spaces allowed', data: 1 }), 400, 'topic');
+    await refused(post({ topic: 'a..b', data: 1 }), 400, 'topic');
+    await refused(post({ topic: 'orders' }), 400, 'data');
+    await refused(post({ topic: 'orders', data: 1, id: {} }), 400, 'id');
+    await refused(post({ topic: 'orders', data: 'x'.repeat(70_000) }), 413, 'data');
+    subscriber.close();
+  });
+
+  it('answers 503 and stores nothing while the broker is down', async (t) => {
+    const nats = await startNats();
+    const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_API', storage: 'memory' });
+    const broker = await JetStreamBroker.connect(config, 'replica-a', createLogger('replica-a', 'silent'));
+    const { server } = createReplica({ ...serverSchema.parse({}), replicaId: 'replica-a' }, { logLevel: 'silent', broker, apiKey: KEY });
+    const { port } = await server.listen(0, '127.0.0.1');
+    t.after(() => server.stop());
+    await nats.stop();
+    const r = await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ topic: 'orders', data: 1 }) });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal(((await r.json()) as { error: string }).error, 'broker_unavailable');
+  });
+
+  it('is off without a key (404), and a replica given an unreadable key file refuses to start, naming the variable (exit 2)', async (t) => {
+    const { server } = createReplica({ ...serverSchema.parse({}), replicaId: 'x' }, { logLevel: 'silent' });
+    const { port } = await server.listen(0, '127.0.0.1');
+    t.after(() => server.stop());
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', body: '{}' })).status, 404);
+    const short = join(mkdtempSync(join(tmpdir(), 'ws-key-')), 'key');
+    writeFileSync(short, 'short\n');
+    for (const file of ['/nonexistent/key', short]) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'app/src/server/main.ts'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, ...toServerEnv(serverSchema.parse({ port: 1, apiKeyFile: file }), 'k') },
+        timeout: 20_000,
+      });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /WS_API_KEY_FILE: /);
+    }
+  });
+});
