@@ -3,6 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { freePort, start, stop, waitForPort, type Owned } from '../../local/processes';
+import { JetStreamBroker } from '../../app/src/server/broker';
+import { createLogger } from '../../app/src/server/logger';
+import { createReplica } from '../../app/src/server/replica';
+import { brokerSchema, serverSchema, type BrokerConfig } from '../../app/src/topology';
 
 export interface RunningNats {
   url: string;
@@ -34,4 +38,13 @@ export async function startNats(): Promise<RunningNats> {
       rmSync(store, { recursive: true, force: true });
     },
   };
+}
+
+/** A replica connected to the broker on `nats`, listening on an ephemeral loopback port. */
+export async function brokerReplica(nats: RunningNats, id: string, broker: Partial<BrokerConfig> = {}, options: { apiKey?: string } = {}) {
+  const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', ...broker, enabled: true, urls: [nats.url] });
+  const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
+  const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker: client, apiKey: options.apiKey });
+  const { port } = await server.listen(0, '127.0.0.1');
+  return { server, metrics, port, url: `ws://127.0.0.1:${port}/ws-notifications` };
 }

@@ -2,21 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { JetStreamBroker } from '../../app/src/server/broker';
-import { createLogger } from '../../app/src/server/logger';
-import { createReplica } from '../../app/src/server/replica';
-import { brokerSchema, serverSchema } from '../../app/src/topology';
-import { startNats, type RunningNats } from '../helpers/nats';
+import { brokerReplica, startNats, type RunningNats } from '../helpers/nats';
 import { eventually, TestClient } from '../helpers/server';
 
-/** A replica connected to the broker, on an ephemeral loopback port. */
-async function replica(nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') {
-  const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_TEST', storage });
-  const broker = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
-  const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker });
-  const address = await server.listen(0, '127.0.0.1');
-  return { server, metrics, url: `ws://127.0.0.1:${address.port}/ws-notifications` };
-}
+const replica = (nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') => brokerReplica(nats, id, { storage });
 
 describe('notifications through the broker (real nats-server with JetStream)', () => {
   it('a publication on one replica reaches the subscribers on every replica, in order, with offsets and the epoch', async (t) => {
@@ -124,14 +113,7 @@ describe('recovery: subscribe with since (real nats-server)', () => {
 
   async function setup(t: { after(fn: () => Promise<void>): void }, historyPerTopic = 1000) {
     const nats = await startNats();
-    const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_TEST', storage: 'memory', historyPerTopic });
-    const make = async (id: string) => {
-      const broker = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
-      const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker });
-      const address = await server.listen(0, '127.0.0.1');
-      return { server, metrics, url: `ws://127.0.0.1:${address.port}/ws-notifications` };
-    };
-    const [a, b] = [await make('replica-a'), await make('replica-b')];
+    const [a, b] = [await brokerReplica(nats, 'replica-a', { historyPerTopic }), await brokerReplica(nats, 'replica-b', { historyPerTopic })];
     t.after(async () => {
       await Promise.all([a.server.stop(), b.server.stop()]);
       await nats.stop();

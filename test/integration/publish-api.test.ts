@@ -4,11 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { JetStreamBroker } from '../../app/src/server/broker';
-import { createLogger } from '../../app/src/server/logger';
 import { createReplica } from '../../app/src/server/replica';
-import { brokerSchema, serverSchema, toServerEnv } from '../../app/src/topology';
-import { startNats } from '../helpers/nats';
+import { serverSchema, toServerEnv } from '../../app/src/topology';
+import { brokerReplica, startNats } from '../helpers/nats';
 import { TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 
@@ -17,14 +15,7 @@ const KEY = 'test-key-0123456789abcdef';
 describe('the publish API for backends (POST /api/publish)', () => {
   it('stores through the broker and answers 202 with the offset; every replica delivers; a repeated id is stored once', async (t) => {
     const nats = await startNats();
-    const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_API', storage: 'memory' });
-    const make = async (id: string) => {
-      const broker = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
-      const { server } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker, apiKey: KEY });
-      const { port } = await server.listen(0, '127.0.0.1');
-      return { server, port };
-    };
-    const [a, b] = [await make('replica-a'), await make('replica-b')];
+    const [a, b] = [await brokerReplica(nats, 'replica-a', {}, { apiKey: KEY }), await brokerReplica(nats, 'replica-b', {}, { apiKey: KEY })];
     t.after(async () => {
       await Promise.all([a.server.stop(), b.server.stop()]);
       await nats.stop();
@@ -63,10 +54,7 @@ describe('the publish API for backends (POST /api/publish)', () => {
 
   it('answers 503 and stores nothing while the broker is down', async (t) => {
     const nats = await startNats();
-    const config = brokerSchema.parse({ enabled: true, urls: [nats.url], stream: 'WS_API', storage: 'memory' });
-    const broker = await JetStreamBroker.connect(config, 'replica-a', createLogger('replica-a', 'silent'));
-    const { server } = createReplica({ ...serverSchema.parse({}), replicaId: 'replica-a' }, { logLevel: 'silent', broker, apiKey: KEY });
-    const { port } = await server.listen(0, '127.0.0.1');
+    const { server, port } = await brokerReplica(nats, 'replica-a', {}, { apiKey: KEY });
     t.after(() => server.stop());
     await nats.stop();
     const r = await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ topic: 'orders', data: 1 }) });
