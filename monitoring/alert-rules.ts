@@ -80,6 +80,20 @@ export function alertRules(topology: Topology): AlertRule[] {
       `It has been draining longer than expected (the drain deadline is ${prometheusDuration(topology.server.drainDeadlineMs)}).`,
     ),
     rule(
+      'WsBrokerDown',
+      'critical',
+      'ws_broker_enabled == 1 and ws_broker_connected == 0',
+      'Replica {{ $labels.replica }} has lost the broker',
+      'Its WebSockets stay open, but publications are refused (broker_unavailable) and nothing is delivered to its subscribers until the broker is back; then it resumes after the last notification it delivered.',
+    ),
+    rule(
+      'WsBrokerConsumerLag',
+      'warning',
+      `ws_broker_consumer_lag > ${alerts.brokerLagMessages}`,
+      'Replica {{ $labels.replica }} is {{ $value }} publications behind the broker',
+      'Its subscribers get notifications late: the replica delivers slower than publications arrive (CPU, slow consumers, or too many subscriptions on it).',
+    ),
+    rule(
       'NginxNearCapacity',
       'warning',
       `nginx_connections_active > ${capacity}`,

@@ -190,6 +190,35 @@ export function buildDashboard(): Dashboard {
       ],
     },
   ]);
+  l.section('Broker', [
+    {
+      title: 'Broker connection and lag',
+      description: 'Replicas delivering through the broker, those connected to it, and how many stored publications each has not delivered yet (its consumer lag).',
+      queries: [
+        [`sum(ws_broker_enabled${SEL})`, 'with a broker'],
+        [`sum(ws_broker_connected${SEL})`, 'connected'],
+        [`max(ws_broker_consumer_lag${SEL})`, 'lag (max over replicas)'],
+      ],
+    },
+    {
+      title: 'Broker publish latency',
+      description: "From a publication to the broker's acknowledgement (stored).",
+      queries: [
+        [`histogram_quantile(0.5, sum by (le) (${rate('ws_broker_publish_seconds_bucket')}))`, 'p50'],
+        [`histogram_quantile(0.99, sum by (le) (${rate('ws_broker_publish_seconds_bucket')}))`, 'p99'],
+      ],
+      unit: 's',
+    },
+    {
+      title: 'Recoveries',
+      description: 'Subscriptions after a reconnect (subscribe since): recovered, or unrecoverable (the application reloads); notifications replayed per second.',
+      queries: [
+        [`sum by (result) (${rate('ws_recoveries_total')})`, '{{result}}/s'],
+        [`sum(${rate('ws_recovery_replayed_total')})`, 'replayed/s'],
+      ],
+      unit: 'ops',
+    },
+  ]);
   const quantiles = (metric: string, by: string, legend: string): Query[] =>
     ['0.5', '0.99'].map((q) => [`histogram_quantile(${q}, sum by (${by}) (${rate(metric)}))`, `p${Number(q) * 100} ${legend}`.trim()]);
   l.section('Latency and sizes', [

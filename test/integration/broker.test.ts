@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { brokerReplica, startNats, type RunningNats } from '../helpers/nats';
-import { eventually, TestClient } from '../helpers/server';
+import { eventually, metricValue, TestClient } from '../helpers/server';
 
 const replica = (nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') => brokerReplica(nats, id, { storage });
 
@@ -98,7 +98,9 @@ describe('notifications through the broker (real nats-server with JetStream)', (
     const a = await replica(nats, 'replica-a');
     t.after(() => a.server.stop());
     const publisher = await TestClient.open(a.url);
+    assert.deepEqual([await metricValue(a.metrics.brokerEnabled), await metricValue(a.metrics.brokerConnected)], [1, 1]);
     await nats.stop();
+    await eventually(async () => (await metricValue(a.metrics.brokerConnected)) === 0, 5_000, 'ws_broker_connected drops to 0');
     publisher.send({ type: 'publish', topic: 'orders', data: {} });
     const error = await publisher.next('error', 15_000);
     assert.equal(error.code, 'broker_unavailable');

@@ -39,10 +39,12 @@ describe('promtool accepts what we render', () => {
   ];
   for (const [name, input] of cases) {
     it(`check config and check rules: ${name}`, () => {
-      const { dir } = writeConfig(input);
+      const { dir, topology } = writeConfig(input);
       const config = promtool(['check', 'config', 'prometheus.yml'], dir);
       assert.equal(config.status, 0, `${config.stdout}${config.stderr}`);
-      assert.match(config.stdout, /SUCCESS: 8 rules found/);
+      // Every rule we render is one promtool found (10 since the broker's two).
+      assert.match(config.stdout, new RegExp(`SUCCESS: ${alertRules(topology).length} rules found`));
+      assert.equal(alertRules(topology).length, 10);
       const rules = promtool(['check', 'rules', 'rules.yml'], dir);
       assert.equal(rules.status, 0, `${rules.stdout}${rules.stderr}`);
     });
@@ -83,6 +85,13 @@ describe('the alert rules fire on the failures they describe (promtool test rule
             { series: 'ws_oversize_messages_total{replica="ws-server-2"}', values: '0+60x10' },
             { series: 'ws_handshake_rejections_total{reason="capacity",replica="ws-server-0"}', values: '0+1200x10' },
             { series: 'ws_handshake_rejections_total{reason="origin",replica="ws-server-0"}', values: '0+6x10' },
+            // ws-server-1 loses the broker; ws-server-2 has none (never an alert); ws-server-0 lags.
+            { series: 'ws_broker_enabled{replica="ws-server-1"}', values: '1x10' },
+            { series: 'ws_broker_connected{replica="ws-server-1"}', values: '1 1 0 0 0 0 0 0 0 0 0' },
+            { series: 'ws_broker_enabled{replica="ws-server-2"}', values: '0x10' },
+            { series: 'ws_broker_connected{replica="ws-server-2"}', values: '0x10' },
+            { series: 'ws_broker_consumer_lag{replica="ws-server-0"}', values: '0 0 5000 5000 5000 5000 5000 5000 5000 5000 5000' },
+            { series: 'ws_broker_consumer_lag{replica="ws-server-1"}', values: '10x10' },
           ],
           alert_rule_test: [
             { eval_time: '1m', alertname: 'WsReplicaDown', exp_alerts: [] },
@@ -95,6 +104,9 @@ describe('the alert rules fire on the failures they describe (promtool test rule
             { eval_time: '8m', alertname: 'WsOversizeMessages', exp_alerts: [expected('WsOversizeMessages', {}, '1')] },
             { eval_time: '8m', alertname: 'WsHandshakeRejectionSpike', exp_alerts: [expected('WsHandshakeRejectionSpike', { reason: 'capacity' }, '20')] },
             { eval_time: '8m', alertname: 'WsSlowConsumers', exp_alerts: [] },
+            { eval_time: '1m', alertname: 'WsBrokerDown', exp_alerts: [] },
+            { eval_time: '5m', alertname: 'WsBrokerDown', exp_alerts: [expected('WsBrokerDown', { replica: 'ws-server-1' })] },
+            { eval_time: '5m', alertname: 'WsBrokerConsumerLag', exp_alerts: [expected('WsBrokerConsumerLag', { replica: 'ws-server-0' }, '5000')] },
           ],
         },
       ],

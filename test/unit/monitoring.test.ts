@@ -132,7 +132,7 @@ describe('the alert rules', () => {
   const byName = Object.fromEntries(rules.map((r) => [r.alert, r]));
 
   it('cover the failures the design worries about', () => {
-    for (const name of ['WsReplicaDown', 'NginxDown', 'WsAbnormalClosesRising', 'WsOversizeMessages', 'WsHandshakeRejectionSpike', 'WsSlowConsumers', 'NginxNearCapacity']) {
+    for (const name of ['WsReplicaDown', 'NginxDown', 'WsAbnormalClosesRising', 'WsOversizeMessages', 'WsHandshakeRejectionSpike', 'WsSlowConsumers', 'NginxNearCapacity', 'WsBrokerDown', 'WsBrokerConsumerLag']) {
       assert.ok(byName[name], name);
     }
   });

@@ -49,6 +49,12 @@ export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { na
 
 export class JetStreamBroker {
   private messages?: ConsumerMessages;
+  private isConnected = true;
+  /** The last offset this replica delivered (the stream's last when it connected, at first). */
+  private delivered: number;
+  /** Offsets stored but not yet delivered by this replica, as of the last look (every 5 s). */
+  private lagNow = 0;
+  private lagTimer?: NodeJS.Timeout;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -59,7 +65,28 @@ export class JetStreamBroker {
     /** The stream's last sequence when this replica connected: it delivers what comes after. */
     private readonly startAfter: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.delivered = startAfter;
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.isConnected = false;
+        else if (s.type === 'reconnect') this.isConnected = true;
+        if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ event: s.type, server: s.server }, `broker ${s.type}`);
+      }
+    })().catch(() => undefined);
+    this.lagTimer = setInterval(() => {
+      this.bounds().then(
+        ({ last }) => (this.lagNow = Math.max(0, last - this.delivered)),
+        () => undefined, // away: the last value stands, and connected says why
+      );
+    }, 5_000);
+    this.lagTimer.unref();
+  }
+
+  /** For the metrics: connected now, and how far behind the stream this replica's deliveries are. */
+  state(): { connected: boolean; lag: number } {
+    return { connected: this.isConnected && !this.nc.isClosed(), lag: this.lagNow };
+  }
 
   /** Connects, and creates the stream (or brings its limits to the topology's). */
   static async connect(config: BrokerConfig, name: string, log: Logger): Promise<JetStreamBroker> {
@@ -75,10 +102,6 @@ export class JetStreamBroker {
     const info = await jsm.streams.info(config.stream);
     log.info({ urls: config.urls, stream: config.stream, epoch: info.created, lastOffset: info.state.last_seq }, 'broker connected');
     return new JetStreamBroker(nc, jetstream(nc), config, info.created, info.state.last_seq, log);
-  }
-
-  get connected(): boolean {
-    return !this.nc.isClosed() && this.nc.info !== undefined;
   }
 
   subject(topic: string): string {
@@ -118,6 +141,7 @@ export class JetStreamBroker {
           this.log.warn({ offset: m.seq, subject: m.subject }, 'a stored notification is not JSON; skipped');
           continue;
         }
+        this.delivered = m.seq;
         onDelivery({ ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch });
       }
     })().catch((error: Error) => this.log.error({ err: error }, 'broker consumer stopped'));
@@ -167,6 +191,7 @@ export class JetStreamBroker {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.lagTimer);
     await this.messages?.close();
     await this.nc.close();
   }

@@ -25,7 +25,11 @@ const TRACKED_CLOSE_CODES = [
  */
 export function createMetrics(replica: string) {
   /** Read at collection time; the server points it at its own state. */
-  const sources = { shedCounts: () => ({ retired: 0, retiredWorkers: 0 }) };
+  const sources = {
+    shedCounts: () => ({ retired: 0, retiredWorkers: 0 }),
+    /** Undefined without a broker. */
+    broker: (): { connected: boolean; lag: number } | undefined => undefined,
+  };
   const registry = new Registry();
   registry.setDefaultLabels({ replica });
   collectDefaultMetrics({ register: registry });
@@ -81,6 +85,30 @@ export function createMetrics(replica: string) {
     }),
     shedCloses: new Counter({ name: 'ws_shed_closes_total', help: 'Connections closed with 1001 outside a drain, by reason (reload: a retired nginx worker; rebalance).', labelNames: ['reason'] as const, registers: r }),
     notificationsDelivered: new Counter({ name: 'ws_notifications_delivered_total', help: 'Notifications delivered to subscribers.', registers: r }),
+    brokerEnabled: new Gauge({
+      name: 'ws_broker_enabled',
+      help: '1 when this replica delivers through a broker.',
+      registers: r,
+      collect() {
+        this.set(sources.broker() ? 1 : 0);
+      },
+    }),
+    brokerConnected: new Gauge({
+      name: 'ws_broker_connected',
+      help: '1 while the broker connection is up (0 without a broker).',
+      registers: r,
+      collect() {
+        this.set(sources.broker()?.connected ? 1 : 0);
+      },
+    }),
+    brokerConsumerLag: new Gauge({
+      name: 'ws_broker_consumer_lag',
+      help: "Publications stored in the broker that this replica has not delivered yet (its consumer's lag).",
+      registers: r,
+      collect() {
+        this.set(sources.broker()?.lag ?? 0);
+      },
+    }),
     recoveries: new Counter({ name: 'ws_recoveries_total', help: 'Subscriptions with a position (subscribe since), by result: recovered, or unrecoverable (history too short, epoch changed, broker unavailable).', labelNames: ['result'] as const, registers: r }),
     recoveryReplayed: new Counter({ name: 'ws_recovery_replayed_total', help: 'Notifications replayed from the broker to recovering subscribers.', registers: r }),
     brokerPublishSeconds: new Histogram({

@@ -87,6 +87,7 @@ export class NotificationServer {
     this.http.on('clientError', (_error, socket) => socket.destroy());
     this.metrics.ready.set(1);
     this.metrics.sources.shedCounts = () => this.shedding.counts();
+    this.metrics.sources.broker = () => this.broker?.state();
   }
 
   /** Starts listening (and delivering what the broker stores from now on); resolves with the bound address. */

@@ -216,6 +216,8 @@ export const alertsSchema = z
     oversizeMessagesPerSecond: z.number().positive().default(0.1),
     /** Slow-consumer closes per second over 5 minutes. */
     slowConsumerClosesPerSecond: z.number().positive().default(0.5),
+    /** Publications a replica may be behind the broker's stream before it is warned about. */
+    brokerLagMessages: z.number().int().positive().default(1_000),
     /** Share of proxy.targetConnections at which Nginx is warned to be near capacity. */
     proxyCapacityRatio: z.number().gt(0).max(1).default(0.9),
     /** How long a replica may be down (or a condition hold) before its alert fires. */
