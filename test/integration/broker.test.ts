@@ -172,8 +172,11 @@ describe('recovery: subscribe with since (real nats-server)', () => {
   it('says recovered: false when the epoch changed or the history no longer reaches back', async (t) => {
     const { b, publish } = await setup(t, 3);
     const c = await TestClient.open(b.url);
-    c.send({ type: 'subscribe', topic: 'orders', since: { offset: 1, epoch: 'another-epoch' } });
+    c.send({ type: 'subscribe', topic: 'orders', since: { offset: 5_000, epoch: 'another-epoch' } });
     assert.deepEqual(await c.next('subscribed'), { type: 'subscribed', topic: 'orders', recovered: false, replayed: 0 });
+    // An offset from another epoch means nothing here: new notifications still arrive.
+    await publish(100, 101);
+    assert.equal(((await c.next('notification')) as unknown as N).data.i, 100);
     c.close();
     const first = await TestClient.open(b.url);
     first.send({ type: 'subscribe', topic: 'orders' });
@@ -181,7 +184,7 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     await publish(0, 1);
     const seen = await first.next('notification');
     first.close();
-    await publish(1, 8); // seven more; the topic keeps three
+    await publish(1, 8); // seven more; the topic keeps three (with i = 100 above: the last three are 5, 6, 7)
     const again = await TestClient.open(b.url);
     again.send({ type: 'subscribe', topic: 'orders', since: { offset: seen.offset!, epoch: seen.epoch! } });
     const subscribed = await again.next('subscribed');

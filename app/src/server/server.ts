@@ -35,10 +35,10 @@ interface Peer extends Sheddable {
   /** Topics being recovered: live notifications wait here until the replay is sent. */
   recovering?: Map<string, Notification[]>;
   /**
-   * The last broker offset sent per topic: a notification at or below it (the replica's own
-   * consumer lagging behind a replay) is not sent again.
+   * The last broker position sent per topic: a notification of the same epoch at or below it (the
+   * replica's own consumer lagging behind a replay) is not sent again.
    */
-  lastOffset?: Map<string, number>;
+  lastOffset?: Map<string, { epoch: string; offset: number }>;
 }
 
 type Notification = Extract<ServerMessage, { type: 'notification' }>;
@@ -319,9 +319,10 @@ export class NotificationServer {
         held.push(notification);
         continue;
       }
-      if (offset !== undefined) {
-        if (offset <= (subscriber.lastOffset?.get(topic) ?? 0)) continue;
-        (subscriber.lastOffset ??= new Map()).set(topic, offset);
+      if (offset !== undefined && notification.epoch !== undefined) {
+        const last = subscriber.lastOffset?.get(topic);
+        if (last && last.epoch === notification.epoch && offset <= last.offset) continue;
+        (subscriber.lastOffset ??= new Map()).set(topic, { epoch: notification.epoch, offset });
       }
       if (this.sendText(subscriber, 'notification', text, bytes)) delivered++;
     }
@@ -358,9 +359,12 @@ export class NotificationServer {
     this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'unrecoverable' });
     this.metrics.recoveryReplayed.inc(replay.length);
     this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length });
-    const out = mergeAtSeam(replay, held, since.offset);
+    // The client's offset counts only in the epoch it came from; in another, nothing is below it.
+    const epoch = this.broker!.epoch;
+    const floor = since.epoch === epoch ? since.offset : 0;
+    const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);
-    (peer.lastOffset ??= new Map()).set(topic, out.at(-1)?.offset ?? since.offset);
+    (peer.lastOffset ??= new Map()).set(topic, { epoch, offset: out.at(-1)?.offset ?? floor });
   }
 
   /**
