@@ -48,6 +48,7 @@ async function main() {
     running: () => true,
     faultOn: () => undefined,
     faultOfKind: () => undefined,
+    runId: 'probe',
   };
   let open = 0;
   let failed = 0;

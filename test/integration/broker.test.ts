@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
+import { runLoad } from '../../app/src/client/coordinator';
+import { loadProfileSchema } from '../../app/src/shared/profile';
 import { brokerReplica, startNats, type RunningNats } from '../helpers/nats';
 import { eventually, metricValue, TestClient } from '../helpers/server';
 
@@ -192,5 +194,22 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     await eventually(() => notifications(again).length === 3, 5_000, 'what is left');
     assert.deepEqual(notifications(again).map((n) => n.data.i), [5, 6, 7]);
     again.close();
+  });
+});
+
+describe('the load client through the broker', () => {
+  it('two runs in a row against the same broker both get their notifications (publication ids are unique to a run)', async (t) => {
+    const nats = await startNats();
+    const a = await replica(nats, 'replica-a');
+    t.after(async () => {
+      await a.server.stop();
+      await nats.stop();
+    });
+    const profile = loadProfileSchema.parse({ stages: [{ connections: 5, rampRate: 50, holdMs: 1_500 }], senderFraction: 1, messageRate: 0, topics: 1, publishRate: 10, thresholds: [] });
+    for (const run of [1, 2]) {
+      const { stats } = await runLoad({ url: a.url, insecure: false, workers: 1, profile });
+      assert.ok(stats.counters.published > 0, `run ${run} published`);
+      assert.ok(stats.counters.notifications >= stats.counters.published, `run ${run}: ${stats.counters.notifications} notifications for ${stats.counters.published} publications`);
+    }
   });
 });

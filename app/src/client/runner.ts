@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { peakConnections, type LoadProfile } from '../shared/profile';
 import { FaultLog, type FaultEvent } from './faults';
@@ -54,6 +55,7 @@ export class Runner {
   private cpuMarkAt = performance.now();
   private seq = 0;
   private readonly faults = new FaultLog();
+  private readonly runId = randomBytes(4).toString('hex');
 
   constructor(private readonly options: RunnerOptions) {}
 
@@ -80,6 +82,7 @@ export class Runner {
       running: () => !this.stopping,
       faultOn: (replica) => this.faults.on(replica),
       faultOfKind: (kind) => this.faults.ofKind(kind),
+      runId: this.runId,
     };
   }
 

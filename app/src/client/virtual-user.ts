@@ -26,6 +26,11 @@ export interface RunContext {
   faultOn(replica: string): string | undefined;
   /** The id of an injected fault of this kind (one that hits every replica) that just happened, if any. */
   faultOfKind(kind: string): string | undefined;
+  /**
+   * Unique to this run (and process): publication ids start with it, so a broker's dedupe window
+   * never takes one run's publications for another's.
+   */
+  readonly runId: string;
 }
 
 /**
@@ -286,7 +291,7 @@ export class VirtualUser {
   private publish(): void {
     const topics = this.ctx.profile.topics;
     this.ctx.stats.counters.published++;
-    const id = `${this.index}-${++this.nextId}`;
+    const id = `${this.ctx.runId}-${this.index}-${++this.nextId}`;
     const message = { type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs(), id };
     this.unacknowledged.set(id, message);
     this.send(message);
