@@ -1,6 +1,7 @@
 import { connect } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type StreamConfig } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import type { BrokerConfig } from '../topology';
+import type { ServerMessage } from '../shared/protocol';
 import type { Logger } from './logger';
 
 /**
@@ -31,6 +32,11 @@ export interface BrokerDelivery extends StoredNotification {
   epoch: string;
 }
 
+/** The message a subscriber gets for a delivery (live or replayed). */
+export function notificationOf(d: BrokerDelivery): Extract<ServerMessage, { type: 'notification' }> {
+  return { type: 'notification', topic: d.topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch };
+}
+
 /** A topic that is not a valid subject suffix (an empty token: `a..b`, `.a`, `a.`). */
 export class TopicSubjectError extends Error {}
 
@@ -59,6 +65,8 @@ export class JetStreamBroker {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
+    /** Kept: creating one checks the API with a request of its own. */
+    private readonly jsm: JetStreamManager,
     readonly config: BrokerConfig,
     /** The stream's creation time: changes when the stream loses its history. */
     readonly epoch: string,
@@ -101,7 +109,7 @@ export class JetStreamBroker {
     else await jsm.streams.add(wanted);
     const info = await jsm.streams.info(config.stream);
     log.info({ urls: config.urls, stream: config.stream, epoch: info.created, lastOffset: info.state.last_seq }, 'broker connected');
-    return new JetStreamBroker(nc, jetstream(nc), config, info.created, info.state.last_seq, log);
+    return new JetStreamBroker(nc, jetstream(nc), jsm, config, info.created, info.state.last_seq, log);
   }
 
   subject(topic: string): string {
@@ -148,22 +156,21 @@ export class JetStreamBroker {
   }
 
   /** The last stored offset, and the oldest the stream still holds. */
-  async bounds(): Promise<{ first: number; last: number }> {
-    const jsm = await this.js.jetstreamManager();
-    const info = await jsm.streams.info(this.config.stream);
+  private async bounds(): Promise<{ first: number; last: number }> {
+    const info = await this.jsm.streams.info(this.config.stream);
     return { first: info.state.first_seq, last: info.state.last_seq };
   }
 
   /**
-   * A topic's publications after `afterOffset`, up to `upTo`, from the stream, and whether they
-   * are all of them. Offsets are stream sequences shared by all topics, so what the stream
+   * A topic's publications after `afterOffset`, up to the stream's last offset when asked (later
+   * ones come live), and whether they are all of them. Offsets are stream sequences shared by all topics, so what the stream
    * dropped cannot be attributed to a topic afterwards; the answer is conservative: complete only
    * if nothing aged out past `afterOffset` (the stream's first sequence is at most the next one)
    * and the topic has fewer than historyPerTopic publications since (the per-topic limit drops
    * the oldest only when a topic holds that many).
    */
-  async history(topic: string, afterOffset: number, upTo: number): Promise<{ deliveries: BrokerDelivery[]; complete: boolean }> {
-    const { first } = await this.bounds();
+  async history(topic: string, afterOffset: number): Promise<{ deliveries: BrokerDelivery[]; complete: boolean }> {
+    const { first, last: upTo } = await this.bounds();
     const deliveries: BrokerDelivery[] = [];
     if (upTo > afterOffset) {
       const consumer = await this.js.consumers.get(this.config.stream, {

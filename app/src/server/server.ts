@@ -10,7 +10,7 @@ import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
-import { TopicSubjectError, type BrokerDelivery, type JetStreamBroker } from './broker';
+import { notificationOf, TopicSubjectError, type BrokerDelivery, type JetStreamBroker } from './broker';
 import { BrokerUnavailableError, PUBLISH_API_PATH, PublicationFieldError, servePublishApi, type PublishResult } from './publish-api';
 import { mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
@@ -332,7 +332,7 @@ export class NotificationServer {
 
   /** A publication from the broker's stream: delivered to this replica's subscribers, with its offset and epoch. */
   private deliver(d: BrokerDelivery): void {
-    this.fanOut({ type: 'notification', topic: d.topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch });
+    this.fanOut(notificationOf(d));
   }
 
   /**
@@ -345,9 +345,8 @@ export class NotificationServer {
     let recovered = false;
     try {
       if (since.epoch === this.broker!.epoch) {
-        const { last } = await this.broker!.bounds();
-        const history = await this.broker!.history(topic, since.offset, last);
-        replay = history.deliveries.map((d) => ({ type: 'notification', topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch }));
+        const history = await this.broker!.history(topic, since.offset);
+        replay = history.deliveries.map(notificationOf);
         recovered = history.complete;
       }
     } catch (error) {
