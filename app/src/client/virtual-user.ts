@@ -70,9 +70,8 @@ export class VirtualUser {
   private replica?: string;
   /** The last notification's position on this user's topic: sent as `since` when it subscribes again. */
   private position?: { offset: number; epoch: string };
-  /** Publications not yet acknowledged, by id, for a retry when the broker refused one. */
-  private readonly unacknowledged = new Map<string, object>();
-  private readonly publishTries = new Map<string, number>();
+  /** Publications of this connection not yet acknowledged, by id, with their retries so far. */
+  private readonly unacknowledged = new Map<string, { message: object; tries: number }>();
   private readonly outstanding = new Map<number, number>();
 
   constructor(
@@ -173,7 +172,6 @@ export class VirtualUser {
       this.outstanding.clear();
       // Publications unanswered at a close are not retried on the next connection.
       this.unacknowledged.clear();
-      this.publishTries.clear();
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
         // the run ended is reported as such, not hidden.
@@ -227,10 +225,7 @@ export class VirtualUser {
         }
         return;
       case 'published':
-        if (message.id !== undefined) {
-          this.unacknowledged.delete(String(message.id));
-          this.publishTries.delete(String(message.id));
-        }
+        if (message.id !== undefined) this.unacknowledged.delete(String(message.id));
         return;
       case 'subscribed':
         if (message.recovered === true) stats.counters.recovered++;
@@ -293,23 +288,21 @@ export class VirtualUser {
     this.ctx.stats.counters.published++;
     const id = `${this.ctx.runId}-${this.index}-${++this.nextId}`;
     const message = { type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs(), id };
-    this.unacknowledged.set(id, message);
+    this.unacknowledged.set(id, { message, tries: 0 });
     this.send(message);
   }
 
   /** Sends a refused publication again (same id) after a short random pause; gives up after a few. */
   private retryPublish(id: string): void {
-    const message = this.unacknowledged.get(id);
-    if (!message) return;
-    const tries = (this.publishTries.get(id) ?? 0) + 1;
-    if (tries > PUBLISH_RETRIES) {
+    const pending = this.unacknowledged.get(id);
+    if (!pending) return;
+    if (++pending.tries > PUBLISH_RETRIES) {
       this.unacknowledged.delete(id);
-      this.publishTries.delete(id);
       return;
     }
-    this.publishTries.set(id, tries);
     this.ctx.stats.counters.publishRetries++;
-    setTimeout(() => this.isOpen && this.send(message), 200 + Math.random() * 800);
+    // Only while it is still this connection's (a close clears them): never on the next one.
+    setTimeout(() => this.unacknowledged.get(id) === pending && this.send(pending.message), 200 + Math.random() * 800);
   }
 
   private send(message: object): void {
