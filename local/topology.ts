@@ -8,6 +8,7 @@ import { renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
+import { startBroker, type LocalBroker } from './broker';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
@@ -17,16 +18,6 @@ export interface LocalReplica {
   readonly id: string;
   readonly port: number;
   process: Owned;
-}
-
-/** nats-server with JetStream (Debian's nats-server), its store in the run's directory. */
-export interface LocalBroker {
-  /** nats://127.0.0.1:PORT */
-  readonly url: string;
-  /** The running server (a new one after restart()). */
-  process(): Owned;
-  /** Stops nats-server (SIGTERM), waits `downMs`, starts it again on the same port and store. */
-  restart(downMs?: number): Promise<void>;
 }
 
 /** Prometheus and the nginx exporter as local processes (Debian's prometheus, prometheus-nginx-exporter). */
@@ -240,25 +231,3 @@ async function startMonitoring(topology: Topology, runtimeDir: string, replicas:
   return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
 }
 
-/** The broker on loopback: nats-server with JetStream, its store under the run's directory. */
-async function startBroker(runtimeDir: string, own: (...args: Parameters<typeof start>) => Owned): Promise<LocalBroker> {
-  if (spawnSync('nats-server', ['--version']).error) throw new Error('the broker needs nats-server. On Debian/Ubuntu: sudo apt-get install -y nats-server');
-  const port = await freePort();
-  const store = join(runtimeDir, 'nats');
-  mkdirSync(store, { recursive: true });
-  const launch = async () => {
-    const p = own('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { logFile: join(runtimeDir, 'logs', 'nats-server.log') });
-    await waitForPort(port, p);
-    return p;
-  };
-  let current = await launch();
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    process: () => current,
-    async restart(downMs = 1_000) {
-      await stop(current, 'SIGTERM', 10_000);
-      await new Promise((r) => setTimeout(r, downMs));
-      current = await launch();
-    },
-  };
-}

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { freePort, start, stop, waitForPort, type Owned } from '../../local/processes';
+import { startBroker } from '../../local/broker';
+import { stop } from '../../local/processes';
 import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
 import { createReplica } from '../../app/src/server/replica';
@@ -15,27 +15,16 @@ export interface RunningNats {
   stop(): Promise<void>;
 }
 
-/** A real nats-server with JetStream on a free loopback port, its store in a temporary folder. */
+/** A real nats-server with JetStream, started as the local runner starts it, in a temporary folder. */
 export async function startNats(): Promise<RunningNats> {
-  if (spawnSync('nats-server', ['--version']).error) throw new Error('nats-server is required for the broker tests (apt-get install nats-server)');
-  const port = await freePort();
-  const store = mkdtempSync(join(tmpdir(), 'ws-nats-test-'));
-  const launch = async () => {
-    const p = start('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)]);
-    await waitForPort(port, p);
-    return p;
-  };
-  let p: Owned = await launch();
+  const dir = mkdtempSync(join(tmpdir(), 'ws-nats-test-'));
+  const broker = await startBroker(dir);
   return {
-    url: `nats://127.0.0.1:${port}`,
-    async restart(downMs = 500) {
-      await stop(p, 'SIGTERM', 5_000);
-      await new Promise((r) => setTimeout(r, downMs));
-      p = await launch();
-    },
+    url: broker.url,
+    restart: (downMs) => broker.restart(downMs),
     async stop() {
-      await stop(p, 'SIGTERM', 5_000);
-      rmSync(store, { recursive: true, force: true });
+      await stop(broker.process(), 'SIGTERM', 5_000);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, start, stop, waitForPort, type Owned } from './processes';
+
+/** nats-server with JetStream (Debian's nats-server) on a free loopback port, its store in a directory of the run. */
+export interface LocalBroker {
+  /** nats://127.0.0.1:PORT */
+  readonly url: string;
+  /** The running server (a new one after restart()). */
+  process(): Owned;
+  /** Stops nats-server (SIGTERM), waits `downMs`, starts it again on the same port and store. */
+  restart(downMs?: number): Promise<void>;
+}
+
+/**
+ * Starts the broker with its store in `<dir>/nats` and its log in `<dir>/logs`. `startProcess`
+ * is how the caller owns its children (the local runner marks and records them; tests start them
+ * plainly).
+ */
+export async function startBroker(dir: string, startProcess: (...args: Parameters<typeof start>) => Owned = start): Promise<LocalBroker> {
+  if (spawnSync('nats-server', ['--version']).error) throw new Error('the broker needs nats-server. On Debian/Ubuntu: sudo apt-get install -y nats-server');
+  const port = await freePort();
+  const store = join(dir, 'nats');
+  mkdirSync(store, { recursive: true });
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const launch = async () => {
+    const p = startProcess('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { logFile: join(dir, 'logs', 'nats-server.log') });
+    await waitForPort(port, p);
+    return p;
+  };
+  let current = await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    process: () => current,
+    async restart(downMs = 1_000) {
+      await stop(current, 'SIGTERM', 10_000);
+      await new Promise((r) => setTimeout(r, downMs));
+      current = await launch();
+    },
+  };
+}
