@@ -13,7 +13,8 @@ import { defineTopology, reloadShedDelayMs } from '../app/src/topology';
 import { runLoad, workersFor, type Progress } from '../app/src/client/coordinator';
 import { buildReport } from '../app/src/client/report';
 import { parseDuration } from '../app/src/shared/duration';
-import { executeFault, faultEvent, parseFault, type FaultSpec } from '../local/faults';
+import { parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
+import type { FaultEvent } from '../app/src/client/faults';
 import { nginxVersion, startLocalTopology } from '../local/topology';
 
 const program = new Command('bench:soak')
@@ -55,13 +56,8 @@ async function main(): Promise<number> {
   let latest: Progress | undefined;
   const started = Date.now();
   const log = (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(0)}s] ${line}`);
-  let inject: ((e: ReturnType<typeof faultEvent>) => Promise<void>) | undefined;
-  const timers = faults.map((f) =>
-    setTimeout(() => {
-      const event = faultEvent(local, f);
-      void inject!(event).then(() => executeFault(local, f, log)).catch((e: Error) => log(`fault ${f.id} failed: ${e.message}`));
-    }, f.atMs),
-  );
+  let inject: ((e: FaultEvent) => Promise<void>) | undefined;
+  const scheduled = scheduleFaults(local, faults, (event) => inject!(event), log);
   const sampler = setInterval(async () => {
     const workers = await local.proxyWorkers().catch(() => undefined);
     samples.push({ t: (Date.now() - started) / 1000, open: latest?.open ?? 0, retiringWorkers: workers?.retiring.length ?? -1 });
@@ -82,7 +78,7 @@ async function main(): Promise<number> {
       },
     });
   } finally {
-    timers.forEach(clearTimeout);
+    scheduled.cancel();
     clearInterval(sampler);
     await local.stop();
   }

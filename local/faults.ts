@@ -53,6 +53,25 @@ export function faultEvent(local: LocalTopology, fault: FaultSpec): FaultEvent {
   return fault.kind === 'kill-replica' ? { id: fault.id, kind: fault.kind, replica: local.replicas[fault.replica!].id } : { id: fault.id, kind: fault.kind };
 }
 
+/**
+ * Runs each fault at its time: first the load client is told (and has answered), then the fault
+ * acts, so the closes it causes are attributed to it. `failed()` says whether one could not act.
+ */
+export function scheduleFaults(local: LocalTopology, faults: FaultSpec[], tell: (event: FaultEvent) => Promise<void>, log: (line: string) => void): { cancel(): void; failed(): boolean } {
+  let failed = false;
+  const timers = faults.map((fault) =>
+    setTimeout(() => {
+      tell(faultEvent(local, fault))
+        .then(() => executeFault(local, fault, log))
+        .catch((error: Error) => {
+          failed = true;
+          log(`fault ${fault.id} failed: ${error.message}`);
+        });
+    }, fault.atMs),
+  );
+  return { cancel: () => timers.forEach(clearTimeout), failed: () => failed };
+}
+
 /** Executes one fault for real. */
 export async function executeFault(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<void> {
   switch (fault.kind) {

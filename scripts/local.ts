@@ -13,8 +13,8 @@ import { LOAD_ENV } from '../app/src/shared/load-env';
 import { singleStage } from '../app/src/shared/profile';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
-import { checkFaults, executeFault, FAULT_KINDS, faultEvent, parseFault, type FaultSpec } from '../local/faults';
-import type { FaultEvent, FaultNotice } from '../app/src/client/faults';
+import { checkFaults, FAULT_KINDS, parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
+import { tellFault } from '../app/src/client/faults';
 import { NGINX_STATUS_PATH } from '../nginx/render';
 import { PUBLISH_API_PATH } from '../app/src/server/publish-api';
 
@@ -153,28 +153,9 @@ async function main(): Promise<number> {
   const stopClient = () => client.exitCode === null && client.kill('SIGINT');
   stopping.signal.addEventListener('abort', stopClient);
   // The client hears of each fault and answers before the fault acts, so it attributes the closes.
-  const acks = new Map<string, () => void>();
-  client.on('message', (m: FaultNotice) => m?.type === 'fault-ack' && acks.get(m.id)?.());
-  const tellClient = (event: FaultEvent) =>
-    new Promise<void>((resolve) => {
-      if (!client.connected) return resolve();
-      acks.set(event.id, resolve);
-      client.send({ type: 'fault', event } satisfies FaultNotice);
-      setTimeout(resolve, 5_000).unref();
-    });
-  let faultFailed = false;
-  const timers = faults.map((fault) =>
-    setTimeout(() => {
-      tellClient(faultEvent(local, fault))
-        .then(() => executeFault(local, fault, (line) => console.error(line)))
-        .catch((error: Error) => {
-          faultFailed = true;
-          console.error(`fault ${fault.id} failed: ${error.message}`);
-        });
-    }, fault.atMs),
-  );
+  const scheduled = scheduleFaults(local, faults, (event) => tellFault(client, event), (line) => console.error(line));
   const code = await exited;
-  timers.forEach(clearTimeout);
+  scheduled.cancel();
   stopping.signal.removeEventListener('abort', stopClient);
 
   if (lingerMs > 0 && !stopping.signal.aborted) {
@@ -192,7 +173,7 @@ async function main(): Promise<number> {
   if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);
   console.log(`stopped nginx${local.monitoring ? ', Prometheus, the exporter' : ''} and ${topology.replicas} replica(s); client exit code ${code}`);
   // A fault that could not be injected makes the run say nothing about it.
-  return faultFailed && code === EXIT.ok ? EXIT.failed : code;
+  return scheduled.failed() && code === EXIT.ok ? EXIT.failed : code;
 }
 
 runEntryPoint(main);

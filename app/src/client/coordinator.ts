@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname, join } from 'node:path';
 import { peakConnections, type LoadProfile } from '../shared/profile';
 import { CONNECTIONS_PER_PROCESS } from '../topology/schema';
-import type { FaultEvent, FaultMark } from './faults';
+import { tellFault, type FaultEvent, type FaultMark, type FaultNotice } from './faults';
 import { GeneratorHealthJudge } from './generator-health';
 import type { GeneratorHealth, TimelinePoint } from './report';
 import { Runner, type RunnerOptions, type Snapshot } from './runner';
@@ -85,21 +85,19 @@ function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapsh
 }
 
 /** Messages between the coordinator and a worker process. */
-export type WorkerRequest = { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } } | { type: 'stop' } | { type: 'fault'; event: FaultEvent };
-export type WorkerReply = { type: 'tick'; snapshot: Snapshot } | { type: 'final'; snapshot: Snapshot } | { type: 'error'; message: string } | { type: 'fault-ack'; id: string };
+export type WorkerRequest = { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } } | { type: 'stop' } | Extract<FaultNotice, { type: 'fault' }>;
+export type WorkerReply = { type: 'tick'; snapshot: Snapshot } | { type: 'final'; snapshot: Snapshot } | { type: 'error'; message: string } | Extract<FaultNotice, { type: 'fault-ack' }>;
 
 function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot[]> {
   const entry = join(__dirname, `worker${extname(__filename)}`);
   const children: ChildProcess[] = [];
-  const acks = new Map<string, () => void>();
   const finals = Array.from({ length: options.workers }, (_, w) =>
     new Promise<Snapshot>((resolve, reject) => {
       const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(child);
       let final: Snapshot | undefined;
       child.on('message', (m: WorkerReply) => {
-        if (m.type === 'fault-ack') acks.get(`${w}/${m.id}`)?.();
-        else if (m.type === 'tick') onSnapshot(w, m.snapshot);
+        if (m.type === 'tick') onSnapshot(w, m.snapshot);
         else if (m.type === 'final') {
           final = m.snapshot;
           onSnapshot(w, m.snapshot);
@@ -114,19 +112,6 @@ function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapsh
     }),
   );
   options.signal?.addEventListener('abort', () => children.forEach((c) => c.connected && c.send({ type: 'stop' } satisfies WorkerRequest)));
-  faultSinks.push((event) =>
-    Promise.all(
-      children.map(
-        (c, w) =>
-          new Promise<void>((resolve) => {
-            if (!c.connected) return resolve();
-            acks.set(`${w}/${event.id}`, resolve);
-            c.send({ type: 'fault', event } satisfies WorkerRequest);
-            // A worker that is finishing may never answer; the fault goes ahead anyway.
-            setTimeout(resolve, 5_000).unref();
-          }),
-      ),
-    ).then(() => undefined),
-  );
+  faultSinks.push((event) => Promise.all(children.map((c) => tellFault(c, event))).then(() => undefined));
   return Promise.all(finals);
 }

@@ -1,3 +1,5 @@
+import type { ChildProcess } from 'node:child_process';
+
 /**
  * Faults injected while the load runs (the local topology's `--fault`), as the client is told
  * of them: marked on the timeline, and the closes they cause are theirs, not unexpected ones.
@@ -10,8 +12,31 @@ export interface FaultEvent {
   replica?: string;
 }
 
-/** Between the process that injects faults and the client (IPC): the notice, then the client's answer. */
+/**
+ * Between a process and the one it tells of a fault (the runner and the client, the client and
+ * its workers), over IPC: the notice, then the answer.
+ */
 export type FaultNotice = { type: 'fault'; event: FaultEvent } | { type: 'fault-ack'; id: string };
+
+/** How long a notice waits for its answer: a process that is finishing may never give one. */
+const FAULT_ACK_TIMEOUT_MS = 5_000;
+
+/** Tells a child process of a fault; resolves on its answer, or after the timeout. */
+export function tellFault(child: ChildProcess, event: FaultEvent): Promise<void> {
+  return new Promise((resolve) => {
+    if (!child.connected) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve();
+    };
+    const onMessage = (m: FaultNotice) => m?.type === 'fault-ack' && m.id === event.id && done();
+    const timer = setTimeout(done, FAULT_ACK_TIMEOUT_MS);
+    timer.unref();
+    child.on('message', onMessage);
+    child.send({ type: 'fault', event } satisfies FaultNotice);
+  });
+}
 
 export interface FaultMark extends FaultEvent {
   /** Seconds since the load started. */
