@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { request } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +62,29 @@ describe('the publish API for backends (POST /api/publish)', () => {
     assert.equal(r.status, 503);
     assert.equal(r.headers.get('retry-after'), '1');
     assert.equal(((await r.json()) as { error: string }).error, 'broker_unavailable');
+  });
+
+  it('takes a body whose characters arrive split between two chunks', async (t) => {
+    const { server } = createReplica({ ...serverSchema.parse({}), replicaId: 'x' }, { logLevel: 'silent', apiKey: KEY });
+    const { port } = await server.listen(0, '127.0.0.1');
+    t.after(() => server.stop());
+    const subscriber = await TestClient.open(`ws://127.0.0.1:${port}/ws-notifications`);
+    subscriber.send({ type: 'subscribe', topic: 'orders' });
+    await subscriber.next('subscribed');
+    const body = Buffer.from(JSON.stringify({ topic: 'orders', data: 'café crème' }));
+    const cut = body.indexOf(0xa9); // inside the first "é" (0xc3 0xa9)
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/publish', method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-length': body.length } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, cut));
+      setTimeout(() => req.end(body.subarray(cut)), 100);
+    });
+    assert.equal(status, 202);
+    assert.equal((await subscriber.next('notification')).data, 'café crème');
+    subscriber.close();
   });
 
   it('is off without a key (404), and a replica given an unreadable key file refuses to start, naming the variable (exit 2)', async (t) => {

@@ -9,6 +9,7 @@ import {
   type ProxyWorkersAnnouncement,
   type ShedReply,
 } from '../shared/control';
+import { readJsonBody, replyJson, type Reply } from './http-json';
 import type { Logger } from './logger';
 import type { ShedCounts } from './shedding';
 
@@ -27,7 +28,6 @@ export interface ControlTarget {
   readonly log: Logger;
 }
 
-type Reply = (status: number, body: string, headers?: Record<string, string>) => void;
 
 /**
  * The control endpoints (shared/control.ts), on the replica's own port: nginx proxies only the
@@ -36,21 +36,12 @@ type Reply = (status: number, body: string, headers?: Record<string, string>) =>
  * drain closes everyone.
  */
 export async function serveControl(req: IncomingMessage, pathname: string, reply: Reply, target: ControlTarget): Promise<void> {
-  const json = (status: number, body: unknown) => reply(status, `${JSON.stringify(body)}\n`, { 'Content-Type': 'application/json' });
+  const json = (status: number, body: unknown) => replyJson(reply, status, body);
   const post = async <S extends z.ZodType>(schema: S): Promise<z.infer<S> | undefined> => {
     if (req.method !== 'POST') return void json(405, { error: `${pathname} takes POST` });
-    let text = '';
-    for await (const chunk of req) {
-      text += chunk;
-      if (text.length > 65_536) return void json(413, { error: 'body too large' });
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return void json(400, { error: 'body is not JSON' });
-    }
-    const parsed = schema.safeParse(value);
+    const body = await readJsonBody(req, 65_536);
+    if (!body.ok) return void json(body.problem === 'too_large' ? 413 : 400, { error: body.problem === 'too_large' ? 'body too large' : 'body is not JSON' });
+    const parsed = schema.safeParse(body.value);
     if (!parsed.success) return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
     return parsed.data;
   };

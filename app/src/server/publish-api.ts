@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { TOPIC_PATTERN } from '../shared/protocol';
+import { readJsonBody, replyJson, type Reply } from './http-json';
 
 /** The publish API's path, on each replica's port. */
 export const PUBLISH_API_PATH = '/api/publish';
@@ -27,7 +28,6 @@ export interface PublishApiTarget {
   publish(n: { topic: string; data: unknown; id?: string | number }): Promise<PublishResult>;
 }
 
-type Reply = (status: number, body: string, headers?: Record<string, string>) => void;
 
 /**
  * POST /api/publish {topic, data, id?} with `Authorization: Bearer <key>`, for backends. Answers
@@ -37,25 +37,17 @@ type Reply = (status: number, body: string, headers?: Record<string, string>) =>
  * dedupe window is stored once (the answer is the first one's offset).
  */
 export async function servePublishApi(req: IncomingMessage, reply: Reply, target: PublishApiTarget): Promise<void> {
-  const json = (status: number, body: unknown, headers: Record<string, string> = {}) => reply(status, `${JSON.stringify(body)}\n`, { 'Content-Type': 'application/json', ...headers });
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}) => replyJson(reply, status, body, headers);
   const refuse = (status: number, field: string, error: string) => json(status, { field, error });
   if (target.apiKey === undefined) return json(404, { error: 'the publish API is off (no key configured: server.apiKeyFile)' });
   if (req.method !== 'POST') return json(405, { error: `${PUBLISH_API_PATH} takes POST` }, { Allow: 'POST' });
   const given = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
   if (!given || !sameKey(given, target.apiKey)) return refuse(401, 'Authorization', 'a valid "Bearer <key>" is required');
 
-  const limit = target.maxMessageBytes + 1024; // the data plus the envelope
-  let text = '';
-  for await (const chunk of req) {
-    text += chunk;
-    if (Buffer.byteLength(text) > limit) return refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`);
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return refuse(400, '(body)', 'not JSON');
-  }
+  // The data plus the envelope.
+  const read = await readJsonBody(req, target.maxMessageBytes + 1024);
+  if (!read.ok) return read.problem === 'too_large' ? refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`) : refuse(400, '(body)', 'not JSON');
+  const body = read.value;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return refuse(400, '(body)', 'must be a JSON object {topic, data, id?}');
   const { topic, data, id } = body as Record<string, unknown>;
   if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) return refuse(400, 'topic', `must match ${TOPIC_PATTERN}`);
