@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { loadProfileSchema } from '../app/src/shared/profile';
 import { Stats } from '../app/src/client/stats';
+import { DeliveryLedger } from '../app/src/client/delivery';
 import { VirtualUser, type RunContext } from '../app/src/client/virtual-user';
 
 /**
@@ -46,6 +47,8 @@ async function main() {
     publishRatePerSender: 0,
     sourceAddressFor: () => undefined,
     running: () => true,
+    publishing: () => false,
+    ledger: new DeliveryLedger(),
     faultOn: () => undefined,
     faultOfKind: () => undefined,
     runId: 'probe',

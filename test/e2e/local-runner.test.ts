@@ -64,6 +64,8 @@ describe('npm run local', () => {
     assert.equal(await run.exited, 0, run.output());
     const r = JSON.parse(readFileSync(report, 'utf8'));
     assert.ok(r.delivery.crossReplica > 0, 'notifications crossed replicas');
+    assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.expected > r.delivery.published, JSON.stringify(r.delivery));
+    assert.equal(r.delivery.lost, 0, 'every subscriber got everything stored after it subscribed');
     assert.ok(r.delivery.recovered > 0, `the killed replica's clients recovered: ${JSON.stringify(r.delivery)}`);
     assert.equal(r.delivery.unrecoverable, 0);
     assert.equal(r.delivery.duplicated, 0);

@@ -175,7 +175,10 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     const { b, publish } = await setup(t, 3);
     const c = await TestClient.open(b.url);
     c.send({ type: 'subscribe', topic: 'orders', since: { offset: 5_000, epoch: 'another-epoch' } });
-    assert.deepEqual(await c.next('subscribed'), { type: 'subscribed', topic: 'orders', recovered: false, replayed: 0 });
+    const unrecovered = await c.next('subscribed');
+    assert.deepEqual({ ...unrecovered, offset: undefined, epoch: undefined }, { type: 'subscribed', topic: 'orders', recovered: false, replayed: 0, offset: undefined, epoch: undefined });
+    assert.equal(typeof unrecovered.offset, 'number', 'names where the subscription is gap-free from');
+    assert.notEqual(unrecovered.epoch, 'another-epoch', 'gap-free from here, in the stream\'s own epoch');
     // An offset from another epoch means nothing here: new notifications still arrive.
     await publish(100, 101);
     assert.equal(((await c.next('notification')) as unknown as N).data.i, 100);
@@ -207,9 +210,13 @@ describe('the load client through the broker', () => {
     });
     const profile = loadProfileSchema.parse({ stages: [{ connections: 5, rampRate: 50, holdMs: 1_500 }], senderFraction: 1, messageRate: 0, topics: 1, publishRate: 10, thresholds: [] });
     for (const run of [1, 2]) {
-      const { stats } = await runLoad({ url: a.url, insecure: false, workers: 1, profile });
+      const { stats, deliveryAccount } = await runLoad({ url: a.url, insecure: false, workers: 1, profile });
       assert.ok(stats.counters.published > 0, `run ${run} published`);
       assert.ok(stats.counters.notifications >= stats.counters.published, `run ${run}: ${stats.counters.notifications} notifications for ${stats.counters.published} publications`);
+      // Five subscribers of the one topic: each owes what was stored after it subscribed.
+      assert.equal(deliveryAccount.published, stats.counters.published, `run ${run}: every publication acknowledged (the settle waits for the last)`);
+      assert.ok(deliveryAccount.expected > 4 * deliveryAccount.published, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
+      assert.equal(deliveryAccount.lost, 0, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
     }
   });
 });

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { extname, join } from 'node:path';
 import { peakConnections, type LoadProfile } from '../shared/profile';
 import { CONNECTIONS_PER_PROCESS } from '../topology/schema';
+import { settleDeliveries, type DeliveryAccount } from './delivery';
 import { tellFault, type FaultEvent, type FaultMark, type FaultNotice } from './faults';
 import { GeneratorHealthJudge } from './generator-health';
 import type { GeneratorHealth, TimelinePoint } from './report';
@@ -34,6 +35,8 @@ export interface LoadRunResult {
   interrupted: boolean;
   /** The injected faults, when they came. */
   faults: FaultMark[];
+  /** What the broker stored against what the subscribers got, over every process. */
+  deliveryAccount: DeliveryAccount;
 }
 
 
@@ -72,6 +75,7 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     durationSeconds: (performance.now() - started) / 1000,
     interrupted: options.signal?.aborted ?? false,
     faults,
+    deliveryAccount: settleDeliveries(finals.flatMap((f) => (f.ledger ? [f.ledger] : []))),
   };
 }
 

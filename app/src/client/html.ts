@@ -41,7 +41,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
 ${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
 <h2>Messages</h2><table>${kv(r.messages as unknown as Record<string, number>)}</table>
-<h2>Delivery (through a broker)</h2><table>${kv(r.delivery)}</table>
+<h2>Delivery (through a broker)</h2>${r.delivery.accounted ? '' : '<p>Not accounted: without a broker, notifications carry no offsets (per-replica fan-out).</p>'}<table>${kv(Object.fromEntries(Object.entries(r.delivery).filter(([, v]) => typeof v === 'number')) as Record<string, number>)}</table>
 <h2>Closes by code</h2>${closesTable(r)}
 ${r.faults.length ? `<h2>Injected faults</h2><table><tr><th>fault</th><th>at (s)</th><th>replica</th><th>closes caused</th><th>errors caused</th></tr>${r.faults.map((f) => `<tr><th>${esc(f.id)}</th><td>${f.atSeconds.toFixed(1)}</td><td>${esc(f.replica ?? '')}</td><td>${f.closes}</td><td>${f.errors}</td></tr>`).join('')}</table>` : ''}
 <h2>Errors</h2><table>${kv(r.errors)}</table>

@@ -1,4 +1,5 @@
 import type { LoadProfile } from '../shared/profile';
+import type { DeliveryAccount } from './delivery';
 import type { FaultMark } from './faults';
 import { summarize, type Stats } from './stats';
 
@@ -39,11 +40,26 @@ export interface LoadReport {
   connections: { opened: number; failed: number; peak: number; reconnects: number; perReplica: Record<string, number> };
   messages: { sent: number; received: number; bytesSent: number; bytesReceived: number; published: number; notifications: number; lost: number; serverErrors: number };
   /**
-   * Notifications through a broker (they carry offsets): duplicates and out-of-order ones per
-   * subscriber, deliveries from another replica than the subscriber's, and subscriptions after a
-   * reconnect that recovered what was missed or could not (the application would reload).
+   * Notifications through a broker (they carry offsets): publications the broker acknowledged,
+   * deliveries owed to subscribers and owed but never received (client/delivery.ts), duplicates
+   * and out-of-order ones per subscriber, deliveries from another replica than the subscriber's,
+   * and subscriptions after a reconnect that recovered what was missed or could not (the
+   * application would reload). `accounted` is false without a broker: nothing carries an offset,
+   * so nothing can be owed, and thresholds on published/expected/lost fail.
    */
-  delivery: { delivered: number; crossReplica: number; duplicated: number; reordered: number; recovered: number; unrecoverable: number; publishRetries: number };
+  delivery: {
+    accounted: boolean;
+    published: number;
+    expected: number;
+    delivered: number;
+    lost: number;
+    crossReplica: number;
+    duplicated: number;
+    reordered: number;
+    recovered: number;
+    unrecoverable: number;
+    publishRetries: number;
+  };
   latency: {
     connect: Latency & { tcp: Latency; tls: Latency; upgrade: Latency };
     /** Corrected for coordinated omission: timed from when each message was due. */
@@ -84,6 +100,7 @@ export function buildReport(args: {
   timeline: TimelinePoint[];
   profile: LoadProfile;
   faults?: FaultMark[];
+  deliveryAccount: DeliveryAccount;
 }): Omit<LoadReport, 'thresholds' | 'passed'> {
   const { stats: s } = args;
   const lat = (h: keyof typeof s.histograms) => summarize(s.histograms[h], PCTS) as Latency;
@@ -120,7 +137,11 @@ export function buildReport(args: {
       serverErrors: s.counters.serverErrors,
     },
     delivery: {
+      accounted: args.deliveryAccount.windows > 0,
+      published: args.deliveryAccount.published,
+      expected: args.deliveryAccount.expected,
       delivered: s.counters.notifications,
+      lost: args.deliveryAccount.lost,
       crossReplica: s.counters.crossReplica,
       duplicated: s.counters.duplicated,
       reordered: s.counters.reordered,
@@ -156,7 +177,10 @@ export function formatSummary(r: LoadReport): string {
     `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}`,
     `per replica  ${kv(r.connections.perReplica)}`,
     `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,
-    `delivery     cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered}  recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
+    r.delivery.accounted
+      ? `delivery     published ${r.delivery.published}  expected ${r.delivery.expected}  delivered ${r.delivery.delivered}  lost ${r.delivery.lost}`
+      : `delivery     not accounted: without a broker, notifications carry no offsets (per-replica fan-out)`,
+    `             cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered}  recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
     '',
     `  latency (ms)            p50        p90        p99      p99.9        max     count`,
     row('connect', r.latency.connect),

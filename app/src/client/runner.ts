@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { peakConnections, type LoadProfile } from '../shared/profile';
+import { DeliveryLedger, type SerializedLedger } from './delivery';
 import { FaultLog, type FaultEvent } from './faults';
 import { Stats, type SerializedStats } from './stats';
 import { VirtualUser, type RunContext } from './virtual-user';
@@ -32,6 +33,8 @@ export interface Snapshot {
   /** Milliseconds this snapshot's interval covers (the last one is usually shorter). */
   intervalMs: number;
   done: boolean;
+  /** This process's delivery ledger: in the final snapshot only. */
+  ledger?: SerializedLedger;
 }
 
 const TICK_MS = 20;
@@ -50,6 +53,8 @@ export class Runner {
   readonly stats = new Stats();
   private readonly users: VirtualUser[] = [];
   private stopping = false;
+  private settling = false;
+  private readonly ledger = new DeliveryLedger();
   private readonly lag = monitorEventLoopDelay({ resolution: 10 });
   private cpuMark = process.cpuUsage();
   private cpuMarkAt = performance.now();
@@ -80,6 +85,8 @@ export class Runner {
       publishRatePerSender: senders > 0 ? profile.publishRate / senders : 0,
       sourceAddressFor: (i) => (addresses.length ? addresses[i % addresses.length] : undefined),
       running: () => !this.stopping,
+      publishing: () => !this.settling && !this.stopping,
+      ledger: this.ledger,
       faultOn: (replica) => this.faults.on(replica),
       faultOfKind: (kind) => this.faults.ofKind(kind),
       runId: this.runId,
@@ -137,10 +144,18 @@ export class Runner {
       }
     }
 
+    // Publications in flight arrive before anyone leaves (cut short when interrupted).
+    this.settling = true;
+    const settleUntil = performance.now() + (profile.publishRate > 0 ? profile.settleMs : 0);
+    while (performance.now() < settleUntil && !signal?.aborted) {
+      tick();
+      await new Promise((r) => setTimeout(r, Math.min(100, settleUntil - performance.now())));
+    }
     this.stopping = true;
     await setUsers(0);
     this.lag.disable();
     const final = this.snapshot(true);
+    final.ledger = this.ledger.serialize();
     onTick(final);
     return final;
   }

@@ -15,6 +15,8 @@ export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds'
   'messages.received': (r) => r.messages.received,
   'messages.lost': (r) => r.messages.lost,
   ...Object.fromEntries((['delivered', 'crossReplica', 'duplicated', 'reordered', 'recovered', 'unrecoverable', 'publishRetries'] as const).map((k) => [`delivery.${k}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.delivery[k]])),
+  // Without a broker nothing is owed: NaN fails every comparison, so the threshold cannot pass by default.
+  ...Object.fromEntries((['published', 'expected', 'lost'] as const).map((k) => [`delivery.${k}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => (r.delivery.accounted ? r.delivery[k] : NaN)])),
   ...Object.fromEntries(
     (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
       (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.latency[h][p]]),

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
 import { classifyHandshakeError } from './connect-errors';
+import type { DeliveryLedger, Window } from './delivery';
 import { recordMs, type Stats } from './stats';
 
 /** What every virtual user of one process shares. */
@@ -22,6 +23,10 @@ export interface RunContext {
   sourceAddressFor(index: number): string | undefined;
   /** False once the run is stopping: no more reconnects. */
   running(): boolean;
+  /** False once the run is settling: publications still in flight arrive, no new ones go out. */
+  publishing(): boolean;
+  /** Which publications were stored, and which of them each subscriber got. */
+  readonly ledger: DeliveryLedger;
   /** The id of an injected fault that just hit this replica (its closes are the fault's), if any. */
   faultOn(replica: string): string | undefined;
   /** The id of an injected fault of this kind (one that hits every replica) that just happened, if any. */
@@ -70,6 +75,8 @@ export class VirtualUser {
   private replica?: string;
   /** The last notification's position on this user's topic: sent as `since` when it subscribes again. */
   private position?: { offset: number; epoch: string };
+  /** What this user's subscription is owed (with a broker): see delivery.ts. */
+  private window?: Window;
   /** Publications of this connection not yet acknowledged, by id, with their retries so far. */
   private readonly unacknowledged = new Map<string, { message: object; tries: number }>();
   private readonly outstanding = new Map<number, number>();
@@ -87,6 +94,8 @@ export class VirtualUser {
   stop(): Promise<void> {
     this.active = false;
     this.clearTimers();
+    // Retired mid-run: owed nothing after what it had. At the run's end: owed everything stored.
+    if (this.window) this.ctx.ledger.close(this.window, this.ctx.running() ? (this.position?.offset ?? this.window.start) : null);
     clearTimeout(this.reconnectTimer);
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
@@ -221,15 +230,20 @@ export class VirtualUser {
           // duplicate; a smaller one came out of order.
           if (last !== undefined && message.offset === last) stats.counters.duplicated++;
           else if (last !== undefined && message.offset < last) stats.counters.reordered++;
-          else this.position = { offset: message.offset, epoch: message.epoch };
+          else {
+            this.position = { offset: message.offset, epoch: message.epoch };
+            if (this.window) this.ctx.ledger.receive(this.window, message.offset);
+          }
         }
         return;
       case 'published':
         if (message.id !== undefined) this.unacknowledged.delete(String(message.id));
+        if (typeof message.offset === 'number') this.ctx.ledger.acknowledge(message.topic, message.offset);
         return;
       case 'subscribed':
         if (message.recovered === true) stats.counters.recovered++;
         else if (message.recovered === false) stats.counters.unrecoverable++;
+        if (message.recovered !== true && typeof message.offset === 'number' && typeof message.epoch === 'string') this.startWindow(message.topic, message.offset, message.epoch);
         return;
       case 'error': {
         stats.counters.serverErrors++;
@@ -244,6 +258,18 @@ export class VirtualUser {
       default:
         return;
     }
+  }
+
+  /**
+   * The subscription is gap-free after `offset`: a first subscription starts owing from there, and
+   * one whose gap could not be recovered stops owing what was missed and starts again.
+   */
+  private startWindow(topic: string, offset: number, epoch: string): void {
+    const { ledger } = this.ctx;
+    if (this.window) ledger.close(this.window, this.position?.offset ?? this.window.start);
+    this.window = ledger.open(topic, offset);
+    // So a reconnect before the first notification still recovers from here.
+    this.position ??= { offset, epoch };
   }
 
   private afterHello(): void {
@@ -284,6 +310,7 @@ export class VirtualUser {
   }
 
   private publish(): void {
+    if (!this.ctx.publishing()) return;
     const topics = this.ctx.profile.topics;
     this.ctx.stats.counters.published++;
     const id = `${this.ctx.runId}-${this.index}-${++this.nextId}`;

@@ -53,14 +53,19 @@ export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { na
   };
 }
 
+/** How often the replica compares its position with the stream's: the lag metric, and the stall watchdog. */
+const STALL_CHECK_MS = 5_000;
+
 export class JetStreamBroker {
   private messages?: ConsumerMessages;
+  private onDelivery?: (d: BrokerDelivery) => void;
   private isConnected = true;
   /** The last offset this replica delivered (the stream's last when it connected, at first). */
   private delivered: number;
   /** Offsets stored but not yet delivered by this replica, as of the last look (every 5 s). */
   private lagNow = 0;
   private lagTimer?: NodeJS.Timeout;
+  private restarting = false;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -71,7 +76,7 @@ export class JetStreamBroker {
     /** The stream's creation time: changes when the stream loses its history. */
     readonly epoch: string,
     /** The stream's last sequence when this replica connected: it delivers what comes after. */
-    private readonly startAfter: number,
+    startAfter: number,
     private readonly log: Logger,
   ) {
     this.delivered = startAfter;
@@ -83,12 +88,22 @@ export class JetStreamBroker {
       }
     })().catch(() => undefined);
     this.lagTimer = setInterval(() => {
+      const before = this.delivered;
       this.bounds().then(
-        ({ last }) => (this.lagNow = Math.max(0, last - this.delivered)),
+        ({ last }) => {
+          this.lagNow = Math.max(0, last - this.delivered);
+          // Behind, and not one delivery since the last look: the consumer is stuck (see restartConsumer).
+          if (this.lagNow > 0 && this.delivered === before && this.onDelivery) this.restartConsumer();
+        },
         () => undefined, // away: the last value stands, and connected says why
       );
-    }, 5_000);
+    }, STALL_CHECK_MS);
     this.lagTimer.unref();
+  }
+
+  /** The last offset this replica delivered: a subscription registered now gets every later one. */
+  get position(): number {
+    return this.delivered;
   }
 
   /** For the metrics: connected now, and how far behind the stream this replica's deliveries are. */
@@ -132,16 +147,26 @@ export class JetStreamBroker {
    * broker outage loses nothing and repeats nothing.
    */
   async consume(onDelivery: (d: BrokerDelivery) => void): Promise<void> {
+    this.onDelivery = onDelivery;
+    await this.startConsumer();
+  }
+
+  /** An ordered consumer from the first offset this replica has not delivered. */
+  private async startConsumer(): Promise<void> {
     const consumer = await this.js.consumers.get(this.config.stream, {
       filter_subjects: `${this.config.subjectPrefix}.>`,
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.startAfter + 1,
+      opt_start_seq: this.delivered + 1,
     });
-    const messages = await consumer.consume();
+    // Pull requests expire (and heartbeats are checked) every few seconds rather than the default
+    // 30: the library also waits that long before it looks again after a failed check on reconnect.
+    const messages = await consumer.consume({ expires: STALL_CHECK_MS });
     this.messages = messages;
     const prefix = this.config.subjectPrefix.length + 1;
     void (async () => {
       for await (const m of messages) {
+        // A replaced consumer's last messages, or a redelivery: each offset goes out once.
+        if (m.seq <= this.delivered) continue;
         let stored: StoredNotification;
         try {
           stored = m.json<StoredNotification>();
@@ -150,9 +175,26 @@ export class JetStreamBroker {
           continue;
         }
         this.delivered = m.seq;
-        onDelivery({ ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch });
+        this.onDelivery?.({ ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch });
       }
     })().catch((error: Error) => this.log.error({ err: error }, 'broker consumer stopped'));
+  }
+
+  /**
+   * After a broker restart the library's consumer can sit idle behind the stream (a consumer
+   * check that timed out on reconnect is retried only after a long backoff): replaced by a new
+   * one from the same position, so the replica catches up at once and loses nothing.
+   */
+  private restartConsumer(): void {
+    if (this.restarting) return;
+    this.restarting = true;
+    this.log.warn({ offset: this.delivered, lag: this.lagNow }, 'broker consumer stalled behind the stream; starting a new one from where it was');
+    const old = this.messages;
+    void Promise.resolve(old?.close())
+      .catch(() => undefined)
+      .then(() => this.startConsumer())
+      .catch((error: Error) => this.log.warn({ err: error }, 'broker consumer restart failed; the next check tries again'))
+      .finally(() => (this.restarting = false));
   }
 
   /** The last stored offset, and the oldest the stream still holds. */

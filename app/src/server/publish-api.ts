@@ -1,10 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { TOPIC_PATTERN } from '../shared/protocol';
+import { PUBLISH_API_PATH, publishBodyLimit, TOPIC_PATTERN } from '../shared/protocol';
 import { readJsonBody, replyJson, type Reply } from './http-json';
 
-/** The publish API's path, on each replica's port. */
-export const PUBLISH_API_PATH = '/api/publish';
+export { PUBLISH_API_PATH };
 
 /** What a stored or delivered publication answers: its offset with a broker, the local deliveries without. */
 export type PublishResult = { offset: number } | { delivered: number };
@@ -44,8 +43,7 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
   const given = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
   if (!given || !sameKey(given, target.apiKey)) return refuse(401, 'Authorization', 'a valid "Bearer <key>" is required');
 
-  // The data plus the envelope.
-  const read = await readJsonBody(req, target.maxMessageBytes + 1024);
+  const read = await readJsonBody(req, publishBodyLimit(target.maxMessageBytes));
   if (!read.ok) return read.problem === 'too_large' ? refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`) : refuse(400, '(body)', 'not JSON');
   const body = read.value;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return refuse(400, '(body)', 'must be a JSON object {topic, data, id?}');

@@ -283,7 +283,13 @@ export class NotificationServer {
         }
         if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
-        this.send(peer, { type: 'subscribed', topic: message.topic });
+        if (!this.broker) return void this.send(peer, { type: 'subscribed', topic: message.topic });
+        // Live from the replica's position on: nothing at or before it is sent, everything after is.
+        const { epoch, position } = this.broker;
+        const sent = peer.lastOffset?.get(message.topic);
+        const offset = sent?.epoch === epoch ? Math.max(sent.offset, position) : position;
+        (peer.lastOffset ??= new Map()).set(message.topic, { epoch, offset });
+        this.send(peer, { type: 'subscribed', topic: message.topic, offset, epoch });
         return;
       }
       case 'unsubscribe':
@@ -357,9 +363,10 @@ export class NotificationServer {
     if (!peer.topics.has(topic)) return; // unsubscribed or closed meanwhile
     this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'unrecoverable' });
     this.metrics.recoveryReplayed.inc(replay.length);
-    this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length });
-    // The client's offset counts only in the epoch it came from; in another, nothing is below it.
+    // Gap-free after the client's offset when recovered; otherwise only after the replica's position.
     const epoch = this.broker!.epoch;
+    this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length, offset: recovered ? since.offset : this.broker!.position, epoch });
+    // The client's offset counts only in the epoch it came from; in another, nothing is below it.
     const floor = since.epoch === epoch ? since.offset : 0;
     const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);

@@ -70,6 +70,11 @@ export const loadProfileSchema = z
     /** Notifications per second published (by the client, through the server) across all topics. */
     publishRate: z.number().min(0).max(100_000).default(2),
     compression: z.boolean().default(false),
+    /**
+     * After the last stage, publishing stops and connections stay open this long, so what is in
+     * flight arrives before the delivery account is settled (client/delivery.ts).
+     */
+    settleMs: ms.max(60_000).default(2000),
     reconnect: reconnectSchema.default({ enabled: true, initialDelayMs: 500, maxDelayMs: 20_000 }),
     /** Hard limit for the whole run, so a load job always ends. */
     maxDurationMs: ms.min(1000).default(300_000),

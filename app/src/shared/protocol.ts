@@ -1,3 +1,11 @@
+/** The publish API for backends (POST, JSON): on each replica's port, and through the proxy when the topology routes it. */
+export const PUBLISH_API_PATH = '/api/publish';
+
+/** A publish API request body: the data plus the envelope (topic, id). */
+export function publishBodyLimit(maxMessageBytes: number): number {
+  return maxMessageBytes + 1024;
+}
+
 /**
  * The wire protocol: JSON text messages, shared by the server and the load client.
  * Every message has a `type`. Times are milliseconds since the epoch with fractions
@@ -24,8 +32,10 @@ export type ServerMessage =
    * With `since`: `recovered` says whether the replay covered everything missed (false: the
    * history no longer reaches back, or the epoch changed: reload the application's state);
    * `replayed` notifications follow this message, before any live one.
+   * With a broker, `offset` and `epoch` name where the subscription is gap-free from: every later
+   * publication of the topic reaches it (the client's `since` when recovered).
    */
-  | { type: 'subscribed'; topic: string; recovered?: boolean; replayed?: number }
+  | { type: 'subscribed'; topic: string; recovered?: boolean; replayed?: number; offset?: number; epoch?: string }
   | { type: 'unsubscribed'; topic: string }
   /**
    * A publication was taken: without a broker, `delivered` counts this replica's subscribers it
