@@ -7,5 +7,6 @@ const names = {
   NGINX: OFFLINE_BASE_IMAGES.nginx,
   PROMETHEUS: OFFLINE_BASE_IMAGES.prometheus,
   EXPORTER: OFFLINE_BASE_IMAGES.nginxExporter,
+  NATS: OFFLINE_BASE_IMAGES.nats,
 };
 for (const [variable, image] of Object.entries(names)) console.log(`${variable}='${image}'`);

@@ -5,7 +5,7 @@
 # are layered on it. Idempotent: images that exist are kept (FORCE=1 rebuilds). The names are
 # OFFLINE_BASE_IMAGES in app/src/topology (printed by scripts/offline-image-names.ts): the Node
 # stand-in for node:20-bookworm-slim (user "node", uid 1000), nginx (Debian's nginx-light 1.22)
-# for nginx:1.30, Prometheus and the nginx exporter from Debian's packages.
+# for nginx:1.30, Prometheus, the nginx exporter and nats-server (the broker) from Debian's packages.
 # The monitoring stand-ins keep the public images' contract: the entrypoint is the binary (the
 # stack passes only flags), Prometheus runs as nobody with its data in /prometheus, and wget
 # is there for the health check. Grafana is not packaged by Debian: it has no stand-in.
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ -x node_modules/.bin/tsx ] || { echo "offline-images: npm dependencies are missing: run npm ci first" >&2; exit 1; }
-# DEBIAN, NODE, NGINX, PROMETHEUS, EXPORTER: one home for the names, the topology's.
+# DEBIAN, NODE, NGINX, PROMETHEUS, EXPORTER, NATS: one home for the names, the topology's.
 eval "$(node --import tsx scripts/offline-image-names.ts)"
 
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
@@ -110,6 +110,16 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
 USER nobody
 EXPOSE 9113
 ENTRYPOINT ["/usr/bin/nginx-prometheus-exporter"]
+DOCKERFILE
+fi
+
+# The broker: like the public nats:*-alpine image, `nats-server ...` as the command, wget for the health check.
+if ! have "$NATS"; then
+  build_from_debian "$NATS" <<'DOCKERFILE'
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server wget >/dev/null \
+ && rm -rf /var/lib/apt/lists/* && mkdir -p /data && nats-server --version
+EXPOSE 4222 8222
+CMD ["nats-server", "--jetstream", "--store_dir", "/data"]
 DOCKERFILE
 fi
 

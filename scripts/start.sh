@@ -42,8 +42,9 @@ if ! command -v prometheus >/dev/null 2>&1 || ! { command -v prometheus-nginx-ex
   fi
 fi
 
-# nats-server: the broker (npm run local -- --broker) and its tests. Installed as root; without it
-# everything else still runs.
+# nats-server: the broker every replica shares (the default), and its tests. Installed as root;
+# without it the run falls back to per-replica fan-out, with a note.
+broker=()
 if ! command -v nats-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "start: installing Debian's nats-server (the broker)"
@@ -51,7 +52,8 @@ if ! command -v nats-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server >/dev/null
     pkill -x nats-server 2>/dev/null || true
   else
-    echo "start: nats-server is not installed; the broker (--broker) and its tests need it (sudo apt-get install -y nats-server)"
+    echo "start: nats-server is not installed; running with per-replica fan-out (--no-broker). For the broker: sudo apt-get install -y nats-server"
+    broker=(--no-broker)
   fi
 fi
 
@@ -59,4 +61,4 @@ command -v openssl >/dev/null 2>&1 || { echo "start: openssl is required (certif
 
 npx tsx certs/cli.ts
 # node itself (not the tsx wrapper), so the runner is npm's child and sees npm go (see scripts/local.ts).
-exec node --import tsx scripts/local.ts "${monitoring[@]}" "$@"
+exec node --import tsx scripts/local.ts "${monitoring[@]}" "${broker[@]}" "$@"

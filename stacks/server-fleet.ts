@@ -1,6 +1,7 @@
 import { Construct } from 'constructs';
+import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { replicaName, stopGraceMs, toServerEnv, type Topology } from '../app/src/topology';
+import { replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { containerEnv, containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
 
 export interface ServerFleetProps {
@@ -9,6 +10,8 @@ export interface ServerFleetProps {
   readonly imageId: string;
   readonly networkName: string;
   readonly labels: Record<string, string>;
+  /** Started (and healthy) before any replica: the broker, when there is one. Default: none. */
+  readonly after?: ITerraformDependable[];
 }
 
 /** N WebSocket server containers, ws-server-0..N-1, each a replica of the same image. */
@@ -18,12 +21,13 @@ export class ServerFleet extends Construct {
 
   constructor(scope: Construct, id: string, props: ServerFleetProps) {
     super(scope, id);
-    const { server, replicas } = props.topology;
+    const { server, replicas, broker } = props.topology;
     const healthUrl = `http://127.0.0.1:${server.port}/healthz`;
     for (let i = 0; i < replicas; i++) {
       // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
-      const env = toServerEnv(server, name);
+      // With the broker on, every replica connects to it (no variables: per-replica fan-out).
+      const env = { ...toServerEnv(server, name), ...toBrokerEnv(broker) };
       const container = new Container(this, name, {
         name,
         image: props.imageId,
@@ -38,6 +42,7 @@ export class ServerFleet extends Construct {
         wait: true,
         waitTimeout: 60,
         labels: containerLabels({ ...props.labels, 'ws-notifications.replica': String(i) }),
+        dependsOn: props.after,
       });
       this.containers.push(container);
       this.names.push(name);

@@ -3,8 +3,8 @@ import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { join } from 'node:path';
 import type { Topology } from '../app/src/topology';
-import { ConfigError } from '../app/src/shared/errors';
 import { LOAD_JOB_NAME, LoadClientJob, REPORT_FILE } from './load-client-job';
+import { Broker } from './broker';
 import { LocalImage } from './local-image';
 import { Monitoring } from './monitoring/monitoring';
 import { dashboardUrl } from '../monitoring/grafana/dashboard';
@@ -25,7 +25,7 @@ export interface WsNotificationsStackProps {
 }
 
 /**
- * The whole system on one Docker engine: network, server fleet, Nginx proxy, monitoring
+ * The whole system on one Docker engine: network, broker (NATS JetStream), server fleet, Nginx proxy, monitoring
  * (Prometheus, the nginx exporter, Grafana; switchable off in the topology) and the load-client job.
  */
 export class WsNotificationsStack extends TerraformStack {
@@ -33,14 +33,11 @@ export class WsNotificationsStack extends TerraformStack {
   readonly proxy: NginxProxy;
   readonly loadJob: LoadClientJob;
   readonly monitoring?: Monitoring;
+  readonly broker?: Broker;
 
   constructor(scope: Construct, id: string, props: WsNotificationsStackProps) {
     super(scope, id);
     const { topology } = props;
-    if (topology.broker.enabled) {
-      // The replicas would have no broker to connect to: refused rather than deployed broken.
-      throw new ConfigError('topology', [{ field: 'broker.enabled', rule: 'the Docker stack has no broker container yet (issue 13, next part); the broker runs with the local topology: npm run local -- --broker' }]);
-    }
     const paths = projectPaths(props.root, topology);
     const labels = { 'ws-notifications.stack': topology.name };
 
@@ -65,11 +62,14 @@ export class WsNotificationsStack extends TerraformStack {
       keep: topology.images.keep,
     });
 
+    if (topology.broker.enabled) this.broker = new Broker(this, 'broker', { topology, networkName: network.name, labels });
+
     this.fleet = new ServerFleet(this, 'fleet', {
       topology,
       imageId: appImage.imageId,
       networkName: network.name,
       labels,
+      after: this.broker ? [this.broker.container] : undefined,
     });
 
     this.proxy = new NginxProxy(this, 'proxy', {

@@ -10,7 +10,7 @@ import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
-import { eventually, retrying } from '../helpers/server';
+import { eventually, retrying, TestClient } from '../helpers/server';
 import { prometheusQuery } from '../helpers/prometheus';
 import { ROOT } from '../helpers/synth';
 import { chooseDeployer, type Deployer } from './deployer';
@@ -98,6 +98,17 @@ async function spread(replicas: number): Promise<Record<string, number>> {
   const reports = await Promise.all(names.map((n) => dockerReplica(n, 8080).request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
   return Object.fromEntries(reports.map((r) => [r.replica, r.connections]));
 }
+const BROKER_VOLUME = 'ws-nats-data';
+
+/** The broker's stream as its monitoring endpoint (published on 127.0.0.1) reports it. */
+async function brokerStream(): Promise<{ created: string; messages: number }> {
+  const { broker } = topologyFor(3);
+  const jsz = (await (await fetch(`http://127.0.0.1:${broker.monitoringPort}/jsz?streams=true`)).json()) as any;
+  const stream = jsz.account_details?.flatMap((a: any) => a.stream_detail ?? []).find((s: any) => s.name === broker.stream);
+  assert.ok(stream, `stream ${broker.stream} in /jsz`);
+  return { created: stream.created, messages: stream.state.messages };
+}
+
 const retiringWorkers = async () => (await nginxWorkers(dockerProxy({ container: 'ws-nginx', pidFile: PROXY_PATHS.pid, configFile: PROXY_PATHS.config }))).retiring;
 
 describe('the stack on a real Docker engine', { concurrency: false }, () => {
@@ -116,6 +127,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     // Leftovers of an interrupted earlier run would collide with the names.
     for (const c of (await running()).values()) await docker.getContainer(c.Id).remove({ force: true });
     await docker.getNetwork('ws-notifications').remove().catch(() => undefined);
+    await docker.getVolume(BROKER_VOLUME).remove().catch(() => undefined);
   });
 
   after(async () => {
@@ -142,6 +154,36 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal(report.connections.failed, 0);
     assert.deepEqual(report.closesUnexpected, {});
     assert.equal(report.passed, true);
+    // Through the broker: everything stored reached every subscriber of its topic, whatever replica it was on.
+    assert.equal(containers.get('ws-nats')?.State, 'running');
+    assert.ok(report.delivery.accounted && report.delivery.published > 0, JSON.stringify(report.delivery));
+    assert.equal(report.delivery.lost, 0, JSON.stringify(report.delivery));
+    assert.ok(report.delivery.crossReplica > 0, 'notifications crossed replicas');
+
+    // One publication on one replica, delivered on all three.
+    const { tls } = topologyFor(3);
+    const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
+    const clients: TestClient[] = [];
+    const byReplica = new Map<string, TestClient>();
+    while (byReplica.size < 3 && clients.length < 30) {
+      const c = await TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, { ca });
+      clients.push(c);
+      const { replica } = await c.next('hello');
+      if (!byReplica.has(replica)) byReplica.set(replica, c);
+    }
+    assert.equal(byReplica.size, 3, 'clients on every replica');
+    for (const c of byReplica.values()) {
+      c.send({ type: 'subscribe', topic: 'docker-test' });
+      await c.next('subscribed');
+    }
+    const [publisher] = byReplica.values();
+    publisher.send({ type: 'publish', topic: 'docker-test', data: 'to all' });
+    const { offset } = await publisher.next('published');
+    for (const [replica, c] of byReplica) {
+      const n = await c.next('notification');
+      assert.deepEqual([n.data, n.offset], ['to all', offset], `delivered on ${replica}`);
+    }
+    for (const c of clients) c.close();
 
     // Monitoring: Prometheus scraped the replicas, the exporter and the load job while it ran.
     for (const name of ['ws-prometheus', 'ws-nginx-exporter']) assert.equal(containers.get(name)?.State, 'running', name);
@@ -174,7 +216,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       signal: abort.signal,
       onProgress: (p) => (latest = p),
       profile: topologyFor(3, {
-        load: { stages: [{ connections: 120, rampRate: 200, holdMs: 300_000 }], senderFraction: 0.25, messageRate: 2, topics: 0, publishRate: 0, reconnect: { initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 400_000 },
+        load: { stages: [{ connections: 120, rampRate: 200, holdMs: 300_000 }], senderFraction: 0.25, messageRate: 2, topics: 5, publishRate: 10, reconnect: { initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 400_000 },
       }).load,
     });
     await eventually(() => (latest?.open ?? 0) === 120, 30_000, '120 connections open');
@@ -217,7 +259,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal(latest?.unexpectedCloses, 0, 'nothing cut, past the deadline');
     await eventually(() => (latest?.open ?? 0) === 120, 30_000, 'everyone connected');
     abort.abort();
-    const { stats } = await load;
+    const { stats, deliveryAccount } = await load;
 
     const onRemoved = stats.perReplica.get('ws-server-2') ?? 0;
     const closes = Object.fromEntries([...stats.closes].map(([code, [e, u]]) => [code, { expected: e, unexpected: u }]));
@@ -233,6 +275,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       reconnects: stats.counters.reconnects,
       errors: Object.fromEntries(stats.errors),
       perReplicaOpens: Object.fromEntries(stats.perReplica),
+      delivery: { ...deliveryAccount, recovered: stats.counters.recovered, unrecoverable: stats.counters.unrecoverable, duplicated: stats.counters.duplicated, crossReplica: stats.counters.crossReplica },
     };
     writeFileSync(join(ROOT, 'reports', 'docker-scaling.json'), JSON.stringify(numbers, null, 2));
     console.log(`scaling under load: ${JSON.stringify(numbers)}`);
@@ -245,12 +288,33 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.ok(closes['1001'].expected >= onRemoved, 'the clients of removed replicas got 1001');
     assert.ok(stats.counters.reconnects >= onRemoved);
     assert.equal(stats.errors.size, 0, `errors: ${JSON.stringify(numbers.errors)}`);
+    // Scaling through the broker: the reconnecting clients recovered what they missed.
+    assert.ok(deliveryAccount.published > 0 && deliveryAccount.expected > 0, JSON.stringify(numbers.delivery));
+    assert.equal(deliveryAccount.lost, 0, `nothing owed went missing: ${JSON.stringify(numbers.delivery)}`);
+    assert.equal(stats.counters.duplicated, 0);
+    assert.ok(stats.counters.recovered >= onRemoved, `the removed replicas' clients recovered: ${JSON.stringify(numbers.delivery)}`);
+    assert.equal(stats.counters.unrecoverable, 0);
+  });
+
+  it('a replaced broker container keeps the stream: same epoch, same history (the volume)', async () => {
+    const before = await brokerStream();
+    assert.ok(before.messages > 0, 'publications from the runs before');
+    const oldId = (await running()).get('ws-nats')!.Id;
+    // Any attribute change replaces the container; the volume is a resource of its own and stays.
+    stackDir = synth(2, {}, (doc) => {
+      const nats = Object.values(doc.resource.docker_container).find((c: any) => c.name === 'ws-nats') as any;
+      nats.env = ['REPLACED=1'];
+    });
+    await deployer.apply(stackDir);
+    assert.notEqual((await running()).get('ws-nats')!.Id, oldId, 'a new container');
+    assert.deepEqual(await retrying(brokerStream, 30_000), before, 'the same stream, created at the same time, with the same messages');
   });
 
   it('destroy removes everything it created; a second destroy is a no-op', async () => {
     await deployer.destroy(stackDir);
     assert.equal((await running()).size, 0, 'no containers left');
     assert.equal((await docker.listNetworks({ filters: { name: ['ws-notifications'] } })).filter((n) => n.Name === 'ws-notifications').length, 0, 'network gone');
+    await assert.rejects(docker.getVolume(BROKER_VOLUME).inspect(), 'the broker volume removed');
     for (const image of ['ws-notifications/app:local', 'ws-notifications/nginx:local']) {
       await assert.rejects(docker.getImage(image).inspect(), `${image} removed`);
     }

@@ -72,7 +72,8 @@ describe('the monitoring stack', () => {
   it('runs Prometheus, the nginx exporter and Grafana by default', () => {
     for (const name of ['ws-prometheus', 'ws-nginx-exporter', 'ws-grafana']) containerNamed(s, name);
     const pulled = resourcesOf(s, 'docker_image').filter((i) => !i.build).map((i) => i.name).sort();
-    assert.deepEqual(pulled, ['grafana/grafana:11.3.0', 'nginx/nginx-prometheus-exporter:1.3.0', 'prom/prometheus:v2.55.1']);
+    // (and the broker's)
+    assert.deepEqual(pulled, ['grafana/grafana:11.3.0', 'nats:2.10-alpine', 'nginx/nginx-prometheus-exporter:1.3.0', 'prom/prometheus:v2.55.1']);
   });
 
   it('publishes Prometheus and Grafana on 127.0.0.1 only', () => {
@@ -122,7 +123,7 @@ describe('the monitoring stack', () => {
   it('offline base images replace Prometheus and the exporter and leave Grafana out', () => {
     const offline = synth({}, { BASE_IMAGES: 'offline' });
     const pulled = resourcesOf(offline, 'docker_image').filter((i) => !i.build).map((i) => i.name).sort();
-    assert.deepEqual(pulled, [OFFLINE_BASE_IMAGES.nginxExporter, OFFLINE_BASE_IMAGES.prometheus].sort());
+    assert.deepEqual(pulled, [OFFLINE_BASE_IMAGES.nginxExporter, OFFLINE_BASE_IMAGES.prometheus, OFFLINE_BASE_IMAGES.nats].sort());
     assert.ok(!resourcesOf(offline, 'docker_container').some((c) => c.name === 'ws-grafana'));
   });
 });

@@ -19,10 +19,11 @@ describe('offline applier strictness', () => {
   const server0 = (d: any) => Object.values(d.resource.docker_container).find((c: any) => c.name === 'ws-server-0') as any;
 
   it('accepts everything the stack emits', () => applier.validate(doc()));
-  it('refuses an unknown resource type', () => refuses((d) => (d.resource.docker_volume = { v: { name: 'x' } }), /resource type docker_volume/));
+  it('refuses an unknown resource type', () => refuses((d) => (d.resource.docker_plugin = { p: { name: 'x' } }), /resource type docker_plugin/));
   it('refuses an unknown attribute, naming the resource', () =>
     refuses((d) => (server0(d).privileged = true), /docker_container\.fleet_ws-server-0_[A-F0-9]+: attribute privileged/));
   it('refuses an unknown nested attribute', () => refuses((d) => (server0(d).healthcheck.start_interval = '1s'), /healthcheck\.start_interval/));
+  it('refuses a volume shape it does not know', () => refuses((d) => (server0(d).volumes = [{ from_container: 'x', container_path: '/x' }]), /volumes\.from_container/));
   it('refuses an expression it cannot evaluate', () =>
     refuses((d) => (server0(d).env.push('X=${upper(var.x)}')), /unsupported expression/));
   it('refuses a condition it cannot evaluate', () =>

@@ -111,8 +111,29 @@ describe('the synthesized stack', () => {
     assert.equal(reload.triggers_replace.sha256, install.triggers_replace.sha256);
   });
 
-  it('refuses the broker, naming the field, until the stack has a broker container', () => {
-    assert.throws(() => synth({ broker: { enabled: true } }), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'broker.enabled');
+  it('runs the broker on a volume that outlives its container, healthy before any replica starts, every replica pointed at it', () => {
+    const nats = containerNamed(s, 'ws-nats');
+    const [volume] = resourcesOf(s, 'docker_volume');
+    assert.equal(volume.name, 'ws-nats-data');
+    assert.equal(nats.volumes.length, 1);
+    assert.match(nats.volumes[0].volume_name, /^\$\{docker_volume\.broker_store_[0-9A-F]+\.name\}$/, 'the volume by reference: created first, kept across a replaced container');
+    assert.ok(nats.command.includes('--jetstream') && nats.command.includes(nats.volumes[0].container_path), 'JetStream stores on the volume');
+    assert.deepEqual(nats.ports, [{ internal: 8222, external: 8222, ip: '127.0.0.1' }], 'monitoring on loopback only; clients use the service network');
+    assert.match(nats.healthcheck.test.join(' '), /8222\/healthz/);
+    assert.equal(nats.wait, true);
+    for (const name of serverNames(s)) {
+      const replica = containerNamed(s, name);
+      assert.ok(replica.env.includes('WS_BROKER_URLS=nats://ws-nats:4222'), `${name} connects to the broker`);
+      assert.ok(replica.depends_on.some((d: string) => d.startsWith('docker_container.broker_container_')), `${name} starts after the broker`);
+    }
+    const without = synth({ broker: { enabled: false } });
+    assert.equal(resourcesOf(without, 'docker_volume').length, 0);
+    assert.ok(!resourcesOf(without, 'docker_container').some((c) => c.name === 'ws-nats'));
+    assert.ok(!containerNamed(without, 'ws-server-0').env.some((e: string) => e.startsWith('WS_BROKER_')), 'per-replica fan-out: no broker variables');
+  });
+
+  it('refuses a broker monitoring port another published port already has, naming the field', () => {
+    assert.throws(() => synth({ broker: { monitoringPort: 443 } }), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'broker.monitoringPort');
   });
 
   it('a rebalance runs after the reload only when the topology enables it', () => {

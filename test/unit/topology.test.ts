@@ -81,6 +81,15 @@ describe('every rule has a failing case', () => {
   it('a worker must fit in the open-file ceiling', () =>
     refused({ proxy: { targetConnections: 30_000, workerProcesses: 2 }, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } }, 'proxy.workerProcesses', /maxOpenFiles/));
   it('ports must differ', () => refused({ proxy: { httpPort: 443 } }, 'proxy.httpPort', /differ/));
+  it('the broker is on by default, and its monitoring port is one more published port', () => {
+    assert.equal(defineTopology({}).broker.enabled, true);
+    refused({ broker: { monitoringPort: 443 } }, 'broker.monitoringPort', /already used by proxy\.httpsPort/);
+    assert.equal(defineTopology({ broker: { enabled: false, monitoringPort: 443 } }).broker.enabled, false, 'no broker, no port');
+  });
+  it('routing the publish API through the proxy needs the key file', () => {
+    refused({ proxy: { publishApi: true } }, 'proxy.publishApi', /server\.apiKeyFile/);
+    assert.equal(defineTopology({ proxy: { publishApi: true }, server: { apiKeyFile: '/run/secrets/api-key' } }).proxy.publishApi, true);
+  });
   it('the load peak must fit the proxy and the fleet', () => {
     refused({ load: { stages: [{ connections: 20_000, rampRate: 100, holdMs: 0 }] } }, 'load.stages', /proxy\.targetConnections/);
     refused({ replicas: 1, server: { maxConnections: 100 } }, 'load.stages', /maxConnections × replicas \(100\)/);

@@ -35,6 +35,7 @@ type State = Record<string, StateEntry>;
 /** Attributes each resource type may carry; anything else is refused. */
 const KNOWN: Record<string, string[]> = {
   docker_network: ['name', 'driver', 'labels'],
+  docker_volume: ['name', 'driver', 'labels'],
   docker_image: ['name', 'keep_locally', 'build', 'triggers'],
   terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
   docker_container: [
@@ -47,11 +48,12 @@ const KNOWN_NESTED: Record<string, string[]> = {
   'docker_image.build': ['context', 'dockerfile', 'build_args', 'label'],
   'docker_container.networks_advanced': ['name', 'aliases'],
   'docker_container.ports': ['internal', 'external', 'ip'],
-  'docker_container.volumes': ['host_path', 'container_path', 'read_only'],
+  'docker_container.volumes': ['host_path', 'volume_name', 'container_path', 'read_only'],
   'docker_container.ulimit': ['name', 'soft', 'hard'],
   'docker_container.healthcheck': ['test', 'interval', 'timeout', 'start_period', 'retries'],
   'docker_container.labels': ['label', 'value'],
   'docker_network.labels': ['label', 'value'],
+  'docker_volume.labels': ['label', 'value'],
   'docker_container.lifecycle': ['postcondition', 'replace_triggered_by'],
   'terraform_data.lifecycle': ['replace_triggered_by'],
 };
@@ -257,6 +259,12 @@ export class OfflineApplier {
         const network = await this.docker.createNetwork({ Name: c.name, Driver: c.driver ?? 'bridge', Labels: labelsOf(c.labels), CheckDuplicate: true });
         return { id: network.id, name: c.name };
       }
+      case 'docker_volume': {
+        // Like the provider: a volume of that name that already exists is taken over, data and all.
+        const created = await this.docker.createVolume({ Name: c.name, Driver: c.driver ?? 'local', Labels: labelsOf(c.labels) });
+        const info = await created.inspect();
+        return { id: info.Name, name: info.Name, mountpoint: info.Mountpoint };
+      }
       case 'docker_image':
         return c.build ? this.buildImage(address, c) : this.localImage(address, c);
       case 'terraform_data': {
@@ -315,7 +323,10 @@ export class OfflineApplier {
         : undefined,
       HostConfig: {
         PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostIp: p.ip ?? '', HostPort: String(p.external) }]])),
-        Binds: (c.volumes ?? []).map((v: Json) => `${v.host_path}:${v.container_path}${v.read_only ? ':ro' : ''}`),
+        Binds: (c.volumes ?? []).map((v: Json) => {
+          if ((v.host_path === undefined) === (v.volume_name === undefined)) throw new ApplyError(`${address}: a volume needs exactly one of host_path and volume_name`);
+          return `${v.host_path ?? v.volume_name}:${v.container_path}${v.read_only ? ':ro' : ''}`;
+        }),
         Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
         RestartPolicy: c.restart ? { Name: c.restart } : undefined,
         NetworkMode: networks[0]?.name,
@@ -371,6 +382,9 @@ export class OfflineApplier {
       }
       case 'docker_network':
         await this.docker.getNetwork(entry.attrs.id).remove().catch(ignoreMissing);
+        return;
+      case 'docker_volume':
+        await this.docker.getVolume(entry.attrs.name).remove().catch(ignoreMissing);
         return;
       case 'docker_image':
         if (!entry.config.keep_locally) await this.docker.getImage(entry.attrs.image_id).remove().catch(ignoreMissing);

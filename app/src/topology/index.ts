@@ -20,6 +20,7 @@ export const OFFLINE_BASE_IMAGES = {
   nginxVersion: '1.22',
   prometheus: 'ws-notifications/prometheus-base:2.42',
   nginxExporter: 'ws-notifications/nginx-exporter-base:0.11',
+  nats: 'ws-notifications/nats-base:2.9',
 } as const;
 
 /**
@@ -58,6 +59,7 @@ export function defineTopology(
       nginxBase: OFFLINE_BASE_IMAGES.nginx,
       prometheus: OFFLINE_BASE_IMAGES.prometheus,
       nginxExporter: OFFLINE_BASE_IMAGES.nginxExporter,
+      nats: OFFLINE_BASE_IMAGES.nats,
     };
     merged.proxy = { ...proxy, nginxVersion: OFFLINE_BASE_IMAGES.nginxVersion };
     merged.monitoring = { ...monitoring, grafana: false };

@@ -172,6 +172,11 @@ export const proxySchema = z
     shutdownTimeoutMs: positiveMs.default(300_000),
     reload: reloadSchema.default(reloadSchema.parse({})),
     rebalance: rebalanceSchema.default(rebalanceSchema.parse({})),
+    /**
+     * Route the publish API (POST /api/publish) through the public TLS port to any replica. Off:
+     * backends reach the replicas on the service network only. Needs server.apiKeyFile.
+     */
+    publishApi: z.boolean().default(false),
     /** Addresses allowed to read stub_status (loopback always is). */
     statusAllow: z.array(z.string()).default(['172.16.0.0/12', '10.0.0.0/8', '192.168.0.0/16']),
   })
@@ -200,6 +205,8 @@ export const imagesSchema = z
     nginxExporter: z.string().min(1).default('nginx/nginx-prometheus-exporter:1.3.0'),
     /** Grafana is not packaged by Debian: there is no offline stand-in. */
     grafana: z.string().min(1).default('grafana/grafana:11.3.0'),
+    /** The broker, pulled (the offline script builds a stand-in from Debian's nats-server). Alpine: it has wget for the health check. */
+    nats: z.string().min(1).default('nats:2.10-alpine'),
     /** Keep the built images on destroy (pulled ones are always kept). */
     keep: z.boolean().default(false),
   })
@@ -250,6 +257,9 @@ export const monitoringSchema = z
   })
   .strict();
 
+/** The broker's container on the Docker stack, and so the host name in the default URL. */
+export const BROKER_CONTAINER = 'ws-nats';
+
 /**
  * The broker every replica shares (NATS JetStream): a publication goes into one stream, every
  * replica consumes it and delivers to its own subscribers, so a notification reaches every
@@ -258,9 +268,11 @@ export const monitoringSchema = z
 export const brokerSchema = z
   .object({
     /** Off: fan-out stays per replica (a publication reaches only the publishing replica's subscribers). */
-    enabled: z.boolean().default(false),
-    /** Server URLs the replicas connect to. */
-    urls: z.array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port')).min(1).default(['nats://ws-nats:4222']),
+    enabled: z.boolean().default(true),
+    /** Server URLs the replicas connect to: the stack's own broker container by default (the local topology uses its own nats-server). */
+    urls: z.array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port')).min(1).default([`nats://${BROKER_CONTAINER}:4222`]),
+    /** Host port (127.0.0.1 only) of the broker container's monitoring endpoint (/healthz, /varz, /jsz). */
+    monitoringPort: port.default(8222),
     /** The JetStream stream holding every topic's history. */
     stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('WS_NOTIFICATIONS'),
     /** Publications of topic T go to subject `<prefix>.T`. */
@@ -301,6 +313,9 @@ export const topologySchema = z
     const issue = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: 'custom', path, message });
     const { server, proxy, load } = t;
+    if (proxy.publishApi && server.apiKeyFile === undefined) {
+      issue(['proxy', 'publishApi'], 'routes the publish API, which is off without server.apiKeyFile: set the key file too');
+    }
 
     if (server.pongTimeoutMs <= server.pingIntervalMs) {
       issue(['server', 'pongTimeoutMs'], `must exceed server.pingIntervalMs (${server.pingIntervalMs}) or every peer is dropped before it can answer`);
@@ -371,19 +386,21 @@ export const topologySchema = z
     }
 
     const { monitoring } = t;
+    // Host ports the stack publishes: one owner each.
+    const published: [string, number][] = [
+      ['proxy.httpsPort', proxy.httpsPort],
+      ['proxy.httpPort', proxy.httpPort],
+      ...(monitoring.enabled ? ([['monitoring.prometheusPort', monitoring.prometheusPort]] as [string, number][]) : []),
+      ...(monitoring.enabled && monitoring.grafana ? ([['monitoring.grafanaPort', monitoring.grafanaPort]] as [string, number][]) : []),
+      ...(t.broker.enabled ? ([['broker.monitoringPort', t.broker.monitoringPort]] as [string, number][]) : []),
+    ];
+    for (const [i, [field, value]] of published.entries()) {
+      const clash = published.slice(0, i).find(([, v]) => v === value);
+      if (clash) issue(field.split('.'), `${value} is already used by ${clash[0]}`);
+    }
     if (monitoring.enabled) {
       if (monitoring.evaluationIntervalMs < monitoring.scrapeIntervalMs) {
         issue(['monitoring', 'evaluationIntervalMs'], `must be at least monitoring.scrapeIntervalMs (${monitoring.scrapeIntervalMs}): rules cannot see samples faster than they are scraped`);
-      }
-      const published: [string, number][] = [
-        ['proxy.httpsPort', proxy.httpsPort],
-        ['proxy.httpPort', proxy.httpPort],
-        ['monitoring.prometheusPort', monitoring.prometheusPort],
-        ...(monitoring.grafana ? ([['monitoring.grafanaPort', monitoring.grafanaPort]] as [string, number][]) : []),
-      ];
-      for (const [i, [field, value]] of published.entries()) {
-        const clash = published.slice(0, i).find(([, v]) => v === value);
-        if (clash) issue(field.split('.'), `${value} is already used by ${clash[0]}`);
       }
       if (monitoring.loadMetricsPort === server.port) {
         issue(['monitoring', 'loadMetricsPort'], `must differ from server.port (${server.port})`);

@@ -34,7 +34,7 @@ export const BROKER_ENV = {
   historyMaxAgeMs: 'WS_BROKER_HISTORY_MAX_AGE_MS',
   dedupeWindowMs: 'WS_BROKER_DEDUPE_WINDOW_MS',
   storage: 'WS_BROKER_STORAGE',
-} as const satisfies Record<Exclude<keyof BrokerConfig, 'enabled'>, string>;
+} as const satisfies Record<Exclude<keyof BrokerConfig, 'enabled' | 'monitoringPort'>, string>; // the monitoring port is the broker container's, not the replicas'
 
 /** Names the replica in its hello message and metrics. */
 export const REPLICA_ID_ENV = 'WS_REPLICA_ID';

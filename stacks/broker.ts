@@ -1,0 +1,68 @@
+import { Construct } from 'constructs';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { Image } from '@cdktf/provider-docker/lib/image';
+import { Volume } from '@cdktf/provider-docker/lib/volume';
+import { BROKER_CONTAINER, type Topology } from '../app/src/topology';
+import { containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
+
+/** Where things are inside the broker container. */
+export const BROKER_PATHS = {
+  clientPort: 4222,
+  monitoringPort: 8222,
+  store: '/data',
+} as const;
+
+export interface BrokerProps {
+  /** The validated topology: `broker` and `images.nats` are read. */
+  readonly topology: Topology;
+  readonly networkName: string;
+  readonly labels: Record<string, string>;
+  /** Container name, and so the replicas' host name for it. Default: BROKER_CONTAINER ("ws-nats"), the host of the default broker URL. */
+  readonly name?: string;
+  /** How long nats-server gets to flush its store on stop. Default: 10 s. */
+  readonly stopGraceMs?: number;
+}
+
+/**
+ * The broker every replica shares: nats-server with JetStream, its file store on a named volume
+ * that outlives the container (a replaced container keeps every topic's history and the epoch).
+ * The monitoring endpoint (/healthz, /varz, /jsz) is published on 127.0.0.1 only; clients reach
+ * the broker over the service network alone.
+ */
+export class Broker extends Construct {
+  readonly container: Container;
+  readonly volume: Volume;
+  readonly name: string;
+
+  constructor(scope: Construct, id: string, props: BrokerProps) {
+    super(scope, id);
+    const { broker, images } = props.topology;
+    this.name = props.name ?? BROKER_CONTAINER;
+    this.volume = new Volume(this, 'store', { name: `${this.name}-data`, labels: containerLabels(props.labels) });
+    // Pulled images stay on destroy (a download cache; the offline stand-in cannot be pulled again).
+    const image = new Image(this, 'image', { name: images.nats, keepLocally: true });
+    this.container = new Container(this, 'container', {
+      name: this.name,
+      image: image.imageId,
+      // The public image's entrypoint runs the command; the offline stand-in has nats-server on PATH.
+      command: [
+        'nats-server',
+        '--jetstream',
+        '--store_dir', BROKER_PATHS.store,
+        '--port', String(BROKER_PATHS.clientPort),
+        '--http_port', String(BROKER_PATHS.monitoringPort),
+        '--server_name', this.name,
+      ],
+      volumes: [{ volumeName: this.volume.name, containerPath: BROKER_PATHS.store }],
+      ports: [{ internal: BROKER_PATHS.monitoringPort, external: broker.monitoringPort, ip: '127.0.0.1' }],
+      networksAdvanced: [{ name: props.networkName, aliases: [this.name] }],
+      restart: 'unless-stopped',
+      ...stopAttributes('SIGTERM', props.stopGraceMs ?? 10_000),
+      // /healthz answers 200 only once JetStream is up.
+      healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz`, 'wget', { startPeriod: '5s', retries: 5 }),
+      wait: true,
+      waitTimeout: 60,
+      labels: containerLabels(props.labels),
+    });
+  }
+}
