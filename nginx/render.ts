@@ -1,5 +1,6 @@
 import { derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
 import { PROXY_WORKER_HEADER } from '../app/src/shared/control';
+import { PUBLISH_API_PATH, publishBodyLimit } from '../app/src/shared/protocol';
 import { nginxDuration } from '../app/src/shared/duration';
 import { HTTP11_DEFAULT_SINCE, versionAtLeast } from './version';
 
@@ -183,10 +184,40 @@ ${serverLines.join('\n')}
             client_max_body_size 1k;
         }
 
-        location / {
+${proxy.publishApi ? publishApiLocation(topology, http11) : ''}        location / {
             return 404;
         }
     }
 }
+`;
+}
+
+/**
+ * The publish API through the TLS port (proxy.publishApi): to any replica, since each stores
+ * through the broker. A POST is not retried on another replica once sent (nginx never retries a
+ * non-idempotent request); a backend retries with the same id, which the broker stores once.
+ */
+function publishApiLocation(topology: Topology, http11: string): string {
+  const { proxy, server } = topology;
+  return `        location = ${PUBLISH_API_PATH} {
+            limit_except POST { deny all; }
+            proxy_pass http://ws_servers;
+            ${http11}
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_connect_timeout ${nginxDuration(proxy.connectTimeoutMs)};
+            # Past what any replica would read: refused here, in the replicas' words (JSON naming the field).
+            client_max_body_size ${publishBodyLimit(server.maxMessageBytes)};
+            error_page 413 = @publish_too_large;
+        }
+
+        location @publish_too_large {
+            default_type application/json;
+            return 413 '{"field":"data","error":"larger than the message limit (${server.maxMessageBytes} bytes)"}';
+        }
+
 `;
 }

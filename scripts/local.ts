@@ -16,7 +16,7 @@ import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } fro
 import { checkFaults, FAULT_KINDS, parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
 import { tellFault } from '../app/src/client/faults';
 import { NGINX_STATUS_PATH } from '../nginx/render';
-import { PUBLISH_API_PATH } from '../app/src/server/publish-api';
+import { PUBLISH_API_PATH } from '../app/src/shared/protocol';
 
 const program = new Command('local')
   .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
@@ -31,8 +31,10 @@ const program = new Command('local')
   .option('--html <file>', 'HTML report', 'reports/local-report.html')
   .option('--keep-logs', 'keep the logs of nginx, the replicas (and Prometheus): the runtime directory is printed')
   .option('--fault <kind[:n]@time>', `inject a fault at a time after the load starts, for real (repeatable): ${FAULT_KINDS.join(', ')}; e.g. reload-proxy@20s, kill-replica:1@40s`, (value: string, list: string[]) => [...list, value], [] as string[])
-  .option('--broker', 'deliver notifications through a NATS JetStream broker (Debian: nats-server): every subscriber gets every notification, whatever replica it is on')
+  .option('--broker', 'deliver notifications through a NATS JetStream broker (Debian: nats-server): every subscriber gets every notification, whatever replica it is on (the default)')
+  .option('--no-broker', 'per-replica fan-out instead: a publication reaches only its own replica\'s subscribers (no nats-server needed)')
   .option('--api-key-file <file>', 'turn on the publish API (POST /api/publish on each replica) with the bearer key in this file')
+  .option('--publish-via-proxy', 'also route the publish API through nginx\'s TLS port (needs --api-key-file)')
   .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
   .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it')
   .parse();
@@ -92,9 +94,10 @@ async function main(): Promise<number> {
   const topology = defineTopology(
     {
       replicas,
-      ...(o.broker ? { broker: { enabled: true } } : {}),
+      // Unset: the topology's default (the broker on).
+      ...(o.broker !== undefined ? { broker: { enabled: o.broker as boolean } } : {}),
       ...(o.apiKeyFile ? { server: { apiKeyFile: resolve(o.apiKeyFile) } } : {}),
-      proxy: { nginxVersion: version, targetConnections, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined } },
+      proxy: { nginxVersion: version, targetConnections, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined }, publishApi: Boolean(o.publishViaProxy) },
       load: {
         stages: [singleStage(connections, durationMs, rampRate)],
         ...(o.topics !== undefined ? { topics: whole('--topics', o.topics) } : {}),
@@ -135,6 +138,7 @@ async function main(): Promise<number> {
   console.log(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
   if (local.broker) console.log(`broker ${local.broker.url} (nats-server with JetStream; every replica delivers every notification)`);
   if (topology.server.apiKeyFile) for (const r of local.replicas) console.log(`publish API ${r.id}: http://127.0.0.1:${r.port}${PUBLISH_API_PATH}`);
+  if (topology.proxy.publishApi) console.log(`publish API through nginx: ${new URL(PUBLISH_API_PATH, local.url.replace(/^wss:/, 'https:'))}`);
   if (local.monitoring) {
     const stays = lingerMs > 0 ? `stays up ${o.linger} after the load` : 'stops with the load; --linger 10m keeps it up';
     console.log(`prometheus ${local.monitoring.prometheusUrl} (graph: ${local.monitoring.prometheusUrl}/graph, targets: ${local.monitoring.prometheusUrl}/targets; ${stays})`);

@@ -1,9 +1,27 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology } from '../../app/src/topology';
 import { nginxVersion, startLocalTopology } from '../../local/topology';
+import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
 import { TestClient } from '../helpers/server';
+
+/** One HTTPS request with the local CA: status, content type and body. */
+function https(url: string, ca: Buffer, init: { method: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request(url, { method: init.method, headers: init.headers, ca }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolvePromise({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
 
 const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
@@ -31,5 +49,35 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
       assert.equal(n.replica, replicas[0], 'names the replica it was published on');
     }
     for (const c of clients) c.close();
+  });
+
+  it('routes the publish API through nginx\'s TLS port only when the topology says so', async (t) => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'ws-api-key-')), 'key');
+    const key = 'k'.repeat(32);
+    writeFileSync(keyFile, key);
+    const routed = await startLocalTopology(defineTopology({ replicas: 2, server: { apiKeyFile: keyFile, maxMessageBytes: 4096 }, proxy: { nginxVersion: NGINX, publishApi: true } }));
+    t.after(() => routed.stop());
+    const ca = readFileSync(routed.caFile);
+    const api = new URL(PUBLISH_API_PATH, routed.url.replace(/^wss:/, 'https:')).toString();
+    const subscriber = await TestClient.open(routed.url, { ca });
+    subscriber.send({ type: 'subscribe', topic: 'orders' });
+    await subscriber.next('subscribed');
+    const post = (body: unknown, auth = `Bearer ${key}`) => https(api, ca, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+    const stored = await post({ topic: 'orders', data: { n: 1 }, id: 'via-proxy-1' });
+    assert.equal(stored.status, 202, stored.body);
+    const { offset } = JSON.parse(stored.body);
+    assert.equal((await subscriber.next('notification')).offset, offset, 'delivered to a subscriber, whatever replica it is on');
+    assert.equal((await post({ topic: 'orders', data: { n: 1 } }, 'Bearer wrong')).status, 401, 'the key is checked behind the proxy too');
+    const tooLarge = await post({ topic: 'orders', data: 'x'.repeat(8_000) });
+    assert.deepEqual([tooLarge.status, JSON.parse(tooLarge.body).field], [413, 'data'], `refused naming the field: ${tooLarge.body}`);
+    assert.equal((await https(api, ca, { method: 'GET' })).status, 403, 'POST only');
+    subscriber.close();
+
+    const unrouted = await startLocalTopology(defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }));
+    t.after(() => unrouted.stop());
+    const api2 = new URL(PUBLISH_API_PATH, unrouted.url.replace(/^wss:/, 'https:')).toString();
+    const notRouted = await https(api2, readFileSync(unrouted.caFile), { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify({ topic: 'orders', data: 1 }) });
+    assert.equal(notRouted.status, 404, 'off by default: backends use the replicas\' own port');
   });
 });
