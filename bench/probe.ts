@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { loadProfileSchema } from '../app/src/shared/profile';
 import { Stats } from '../app/src/client/stats';
 import { DeliveryLedger } from '../app/src/client/delivery';
+import { HandshakeGate } from '../app/src/client/handshake-gate';
 import { VirtualUser, type RunContext } from '../app/src/client/virtual-user';
 
 /**
@@ -49,6 +50,8 @@ async function main() {
     running: () => true,
     publishing: () => false,
     ledger: new DeliveryLedger(),
+    // The probe paces its own handshakes (at most 200 in flight).
+    gate: new HandshakeGate(Number.MAX_SAFE_INTEGER),
     faultOn: () => undefined,
     faultOfKind: () => undefined,
     runId: 'probe',

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
@@ -100,7 +101,24 @@ export interface LocalOptions {
  * nginx in front with the rendered config (TLS on a free port). Everything it starts is
  * stopped by stop(), and killed if this process exits first.
  */
+/**
+ * The kernel caps a listen backlog at net.core.somaxconn without a word: a topology asking for
+ * more would get less than it says. Refused, naming the field.
+ */
+export function checkListenBacklog(backlog: number, somaxconnFile = '/proc/sys/net/core/somaxconn'): void {
+  let somaxconn: number;
+  try {
+    somaxconn = Number(readFileSync(somaxconnFile, 'utf8').trim());
+  } catch {
+    return; // not Linux: nothing to compare with
+  }
+  if (backlog > somaxconn) {
+    throw new ConfigError('topology', [{ field: 'proxy.listenBacklog', rule: `${backlog} exceeds this machine's net.core.somaxconn (${somaxconn}), which caps it: lower it, or raise the sysctl (sysctl -w net.core.somaxconn=${backlog})` }]);
+  }
+}
+
 export async function startLocalTopology(topology: Topology, options: LocalOptions = {}): Promise<LocalTopology> {
+  checkListenBacklog(topology.proxy.listenBacklog);
   // The same files the stack mounts into the proxy.
   const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
   // A run that died (SIGKILL, a crash) left its processes and directory: clear them first.

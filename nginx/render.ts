@@ -134,7 +134,7 @@ ${serverLines.join('\n')}
     }
 
     server {
-        listen ${bind(httpsPort)} ssl${proxy.workerProcesses > 1 ? ' reuseport' : ''};
+        listen ${bind(httpsPort)} ssl${proxy.workerProcesses > 1 ? ' reuseport' : ''} backlog=${proxy.listenBacklog};
         server_name _;
 
         ssl_certificate ${options.certFile};

@@ -10,7 +10,7 @@ import { ConfigError } from '../app/src/shared/errors';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
-import { singleStage } from '../app/src/shared/profile';
+import { DEFAULT_STAGE, singleStage } from '../app/src/shared/profile';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
 import { checkFaults, FAULT_KINDS, parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
@@ -24,6 +24,7 @@ const program = new Command('local')
   .addOption(new Option('--strategy <name>', 'balancing strategy').choices([...STRATEGIES]).default('least_conn'))
   .option('--connections <n>', 'concurrent connections to ramp to', '1000')
   .option('--duration <d>', 'load duration including the ramp (30s, 2m, or plain seconds)', '20s')
+  .option('--ramp-rate <n>', `connections opened per second (default: the profile's, ${DEFAULT_STAGE.rampRate})`)
   .option('--topics <n>', 'topics the connections subscribe to (round-robin; default: the profile\'s, 10)')
   .option('--publish-rate <n>', 'publications per second across all topics (default: the profile\'s, 2)')
   .option('--source-addresses <n|list>', 'spread the client over loopback addresses (default for ip_hash: 2 per replica)')
@@ -34,6 +35,7 @@ const program = new Command('local')
   .option('--broker', 'deliver notifications through a NATS JetStream broker (Debian: nats-server): every subscriber gets every notification, whatever replica it is on (the default)')
   .option('--no-broker', 'per-replica fan-out instead: a publication reaches only its own replica\'s subscribers (no nats-server needed)')
   .option('--api-key-file <file>', 'turn on the publish API (POST /api/publish on each replica) with the bearer key in this file')
+  .option('--accept-untrustworthy', 'judge the run by its thresholds alone even when the load client was the bottleneck (otherwise INCONCLUSIVE, exit 4)')
   .option('--publish-via-proxy', 'also route the publish API through nginx\'s TLS port (needs --api-key-file)')
   .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
   .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it')
@@ -81,7 +83,7 @@ async function main(): Promise<number> {
     }
   });
   const lingerMs = o.linger === undefined ? 0 : duration('--linger', o.linger);
-  const rampRate = Math.max(1, Math.min(1000, connections));
+  const rampRate = o.rampRate !== undefined ? Math.max(1, number('--ramp-rate', o.rampRate)) : DEFAULT_STAGE.rampRate;
   // The replica count as the topology validates it (flag, else REPLICAS, else the default).
   const { replicas } = defineTopology(replicasFlag !== undefined ? { replicas: replicasFlag } : {}, env);
   // ip_hash needs several /24s to spread; large runs need several addresses anyway.
@@ -104,6 +106,7 @@ async function main(): Promise<number> {
         ...(o.publishRate !== undefined ? { publishRate: number('--publish-rate', o.publishRate) } : {}),
         keyParam: strategy === 'hash' ? 'client' : undefined,
         sourceAddresses,
+        ...(o.acceptUntrustworthy ? { acceptUntrustworthy: true } : {}),
         maxDurationMs: Math.max(60_000, durationMs * 2 + 30_000),
       },
     },

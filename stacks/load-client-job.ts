@@ -42,7 +42,7 @@ export class LoadClientJob extends Construct {
   constructor(scope: Construct, id: string, props: LoadClientJobProps) {
     super(scope, id);
     const { proxy, server, load, monitoring } = props.topology;
-    const limitSeconds = Math.ceil(load.maxDurationMs / 1000) + JOB_GRACE_SECONDS;
+    const limitSeconds = Math.ceil((load.maxDurationMs + load.settleMs) / 1000) + JOB_GRACE_SECONDS;
 
     this.run = new DataResource(this, 'run', {
       input: { run_id: props.runId },

@@ -80,6 +80,8 @@ export class NginxProxy extends Construct {
         { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
       ],
       networksAdvanced: [{ name: props.networkName, aliases: [proxy.containerName] }],
+      // The container's own network namespace: the kernel caps nginx's listen backlog at this.
+      sysctls: { 'net.core.somaxconn': String(proxy.listenBacklog) },
       ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
       restart: 'unless-stopped',
       // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end

@@ -78,6 +78,24 @@ describe('npm run local', () => {
     assert.match(run.output(), /fault restart-broker@8s: nats-server restarted/);
   });
 
+  it('a run forced past the load client is INCONCLUSIVE (exit 4, an amber badge), not a green PASS; --accept-untrustworthy judges by the thresholds', async () => {
+    // 3,000 TLS handshakes asked at 2,000/s on this 2-core machine, everything else sharing it:
+    // the client's event loop and CPU saturate (checked on the reference machine; docs/benchmarks/default-run.md).
+    const dir = mkdtempSync(join(tmpdir(), 'ws-runner-inconclusive-'));
+    const run = local(['--connections', '3000', '--ramp-rate', '2000', '--duration', '8s', '--no-broker', '--report', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
+    assert.equal(await run.exited, 4, run.output());
+    const r = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    assert.deepEqual([r.verdict, r.passed, r.generator.trustworthy], ['INCONCLUSIVE', true, false]);
+    assert.equal(r.opening.held, false);
+    assert.match(r.opening.bottleneck, /load client/);
+    assert.match(readFileSync(join(dir, 'r.html'), 'utf8'), /class="verdict inconclusive">INCONCLUSIVE/);
+    assert.match(run.output(), /verdict +INCONCLUSIVE/);
+
+    const accepted = local(['--connections', '3000', '--ramp-rate', '2000', '--duration', '8s', '--no-broker', '--accept-untrustworthy', '--report', join(dir, 'a.json'), '--html', join(dir, 'a.html')]);
+    assert.equal(await accepted.exited, 0, accepted.output());
+    assert.equal(JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8')).verdict, 'PASS');
+  });
+
   it('SIGTERM (what timeout, CI runners and supervisors send) stops everything: to the runner during the load or while lingering, or to npm', async () => {
     for (const phase of ['load', 'linger', 'npm'] as const) {
       // npm exits on SIGTERM without passing it on; the runner sees its launcher go.

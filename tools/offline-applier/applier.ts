@@ -39,7 +39,7 @@ const KNOWN: Record<string, string[]> = {
   docker_image: ['name', 'keep_locally', 'build', 'triggers'],
   terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
   docker_container: [
-    'name', 'image', 'command', 'env', 'labels', 'networks_advanced', 'ports', 'volumes', 'ulimit', 'restart', 'stop_signal',
+    'name', 'image', 'command', 'env', 'labels', 'networks_advanced', 'ports', 'volumes', 'ulimit', 'sysctls', 'restart', 'stop_signal',
     'stop_timeout', 'destroy_grace_seconds', 'healthcheck', 'wait', 'wait_timeout', 'attach', 'logs', 'must_run', 'rm', 'user',
     'depends_on', 'lifecycle',
   ],
@@ -328,6 +328,7 @@ export class OfflineApplier {
           return `${v.host_path ?? v.volume_name}:${v.container_path}${v.read_only ? ':ro' : ''}`;
         }),
         Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
+        Sysctls: c.sysctls,
         RestartPolicy: c.restart ? { Name: c.restart } : undefined,
         NetworkMode: networks[0]?.name,
       },

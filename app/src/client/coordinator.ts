@@ -37,6 +37,8 @@ export interface LoadRunResult {
   faults: FaultMark[];
   /** What the broker stored against what the subscribers got, over every process. */
   deliveryAccount: DeliveryAccount;
+  /** The first stage's ramp: the rate asked, and when all its connections were open (every process's share). */
+  ramp: { connections: number; askedPerSecond: number; allOpenSeconds?: number };
 }
 
 
@@ -76,6 +78,11 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     interrupted: options.signal?.aborted ?? false,
     faults,
     deliveryAccount: settleDeliveries(finals.flatMap((f) => (f.ledger ? [f.ledger] : []))),
+    ramp: {
+      connections: options.profile.stages[0].connections,
+      askedPerSecond: options.profile.stages[0].rampRate,
+      allOpenSeconds: finals.every((f) => f.firstStageOpenMs !== undefined) ? Math.max(...finals.map((f) => f.firstStageOpenMs!)) / 1000 : undefined,
+    },
   };
 }
 

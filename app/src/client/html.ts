@@ -4,7 +4,10 @@ import type { LoadReport, TimelinePoint } from './report';
 /** A self-contained HTML report: inline SVG charts over time, no scripts, opens offline. */
 export function renderHtml(r: LoadReport): string {
   const charts = [
-    chart('Open connections', r.timeline, r.faults, [{ key: 'open', color: '#2563eb', label: 'open' }]),
+    chart('Connections: asked by the ramp, and open', r.timeline, r.faults, [
+      { key: 'asked', color: '#9ca3af', label: 'asked' },
+      { key: 'open', color: '#2563eb', label: 'open' },
+    ]),
     chart('Messages per second', r.timeline, r.faults, [
       { key: 'sentPerSecond', color: '#16a34a', label: 'sent' },
       { key: 'receivedPerSecond', color: '#9333ea', label: 'received' },
@@ -12,6 +15,10 @@ export function renderHtml(r: LoadReport): string {
     chart('RTT percentiles (ms, per second)', r.timeline, r.faults, [
       { key: 'rttP50', color: '#0891b2', label: 'p50' },
       { key: 'rttP99', color: '#dc2626', label: 'p99' },
+    ]),
+    chart('Push latency percentiles (ms, publish → delivery, per second)', r.timeline, r.faults, [
+      { key: 'pushP50', color: '#0891b2', label: 'p50' },
+      { key: 'pushP99', color: '#dc2626', label: 'p99' },
     ]),
     chart('Errors and closes (per second)', r.timeline, r.faults, [
       { key: 'errors', color: '#dc2626', label: 'errors' },
@@ -27,19 +34,21 @@ export function renderHtml(r: LoadReport): string {
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#111;max-width:1100px}
 h1{font-size:20px} h2{font-size:16px;margin-top:28px}
 table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding:4px 8px;text-align:right} th{background:#f5f5f5;text-align:left}
-.verdict{font-weight:bold;padding:4px 10px;border-radius:4px;color:#fff}.pass{background:#16a34a}.fail{background:#dc2626}
+.verdict{font-weight:bold;padding:4px 10px;border-radius:4px;color:#fff}.pass{background:#16a34a}.fail{background:#dc2626}.inconclusive{background:#d97706}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:16px} figure{margin:0} figcaption{font-weight:600;margin-bottom:4px}
 </style></head><body>
-<h1>Load report <span class="verdict ${r.passed ? 'pass' : 'fail'}">${r.passed ? 'PASS' : 'FAIL'}</span></h1>
+<h1>Load report <span class="verdict ${r.verdict.toLowerCase()}">${r.verdict}</span></h1>
 <p>${esc(r.target)} · started ${esc(r.startedAt)} · ${r.durationSeconds.toFixed(1)} s${r.interrupted ? ' · interrupted' : ''} · generator: ${r.generator.trustworthy ? 'ok' : '<b>not trustworthy</b> — ' + esc(r.generator.reasons.join('; '))}</p>
 <h2>Over time</h2><div class="charts">${charts.join('\n')}</div>
 <h2>Connections</h2><table>
 <tr><th>opened</th><td>${r.connections.opened}</td></tr><tr><th>failed</th><td>${r.connections.failed}</td></tr>
-<tr><th>peak</th><td>${r.connections.peak}</td></tr><tr><th>reconnects</th><td>${r.connections.reconnects}</td></tr></table>
+<tr><th>peak</th><td>${r.connections.peak}</td></tr><tr><th>reconnects</th><td>${r.connections.reconnects}</td></tr>
+<tr><th>opening rate asked</th><td>${r.opening.askedPerSecond}/s</td></tr><tr><th>opening rate achieved</th><td>${r.opening.achievedPerSecond ?? '—'}/s ${r.opening.held ? '(held)' : `<b>not held</b>: ${esc(r.opening.bottleneck ?? '')}`}</td></tr>
+<tr><th>handshakes in flight, at most</th><td>${r.opening.maxHandshakesInFlight}</td></tr></table>
 <h2>Per replica</h2><table>${kv(r.connections.perReplica)}</table>
 <h2>Latency (ms)</h2><table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr>
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
-${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
+${lat('slot wait (client)', r.latency.handshakeQueue)}${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
 <h2>Messages</h2><table>${kv(r.messages as unknown as Record<string, number>)}</table>
 <h2>Delivery (through a broker)</h2>${r.delivery.accounted ? '' : '<p>Not accounted: without a broker, notifications carry no offsets (per-replica fan-out).</p>'}<table>${kv(Object.fromEntries(Object.entries(r.delivery).filter(([, v]) => typeof v === 'number')) as Record<string, number>)}</table>
 <h2>Closes by code</h2>${closesTable(r)}

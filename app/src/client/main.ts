@@ -6,11 +6,14 @@ import { renderHtml } from './html';
 import { LoadMetrics } from './metrics';
 import { resolveOptions } from './options';
 import { plannedSeconds, ProgressDisplay } from './progress';
-import { buildReport, formatSummary, type LoadReport } from './report';
+import { buildReport, formatSummary, verdictOf, type LoadReport } from './report';
 import { evaluateThresholds } from './thresholds';
 import type { FaultNotice } from './faults';
 
-/** Exit codes (shared/exit.ts): 0 every threshold passed, 1 a threshold failed, 2 bad options, 3 interrupted. */
+/**
+ * Exit codes (shared/exit.ts): 0 PASS, 1 FAIL (a threshold failed), 2 bad options, 3 interrupted,
+ * 4 INCONCLUSIVE (the thresholds passed but the generator was the bottleneck).
+ */
 async function main(): Promise<number> {
   // Bad options are a ConfigError naming the flag or variable: exit 2.
   const options = resolveOptions(process.argv.slice(2), process.env);
@@ -59,7 +62,8 @@ async function main(): Promise<number> {
 
   const partial = buildReport({ ...result, target: options.url, startedAt, profile: options.profile });
   const thresholds = evaluateThresholds(partial, options.thresholds);
-  const report: LoadReport = { ...partial, thresholds, passed: thresholds.every((t) => t.pass) && !result.interrupted };
+  const passed = thresholds.every((t) => t.pass) && !result.interrupted;
+  const report: LoadReport = { ...partial, thresholds, passed, verdict: verdictOf(passed, partial.generator, options.profile.acceptUntrustworthy) };
 
   console.log(formatSummary(report));
   for (const [file, text] of [
@@ -72,7 +76,7 @@ async function main(): Promise<number> {
     console.log(`wrote ${file}`);
   }
   if (result.interrupted) return EXIT.interrupted;
-  return report.passed ? EXIT.ok : EXIT.failed;
+  return report.verdict === 'PASS' ? EXIT.ok : report.verdict === 'FAIL' ? EXIT.failed : EXIT.inconclusive;
 }
 
 runEntryPoint(main);

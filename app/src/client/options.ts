@@ -49,6 +49,7 @@ function buildCommand(): Command {
     .option('--report <file>', `write the JSON report (env ${LOAD_ENV.report})`)
     .option('--html <file>', `write a self-contained HTML report with charts (env ${LOAD_ENV.html})`)
     .option('--metrics-port <port>', `serve Prometheus /metrics while running (env ${LOAD_ENV.metricsPort})`)
+    .option('--accept-untrustworthy', 'judge by the thresholds alone even when the generator was the bottleneck (otherwise INCONCLUSIVE, exit 4)')
     .option('-q, --quiet', 'no live progress, only the summary')
     .showHelpAfterError();
 }
@@ -142,6 +143,7 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   set('connectTimeoutMs', dur('--connect-timeout', o.connectTimeout));
   set('maxDurationMs', dur('--max-duration', o.maxDuration));
   if (o.threshold) merged.thresholds = o.threshold;
+  if (o.acceptUntrustworthy) merged.acceptUntrustworthy = true;
 
   const parsed = loadProfileSchema.safeParse(merged);
   if (!parsed.success) throw ConfigError.fromZod(source, parsed.error);

@@ -6,11 +6,16 @@ import { summarize, type Stats } from './stats';
 /** One second of the run, for the charts. */
 export interface TimelinePoint {
   t: number;
+  /** Connections the ramp asks for by now (virtual users started), and those open. */
+  asked: number;
   open: number;
   sentPerSecond: number;
   receivedPerSecond: number;
   rttP50: number;
   rttP99: number;
+  /** Publish → delivery this second (0 without notifications). */
+  pushP50: number;
+  pushP99: number;
   errors: number;
   closes: number;
 }
@@ -38,6 +43,12 @@ export interface LoadReport {
   durationSeconds: number;
   interrupted: boolean;
   connections: { opened: number; failed: number; peak: number; reconnects: number; perReplica: Record<string, number> };
+  /**
+   * The first stage's ramp: the opening rate asked, the rate achieved (its connections over the
+   * time until all were open; null if they never all were), whether it held (≥ 90% of asked), and
+   * when it did not, what limited it.
+   */
+  opening: { askedPerSecond: number; achievedPerSecond: number | null; held: boolean; maxHandshakesInFlight: number; bottleneck?: string };
   messages: { sent: number; received: number; bytesSent: number; bytesReceived: number; published: number; notifications: number; lost: number; serverErrors: number };
   /**
    * Notifications through a broker (they carry offsets): publications the broker acknowledged,
@@ -68,6 +79,8 @@ export interface LoadReport {
     rttUncorrected: Latency;
     /** Publish → notification delivery. */
     push: Latency;
+    /** Waiting for a handshake slot (maxHandshakesInFlight): the client's own queue, not the target. */
+    handshakeQueue: Latency;
   };
   closes: Record<string, number>;
   /** Ours (the run ending) and the server's reconnect requests (1001 going away, 1012, 1013). */
@@ -80,10 +93,28 @@ export interface LoadReport {
   faults: (FaultMark & { closes: number; errors: number })[];
   errors: Record<string, number>;
   thresholds: ThresholdResult[];
+  /** Every threshold passed (and the run was not interrupted). */
   passed: boolean;
+  /**
+   * PASS: the thresholds passed and the generator was trustworthy (or that was accepted with
+   * `acceptUntrustworthy`); FAIL: a threshold failed; INCONCLUSIVE: they passed, but the
+   * generator was the bottleneck, so its numbers describe the client more than the system.
+   */
+  verdict: Verdict;
   generator: GeneratorHealth;
   timeline: TimelinePoint[];
   profile: LoadProfile;
+}
+
+export type Verdict = 'PASS' | 'FAIL' | 'INCONCLUSIVE';
+
+/** What a run measured, before it is judged (thresholds, verdict). */
+export type MeasuredReport = Omit<LoadReport, 'thresholds' | 'passed' | 'verdict'>;
+
+/** The verdict of a finished run (see LoadReport.verdict). */
+export function verdictOf(passed: boolean, generator: GeneratorHealth, acceptUntrustworthy: boolean): Verdict {
+  if (!passed) return 'FAIL';
+  return generator.trustworthy || acceptUntrustworthy ? 'PASS' : 'INCONCLUSIVE';
 }
 
 type Latency = { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
@@ -101,7 +132,8 @@ export function buildReport(args: {
   profile: LoadProfile;
   faults?: FaultMark[];
   deliveryAccount: DeliveryAccount;
-}): Omit<LoadReport, 'thresholds' | 'passed'> {
+  ramp: { connections: number; askedPerSecond: number; allOpenSeconds?: number };
+}): MeasuredReport {
   const { stats: s } = args;
   const lat = (h: keyof typeof s.histograms) => summarize(s.histograms[h], PCTS) as Latency;
   const closes: Record<string, number> = {};
@@ -119,6 +151,7 @@ export function buildReport(args: {
     startedAt: args.startedAt.toISOString(),
     durationSeconds: Math.round(args.durationSeconds * 1000) / 1000,
     interrupted: args.interrupted,
+    opening: openingOf(args.ramp, args.profile.maxHandshakesInFlight, args.generator, lat('connect'), lat('handshakeQueue')),
     connections: {
       opened: s.counters.opened,
       failed: s.counters.failed,
@@ -154,6 +187,7 @@ export function buildReport(args: {
       rtt: lat('rtt'),
       rttUncorrected: lat('rttUncorrected'),
       push: lat('push'),
+      handshakeQueue: lat('handshakeQueue'),
     },
     closes,
     closesExpected,
@@ -167,6 +201,32 @@ export function buildReport(args: {
   };
 }
 
+/** Below this share of the asked rate, the ramp did not hold. */
+const RAMP_HELD_SHARE = 0.9;
+/** A handshake that waited longer than this for a slot found them all taken. */
+const SLOTS_FULL_MS = 5;
+
+/** The ramp as achieved, and when it fell short, why (see LoadReport.opening). */
+export function openingOf(
+  ramp: { connections: number; askedPerSecond: number; allOpenSeconds?: number },
+  maxHandshakesInFlight: number,
+  generator: GeneratorHealth,
+  connect: Latency,
+  queue: Latency,
+): MeasuredReport['opening'] {
+  const achieved = ramp.allOpenSeconds ? Math.round(ramp.connections / ramp.allOpenSeconds) : null;
+  const held = achieved !== null && achieved >= RAMP_HELD_SHARE * ramp.askedPerSecond;
+  const base = { askedPerSecond: ramp.askedPerSecond, achievedPerSecond: achieved, held, maxHandshakesInFlight };
+  if (held) return base;
+  let bottleneck: string;
+  if (!generator.trustworthy) bottleneck = 'the load client: its event loop or CPU (see generator); more workers, or a lower rate';
+  else if (queue.p99 > SLOTS_FULL_MS) {
+    const sustained = connect.p50 > 0 ? Math.round((maxHandshakesInFlight / connect.p50) * 1000) : 0;
+    bottleneck = `the target's handshake time: ${maxHandshakesInFlight} in flight at connect p50 ${connect.p50} ms sustain about ${sustained}/s (handshakes waited for a slot: p99 ${queue.p99} ms)`;
+  } else bottleneck = 'neither the client nor the handshake slots were saturated: connections failed or closed during the ramp (see errors and closes)';
+  return { ...base, bottleneck };
+}
+
 /** The summary table printed at the end. */
 export function formatSummary(r: LoadReport): string {
   const row = (name: string, l: Latency) =>
@@ -176,6 +236,7 @@ export function formatSummary(r: LoadReport): string {
     `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
     `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}`,
     `per replica  ${kv(r.connections.perReplica)}`,
+    `opening      asked ${r.opening.askedPerSecond}/s  achieved ${r.opening.achievedPerSecond ?? '—'}/s  ${r.opening.held ? 'held' : `NOT HELD: ${r.opening.bottleneck}`}  (at most ${r.opening.maxHandshakesInFlight} handshakes in flight)`,
     `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,
     r.delivery.accounted
       ? `delivery     published ${r.delivery.published}  expected ${r.delivery.expected}  delivered ${r.delivery.delivered}  lost ${r.delivery.lost}`
@@ -187,6 +248,7 @@ export function formatSummary(r: LoadReport): string {
     row('  tcp', r.latency.connect.tcp),
     row('  tls', r.latency.connect.tls),
     row('  upgrade', r.latency.connect.upgrade),
+    row('slot wait', r.latency.handshakeQueue),
     row('rtt (corrected)', r.latency.rtt),
     row('rtt (as sent)', r.latency.rttUncorrected),
     row('push', r.latency.push),
@@ -196,7 +258,7 @@ export function formatSummary(r: LoadReport): string {
     `errors       ${kv(r.errors)}`,
     `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es))`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),
-    `verdict      ${r.passed ? 'PASS' : 'FAIL'}`,
+    `verdict      ${r.verdict}${r.verdict === 'INCONCLUSIVE' ? ' (the thresholds passed, but the generator was the bottleneck: see the generator line; --accept-untrustworthy judges by the thresholds alone)' : ''}`,
   ];
   return lines.join('\n');
 }

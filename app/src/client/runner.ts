@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { peakConnections, type LoadProfile } from '../shared/profile';
 import { DeliveryLedger, type SerializedLedger } from './delivery';
+import { HandshakeGate } from './handshake-gate';
 import { FaultLog, type FaultEvent } from './faults';
-import { Stats, type SerializedStats } from './stats';
+import { Stats, type IntervalHistograms, type SerializedStats } from './stats';
 import { VirtualUser, type RunContext } from './virtual-user';
 
 export interface RunnerOptions {
@@ -20,8 +21,8 @@ export interface RunnerOptions {
 export interface Snapshot {
   /** Cumulative measurements of this process. */
   stats: SerializedStats;
-  /** RTTs of the last interval only (encoded HDR), for the timeline's percentiles. */
-  intervalRtt: string;
+  /** RTTs and push latencies of the last interval only, for the timeline's percentiles. */
+  interval: IntervalHistograms;
   /** Event-loop lag p99 and max (ms) and CPU use (% of one core) over the interval. */
   loopLagP99Ms: number;
   loopLagMaxMs: number;
@@ -35,9 +36,13 @@ export interface Snapshot {
   done: boolean;
   /** This process's delivery ledger: in the final snapshot only. */
   ledger?: SerializedLedger;
+  /** When this process's share of the first stage was all open (ms after its start), if it was: in the final snapshot. */
+  firstStageOpenMs?: number;
 }
 
 const TICK_MS = 20;
+/** The settle ends once nothing has arrived for this long. */
+const SETTLE_QUIET_MS = 1_000;
 
 /** The share of a count that worker `w` of `n` owns when indices are dealt round-robin. */
 function shareOf(total: number, w: number, n: number): number {
@@ -87,6 +92,8 @@ export class Runner {
       running: () => !this.stopping,
       publishing: () => !this.settling && !this.stopping,
       ledger: this.ledger,
+      // The profile's cap is for the whole run: each process takes its share.
+      gate: new HandshakeGate(Math.max(1, Math.ceil(profile.maxHandshakesInFlight / this.options.workerCount))),
       faultOn: (replica) => this.faults.on(replica),
       faultOfKind: (kind) => this.faults.ofKind(kind),
       runId: this.runId,
@@ -102,6 +109,9 @@ export class Runner {
     const deadline = started + profile.maxDurationMs;
     let level = 0;
     let nextTickAt = started + 1000;
+    // The first stage's ramp, as achieved: when this process's share of it was all open.
+    const firstShare = shareOf(profile.stages[0].connections, workerIndex, workerCount);
+    let firstStageOpenMs: number | undefined;
 
     const setUsers = async (target: number) => {
       while (this.users.length < target) {
@@ -115,6 +125,7 @@ export class Runner {
     };
     const tick = () => {
       const now = performance.now();
+      if (firstStageOpenMs === undefined && this.stats.open >= firstShare) firstStageOpenMs = now - started;
       if (now >= nextTickAt) {
         nextTickAt += 1000;
         onTick(this.snapshot(false));
@@ -144,18 +155,26 @@ export class Runner {
       }
     }
 
-    // Publications in flight arrive before anyone leaves (cut short when interrupted).
+    // Publications in flight arrive before anyone leaves: until a quiet second, at most settleMs
+    // (cut short when interrupted).
     this.settling = true;
     const settleUntil = performance.now() + (profile.publishRate > 0 ? profile.settleMs : 0);
-    while (performance.now() < settleUntil && !signal?.aborted) {
+    let heard = this.stats.counters.notifications;
+    let quietSince = performance.now();
+    while (performance.now() < settleUntil && performance.now() - quietSince < SETTLE_QUIET_MS && !signal?.aborted) {
       tick();
-      await new Promise((r) => setTimeout(r, Math.min(100, settleUntil - performance.now())));
+      await new Promise((r) => setTimeout(r, 100));
+      if (this.stats.counters.notifications !== heard) {
+        heard = this.stats.counters.notifications;
+        quietSince = performance.now();
+      }
     }
     this.stopping = true;
     await setUsers(0);
     this.lag.disable();
     const final = this.snapshot(true);
     final.ledger = this.ledger.serialize();
+    final.firstStageOpenMs = firstStageOpenMs;
     onTick(final);
     return final;
   }
@@ -169,7 +188,7 @@ export class Runner {
     this.cpuMarkAt = now;
     const snapshot: Snapshot = {
       stats: this.stats.serialize(),
-      intervalRtt: this.stats.takeIntervalRtt(),
+      interval: this.stats.takeInterval(),
       loopLagP99Ms: this.lag.percentile(99) / 1e6,
       loopLagMaxMs: this.lag.max / 1e6,
       cpuPercent: Math.round(cpuPercent),

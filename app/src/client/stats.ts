@@ -19,7 +19,8 @@ export function recordMs(h: Histogram, ms: number): void {
   h.recordValue(Math.min(HIGHEST_US, Math.max(1, Math.round(ms * 1000))));
 }
 
-export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorrected', 'push'] as const;
+/** `handshakeQueue`: how long a connection waited for a handshake slot (client-side, not the target's). */
+export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorrected', 'push', 'handshakeQueue'] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];
 
 export const COUNTERS = [
@@ -44,6 +45,12 @@ export interface SerializedStats {
   perReplica: Record<string, number>;
 }
 
+/** One interval's latencies, encoded (HDR, compressed base64). */
+export interface IntervalHistograms {
+  rtt: string;
+  push: string;
+}
+
 /** [expected, unexpected, caused by an injected fault] */
 export type CloseCounts = [number, number, number];
 export type CloseKind = 'expected' | 'unexpected' | { fault: string };
@@ -58,20 +65,26 @@ export class Stats {
   readonly faultCloses = new Map<string, number>();
   readonly faultErrors = new Map<string, number>();
   readonly perReplica = new Map<string, number>();
-  /** RTTs since the last takeIntervalRtt(), for per-second percentiles. Not serialized. */
-  private intervalRtt = newHistogram();
+  /** RTTs and push latencies since the last takeInterval(), for per-second percentiles. Not serialized. */
+  private interval = { rtt: newHistogram(), push: newHistogram() };
 
   /** Records a round trip, corrected (from when it was due) and as sent. */
   rtt(correctedMs: number, asSentMs?: number): void {
     recordMs(this.histograms.rtt, correctedMs);
-    recordMs(this.intervalRtt, correctedMs);
+    recordMs(this.interval.rtt, correctedMs);
     if (asSentMs !== undefined) recordMs(this.histograms.rttUncorrected, asSentMs);
   }
 
-  /** The RTTs recorded since the last call (encoded), starting a new interval. */
-  takeIntervalRtt(): string {
-    const encoded = hdr.encodeIntoCompressedBase64(this.intervalRtt);
-    this.intervalRtt = newHistogram();
+  /** Records a notification's publish → delivery time. */
+  push(ms: number): void {
+    recordMs(this.histograms.push, ms);
+    recordMs(this.interval.push, ms);
+  }
+
+  /** The RTTs and push latencies recorded since the last call (encoded), starting a new interval. */
+  takeInterval(): IntervalHistograms {
+    const encoded = { rtt: hdr.encodeIntoCompressedBase64(this.interval.rtt), push: hdr.encodeIntoCompressedBase64(this.interval.push) };
+    this.interval = { rtt: newHistogram(), push: newHistogram() };
     return encoded;
   }
 

@@ -1,9 +1,9 @@
-import type { LoadReport, ThresholdResult } from './report';
+import type { MeasuredReport, ThresholdResult } from './report';
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 
 /** Values thresholds can name; each reads the report. */
-export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => number> = {
+export const THRESHOLD_METRICS: Record<string, (r: MeasuredReport) => number> = {
   errors: (r) => sum(r.errors),
   'connections.failed': (r) => r.connections.failed,
   'connections.opened': (r) => r.connections.opened,
@@ -14,12 +14,12 @@ export const THRESHOLD_METRICS: Record<string, (r: Omit<LoadReport, 'thresholds'
   'messages.sent': (r) => r.messages.sent,
   'messages.received': (r) => r.messages.received,
   'messages.lost': (r) => r.messages.lost,
-  ...Object.fromEntries((['delivered', 'crossReplica', 'duplicated', 'reordered', 'recovered', 'unrecoverable', 'publishRetries'] as const).map((k) => [`delivery.${k}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.delivery[k]])),
+  ...Object.fromEntries((['delivered', 'crossReplica', 'duplicated', 'reordered', 'recovered', 'unrecoverable', 'publishRetries'] as const).map((k) => [`delivery.${k}`, (r: MeasuredReport) => r.delivery[k]])),
   // Without a broker nothing is owed: NaN fails every comparison, so the threshold cannot pass by default.
-  ...Object.fromEntries((['published', 'expected', 'lost'] as const).map((k) => [`delivery.${k}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => (r.delivery.accounted ? r.delivery[k] : NaN)])),
+  ...Object.fromEntries((['published', 'expected', 'lost'] as const).map((k) => [`delivery.${k}`, (r: MeasuredReport) => (r.delivery.accounted ? r.delivery[k] : NaN)])),
   ...Object.fromEntries(
     (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
-      (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: Omit<LoadReport, 'thresholds' | 'passed'>) => r.latency[h][p]]),
+      (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: MeasuredReport) => r.latency[h][p]]),
     ),
   ),
 };
@@ -52,7 +52,7 @@ export function parseThreshold(expression: string): Threshold {
   return { expression: `${metric}${op}${value}`, metric, op: op as Op, value: Number(value) };
 }
 
-export function evaluateThresholds(report: Omit<LoadReport, 'thresholds' | 'passed'>, thresholds: Threshold[]): ThresholdResult[] {
+export function evaluateThresholds(report: MeasuredReport, thresholds: Threshold[]): ThresholdResult[] {
   return thresholds.map((t) => {
     const value = THRESHOLD_METRICS[t.metric](report);
     return { expression: t.expression, value, pass: OPS[t.op](value, t.value) };

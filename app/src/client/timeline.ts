@@ -1,7 +1,7 @@
 import * as hdr from 'hdr-histogram-js';
 import type { TimelinePoint } from './report';
 import type { Snapshot } from './runner';
-import { newHistogram } from './stats';
+import { newHistogram, type Histogram } from './stats';
 
 /** What the live progress display and the /metrics endpoint see once a second. */
 export interface Progress {
@@ -17,6 +17,8 @@ export interface Progress {
   sentTotal: number;
   receivedTotal: number;
   reconnects: number;
+  /** This second's push latencies (µs), merged over the workers: add them up for a window's percentiles. */
+  intervalPush: Histogram;
 }
 
 /**
@@ -29,7 +31,7 @@ export class Timeline {
   /** The most connections open at once, summed over the workers' same-second snapshots. */
   peak = 0;
   private readonly latest: Snapshot[] = [];
-  private interval = newHistogram();
+  private interval = { rtt: newHistogram(), push: newHistogram() };
   private prev = { sent: 0, received: 0, errors: 0, closes: 0 };
   private nextSeq = 1;
 
@@ -41,7 +43,8 @@ export class Timeline {
 
   add(worker: number, s: Snapshot): void {
     this.latest[worker] = s;
-    this.interval.add(hdr.decodeFromCompressedBase64(s.intervalRtt, 32, false));
+    this.interval.rtt.add(hdr.decodeFromCompressedBase64(s.interval.rtt, 32, false));
+    this.interval.push.add(hdr.decodeFromCompressedBase64(s.interval.push, 32, false));
     const reported = () => this.latest.filter(Boolean);
     while (
       reported().length === this.workers &&
@@ -70,17 +73,20 @@ export class Timeline {
     const { interval, prev } = this;
     const point: TimelinePoint = {
       t,
+      asked: sum((s) => s.users),
       open,
       sentPerSecond: Math.round((sent - prev.sent) / seconds),
       receivedPerSecond: Math.round((received - prev.received) / seconds),
-      rttP50: interval.totalCount ? interval.getValueAtPercentile(50) / 1000 : 0,
-      rttP99: interval.totalCount ? interval.getValueAtPercentile(99) / 1000 : 0,
+      rttP50: interval.rtt.totalCount ? interval.rtt.getValueAtPercentile(50) / 1000 : 0,
+      rttP99: interval.rtt.totalCount ? interval.rtt.getValueAtPercentile(99) / 1000 : 0,
+      pushP50: interval.push.totalCount ? interval.push.getValueAtPercentile(50) / 1000 : 0,
+      pushP99: interval.push.totalCount ? interval.push.getValueAtPercentile(99) / 1000 : 0,
       errors: errors - prev.errors,
       closes: closes - prev.closes,
     };
     this.points.push(point);
     this.prev = { sent, received, errors, closes };
-    this.interval = newHistogram();
+    this.interval = { rtt: newHistogram(), push: newHistogram() };
     this.onProgress?.({
       elapsedSeconds: t,
       open,
@@ -94,6 +100,7 @@ export class Timeline {
       sentTotal: sent,
       receivedTotal: received,
       reconnects: sum((s) => s.stats.counters.reconnects),
+      intervalPush: interval.push,
     });
   }
 }

@@ -6,6 +6,7 @@ import { CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
 import { classifyHandshakeError } from './connect-errors';
 import type { DeliveryLedger, Window } from './delivery';
+import type { HandshakeGate } from './handshake-gate';
 import { recordMs, type Stats } from './stats';
 
 /** What every virtual user of one process shares. */
@@ -27,6 +28,8 @@ export interface RunContext {
   publishing(): boolean;
   /** Which publications were stored, and which of them each subscriber got. */
   readonly ledger: DeliveryLedger;
+  /** This process's cap on handshakes in flight (reconnects included). */
+  readonly gate: HandshakeGate;
   /** The id of an injected fault that just hit this replica (its closes are the fault's), if any. */
   faultOn(replica: string): string | undefined;
   /** The id of an injected fault of this kind (one that hits every replica) that just happened, if any. */
@@ -111,16 +114,26 @@ export class VirtualUser {
     });
   }
 
+  /** Opens a connection once the handshake gate has a slot. */
   private connect(): void {
+    const queuedAt = performance.now();
+    this.ctx.gate.enter((release) => this.open(release, queuedAt));
+  }
+
+  private open(release: () => void, queuedAt: number): void {
     const { ctx } = this;
+    if (!this.active || !ctx.running()) return release();
     const secure = ctx.url.startsWith('wss:');
+    // Connect time starts here, at the socket: the wait for a slot is the client's, reported apart.
     const t0 = performance.now();
+    recordMs(ctx.stats.histograms.handshakeQueue, t0 - queuedAt);
     let tTcp = 0;
     let tTls = 0;
     let failed = false;
     this.closingByUs = false;
 
     const fail = (kind: string) => {
+      release();
       if (failed || this.isOpen) return;
       failed = true;
       ctx.stats.counters.failed++;
@@ -163,6 +176,7 @@ export class VirtualUser {
     });
     ws.on('open', () => {
       const now = performance.now();
+      release();
       this.isOpen = true;
       this.attempt = 0;
       const { stats } = ctx;
@@ -175,6 +189,7 @@ export class VirtualUser {
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', (code: number) => {
+      release();
       this.clearTimers();
       // Echoes still unanswered are lost when the connection broke, not when we closed it.
       if (!this.closingByUs) ctx.stats.counters.lost += this.outstanding.size;
@@ -222,7 +237,7 @@ export class VirtualUser {
       }
       case 'notification':
         stats.counters.notifications++;
-        if (typeof message.ts === 'number') recordMs(stats.histograms.push, nowMs() - message.ts);
+        if (typeof message.ts === 'number') stats.push(nowMs() - message.ts);
         if (message.replica !== this.replica) stats.counters.crossReplica++;
         if (typeof message.offset === 'number' && typeof message.epoch === 'string') {
           const last = this.position?.epoch === message.epoch ? this.position.offset : undefined;

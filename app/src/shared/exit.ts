@@ -4,9 +4,10 @@ import { ConfigError } from './errors';
  * The exit codes of every entry point (the cdktf app, deploy, local, certs, the server, the load
  * client, the reload step): 0 done (or every threshold passed), 1 failed (a preflight check, a
  * breached threshold, a step that did not work), 2 a configuration error (the message names the
- * field), 3 interrupted.
+ * field), 3 interrupted, 4 inconclusive (a load run whose thresholds passed while the load
+ * generator itself was the bottleneck: its numbers describe the client, not the system).
  */
-export const EXIT = { ok: 0, failed: 1, config: 2, interrupted: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, config: 2, interrupted: 3, inconclusive: 4 } as const;
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 

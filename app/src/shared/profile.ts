@@ -40,8 +40,13 @@ export const reconnectSchema = z
     path: ['maxDelayMs'],
   });
 
-/** The default profile's one stage: 1,000 connections ramped at 500/s, held 20 s. */
-export const DEFAULT_STAGE = { connections: 1000, rampRate: 500, holdMs: 20_000 } as const;
+/**
+ * The default profile's one stage: 1,000 connections ramped at 250/s, held 20 s. The rate is what
+ * this project's reference machine (2 cores, nginx + TLS, 3 replicas, nats-server and the client
+ * all on it) opens while every measurement stays the system's (docs/benchmarks/default-run.md):
+ * at 1,000/s the client's own queue dominated connect and RTT times.
+ */
+export const DEFAULT_STAGE = { connections: 1000, rampRate: 250, holdMs: 20_000 } as const;
 
 /**
  * One stage that ramps to `connections` at `rampRate` and holds for the rest of `durationMs`
@@ -71,13 +76,20 @@ export const loadProfileSchema = z
     publishRate: z.number().min(0).max(100_000).default(2),
     compression: z.boolean().default(false),
     /**
-     * After the last stage, publishing stops and connections stay open this long, so what is in
-     * flight arrives before the delivery account is settled (client/delivery.ts).
+     * After the last stage, publishing stops and connections stay open until no notification has
+     * arrived for a second, at most this long, so what is in flight arrives before the delivery
+     * account is settled (client/delivery.ts).
      */
-    settleMs: ms.max(60_000).default(2000),
+    settleMs: ms.max(60_000).default(10_000),
     reconnect: reconnectSchema.default({ enabled: true, initialDelayMs: 500, maxDelayMs: 20_000 }),
     /** Hard limit for the whole run, so a load job always ends. */
     maxDurationMs: ms.min(1000).default(300_000),
+    /**
+     * Handshakes in flight at once, over all load processes (reconnects included): the ramp opens
+     * at its rate only as far as the target completes them, so connect time measures the target,
+     * not a queue inside the client. The report shows the asked and achieved opening rates.
+     */
+    maxHandshakesInFlight: count.min(1).max(100_000).default(64),
     /** Handshake timeout per connection. */
     connectTimeoutMs: ms.min(100).default(10_000),
     /** Local source addresses to spread connections over (loopback only); empty: the OS picks. */
@@ -95,6 +107,11 @@ export const loadProfileSchema = z
      * an injected fault are counted apart, as closes.fault).
      */
     thresholds: z.array(z.string().min(3)).default(['errors==0', 'closes.unexpected==0']),
+    /**
+     * A run whose generator was the bottleneck is INCONCLUSIVE (exit 4) even when its thresholds
+     * pass; true judges it by the thresholds alone (PASS), knowingly.
+     */
+    acceptUntrustworthy: z.boolean().default(false),
   })
   .strict();
 

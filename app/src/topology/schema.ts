@@ -158,6 +158,13 @@ export const proxySchema = z
     limits: limitsSchema.default(limitsSchema.parse({})),
     /** Concurrent client connections the proxy is sized for. */
     targetConnections: z.number().int().positive().default(10_000),
+    /**
+     * The TLS listener's accept queue (nginx \`listen ... backlog=\`; nginx's own default is 511):
+     * handshakes arriving in a burst wait here rather than being dropped and retried after a
+     * second. The kernel caps it at net.core.somaxconn: the stack sets that sysctl on the proxy
+     * container, and the local runner refuses a backlog above this machine's.
+     */
+    listenBacklog: z.number().int().min(16).max(65_535).default(4096),
     /** Derived from targetConnections when absent: the fewest workers (at least 2) whose share fits maxOpenFiles. */
     workerProcesses: z.number().int().min(1).max(64).optional(),
     /** Derived from targetConnections when absent (2 descriptors per proxied connection). */

@@ -1,0 +1,189 @@
+/**
+ * `npm run bench:fanout` (not in CI): end-to-end fan-out through nginx to 3 replicas on this
+ * machine, with 10,000 subscribers over 10 topics. Runs, in turn on a fresh local topology:
+ * through the broker (every subscriber of a topic gets each publication); per-replica fan-out at
+ * the same publication rate (a publication reaches a third of them); and per-replica fan-out at
+ * three times the rate (the same deliveries per second as the broker). Reports deliveries per
+ * second, push latency (publish → delivery, p50/p99/p99.9), what was lost, and the CPU seconds
+ * each part of the system used during the hold: where the time goes. Writes docs/benchmarks/fanout.md.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { cpus } from 'node:os';
+import { Command } from 'commander';
+import { defineTopology } from '../app/src/topology';
+import { runLoad, type Progress } from '../app/src/client/coordinator';
+import { buildReport, type MeasuredReport } from '../app/src/client/report';
+import { parseDuration } from '../app/src/shared/duration';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
+import { nginxVersion, startLocalTopology } from '../local/topology';
+import { newHistogram, summarize } from '../app/src/client/stats';
+import { cpuBetween, cpuSeconds } from './cpu';
+
+const program = new Command('bench:fanout')
+  .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')
+  .option('--topics <n>', 'topics (subscribers are spread evenly)', '10')
+  .option('--publish-rate <n>', 'publications per second through the broker', '20')
+  .option('--ramp-rate <n>', 'connections opened per second', '500')
+  .option('--hold <d>', 'time held once every connection is asked for (the window is its part with everyone connected)', '60s')
+  .option('--workers <n>', 'load-client processes', '2')
+  .option('--out <file>', 'Markdown output', 'docs/benchmarks/fanout.md')
+  .parse();
+const o = program.opts();
+
+/** The goal from issue 13, for the broker row. */
+const GOAL = { deliveriesPerSecond: 20_000, pushP99Ms: 250 };
+
+interface Row {
+  mode: string;
+  broker: boolean;
+  publishRate: number;
+  offeredPerSecond: number;
+  /** Mean over the window, and the slowest and fastest second in it. */
+  deliveredPerSecond: number;
+  slowestSecond: number;
+  fastestSecond: number;
+  report: MeasuredReport;
+  /** Push latency (ms) in the measured window only; the report's covers the ramp too. */
+  push: { p50: number; p99: number; p999: number; max: number; count: number };
+  cpu: Record<string, number>;
+  holdSeconds: number;
+}
+
+async function measure(mode: string, broker: boolean, publishRate: number, reach: number): Promise<Row> {
+  const version = nginxVersion();
+  if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
+  const subscribers = Number(o.subscribers);
+  const rampRate = Number(o.rampRate);
+  const holdMs = parseDuration(o.hold);
+  const topology = defineTopology({
+    replicas: 3,
+    broker: { enabled: broker },
+    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, subscribers) },
+    load: {
+      stages: [{ connections: subscribers, rampRate, holdMs }],
+      // Publishers only (1 in 100), no echoes: what flows is notifications.
+      senderFraction: 0.01,
+      messageRate: 0,
+      topics: Number(o.topics),
+      publishRate,
+      workers: Number(o.workers),
+      thresholds: [],
+      maxDurationMs: holdMs + Math.ceil((subscribers / rampRate) * 1000) + 120_000,
+    },
+  });
+  console.error(`fanout: ${mode}: starting the local topology`);
+  const local = await startLocalTopology(topology);
+  // The hold starts once every user exists (the ramp's asked end); the measured window, once all
+  // of them are connected and subscribed (a few seconds after the last opened) to the hold's end.
+  const windowEnd = subscribers / rampRate + holdMs / 1000 - 1;
+  let windowStart = Infinity;
+  const pushInWindow = newHistogram();
+  let cpuAtStart: ReturnType<typeof cpuSeconds> | undefined;
+  let cpuAtEnd: ReturnType<typeof cpuSeconds> | undefined;
+  const startedAt = new Date();
+  let result;
+  try {
+    result = await runLoad({
+      url: local.url,
+      ca: readFileSync(local.caFile),
+      insecure: false,
+      workers: topology.load.workers,
+      profile: topology.load,
+      onProgress: (p: Progress) => {
+        if (windowStart === Infinity && p.open >= subscribers) windowStart = p.elapsedSeconds + 5;
+        if (!cpuAtStart && p.elapsedSeconds >= windowStart) cpuAtStart = cpuSeconds();
+        if (!cpuAtEnd && p.elapsedSeconds >= windowEnd) cpuAtEnd = cpuSeconds();
+        if (p.elapsedSeconds >= windowStart && p.elapsedSeconds <= windowEnd) pushInWindow.add(p.intervalPush);
+        if (Math.floor(p.elapsedSeconds) % 10 === 0) console.error(`fanout: ${mode}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, received/s ${p.receivedPerSecond}`);
+      },
+    });
+  } finally {
+    await local.stop();
+  }
+  const report = buildReport({ ...result, target: local.url, startedAt, profile: topology.load });
+  if (windowEnd - windowStart < 10) throw new Error(`${mode}: fewer than 10 s measured with everyone connected (all ${subscribers} open at ${windowStart - 5} s): a longer --hold`);
+  const window = report.timeline.filter((p) => p.t >= windowStart && p.t <= windowEnd);
+  const rates = window.map((p) => p.receivedPerSecond);
+  const mean = rates.length ? Math.round(rates.reduce((a, b) => a + b, 0) / rates.length) : 0;
+  return {
+    mode,
+    broker,
+    publishRate,
+    offeredPerSecond: Math.round(publishRate * (subscribers / Number(o.topics)) * reach),
+    deliveredPerSecond: mean,
+    slowestSecond: Math.min(...rates),
+    fastestSecond: Math.max(...rates),
+    report,
+    push: summarize(pushInWindow, { p50: 50, p99: 99, p999: 99.9 }) as Row['push'],
+    cpu: cpuAtStart && cpuAtEnd ? cpuBetween(cpuAtStart, cpuAtEnd) : {},
+    holdSeconds: windowEnd - windowStart,
+  };
+}
+
+function markdown(rows: Row[], startedAt: Date): string {
+  const [viaBroker] = rows;
+  const met = viaBroker.deliveredPerSecond >= GOAL.deliveriesPerSecond && viaBroker.push.p99 <= GOAL.pushP99Ms;
+  const parts = [...new Set(rows.flatMap((r) => Object.keys(r.cpu)))].sort();
+  const ms = (v: number) => v.toFixed(1);
+  return `# Fan-out: ${Number(o.subscribers).toLocaleString('en')} subscribers on 3 replicas, through the broker and without it
+
+Produced by \`npm run bench:fanout\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, Node ${process.version}, nginx ${nginxVersion()}, nats-server 2.9): the local topology
+(nginx with TLS, 3 replicas, nats-server with JetStream on file storage, and ${o.workers} load-client processes, all on this machine).
+${o.subscribers} WSS connections ramped at ${o.rampRate}/s, each subscribed to one of ${o.topics} topics; 1 in 100 of them publishes
+(Poisson arrivals, no echo traffic), so what flows is notifications. Measured over ${viaBroker.holdSeconds.toFixed(0)} s of the hold.
+
+- **deliveries/s**: notifications received per second by all subscribers, the mean over the window (and its
+  slowest and fastest second).
+- **push**: publish (the publisher's clock) → delivery (the subscriber's), the same machine's clock, in ms,
+  in the window only (the ramp's 10,000 TLS handshakes saturate the machine; the last column is the whole run's p99).
+- **lost**: deliveries owed (each acknowledged publication × the subscribers of its topic) that never arrived
+  (client/delivery.ts); only the broker gives publications offsets, so only it can be accounted.
+- **CPU s**: CPU seconds each part used during the window (from /proc), ${viaBroker.holdSeconds.toFixed(0)} s × 2 cores = ${(viaBroker.holdSeconds * 2).toFixed(0)} s available.
+
+**Goal** (issue 13, the broker row): ≥ ${GOAL.deliveriesPerSecond.toLocaleString('en')} deliveries/s with push p99 ≤ ${GOAL.pushP99Ms} ms: **${met ? 'met' : 'not met'}**.
+
+| mode | publications/s | deliveries/s offered | deliveries/s (slowest–fastest second) | push p50 | push p99 | push p99.9 | push max | lost | whole run: push p99 |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows
+  .map((r) => {
+    const p = r.push;
+    return `| ${r.mode} | ${r.publishRate} | ${r.offeredPerSecond.toLocaleString('en')} | ${r.deliveredPerSecond.toLocaleString('en')} (${r.slowestSecond.toLocaleString('en')}–${r.fastestSecond.toLocaleString('en')}) | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.p999)} | ${ms(p.max)} | ${r.report.delivery.accounted ? r.report.delivery.lost : 'n/a'} | ${ms(r.report.latency.push.p99)} |`;
+  })
+  .join('\n')}
+
+Generator: ${rows.map((r) => `${r.mode}: ${r.report.generator.trustworthy ? 'trustworthy' : `not trustworthy (${r.report.generator.reasons.join('; ')})`}`).join('; ')}.
+
+## Where the time goes (CPU seconds in the window)
+
+| mode | ${parts.join(' | ')} | total |
+| --- | ${parts.map(() => '---:').join(' | ')} | ---: |
+${rows.map((r) => `| ${r.mode} | ${parts.map((p) => (r.cpu[p] ?? 0).toFixed(1)).join(' | ')} | ${Object.values(r.cpu).reduce((a, b) => a + b, 0).toFixed(1)} |`).join('\n')}
+
+## Connections and delivery
+
+| mode | opened | failed | published (acknowledged) | delivered | duplicated | reordered |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows.map((r) => `| ${r.mode} | ${r.report.connections.opened} | ${r.report.connections.failed} | ${r.report.delivery.accounted ? r.report.delivery.published : r.report.messages.published} | ${r.report.delivery.delivered} | ${r.report.delivery.duplicated} | ${r.report.delivery.reordered} |`).join('\n')}
+`;
+}
+
+async function main(): Promise<number> {
+  const rate = Number(o.publishRate);
+  const startedAt = new Date();
+  const rows = [
+    await measure('broker', true, rate, 1),
+    // Without the broker a publication reaches only its own replica's subscribers: a third.
+    await measure('per replica, same publications', false, rate, 1 / 3),
+    await measure('per replica, same deliveries/s', false, rate * 3, 1 / 3),
+  ];
+  const md = markdown(rows, startedAt);
+  mkdirSync(dirname(resolve(o.out)), { recursive: true });
+  writeFileSync(resolve(o.out), md);
+  mkdirSync(resolve('reports'), { recursive: true });
+  writeFileSync(resolve('reports/fanout.json'), JSON.stringify(rows.map(({ report, ...r }) => ({ ...r, pushWholeRun: report.latency.push, delivery: report.delivery, generator: report.generator })), null, 2));
+  console.log(md);
+  return EXIT.ok;
+}
+
+runEntryPoint(main);

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { HandshakeGate } from '../../app/src/client/handshake-gate';
+import { openingOf, verdictOf, type GeneratorHealth } from '../../app/src/client/report';
+import { ConfigError } from '../../app/src/shared/errors';
+import { checkListenBacklog } from '../../local/topology';
+
+const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, workers: 1 };
+const busy: GeneratorHealth = { ...healthy, trustworthy: false, reasons: ['event-loop lag'] };
+const latency = (p50: number, p99: number) => ({ p50, p90: p99, p99, p999: p99, max: p99, count: 100 });
+
+describe('the handshake gate', () => {
+  it('admits at most its limit, then one per release, in order; a second release frees nothing', async () => {
+    const gate = new HandshakeGate(2);
+    const started: number[] = [];
+    const releases: (() => void)[] = [];
+    for (let i = 0; i < 5; i++) gate.enter((release) => (started.push(i), releases.push(release)));
+    assert.deepEqual(started, [0, 1]);
+    assert.equal(gate.queued, 3);
+    releases[0]();
+    releases[0]();
+    await Promise.resolve();
+    assert.deepEqual(started, [0, 1, 2], 'one release, one admission');
+    releases[1]();
+    releases[2]();
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.deepEqual(started, [0, 1, 2, 3, 4]);
+    assert.equal(gate.queued, 0);
+  });
+  it('refuses a limit below one', () => assert.throws(() => new HandshakeGate(0), /limit/));
+});
+
+describe('the verdict', () => {
+  it('is PASS only when the thresholds passed and the generator was trustworthy (or that was accepted)', () => {
+    assert.equal(verdictOf(true, healthy, false), 'PASS');
+    assert.equal(verdictOf(true, busy, false), 'INCONCLUSIVE');
+    assert.equal(verdictOf(true, busy, true), 'PASS');
+    assert.equal(verdictOf(false, healthy, false), 'FAIL');
+    assert.equal(verdictOf(false, busy, true), 'FAIL');
+  });
+});
+
+describe('the opening rate', () => {
+  const ramp = { connections: 1000, askedPerSecond: 250 };
+  it('holds at 90% of the asked rate or better', () => {
+    assert.deepEqual(openingOf({ ...ramp, allOpenSeconds: 4.2 }, 64, healthy, latency(10, 30), latency(0, 0.01)), { askedPerSecond: 250, achievedPerSecond: 238, held: true, maxHandshakesInFlight: 64 });
+  });
+  it('names the generator when it was the bottleneck', () => {
+    const o = openingOf({ ...ramp, allOpenSeconds: 8 }, 64, busy, latency(100, 300), latency(400, 900));
+    assert.equal(o.held, false);
+    assert.match(o.bottleneck!, /load client/);
+  });
+  it('names the target\'s handshake time when the slots were full and the client was not busy', () => {
+    const o = openingOf({ ...ramp, allOpenSeconds: 8 }, 64, healthy, latency(500, 900), latency(300, 700));
+    assert.match(o.bottleneck!, /target's handshake time: 64 in flight at connect p50 500 ms sustain about 128\/s/);
+  });
+  it('a ramp that never got all its connections open did not hold', () => {
+    const o = openingOf(ramp, 64, healthy, latency(10, 30), latency(0, 0));
+    assert.deepEqual([o.achievedPerSecond, o.held], [null, false]);
+    assert.match(o.bottleneck!, /connections failed or closed/);
+  });
+});
+
+describe('the listen backlog', () => {
+  const somaxconn = (value: string) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'somaxconn-')), 'somaxconn');
+    writeFileSync(file, value);
+    return file;
+  };
+  it('is refused above net.core.somaxconn, naming the field', () => {
+    assert.throws(() => checkListenBacklog(8192, somaxconn('4096\n')), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'proxy.listenBacklog' && /4096/.test(e.problems[0].rule));
+    checkListenBacklog(4096, somaxconn('4096\n'));
+  });
+});
