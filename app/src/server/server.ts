@@ -315,8 +315,9 @@ export class NotificationServer {
 
   /** Sends a notification to this replica's subscribers of its topic; returns how many it reached. */
   private fanOut(notification: Notification): number {
-    const text = JSON.stringify(notification);
-    const bytes = Buffer.byteLength(text);
+    // Encoded once for every subscriber (ws would turn a string into bytes on each send).
+    const data = Buffer.from(JSON.stringify(notification));
+    const bytes = data.length;
     let delivered = 0;
     const { topic, offset } = notification;
     for (const subscriber of this.topics.subscribers(topic)) {
@@ -330,9 +331,10 @@ export class NotificationServer {
         if (last && last.epoch === notification.epoch && offset <= last.offset) continue;
         (subscriber.lastOffset ??= new Map()).set(topic, { epoch: notification.epoch, offset });
       }
-      if (this.sendText(subscriber, 'notification', text, bytes)) delivered++;
+      if (this.write(subscriber, data)) delivered++;
     }
     this.metrics.notificationsDelivered.inc(delivered);
+    this.countSent('notification', bytes, delivered);
     return delivered;
   }
 
@@ -408,18 +410,29 @@ export class NotificationServer {
   }
 
   private send(peer: Peer, message: ServerMessage): boolean {
-    const text = JSON.stringify(message);
-    return this.sendText(peer, message.type, text, Buffer.byteLength(text));
+    const data = Buffer.from(JSON.stringify(message));
+    const sent = this.write(peer, data);
+    if (sent) this.countSent(message.type, data.length, 1);
+    return sent;
+  }
+
+  /** Metrics for `count` messages of one type and size (a fan-out counts once for all its sends). */
+  private countSent(type: string, bytes: number, count: number): void {
+    if (count === 0) return;
+    this.metrics.messagesSent.inc({ type }, count);
+    this.metrics.bytesSent.inc(bytes * count);
+    const sizes = this.metrics.messageSize.labels({ direction: 'out' });
+    for (let i = 0; i < count; i++) sizes.observe(bytes);
   }
 
   /**
    * Sends with two bounds: unsent data may not pass the send buffer limit (a slow consumer is
    * closed, not allowed to grow memory), and a write must progress within the write timeout.
    */
-  private sendText(peer: Peer, type: string, text: string, bytes: number): boolean {
+  private write(peer: Peer, data: Buffer): boolean {
     const { ws } = peer;
     if (ws.readyState !== WebSocket.OPEN) return false;
-    if (ws.bufferedAmount + bytes > this.settings.sendBufferLimitBytes) {
+    if (ws.bufferedAmount + data.length > this.settings.sendBufferLimitBytes) {
       this.metrics.slowConsumerCloses.inc();
       this.log.warn({ connection: peer.id, buffered: ws.bufferedAmount, limit: this.settings.sendBufferLimitBytes }, 'slow consumer, closing with 1008');
       ws.close(CloseCode.policyViolation, 'slow consumer');
@@ -428,13 +441,11 @@ export class NotificationServer {
       return false;
     }
     if (peer.pendingWrites++ === 0) peer.lastWriteProgress = Date.now();
-    ws.send(text, () => {
+    // A text frame from bytes already UTF-8.
+    ws.send(data, { binary: false }, () => {
       peer.pendingWrites--;
       peer.lastWriteProgress = Date.now();
     });
-    this.metrics.messagesSent.inc({ type });
-    this.metrics.bytesSent.inc(bytes);
-    this.metrics.messageSize.observe({ direction: 'out' }, bytes);
     return true;
   }
 
