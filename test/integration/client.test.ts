@@ -117,7 +117,8 @@ describe('thresholds decide the exit code', () => {
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     for (const path of ['connections.opened', 'connections.failed', 'connections.peak', 'connections.perReplica', 'messages.sent', 'messages.received',
       'latency.connect.p50', 'latency.connect.p99', 'latency.connect.max', 'latency.rtt.p50', 'latency.rtt.p90', 'latency.rtt.p99', 'latency.rtt.p999', 'latency.rtt.max',
-      'latency.push.p50', 'latency.push.p99', 'latency.push.max', 'closes', 'errors', 'thresholds', 'durationSeconds']) {
+      'latency.push.p50', 'latency.push.p99', 'latency.push.max', 'latency.handshakeQueue.p99', 'opening.askedPerSecond', 'opening.achievedPerSecond', 'verdict',
+      'closes', 'errors', 'thresholds', 'durationSeconds']) {
       assert.notEqual(path.split('.').reduce((o: any, k) => o?.[k], report), undefined, `${path} in the report`);
     }
     assert.equal(report.connections.opened, 30);
@@ -126,6 +127,15 @@ describe('thresholds decide the exit code', () => {
     const html = readFileSync(join(dir, 'r.html'), 'utf8');
     assert.match(html, /<svg[^>]*>.*<polyline/s);
     assert.doesNotMatch(html, /<script|src="http|href="http/, 'nothing loaded from outside');
+    // A percentile spectrum per measured latency, from 0% to the max, on a log(1/(1 - p)) axis.
+    const spectrum = report.spectrum.rtt as [number, number][];
+    assert.deepEqual([spectrum[0][0], spectrum.at(-2)![0], spectrum.at(-1)![0]], [0, 99.999, 100]);
+    assert.ok(spectrum.every(([, v], i) => i === 0 || v >= spectrum[i - 1][1]), 'latency never falls as the percentile rises');
+    assert.equal(spectrum.at(-1)![1], report.latency.rtt.max);
+    assert.match(html, /Latency percentile spectrum/);
+    for (const label of ['90%', '99.9%', '99.999%']) assert.match(html, new RegExp(`>${label.replace('.', '\\.')}</text>`), `the ${label} tick`);
+    assert.match(html, /RTT \(corrected\)<\/figcaption>/);
+    assert.match(html, /class="verdict pass">PASS/);
   });
 
   it('serves Prometheus /metrics while running (--metrics-port)', async (t) => {

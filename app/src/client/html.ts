@@ -5,24 +5,30 @@ import type { LoadReport, TimelinePoint } from './report';
 export function renderHtml(r: LoadReport): string {
   const charts = [
     chart('Connections: asked by the ramp, and open', r.timeline, r.faults, [
-      { key: 'asked', color: '#9ca3af', label: 'asked' },
-      { key: 'open', color: '#2563eb', label: 'open' },
+      field('asked', '#9ca3af', 'asked'),
+      field('open', '#2563eb', 'open'),
     ]),
+    chart(
+      'Open connections per replica',
+      r.timeline,
+      r.faults,
+      [...new Set(r.timeline.flatMap((p) => Object.keys(p.openPerReplica ?? {})))].sort().map((replica, i) => ({ value: (p) => p.openPerReplica?.[replica] ?? 0, color: REPLICA_COLORS[i % REPLICA_COLORS.length], label: replica })),
+    ),
     chart('Messages per second', r.timeline, r.faults, [
-      { key: 'sentPerSecond', color: '#16a34a', label: 'sent' },
-      { key: 'receivedPerSecond', color: '#9333ea', label: 'received' },
+      field('sentPerSecond', '#16a34a', 'sent'),
+      field('receivedPerSecond', '#9333ea', 'received'),
     ]),
     chart('RTT percentiles (ms, per second)', r.timeline, r.faults, [
-      { key: 'rttP50', color: '#0891b2', label: 'p50' },
-      { key: 'rttP99', color: '#dc2626', label: 'p99' },
+      field('rttP50', '#0891b2', 'p50'),
+      field('rttP99', '#dc2626', 'p99'),
     ]),
     chart('Push latency percentiles (ms, publish → delivery, per second)', r.timeline, r.faults, [
-      { key: 'pushP50', color: '#0891b2', label: 'p50' },
-      { key: 'pushP99', color: '#dc2626', label: 'p99' },
+      field('pushP50', '#0891b2', 'p50'),
+      field('pushP99', '#dc2626', 'p99'),
     ]),
     chart('Errors and closes (per second)', r.timeline, r.faults, [
-      { key: 'errors', color: '#dc2626', label: 'errors' },
-      { key: 'closes', color: '#f59e0b', label: 'closes' },
+      field('errors', '#dc2626', 'errors'),
+      field('closes', '#f59e0b', 'closes'),
     ]),
   ];
   const lat = (name: string, l: { p50: number; p90: number; p99: number; p999: number; max: number; count: number }) =>
@@ -46,6 +52,10 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 <tr><th>opening rate asked</th><td>${r.opening.askedPerSecond}/s</td></tr><tr><th>opening rate achieved</th><td>${r.opening.achievedPerSecond ?? '—'}/s ${r.opening.held ? '(held)' : `<b>not held</b>: ${esc(r.opening.bottleneck ?? '')}`}</td></tr>
 <tr><th>handshakes in flight, at most</th><td>${r.opening.maxHandshakesInFlight}</td></tr></table>
 <h2>Per replica</h2><table>${kv(r.connections.perReplica)}</table>
+<h2>Latency percentile spectrum (ms)</h2><div class="charts">${(['connect', 'rtt', 'push'] as const)
+    .filter((k) => r.spectrum[k].length)
+    .map((k) => spectrumChart({ connect: 'Connect (socket → open)', rtt: 'RTT (corrected)', push: 'Push (publish → delivery)' }[k], r.spectrum[k]))
+    .join('\n')}</div>
 <h2>Latency (ms)</h2><table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr>
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
 ${lat('slot wait (client)', r.latency.handshakeQueue)}${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
@@ -69,18 +79,22 @@ function closesTable(r: LoadReport): string {
     .join('')}</table>`;
 }
 
-type Series = { key: keyof TimelinePoint; color: string; label: string };
+type Series = { value: (p: TimelinePoint) => number; color: string; label: string };
+const field = (key: keyof TimelinePoint, color: string, label: string): Series => ({ value: (p) => Number(p[key]), color, label });
+const REPLICA_COLORS = ['#2563eb', '#16a34a', '#dc2626', '#9333ea', '#f59e0b', '#0891b2', '#db2777', '#65a30d'];
 
 function chart(title: string, points: TimelinePoint[], faults: FaultMark[], series: Series[]): string {
   const W = 520;
   const H = 200;
   const pad = { l: 48, r: 8, t: 8, b: 24 };
   const tMax = Math.max(1, ...points.map((p) => p.t));
-  const vMax = Math.max(1, ...points.flatMap((p) => series.map((s) => Number(p[s.key]))));
+  const vTicks = ticks(Math.max(1, ...points.flatMap((p) => series.map((s) => s.value(p)))));
+  const vMax = vTicks[vTicks.length - 1];
+  const tTicks = ticks(tMax, 6).filter((t) => t <= tMax);
   const x = (t: number) => pad.l + (t / tMax) * (W - pad.l - pad.r);
   const y = (v: number) => H - pad.b - (v / vMax) * (H - pad.t - pad.b);
   const lines = series
-    .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(Number(p[s.key])).toFixed(1)}`).join(' ')}"/>`)
+    .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(s.value(p)).toFixed(1)}`).join(' ')}"/>`)
     .join('');
   // A dashed line where each injected fault ran, labelled with its id.
   const marks = faults
@@ -88,11 +102,50 @@ function chart(title: string, points: TimelinePoint[], faults: FaultMark[], seri
     .map((f) => `<line x1="${x(f.atSeconds).toFixed(1)}" y1="${pad.t}" x2="${x(f.atSeconds).toFixed(1)}" y2="${H - pad.b}" stroke="#7c3aed" stroke-dasharray="4 3"/><text x="${(x(f.atSeconds) + 3).toFixed(1)}" y="${H - pad.b - 4}" font-size="10" fill="#7c3aed">${esc(f.id)}</text>`)
     .join('');
   const legend = series.map((s, i) => `<text x="${pad.l + 8 + i * 90}" y="${pad.t + 12}" fill="${s.color}" font-size="11">■ ${s.label}</text>`).join('');
-  const fmt = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? v.toFixed(0) : v.toFixed(2));
-  const axes = `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>
-<text x="${pad.l - 4}" y="${pad.t + 10}" font-size="10" text-anchor="end">${fmt(vMax)}</text><text x="${pad.l - 4}" y="${H - pad.b}" font-size="10" text-anchor="end">0</text>
-<text x="${W - pad.r}" y="${H - 6}" font-size="10" text-anchor="end">${tMax.toFixed(0)} s</text>`;
+  // Axes with values: a grid line and a label at each tick, seconds along the bottom.
+  const axes = [
+    ...vTicks.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`),
+    ...tTicks.map((t) => `<text x="${x(t).toFixed(1)}" y="${H - 10}" font-size="10" text-anchor="middle">${fmtValue(t)}</text>`),
+    `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>`,
+    `<text x="${W - pad.r}" y="${H - 1}" font-size="10" text-anchor="end">s</text>`,
+  ].join('');
   return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${marks}${legend}</svg></figure>`;
+}
+
+/** Nice round tick values from 0 to at least max. */
+function ticks(max: number, count = 4): number[] {
+  const raw = max / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw || 1));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
+  return Array.from({ length: Math.ceil(max / step) + 1 }, (_, i) => i * step);
+}
+
+const fmtValue = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k` : v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2));
+
+/**
+ * A latency percentile spectrum, as HdrHistogram's plotter draws it: the x axis is log(1/(1 − p)),
+ * so 90%, 99%, 99.9%, … are evenly spaced and the tail gets the room; the max sits at the right edge.
+ */
+function spectrumChart(title: string, points: [number, number][]): string {
+  const W = 520;
+  const H = 220;
+  const pad = { l: 52, r: 12, t: 10, b: 30 };
+  const decades = 5;
+  const xOf = (p: number) => (p >= 100 ? decades : Math.min(decades, Math.log10(1 / (1 - p / 100))));
+  const yTicks = ticks(Math.max(...points.map(([, v]) => v), 0.001));
+  const yMax = yTicks[yTicks.length - 1];
+  const x = (p: number) => pad.l + (xOf(p) / decades) * (W - pad.l - pad.r);
+  const y = (v: number) => H - pad.b - (v / yMax) * (H - pad.t - pad.b);
+  const grid = [
+    ...yTicks.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`),
+    ...['0%', '90%', '99%', '99.9%', '99.99%', '99.999%'].map((label, d) => {
+      const px = pad.l + (d / decades) * (W - pad.l - pad.r);
+      return `<line x1="${px.toFixed(1)}" y1="${pad.t}" x2="${px.toFixed(1)}" y2="${H - pad.b}" stroke="#eee"/><text x="${px.toFixed(1)}" y="${H - pad.b + 14}" font-size="10" text-anchor="${d === decades ? 'end' : d === 0 ? 'start' : 'middle'}">${label}</text>`;
+    }),
+  ].join('');
+  const line = `<polyline fill="none" stroke="#2563eb" stroke-width="1.8" points="${points.map(([p, v]) => `${x(p).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`;
+  const axes = `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/><text x="${(pad.l + W - pad.r) / 2}" y="${H - 2}" font-size="10" text-anchor="middle">percentile</text><text x="4" y="${pad.t + 8}" font-size="10">ms</text>`;
+  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${grid}${axes}${line}</svg></figure>`;
 }
 
 function esc(s: string): string {

@@ -1,7 +1,7 @@
 import type { LoadProfile } from '../shared/profile';
 import type { DeliveryAccount } from './delivery';
 import type { FaultMark } from './faults';
-import { summarize, type Stats } from './stats';
+import { summarize, type Histogram, type Stats } from './stats';
 
 /** One second of the run, for the charts. */
 export interface TimelinePoint {
@@ -9,6 +9,8 @@ export interface TimelinePoint {
   /** Connections the ramp asks for by now (virtual users started), and those open. */
   asked: number;
   open: number;
+  /** Open connections by the replica they landed on. */
+  openPerReplica: Record<string, number>;
   sentPerSecond: number;
   receivedPerSecond: number;
   rttP50: number;
@@ -82,6 +84,11 @@ export interface LoadReport {
     /** Waiting for a handshake slot (maxHandshakesInFlight): the client's own queue, not the target. */
     handshakeQueue: Latency;
   };
+  /**
+   * Latency percentile spectra, HdrHistogram-plotter style: [percentile, ms] from 0% through
+   * 99.999% (ten points a decade of 1/(1 − p)) and 100% (the max). Empty when nothing was measured.
+   */
+  spectrum: Record<'connect' | 'rtt' | 'push', [number, number][]>;
   closes: Record<string, number>;
   /** Ours (the run ending) and the server's reconnect requests (1001 going away, 1012, 1013). */
   closesExpected: Record<string, number>;
@@ -189,6 +196,7 @@ export function buildReport(args: {
       push: lat('push'),
       handshakeQueue: lat('handshakeQueue'),
     },
+    spectrum: { connect: spectrumOf(s.histograms.connect), rtt: spectrumOf(s.histograms.rtt), push: spectrumOf(s.histograms.push) },
     closes,
     closesExpected,
     closesUnexpected,
@@ -199,6 +207,15 @@ export function buildReport(args: {
     timeline: args.timeline,
     profile: args.profile,
   };
+}
+
+/** Percentiles of a spectrum: ten a decade of 1/(1 − p), 0% through 99.999%. */
+const SPECTRUM_PERCENTILES = Array.from({ length: 51 }, (_, i) => 100 * (1 - 10 ** (-i / 10)));
+
+function spectrumOf(h: Histogram): [number, number][] {
+  if (!h.totalCount) return [];
+  const ms = (us: number) => Math.round(us) / 1000;
+  return [...SPECTRUM_PERCENTILES.map((p): [number, number] => [Math.round(p * 1e4) / 1e4, ms(h.getValueAtPercentile(p))]), [100, ms(h.maxValue)]];
 }
 
 /** Below this share of the asked rate, the ramp did not hold. */

@@ -43,6 +43,8 @@ export interface SerializedStats {
   /** fault id → errors attributed to it */
   faultErrors: Record<string, number>;
   perReplica: Record<string, number>;
+  /** Connections open now, by the replica each landed on. */
+  openPerReplica: Record<string, number>;
 }
 
 /** One interval's latencies, encoded (HDR, compressed base64). */
@@ -65,6 +67,7 @@ export class Stats {
   readonly faultCloses = new Map<string, number>();
   readonly faultErrors = new Map<string, number>();
   readonly perReplica = new Map<string, number>();
+  readonly openPerReplica = new Map<string, number>();
   /** RTTs and push latencies since the last takeInterval(), for per-second percentiles. Not serialized. */
   private interval = { rtt: newHistogram(), push: newHistogram() };
 
@@ -113,6 +116,12 @@ export class Stats {
 
   landed(replica: string): void {
     this.perReplica.set(replica, (this.perReplica.get(replica) ?? 0) + 1);
+    this.openPerReplica.set(replica, (this.openPerReplica.get(replica) ?? 0) + 1);
+  }
+
+  /** A connection that had landed on `replica` closed. */
+  left(replica: string): void {
+    this.openPerReplica.set(replica, (this.openPerReplica.get(replica) ?? 1) - 1);
   }
 
   serialize(): SerializedStats {
@@ -126,6 +135,7 @@ export class Stats {
       faultCloses: Object.fromEntries(this.faultCloses),
       faultErrors: Object.fromEntries(this.faultErrors),
       perReplica: Object.fromEntries(this.perReplica),
+      openPerReplica: Object.fromEntries(this.openPerReplica),
     };
   }
 
@@ -146,6 +156,7 @@ export class Stats {
     for (const [k, v] of Object.entries(other.faultCloses)) this.faultCloses.set(k, (this.faultCloses.get(k) ?? 0) + v);
     for (const [k, v] of Object.entries(other.faultErrors)) this.faultErrors.set(k, (this.faultErrors.get(k) ?? 0) + v);
     for (const [k, v] of Object.entries(other.perReplica)) this.perReplica.set(k, (this.perReplica.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(other.openPerReplica)) this.openPerReplica.set(k, (this.openPerReplica.get(k) ?? 0) + v);
   }
 
   static merge(parts: SerializedStats[]): Stats {

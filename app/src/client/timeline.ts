@@ -75,6 +75,10 @@ export class Timeline {
       t,
       asked: sum((s) => s.users),
       open,
+      openPerReplica: parts.reduce<Record<string, number>>((acc, s) => {
+        for (const [replica, n] of Object.entries(s.stats.openPerReplica ?? {})) acc[replica] = (acc[replica] ?? 0) + n;
+        return acc;
+      }, {}),
       sentPerSecond: Math.round((sent - prev.sent) / seconds),
       receivedPerSecond: Math.round((received - prev.received) / seconds),
       rttP50: interval.rtt.totalCount ? interval.rtt.getValueAtPercentile(50) / 1000 : 0,

@@ -206,6 +206,7 @@ export class VirtualUser {
       const fault = this.replica === undefined ? undefined : ctx.faultOn(this.replica);
       const kind = this.closingByUs || RECONNECT_CLOSE_CODES.includes(code) ? 'expected' : fault ? { fault } : 'unexpected';
       ctx.stats.closed(code, kind);
+      if (this.replica !== undefined) ctx.stats.left(this.replica);
       this.replica = undefined;
       if (!this.closingByUs) this.scheduleReconnect();
     });
