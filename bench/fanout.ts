@@ -23,10 +23,11 @@ import { cpuBetween, cpuSeconds } from './cpu';
 const program = new Command('bench:fanout')
   .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')
   .option('--topics <n>', 'topics (subscribers are spread evenly)', '10')
-  .option('--publish-rate <n>', 'publications per second through the broker', '20')
+  .option('--publish-rate <n>', 'publications per second through the broker (24: 24,000 deliveries/s offered, above the goal of 20,000)', '24')
   .option('--ramp-rate <n>', 'connections opened per second', '500')
   .option('--hold <d>', 'time held once every connection is asked for (the window is its part with everyone connected)', '60s')
   .option('--workers <n>', 'load-client processes', '2')
+  .option('--broker-runs <n>', 'times the broker row is measured (the machine is noisy: the spread is part of the answer)', '2')
   .option('--out <file>', 'Markdown output', 'docs/benchmarks/fanout.md')
   .parse();
 const o = program.opts();
@@ -121,9 +122,22 @@ async function measure(mode: string, broker: boolean, publishRate: number, reach
   };
 }
 
+/** CPU per delivery in the window (µs). */
+function perDeliveryUs(r: Row): number {
+  const cpu = Object.values(r.cpu).reduce((a, b) => a + b, 0);
+  return r.deliveredPerSecond ? Math.round((cpu / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
+}
+
+/** Share of both cores the whole system used in the window. */
+function busyPercent(r: Row): number {
+  const cpu = Object.values(r.cpu).reduce((a, b) => a + b, 0);
+  return r.holdSeconds ? Math.round((cpu / (r.holdSeconds * cpus().length)) * 100) : 0;
+}
+
 function markdown(rows: Row[], startedAt: Date): string {
   const [viaBroker] = rows;
-  const met = viaBroker.deliveredPerSecond >= GOAL.deliveriesPerSecond && viaBroker.push.p99 <= GOAL.pushP99Ms;
+  const brokerRows = rows.filter((r) => r.broker);
+  const metIn = brokerRows.filter((r) => r.deliveredPerSecond >= GOAL.deliveriesPerSecond && r.push.p99 <= GOAL.pushP99Ms).length;
   const parts = [...new Set(rows.flatMap((r) => Object.keys(r.cpu)))].sort();
   const ms = (v: number) => v.toFixed(1);
   return `# Fan-out: ${Number(o.subscribers).toLocaleString('en')} subscribers on 3 replicas, through the broker and without it
@@ -141,7 +155,7 @@ ${o.subscribers} WSS connections ramped at ${o.rampRate}/s, each subscribed to o
   (client/delivery.ts); only the broker gives publications offsets, so only it can be accounted.
 - **CPU s**: CPU seconds each part used during the window (from /proc), ${viaBroker.holdSeconds.toFixed(0)} s × 2 cores = ${(viaBroker.holdSeconds * 2).toFixed(0)} s available.
 
-**Goal** (issue 13, the broker row): ≥ ${GOAL.deliveriesPerSecond.toLocaleString('en')} deliveries/s with push p99 ≤ ${GOAL.pushP99Ms} ms: **${met ? 'met' : 'not met'}**.
+**Goal** (issue 13, the broker rows): ≥ ${GOAL.deliveriesPerSecond.toLocaleString('en')} deliveries/s with push p99 ≤ ${GOAL.pushP99Ms} ms: **met in ${metIn} of ${brokerRows.length} run(s)**${metIn === brokerRows.length ? '' : ` (push p99 ${brokerRows.map((r) => ms(r.push.p99)).join(', ')} ms)`}.
 
 | mode | publications/s | deliveries/s offered | deliveries/s (slowest–fastest second) | push p50 | push p99 | push p99.9 | push max | lost | whole run: push p99 |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
@@ -160,6 +174,23 @@ Generator: ${rows.map((r) => `${r.mode}: ${r.report.generator.trustworthy ? 'tru
 | --- | ${parts.map(() => '---:').join(' | ')} | ---: |
 ${rows.map((r) => `| ${r.mode} | ${parts.map((p) => (r.cpu[p] ?? 0).toFixed(1)).join(' | ')} | ${Object.values(r.cpu).reduce((a, b) => a + b, 0).toFixed(1)} |`).join('\n')}
 
+## Reading it
+
+- **What a delivery costs**: ${rows.map((r) => `${r.mode}: ${perDeliveryUs(r)} µs of CPU per delivery`).join('; ')}, spread over
+  the client (TLS decryption, JSON), nginx (a TLS record per frame, relaying) and the replicas (framing, one
+  write per subscriber). nats-server takes almost nothing: it stores each publication once and sends it once
+  to each replica (${viaBroker.publishRate} × 3 messages/s), whatever the number of subscribers.
+- **What the broker costs** is latency, not CPU: at the same deliveries per second, per-replica fan-out needs
+  three times the publications, each reaching a third of the subscribers. Through the broker each publication
+  reaches all ${Number(o.subscribers) / Number(o.topics)} subscribers of its topic at once, so deliveries come in
+  bigger bursts (see the slowest and fastest seconds): the frames of one publication queue behind each
+  other in the replicas, nginx and the client, and Poisson arrivals stack a few publications now and then.
+  The push p99 is that queue, plus the hop through the broker (publish, store, acknowledge, consume).
+- **How busy the machine was**: ${rows.map((r) => `${r.mode} ${busyPercent(r)}%`).join(', ')} of both cores in the window. Near saturation a
+  burst waits for the scheduler as well as for the queue ahead of it, so the broker's tail moves from run to run.
+- **The generator**: ${rows.every((r) => r.report.generator.trustworthy) ? 'trustworthy in every row.' : `the load client shared the two cores with everything else and its event loop lagged (see the line above), so
+  the push latencies include some of its own delay: they are upper bounds for the system's.`}
+
 ## Connections and delivery
 
 | mode | opened | failed | published (acknowledged) | delivered | duplicated | reordered |
@@ -171,12 +202,14 @@ ${rows.map((r) => `| ${r.mode} | ${r.report.connections.opened} | ${r.report.con
 async function main(): Promise<number> {
   const rate = Number(o.publishRate);
   const startedAt = new Date();
-  const rows = [
-    await measure('broker', true, rate, 1),
+  const rows: Row[] = [];
+  const brokerRuns = Math.max(1, Number(o.brokerRuns));
+  for (let i = 1; i <= brokerRuns; i++) rows.push(await measure(brokerRuns > 1 ? `broker, run ${i}` : 'broker', true, rate, 1));
+  rows.push(
     // Without the broker a publication reaches only its own replica's subscribers: a third.
     await measure('per replica, same publications', false, rate, 1 / 3),
     await measure('per replica, same deliveries/s', false, rate * 3, 1 / 3),
-  ];
+  );
   const md = markdown(rows, startedAt);
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
   writeFileSync(resolve(o.out), md);
