@@ -8,6 +8,10 @@ export function renderHtml(r: LoadReport): string {
       field('asked', '#9ca3af', 'asked'),
       field('open', '#2563eb', 'open'),
     ]),
+    chart('Opening rate: asked by the ramp, and achieved (per second)', r.timeline, r.faults, [
+      field('askedOpensPerSecond', '#9ca3af', 'asked'),
+      field('opensPerSecond', '#16a34a', 'opened'),
+    ]),
     chart(
       'Open connections per replica',
       r.timeline,

@@ -11,6 +11,9 @@ export interface TimelinePoint {
   open: number;
   /** Open connections by the replica they landed on. */
   openPerReplica: Record<string, number>;
+  /** Connections the ramp asked to open this second (new users), and those that opened (reconnects included). */
+  askedOpensPerSecond: number;
+  opensPerSecond: number;
   sentPerSecond: number;
   receivedPerSecond: number;
   rttP50: number;

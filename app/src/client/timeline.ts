@@ -32,7 +32,7 @@ export class Timeline {
   peak = 0;
   private readonly latest: Snapshot[] = [];
   private interval = { rtt: newHistogram(), push: newHistogram() };
-  private prev = { sent: 0, received: 0, errors: 0, closes: 0 };
+  private prev = { sent: 0, received: 0, errors: 0, closes: 0, users: 0, opened: 0 };
   private nextSeq = 1;
 
   constructor(
@@ -67,13 +67,17 @@ export class Timeline {
     const errors = sum((s) => Object.values(s.stats.errors).reduce((a, b) => a + b, 0));
     const closes = sum((s) => Object.values(s.stats.closes).reduce((a, [e, u, f]) => a + e + u + f, 0));
     const unexpected = sum((s) => Object.values(s.stats.closes).reduce((a, [, u]) => a + u, 0));
+    const users = sum((s) => s.users);
+    const opened = sum((s) => s.stats.counters.opened);
     this.peak = Math.max(this.peak, open);
     const t = Math.round((performance.now() - this.started) / 100) / 10;
     const seconds = intervalMs / 1000;
     const { interval, prev } = this;
     const point: TimelinePoint = {
       t,
-      asked: sum((s) => s.users),
+      asked: users,
+      askedOpensPerSecond: Math.max(0, Math.round((users - prev.users) / seconds)),
+      opensPerSecond: Math.round((opened - prev.opened) / seconds),
       open,
       openPerReplica: parts.reduce<Record<string, number>>((acc, s) => {
         for (const [replica, n] of Object.entries(s.stats.openPerReplica ?? {})) acc[replica] = (acc[replica] ?? 0) + n;
@@ -89,7 +93,7 @@ export class Timeline {
       closes: closes - prev.closes,
     };
     this.points.push(point);
-    this.prev = { sent, received, errors, closes };
+    this.prev = { sent, received, errors, closes, users, opened };
     this.interval = { rtt: newHistogram(), push: newHistogram() };
     this.onProgress?.({
       elapsedSeconds: t,
