@@ -8,6 +8,7 @@ import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { defineTopology } from '../app/src/topology';
 import { runLoad, workersFor } from '../app/src/client/coordinator';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
@@ -128,7 +129,7 @@ ${stable.join('\n')}
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
+runEntryPoint(async () => {
+  await main();
+  return EXIT.ok;
 });

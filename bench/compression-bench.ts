@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -92,4 +93,7 @@ ${rows.map((r) => `| ${r.variant} | ${r.negotiated} | ${r.rssKB} | ${r.heapKB} |
   console.log(`wrote ${out}`);
 }
 
-void main();
+runEntryPoint(async () => {
+  await main();
+  return EXIT.ok;
+});

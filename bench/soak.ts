@@ -13,6 +13,7 @@ import { defineTopology, reloadShedDelayMs } from '../app/src/topology';
 import { runLoad, workersFor, type Progress } from '../app/src/client/coordinator';
 import { buildReport } from '../app/src/client/report';
 import { parseDuration } from '../app/src/shared/duration';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
 import type { FaultEvent } from '../app/src/client/faults';
 import { nginxVersion, startLocalTopology } from '../local/topology';
@@ -142,13 +143,7 @@ ${samples.filter((_, i) => i % 6 === 0).map((s) => `| ${s.t.toFixed(0)} | ${s.op
   mkdirSync(resolve('reports'), { recursive: true });
   writeFileSync(resolve('reports/soak-report.json'), JSON.stringify({ ...report, samples }, null, 2));
   console.log(md);
-  return pass ? 0 : 1;
+  return pass ? EXIT.ok : EXIT.failed;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  },
-);
+runEntryPoint(main);
