@@ -27,6 +27,11 @@ export interface NginxRenderOptions {
   readonly pidFile?: string;
 }
 
+/** nginx's error log in a local run's runtime directory. */
+export function nginxErrorLog(runtimeDir: string): string {
+  return `${runtimeDir}/error.log`;
+}
+
 /** Where stub_status answers (the exporter and the tests read it). */
 export const NGINX_STATUS_PATH = '/nginx_status';
 
@@ -41,7 +46,7 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
   const publicHttps = options.publicHttpsPort ?? httpsPort;
   const bind = (port: number) => (options.listenAddress ? `${options.listenAddress}:${port}` : `${port}`);
   const rt = options.runtimeDir;
-  const errorLog = rt ? `${rt}/error.log` : '/dev/stderr';
+  const errorLog = rt ? nginxErrorLog(rt) : '/dev/stderr';
   const accessLog = rt ? `${rt}/access.log` : '/dev/stdout';
 
   const balancingLine = {

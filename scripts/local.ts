@@ -3,6 +3,7 @@
  * config (TLS), N server replicas, then the load client — and a clean teardown.
  */
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { defineTopology, STRATEGIES, type Strategy } from '../app/src/topology';
@@ -15,7 +16,8 @@ import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/o
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
 import { checkFaults, FAULT_KINDS, parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
 import { tellFault } from '../app/src/client/faults';
-import { NGINX_STATUS_PATH } from '../nginx/render';
+import { NGINX_STATUS_PATH, nginxErrorLog } from '../nginx/render';
+import { conntrackFill, nginxLimitsHit } from '../local/limits';
 import { PUBLISH_API_PATH } from '../app/src/shared/protocol';
 
 const program = new Command('local')
@@ -175,6 +177,13 @@ async function main(): Promise<number> {
       });
     });
   }
+
+  // Limits outside the client that a large run can hit, from their own evidence.
+  const errorLog = nginxErrorLog(local.runtimeDir);
+  const nginxHits = nginxLimitsHit(existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '');
+  if (Object.keys(nginxHits).length) console.log(`nginx error log: ${Object.entries(nginxHits).map(([k, v]) => `${k} ×${v}`).join('; ')}`);
+  const conntrack = conntrackFill();
+  if (conntrack && conntrack.count >= 0.9 * conntrack.max) console.log(`conntrack table ${conntrack.count} of ${conntrack.max}: nearly full (new connections are dropped when it is)`);
 
   await local.stop({ keepLogs: Boolean(o.keepLogs) });
   if (o.keepLogs) console.log(`logs: ${local.runtimeDir}`);

@@ -3,10 +3,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { classifyHandshakeError } from '../../app/src/client/connect-errors';
 import { HandshakeGate } from '../../app/src/client/handshake-gate';
 import { openingOf, verdictOf, type GeneratorHealth } from '../../app/src/client/report';
 import { ConfigError } from '../../app/src/shared/errors';
 import { checkListenBacklog } from '../../local/topology';
+import { nginxLimitsHit } from '../../local/limits';
 
 const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, workers: 1 };
 const busy: GeneratorHealth = { ...healthy, trustworthy: false, reasons: ['event-loop lag'] };
@@ -74,5 +76,27 @@ describe('the listen backlog', () => {
   it('is refused above net.core.somaxconn, naming the field', () => {
     assert.throws(() => checkListenBacklog(8192, somaxconn('4096\n')), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'proxy.listenBacklog' && /4096/.test(e.problems[0].rule));
     checkListenBacklog(4096, somaxconn('4096\n'));
+  });
+});
+
+describe('handshake failures', () => {
+  const err = (code: string, message = code) => Object.assign(new Error(message), { code });
+  it('are classed by whose limit it was', () => {
+    assert.deepEqual(
+      [err('ECONNREFUSED'), err('ECONNRESET'), err('ETIMEDOUT'), new Error('Opening handshake has timed out'), err('EADDRNOTAVAIL'), err('EMFILE'), err('ENFILE'), err('ENOBUFS'), new Error('Unexpected server response: 503'), err('ERR_SSL_WRONG_VERSION_NUMBER'), new Error('?')].map(classifyHandshakeError),
+      ['refused', 'reset', 'connect_timeout', 'handshake_timeout', 'eaddrnotavail', 'emfile', 'enfile', 'enobufs', 'http_503', 'tls', 'other'],
+    );
+  });
+});
+
+describe('limits outside the client', () => {
+  it('nginx\'s error log names the limit it hit', () => {
+    const log = [
+      '2026/11/26 07:37:32 [alert] 25825#25825: 1024 worker_connections are not enough',
+      '2026/11/26 07:37:32 [alert] 25825#25825: 1024 worker_connections are not enough',
+      '2026/11/26 07:37:33 [crit] 25825#25825: *9 connect() to 127.0.0.1:8080 failed (99: Cannot assign requested address) while connecting to upstream',
+      '2026/11/26 07:37:34 [notice] 25825#25825: signal process started',
+    ].join('\n');
+    assert.deepEqual(nginxLimitsHit(log), { 'worker_connections are not enough': 2, 'no free local port towards an upstream (EADDRNOTAVAIL)': 1 });
   });
 });

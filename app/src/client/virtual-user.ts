@@ -199,7 +199,7 @@ export class VirtualUser {
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
         // the run ended is reported as such, not hidden.
-        fail(this.active ? 'other' : 'unfinished');
+        fail(this.active ? 'closed_before_open' : 'unfinished');
         return;
       }
       this.isOpen = false;
