@@ -172,7 +172,11 @@ export class VirtualUser {
       ws.terminate();
     });
     ws.on('error', (error: Error) => {
-      if (!this.isOpen) fail(classifyHandshakeError(error));
+      if (this.isOpen) return;
+      const kind = classifyHandshakeError(error);
+      // The first of a kind nobody has named yet is shown as it came, so it can be named.
+      if (kind === 'other' && !ctx.stats.errors.has('other')) console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
+      fail(kind);
     });
     ws.on('open', () => {
       const now = performance.now();
