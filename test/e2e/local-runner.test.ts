@@ -57,10 +57,10 @@ describe('npm run local', () => {
     assert.match(run.output(), /fault reload-proxy@3s: nginx reloaded/);
   });
 
-  it('with the broker: a killed replica\'s clients recover what they missed; publications refused during a broker restart are the fault\'s, and retried', async () => {
+  it('with the broker: a killed replica\'s clients recover what they missed; publications refused during a broker restart are the fault\'s, and retried; a reload on top loses nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ws-runner-broker-'));
     const report = join(dir, 'r.json');
-    const run = local(['--broker', '--replicas', '2', '--connections', '100', '--duration', '14s', '--topics', '5', '--publish-rate', '20', '--fault', 'kill-replica:1@4s', '--fault', 'restart-broker@8s', '--report', report, '--html', join(dir, 'r.html')]);
+    const run = local(['--broker', '--replicas', '2', '--connections', '100', '--duration', '14s', '--topics', '5', '--publish-rate', '20', '--fault', 'kill-replica:1@4s', '--fault', 'restart-broker@8s', '--fault', 'reload-proxy@10s', '--report', report, '--html', join(dir, 'r.html')]);
     assert.equal(await run.exited, 0, run.output());
     const r = JSON.parse(readFileSync(report, 'utf8'));
     assert.ok(r.delivery.crossReplica > 0, 'notifications crossed replicas');
@@ -76,6 +76,8 @@ describe('npm run local', () => {
     assert.equal(r.delivery.publishRetries, restart.errors, 'every one of them was sent again');
     assert.equal(r.connections.failed, 0);
     assert.match(run.output(), /fault restart-broker@8s: nats-server restarted/);
+    assert.match(run.output(), /fault reload-proxy@10s: nginx reloaded/);
+    assert.deepEqual(r.closesUnexpected, {}, 'the reload cut nothing');
   });
 
   it('a run forced past the load client is INCONCLUSIVE (exit 4, an amber badge), not a green PASS; --accept-untrustworthy judges by the thresholds', async () => {
