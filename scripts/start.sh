@@ -57,6 +57,18 @@ if ! command -v nats-server >/dev/null 2>&1; then
   fi
 fi
 
+# keepalived: the HA proxy pair (proxy.ha); the tests check its rendered config with it.
+if ! command -v keepalived >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "start: installing Debian's keepalived (the HA proxy pair, and its tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived >/dev/null
+    pkill -x keepalived 2>/dev/null || true
+  else
+    echo "start: keepalived is not installed; the tests of the HA proxy pair need it (sudo apt-get install -y keepalived)"
+  fi
+fi
+
 command -v openssl >/dev/null 2>&1 || { echo "start: openssl is required (certificates): sudo apt-get install -y openssl" >&2; exit 1; }
 
 npx tsx certs/cli.ts

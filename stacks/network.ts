@@ -3,6 +3,10 @@ import { Network } from '@cdktf/provider-docker/lib/network';
 
 export interface NotificationNetworkProps {
   readonly name: string;
+  /** The subnet (a.b.c.d/n); default: Docker picks one. */
+  readonly subnet?: string;
+  /** Where containers get addresses, inside the subnet; default: all of it. */
+  readonly ipRange?: string;
 }
 
 /** The bridge network the proxy, the fleet and the load client share; Docker DNS resolves container names on it. */
@@ -15,6 +19,7 @@ export class NotificationNetwork extends Construct {
       name: props.name,
       driver: 'bridge',
       labels: [{ label: 'ws-notifications.managed', value: 'true' }],
+      ...(props.subnet ? { ipamConfig: [{ subnet: props.subnet, ...(props.ipRange ? { ipRange: props.ipRange } : {}) }] } : {}),
     });
   }
 

@@ -43,7 +43,7 @@ export class WsNotificationsStack extends TerraformStack {
 
     new DockerProvider(this, 'docker', {});
 
-    const network = new NotificationNetwork(this, 'network', { name: topology.network.name });
+    const network = new NotificationNetwork(this, 'network', topology.network);
 
     const appImage = new LocalImage(this, 'app-image', {
       name: topology.images.app,

@@ -86,6 +86,24 @@ describe('every rule has a failing case', () => {
     refused({ broker: { monitoringPort: 443 } }, 'broker.monitoringPort', /already used by proxy\.httpsPort/);
     assert.equal(defineTopology({ broker: { enabled: false, monitoringPort: 443 } }).broker.enabled, false, 'no broker, no port');
   });
+  it('proxy.ha: a virtual address in a known subnet, outside the containers\' range, not the gateway; distinct priorities', () => {
+    const net = { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' };
+    const ha = (extra: Record<string, unknown>, network: Record<string, unknown> = net) => ({ network, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10', ...extra } } });
+    assert.equal(defineTopology(ha({})).proxy.ha.enabled, true);
+    refused(ha({ virtualAddress: undefined }), 'proxy.ha.virtualAddress', /required/);
+    refused(ha({}, {}), 'network.subnet', /required with proxy\.ha/);
+    refused(ha({ virtualAddress: '198.19.0.10' }), 'proxy.ha.virtualAddress', /outside network\.subnet/);
+    refused(ha({ virtualAddress: '198.18.0.200' }), 'proxy.ha.virtualAddress', /inside network\.ipRange/);
+    refused(ha({ virtualAddress: '198.18.0.1' }), 'proxy.ha.virtualAddress', /gateway/);
+    refused(ha({ virtualAddress: '198.18.0.255' }), 'proxy.ha.virtualAddress', /broadcast/);
+    refused(ha({}, { subnet: '198.18.0.0/24' }), 'network.ipRange', /required with proxy\.ha/);
+    refused(ha({ priorities: [100, 100] }), 'proxy.ha.priorities', /distinct/);
+    refused(ha({ priorities: [150, 100, 50] }), 'proxy.ha.priorities', /one priority per proxy/);
+    refused(ha({ check: { intervalMs: 1500 } }), 'proxy.ha.check.intervalMs', /whole seconds/);
+    refused(ha({ advertIntervalMs: 1005 }), 'proxy.ha.advertIntervalMs', /centiseconds/);
+    refused({ network: { subnet: '198.18.0.0/24', ipRange: '10.0.0.0/25' } }, 'network.ipRange', /inside network\.subnet/);
+    refused({ network: { subnet: '198.18.0.0/33' } }, 'network.subnet', /IPv4 block/);
+  });
   it('routing the publish API through the proxy needs the key file', () => {
     refused({ proxy: { publishApi: true } }, 'proxy.publishApi', /server\.apiKeyFile/);
     assert.equal(defineTopology({ proxy: { publishApi: true }, server: { apiKeyFile: '/run/secrets/api-key' } }).proxy.publishApi, true);

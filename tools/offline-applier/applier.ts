@@ -34,7 +34,7 @@ type State = Record<string, StateEntry>;
 
 /** Attributes each resource type may carry; anything else is refused. */
 const KNOWN: Record<string, string[]> = {
-  docker_network: ['name', 'driver', 'labels'],
+  docker_network: ['name', 'driver', 'labels', 'ipam_config'],
   docker_volume: ['name', 'driver', 'labels'],
   docker_image: ['name', 'keep_locally', 'build', 'triggers'],
   terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
@@ -53,6 +53,7 @@ const KNOWN_NESTED: Record<string, string[]> = {
   'docker_container.healthcheck': ['test', 'interval', 'timeout', 'start_period', 'retries'],
   'docker_container.labels': ['label', 'value'],
   'docker_network.labels': ['label', 'value'],
+  'docker_network.ipam_config': ['subnet', 'ip_range'],
   'docker_volume.labels': ['label', 'value'],
   'docker_container.lifecycle': ['postcondition', 'replace_triggered_by'],
   'terraform_data.lifecycle': ['replace_triggered_by'],
@@ -256,7 +257,14 @@ export class OfflineApplier {
   private async create(address: string, type: string, c: Json): Promise<Json> {
     switch (type) {
       case 'docker_network': {
-        const network = await this.docker.createNetwork({ Name: c.name, Driver: c.driver ?? 'bridge', Labels: labelsOf(c.labels), CheckDuplicate: true });
+        const ipam = (c.ipam_config ?? []) as Json[];
+        const network = await this.docker.createNetwork({
+          Name: c.name,
+          Driver: c.driver ?? 'bridge',
+          Labels: labelsOf(c.labels),
+          CheckDuplicate: true,
+          ...(ipam.length ? { IPAM: { Config: ipam.map((i) => ({ Subnet: i.subnet, ...(i.ip_range ? { IPRange: i.ip_range } : {}) })) } } : {}),
+        });
         return { id: network.id, name: c.name };
       }
       case 'docker_volume': {

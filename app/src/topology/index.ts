@@ -69,3 +69,4 @@ export function defineTopology(
   return result.data;
 }
 export * from './server-env';
+export * from './ha';

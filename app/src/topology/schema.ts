@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
 import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 
 /**
@@ -25,6 +26,7 @@ export const NGINX_FD_SLACK = 256;
 export const NGINX_WORKER_HEADROOM = 1.1;
 
 const port = z.number().int().min(1).max(65535);
+const cidrText = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 block such as 172.30.0.0/24');
 /** A Docker container name (also its host name on the network). */
 const containerName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/);
 const positiveMs = z.number().int().positive();
@@ -179,6 +181,8 @@ export const proxySchema = z
     shutdownTimeoutMs: positiveMs.default(300_000),
     reload: reloadSchema.default(reloadSchema.parse({})),
     rebalance: rebalanceSchema.default(rebalanceSchema.parse({})),
+    /** Several proxies behind one virtual address (keepalived VRRP): app/src/topology/ha.ts. */
+    ha: haSchema.default(haSchema.parse({})),
     /**
      * Route the publish API (POST /api/publish) through the public TLS port to any replica. Off:
      * backends reach the replicas on the service network only. Needs server.apiKeyFile.
@@ -304,7 +308,13 @@ export const topologySchema = z
       .min(1, 'must be at least 1 (a fleet needs a replica)')
       .max(64, 'must be at most 64'),
     network: z
-      .object({ name: z.string().min(1).default('ws-notifications') })
+      .object({
+        name: z.string().min(1).default('ws-notifications'),
+        /** The network's subnet (a.b.c.d/n); absent, Docker picks one. Required with proxy.ha. */
+        subnet: cidrText.optional(),
+        /** Where Docker hands out container addresses, inside the subnet; the rest stays free (proxy.ha's address). */
+        ipRange: cidrText.optional(),
+      })
       .strict()
       .default({ name: 'ws-notifications' }),
     server: serverSchema.default(serverSchema.parse({})),
@@ -320,6 +330,12 @@ export const topologySchema = z
     const issue = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: 'custom', path, message });
     const { server, proxy, load } = t;
+    for (const [path, message] of haProblems(proxy.ha, t.network)) issue(path, message);
+    if (t.network.ipRange && t.network.subnet) {
+      const [subnet, range] = [parseCidr(t.network.subnet)!, parseCidr(t.network.ipRange)!];
+      if (range.prefix < subnet.prefix || !cidrContains(subnet, range.base)) issue(['network', 'ipRange'], `must lie inside network.subnet ${t.network.subnet}`);
+    }
+    if (t.network.ipRange && !t.network.subnet) issue(['network', 'ipRange'], 'needs network.subnet');
     if (proxy.publishApi && server.apiKeyFile === undefined) {
       issue(['proxy', 'publishApi'], 'routes the publish API, which is off without server.apiKeyFile: set the key file too');
     }
