@@ -41,3 +41,23 @@ export function cpuBetween(before: ReturnType<typeof cpuSeconds>, after: ReturnT
   for (const [pid, { part, seconds }] of after) parts[part] = (parts[part] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0);
   return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Math.round(v * 10) / 10]));
 }
+
+/** Resident memory (MB) per part now, and how many processes each part has. */
+export function rssByPart(classify: Classify = classifyLocal): Record<string, { mb: number; processes: number }> {
+  const parts: Record<string, { mb: number; processes: number }> = {};
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const part = classify(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(), pid);
+      if (!part) continue;
+      const resident = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+      const p = (parts[part] ??= { mb: 0, processes: 0 });
+      p.mb += resident / 1e6;
+      p.processes++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, { mb: Math.round(v.mb), processes: v.processes }]));
+}

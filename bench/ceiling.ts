@@ -1,0 +1,139 @@
+/**
+ * `npm run bench:ceiling` (not in CI): how many WSS connections this machine holds through nginx
+ * to 3 replicas, and what each one costs in memory. For each size (10k, 30k, 50k by default) on a
+ * fresh local topology: ramp at the default rate, hold, with no application traffic (no echoes,
+ * no publications: the server's pings only), so what is measured is holding connections, not
+ * moving messages. Reports opened / failed (by class) / peak, nginx's limits from its error log,
+ * and resident memory per part (load client, nginx, replicas, nats-server) sampled at the end of
+ * the hold, per connection. Writes docs/benchmarks/ceiling.md.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { cpus, totalmem } from 'node:os';
+import { Command } from 'commander';
+import { defineTopology } from '../app/src/topology';
+import { runLoad, workersFor, type Progress } from '../app/src/client/coordinator';
+import { buildReport, type MeasuredReport } from '../app/src/client/report';
+import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
+import { DEFAULT_STAGE } from '../app/src/shared/profile';
+import { parseDuration } from '../app/src/shared/duration';
+import { EXIT, runEntryPoint } from '../app/src/shared/exit';
+import { nginxErrorLog } from '../nginx/render';
+import { nginxLimitsHit } from '../local/limits';
+import { nginxVersion, startLocalTopology } from '../local/topology';
+import { rssByPart } from './cpu';
+
+const program = new Command('bench:ceiling')
+  .option('--sizes <list>', 'connection counts, comma-separated', '10000,30000,50000')
+  .option('--hold <d>', 'hold once every connection is asked for (the table gives how long all of them were open)', '240s')
+  .option('--out <file>', 'Markdown output', 'docs/benchmarks/ceiling.md')
+  .parse();
+const o = program.opts();
+
+interface Row {
+  size: number;
+  report: MeasuredReport;
+  memory: Record<string, { mb: number; processes: number }>;
+  nginxLimits: Record<string, number>;
+  nginxWorkers: number;
+}
+
+async function measure(size: number): Promise<Row> {
+  const version = nginxVersion();
+  if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
+  const holdMs = parseDuration(o.hold);
+  const addresses = sourceAddressesNeeded(size);
+  const topology = defineTopology({
+    replicas: 3,
+    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, size) },
+    load: {
+      stages: [{ connections: size, rampRate: DEFAULT_STAGE.rampRate, holdMs }],
+      senderFraction: 0,
+      messageRate: 0,
+      topics: 0,
+      publishRate: 0,
+      sourceAddresses: addresses ? parseSourceAddresses(String(addresses)) : [],
+      thresholds: ['errors==0', 'closes.unexpected==0'],
+      maxDurationMs: Math.ceil((size / DEFAULT_STAGE.rampRate) * 1000) + holdMs + 120_000,
+    },
+  });
+  console.error(`ceiling: ${size} connections (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${o.hold}, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`);
+  const local = await startLocalTopology(topology);
+  const holdEnd = size / DEFAULT_STAGE.rampRate + holdMs / 1000 - 3;
+  let memory: Row['memory'] = {};
+  const startedAt = new Date();
+  let result;
+  let nginxLimits: Record<string, number> = {};
+  try {
+    result = await runLoad({
+      url: local.url,
+      ca: readFileSync(local.caFile),
+      insecure: false,
+      workers: workersFor(topology.load),
+      profile: topology.load,
+      onProgress: (p: Progress) => {
+        if (!Object.keys(memory).length && p.elapsedSeconds >= holdEnd) memory = rssByPart();
+        if (Math.floor(p.elapsedSeconds) % 30 === 0) console.error(`ceiling: ${size}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, errors ${p.errors}`);
+      },
+    });
+    const errorLog = nginxErrorLog(local.runtimeDir);
+    nginxLimits = nginxLimitsHit(existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '');
+  } finally {
+    await local.stop();
+  }
+  return { size, report: buildReport({ ...result, target: local.url, startedAt, profile: topology.load }), memory, nginxLimits, nginxWorkers: topology.proxy.workerProcesses };
+}
+
+/** Seconds during which every connection of the size was open (from the per-second timeline). */
+function heldAtFull(r: Row): number {
+  const full = r.report.timeline.filter((p) => p.open >= r.size);
+  return full.length ? Math.round(full[full.length - 1].t - full[0].t) : 0;
+}
+
+function markdown(rows: Row[], startedAt: Date): string {
+  const kb = (mb: number | undefined, n: number) => (mb === undefined || !n ? '—' : ((mb * 1000) / n).toFixed(1));
+  const parts = ['load client', 'nginx', 'replicas', 'nats-server'];
+  return `# The machine's ceiling: WSS connections held through nginx to 3 replicas
+
+Produced by \`npm run bench:ceiling\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, nginx ${nginxVersion()}).
+Each size on a fresh local topology (nginx with TLS, 3 replicas, nats-server idle), ramped at ${DEFAULT_STAGE.rampRate}/s and held ${o.hold},
+with no application traffic (no echoes, no publications; the server pings each connection every 30 s), so this is what holding
+connections costs. The per-process open-file ceiling here is 20,000 (hard, even for root): the topology sizes nginx's workers
+and the client's processes from it, and above 20,000 connections the client spreads over loopback source addresses.
+
+| connections | opened | failed (by class) | peak | all open for (s) | opening achieved (/s) | nginx workers / client processes | nginx limits (error log) | generator |
+| ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |
+${rows
+  .map((r) => {
+    const fails = Object.entries(r.report.errors).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
+    const limits = Object.entries(r.nginxLimits).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
+    return `| ${r.size.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.failed} (${fails}) | ${r.report.connections.peak} | ${heldAtFull(r)} | ${r.report.opening.achievedPerSecond ?? '—'} | ${r.nginxWorkers} / ${r.report.generator.workers} | ${limits} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`;
+  })
+  .join('\n')}
+
+## Memory at the end of the hold (resident, per part; per connection held)
+
+| connections | ${parts.map((p) => `${p} MB`).join(' | ')} | ${parts.slice(0, 3).map((p) => `${p} KB/conn`).join(' | ')} |
+| ---: | ${parts.map(() => '---:').join(' | ')} | ${parts.slice(0, 3).map(() => '---:').join(' | ')} |
+${rows
+  .map((r) => `| ${r.size.toLocaleString('en')} | ${parts.map((p) => r.memory[p]?.mb ?? '—').join(' | ')} | ${parts.slice(0, 3).map((p) => kb(r.memory[p]?.mb, r.report.connections.peak)).join(' | ')} |`)
+  .join('\n')}
+
+KB per connection is the part's whole resident memory over the connections held (baselines included: the difference between
+two rows is the marginal cost). A replica holds a third of them: its own share is the replicas' figure × 3 per connection it holds.
+`;
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const rows: Row[] = [];
+  for (const size of String(o.sizes).split(',').map(Number)) rows.push(await measure(size));
+  const md = markdown(rows, startedAt);
+  mkdirSync(dirname(resolve(o.out)), { recursive: true });
+  writeFileSync(resolve(o.out), md);
+  console.log(md);
+  // The claim: every size opened and held (two minutes at the full count) with no failure.
+  return rows.every((r) => r.report.connections.failed === 0 && r.report.connections.peak === r.size && heldAtFull(r) >= 120) ? EXIT.ok : EXIT.failed;
+}
+
+runEntryPoint(main);
