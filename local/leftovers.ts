@@ -19,7 +19,8 @@ interface Owner {
   children: number[];
 }
 
-const alive = (pid: number) => {
+/** Whether a process exists (EPERM: it does, another user's). */
+export const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { alive } from './leftovers';
 
 /**
  * A small network the local runner makes for itself (the HA pair's proxies and clients each in a
@@ -88,15 +89,6 @@ export function createLab(roles: string[], pid = process.pid): NetnsLab {
   }
   return { bridge, hostAddress, namespaces, prefix: SUBNET.prefix, teardown };
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 /** Removes what labs of dead processes left (namespaces, bridges, forwarding rules). Returns what it removed. */
 export function reapDeadLabs(): string[] {
