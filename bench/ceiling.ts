@@ -21,7 +21,7 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxErrorLog } from '../nginx/render';
 import { nginxLimitsHit } from '../local/limits';
 import { nginxVersion, startLocalTopology } from '../local/topology';
-import { rssByPart } from './cpu';
+import { rssByPart } from './proc';
 
 const program = new Command('bench:ceiling')
   .option('--sizes <list>', 'connection counts, comma-separated', '10000,30000,50000')

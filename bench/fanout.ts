@@ -18,7 +18,7 @@ import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxVersion, startLocalTopology } from '../local/topology';
 import { newHistogram, summarize } from '../app/src/client/stats';
-import { cpuBetween, cpuSeconds } from './cpu';
+import { cpuBetween, cpuSeconds } from './proc';
 
 const program = new Command('bench:fanout')
   .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')

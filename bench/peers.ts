@@ -20,6 +20,7 @@ import { defineTopology } from '../app/src/topology';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { NGINX_STATUS_PATH } from '../nginx/render';
 import { nginxVersion, startLocalTopology, type LocalTopology } from '../local/topology';
+import { processTree, usageOf } from './proc';
 
 const ARTILLERY_VERSION = '2.0.34';
 const ROOT = resolve(__dirname, '..');
@@ -57,40 +58,6 @@ interface Tool {
   command(target: LocalTopology, connections: number, rate: number, lifetimeSeconds: number, dir: string): { file: string; args: string[]; env?: Record<string, string> } | { unavailable: string };
 }
 
-const PAGE = 4096;
-
-/** Every process below `root` (and root), from /proc. */
-function tree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
-      (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(pid);
-    } catch {
-      // gone
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    out.push(pid);
-    for (const c of children.get(pid) ?? []) walk(c);
-  };
-  walk(root);
-  return out;
-}
-
-function procStats(pid: number): { ticks: number; rssBytes: number } | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    const resident = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
-    return { ticks: Number(fields[11]) + Number(fields[12]), rssBytes: resident * PAGE };
-  } catch {
-    return undefined;
-  }
-}
-
 async function nginxStatus(target: LocalTopology): Promise<{ active: number; accepts: number }> {
   const text = await (await fetch(`http://127.0.0.1:${target.httpPort}${NGINX_STATUS_PATH}`)).text();
   const active = Number(/Active connections:\s*(\d+)/.exec(text)?.[1] ?? 0);
@@ -107,7 +74,7 @@ async function measure(target: LocalTopology, run: { file: string; args: string[
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number>((r) => child.on('close', (code) => r(code ?? 1)));
-  const ticks = new Map<number, number>();
+  const cpu = new Map<number, number>();
   let peakRss = 0;
   let peakOpen = 0;
   const accepts: { t: number; n: number }[] = [];
@@ -115,11 +82,11 @@ async function measure(target: LocalTopology, run: { file: string; args: string[
   void exited.then(() => (done = true));
   while (!done) {
     let rss = 0;
-    for (const pid of tree(child.pid!)) {
-      const s = procStats(pid);
-      if (!s) continue;
-      ticks.set(pid, Math.max(ticks.get(pid) ?? 0, s.ticks));
-      rss += s.rssBytes;
+    for (const pid of processTree(child.pid!)) {
+      const usage = usageOf(pid);
+      if (!usage) continue;
+      cpu.set(pid, Math.max(cpu.get(pid) ?? 0, usage.cpuSeconds));
+      rss += usage.rssBytes;
     }
     peakRss = Math.max(peakRss, rss);
     const status = await nginxStatus(target).catch(() => undefined);
@@ -136,7 +103,7 @@ async function measure(target: LocalTopology, run: { file: string; args: string[
     const later = accepts.find((b) => b.t >= a.t + 1000);
     if (later) peakRate = Math.max(peakRate, Math.round(((later.n - a.n) * 1000) / (later.t - a.t)));
   }
-  const cpuSeconds = [...ticks.values()].reduce((x, y) => x + y, 0) / 100;
+  const cpuSeconds = [...cpu.values()].reduce((x, y) => x + y, 0);
   return {
     cpuSeconds: Math.round(cpuSeconds * 10) / 10,
     peakRssMb: Math.round(peakRss / 1e6),

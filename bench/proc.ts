@@ -1,0 +1,105 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/**
+ * What the benchmarks read about processes from /proc: CPU seconds, resident memory, parent,
+ * command line. One reader for all of them.
+ */
+
+/** Which part of the system a process is, from its command line; undefined: not ours. */
+export type Classify = (cmdline: string, pid: number) => string | undefined;
+
+/** The local topology's processes and the load client's, by what they run. */
+export const classifyLocal: Classify = (cmdline, pid) => {
+  if (pid === process.pid) return 'load client';
+  if (cmdline.includes('client/worker')) return 'load client';
+  if (cmdline.includes('server/main')) return 'replicas';
+  if (cmdline.startsWith('nats-server')) return 'nats-server';
+  if (cmdline.startsWith('nginx')) return 'nginx';
+  return undefined;
+};
+
+const TICKS = 100; // USER_HZ on Linux
+const PAGE = 4096;
+
+/** Every process id now. */
+export function pids(): number[] {
+  return readdirSync('/proc').map(Number).filter(Number.isInteger);
+}
+
+export function cmdlineOf(pid: number): string {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+}
+
+/** /proc/PID/stat after the command name (which may hold spaces): ppid is [1], utime and stime [11] and [12]. */
+function statFields(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+}
+
+/** One process's CPU seconds (user + system) so far and resident bytes; undefined once it is gone. */
+export function usageOf(pid: number): { cpuSeconds: number; rssBytes: number } | undefined {
+  try {
+    const fields = statFields(pid);
+    const resident = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+    return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / TICKS, rssBytes: resident * PAGE };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process below `root` (and root). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const pid of pids()) {
+    try {
+      const ppid = Number(statFields(pid)[1]);
+      (children.get(ppid) ?? children.set(ppid, []).get(ppid)!).push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
+/** The processes the classifier knows, each with its part and usage now. */
+function byPart(classify: Classify): { pid: number; part: string; usage: NonNullable<ReturnType<typeof usageOf>> }[] {
+  const out = [];
+  for (const pid of pids()) {
+    try {
+      const part = classify(cmdlineOf(pid), pid);
+      const usage = part ? usageOf(pid) : undefined;
+      if (part && usage) out.push({ pid, part, usage });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) used so far by every process the classifier knows, per part. */
+export function cpuSeconds(classify: Classify = classifyLocal): Map<number, { part: string; seconds: number }> {
+  return new Map(byPart(classify).map(({ pid, part, usage }) => [pid, { part, seconds: usage.cpuSeconds }]));
+}
+
+/** CPU seconds per part between two samples (a process that started in between counts from zero). */
+export function cpuBetween(before: ReturnType<typeof cpuSeconds>, after: ReturnType<typeof cpuSeconds>): Record<string, number> {
+  const parts: Record<string, number> = {};
+  for (const [pid, { part, seconds }] of after) parts[part] = (parts[part] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0);
+  return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+}
+
+/** Resident memory (MB) per part now, and how many processes each part has. */
+export function rssByPart(classify: Classify = classifyLocal): Record<string, { mb: number; processes: number }> {
+  const parts: Record<string, { mb: number; processes: number }> = {};
+  for (const { part, usage } of byPart(classify)) {
+    const p = (parts[part] ??= { mb: 0, processes: 0 });
+    p.mb += usage.rssBytes / 1e6;
+    p.processes++;
+  }
+  return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, { mb: Math.round(v.mb), processes: v.processes }]));
+}
