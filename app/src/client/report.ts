@@ -1,7 +1,7 @@
 import type { LoadProfile } from '../shared/profile';
 import type { DeliveryAccount } from './delivery';
 import type { FaultMark } from './faults';
-import { summarize, type Histogram, type Stats } from './stats';
+import { summarize, usToMs, type Histogram, type Stats } from './stats';
 
 /** One second of the run, for the charts. */
 export interface TimelinePoint {
@@ -217,8 +217,7 @@ const SPECTRUM_PERCENTILES = Array.from({ length: 51 }, (_, i) => 100 * (1 - 10 
 
 function spectrumOf(h: Histogram): [number, number][] {
   if (!h.totalCount) return [];
-  const ms = (us: number) => Math.round(us) / 1000;
-  return [...SPECTRUM_PERCENTILES.map((p): [number, number] => [Math.round(p * 1e4) / 1e4, ms(h.getValueAtPercentile(p))]), [100, ms(h.maxValue)]];
+  return [...SPECTRUM_PERCENTILES.map((p): [number, number] => [Math.round(p * 1e4) / 1e4, usToMs(h.getValueAtPercentile(p))]), [100, usToMs(h.maxValue)]];
 }
 
 /** Below this share of the asked rate, the ramp did not hold. */

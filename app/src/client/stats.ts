@@ -53,6 +53,16 @@ export interface IntervalHistograms {
   push: string;
 }
 
+/** Adds `by` to a key's count. */
+function count<K>(map: Map<K, number>, key: K, by = 1): void {
+  map.set(key, (map.get(key) ?? 0) + by);
+}
+
+/** Adds another process's counts, key by key. */
+function countAll(map: Map<string, number>, other: Record<string, number>): void {
+  for (const [k, v] of Object.entries(other)) count(map, k, v);
+}
+
 /** [expected, unexpected, caused by an injected fault] */
 export type CloseCounts = [number, number, number];
 export type CloseKind = 'expected' | 'unexpected' | { fault: string };
@@ -102,21 +112,21 @@ export class Stats {
     const entry = this.closes.get(code) ?? [0, 0, 0];
     entry[kind === 'expected' ? 0 : kind === 'unexpected' ? 1 : 2]++;
     this.closes.set(code, entry);
-    if (typeof kind === 'object') this.faultCloses.set(kind.fault, (this.faultCloses.get(kind.fault) ?? 0) + 1);
+    if (typeof kind === 'object') count(this.faultCloses, kind.fault);
   }
 
   error(kind: string): void {
-    this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
+    count(this.errors, kind);
   }
 
   /** An error an injected fault caused (the broker down while it restarts): counted with the fault, not as an error. */
   faultError(fault: string): void {
-    this.faultErrors.set(fault, (this.faultErrors.get(fault) ?? 0) + 1);
+    count(this.faultErrors, fault);
   }
 
   landed(replica: string): void {
-    this.perReplica.set(replica, (this.perReplica.get(replica) ?? 0) + 1);
-    this.openPerReplica.set(replica, (this.openPerReplica.get(replica) ?? 0) + 1);
+    count(this.perReplica, replica);
+    count(this.openPerReplica, replica);
   }
 
   /** A connection that had landed on `replica` closed. */
@@ -148,15 +158,15 @@ export class Stats {
     for (const n of COUNTERS) this.counters[n] += other.counters[n];
     this.open += other.open;
     this.peak += other.peak;
-    for (const [k, v] of Object.entries(other.errors)) this.errors.set(k, (this.errors.get(k) ?? 0) + v);
+    countAll(this.errors, other.errors);
     for (const [k, [e, u, f]] of Object.entries(other.closes)) {
       const entry = this.closes.get(Number(k)) ?? [0, 0, 0];
       this.closes.set(Number(k), [entry[0] + e, entry[1] + u, entry[2] + f]);
     }
-    for (const [k, v] of Object.entries(other.faultCloses)) this.faultCloses.set(k, (this.faultCloses.get(k) ?? 0) + v);
-    for (const [k, v] of Object.entries(other.faultErrors)) this.faultErrors.set(k, (this.faultErrors.get(k) ?? 0) + v);
-    for (const [k, v] of Object.entries(other.perReplica)) this.perReplica.set(k, (this.perReplica.get(k) ?? 0) + v);
-    for (const [k, v] of Object.entries(other.openPerReplica)) this.openPerReplica.set(k, (this.openPerReplica.get(k) ?? 0) + v);
+    countAll(this.faultCloses, other.faultCloses);
+    countAll(this.faultErrors, other.faultErrors);
+    countAll(this.perReplica, other.perReplica);
+    countAll(this.openPerReplica, other.openPerReplica);
   }
 
   static merge(parts: SerializedStats[]): Stats {
@@ -166,10 +176,14 @@ export class Stats {
   }
 }
 
+/** A histogram value (µs) in milliseconds, 3 decimals: microsecond resolution. */
+export function usToMs(us: number): number {
+  return Math.round(us) / 1000;
+}
+
 /** Percentiles in milliseconds (3 decimals = microsecond resolution). */
 export function summarize(h: Histogram, percentiles: Record<string, number>): Record<string, number> & { max: number; count: number } {
-  const ms = (us: number) => Math.round(us) / 1000;
   const out: Record<string, number> = {};
-  for (const [name, p] of Object.entries(percentiles)) out[name] = h.totalCount ? ms(h.getValueAtPercentile(p)) : 0;
-  return Object.assign(out, { max: h.totalCount ? ms(h.maxValue) : 0, count: h.totalCount });
+  for (const [name, p] of Object.entries(percentiles)) out[name] = h.totalCount ? usToMs(h.getValueAtPercentile(p)) : 0;
+  return Object.assign(out, { max: h.totalCount ? usToMs(h.maxValue) : 0, count: h.totalCount });
 }
