@@ -274,21 +274,18 @@ export class NotificationServer {
           this.send(peer, { type: 'error', code: limit.code, message: limit.message });
           return;
         }
-        if (message.since && this.broker) {
-          // Registered at once, live notifications held back until the replay is out.
-          (peer.recovering ??= new Map()).set(message.topic, []);
-          if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
-          this.metrics.subscriptions.set(this.topics.size);
-          return void this.recover(peer, message.topic, message.since);
-        }
+        // Recovering: registered at once, live notifications held back until the replay is out.
+        const since = this.broker ? message.since : undefined;
+        if (since) (peer.recovering ??= new Map()).set(message.topic, []);
         if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
+        if (since) return void this.recover(peer, message.topic, since);
         if (!this.broker) return void this.send(peer, { type: 'subscribed', topic: message.topic });
         // Live from the replica's position on: nothing at or before it is sent, everything after is.
         const { epoch, position } = this.broker;
         const sent = peer.lastOffset?.get(message.topic);
         const offset = sent?.epoch === epoch ? Math.max(sent.offset, position) : position;
-        (peer.lastOffset ??= new Map()).set(message.topic, { epoch, offset });
+        this.sentUpTo(peer, message.topic, epoch, offset);
         this.send(peer, { type: 'subscribed', topic: message.topic, offset, epoch });
         return;
       }
@@ -329,7 +326,7 @@ export class NotificationServer {
       if (offset !== undefined && notification.epoch !== undefined) {
         const last = subscriber.lastOffset?.get(topic);
         if (last && last.epoch === notification.epoch && offset <= last.offset) continue;
-        (subscriber.lastOffset ??= new Map()).set(topic, { epoch: notification.epoch, offset });
+        this.sentUpTo(subscriber, topic, notification.epoch, offset);
       }
       if (this.write(subscriber, data)) delivered++;
     }
@@ -372,7 +369,12 @@ export class NotificationServer {
     const floor = since.epoch === epoch ? since.offset : 0;
     const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);
-    (peer.lastOffset ??= new Map()).set(topic, { epoch, offset: out.at(-1)?.offset ?? floor });
+    this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
+  }
+
+  /** The peer has had the topic up to `offset` of `epoch`: nothing at or below it goes out again. */
+  private sentUpTo(peer: Peer, topic: string, epoch: string, offset: number): void {
+    (peer.lastOffset ??= new Map()).set(topic, { epoch, offset });
   }
 
   /**
