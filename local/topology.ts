@@ -97,11 +97,6 @@ export interface LocalOptions {
 }
 
 /**
- * Starts the topology on loopback with real processes: N server replicas on free ports and
- * nginx in front with the rendered config (TLS on a free port). Everything it starts is
- * stopped by stop(), and killed if this process exits first.
- */
-/**
  * The kernel caps a listen backlog at net.core.somaxconn without a word: a topology asking for
  * more would get less than it says. Refused, naming the field.
  */
@@ -117,6 +112,11 @@ export function checkListenBacklog(backlog: number, somaxconnFile = '/proc/sys/n
   }
 }
 
+/**
+ * Starts the topology on loopback with real processes: N server replicas on free ports and
+ * nginx in front with the rendered config (TLS on a free port). Everything it starts is
+ * stopped by stop(), and killed if this process exits first.
+ */
 export async function startLocalTopology(topology: Topology, options: LocalOptions = {}): Promise<LocalTopology> {
   checkListenBacklog(topology.proxy.listenBacklog);
   // The same files the stack mounts into the proxy.
@@ -248,4 +248,3 @@ async function startMonitoring(topology: Topology, runtimeDir: string, replicas:
   await waitForPort(prometheusPort, prometheus);
   return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
 }
-
