@@ -38,7 +38,7 @@ export function parseFault(text: string): FaultSpec {
 /** Checks the faults against the run: replicas that exist, times inside the load, a broker to restart. */
 export function checkFaults(faults: FaultSpec[], run: { replicas: number; durationMs: number; broker?: boolean }): string | undefined {
   for (const f of faults) {
-    if (f.kind === 'restart-broker' && !run.broker) return `${f.id}: the run has no broker (add --broker)`;
+    if (f.kind === 'restart-broker' && !run.broker) return `${f.id}: the run has no broker (it is on by default: drop --no-broker)`;
     if (f.replica !== undefined && f.replica >= run.replicas) return `${f.id}: there is no replica ${f.replica} (replicas 0..${run.replicas - 1})`;
     if (f.atMs >= run.durationMs) return `${f.id}: ${f.atMs} ms is not inside the run (${run.durationMs} ms)`;
   }

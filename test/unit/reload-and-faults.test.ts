@@ -91,7 +91,7 @@ describe('local faults', () => {
 
   it('refuses what it cannot execute, saying why', () => {
     assert.throws(() => parseFault('reboot@10s'), /not a fault kind \(reload-proxy, kill-replica, restart-broker\)/);
-    assert.match(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!, /no broker \(add --broker\)/);
+    assert.match(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!, /no broker \(it is on by default: drop --no-broker\)/);
     assert.equal(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000, broker: true }), undefined);
     assert.throws(() => parseFault('reload-proxy:1@10s'), /takes no :N/);
     assert.throws(() => parseFault('kill-replica'), /is not KIND\[:N\]@TIME/);
