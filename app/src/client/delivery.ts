@@ -41,6 +41,13 @@ export interface Window {
   end?: number | null;
 }
 
+/** The map's value for `key`, made and stored the first time. */
+function entry<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, (value = make()));
+  return value;
+}
+
 export class DeliveryLedger {
   private readonly acknowledged = new Map<string, Set<number>>();
   private readonly received = new Map<string, Map<number, number>>();
@@ -48,9 +55,7 @@ export class DeliveryLedger {
 
   /** A publication of this process was stored at `offset`. */
   acknowledge(topic: string, offset: number): void {
-    let set = this.acknowledged.get(topic);
-    if (!set) this.acknowledged.set(topic, (set = new Set()));
-    set.add(offset);
+    entry(this.acknowledged, topic, () => new Set<number>()).add(offset);
   }
 
   /** A subscription is gap-free after `start` from now on. */
@@ -63,8 +68,7 @@ export class DeliveryLedger {
   /** The window's subscriber got `offset` for the first time. Offsets at or before its start are not owed, so not counted. */
   receive(window: Window, offset: number): void {
     if (offset <= window.start || (typeof window.end === 'number' && offset > window.end)) return;
-    let counts = this.received.get(window.topic);
-    if (!counts) this.received.set(window.topic, (counts = new Map()));
+    const counts = entry(this.received, window.topic, () => new Map<number, number>());
     counts.set(offset, (counts.get(offset) ?? 0) + 1);
   }
 
@@ -88,8 +92,7 @@ export class DeliveryLedger {
 export function settleDeliveries(ledgers: SerializedLedger[]): DeliveryAccount {
   const acknowledged = new Map<string, Set<number>>();
   for (const l of ledgers) for (const [topic, offsets] of Object.entries(l.acknowledged)) {
-    let set = acknowledged.get(topic);
-    if (!set) acknowledged.set(topic, (set = new Set()));
+    const set = entry(acknowledged, topic, () => new Set<number>());
     for (const o of offsets) set.add(o);
   }
   let windows = 0;
