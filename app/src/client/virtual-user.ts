@@ -2,7 +2,7 @@ import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from 'n
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
+import { BROKER_ERROR_CODE, CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
 import { classifyHandshakeError } from './connect-errors';
 import type { DeliveryLedger, Window } from './delivery';
@@ -269,10 +269,10 @@ export class VirtualUser {
         stats.counters.serverErrors++;
         // A publication the broker did not store: retried with its id (stored once however often
         // it is sent); while the broker is restarting on purpose, the refusal is the fault's.
-        const fault = message.code === 'broker_unavailable' ? this.ctx.faultOfKind('restart-broker') : undefined;
+        const fault = message.code === BROKER_ERROR_CODE ? this.ctx.faultOfKind('restart-broker') : undefined;
         if (fault) stats.faultError(fault);
         else stats.error(`server_${message.code}`);
-        if (message.code === 'broker_unavailable' && message.id !== undefined) this.retryPublish(String(message.id));
+        if (message.code === BROKER_ERROR_CODE && message.id !== undefined) this.retryPublish(String(message.id));
         return;
       }
       default:

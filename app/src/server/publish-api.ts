@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PUBLISH_API_PATH, publishBodyLimit, TOPIC_PATTERN } from '../shared/protocol';
+import { BROKER_ERROR_CODE, PUBLISH_API_PATH, publishBodyLimit, TOPIC_PATTERN } from '../shared/protocol';
 import { readJsonBody, replyJson, type Reply } from './http-json';
 
 export { PUBLISH_API_PATH };
@@ -57,7 +57,7 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
     return json(202, { topic, ...(id === undefined ? {} : { id }), ...result });
   } catch (error) {
     if (error instanceof PublicationFieldError) return refuse(400, error.field, error.message);
-    if (error instanceof BrokerUnavailableError) return json(503, { error: 'broker_unavailable', message: 'nothing was stored; retry with the same id' }, { 'Retry-After': '1' });
+    if (error instanceof BrokerUnavailableError) return json(503, { error: BROKER_ERROR_CODE, message: 'nothing was stored; retry with the same id' }, { 'Retry-After': '1' });
     throw error;
   }
 }
