@@ -108,9 +108,9 @@ function chart(title: string, points: TimelinePoint[], faults: FaultMark[], seri
   const legend = series.map((s, i) => `<text x="${pad.l + 8 + i * 90}" y="${pad.t + 12}" fill="${s.color}" font-size="11">■ ${s.label}</text>`).join('');
   // Axes with values: a grid line and a label at each tick, seconds along the bottom.
   const axes = [
-    ...vTicks.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`),
+    valueGrid(vTicks, y, pad, W),
     ...tTicks.map((t) => `<text x="${x(t).toFixed(1)}" y="${H - 10}" font-size="10" text-anchor="middle">${fmtValue(t)}</text>`),
-    `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>`,
+    axisLines(pad, W, H),
     `<text x="${W - pad.r}" y="${H - 1}" font-size="10" text-anchor="end">s</text>`,
   ].join('');
   return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${marks}${legend}</svg></figure>`;
@@ -122,6 +122,18 @@ function ticks(max: number, count = 4): number[] {
   const magnitude = 10 ** Math.floor(Math.log10(raw || 1));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
   return Array.from({ length: Math.ceil(max / step) + 1 }, (_, i) => i * step);
+}
+
+type Padding = { l: number; r: number; t: number; b: number };
+
+/** A light grid line and a value label at each tick of the value (y) axis. */
+function valueGrid(values: number[], y: (v: number) => number, pad: Padding, W: number): string {
+  return values.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`).join('');
+}
+
+/** The x and y axis lines of a chart's plot area. */
+function axisLines(pad: Padding, W: number, H: number): string {
+  return `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>`;
 }
 
 const fmtValue = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k` : v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2));
@@ -141,14 +153,14 @@ function spectrumChart(title: string, points: [number, number][]): string {
   const x = (p: number) => pad.l + (xOf(p) / decades) * (W - pad.l - pad.r);
   const y = (v: number) => H - pad.b - (v / yMax) * (H - pad.t - pad.b);
   const grid = [
-    ...yTicks.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`),
+    valueGrid(yTicks, y, pad, W),
     ...['0%', '90%', '99%', '99.9%', '99.99%', '99.999%'].map((label, d) => {
       const px = pad.l + (d / decades) * (W - pad.l - pad.r);
       return `<line x1="${px.toFixed(1)}" y1="${pad.t}" x2="${px.toFixed(1)}" y2="${H - pad.b}" stroke="#eee"/><text x="${px.toFixed(1)}" y="${H - pad.b + 14}" font-size="10" text-anchor="${d === decades ? 'end' : d === 0 ? 'start' : 'middle'}">${label}</text>`;
     }),
   ].join('');
   const line = `<polyline fill="none" stroke="#2563eb" stroke-width="1.8" points="${points.map(([p, v]) => `${x(p).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`;
-  const axes = `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/><text x="${(pad.l + W - pad.r) / 2}" y="${H - 2}" font-size="10" text-anchor="middle">percentile</text><text x="4" y="${pad.t + 8}" font-size="10">ms</text>`;
+  const axes = `${axisLines(pad, W, H)}<text x="${(pad.l + W - pad.r) / 2}" y="${H - 2}" font-size="10" text-anchor="middle">percentile</text><text x="4" y="${pad.t + 8}" font-size="10">ms</text>`;
   return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${grid}${axes}${line}</svg></figure>`;
 }
 
