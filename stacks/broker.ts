@@ -1,9 +1,9 @@
 import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { Image } from '@cdktf/provider-docker/lib/image';
 import { Volume } from '@cdktf/provider-docker/lib/volume';
 import { BROKER_CONTAINER, type Topology } from '../app/src/topology';
 import { containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
+import { pulledImage } from './local-image';
 
 /** Where things are inside the broker container. */
 export const BROKER_PATHS = {
@@ -39,8 +39,7 @@ export class Broker extends Construct {
     const { broker, images } = props.topology;
     this.name = props.name ?? BROKER_CONTAINER;
     this.volume = new Volume(this, 'store', { name: `${this.name}-data`, labels: containerLabels(props.labels) });
-    // Pulled images stay on destroy (a download cache; the offline stand-in cannot be pulled again).
-    const image = new Image(this, 'image', { name: images.nats, keepLocally: true });
+    const image = pulledImage(this, 'image', images.nats);
     this.container = new Container(this, 'container', {
       name: this.name,
       image: image.imageId,

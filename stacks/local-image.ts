@@ -41,3 +41,8 @@ export class LocalImage extends Construct {
     return this.image.imageId;
   }
 }
+
+/** A pulled image (not built here). Pulled images stay on destroy: a download cache (and the offline stand-ins cannot be pulled again). */
+export function pulledImage(scope: Construct, id: string, name: string): Image {
+  return new Image(scope, id, { name, keepLocally: true });
+}

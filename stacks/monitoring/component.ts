@@ -1,6 +1,4 @@
-import type { Construct } from 'constructs';
 import type { TerraformResource } from 'cdktf';
-import { Image } from '@cdktf/provider-docker/lib/image';
 import type { Topology } from '../../app/src/topology';
 
 /** What every monitoring component takes: the topology, the network, the stack's labels. */
@@ -17,11 +15,6 @@ export const MONITORING_PATHS = {
   prometheusPort: 9090,
   grafanaPort: 3000,
 } as const;
-
-/** A pulled image's id. Pulled images stay on destroy: a download cache (and the offline stand-ins cannot be pulled again). */
-export function pulledImage(scope: Construct, id: string, name: string): Image {
-  return new Image(scope, id, { name, keepLocally: true });
-}
 
 /**
  * Until 0.1.0 these resources lived directly in the Monitoring construct. Their addresses then

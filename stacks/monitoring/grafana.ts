@@ -3,7 +3,8 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import { GRAFANA_DIRS, GRAFANA_PATHS, renderGrafanaFiles } from '../../monitoring/grafana-provisioning';
 import { ConfigFiles } from '../config-files';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
-import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, pulledImage, type ComponentProps } from './component';
+import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, type ComponentProps } from './component';
+import { pulledImage } from '../local-image';
 
 export interface GrafanaProps extends ComponentProps {
   /** Host directory for the provisioning files (bind-mounted read-only). */

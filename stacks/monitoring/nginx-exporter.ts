@@ -4,7 +4,8 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import { nginxExporterArgs } from '../../monitoring/prometheus';
 import { containerLabels } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { ADDRESSES_BEFORE_0_2, movedFrom, pulledImage, type ComponentProps } from './component';
+import { ADDRESSES_BEFORE_0_2, movedFrom, type ComponentProps } from './component';
+import { pulledImage } from '../local-image';
 
 export interface NginxExporterProps extends ComponentProps {
   /** Done once the proxy serves stub_status (the exporter starts after it). */

@@ -4,7 +4,8 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import { PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
 import { ConfigFiles } from '../config-files';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
-import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, pulledImage, type ComponentProps } from './component';
+import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, type ComponentProps } from './component';
+import { pulledImage } from '../local-image';
 
 export interface PrometheusServerProps extends ComponentProps {
   /** Replica container names, in order (one target each). */
