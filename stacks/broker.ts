@@ -1,13 +1,13 @@
 import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { Volume } from '@cdktf/provider-docker/lib/volume';
-import { BROKER_CONTAINER, type Topology } from '../app/src/topology';
+import { BROKER_CLIENT_PORT, BROKER_CONTAINER, type Topology } from '../app/src/topology';
 import { containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
 import { pulledImage } from './local-image';
 
 /** Where things are inside the broker container. */
 export const BROKER_PATHS = {
-  clientPort: 4222,
+  clientPort: BROKER_CLIENT_PORT,
   monitoringPort: 8222,
   store: '/data',
 } as const;

@@ -270,6 +270,8 @@ export const monitoringSchema = z
 
 /** The broker's container on the Docker stack, and so the host name in the default URL. */
 export const BROKER_CONTAINER = 'ws-nats';
+/** The port nats-server takes clients on (NATS's own default), in the container and in the default URL. */
+export const BROKER_CLIENT_PORT = 4222;
 
 /**
  * The broker every replica shares (NATS JetStream): a publication goes into one stream, every
@@ -281,7 +283,7 @@ export const brokerSchema = z
     /** Off: fan-out stays per replica (a publication reaches only the publishing replica's subscribers). */
     enabled: z.boolean().default(true),
     /** Server URLs the replicas connect to: the stack's own broker container by default (the local topology uses its own nats-server). */
-    urls: z.array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port')).min(1).default([`nats://${BROKER_CONTAINER}:4222`]),
+    urls: z.array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port')).min(1).default([`nats://${BROKER_CONTAINER}:${BROKER_CLIENT_PORT}`]),
     /** Host port (127.0.0.1 only) of the broker container's monitoring endpoint (/healthz, /varz, /jsz). */
     monitoringPort: port.default(8222),
     /** The JetStream stream holding every topic's history. */
@@ -413,10 +415,10 @@ export const topologySchema = z
     const published: [string, number][] = [
       ['proxy.httpsPort', proxy.httpsPort],
       ['proxy.httpPort', proxy.httpPort],
-      ...(monitoring.enabled ? ([['monitoring.prometheusPort', monitoring.prometheusPort]] as [string, number][]) : []),
-      ...(monitoring.enabled && monitoring.grafana ? ([['monitoring.grafanaPort', monitoring.grafanaPort]] as [string, number][]) : []),
-      ...(t.broker.enabled ? ([['broker.monitoringPort', t.broker.monitoringPort]] as [string, number][]) : []),
     ];
+    if (monitoring.enabled) published.push(['monitoring.prometheusPort', monitoring.prometheusPort]);
+    if (monitoring.enabled && monitoring.grafana) published.push(['monitoring.grafanaPort', monitoring.grafanaPort]);
+    if (t.broker.enabled) published.push(['broker.monitoringPort', t.broker.monitoringPort]);
     for (const [i, [field, value]] of published.entries()) {
       const clash = published.slice(0, i).find(([, v]) => v === value);
       if (clash) issue(field.split('.'), `${value} is already used by ${clash[0]}`);
