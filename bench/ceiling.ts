@@ -5,7 +5,9 @@
  * no publications: the server's pings only), so what is measured is holding connections, not
  * moving messages. Reports opened / failed (by class) / peak, nginx's limits from its error log,
  * and resident memory per part (load client, nginx, replicas, nats-server) sampled at the end of
- * the hold, per connection. Writes docs/benchmarks/ceiling.md.
+ * the hold, per connection. Then (--traffic, 50k by default) the issue's own command: the same
+ * topology with the default profile's traffic (echoes, publications) for 4 minutes, with CPU per
+ * part, to show which limit stops it. Writes docs/benchmarks/ceiling.md.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -15,17 +17,19 @@ import { defineTopology } from '../app/src/topology';
 import { runLoad, workersFor, type Progress } from '../app/src/client/coordinator';
 import { buildReport, type MeasuredReport } from '../app/src/client/report';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { DEFAULT_STAGE } from '../app/src/shared/profile';
+import { DEFAULT_STAGE, loadProfileSchema, singleStage } from '../app/src/shared/profile';
 import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxErrorLog } from '../nginx/render';
 import { nginxLimitsHit } from '../local/limits';
 import { nginxVersion, startLocalTopology } from '../local/topology';
-import { rssByPart } from './proc';
+import { cpuBetween, cpuSeconds, rssByPart } from './proc';
 
 const program = new Command('bench:ceiling')
   .option('--sizes <list>', 'connection counts, comma-separated', '10000,30000,50000')
   .option('--hold <d>', 'hold once every connection is asked for (the table gives how long all of them were open)', '240s')
+  .option('--traffic <list>', "sizes to run again with the default profile's traffic, for --duration (empty: none)", '50000')
+  .option('--duration <d>', 'the traffic runs\' duration, ramp included (as `npm run local -- --duration`)', '4m')
   .option('--out <file>', 'Markdown output', 'docs/benchmarks/ceiling.md')
   .parse();
 const o = program.opts();
@@ -36,30 +40,42 @@ interface Row {
   memory: Record<string, { mb: number; processes: number }>;
   nginxLimits: Record<string, number>;
   nginxWorkers: number;
+  /** With traffic: CPU seconds per part over the run, and the machine's busy share. */
+  cpu?: { parts: Record<string, number>; busyPercent: number; seconds: number };
 }
 
-async function measure(size: number): Promise<Row> {
+/** The machine's busy and total jiffies so far (/proc/stat's first line). */
+function machineTicks(): { busy: number; total: number } {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { busy: total - fields[3] - (fields[4] ?? 0), total };
+}
+
+async function measure(size: number, traffic = false): Promise<Row> {
   const version = nginxVersion();
   if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
   const holdMs = parseDuration(o.hold);
   const addresses = sourceAddressesNeeded(size);
+  // Without traffic: holding only. With it: what `npm run local -- --connections N --duration D` runs.
+  const durationMs = parseDuration(o.duration);
+  const quiet = { senderFraction: 0, messageRate: 0, topics: 0, publishRate: 0 };
+  const stage = traffic ? singleStage(size, durationMs) : { connections: size, rampRate: DEFAULT_STAGE.rampRate, holdMs };
   const topology = defineTopology({
     replicas: 3,
     proxy: { nginxVersion: version, targetConnections: Math.max(10_000, size) },
     load: {
-      stages: [{ connections: size, rampRate: DEFAULT_STAGE.rampRate, holdMs }],
-      senderFraction: 0,
-      messageRate: 0,
-      topics: 0,
-      publishRate: 0,
+      stages: [stage],
+      ...(traffic ? {} : quiet),
       sourceAddresses: addresses ? parseSourceAddresses(String(addresses)) : [],
       thresholds: ['errors==0', 'closes.unexpected==0'],
-      maxDurationMs: Math.ceil((size / DEFAULT_STAGE.rampRate) * 1000) + holdMs + 120_000,
+      maxDurationMs: Math.ceil((size / DEFAULT_STAGE.rampRate) * 1000) + stage.holdMs + 120_000,
     },
   });
-  console.error(`ceiling: ${size} connections (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${o.hold}, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`);
+  console.error(`ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`);
   const local = await startLocalTopology(topology);
-  const holdEnd = size / DEFAULT_STAGE.rampRate + holdMs / 1000 - 3;
+  const holdEnd = size / DEFAULT_STAGE.rampRate + stage.holdMs / 1000 - 3;
+  const [cpuBefore, ticksBefore, t0] = [cpuSeconds(), machineTicks(), performance.now()];
+  let [cpuAfter, ticksAfter] = [cpuBefore, ticksBefore];
   let memory: Row['memory'] = {};
   const startedAt = new Date();
   let result;
@@ -73,6 +89,8 @@ async function measure(size: number): Promise<Row> {
       profile: topology.load,
       onProgress: (p: Progress) => {
         if (!Object.keys(memory).length && p.elapsedSeconds >= holdEnd) memory = rssByPart();
+        // The load's processes are gone once it returns: its CPU is read while they run.
+        if (traffic && Math.floor(p.elapsedSeconds) % 5 === 0) [cpuAfter, ticksAfter] = [cpuSeconds(), machineTicks()];
         if (Math.floor(p.elapsedSeconds) % 30 === 0) console.error(`ceiling: ${size}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, errors ${p.errors}`);
       },
     });
@@ -81,7 +99,15 @@ async function measure(size: number): Promise<Row> {
   } finally {
     await local.stop();
   }
-  return { size, report: buildReport({ ...result, target: local.url, startedAt, profile: topology.load }), memory, nginxLimits, nginxWorkers: topology.proxy.workerProcesses };
+  const busy = (ticksAfter.busy - ticksBefore.busy) / Math.max(1, ticksAfter.total - ticksBefore.total);
+  const cpu = traffic ? { parts: cpuBetween(cpuBefore, cpuAfter), busyPercent: Math.round(100 * busy), seconds: Math.round((performance.now() - t0) / 1000) } : undefined;
+  return { size, report: buildReport({ ...result, target: local.url, startedAt, profile: topology.load }), memory, nginxLimits, nginxWorkers: topology.proxy.workerProcesses, cpu };
+}
+
+/** The traffic the default profile offers at `size` connections: echoes and deliveries per second. */
+function offered(size: number): { echoes: number; deliveries: number } {
+  const p = loadProfileSchema.parse({});
+  return { echoes: Math.round(size * p.senderFraction * p.messageRate), deliveries: Math.round(p.publishRate * (p.topics ? size / p.topics : 0)) };
 }
 
 /** Seconds during which every connection of the size was open (from the per-second timeline). */
@@ -90,7 +116,29 @@ function heldAtFull(r: Row): number {
   return full.length ? Math.round(full[full.length - 1].t - full[0].t) : 0;
 }
 
-function markdown(rows: Row[], startedAt: Date): string {
+function trafficTable(rows: Row[]): string {
+  if (!rows.length) return '';
+  const parts = ['load client', 'nginx', 'replicas', 'nats-server'];
+  return `
+## With the default profile's traffic: \`npm run local -- --replicas 3 --connections N --duration ${o.duration}\`
+
+The same topology and ramp, now with what the default profile sends at full size: a fifth of the connections echo once a
+second, and ${loadProfileSchema.parse({}).publishRate} notifications a second (in all) each go to their topic's subscribers, a tenth of the connections, through the broker.
+CPU seconds are per part over the run (sampled from /proc every 5 s while it runs); machine busy is the share of both cores in use.
+
+| connections asked | offered (echoes/s + deliveries/s) | opened | peak | failed (by class) | opening achieved (/s) | CPU s: ${parts.join(' / ')} | machine busy | run (s) | verdict |
+| ---: | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- |
+${rows
+  .map((r) => {
+    const fails = Object.entries(r.report.errors).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
+    const load = offered(r.size);
+    return `| ${r.size.toLocaleString('en')} | ${load.echoes.toLocaleString('en')} + ${load.deliveries.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.peak} | ${r.report.connections.failed} (${fails}) | ${r.report.opening.achievedPerSecond ?? '—'} | ${parts.map((p) => r.cpu?.parts[p] ?? '—').join(' / ')} | ${r.cpu?.busyPercent ?? '—'}% | ${r.cpu?.seconds ?? '—'} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`;
+  })
+  .join('\n')}
+`;
+}
+
+function markdown(rows: Row[], trafficRows: Row[], startedAt: Date): string {
   const kb = (mb: number | undefined, n: number) => (mb === undefined || !n ? '—' : ((mb * 1000) / n).toFixed(1));
   const parts = ['load client', 'nginx', 'replicas', 'nats-server'];
   return `# The machine's ceiling: WSS connections held through nginx to 3 replicas
@@ -121,14 +169,17 @@ ${rows
 
 KB per connection is the part's whole resident memory over the connections held (baselines included: the difference between
 two rows is the marginal cost). A replica holds a third of them: its own share is the replicas' figure × 3 per connection it holds.
-`;
+${trafficTable(trafficRows)}`;
 }
 
 async function main(): Promise<number> {
   const startedAt = new Date();
   const rows: Row[] = [];
-  for (const size of String(o.sizes).split(',').map(Number)) rows.push(await measure(size));
-  const md = markdown(rows, startedAt);
+  const sizes = (text: string) => text.split(',').filter(Boolean).map(Number);
+  for (const size of sizes(String(o.sizes))) rows.push(await measure(size));
+  const trafficRows: Row[] = [];
+  for (const size of sizes(String(o.traffic))) trafficRows.push(await measure(size, true));
+  const md = markdown(rows, trafficRows, startedAt);
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
   writeFileSync(resolve(o.out), md);
   console.log(md);
