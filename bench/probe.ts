@@ -54,6 +54,7 @@ async function main() {
     gate: new HandshakeGate(Number.MAX_SAFE_INTEGER),
     faultOn: () => undefined,
     faultOfKind: () => undefined,
+    faultRefusing: () => undefined,
     runId: 'probe',
   };
   let open = 0;

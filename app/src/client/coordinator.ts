@@ -58,8 +58,11 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
   const health = new GeneratorHealthJudge();
   const faults: FaultMark[] = [];
   const faultSinks: FaultSinks = [];
+  const since = () => Math.round((performance.now() - started) / 100) / 10;
   options.faultChannel?.(async (event) => {
-    faults.push({ ...event, atSeconds: Math.round((performance.now() - started) / 100) / 10 });
+    const mark = event.over ? faults.find((f) => f.id === event.id) : undefined;
+    if (mark) Object.assign(mark, { overAtSeconds: since(), ...(event.failover ? { failover: event.failover } : {}) });
+    else if (!event.over) faults.push({ ...event, atSeconds: since(), atEpochMs: Date.now() });
     await Promise.all(faultSinks.map((sink) => sink(event)));
   });
   const onSnapshot = (worker: number, s: Snapshot) => {

@@ -67,10 +67,28 @@ ${lat('slot wait (client)', r.latency.handshakeQueue)}${lat('rtt (corrected)', r
 <h2>Delivery (through a broker)</h2>${r.delivery.accounted ? '' : '<p>Not accounted: without a broker, notifications carry no offsets (per-replica fan-out).</p>'}<table>${kv(Object.fromEntries(Object.entries(r.delivery).filter(([, v]) => typeof v === 'number')) as Record<string, number>)}</table>
 <h2>Closes by code</h2>${closesTable(r)}
 ${r.faults.length ? `<h2>Injected faults</h2><table><tr><th>fault</th><th>at (s)</th><th>replica</th><th>closes caused</th><th>errors caused</th></tr>${r.faults.map((f) => `<tr><th>${esc(f.id)}</th><td>${f.atSeconds.toFixed(1)}</td><td>${esc(f.replica ?? '')}</td><td>${f.closes}</td><td>${f.errors}</td></tr>`).join('')}</table>` : ''}
+${r.failover ? failoverSection(r.failover, r) : ''}
 <h2>Errors</h2><table>${kv(r.errors)}</table>
 <h2>Thresholds</h2><table>${r.thresholds.map((t) => `<tr><th>${esc(t.expression)}</th><td>${t.value}</td><td>${t.pass ? 'pass' : '<b>FAIL</b>'}</td></tr>`).join('') || '<tr><td>none</td></tr>'}</table>
 </body></html>
 `;
+}
+
+/** A proxy fault's failover: the figures, and the reconnect storm (handshakes per second). */
+function failoverSection(f: NonNullable<LoadReport['failover']>, r: LoadReport): string {
+  const [first, last] = [f.storm[0]?.t ?? 0, f.storm[f.storm.length - 1]?.t ?? 0];
+  const rows: [string, string][] = [
+    ['fault', f.fault],
+    ['address moved', `${f.from} → ${f.to ?? 'nobody'}`],
+    ['answering again after (s)', f.seconds === undefined ? 'never' : f.seconds.toFixed(2)],
+    ['connections dropped', String(f.dropped)],
+    ['handshakes refused meanwhile', String(f.refused)],
+    ['reconnected', `${f.reconnected} of ${f.dropped}`],
+    ['all back after (s)', f.allReconnectedSeconds === undefined ? '—' : f.allReconnectedSeconds.toFixed(1)],
+  ];
+  return `<h2>Failover</h2><table>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>
+${chart('Reconnect storm: handshakes per second (reconnects included)', r.timeline.filter((p) => p.t >= first && p.t <= last), r.faults.filter((m) => m.id === f.fault), [field('opensPerSecond', '#dc2626', 'opened')])}
+${chart('Connections open through the failover', r.timeline.filter((p) => p.t >= first && p.t <= last), r.faults.filter((m) => m.id === f.fault), [field('open', '#2563eb', 'open')])}`;
 }
 
 /** Closes as a table: expected (ours, or the server asking to reconnect), unexpected (cut), caused by a fault. */

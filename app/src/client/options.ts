@@ -75,7 +75,7 @@ const dur = (field: string, text: string | undefined): number | undefined => {
  * (32768–60999), a limit apart from the descriptor ceiling: past 20,000 connections, spread
  * over one address per 15,000.
  */
-const ONE_ADDRESS_LIMIT = 20_000;
+export const ONE_ADDRESS_LIMIT = 20_000;
 const CONNECTIONS_PER_SOURCE_ADDRESS = 15_000;
 
 /** Source addresses a run of this many connections needs (0: the OS picks one). */

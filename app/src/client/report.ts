@@ -1,6 +1,7 @@
 import type { LoadProfile } from '../shared/profile';
 import type { DeliveryAccount } from './delivery';
 import type { FaultMark } from './faults';
+import { failoverOf, formatFailover, type FailoverReport } from './failover';
 import { summarize, usToMs, type Histogram, type Stats } from './stats';
 
 /** One second of the run, for the charts. */
@@ -47,7 +48,8 @@ export interface LoadReport {
   startedAt: string;
   durationSeconds: number;
   interrupted: boolean;
-  connections: { opened: number; failed: number; peak: number; reconnects: number; perReplica: Record<string, number> };
+  /** `tlsResumed`: connections whose TLS session was resumed (reconnects offer their last one). */
+  connections: { opened: number; failed: number; peak: number; reconnects: number; tlsResumed: number; perReplica: Record<string, number> };
   /**
    * The first stage's ramp: the opening rate asked, the rate achieved (its connections over the
    * time until all were open; null if they never all were), whether it held (≥ 90% of asked), and
@@ -100,7 +102,9 @@ export interface LoadReport {
   /** Closes caused by injected faults (see `faults`), by code. */
   closesFault: Record<string, number>;
   /** Faults injected during the run (the local topology's --fault), with the closes and errors each caused. */
-  faults: (FaultMark & { closes: number; errors: number })[];
+  faults: (FaultMark & { closes: number; errors: number; reconnected: number })[];
+  /** Present when a fault cut every connection (kill-proxy, stop-proxy of the HA pair): what its failover cost. */
+  failover?: FailoverReport;
   errors: Record<string, number>;
   thresholds: ThresholdResult[];
   /** Every threshold passed (and the run was not interrupted). */
@@ -167,6 +171,7 @@ export function buildReport(args: {
       failed: s.counters.failed,
       peak: Math.max(args.peak, 0),
       reconnects: s.counters.reconnects,
+      tlsResumed: s.counters.tlsResumed,
       perReplica: Object.fromEntries([...s.perReplica].sort()),
     },
     messages: {
@@ -204,12 +209,22 @@ export function buildReport(args: {
     closesExpected,
     closesUnexpected,
     closesFault,
-    faults: (args.faults ?? []).map((f) => ({ ...f, closes: s.faultCloses.get(f.id) ?? 0, errors: s.faultErrors.get(f.id) ?? 0 })),
+    faults: (args.faults ?? []).map((f) => ({ ...f, closes: s.faultCloses.get(f.id) ?? 0, errors: s.faultErrors.get(f.id) ?? 0, reconnected: s.faultReconnects.get(f.id)?.[0] ?? 0 })),
+    ...failoverField(args.faults ?? [], s, args.timeline),
     errors: Object.fromEntries([...s.errors].sort()),
     generator: args.generator,
     timeline: args.timeline,
     profile: args.profile,
   };
+}
+
+/** The first fault that cut every connection, as its failover. */
+function failoverField(faults: FaultMark[], s: Stats, timeline: TimelinePoint[]): { failover?: FailoverReport } {
+  const mark = faults.find((f) => f.cutsAll);
+  if (!mark) return {};
+  const [reconnected, last] = s.faultReconnects.get(mark.id) ?? [0, undefined];
+  const failover = failoverOf(mark, { closes: s.faultCloses.get(mark.id) ?? 0, errors: s.faultErrors.get(mark.id) ?? 0, reconnected, lastReconnectEpochMs: last }, timeline);
+  return failover ? { failover } : {};
 }
 
 /** Percentiles of a spectrum: ten a decade of 1/(1 − p), 0% through 99.999%. */
@@ -253,7 +268,7 @@ export function formatSummary(r: LoadReport): string {
   const kv = (o: Record<string, number>) => (Object.keys(o).length ? Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ') : 'none');
   const lines = [
     `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
-    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}`,
+    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
     `per replica  ${kv(r.connections.perReplica)}`,
     `opening      asked ${r.opening.askedPerSecond}/s  achieved ${r.opening.achievedPerSecond ?? '—'}/s  ${r.opening.held ? 'held' : `NOT HELD: ${r.opening.bottleneck}`}  (at most ${r.opening.maxHandshakesInFlight} handshakes in flight)`,
     `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,
@@ -274,6 +289,7 @@ export function formatSummary(r: LoadReport): string {
     '',
     `closes       expected: ${kv(r.closesExpected)}   unexpected: ${kv(r.closesUnexpected)}${Object.keys(r.closesFault).length ? `   by faults: ${kv(r.closesFault)}` : ''}`,
     ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s), ${f.errors} error(s)`),
+    ...(r.failover ? [formatFailover(r.failover)] : []),
     `errors       ${kv(r.errors)}`,
     `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es))`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),

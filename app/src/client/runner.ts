@@ -5,7 +5,7 @@ import { DeliveryLedger, type SerializedLedger } from './delivery';
 import { HandshakeGate } from './handshake-gate';
 import { FaultLog, type FaultEvent } from './faults';
 import { Stats, type IntervalHistograms, type SerializedStats } from './stats';
-import { VirtualUser, type RunContext } from './virtual-user';
+import { sharedSecureContext, VirtualUser, type RunContext } from './virtual-user';
 
 export interface RunnerOptions {
   url: string;
@@ -84,6 +84,7 @@ export class Runner {
       profile,
       stats: this.stats,
       ca: this.options.ca,
+      secureContext: sharedSecureContext(this.options.ca),
       insecure: this.options.insecure,
       // Senders are spread evenly over the index range (and so over workers).
       isSender: (i) => senders > 0 && Math.floor((i * senders) / totalPeak) !== Math.floor(((i + 1) * senders) / totalPeak),
@@ -96,6 +97,7 @@ export class Runner {
       gate: new HandshakeGate(Math.max(1, Math.ceil(profile.maxHandshakesInFlight / this.options.workerCount))),
       faultOn: (replica) => this.faults.on(replica),
       faultOfKind: (kind) => this.faults.ofKind(kind),
+      faultRefusing: () => this.faults.refusing(),
       runId: this.runId,
     };
   }

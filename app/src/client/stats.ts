@@ -24,7 +24,7 @@ export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorr
 export type HistogramName = (typeof HISTOGRAMS)[number];
 
 export const COUNTERS = [
-  'opened', 'failed', 'reconnects', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost',
+  'opened', 'failed', 'reconnects', 'tlsResumed', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost',
   // Delivery through a broker (notifications with offsets): see virtual-user.ts.
   'duplicated', 'reordered', 'crossReplica', 'recovered', 'unrecoverable', 'publishRetries',
 ] as const;
@@ -42,6 +42,8 @@ export interface SerializedStats {
   faultCloses: Record<string, number>;
   /** fault id → errors attributed to it */
   faultErrors: Record<string, number>;
+  /** fault id → [connections it cut that opened again, when the last of them did (epoch ms)] */
+  faultReconnects: Record<string, [number, number]>;
   perReplica: Record<string, number>;
   /** Connections open now, by the replica each landed on. */
   openPerReplica: Record<string, number>;
@@ -76,6 +78,7 @@ export class Stats {
   readonly closes = new Map<number, CloseCounts>();
   readonly faultCloses = new Map<string, number>();
   readonly faultErrors = new Map<string, number>();
+  readonly faultReconnects = new Map<string, [number, number]>();
   readonly perReplica = new Map<string, number>();
   readonly openPerReplica = new Map<string, number>();
   /** RTTs and push latencies since the last takeInterval(), for per-second percentiles. Not serialized. */
@@ -124,6 +127,12 @@ export class Stats {
     count(this.faultErrors, fault);
   }
 
+  /** A connection an injected fault cut is open again, at `epochMs`. */
+  faultReconnected(fault: string, epochMs: number): void {
+    const [n, last] = this.faultReconnects.get(fault) ?? [0, 0];
+    this.faultReconnects.set(fault, [n + 1, Math.max(last, epochMs)]);
+  }
+
   landed(replica: string): void {
     count(this.perReplica, replica);
     count(this.openPerReplica, replica);
@@ -144,6 +153,7 @@ export class Stats {
       closes: Object.fromEntries([...this.closes].map(([k, v]) => [String(k), [...v] as CloseCounts])),
       faultCloses: Object.fromEntries(this.faultCloses),
       faultErrors: Object.fromEntries(this.faultErrors),
+      faultReconnects: Object.fromEntries(this.faultReconnects),
       perReplica: Object.fromEntries(this.perReplica),
       openPerReplica: Object.fromEntries(this.openPerReplica),
     };
@@ -165,6 +175,10 @@ export class Stats {
     }
     countAll(this.faultCloses, other.faultCloses);
     countAll(this.faultErrors, other.faultErrors);
+    for (const [fault, [n, last]] of Object.entries(other.faultReconnects)) {
+      const [m, mine] = this.faultReconnects.get(fault) ?? [0, 0];
+      this.faultReconnects.set(fault, [m + n, Math.max(mine, last)]);
+    }
     countAll(this.perReplica, other.perReplica);
     countAll(this.openPerReplica, other.openPerReplica);
   }

@@ -11,6 +11,10 @@ export const THRESHOLD_METRICS: Record<string, (r: MeasuredReport) => number> = 
   reconnects: (r) => r.connections.reconnects,
   'closes.unexpected': (r) => sum(r.closesUnexpected),
   'closes.fault': (r) => sum(r.closesFault),
+  // Without a proxy fault there is no failover: NaN, so a threshold on it fails rather than passes.
+  'failover.seconds': (r) => r.failover?.seconds ?? NaN,
+  'failover.dropped': (r) => r.failover?.dropped ?? NaN,
+  'failover.allReconnectedSeconds': (r) => r.failover?.allReconnectedSeconds ?? NaN,
   'messages.sent': (r) => r.messages.sent,
   'messages.received': (r) => r.messages.received,
   'messages.lost': (r) => r.messages.lost,

@@ -1,5 +1,5 @@
 import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { BROKER_ERROR_CODE, CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
@@ -16,6 +16,11 @@ export interface RunContext {
   readonly stats: Stats;
   /** TLS verification: a CA to trust, or verification off (only with --insecure). */
   readonly ca?: Buffer;
+  /**
+   * The TLS context every connection of the process shares (the CA parsed once): without it Node
+   * builds one per connection, which was a third of the client's CPU in a reconnect storm.
+   */
+  readonly secureContext?: SecureContext;
   readonly insecure: boolean;
   /** Global index → this user sends echo messages and publishes. */
   isSender(index: number): boolean;
@@ -34,6 +39,8 @@ export interface RunContext {
   faultOn(replica: string): string | undefined;
   /** The id of an injected fault of this kind (one that hits every replica) that just happened, if any. */
   faultOfKind(kind: string): string | undefined;
+  /** The id of an injected fault that refuses handshakes now (a proxy going down, until the backup answers), if any. */
+  faultRefusing(): string | undefined;
   /**
    * Unique to this run (and process): publication ids start with it, so a broker's dedupe window
    * never takes one run's publications for another's.
@@ -76,6 +83,10 @@ export class VirtualUser {
   private nextId = 0;
   /** The replica of the current connection (from its hello). */
   private replica?: string;
+  /** The injected fault that cut this user's last connection, until it is open again. */
+  private cutBy?: string;
+  /** The TLS session of its last connection: a reconnect resumes it, as a returning client would. */
+  private tlsSession?: Buffer;
   /** The last notification's position on this user's topic: sent as `since` when it subscribes again. */
   private position?: { offset: number; epoch: string };
   /** What this user's subscription is owed (with a broker): see delivery.ts. */
@@ -136,8 +147,13 @@ export class VirtualUser {
       release();
       if (failed || this.isOpen) return;
       failed = true;
-      ctx.stats.counters.failed++;
-      ctx.stats.error(kind);
+      // Refused while an injected proxy fault moves the address: the fault's, counted with it.
+      const fault = ctx.faultRefusing();
+      if (fault) ctx.stats.faultError(fault);
+      else {
+        ctx.stats.counters.failed++;
+        ctx.stats.error(kind);
+      }
       this.scheduleReconnect();
     };
 
@@ -154,8 +170,13 @@ export class VirtualUser {
         let socket: Socket;
         if (secure) {
           const servername = options.servername ?? (options.host && !isIP(options.host) ? options.host : undefined);
-          socket = tlsConnect({ ...options, path: undefined, servername });
-          socket.once('secureConnect', () => (tTls = performance.now()));
+          const tls = tlsConnect({ ...options, path: undefined, servername, secureContext: ctx.secureContext, session: this.tlsSession });
+          tls.on('session', (session: Buffer) => (this.tlsSession = session));
+          tls.once('secureConnect', () => {
+            tTls = performance.now();
+            if (tls.isSessionReused()) ctx.stats.counters.tlsResumed++;
+          });
+          socket = tls;
         } else {
           socket = netConnect({ ...options, path: undefined } as unknown as NetConnectOpts);
         }
@@ -173,7 +194,8 @@ export class VirtualUser {
     });
     ws.on('error', (error: Error) => {
       if (this.isOpen) return;
-      const kind = classifyHandshakeError(error);
+      // Cut off by the run's end while connecting (ws: "closed before the connection was established").
+      const kind = this.active ? classifyHandshakeError(error) : 'unfinished';
       // The first of a kind nobody has named yet is shown as it came, so it can be named.
       if (kind === 'other' && !ctx.stats.errors.has('other')) console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
       fail(kind);
@@ -185,6 +207,8 @@ export class VirtualUser {
       this.attempt = 0;
       const { stats } = ctx;
       stats.opened();
+      if (this.cutBy) stats.faultReconnected(this.cutBy, Date.now());
+      this.cutBy = undefined;
       recordMs(stats.histograms.connect, now - t0);
       if (tTcp) recordMs(stats.histograms.tcp, tTcp - t0);
       if (secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
@@ -210,6 +234,7 @@ export class VirtualUser {
       const fault = this.replica === undefined ? undefined : ctx.faultOn(this.replica);
       const kind = this.closingByUs || RECONNECT_CLOSE_CODES.includes(code) ? 'expected' : fault ? { fault } : 'unexpected';
       ctx.stats.closed(code, kind);
+      if (typeof kind === 'object') this.cutBy = kind.fault;
       if (this.replica !== undefined) ctx.stats.left(this.replica);
       this.replica = undefined;
       if (!this.closingByUs) this.scheduleReconnect();
@@ -380,4 +405,9 @@ export class VirtualUser {
     for (const t of this.sendTimers) clearTimeout(t);
     this.sendTimers = [];
   }
+}
+
+/** One TLS context for all of a process's connections (trusting `ca`, or the system's CAs). */
+export function sharedSecureContext(ca?: Buffer): SecureContext {
+  return createSecureContext(ca ? { ca } : {});
 }
