@@ -189,7 +189,14 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     await publish(0, 1);
     const seen = await first.next('notification');
     first.close();
+    // A subscriber on b that has all seven below: b delivered them, so what b remembers of the
+    // topic (as many as the stream keeps) no longer reaches back either.
+    const watcher = await TestClient.open(b.url);
+    watcher.send({ type: 'subscribe', topic: 'orders' });
+    await watcher.next('subscribed');
     await publish(1, 8); // seven more; the topic keeps three (with i = 100 above: the last three are 5, 6, 7)
+    await eventually(() => notifications(watcher).some((n) => n.data.i === 7), 5_000, 'b delivered the seven');
+    watcher.close();
     const again = await TestClient.open(b.url);
     again.send({ type: 'subscribe', topic: 'orders', since: { offset: seen.offset!, epoch: seen.epoch! } });
     const subscribed = await again.next('subscribed');

@@ -95,7 +95,7 @@ describe('after a proxy reload', () => {
   it('refuses a malformed announcement, naming the field', async (t) => {
     const server = await startServer();
     t.after(() => server.stop());
-    await assert.rejects(announce(server, { proxy: 'px', workers: [] }), /400: .*workers/);
+    await assert.rejects(announce(server, { proxy: 'px', workers: [0] }), /400: .*workers/);
     await assert.rejects(control(server).request('GET', CONTROL_PATHS.proxyWorkers), /405/);
     await assert.rejects(control(server).request('GET', '/internal/nope'), /404/);
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mergeAtSeam } from '../../app/src/server/recovery';
+import { RecentDeliveries } from '../../app/src/server/recent-deliveries';
 
 const n = (...offsets: number[]) => offsets.map((offset) => ({ offset }));
 const offsets = (xs: { offset?: number }[]) => xs.map((x) => x.offset);
@@ -14,5 +15,47 @@ describe('the seam of a recovery', () => {
   });
   it('keeps order when the live consumer was ahead of the replay', () => {
     assert.deepEqual(offsets(mergeAtSeam(n(21, 22), n(23, 22, 24), 20)), [21, 22, 23, 24]);
+  });
+});
+
+describe('recent deliveries (recoveries from memory)', () => {
+  const d = (offset: number) => ({ offset });
+  it('answers a gap inside what it holds, and nothing it cannot vouch for', () => {
+    const recent = new RecentDeliveries<{ offset: number }>(100, 3, 2);
+    assert.equal(recent.after('a', 99), undefined, 'before the replica started: not in memory');
+    assert.deepEqual(recent.after('a', 100), [], 'nothing published since: nothing owed');
+    for (const [topic, offset] of [['a', 101], ['b', 102], ['a', 103], ['a', 104]] as const) recent.add(topic, d(offset));
+    assert.deepEqual(recent.after('a', 100), [d(101), d(103), d(104)]);
+    assert.deepEqual(recent.after('a', 103), [d(104)]);
+    assert.deepEqual(recent.after('b', 100), [d(102)]);
+    recent.add('a', d(105));
+    assert.equal(recent.after('a', 100), undefined, 'the window dropped 101: from 100 it would miss it');
+    assert.deepEqual(recent.after('a', 101), [d(103), d(104), d(105)]);
+  });
+
+  it('after offsets it never saw (the stream dropped them first), vouches for no topic before them', () => {
+    const recent = new RecentDeliveries<{ offset: number }>(0, 10, 10);
+    recent.add('a', d(1));
+    recent.add('b', d(2));
+    recent.add('a', d(7)); // 3..6 skipped: any topic's
+    assert.equal(recent.after('a', 1), undefined, 'a may have had 3..6');
+    assert.equal(recent.after('b', 2), undefined, 'so may b');
+    assert.deepEqual(recent.after('a', 6), [d(7)]);
+    assert.deepEqual(recent.after('c', 6), []);
+    // A full window dropping an offset from before the skip does not bring the vouching back.
+    const small = new RecentDeliveries<{ offset: number }>(0, 2, 10);
+    for (const o of [1, 2, 7, 8]) small.add('a', d(o));
+    assert.equal(small.after('a', 2), undefined);
+  });
+
+  it('forgets whole topics beyond its limit, and then vouches only from the newest offset on', () => {
+    const recent = new RecentDeliveries<{ offset: number }>(0, 10, 2);
+    recent.add('a', d(1));
+    recent.add('b', d(2));
+    recent.add('c', d(3)); // forgets a
+    assert.equal(recent.after('a', 0), undefined, 'a forgotten topic is not claimed gap-free');
+    assert.deepEqual(recent.after('a', 2), [], 'after the newest offset at the time, nothing of a was missed');
+    assert.deepEqual(recent.after('c', 2), [d(3)]);
+    assert.equal(recent.after('c', 1), undefined);
   });
 });

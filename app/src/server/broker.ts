@@ -3,6 +3,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageTyp
 import type { BrokerConfig } from '../topology';
 import type { ServerMessage } from '../shared/protocol';
 import type { Logger } from './logger';
+import { RecentDeliveries } from './recent-deliveries';
 
 /**
  * The replica's side of the broker (NATS JetStream). Every publication goes into one stream,
@@ -55,6 +56,9 @@ export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { na
 
 /** How often the replica compares its position with the stream's: the lag metric, and the stall watchdog. */
 const STALL_CHECK_MS = 5_000;
+/** Recent deliveries kept in memory for recoveries: per topic (at most historyPerTopic), and topics. */
+const RECENT_PER_TOPIC = 256;
+const RECENT_TOPICS = 10_000;
 
 export class JetStreamBroker {
   private messages?: ConsumerMessages;
@@ -66,6 +70,7 @@ export class JetStreamBroker {
   private lagNow = 0;
   private lagTimer?: NodeJS.Timeout;
   private restarting = false;
+  private readonly recent: RecentDeliveries<BrokerDelivery>;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -80,6 +85,7 @@ export class JetStreamBroker {
     private readonly log: Logger,
   ) {
     this.delivered = startAfter;
+    this.recent = new RecentDeliveries(startAfter, Math.min(RECENT_PER_TOPIC, config.historyPerTopic), RECENT_TOPICS);
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') this.isConnected = false;
@@ -175,7 +181,9 @@ export class JetStreamBroker {
           continue;
         }
         this.delivered = m.seq;
-        this.onDelivery?.({ ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch });
+        const delivery = { ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch };
+        this.recent.add(delivery.topic, delivery);
+        this.onDelivery?.(delivery);
       }
     })().catch((error: Error) => this.log.error({ err: error }, 'broker consumer stopped'));
   }
@@ -212,6 +220,9 @@ export class JetStreamBroker {
    * the oldest only when a topic holds that many).
    */
   async history(topic: string, afterOffset: number): Promise<{ deliveries: BrokerDelivery[]; complete: boolean }> {
+    // Within what this replica delivered lately: from memory, all of it (live ones follow).
+    const recent = this.recent.after(topic, afterOffset);
+    if (recent) return { deliveries: recent, complete: true };
     const { first, last: upTo } = await this.bounds();
     const deliveries: BrokerDelivery[] = [];
     if (upTo > afterOffset) {

@@ -69,6 +69,11 @@ class Wave<P extends Sheddable> {
     return this.startAt <= Date.now();
   }
 
+  /** When its first 1001 may go (epoch ms). */
+  get startsAt(): number {
+    return this.startAt;
+  }
+
   cancel(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
@@ -97,9 +102,11 @@ export class Shedding<P extends Sheddable> {
   constructor(private readonly onShed: (reason: Reason) => void) {}
 
   /**
-   * A reload happened: `workers` are the proxy's current workers. Every connection through
-   * another worker of that proxy joins one new wave, starting after `shedAfterMs`. Only
-   * `maxStaleGenerations` reload waves may wait; older ones start at once.
+   * A reload happened: `workers` are the proxy's current workers (none: the proxy is stopping).
+   * Every connection through another worker of that proxy joins one new wave, starting after
+   * `shedAfterMs`, unless a wave that starts no later already holds it (a stop after a reload
+   * moves the reload's waiting connections up). Only `maxStaleGenerations` reload waves may
+   * wait; older ones start at once.
    */
   retire(peers: Iterable<P>, a: { proxy: string; workers: number[]; shedAfterMs: number; windowMs: number; maxStaleGenerations: number }): number {
     const current = new Set(a.workers);
@@ -109,8 +116,10 @@ export class Shedding<P extends Sheddable> {
     let scheduled = 0;
     for (const peer of peers) {
       const via = peer.via;
-      if (!via || via.proxy !== a.proxy || current.has(via.pid) || this.waveOf.has(peer)) continue;
-      if (!pids.has(via.pid)) pids.set(via.pid, wave);
+      const earlier = this.waveOf.get(peer);
+      if (!via || via.proxy !== a.proxy || current.has(via.pid) || (earlier && earlier.startsAt <= wave.startsAt)) continue;
+      const known = pids.get(via.pid);
+      if (!known || wave.startsAt < known.startsAt) pids.set(via.pid, wave);
       this.join(peer, pids.get(via.pid)!);
       scheduled++;
     }

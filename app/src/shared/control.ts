@@ -32,8 +32,8 @@ export const proxyWorkersAnnouncementSchema = z
   .object({
     /** The proxy's hostname, as in the header. */
     proxy: z.string().min(1).max(255),
-    /** Pids of the workers the new configuration runs. */
-    workers: z.array(z.number().int().positive()).min(1),
+    /** Pids of the workers the new configuration runs; none: the proxy is stopping, all its connections retire. */
+    workers: z.array(z.number().int().positive()),
     /** Keep retired workers' connections this long before the first 1001. */
     shedAfterMs: z.number().int().min(0),
     /** Spread the 1001s over this window. */
@@ -90,8 +90,8 @@ export const RELOAD_PLAN_ENV = 'WS_RELOAD_PLAN';
 
 export const reloadPlanSchema = z
   .object({
-    /** The proxy container. */
-    proxy: z.string().min(1),
+    /** The proxy containers (two or more with the HA pair), reloaded one after the other. */
+    proxies: z.array(z.string().min(1)).min(1),
     configFile: z.string().min(1),
     pidFile: z.string().min(1),
     workerProcesses: z.number().int().min(1),
