@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,7 +23,7 @@ export interface CertificateRequest {
   readonly validDays?: number;
 }
 
-export type CertificateOutcome = 'created' | 'kept';
+export type CertificateOutcome = 'created' | 'kept' | 'reissued';
 
 const CA_KEY = 'ca.key';
 
@@ -59,7 +60,10 @@ const wantedSans = (req: CertificateRequest) => [
 
 /**
  * Creates a local CA and a server certificate signed by it. Idempotent: files that already
- * cover the wanted names are kept; files that do not are only replaced with `force`.
+ * cover the wanted names are kept. When only names are missing (a topology that turned on the
+ * HA pair's virtual address, say), the server certificate is issued again by the same CA,
+ * covering the old names and the new: whoever trusts the CA keeps trusting it. Incomplete files
+ * are only replaced with `force`.
  */
 export function generateCertificates(req: CertificateRequest): CertificateOutcome {
   const algorithm = req.algorithm ?? 'ecdsa';
@@ -69,39 +73,42 @@ export function generateCertificates(req: CertificateRequest): CertificateOutcom
     serverCert: join(req.dir, req.files.serverCert),
     serverKey: join(req.dir, req.files.serverKey),
   };
+  const days = String(req.validDays ?? 825);
   const present = Object.values(paths).filter((p) => existsSync(p));
   if (present.length > 0 && !req.force) {
+    if (present.length < 4) throw new Error(`certificates in ${req.dir} exist but are incomplete; rerun with --force to replace them`);
     const sans = existingSans(paths.serverCert) ?? [];
     const missing = wantedSans(req).filter((s) => !sans.includes(s));
-    if (present.length === 4 && missing.length === 0) return 'kept';
-    throw new Error(
-      `certificates in ${req.dir} exist but ${present.length < 4 ? 'are incomplete' : `do not cover ${missing.join(', ')}`}; ` +
-        'rerun with --force to replace them',
-    );
+    if (missing.length === 0) return 'kept';
+    issueServerCertificate(paths, [...sans, ...missing], req.dnsNames[0], algorithm, days);
+    return 'reissued';
   }
 
   mkdirSync(req.dir, { recursive: true });
+  newKey(paths.caKey, algorithm);
+  openssl(['req', '-x509', '-new', '-key', paths.caKey, '-sha256', '-days', days,
+    '-subj', '/CN=ws-notifications local CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', paths.caCert]);
+  issueServerCertificate(paths, wantedSans(req), req.dnsNames[0], algorithm, days);
+  return 'created';
+}
+
+/** A new server key and certificate for `sans`, signed by the CA in `paths`. */
+function issueServerCertificate(paths: { caCert: string; caKey: string; serverCert: string; serverKey: string }, sans: string[], commonName: string | undefined, algorithm: KeyAlgorithm, days: string): void {
   const work = mkdtempSync(join(tmpdir(), 'ws-certs-'));
   try {
-    const days = String(req.validDays ?? 825);
-    newKey(paths.caKey, algorithm);
-    openssl(['req', '-x509', '-new', '-key', paths.caKey, '-sha256', '-days', days,
-      '-subj', '/CN=ws-notifications local CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', paths.caCert]);
-
     newKey(paths.serverKey, algorithm);
     const csr = join(work, 'server.csr');
-    openssl(['req', '-new', '-key', paths.serverKey, '-subj', `/CN=${req.dnsNames[0] ?? 'localhost'}`, '-out', csr]);
+    openssl(['req', '-new', '-key', paths.serverKey, '-subj', `/CN=${commonName ?? 'localhost'}`, '-out', csr]);
     const ext = join(work, 'server.ext');
     writeFileSync(ext, [
       'basicConstraints=critical,CA:FALSE',
       `keyUsage=critical,digitalSignature${algorithm === 'rsa' ? ',keyEncipherment' : ''}`,
       'extendedKeyUsage=serverAuth',
-      `subjectAltName=${wantedSans(req).join(',')}`,
+      `subjectAltName=${sans.join(',')}`,
     ].join('\n'));
     openssl(['x509', '-req', '-in', csr, '-CA', paths.caCert, '-CAkey', paths.caKey, '-CAcreateserial',
       '-CAserial', join(work, 'ca.srl'), '-days', days, '-sha256', '-extfile', ext, '-out', paths.serverCert]);
-    return 'created';
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -109,22 +116,30 @@ export function generateCertificates(req: CertificateRequest): CertificateOutcom
 
 /**
  * The certificates a topology uses (its tls section, relative to `root` unless absolute), with
- * the names both the stack and loopback need: localhost, 127.0.0.1 and the proxy's container name.
+ * the names both the stack and loopback need: localhost, 127.0.0.1, the proxy's container name and,
+ * with the HA pair, its virtual address.
  */
 export function ensureTopologyCertificates(
   topology: Topology,
   root: string,
   options: { dir?: string; algorithm?: KeyAlgorithm; force?: boolean } = {},
-): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string } {
+): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string; ticketKeyFile: string } {
   const dir = resolve(root, options.dir ?? topology.tls.dir);
   const outcome = generateCertificates({
     dir,
     algorithm: options.algorithm,
     force: options.force,
     dnsNames: ['localhost', topology.proxy.containerName],
-    ipAddresses: ['127.0.0.1'],
+    // With the HA pair, clients use the virtual address.
+    ipAddresses: ['127.0.0.1', ...(topology.proxy.ha.enabled && topology.proxy.ha.virtualAddress ? [topology.proxy.ha.virtualAddress] : [])],
     files: topology.tls,
   });
-  const { caCert, serverCert, serverKey } = topology.tls;
-  return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey) };
+  const { caCert, serverCert, serverKey, sessionTicketKey } = topology.tls;
+  const ticketKeyFile = join(dir, sessionTicketKey);
+  // nginx's 80-byte form (AES-256); kept once made, so every proxy and every reload share it.
+  if (!existsSync(ticketKeyFile) || options.force) {
+    writeFileSync(ticketKeyFile, randomBytes(80));
+    chmodSync(ticketKeyFile, 0o600);
+  }
+  return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey), ticketKeyFile };
 }

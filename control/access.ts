@@ -36,11 +36,15 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
   });
 }
 
-/** nginx on this machine (the local runner's). */
-export function localProxy(options: { name: string; pidFile: string; configFile: string; prefix: string }): ProxyAccess {
+/**
+ * nginx on this machine (the local runner's); `enter` is an argv prefix that runs the commands in
+ * its namespaces (an HA proxy's: nsenter -t PID --net --uts --).
+ */
+export function localProxy(options: { name: string; pidFile: string; configFile: string; prefix: string; enter?: string[] }): ProxyAccess {
+  const [command, ...args] = [...(options.enter ?? []), 'sh', '-c'];
   return {
     name: options.name,
-    sh: (command) => run('sh', ['-c', command]),
+    sh: (text) => run(command, [...args, text]),
     pidFile: options.pidFile,
     checkCommand: `nginx -t -q -c '${options.configFile}' -p '${options.prefix}'`,
   };

@@ -1,4 +1,5 @@
 import { haPriorities, haProxyName, parseCidr, type Topology } from '../app/src/topology';
+import { NGINX_STATUS_PATH } from '../nginx/render';
 
 /** Where one proxy's keepalived runs: the interface on the service network, and its scripts. */
 export interface KeepalivedRenderOptions {
@@ -65,5 +66,46 @@ ${ha.preempt ? '' : '    # A node that comes back stays BACKUP: taking the addre
     }
     notify "${options.notifyScript}"
 }
+`;
+}
+
+/**
+ * keepalived's check: this node's nginx is alive and its stub_status answers (on the status
+ * port, from inside its network namespace). bash's /dev/tcp: nothing beyond bash is needed.
+ */
+export function renderCheckScript(statusPort: number): string {
+  return `#!/bin/bash
+# Exit 0 while this node's nginx answers stub_status (keepalived demotes the node otherwise).
+exec 3<>/dev/tcp/127.0.0.1/${statusPort} || exit 1
+printf 'GET ${NGINX_STATUS_PATH} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3
+grep -q '^Active connections' <&3
+`;
+}
+
+/** The metric the pair exposes (through each proxy's status port): 1 on the node holding the address. */
+export const VRRP_MASTER_METRIC = 'ws_proxy_vrrp_master';
+
+/** The metric file's text for one node in one state (MASTER, BACKUP, FAULT, STOP, INIT). */
+export function vrrpMetricText(proxy: string, state: string): string {
+  return `# HELP ${VRRP_MASTER_METRIC} 1 while this proxy holds the virtual address (keepalived state MASTER).
+# TYPE ${VRRP_MASTER_METRIC} gauge
+${VRRP_MASTER_METRIC}{proxy="${proxy}",state="${state}"} ${state === 'MASTER' ? 1 : 0}
+`;
+}
+
+/**
+ * keepalived's notify script (called as: notify TYPE NAME STATE PRIORITY): records the node's
+ * state in a file and as the metric above, each replaced whole (write, then rename).
+ */
+export function renderNotifyScript(o: { proxy: string; stateFile: string; metricFile: string }): string {
+  const metric = vrrpMetricText(o.proxy, '$3').replace(/\$3"\} 0\n$/, '$3"} $v\n');
+  return `#!/bin/sh
+# keepalived runs scripts with umask 077; nginx's workers (not root) serve the metric.
+umask 022
+[ "$3" = MASTER ] && v=1 || v=0
+printf '%s\\n' "$3" > '${o.stateFile}.new' && mv '${o.stateFile}.new' '${o.stateFile}'
+cat > '${o.metricFile}.new' <<EOF
+${metric}EOF
+mv '${o.metricFile}.new' '${o.metricFile}'
 `;
 }

@@ -1,5 +1,8 @@
 import { parseDuration } from '../app/src/shared/duration';
-import type { FaultEvent } from '../app/src/client/faults';
+import type { FailoverMeasure, FaultEvent } from '../app/src/client/faults';
+import { CONTROL_PATHS, type AnnouncementReply, type ProxyWorkersAnnouncement } from '../app/src/shared/control';
+import { HA_PORTS, timeUntilAnswering } from './ha';
+import { stop } from './processes';
 import type { LocalTopology } from './topology';
 
 /**
@@ -12,8 +15,17 @@ import type { LocalTopology } from './topology';
  * - `restart-broker`: nats-server stopped (SIGTERM) and started again a second later on the
  *   same store; WebSockets stay open, publications meanwhile are refused (broker_unavailable),
  *   and the replicas resume after the last notification they delivered.
+ * - `kill-proxy` (--ha): SIGKILL of the nginx (master and workers) holding the virtual address;
+ *   its keepalived sees the check fail and gives the address up, the backup takes it. Every
+ *   client is cut and reconnects; the time until the address answers again is measured.
+ * - `stop-proxy` (--ha): the same proxy stopped gracefully: its nginx stops listening (SIGQUIT;
+ *   reconnects are refused and retried), the replicas ask its clients to move (1001) within
+ *   proxy.ha.stopDrainMs, then its keepalived leaves the group (priority 0: the backup takes the
+ *   address at once). Moving the address first would leave those connections half-open on the
+ *   old node (docs/architecture.md).
  */
-export const FAULT_KINDS = ['reload-proxy', 'kill-replica', 'restart-broker'] as const;
+export const FAULT_KINDS = ['reload-proxy', 'kill-replica', 'restart-broker', 'kill-proxy', 'stop-proxy'] as const;
+const PROXY_FAULTS: readonly FaultKind[] = ['kill-proxy', 'stop-proxy'];
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultSpec {
@@ -36,8 +48,9 @@ export function parseFault(text: string): FaultSpec {
 }
 
 /** Checks the faults against the run: replicas that exist, times inside the load, a broker to restart. */
-export function checkFaults(faults: FaultSpec[], run: { replicas: number; durationMs: number; broker?: boolean }): string | undefined {
+export function checkFaults(faults: FaultSpec[], run: { replicas: number; durationMs: number; broker?: boolean; proxies?: number }): string | undefined {
   for (const f of faults) {
+    if (PROXY_FAULTS.includes(f.kind) && !run.proxies) return `${f.id}: needs the HA pair (--ha): with one proxy it takes the whole service down`;
     if (f.kind === 'restart-broker' && !run.broker) return `${f.id}: the run has no broker (it is on by default: drop --no-broker)`;
     if (f.replica !== undefined && f.replica >= run.replicas) return `${f.id}: there is no replica ${f.replica} (replicas 0..${run.replicas - 1})`;
     if (f.atMs >= run.durationMs) return `${f.id}: ${f.atMs} ms is not inside the run (${run.durationMs} ms)`;
@@ -45,12 +58,15 @@ export function checkFaults(faults: FaultSpec[], run: { replicas: number; durati
   const killed = faults.filter((f) => f.kind === 'kill-replica').map((f) => f.replica);
   if (new Set(killed).size !== killed.length) return 'each replica can be killed once';
   if (killed.length >= run.replicas) return 'killing every replica leaves nothing to serve';
+  const proxiesDown = faults.filter((f) => PROXY_FAULTS.includes(f.kind)).length;
+  if (run.proxies && proxiesDown >= run.proxies) return `taking down ${proxiesDown} of ${run.proxies} proxies leaves none to hold the virtual address`;
   return undefined;
 }
 
 /** What the load client is told of a fault, before it is executed. */
 export function faultEvent(local: LocalTopology, fault: FaultSpec): FaultEvent {
-  return fault.kind === 'kill-replica' ? { id: fault.id, kind: fault.kind, replica: local.replicas[fault.replica!].id } : { id: fault.id, kind: fault.kind };
+  if (fault.kind === 'kill-replica') return { id: fault.id, kind: fault.kind, replica: local.replicas[fault.replica!].id };
+  return PROXY_FAULTS.includes(fault.kind) ? { id: fault.id, kind: fault.kind, cutsAll: true } : { id: fault.id, kind: fault.kind };
 }
 
 /**
@@ -61,8 +77,11 @@ export function scheduleFaults(local: LocalTopology, faults: FaultSpec[], tell: 
   let failed = false;
   const timers = faults.map((fault) =>
     setTimeout(() => {
-      tell(faultEvent(local, fault))
+      const event = faultEvent(local, fault);
+      tell(event)
         .then(() => executeFault(local, fault, log))
+        // What it measured, and that it is over: refused handshakes from here on are failures again.
+        .then((failover) => failover && tell({ id: event.id, kind: event.kind, over: true, failover }))
         .catch((error: Error) => {
           failed = true;
           log(`fault ${fault.id} failed: ${error.message}`);
@@ -72,8 +91,8 @@ export function scheduleFaults(local: LocalTopology, faults: FaultSpec[], tell: 
   return { cancel: () => timers.forEach(clearTimeout), failed: () => failed };
 }
 
-/** Executes one fault for real. */
-export async function executeFault(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<void> {
+/** Executes one fault for real; a proxy fault resolves with the failover it caused. */
+export async function executeFault(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure | void> {
   switch (fault.kind) {
     case 'reload-proxy': {
       const r = await local.reloadProxy();
@@ -91,5 +110,37 @@ export async function executeFault(local: LocalTopology, fault: FaultSpec, log: 
       log(`fault ${fault.id}: nats-server restarted (down ${((Date.now() - started) / 1000).toFixed(1)} s)`);
       return;
     }
+    case 'kill-proxy':
+    case 'stop-proxy':
+      return takeDownProxy(local, fault, log);
   }
+}
+
+/** kill-proxy and stop-proxy: the holder of the virtual address goes, and the failover is timed. */
+async function takeDownProxy(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure> {
+  const ha = local.ha;
+  if (!ha) throw new Error('no HA pair in this run');
+  const holder = ha.holder();
+  if (!holder) throw new Error(`no proxy holds ${ha.virtualAddress}`);
+  const since = Date.now();
+  if (fault.kind === 'kill-proxy') {
+    // The whole process group: nginx's workers outlive a killed master otherwise, still serving.
+    process.kill(-holder.nginx.child.pid!, 'SIGKILL');
+    await holder.nginx.exited;
+  } else {
+    const { proxy } = local.topology;
+    // No new connections here; the ones here asked to move, before its check demotes it.
+    void stop(holder.nginx, 'SIGQUIT', 10_000);
+    const announcement: ProxyWorkersAnnouncement = { proxy: holder.name, workers: [], shedAfterMs: 0, windowMs: proxy.ha.stopDrainMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
+    const replies = await Promise.all(local.replicaAccess().map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
+    log(`fault ${fault.id}: ${holder.name} stopped listening; ${replies.reduce((a, r) => a + r.scheduled, 0)} connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`);
+    // Then the address: keepalived leaves the group (priority 0), the backup takes it at once.
+    await new Promise((r) => setTimeout(r, proxy.ha.stopDrainMs + 100));
+    await stop(holder.keepalived, 'SIGTERM', 5_000);
+    log(`fault ${fault.id}: ${holder.name} left the VRRP group`);
+  }
+  const seconds = await timeUntilAnswering(ha.virtualAddress, HA_PORTS.https, { since });
+  const to = ha.holder();
+  log(`fault ${fault.id}: ${holder.name} ${fault.kind === 'kill-proxy' ? 'killed (SIGKILL, nginx and its workers)' : 'stopped'}; ${to ? `${to.name} holds ${ha.virtualAddress}` : 'no proxy holds the address'}, answering after ${seconds === undefined ? 'never' : `${seconds.toFixed(2)} s`}`);
+  return { from: holder.name, ...(to ? { to: to.name } : {}), ...(seconds !== undefined ? { seconds } : {}) };
 }

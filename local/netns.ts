@@ -24,6 +24,13 @@ const PREFIX = 'wsl';
 /** The lab's subnet: inside 198.18.0.0/15, the range set aside for benchmarking (RFC 2544). */
 const SUBNET = { base: '198.18.0.', prefix: 24 };
 
+/**
+ * The lab's network as a topology states it (network.subnet, network.ipRange), and the virtual
+ * address the local HA pair uses: the roles get .10 and up (inside ipRange), the address sits
+ * above the range, where nothing else is handed out.
+ */
+export const LAB_NETWORK = { subnet: `${SUBNET.base}0/${SUBNET.prefix}`, ipRange: `${SUBNET.base}0/25`, virtualAddress: `${SUBNET.base}200` } as const;
+
 export class NetnsError extends Error {}
 
 function run(args: string[], options: { allowFail?: boolean } = {}): string {

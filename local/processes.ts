@@ -72,13 +72,13 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once something accepts TCP connections on the port, or rejects naming the process. */
-export async function waitForPort(port: number, p: Owned, timeoutMs = 20_000): Promise<void> {
+/** Resolves once something accepts TCP connections on the port (of loopback, or `host`), or rejects naming the process. */
+export async function waitForPort(port: number, p: Owned, timeoutMs = 20_000, host = '127.0.0.1'): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}) before listening:\n${p.output().trim()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
+      const s = connect(port, host, () => {
         s.destroy();
         resolve(true);
       });

@@ -10,6 +10,8 @@ import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../mon
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
 import { startBroker, type LocalBroker } from './broker';
+import { HA_PORTS, startHaPair, type LocalHaPair } from './ha';
+import type { NetnsLab } from './netns';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
 
@@ -48,6 +50,8 @@ export interface LocalTopology {
   readonly monitoring?: LocalMonitoring;
   /** Present when the topology enables the broker. */
   readonly broker?: LocalBroker;
+  /** Present with proxy.ha: the pair of proxies behind the virtual address (`url` points at it). */
+  readonly ha?: LocalHaPair;
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
   stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Reloads nginx (same config) and announces its new workers to the replicas (control/reload.ts). */
@@ -94,6 +98,11 @@ export interface LocalOptions {
   keyAlgorithm?: KeyAlgorithm;
   /** Also start Prometheus and the nginx exporter, with the scrape config and rules the stack uses. */
   monitoring?: boolean;
+  /**
+   * With proxy.ha: the lab (local/netns.ts) whose namespaces hold the proxies. The replicas then
+   * listen on the lab's host address, where the proxy namespaces reach them.
+   */
+  lab?: NetnsLab;
 }
 
 /**
@@ -138,14 +147,18 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     return p;
   };
   const replicas: LocalReplica[] = [];
+  const { lab } = options;
+  if (topology.proxy.ha.enabled && !lab) throw new Error('startLocalTopology: proxy.ha needs a lab (local/netns.ts) for the proxies');
+  const replicaHost = lab?.hostAddress ?? '127.0.0.1';
   let brokerEnv: Record<string, string> = {};
   const startReplica = async (i: number, port: number) => {
     const id = replicaName(i);
-    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: '127.0.0.1' }), ...brokerEnv };
+    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }), ...brokerEnv };
     const p = own(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };
   let nginx: Owned | undefined;
+  let ha: LocalHaPair | undefined;
   const helpers: Owned[] = [];
   let broker: LocalBroker | undefined;
   try {
@@ -155,24 +168,32 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       brokerEnv = toBrokerEnv({ ...topology.broker, urls: [broker.url] });
     }
     for (let i = 0; i < topology.replicas; i++) replicas.push(await startReplica(i, await freePort()));
-    await Promise.all(replicas.map((r) => waitForPort(r.port, r.process)));
+    await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, replicaHost)));
 
-    const httpsPort = options.httpsPort ?? (await freePort());
-    const httpPort = options.httpPort ?? (await freePort());
-    const config = renderNginxConf(topology, {
-      upstreams: replicas.map((r) => `127.0.0.1:${r.port}`),
-      certFile: certs.certFile,
-      keyFile: certs.keyFile,
-      listenAddress: '127.0.0.1',
-      httpsPort,
-      httpPort,
-      runtimeDir,
-    });
-    const confFile = join(runtimeDir, 'nginx.conf');
-    writeFileSync(confFile, config);
-    // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
-    nginx = own('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
-    await waitForPort(httpsPort, nginx);
+    const upstreams = replicas.map((r) => `${replicaHost}:${r.port}`);
+    let httpsPort: number;
+    let httpPort: number;
+    let config: string;
+    let confFile: string;
+    let url: string;
+    if (lab) {
+      ha = await startHaPair(topology, lab, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, ticketKeyFile: certs.ticketKeyFile, runtimeDir, own });
+      ({ https: httpsPort, http: httpPort } = HA_PORTS);
+      nginx = ha.proxies[0].nginx;
+      confFile = ha.proxies[0].configFile;
+      config = readFileSync(confFile, 'utf8');
+      url = `wss://${ha.virtualAddress}${topology.server.path}`;
+    } else {
+      httpsPort = options.httpsPort ?? (await freePort());
+      httpPort = options.httpPort ?? (await freePort());
+      config = renderNginxConf(topology, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, listenAddress: '127.0.0.1', httpsPort, httpPort, runtimeDir });
+      confFile = join(runtimeDir, 'nginx.conf');
+      writeFileSync(confFile, config);
+      // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
+      nginx = own('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
+      await waitForPort(httpsPort, nginx);
+      url = `wss://localhost:${httpsPort}${topology.server.path}`;
+    }
 
     const monitoring = options.monitoring ? await startMonitoring(topology, runtimeDir, replicas, httpPort, (...args) => {
       const p = own(...args);
@@ -180,11 +201,13 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       return p;
     }) : undefined;
     const started = nginx;
-    const proxy: ProxyAccess = localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir });
-    const replicaAccess = () => replicas.filter((r) => r.process.child.exitCode === null && r.process.child.signalCode === null).map((r) => httpReplica(r.id, `http://127.0.0.1:${r.port}`));
+    const pair = ha;
+    // The proxies a reload reaches: the pair's live ones, each in its namespaces, or the one nginx.
+    const proxies = (): ProxyAccess[] => (pair ? pair.proxies.filter((p) => p.alive()).map((p) => p.access()) : [localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir })]);
+    const replicaAccess = () => replicas.filter((r) => r.process.child.exitCode === null && r.process.child.signalCode === null).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`));
     return {
       topology,
-      url: `wss://localhost:${httpsPort}${topology.server.path}`,
+      url,
       httpsPort,
       httpPort,
       caFile: certs.caFile,
@@ -194,9 +217,15 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       config,
       monitoring,
       broker,
+      ha,
       stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, stopGraceMs(topology.server)),
-      reloadProxy: () => reloadAndAnnounce(proxy, replicaAccess(), reloadPlan(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }),
-      proxyWorkers: () => nginxWorkers(proxy),
+      async reloadProxy() {
+        // One proxy after the other, as an operator would: each announces its own new workers.
+        const results: ReloadResult[] = [];
+        for (const proxy of proxies()) results.push(await reloadAndAnnounce(proxy, replicaAccess(), reloadPlan(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }));
+        return mergeReloads(results);
+      },
+      proxyWorkers: () => nginxWorkers(proxies()[0]),
       replicaAccess,
       mark: { [RUN_MARK_ENV]: runtimeDir },
       adopt(pid) {
@@ -205,7 +234,8 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       },
       async stop({ keepLogs = false } = {}) {
         await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
-        await stop(started, 'SIGQUIT', 5000);
+        if (pair) await pair.stop();
+        else await stop(started, 'SIGQUIT', 5000);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
         if (broker) await stop(broker.process(), 'SIGTERM', 10_000);
         if (keepLogs) releaseOwner(runtimeDir);
@@ -247,4 +277,22 @@ async function startMonitoring(topology: Topology, runtimeDir: string, replicas:
   );
   await waitForPort(prometheusPort, prometheus);
   return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
+}
+
+/** Several proxies' reloads as one result: their workers together, each replica's announcements summed. */
+export function mergeReloads(results: ReloadResult[]): ReloadResult {
+  if (results.length === 1) return results[0];
+  const announced: ReloadResult['announced'] = {};
+  for (const r of results) {
+    for (const [replica, reply] of Object.entries(r.announced)) {
+      const sum = announced[replica];
+      announced[replica] = sum ? { ...reply, scheduled: sum.scheduled + reply.scheduled, retiredWorkers: sum.retiredWorkers + reply.retiredWorkers } : reply;
+    }
+  }
+  return {
+    workers: results.flatMap((r) => r.workers),
+    retiring: results.flatMap((r) => r.retiring),
+    announced,
+    seconds: results.reduce((a, r) => a + r.seconds, 0),
+  };
 }

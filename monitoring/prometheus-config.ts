@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import type { Topology } from '../app/src/topology';
 import { prometheusDuration } from '../app/src/shared/duration';
+import { VRRP_METRICS_PATH } from '../nginx/render';
 
 /** Job names: the dashboard and the rules select on them. */
 export const SCRAPE_JOBS = {
@@ -8,6 +9,8 @@ export const SCRAPE_JOBS = {
   nginx: 'nginx',
   loadClient: 'load-client',
   prometheus: 'prometheus',
+  /** The HA pair's proxies: which one holds the virtual address (ws_proxy_vrrp_master). */
+  vrrp: 'nginx-vrrp',
 } as const;
 
 /** The rules file, beside the config (a relative path is relative to the config file). */
@@ -23,6 +26,8 @@ export interface PrometheusRenderOptions {
   readonly loadClient: string;
   /** Prometheus itself. */
   readonly self: string;
+  /** With the HA pair: each proxy's status port, serving its VRRP state metric. */
+  readonly haProxies?: readonly { readonly proxy: string; readonly target: string }[];
 }
 
 /**
@@ -53,6 +58,9 @@ export function renderPrometheusConfig(topology: Topology, options: PrometheusRe
       { job_name: SCRAPE_JOBS.nginx, static_configs: [{ targets: [options.nginxExporter] }] },
       { job_name: SCRAPE_JOBS.loadClient, static_configs: [{ targets: [options.loadClient] }] },
       { job_name: SCRAPE_JOBS.prometheus, static_configs: [{ targets: [options.self] }] },
+      ...(options.haProxies?.length
+        ? [{ job_name: SCRAPE_JOBS.vrrp, metrics_path: VRRP_METRICS_PATH, honor_labels: true, static_configs: options.haProxies.map((p) => ({ targets: [p.target], labels: { proxy: p.proxy } })) }]
+        : []),
     ],
   };
   return `# Rendered by ws-notifications from the topology (${options.servers.length} replica(s)); do not edit by hand.\n${stringify(config)}`;

@@ -25,7 +25,17 @@ export interface NginxRenderOptions {
   readonly runtimeDir?: string;
   /** The pid file; inside runtimeDir for local runs. */
   readonly pidFile?: string;
+  /**
+   * A session ticket key file shared by several proxies (the HA pair): TLS session tickets on,
+   * so a client resumes on whichever proxy it reaches. Absent: tickets off (sessions cached per proxy).
+   */
+  readonly sessionTicketKeyFile?: string;
+  /** The HA pair: keepalived's metric file (keepalived/render.ts), served at VRRP_METRICS_PATH on the status port. */
+  readonly vrrpMetricFile?: string;
 }
+
+/** Where a proxy of the HA pair serves its VRRP state metric (Prometheus scrapes each proxy). */
+export const VRRP_METRICS_PATH = '/vrrp_metrics';
 
 /** nginx's error log in a local run's runtime directory. */
 export function nginxErrorLog(runtimeDir: string): string {
@@ -69,7 +79,8 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
     limits.handshakesPerSecond > 0 ? `limit_req zone=ws_handshakes burst=${limits.handshakeBurst} nodelay;` : '# limit_req disabled (proxy.limits.handshakesPerSecond = 0)',
   ];
 
-  const statusAllow = ['127.0.0.1', ...proxy.statusAllow].map((a) => `allow ${a};`).join(' ');
+  // The service network's own subnet too, when the topology fixes one (the HA pair's).
+  const statusAllow = ['127.0.0.1', ...proxy.statusAllow, ...(topology.network.subnet ? [topology.network.subnet] : [])].map((a) => `allow ${a};`).join(' ');
   const clientTimeouts = nginxClientTimeouts(server);
 
   return `# Rendered by ws-notifications from the topology; do not edit by hand.
@@ -132,7 +143,16 @@ ${serverLines.join('\n')}
             deny all;
             access_log off;
         }
-
+${options.vrrpMetricFile ? `
+        # This proxy's VRRP state (1 while it holds the virtual address), written by keepalived.
+        location = ${VRRP_METRICS_PATH} {
+            alias ${options.vrrpMetricFile};
+            default_type text/plain;
+            ${statusAllow}
+            deny all;
+            access_log off;
+        }
+` : ''}
         location / {
             return 301 https://$host${publicHttps === 443 ? '' : `:${publicHttps}`}$request_uri;
         }
@@ -149,7 +169,9 @@ ${serverLines.join('\n')}
         ssl_prefer_server_ciphers off;
         ssl_session_cache shared:ws_tls:10m;
         ssl_session_timeout 1h;
-        ssl_session_tickets off;
+${options.sessionTicketKeyFile ? `        # Shared by the HA pair: a client reconnecting after a failover resumes on the other proxy.
+        ssl_session_tickets on;
+        ssl_session_ticket_key ${options.sessionTicketKeyFile};` : '        ssl_session_tickets off;'}
 
         # A peer stalling its TLS handshake or upgrade request (slowloris), or a client that stops
         # reading (a slow consumer the replica already dropped), is cut as soon as the replica's

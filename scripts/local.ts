@@ -2,7 +2,7 @@
  * `npm run local`: the whole system on loopback with real processes — nginx with the rendered
  * config (TLS), N server replicas, then the load client — and a clean teardown.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -12,13 +12,16 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { DEFAULT_STAGE, singleStage } from '../app/src/shared/profile';
-import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
+import { ONE_ADDRESS_LIMIT, parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
 import { checkFaults, FAULT_KINDS, parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
 import { tellFault } from '../app/src/client/faults';
 import { NGINX_STATUS_PATH, nginxErrorLog } from '../nginx/render';
 import { conntrackFill, nginxLimitsHit } from '../local/limits';
 import { PUBLISH_API_PATH } from '../app/src/shared/protocol';
+import { haClientWorkers } from '../local/ha';
+import { createLab, inNamespace, LAB_NETWORK, netnsUnavailable, reapDeadLabs, type NetnsLab } from '../local/netns';
+import { haProxyName } from '../app/src/topology';
 
 const program = new Command('local')
   .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
@@ -29,6 +32,7 @@ const program = new Command('local')
   .option('--ramp-rate <n>', `connections opened per second (default: the profile's, ${DEFAULT_STAGE.rampRate})`)
   .option('--topics <n>', 'topics the connections subscribe to (round-robin; default: the profile\'s, 10)')
   .option('--publish-rate <n>', 'publications per second across all topics (default: the profile\'s, 2)')
+  .option('--workers <n>', 'load client processes (default: the profile\'s: one per 15,000 connections)')
   .option('--source-addresses <n|list>', 'spread the client over loopback addresses (default for ip_hash: 2 per replica)')
   .option('--report <file>', 'JSON report', 'reports/local-report.json')
   .option('--html <file>', 'HTML report', 'reports/local-report.html')
@@ -39,6 +43,7 @@ const program = new Command('local')
   .option('--api-key-file <file>', 'turn on the publish API (POST /api/publish on each replica) with the bearer key in this file')
   .option('--accept-untrustworthy', 'judge the run by its thresholds alone even when the load client was the bottleneck (otherwise INCONCLUSIVE, exit 4)')
   .option('--publish-via-proxy', 'also route the publish API through nginx\'s TLS port (needs --api-key-file)')
+  .option('--ha', 'two nginx proxies behind a keepalived virtual address, each in a network namespace of its own, the client in a third (Linux, root; Debian: keepalived)')
   .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
   .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it')
   .parse();
@@ -49,6 +54,13 @@ async function main(): Promise<number> {
   if (!version) {
     console.error('nginx is not installed. On Debian/Ubuntu: sudo apt-get install -y nginx-light (or run `npm start`, which installs it as root).');
     return EXIT.failed;
+  }
+  if (o.ha) {
+    const why = netnsUnavailable() ?? (spawnSync('keepalived', ['--version']).error ? 'keepalived is not installed (apt-get install keepalived)' : undefined);
+    if (why) {
+      console.error(`--ha: ${why}`);
+      return EXIT.failed;
+    }
   }
   const missing = o.monitoring ? monitoringTools().missing : undefined;
   if (missing) {
@@ -88,10 +100,20 @@ async function main(): Promise<number> {
   const rampRate = o.rampRate !== undefined ? Math.max(1, number('--ramp-rate', o.rampRate)) : DEFAULT_STAGE.rampRate;
   // The replica count as the topology validates it (flag, else REPLICAS, else the default).
   const { replicas } = defineTopology(replicasFlag !== undefined ? { replicas: replicasFlag } : {}, env);
+  if (o.ha) {
+    // The client's namespace has one address: its ports to the virtual address bound the run.
+    const problems = [
+      connections > ONE_ADDRESS_LIMIT ? { field: '--connections', rule: `at most ${ONE_ADDRESS_LIMIT} with --ha (the client's namespace has one address)` } : undefined,
+      o.sourceAddresses ? { field: '--source-addresses', rule: 'not with --ha (the client runs in its own namespace, with its own address)' } : undefined,
+      o.monitoring ? { field: '--monitoring', rule: 'not with --ha yet (Prometheus would need the proxies\' namespaces)' } : undefined,
+      strategy === 'ip_hash' ? { field: '--strategy', rule: 'ip_hash needs several client addresses; --ha has one' } : undefined,
+    ].filter((p) => p !== undefined);
+    if (problems.length) throw new ConfigError('local options', problems);
+  }
   // ip_hash needs several /24s to spread; large runs need several addresses anyway.
   const needed = sourceAddressesNeeded(connections);
   const addressCount = strategy === 'ip_hash' ? Math.min(254, Math.max(2, replicas * 2, needed)) : needed;
-  const sourceAddresses = o.sourceAddresses ? parseSourceAddresses(o.sourceAddresses) : addressCount ? parseSourceAddresses(String(addressCount)) : [];
+  const sourceAddresses = o.ha ? [] : o.sourceAddresses ? parseSourceAddresses(o.sourceAddresses) : addressCount ? parseSourceAddresses(String(addressCount)) : [];
   // nginx sized for the run (the schema derives the worker count: two descriptors per connection, under the per-process ceiling).
   const targetConnections = Math.max(10_000, connections);
 
@@ -101,11 +123,19 @@ async function main(): Promise<number> {
       // Unset: the topology's default (the broker on).
       ...(o.broker !== undefined ? { broker: { enabled: o.broker as boolean } } : {}),
       ...(o.apiKeyFile ? { server: { apiKeyFile: resolve(o.apiKeyFile) } } : {}),
-      proxy: { nginxVersion: version, targetConnections, balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined }, publishApi: Boolean(o.publishViaProxy) },
+      proxy: {
+        nginxVersion: version,
+        targetConnections,
+        balancing: { strategy, hashKey: strategy === 'hash' ? '$arg_client' : undefined },
+        publishApi: Boolean(o.publishViaProxy),
+        ...(o.ha ? { ha: { enabled: true, virtualAddress: LAB_NETWORK.virtualAddress } } : {}),
+      },
+      ...(o.ha ? { network: { subnet: LAB_NETWORK.subnet, ipRange: LAB_NETWORK.ipRange } } : {}),
       load: {
         stages: [singleStage(connections, durationMs, rampRate)],
         ...(o.topics !== undefined ? { topics: whole('--topics', o.topics) } : {}),
         ...(o.publishRate !== undefined ? { publishRate: number('--publish-rate', o.publishRate) } : {}),
+        ...(o.workers !== undefined ? { workers: whole('--workers', o.workers) } : o.ha ? { workers: haClientWorkers(connections) } : {}),
         keyParam: strategy === 'hash' ? 'client' : undefined,
         sourceAddresses,
         ...(o.acceptUntrustworthy ? { acceptUntrustworthy: true } : {}),
@@ -115,7 +145,7 @@ async function main(): Promise<number> {
     env,
   );
 
-  const faultProblem = checkFaults(faults, { replicas: topology.replicas, durationMs, broker: topology.broker.enabled });
+  const faultProblem = checkFaults(faults, { replicas: topology.replicas, durationMs, broker: topology.broker.enabled, proxies: topology.proxy.ha.enabled ? topology.proxy.ha.proxies : undefined });
   if (faultProblem) throw new ConfigError('local options', [{ field: '--fault', rule: faultProblem }]);
 
   // SIGINT (Ctrl-C), SIGTERM (timeout, CI runners, supervisors) and SIGHUP (a closed terminal)
@@ -133,13 +163,40 @@ async function main(): Promise<number> {
   const launcher = process.ppid;
   setInterval(() => process.ppid !== launcher && onSignal('SIGHUP'), 500).unref();
 
-  console.log(`starting nginx ${version} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
-  const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring) });
+  // The HA pair's namespaces and bridge: made here, removed on every way out (a crash's are
+  // removed by the next start).
+  let lab: NetnsLab | undefined;
+  if (topology.proxy.ha.enabled) {
+    const reaped = reapDeadLabs();
+    if (reaped.length) console.error(`removed what dead runs left: ${reaped.join(', ')}`);
+    const proxies = Array.from({ length: topology.proxy.ha.proxies }, (_, i) => haProxyName(topology.proxy.containerName, i));
+    lab = createLab([...proxies, CLIENT_ROLE]);
+    process.on('exit', () => lab?.teardown());
+  }
+  try {
+    return await run(topology, { version, strategy, sourceAddresses, faults, lingerMs, stopping, lab, o });
+  } finally {
+    lab?.teardown();
+  }
+}
+
+/** The lab role the load client runs in, with --ha. */
+const CLIENT_ROLE = 'client';
+
+async function run(
+  topology: ReturnType<typeof defineTopology>,
+  { version, strategy, sourceAddresses, faults, lingerMs, stopping, lab, o }: { version: string; strategy: Strategy; sourceAddresses: string[]; faults: FaultSpec[]; lingerMs: number; stopping: AbortController; lab?: NetnsLab; o: ReturnType<typeof program.opts> },
+): Promise<number> {
+  console.log(`starting nginx ${version}${lab ? ` ×${topology.proxy.ha.proxies} (keepalived pair, virtual address ${topology.proxy.ha.virtualAddress})` : ''} and ${topology.replicas} replica(s), strategy ${strategy}${sourceAddresses.length ? `, client spread over ${sourceAddresses.length} source addresses` : ''}`);
+  const local = await startLocalTopology(topology, { monitoring: Boolean(o.monitoring), lab });
   if (stopping.signal.aborted) {
     await local.stop();
     return EXIT.interrupted;
   }
-  console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
+  if (local.ha) {
+    for (const p of local.ha.proxies) console.log(`proxy ${p.name} in namespace ${p.namespace} at ${p.address}: ${p.state() ?? 'starting'}${local.ha.holder() === p ? `, holds ${local.ha.virtualAddress}` : ''}`);
+    console.log(`clients use ${local.url} from namespace ${lab!.namespaces[CLIENT_ROLE].name}`);
+  } else console.log(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
   console.log(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
   if (local.broker) console.log(`broker ${local.broker.url} (nats-server with JetStream; every replica delivers every notification)`);
   if (topology.server.apiKeyFile) for (const r of local.replicas) console.log(`publish API ${r.id}: http://127.0.0.1:${r.port}${PUBLISH_API_PATH}`);
@@ -152,7 +209,10 @@ async function main(): Promise<number> {
   // The client is the same program the job container runs, given the topology's load profile.
   const metricsArgs = local.monitoring ? ['--metrics-port', String(local.monitoring.loadMetricsPort)] : [];
   // An IPC channel tells the client of the faults we inject (it marks them and attributes closes).
-  const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html), ...metricsArgs], {
+  // With --ha the client runs in its own namespace and reaches the pair through the bridge.
+  const clientArgv = [process.execPath, ...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', resolve(o.report), '--html', resolve(o.html), ...metricsArgs];
+  const [command, ...args] = lab ? inNamespace(lab.namespaces[CLIENT_ROLE].name, clientArgv) : clientArgv;
+  const client = spawn(command, args, {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     detached: true,
     env: { ...process.env, ...local.mark, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
@@ -179,8 +239,8 @@ async function main(): Promise<number> {
   }
 
   // Limits outside the client that a large run can hit, from their own evidence.
-  const errorLog = nginxErrorLog(local.runtimeDir);
-  const nginxHits = nginxLimitsHit(existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '');
+  const errorLogs = (local.ha ? local.ha.proxies.map((p) => p.dir) : [local.runtimeDir]).map(nginxErrorLog);
+  const nginxHits = nginxLimitsHit(errorLogs.map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('\n'));
   if (Object.keys(nginxHits).length) console.log(`nginx error log: ${Object.entries(nginxHits).map(([k, v]) => `${k} ×${v}`).join('; ')}`);
   const conntrack = conntrackFill();
   if (conntrack && conntrack.count >= 0.9 * conntrack.max) console.log(`conntrack table ${conntrack.count} of ${conntrack.max}: nearly full (new connections are dropped when it is)`);

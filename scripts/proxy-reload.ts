@@ -22,14 +22,16 @@ async function main(): Promise<number> {
   const parsed = reloadPlanSchema.safeParse(raw);
   if (!parsed.success) throw ConfigError.fromZod('reload plan', parsed.error);
   const plan = parsed.data;
-  const proxy = dockerProxy({ container: plan.proxy, pidFile: plan.pidFile, configFile: plan.configFile });
   const replicas = plan.replicas.map((name) => dockerReplica(name, plan.port));
-  const result = await reloadAndAnnounce(proxy, replicas, plan.announce, { workerProcesses: plan.workerProcesses });
-  const scheduled = Object.values(result.announced).reduce((a, r) => a + r.scheduled, 0);
-  console.log(
-    `${plan.proxy} reloaded in ${result.seconds.toFixed(1)} s: workers ${result.workers.join(',')}; ` +
-      `${scheduled} connection(s) of retired workers get 1001 from ${plan.announce.shedAfterMs / 1000} s, over ${plan.announce.windowMs / 1000} s`,
-  );
+  for (const container of plan.proxies) {
+    const proxy = dockerProxy({ container, pidFile: plan.pidFile, configFile: plan.configFile });
+    const result = await reloadAndAnnounce(proxy, replicas, plan.announce, { workerProcesses: plan.workerProcesses });
+    const scheduled = Object.values(result.announced).reduce((a, r) => a + r.scheduled, 0);
+    console.log(
+      `${container} reloaded in ${result.seconds.toFixed(1)} s: workers ${result.workers.join(',')}; ` +
+        `${scheduled} connection(s) of retired workers get 1001 from ${plan.announce.shedAfterMs / 1000} s, over ${plan.announce.windowMs / 1000} s`,
+    );
+  }
   if (plan.rebalance) {
     const r = await rebalance(replicas, plan.rebalance, { log: (line) => console.log(line) });
     console.log(`rebalance ${r.even ? 'even' : 'NOT even'} after ${r.rounds.length} round(s): ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`);

@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import type { Topology } from '../app/src/topology';
+import { proxyHost, type Topology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { containerEnv, containerLabels } from './container-attributes';
 import { PROXY_PATHS } from './nginx-proxy';
@@ -50,7 +50,8 @@ export class LoadClientJob extends Construct {
     });
 
     const env: Record<string, string> = {
-      [LOAD_ENV.url]: `wss://${proxy.containerName}:${PROXY_PATHS.httpsPort}${server.path}`,
+      // The pair's virtual address with proxy.ha (the certificate covers it), else the proxy's name.
+      [LOAD_ENV.url]: `wss://${proxyHost(proxy)}:${PROXY_PATHS.httpsPort}${server.path}`,
       [LOAD_ENV.ca]: '/certs/ca.crt',
       [LOAD_ENV.profile]: JSON.stringify(load),
       [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,

@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { stopGraceMs, type Topology } from '../app/src/topology';
+import { proxyNames, stopGraceMs, type Topology } from '../app/src/topology';
 import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
 import { reloadPlan } from '../control/reload';
 import { ConfigFiles } from './config-files';
 import { renderNginxConf } from '../nginx/render';
+import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { containerLabels, healthcheck, stopAttributes } from './container-attributes';
 
 export interface NginxProxyProps {
@@ -23,6 +24,8 @@ export interface NginxProxyProps {
   readonly configDir: string;
   /** Host directory holding the certificate and key, bind-mounted read-only. */
   readonly certsDir: string;
+  /** With the HA pair: host directory for each proxy's keepalived files (`<dir>/<proxy>/`). */
+  readonly haDir?: string;
   readonly labels: Record<string, string>;
 }
 
@@ -34,7 +37,21 @@ export const PROXY_PATHS = {
   pid: '/run/nginx.pid',
   httpsPort: 443,
   httpPort: 80,
+  /** The HA pair: keepalived's config and scripts (read-only), and its state and metric (written). */
+  keepalivedDir: '/etc/keepalived/ws',
+  haStateDir: '/run/ws-ha',
 } as const;
+
+/**
+ * keepalived beside nginx in each proxy container of the pair; nginx stays the main process. A
+ * restarted container keeps its files: keepalived's pid files from before would name a pid now
+ * reused (nginx's), and it would refuse to start, so they go first.
+ */
+const HA_COMMAND = [
+  'sh',
+  '-c',
+  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; keepalived --dont-fork --log-console --log-detail --vrrp --use-file ${PROXY_PATHS.keepalivedDir}/keepalived.conf --pid /run/keepalived.pid --vrrp_pid /run/keepalived-vrrp.pid & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`,
+];
 
 /**
  * The Nginx proxy. Its container's attributes do not depend on the replica count: the rendered
@@ -44,7 +61,8 @@ export const PROXY_PATHS = {
  * Terraform state or cdktf.out.
  */
 export class NginxProxy extends Construct {
-  readonly container: Container;
+  /** One proxy container, or the HA pair's (ws-nginx-0, ws-nginx-1, ...). */
+  readonly containers: Container[];
   readonly config: string;
   readonly configHash: string;
   /** Done once the current config is live; the load job waits for it. */
@@ -63,42 +81,72 @@ export class NginxProxy extends Construct {
       httpsPort: PROXY_PATHS.httpsPort,
       httpPort: PROXY_PATHS.httpPort,
       publicHttpsPort: proxy.httpsPort,
+      ...(proxy.ha.enabled
+        ? { sessionTicketKeyFile: `${PROXY_PATHS.certsDir}/${tls.sessionTicketKey}`, vrrpMetricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }
+        : {}),
     });
     const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config }, dependsOn: props.fleet });
     this.configHash = install.sha256;
 
-    this.container = new Container(this, 'container', {
-      name: proxy.containerName,
-      image: props.imageId,
-      command: ['nginx', '-c', PROXY_PATHS.config, '-g', 'daemon off;'],
-      ports: [
-        { internal: PROXY_PATHS.httpsPort, external: proxy.httpsPort },
-        { internal: PROXY_PATHS.httpPort, external: proxy.httpPort },
-      ],
-      volumes: [
-        { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
-        { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
-      ],
-      networksAdvanced: [{ name: props.networkName, aliases: [proxy.containerName] }],
-      // The container's own network namespace: the kernel caps nginx's listen backlog at this.
-      sysctls: { 'net.core.somaxconn': String(proxy.listenBacklog) },
-      ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
-      restart: 'unless-stopped',
-      // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
-      // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
-      ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
-      healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
-      wait: true,
-      waitTimeout: 60,
-      labels: containerLabels(props.labels),
-      dependsOn: [install.resource],
+    const ha = proxy.ha.enabled;
+    if (ha && !props.haDir) throw new Error('NginxProxy: proxy.ha needs haDir');
+    this.containers = proxyNames(proxy).map((name, index) => {
+      // The pair: each proxy's keepalived files (its priority differs), and a directory it writes its state to.
+      const haFiles = ha
+        ? new ConfigFiles(this, `keepalived-${index}`, {
+            dir: `${props.haDir}/${name}/config`,
+            files: {
+              'keepalived.conf': renderKeepalivedConf(props.topology, { index, interface: 'eth0', checkScript: `/bin/bash ${PROXY_PATHS.keepalivedDir}/check.sh`, notifyScript: `/bin/sh ${PROXY_PATHS.keepalivedDir}/notify.sh` }),
+              'check.sh': renderCheckScript(PROXY_PATHS.httpPort),
+              'notify.sh': renderNotifyScript({ proxy: name, stateFile: `${PROXY_PATHS.haStateDir}/state`, metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }),
+            },
+          })
+        : undefined;
+      return new Container(this, ha ? `container-${index}` : 'container', {
+        name,
+        image: props.imageId,
+        command: ha ? HA_COMMAND : ['nginx', '-c', PROXY_PATHS.config, '-g', 'daemon off;'],
+        // The pair is reached at its virtual address on the service network; two proxies cannot
+        // publish the same host ports.
+        ports: ha
+          ? []
+          : [
+              { internal: PROXY_PATHS.httpsPort, external: proxy.httpsPort },
+              { internal: PROXY_PATHS.httpPort, external: proxy.httpPort },
+            ],
+        volumes: [
+          { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
+          { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
+          ...(ha
+            ? [
+                { hostPath: `${props.haDir}/${name}/config`, containerPath: PROXY_PATHS.keepalivedDir, readOnly: true },
+                { hostPath: `${props.haDir}/${name}/state`, containerPath: PROXY_PATHS.haStateDir },
+              ]
+            : []),
+        ],
+        networksAdvanced: [{ name: props.networkName, aliases: [name] }],
+        // keepalived adds and removes the virtual address, and speaks VRRP on a raw socket.
+        ...(ha ? { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } : {}),
+        // The container's own network namespace: the kernel caps nginx's listen backlog at this.
+        sysctls: { 'net.core.somaxconn': String(proxy.listenBacklog) },
+        ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
+        restart: 'unless-stopped',
+        // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
+        // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
+        ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
+        healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
+        wait: true,
+        waitTimeout: 60,
+        labels: containerLabels(props.labels),
+        dependsOn: [install.resource, ...(haFiles ? [haFiles.resource] : [])],
+      });
     });
 
     // Runs on every config change, after the container exists: check, reload gracefully, then
     // tell the replicas which nginx workers are current, so the retired workers' WebSockets get
     // 1001 before worker_shutdown_timeout instead of 1006 at it (and rebalance, when enabled).
     const plan: ReloadPlan = {
-      proxy: proxy.containerName,
+      proxies: proxyNames(proxy),
       configFile: PROXY_PATHS.config,
       pidFile: PROXY_PATHS.pid,
       workerProcesses: proxy.workerProcesses,
@@ -110,7 +158,7 @@ export class NginxProxy extends Construct {
     const planJson = JSON.stringify(plan);
     this.reload = new DataResource(this, 'reload', {
       triggersReplace: { sha256: this.configHash, plan: createHash('sha256').update(planJson).digest('hex') },
-      dependsOn: [this.container, install.resource],
+      dependsOn: [...this.containers, install.resource],
       provisioners: [
         {
           type: 'local-exec',

@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { join } from 'node:path';
-import type { Topology } from '../app/src/topology';
+import { proxyHost, type Topology } from '../app/src/topology';
 import { LOAD_JOB_NAME, LoadClientJob, REPORT_FILE } from './load-client-job';
 import { Broker } from './broker';
 import { LocalImage } from './local-image';
@@ -57,7 +57,8 @@ export class WsNotificationsStack extends TerraformStack {
       name: topology.images.proxy,
       context: join(paths.root, 'nginx'),
       dockerfile: 'Dockerfile',
-      buildArgs: { NGINX_IMAGE: topology.images.nginxBase },
+      // The HA pair's proxies also run keepalived (Debian's, installed in the image).
+      buildArgs: { NGINX_IMAGE: topology.images.nginxBase, ...(topology.proxy.ha.enabled ? { WITH_KEEPALIVED: '1' } : {}) },
       sources: [join(paths.root, 'nginx', 'Dockerfile')],
       keep: topology.images.keep,
     });
@@ -81,6 +82,7 @@ export class WsNotificationsStack extends TerraformStack {
       fleet: this.fleet.containers,
       configDir: join(paths.deployDir, 'nginx'),
       certsDir: paths.certsDir,
+      ...(topology.proxy.ha.enabled ? { haDir: join(paths.deployDir, 'ha') } : {}),
       labels,
     });
 
@@ -110,7 +112,8 @@ export class WsNotificationsStack extends TerraformStack {
     });
 
     new TerraformOutput(this, 'endpoint', {
-      value: `wss://localhost${topology.proxy.httpsPort === 443 ? '' : `:${topology.proxy.httpsPort}`}${topology.server.path}`,
+      // The pair publishes no host port: its virtual address, on the service network.
+      value: topology.proxy.ha.enabled ? `wss://${proxyHost(topology.proxy)}${topology.server.path}` : `wss://localhost${topology.proxy.httpsPort === 443 ? '' : `:${topology.proxy.httpsPort}`}${topology.server.path}`,
     });
     new TerraformOutput(this, 'replicas', { value: this.fleet.names });
     new TerraformOutput(this, 'load_report', { value: join(paths.reportsDir, REPORT_FILE) });

@@ -2,6 +2,7 @@ import { Construct } from 'constructs';
 import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { nginxExporterArgs } from '../../monitoring/prometheus';
+import { proxyHost } from '../../app/src/topology';
 import { containerLabels } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
 import { ADDRESSES_BEFORE_0_2, movedFrom, type ComponentProps } from './component';
@@ -24,7 +25,8 @@ export class NginxExporter extends Construct {
       new Container(this, 'container', {
         name: monitoring.exporterContainerName,
         image: image.imageId,
-        command: nginxExporterArgs({ proxy: `${proxy.containerName}:${PROXY_PATHS.httpPort}`, listen: `:${monitoring.exporterPort}` }),
+        // With the pair, the holder of the virtual address: the proxy carrying the clients.
+        command: nginxExporterArgs({ proxy: `${proxyHost(proxy)}:${PROXY_PATHS.httpPort}`, listen: `:${monitoring.exporterPort}` }),
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.exporterContainerName] }],
         restart: 'unless-stopped',
         labels: containerLabels(props.labels),

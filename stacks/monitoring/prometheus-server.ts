@@ -3,6 +3,8 @@ import { DataResource } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
 import { ConfigFiles } from '../config-files';
+import { proxyNames } from '../../app/src/topology';
+import { PROXY_PATHS } from '../nginx-proxy';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, type ComponentProps } from './component';
 import { pulledImage } from '../local-image';
@@ -37,6 +39,7 @@ export class PrometheusServer extends Construct {
         nginxExporter: `${monitoring.exporterContainerName}:${monitoring.exporterPort}`,
         loadClient: `${props.loadClientHost}:${monitoring.loadMetricsPort}`,
         self: `localhost:${MONITORING_PATHS.prometheusPort}`,
+        ...(props.topology.proxy.ha.enabled ? { haProxies: proxyNames(props.topology.proxy).map((proxy) => ({ proxy, target: `${proxy}:${PROXY_PATHS.httpPort}` })) } : {}),
       }),
     });
     movedFrom(files.resource, ADDRESSES_BEFORE_0_2.prometheusConfig);

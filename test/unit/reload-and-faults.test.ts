@@ -5,8 +5,12 @@ import { parseProxyWorker } from '../../app/src/shared/control';
 import { defineTopology, reloadShedDelayMs } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { isEven, planRound } from '../../control/rebalance';
+import { Shedding } from '../../app/src/server/shedding';
 import { parseWorkers, reloadPlan } from '../../control/reload';
 import { checkFaults, parseFault } from '../../local/faults';
+import { FaultLog, type FaultMark } from '../../app/src/client/faults';
+import { failoverOf } from '../../app/src/client/failover';
+import type { TimelinePoint } from '../../app/src/client/report';
 
 describe('reloads: nginx workers and the shed plan', () => {
   it('sorts the master\'s children into current and retiring workers, ignoring everything else', () => {
@@ -90,7 +94,7 @@ describe('local faults', () => {
   });
 
   it('refuses what it cannot execute, saying why', () => {
-    assert.throws(() => parseFault('reboot@10s'), /not a fault kind \(reload-proxy, kill-replica, restart-broker\)/);
+    assert.throws(() => parseFault('reboot@10s'), /not a fault kind \(reload-proxy, kill-replica, restart-broker, kill-proxy, stop-proxy\)/);
     assert.match(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!, /no broker \(it is on by default: drop --no-broker\)/);
     assert.equal(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000, broker: true }), undefined);
     assert.throws(() => parseFault('reload-proxy:1@10s'), /takes no :N/);
@@ -102,5 +106,60 @@ describe('local faults', () => {
     assert.match(checkFaults(['kill-replica:0@1s', 'kill-replica:0@2s'].map(parseFault), run)!, /once/);
     assert.match(checkFaults(['kill-replica:0@1s', 'kill-replica:1@2s', 'kill-replica:2@3s'].map(parseFault), run)!, /nothing to serve/);
     assert.equal(checkFaults(['reload-proxy@20s', 'kill-replica:1@40s'].map(parseFault), run), undefined);
+  });
+});
+
+describe('proxy faults (the HA pair)', () => {
+  it('are refused without the pair, and when they would take every proxy down', () => {
+    const run = { replicas: 3, durationMs: 60_000 };
+    assert.match(checkFaults([parseFault('kill-proxy@20s')], run)!, /needs the HA pair \(--ha\)/);
+    assert.equal(checkFaults([parseFault('kill-proxy@20s')], { ...run, proxies: 2 }), undefined);
+    assert.match(checkFaults(['kill-proxy@20s', 'stop-proxy@30s'].map(parseFault), { ...run, proxies: 2 })!, /leaves none to hold the virtual address/);
+    assert.throws(() => parseFault('kill-proxy:1@10s'), /takes no :N/);
+  });
+
+  it('own the closes on every replica, and refused handshakes only until the failover is over (plus a grace)', () => {
+    const log = new FaultLog();
+    log.add({ id: 'kill-replica@5s', kind: 'kill-replica', replica: 'ws-server-1' }, 0);
+    assert.equal(log.on('ws-server-0', 10), undefined, 'a replica fault owns its replica only');
+    assert.equal(log.refusing(10), undefined, 'a replica fault refuses no handshake');
+    log.add({ id: 'kill-proxy@20s', kind: 'kill-proxy', cutsAll: true }, 20_000);
+    assert.equal(log.on('ws-server-0', 20_100), 'kill-proxy@20s');
+    assert.equal(log.refusing(21_000), 'kill-proxy@20s');
+    log.add({ id: 'kill-proxy@20s', kind: 'kill-proxy', over: true }, 22_000);
+    assert.equal(log.refusing(22_900), 'kill-proxy@20s', 'within the grace after it is over');
+    assert.equal(log.refusing(23_100), undefined, 'after the grace, a refused handshake is a failure again');
+    assert.equal(log.on('ws-server-0', 49_000), 'kill-proxy@20s');
+    assert.equal(log.on('ws-server-0', 51_000), undefined, 'outside the attribution window');
+  });
+
+  it('report the failover: the measured time, who was dropped, when all were back, the storm', () => {
+    const mark: FaultMark = { id: 'kill-proxy@20s', kind: 'kill-proxy', cutsAll: true, atSeconds: 20, atEpochMs: 1_000_000, failover: { from: 'ws-nginx-0', to: 'ws-nginx-1', seconds: 2.1 } };
+    const point = (t: number, opensPerSecond: number, open: number) => ({ t, opensPerSecond, open }) as TimelinePoint;
+    const timeline = [point(18, 0, 100), point(19, 0, 100), point(20, 0, 0), point(21, 10, 10), point(22, 60, 70), point(23, 30, 100), point(24, 0, 100), point(30, 0, 100)];
+    const all = failoverOf(mark, { closes: 100, errors: 7, reconnected: 100, lastReconnectEpochMs: 1_003_400 }, timeline)!;
+    assert.deepEqual({ ...all, storm: all.storm.map((p) => p.t) }, { fault: 'kill-proxy@20s', from: 'ws-nginx-0', to: 'ws-nginx-1', seconds: 2.1, dropped: 100, refused: 7, reconnected: 100, allReconnectedSeconds: 3.4, storm: [19, 20, 21, 22, 23, 24] });
+    const some = failoverOf(mark, { closes: 100, errors: 0, reconnected: 60, lastReconnectEpochMs: 1_002_000 }, timeline)!;
+    assert.equal(some.allReconnectedSeconds, undefined, 'not all back: no time is claimed');
+    assert.equal(failoverOf({ ...mark, cutsAll: undefined }, { closes: 1, errors: 0, reconnected: 1 }, timeline), undefined);
+  });
+});
+
+describe('shedding when a proxy stops (workers: none)', () => {
+  it('retires every connection of that proxy, moving up those a reload had scheduled later', async () => {
+    const gone: string[] = [];
+    const peer = (name: string, proxy: string, pid: number) => ({ name, via: { proxy, pid }, goAway: () => gone.push(name) });
+    const peers = [peer('a', 'ws-nginx-0', 10), peer('b', 'ws-nginx-0', 11), peer('c', 'ws-nginx-1', 20)];
+    const shedding = new Shedding<(typeof peers)[number]>(() => {});
+    // A reload of ws-nginx-0 (new worker 12) schedules a and b far in the future.
+    assert.equal(shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [12], shedAfterMs: 60_000, windowMs: 10, maxStaleGenerations: 2 }), 2);
+    // ws-nginx-0 stops: its connections go now, within the window; ws-nginx-1's stay.
+    assert.equal(shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [], shedAfterMs: 0, windowMs: 20, maxStaleGenerations: 2 }), 2);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.deepEqual(gone.sort(), ['a', 'b']);
+    // An announcement whose wave would start later moves nothing (so the check above can fail).
+    assert.equal(shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [21], shedAfterMs: 0, windowMs: 60_000, maxStaleGenerations: 2 }), 1);
+    assert.equal(shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [22], shedAfterMs: 30_000, windowMs: 10, maxStaleGenerations: 2 }), 0);
+    shedding.cancel();
   });
 });

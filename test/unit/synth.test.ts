@@ -9,7 +9,7 @@ import { defineTopology, reloadShedDelayMs } from '../../app/src/topology';
 import { RELOAD_PLAN_ENV, reloadPlanSchema } from '../../app/src/shared/control';
 import { ConfigError } from '../../app/src/shared/errors';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
-import { containerNamed, proxyConfig, resourcesOf, ROOT, synth } from '../helpers/synth';
+import { containerNamed, proxyConfig, resourcesOf, ROOT, synth, writtenFiles } from '../helpers/synth';
 import { matchSnapshot } from '../helpers/snapshot';
 
 const proxyConfigHash = (s: ReturnType<typeof synth>) =>
@@ -154,6 +154,35 @@ describe('the replica count', () => {
       assert.equal(servers.length, n);
     });
   }
+
+  it('proxy.ha: two proxies with keepalived beside nginx, no host ports, the load job and the exporter at the virtual address, Prometheus on both', () => {
+    const s = synth({ network: { subnet: '198.18.1.0/24', ipRange: '198.18.1.0/25' }, proxy: { ha: { enabled: true, virtualAddress: '198.18.1.200' } } });
+    const [first, second] = ['ws-nginx-0', 'ws-nginx-1'].map((n) => containerNamed(s, n));
+    assert.ok(!resourcesOf(s, 'docker_container').some((c) => c.name === 'ws-nginx'), 'no single proxy');
+    for (const p of [first, second]) {
+      assert.deepEqual(p.ports ?? [], [], 'two proxies cannot publish the same host ports');
+      assert.deepEqual(p.capabilities.add, ['NET_ADMIN', 'NET_RAW']);
+      assert.match(p.command.join(' '), /keepalived --dont-fork .* & exec nginx -c/);
+      assert.ok(p.volumes.some((v: any) => v.container_path === '/run/ws-ha' && !v.read_only), 'keepalived writes its state where nginx serves it');
+    }
+    const keepalived = (index: number) => writtenFiles(s, `proxy_keepalived-${index}`)['keepalived.conf'];
+    assert.match(keepalived(0), /priority 150/);
+    assert.match(keepalived(1), /priority 100/);
+    const conf = proxyConfig(s);
+    assert.match(conf, /ssl_session_ticket_key \/etc\/nginx\/certs\/ticket\.key;/, 'both proxies resume the same sessions');
+    assert.match(conf, /allow 198\.18\.1\.0\/24;/, 'the service network may read stub_status');
+    assert.match(conf, /location = \/vrrp_metrics/);
+    const image = resourcesOf(s, 'docker_image').find((i) => i.name === 'ws-notifications/nginx:local')!;
+    assert.equal(image.build[0]?.build_args?.WITH_KEEPALIVED ?? image.build.build_args.WITH_KEEPALIVED, '1');
+    const job = containerNamed(s, 'ws-load-client');
+    assert.ok(job.env.includes('LOAD_URL=wss://198.18.1.200:443/ws-notifications'), job.env.join(' '));
+    assert.match(containerNamed(s, 'ws-nginx-exporter').command.join(' '), /http:\/\/198\.18\.1\.200:80\/nginx_status/);
+    const plan = reloadPlanSchema.parse(JSON.parse(resourcesOf(s, 'terraform_data').find((r) => r.provisioner?.[0]?.['local-exec']?.environment?.[RELOAD_PLAN_ENV])!.provisioner[0]['local-exec'].environment[RELOAD_PLAN_ENV]));
+    assert.deepEqual(plan.proxies, ['ws-nginx-0', 'ws-nginx-1'], 'a scale reloads both proxies');
+    const prometheus = writtenFiles(s, 'monitoring_prometheus')['prometheus.yml'];
+    assert.match(prometheus, /job_name: nginx-vrrp\n\s+metrics_path: \/vrrp_metrics/);
+    assert.match(prometheus, /ws-nginx-0:80[\s\S]*ws-nginx-1:80/);
+  });
 
   it('REPLICAS in the environment overrides the code', () => {
     assert.equal(serverNames(synth({ replicas: 3 }, { REPLICAS: '5' })).length, 5);

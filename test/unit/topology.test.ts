@@ -98,6 +98,8 @@ describe('every rule has a failing case', () => {
     refused(ha({ virtualAddress: '198.18.0.255' }), 'proxy.ha.virtualAddress', /broadcast/);
     refused(ha({}, { subnet: '198.18.0.0/24' }), 'network.ipRange', /required with proxy\.ha/);
     refused(ha({ priorities: [100, 100] }), 'proxy.ha.priorities', /distinct/);
+    refused(ha({ stopDrainMs: 2000 }), 'proxy.ha.stopDrainMs', /shorter than the check's demotion \(fall 2 × intervalMs 1000\)/);
+    assert.doesNotThrow(() => defineTopology(ha({ stopDrainMs: 2000, check: { fall: 3 } })));
     refused(ha({ priorities: [150, 100, 50] }), 'proxy.ha.priorities', /one priority per proxy/);
     refused(ha({ check: { intervalMs: 1500 } }), 'proxy.ha.check.intervalMs', /whole seconds/);
     refused(ha({ advertIntervalMs: 1005 }), 'proxy.ha.advertIntervalMs', /centiseconds/);

@@ -41,7 +41,7 @@ const KNOWN: Record<string, string[]> = {
   docker_container: [
     'name', 'image', 'command', 'env', 'labels', 'networks_advanced', 'ports', 'volumes', 'ulimit', 'sysctls', 'restart', 'stop_signal',
     'stop_timeout', 'destroy_grace_seconds', 'healthcheck', 'wait', 'wait_timeout', 'attach', 'logs', 'must_run', 'rm', 'user',
-    'depends_on', 'lifecycle',
+    'depends_on', 'lifecycle', 'capabilities',
   ],
 };
 const KNOWN_NESTED: Record<string, string[]> = {
@@ -51,6 +51,7 @@ const KNOWN_NESTED: Record<string, string[]> = {
   'docker_container.volumes': ['host_path', 'volume_name', 'container_path', 'read_only'],
   'docker_container.ulimit': ['name', 'soft', 'hard'],
   'docker_container.healthcheck': ['test', 'interval', 'timeout', 'start_period', 'retries'],
+  'docker_container.capabilities': ['add', 'drop'],
   'docker_container.labels': ['label', 'value'],
   'docker_network.labels': ['label', 'value'],
   'docker_network.ipam_config': ['subnet', 'ip_range'],
@@ -316,6 +317,7 @@ export class OfflineApplier {
     const networks: Json[] = c.networks_advanced ?? [];
     const ports: Json[] = c.ports ?? [];
     const hc = Array.isArray(c.healthcheck) ? c.healthcheck[0] : c.healthcheck;
+    const caps = Array.isArray(c.capabilities) ? c.capabilities[0] : c.capabilities;
     const container = await this.docker.createContainer({
       name: c.name,
       Image: c.image,
@@ -337,6 +339,8 @@ export class OfflineApplier {
         }),
         Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
         Sysctls: c.sysctls,
+        CapAdd: caps?.add,
+        CapDrop: caps?.drop,
         RestartPolicy: c.restart ? { Name: c.restart } : undefined,
         NetworkMode: networks[0]?.name,
       },

@@ -47,6 +47,13 @@ export const haSchema = z
      */
     preempt: z.boolean().default(false),
     check: haCheckSchema.default(haCheckSchema.parse({})),
+    /**
+     * A graceful stop of the node holding the address: its nginx stops listening, the replicas
+     * ask its clients to move (1001) within this window, then it gives the address up. Moving
+     * the address first would leave those connections half-open on the old node. Shorter than
+     * the check's demotion (fall × intervalMs), which starts when nginx stops listening.
+     */
+    stopDrainMs: z.number().int().min(0).max(60_000).default(1_000),
   })
   .strict();
 
@@ -55,6 +62,16 @@ export type HaConfig = z.infer<typeof haSchema>;
 /** Each proxy's VRRP priority: as given, or 150, 100, 50, ... */
 export function haPriorities(ha: Pick<HaConfig, 'proxies' | 'priorities'>): number[] {
   return ha.priorities ?? Array.from({ length: ha.proxies }, (_, i) => Math.max(1, 150 - 50 * i));
+}
+
+/** The host clients reach the proxy at: the pair's virtual address, or the one proxy's container name. */
+export function proxyHost(proxy: { containerName: string; ha: Pick<HaConfig, 'enabled' | 'virtualAddress'> }): string {
+  return proxy.ha.enabled && proxy.ha.virtualAddress ? proxy.ha.virtualAddress : proxy.containerName;
+}
+
+/** The proxy containers: ws-nginx-0, ws-nginx-1, ... with the pair, else the one. */
+export function proxyNames(proxy: { containerName: string; ha: Pick<HaConfig, 'enabled' | 'proxies'> }): string[] {
+  return proxy.ha.enabled ? Array.from({ length: proxy.ha.proxies }, (_, i) => haProxyName(proxy.containerName, i)) : [proxy.containerName];
 }
 
 /** The proxies' names: one home for them (containers, config, metrics). */
@@ -97,6 +114,7 @@ export function haProblems(ha: HaConfig, network: { subnet?: string; ipRange?: s
   if (priorities.length !== ha.proxies) problems.push([['proxy', 'ha', 'priorities'], `needs one priority per proxy (${ha.proxies})`]);
   if (new Set(priorities).size !== priorities.length) problems.push([['proxy', 'ha', 'priorities'], `must be distinct (${priorities.join(', ')}): the highest starts as MASTER`]);
   if (!ha.virtualAddress) problems.push([['proxy', 'ha', 'virtualAddress'], 'is required with proxy.ha.enabled: the one address clients use']);
+  if (ha.stopDrainMs >= ha.check.fall * ha.check.intervalMs) problems.push([['proxy', 'ha', 'stopDrainMs'], `must be shorter than the check's demotion (fall ${ha.check.fall} × intervalMs ${ha.check.intervalMs}): the address would move before the clients were asked to`]);
   const subnet = network.subnet ? parseCidr(network.subnet) : undefined;
   if (!subnet) {
     problems.push([['network', 'subnet'], 'is required with proxy.ha.enabled (the virtual address must sit in a known subnet), as a.b.c.d/n']);

@@ -201,6 +201,12 @@ export const tlsSchema = z
     caCert: z.string().min(1).default('ca.crt'),
     serverCert: z.string().min(1).default('server.crt'),
     serverKey: z.string().min(1).default('server.key'),
+    /**
+     * TLS session ticket key, shared by the HA pair's proxies (80 random bytes, made with the
+     * certificates): a client reconnecting after a failover resumes its session on the other
+     * proxy instead of a full handshake. Rotate it with the certificates (`npm run certs -- --force`).
+     */
+    sessionTicketKey: z.string().min(1).default('ticket.key'),
   })
   .strict();
 

@@ -1,0 +1,163 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { haProxyName, type Topology } from '../app/src/topology';
+import { renderNginxConf } from '../nginx/render';
+import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
+import { localProxy, type ProxyAccess } from '../control/access';
+import { inNamespace, type NetnsLab } from './netns';
+import { stop, waitForPort, type Owned, type start } from './processes';
+
+/**
+ * The HA pair on this machine (`npm run local -- --ha`): each proxy is nginx plus keepalived in a
+ * network namespace of its own on the lab's bridge, like a container each; the virtual address
+ * moves between them by VRRP. The replicas stay on the host and are reached at the bridge's
+ * host address. Inside its namespace each proxy has the whole port space: 443 and 80, as in the stack.
+ */
+export interface LocalHaProxy {
+  readonly index: number;
+  /** ws-nginx-0, ws-nginx-1, ... (also its host name, stamped into the proxy-worker header). */
+  readonly name: string;
+  readonly namespace: string;
+  /** Its own address on the bridge. */
+  readonly address: string;
+  readonly dir: string;
+  readonly configFile: string;
+  nginx: Owned;
+  keepalived: Owned;
+  /** keepalived's last state for this node (MASTER, BACKUP, FAULT), from its notify script. */
+  state(): string | undefined;
+  /** Runs commands where this nginx runs (its network and host-name namespaces), for reloads. */
+  access(): ProxyAccess;
+  alive(): boolean;
+}
+
+export interface LocalHaPair {
+  readonly virtualAddress: string;
+  readonly proxies: LocalHaProxy[];
+  /** The proxy whose namespace holds the virtual address now, if any. */
+  holder(): LocalHaProxy | undefined;
+  /** Stops the pair: keepalived first (it gives the address up), then nginx. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Load client processes for a run through the pair: a failover reconnects every client within a
+ * few seconds, so one process per 1,000 connections (up to the cores) keeps that storm's
+ * handshakes from making the client, not the pair, the bottleneck. Measured here: 2,000
+ * connections in one process lagged in 8 of 61 seconds (INCONCLUSIVE), in two in none.
+ */
+export function haClientWorkers(connections: number, cores = availableParallelism()): number {
+  return Math.max(1, Math.min(cores, Math.ceil(connections / 1_000)));
+}
+
+/** The ports inside each proxy namespace: the stack's own. */
+export const HA_PORTS = { https: 443, http: 80 } as const;
+
+type Own = (...args: Parameters<typeof start>) => Owned;
+
+const alive = (p: Owned) => p.child.exitCode === null && p.child.signalCode === null;
+
+/** Whether a namespace's interface carries the address now. */
+function holds(namespace: string, address: string): boolean {
+  const r = spawnSync('ip', ['-n', namespace, '-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
+  return new RegExp(`inet ${address.replace(/\./g, '\\.')}/`).test(r.stdout ?? '');
+}
+
+/** Starts nginx and keepalived in each proxy namespace and waits until one holds the virtual address. */
+export async function startHaPair(
+  topology: Topology,
+  lab: NetnsLab,
+  options: { upstreams: string[]; certFile: string; keyFile: string; ticketKeyFile: string; runtimeDir: string; own: Own; timeoutMs?: number },
+): Promise<LocalHaPair> {
+  const { ha } = topology.proxy;
+  if (!ha.enabled || !ha.virtualAddress) throw new Error('startHaPair: proxy.ha is not enabled');
+  const virtualAddress = ha.virtualAddress;
+  const proxies: LocalHaProxy[] = [];
+  for (let index = 0; index < ha.proxies; index++) {
+    const name = haProxyName(topology.proxy.containerName, index);
+    const ns = lab.namespaces[name];
+    if (!ns) throw new Error(`startHaPair: the lab has no namespace for ${name}`);
+    const dir = join(options.runtimeDir, name);
+    mkdirSync(join(dir, 'logs'), { recursive: true });
+    const configFile = join(dir, 'nginx.conf');
+    writeFileSync(configFile, renderNginxConf(topology, { upstreams: options.upstreams, certFile: options.certFile, keyFile: options.keyFile, sessionTicketKeyFile: options.ticketKeyFile, listenAddress: '0.0.0.0', httpsPort: HA_PORTS.https, httpPort: HA_PORTS.http, runtimeDir: dir }));
+    const checkScript = join(dir, 'check.sh');
+    const notifyScript = join(dir, 'notify.sh');
+    const stateFile = join(dir, 'state');
+    writeFileSync(checkScript, renderCheckScript(HA_PORTS.http));
+    writeFileSync(notifyScript, renderNotifyScript({ proxy: name, stateFile, metricFile: join(dir, 'vrrp.prom') }));
+    chmodSync(checkScript, 0o755);
+    chmodSync(notifyScript, 0o755);
+    const keepalivedConf = join(dir, 'keepalived.conf');
+    writeFileSync(keepalivedConf, renderKeepalivedConf(topology, { index, interface: 'eth0', checkScript, notifyScript }));
+
+    // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
+    const [nsenter, ...nginxArgs] = inNamespace(ns.name, ['unshare', '--uts', '--', 'sh', '-c', `hostname ${name} && exec nginx -c '${configFile}' -p '${dir}' -g 'daemon off;'`]);
+    const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
+    const [, ...keepalivedArgs] = inNamespace(ns.name, [
+      'keepalived', '--dont-fork', '--log-console', '--log-detail', '--vrrp', '--use-file', keepalivedConf,
+      '--pid', join(dir, 'keepalived.pid'), '--vrrp_pid', join(dir, 'vrrp.pid'),
+    ]);
+    const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, { cwd: dir, logFile: join(dir, 'logs', 'keepalived.log') });
+    const proxy: LocalHaProxy = {
+      index,
+      name,
+      namespace: ns.name,
+      address: ns.address,
+      dir,
+      configFile,
+      nginx,
+      keepalived,
+      state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
+      access: () => localProxy({ name, pidFile: join(dir, 'nginx.pid'), configFile, prefix: dir, enter: ['nsenter', '-t', String(proxy.nginx.child.pid), '--net', '--uts', '--'] }),
+      alive: () => alive(proxy.nginx),
+    };
+    proxies.push(proxy);
+    await waitForPort(HA_PORTS.https, nginx, 20_000, ns.address);
+  }
+  const holder = () => proxies.find((p) => holds(p.namespace, virtualAddress));
+  const pair: LocalHaPair = {
+    virtualAddress,
+    proxies,
+    holder,
+    async stop() {
+      await Promise.all(proxies.map((p) => stop(p.keepalived, 'SIGTERM', 5_000)));
+      await Promise.all(proxies.map((p) => stop(p.nginx, 'SIGQUIT', 5_000)));
+    },
+  };
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  while (!holder()) {
+    const dead = proxies.flatMap((p) => [p.nginx, p.keepalived]).find((p) => !alive(p));
+    if (dead) throw new Error(`${dead.name} exited before the virtual address was taken:\n${dead.output().trim()}`);
+    if (Date.now() > deadline) throw new Error(`no proxy took the virtual address ${virtualAddress} within ${options.timeoutMs ?? 15_000} ms:\n${proxies.map((p) => `${p.keepalived.name}: ${p.keepalived.output().trim().split('\n').slice(-5).join('\n')}`).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pair;
+}
+
+/**
+ * Seconds until a TLS handshake on the virtual address succeeds again, probed every `everyMs`:
+ * the failover time as a client sees it (the address moved and nginx there answers).
+ */
+export async function timeUntilAnswering(address: string, port: number, options: { since: number; timeoutMs?: number; everyMs?: number }): Promise<number | undefined> {
+  const deadline = options.since + (options.timeoutMs ?? 60_000);
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = tlsConnect({ host: address, port, rejectUnauthorized: false, timeout: 500 }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+      socket.on('timeout', () => {
+        socket.destroy();
+        resolve(false);
+      });
+    });
+    if (ok) return (Date.now() - options.since) / 1000;
+    await new Promise((r) => setTimeout(r, options.everyMs ?? 50));
+  }
+  return undefined;
+}
