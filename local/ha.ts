@@ -47,7 +47,8 @@ export interface LocalHaPair {
  * Load client processes for a run through the pair: a failover reconnects every client within a
  * few seconds, so one process per 1,000 connections (up to the cores) keeps that storm's
  * handshakes from making the client, not the pair, the bottleneck. Measured here: 2,000
- * connections in one process lagged in 8 of 61 seconds (INCONCLUSIVE), in two in none.
+ * connections in one process lagged in 6–8 of about 60 seconds (INCONCLUSIVE); in two, in none
+ * in most runs (docs/architecture.md, "Still at the edge").
  */
 export function haClientWorkers(connections: number, cores = availableParallelism()): number {
   return Math.max(1, Math.min(cores, Math.ceil(connections / 1_000)));

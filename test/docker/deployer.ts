@@ -3,6 +3,18 @@ import { join } from 'node:path';
 import { checkProvider, PreflightError } from '../../scripts/preflight';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import type Docker from 'dockerode';
+import { ROOT } from '../helpers/synth';
+
+/** What every Docker test needs first: an engine that answers, and (offline) the base images, built once. */
+export async function readyEngine(docker: Docker, offlineImages: boolean): Promise<void> {
+  await docker.ping().catch((error) => assert.fail(`a Docker engine is required for these tests (start dockerd): ${error.message}`));
+  if (offlineImages) {
+    const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
+  }
+}
 
 /**
  * How the Docker tests deploy a synthesized stack: with the real terraform and the

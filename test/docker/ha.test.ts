@@ -17,7 +17,7 @@ import { timeUntilAnswering } from '../../local/ha';
 import { prometheusQuery } from '../helpers/prometheus';
 import { retrying } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
-import { chooseDeployer, type Deployer } from './deployer';
+import { chooseDeployer, readyEngine, type Deployer } from './deployer';
 import { dockerProxy } from '../../control/access';
 import { nginxWorkers } from '../../control/reload';
 import { PROXY_PATHS } from '../../stacks/nginx-proxy';
@@ -66,11 +66,7 @@ describe('the HA pair on a real Docker engine', { concurrency: false }, () => {
   let stackDir: string;
 
   before(async () => {
-    await docker.ping().catch((error) => assert.fail(`a Docker engine is required for these tests (start dockerd): ${error.message}`));
-    if (offlineImages) {
-      const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
-      assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
-    }
+    await readyEngine(docker, offlineImages);
     // The certificate must cover the virtual address (issued again by the same CA if it does not).
     ensureTopologyCertificates(topology, ROOT);
     stackDir = synth(3);

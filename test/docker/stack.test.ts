@@ -13,7 +13,7 @@ import { ensureTopologyCertificates } from '../../certs/generate';
 import { eventually, retrying, TestClient } from '../helpers/server';
 import { prometheusQuery } from '../helpers/prometheus';
 import { ROOT } from '../helpers/synth';
-import { chooseDeployer, type Deployer } from './deployer';
+import { chooseDeployer, readyEngine, type Deployer } from './deployer';
 import { dockerProxy, dockerReplica } from '../../control/access';
 import { nginxWorkers } from '../../control/reload';
 import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/control';
@@ -116,11 +116,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
   let stackDir: string;
 
   before(async () => {
-    await docker.ping().catch((error) => assert.fail(`a Docker engine is required for these tests (start dockerd): ${error.message}`));
-    if (offlineImages) {
-      const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
-      assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
-    }
+    await readyEngine(docker, offlineImages);
     ensureTopologyCertificates(topologyFor(3), ROOT);
     stackDir = synth(3);
     deployer = chooseDeployer(stackDir, log);
