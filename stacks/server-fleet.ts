@@ -14,6 +14,14 @@ export interface ServerFleetProps {
   readonly after?: ITerraformDependable[];
 }
 
+/** Where a server answers its health check, from inside its container (or task). */
+export function serverHealthUrl(server: Topology['server']): string {
+  return `http://127.0.0.1:${server.port}/healthz`;
+}
+
+/** How a server container (or task) starts: the image's built server. */
+export const SERVER_COMMAND = ['node', 'dist/server/main.js'];
+
 /** N WebSocket server containers, ws-server-0..N-1, each a replica of the same image. */
 export class ServerFleet extends Construct {
   readonly containers: Container[] = [];
@@ -22,7 +30,7 @@ export class ServerFleet extends Construct {
   constructor(scope: Construct, id: string, props: ServerFleetProps) {
     super(scope, id);
     const { server, replicas, broker } = props.topology;
-    const healthUrl = `http://127.0.0.1:${server.port}/healthz`;
+    const healthUrl = serverHealthUrl(server);
     for (let i = 0; i < replicas; i++) {
       // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
@@ -31,7 +39,7 @@ export class ServerFleet extends Construct {
       const container = new Container(this, name, {
         name,
         image: props.imageId,
-        command: ['node', 'dist/server/main.js'],
+        command: SERVER_COMMAND,
         env: containerEnv(env),
         networksAdvanced: [{ name: props.networkName, aliases: ['ws-server'] }],
         restart: 'unless-stopped',

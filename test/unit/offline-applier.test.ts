@@ -6,6 +6,18 @@ import { describe, it } from 'node:test';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { UnsupportedError } from '../../tools/offline-applier/expressions';
 import { synth } from '../helpers/synth';
+import { Testing, TerraformStack } from 'cdktf';
+import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
+import { defineTopology } from '../../app/src/topology';
+import { ServerService } from '../../stacks/swarm/server-service';
+
+/** A stack with the swarm target's servers service, synthesized. */
+function serviceDoc(): string {
+  const stack = new TerraformStack(Testing.app(), 'swarm');
+  new DockerProvider(stack, 'docker', {});
+  new ServerService(stack, 'servers', { topology: defineTopology({ replicas: 3 }), image: 'app', networkName: 'net', labels: {} });
+  return Testing.synth(stack);
+}
 
 /** The offline stand-in for the provider refuses what it does not understand, by name. */
 describe('offline applier strictness', () => {
@@ -22,6 +34,21 @@ describe('offline applier strictness', () => {
   it('refuses an unknown resource type', () => refuses((d) => (d.resource.docker_plugin = { p: { name: 'x' } }), /resource type docker_plugin/));
   it('refuses an unknown attribute, naming the resource', () =>
     refuses((d) => (server0(d).privileged = true), /docker_container\.fleet_ws-server-0_[A-F0-9]+: attribute privileged/));
+  it('knows docker_service as strictly, all the way down its nested blocks', () => {
+    const d = doc();
+    const synthesized = JSON.parse(serviceDoc());
+    d.resource.docker_service = synthesized.resource.docker_service;
+    applier.validate(d);
+    const svc = (x: any) => Object.values(x.resource.docker_service)[0] as any;
+    refuses((x) => {
+      x.resource.docker_service = JSON.parse(serviceDoc()).resource.docker_service;
+      svc(x).task_spec.container_spec.secrets = [{ secret_id: 'x', file_name: '/x' }];
+    }, /task_spec\.container_spec\.secrets is not supported/);
+    refuses((x) => {
+      x.resource.docker_service = JSON.parse(serviceDoc()).resource.docker_service;
+      svc(x).mode.global = true;
+    }, /mode\.global is not supported/);
+  });
   it('refuses an unknown nested attribute', () => refuses((d) => (server0(d).healthcheck.start_interval = '1s'), /healthcheck\.start_interval/));
   it('refuses a volume shape it does not know', () => refuses((d) => (server0(d).volumes = [{ from_container: 'x', container_path: '/x' }]), /volumes\.from_container/));
   it('refuses an expression it cannot evaluate', () =>

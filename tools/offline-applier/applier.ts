@@ -34,7 +34,8 @@ type State = Record<string, StateEntry>;
 
 /** Attributes each resource type may carry; anything else is refused. */
 const KNOWN: Record<string, string[]> = {
-  docker_network: ['name', 'driver', 'labels', 'ipam_config'],
+  docker_network: ['name', 'driver', 'labels', 'ipam_config', 'attachable'],
+  docker_service: ['name', 'labels', 'mode', 'task_spec', 'update_config', 'rollback_config', 'converge_config', 'depends_on', 'lifecycle'],
   docker_volume: ['name', 'driver', 'labels'],
   docker_image: ['name', 'keep_locally', 'build', 'triggers'],
   terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
@@ -59,6 +60,44 @@ const KNOWN_NESTED: Record<string, string[]> = {
   'docker_container.lifecycle': ['postcondition', 'replace_triggered_by'],
   'terraform_data.lifecycle': ['replace_triggered_by'],
 };
+/**
+ * docker_service's nested blocks, all the way down (`true`: a value): anything else is refused,
+ * as strictly as the flat attributes above.
+ */
+type Shape = { [key: string]: true | Shape };
+const ROLLOUT: Shape = { parallelism: true, delay: true, failure_action: true, monitor: true, max_failure_ratio: true, order: true };
+const SERVICE_SHAPE: Shape = {
+  name: true,
+  labels: { label: true, value: true },
+  mode: { replicated: { replicas: true } },
+  task_spec: {
+    container_spec: {
+      image: true,
+      command: true,
+      args: true,
+      env: true,
+      stop_signal: true,
+      stop_grace_period: true,
+      healthcheck: { test: true, interval: true, timeout: true, start_period: true, retries: true },
+    },
+    networks_advanced: { name: true, aliases: true },
+    restart_policy: { condition: true, delay: true, max_attempts: true, window: true },
+  },
+  update_config: ROLLOUT,
+  rollback_config: ROLLOUT,
+  converge_config: { delay: true, timeout: true },
+};
+
+function checkShape(value: unknown, shape: true | Shape, where: string): void {
+  if (shape === true || value === null || typeof value !== 'object') return;
+  for (const item of Array.isArray(value) ? value : [value]) {
+    for (const [k, v] of Object.entries(item as Json)) {
+      if (!(k in shape)) throw new UnsupportedError(`${where}.${k} is not supported`);
+      checkShape(v, shape[k], `${where}.${k}`);
+    }
+  }
+}
+
 /** Attributes that do not force a replacement when they change. */
 const NO_REPLACE = new Set(['depends_on', 'lifecycle', 'wait', 'wait_timeout', 'destroy_grace_seconds', 'keep_locally']);
 
@@ -140,6 +179,7 @@ export class OfflineApplier {
               }
             }
           }
+          if (type === 'docker_service' && key in SERVICE_SHAPE) checkShape(value, SERVICE_SHAPE[key], `${where}: attribute ${key}`);
           if (key !== 'lifecycle') referencesIn(value, `${where}.${key}`);
         }
         for (const c of config.lifecycle?.postcondition ?? []) parseSelfCondition(c.condition, `${where}.lifecycle.postcondition`);
@@ -180,10 +220,21 @@ export class OfflineApplier {
       const resolved = resolve(stripMeta(config), (a) => state[a]?.attrs, address) as Json;
       const old = state[address];
       const triggeredBy = (config.lifecycle?.replace_triggered_by ?? []).map((r: string) => r.split('.').slice(0, 2).join('.'));
-      let action: 'create' | 'replace' | 'keep' = 'create';
+      let action: 'create' | 'replace' | 'update' | 'keep' = 'create';
       if (old) {
         const forcing = (c: Json) => canonical(Object.fromEntries(Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (type !== 'terraform_data' || k === 'triggers_replace'))));
         action = forcing(old.config) !== forcing(resolved) || triggeredBy.some((t: string) => changed.has(t)) ? 'replace' : 'keep';
+        // The provider updates a service in place (a rolling update, or a new replica count), as Swarm does.
+        if (action === 'replace' && type === 'docker_service' && old.config.name === resolved.name) action = 'update';
+      }
+      if (action === 'update') {
+        this.log(`update ${address}`);
+        const attrs = await this.updateService(address, old!.attrs.id, resolved);
+        state[address] = { type, config: resolved, attrs, dependsOn: deps(address) };
+        this.writeState(state);
+        changed.add(address);
+        report.replaced.push(address);
+        continue;
       }
       if (action === 'keep') {
         state[address] = { ...old, config: resolved, dependsOn: deps(address) };
@@ -262,6 +313,7 @@ export class OfflineApplier {
         const network = await this.docker.createNetwork({
           Name: c.name,
           Driver: c.driver ?? 'bridge',
+          Attachable: Boolean(c.attachable),
           Labels: labelsOf(c.labels),
           CheckDuplicate: true,
           ...(ipam.length ? { IPAM: { Config: ipam.map((i) => ({ Subnet: i.subnet, ...(i.ip_range ? { IPRange: i.ip_range } : {}) })) } } : {}),
@@ -282,6 +334,11 @@ export class OfflineApplier {
       }
       case 'docker_container':
         return this.createContainer(address, c);
+      case 'docker_service': {
+        const service = await this.docker.createService(serviceSpec(c));
+        await this.converge(address, service.id, c);
+        return { id: service.id, name: c.name };
+      }
     }
     throw new UnsupportedError(`${address}: cannot create ${type}`);
   }
@@ -384,8 +441,41 @@ export class OfflineApplier {
     throw new ApplyError(`${address}: container ${last.Name?.slice(1)} did not become healthy (state ${last.State?.Status}, health ${last.State?.Health?.Status ?? 'none'}) ${log}\n${logs}`);
   }
 
+  private async updateService(address: string, id: string, c: Json): Promise<Json> {
+    const service = this.docker.getService(id);
+    const { Version } = await service.inspect();
+    await service.update({ version: Version.Index, ...serviceSpec(c) });
+    await this.converge(address, id, c);
+    return { id, name: c.name };
+  }
+
+  /** Like the provider's converge_config: waits until the service runs exactly its replicas (healthy, where checked). */
+  private async converge(address: string, id: string, c: Json): Promise<void> {
+    const cc = first(c.converge_config);
+    if (!cc) return;
+    const replicas = first(first(c.mode)?.replicated)?.replicas ?? 1;
+    const end = Date.now() + ns(cc.timeout ?? '3m') / 1e6;
+    let running = 0;
+    let total = 0;
+    while (Date.now() < end) {
+      const tasks: Json[] = await this.docker.listTasks({ filters: { service: [id] } });
+      const live = tasks.filter((t) => t.DesiredState === 'running');
+      running = live.filter((t) => t.Status?.State === 'running').length;
+      total = live.length;
+      if (running === replicas && total === replicas) return;
+      await new Promise((r) => setTimeout(r, ns(cc.delay ?? '1s') / 1e6));
+    }
+    throw new ApplyError(`${address}: service ${c.name} did not converge within ${cc.timeout}: ${running} of ${replicas} task(s) running (${total} desired)`, { id, name: c.name });
+  }
+
   private async destroyOne(address: string, entry: StateEntry): Promise<void> {
     switch (entry.type) {
+      case 'docker_service': {
+        await this.docker.getService(entry.attrs.id).remove().catch(ignoreMissing);
+        // Its tasks' containers go asynchronously; the network cannot go before them.
+        for (let i = 0; i < 120 && (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length; i++) await new Promise((r) => setTimeout(r, 250));
+        return;
+      }
       case 'docker_container': {
         const container = this.docker.getContainer(entry.attrs.id);
         const grace = entry.config.destroy_grace_seconds ?? entry.config.stop_timeout ?? 10;
@@ -394,8 +484,20 @@ export class OfflineApplier {
         return;
       }
       case 'docker_network':
-        await this.docker.getNetwork(entry.attrs.id).remove().catch(ignoreMissing);
-        return;
+        // An overlay's last endpoints (a removed service's tasks) may take a moment to go.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.docker.getNetwork(entry.attrs.id).remove();
+            // A swarm manager accepts the removal of an overlay still in use and finishes it
+            // once the last task has left: gone means gone.
+            for (let i = 0; i < 120 && (await this.docker.getNetwork(entry.attrs.id).inspect().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 250));
+            return;
+          } catch (error) {
+            if ((error as { statusCode?: number }).statusCode === 404) return;
+            if (attempt >= 40) throw error;
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
       case 'docker_volume':
         await this.docker.getVolume(entry.attrs.name).remove().catch(ignoreMissing);
         return;
@@ -407,6 +509,41 @@ export class OfflineApplier {
     }
     throw new UnsupportedError(`${address}: cannot destroy ${entry.type}`);
   }
+}
+
+/** A nested block as the JSON has it: an object, or a list of one. */
+function first(block: Json): Json | undefined {
+  return Array.isArray(block) ? block[0] : block;
+}
+
+/** The Engine API's service spec from a docker_service's attributes. */
+function serviceSpec(c: Json): Json {
+  const task = first(c.task_spec) ?? {};
+  const container = first(task.container_spec) ?? {};
+  const hc = first(container.healthcheck);
+  const restart = first(task.restart_policy);
+  const rollout = (r: Json | undefined) =>
+    r && { Parallelism: r.parallelism, Delay: r.delay ? ns(r.delay) : undefined, FailureAction: r.failure_action, Monitor: r.monitor ? ns(r.monitor) : undefined, MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio), Order: r.order };
+  return {
+    Name: c.name,
+    Labels: labelsOf(c.labels),
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: container.image,
+        Command: container.command,
+        Args: container.args,
+        Env: Object.entries(container.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        StopSignal: container.stop_signal,
+        StopGracePeriod: container.stop_grace_period ? ns(container.stop_grace_period) : undefined,
+        Healthcheck: hc ? { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries } : undefined,
+      },
+      Networks: (task.networks_advanced ?? []).map((n: Json) => ({ Target: n.name, Aliases: n.aliases })),
+      RestartPolicy: restart && { Condition: restart.condition, Delay: restart.delay ? ns(restart.delay) : undefined, MaxAttempts: restart.max_attempts, Window: restart.window ? ns(restart.window) : undefined },
+    },
+    Mode: { Replicated: { Replicas: first(first(c.mode)?.replicated)?.replicas ?? 1 } },
+    UpdateConfig: rollout(first(c.update_config)),
+    RollbackConfig: rollout(first(c.rollback_config)),
+  };
 }
 
 function ignoreMissing(error: { statusCode?: number }): void {

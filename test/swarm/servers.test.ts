@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import { Testing, TerraformStack } from 'cdktf';
+import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
+import { Network } from '@cdktf/provider-docker/lib/network';
+import { defineTopology, OFFLINE_BASE_IMAGES } from '../../app/src/topology';
+import { SERVER_SERVICE, ServerService } from '../../stacks/swarm/server-service';
+import { OfflineApplier } from '../../tools/offline-applier/applier';
+import { createSwarmLab, type SwarmLab } from '../../local/swarm-lab';
+import { ROOT } from '../helpers/synth';
+
+/**
+ * The swarm target's servers (stacks/swarm/server-service.ts) on the 3-node swarm made here,
+ * applied by the offline applier against the manager: replicas from the topology, changed in
+ * code (3 → 6 → 2), each apply converging in place; destroy leaves no service or network.
+ */
+const IMAGE = 'ws-notifications/app:swarm-test';
+
+function doc(replicas: number): any {
+  const stack = new TerraformStack(Testing.app(), 'swarm');
+  new DockerProvider(stack, 'docker', {});
+  const network = new Network(stack, 'network', { name: 'ws-swarm-net', driver: 'overlay', attachable: true });
+  new ServerService(stack, 'servers', { topology: defineTopology({ replicas, broker: { enabled: false } }), image: IMAGE, networkName: network.name, labels: { 'ws-notifications.stack': 'swarm-test' } });
+  return JSON.parse(Testing.synth(stack));
+}
+
+describe('the servers as a swarm service on a real 3-node swarm', { concurrency: false }, () => {
+  let swarm: SwarmLab;
+  let applier: OfflineApplier;
+  let manager: Docker;
+
+  before(async () => {
+    const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
+    const app = spawnSync('docker', ['build', '-q', '-t', IMAGE, '-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(app.status, 0, `app image: ${app.stderr}`);
+    swarm = await createSwarmLab({ count: 3, images: [IMAGE] });
+    manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
+    applier = new OfflineApplier(join(mkdtempSync(join(tmpdir(), 'ws-swarm-state-')), 'state.json'), manager);
+  });
+
+  after(async () => {
+    await applier?.destroy().catch(() => undefined);
+    await swarm?.teardown();
+    spawnSync('docker', ['rmi', '-f', IMAGE]);
+  });
+
+  const running = async () => {
+    const tasks = await manager.listTasks({ filters: { service: [SERVER_SERVICE], 'desired-state': ['running'] } });
+    return tasks.filter((t: any) => t.Status.State === 'running');
+  };
+
+  it('deploys 3 replicas, healthy, spread over the nodes, each named from its slot', async () => {
+    const report = await applier.apply(doc(3));
+    assert.ok(report.created.some((a) => a.startsWith('docker_service.')));
+    const tasks = await running();
+    assert.equal(tasks.length, 3);
+    assert.ok(new Set(tasks.map((t: any) => t.NodeID)).size >= 2, 'spread over nodes');
+    const env: string[] = (await manager.getService(SERVER_SERVICE).inspect()).Spec.TaskTemplate.ContainerSpec.Env;
+    assert.ok(env.includes('WS_REPLICA_ID=ws-server-{{.Task.Slot}}'));
+  });
+
+  it('changing replicas in code updates the service in place, and each apply converges (3 → 6 → 2)', async () => {
+    const id = (await manager.getService(SERVER_SERVICE).inspect()).ID;
+    for (const n of [6, 2]) {
+      const report = await applier.apply(doc(n));
+      assert.ok(report.replaced.some((a) => a.startsWith('docker_service.')), `updated for ${n}`);
+      assert.equal((await running()).length, n, `${n} running once the apply returned`);
+      assert.equal((await manager.getService(SERVER_SERVICE).inspect()).ID, id, 'the same service, updated in place');
+    }
+  });
+
+  it('destroy removes the service and its overlay network', async () => {
+    const destroyed = await applier.destroy();
+    assert.equal(destroyed.length, 2, destroyed.join(', '));
+    assert.deepEqual((await manager.listServices()).map((s: any) => s.Spec.Name), []);
+    const networks = (await manager.listNetworks()).map((n: any) => n.Name);
+    assert.ok(!networks.includes('ws-swarm-net'), networks.join(', '));
+  });
+});
