@@ -60,8 +60,23 @@ export async function stop(p: Owned, signal: NodeJS.Signals = 'SIGTERM', graceMs
   clearTimeout(timer);
 }
 
-/** A free TCP port on loopback (the OS picks; we release it at once). */
-export function freePort(): Promise<number> {
+/**
+ * Ports this process has handed out: the OS may give a just-released port again, and two of our
+ * processes (nginx's TLS and plain ports, two replicas) must not be told the same one.
+ */
+const handedOut = new Set<number>();
+
+/** A free TCP port on loopback (the OS picks; we release it at once), never one handed out before. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await anyFreePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
