@@ -21,7 +21,7 @@ import { conntrackFill, nginxLimitsHit } from '../local/limits';
 import { PUBLISH_API_PATH } from '../app/src/shared/protocol';
 import { haClientWorkers } from '../local/ha';
 import { createLab, inNamespace, LAB_NETWORK, netnsUnavailable, reapDeadLabs, type NetnsLab } from '../local/netns';
-import { haProxyName } from '../app/src/topology';
+import { proxyNames } from '../app/src/topology';
 
 const program = new Command('local')
   .description('Run the system on loopback (real nginx + TLS, N server processes) and put the load client through it.')
@@ -169,8 +169,7 @@ async function main(): Promise<number> {
   if (topology.proxy.ha.enabled) {
     const reaped = reapDeadLabs();
     if (reaped.length) console.error(`removed what dead runs left: ${reaped.join(', ')}`);
-    const proxies = Array.from({ length: topology.proxy.ha.proxies }, (_, i) => haProxyName(topology.proxy.containerName, i));
-    lab = createLab([...proxies, CLIENT_ROLE]);
+    lab = createLab([...proxyNames(topology.proxy), CLIENT_ROLE]);
     process.on('exit', () => lab?.teardown());
   }
   try {
