@@ -57,6 +57,22 @@ export interface ReloadResult {
 }
 
 /**
+ * Tells every replica a proxy's current workers (none: the proxy is stopping): each closes the
+ * connections through the others with 1001 over the window. Each replica's answer, and the
+ * replicas that did not take it (`name: why`), for the caller to say what that costs.
+ */
+export async function announceWorkers(replicas: readonly ReplicaAccess[], announcement: ProxyWorkersAnnouncement): Promise<{ announced: Record<string, AnnouncementReply>; failed: string[] }> {
+  const replies = await Promise.allSettled(replicas.map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
+  const announced: Record<string, AnnouncementReply> = {};
+  const failed: string[] = [];
+  replies.forEach((r, i) => {
+    if (r.status === 'fulfilled') announced[replicas[i].name] = r.value;
+    else failed.push(`${replicas[i].name}: ${(r.reason as Error).message}`);
+  });
+  return { announced, failed };
+}
+
+/**
  * Checks the config, reloads nginx, waits for its new workers, then announces them to every
  * replica. Rejects naming the step and the replica that failed; connections are then left to
  * nginx's deadline, as they would be without this.
@@ -86,13 +102,7 @@ export async function reloadAndAnnounce(
   const hostname = (await proxy.sh('cat /proc/sys/kernel/hostname')).trim();
   if (!hostname) throw new Error(`${proxy.name}: could not read the host name nginx stamps into its header`);
   const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, ...plan };
-  const replies = await Promise.allSettled(replicas.map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
-  const failed = replies.flatMap((r, i) => (r.status === 'rejected' ? [`${replicas[i].name}: ${(r.reason as Error).message}`] : []));
+  const { announced, failed } = await announceWorkers(replicas, announcement);
   if (failed.length) throw new Error(`${proxy.name} reloaded, but ${failed.length} replica(s) did not take the announcement (their retired connections will be cut at nginx's deadline):\n  ${failed.join('\n  ')}`);
-  return {
-    workers: now.current,
-    retiring: now.retiring,
-    announced: Object.fromEntries(replies.map((r, i) => [replicas[i].name, (r as PromiseFulfilledResult<AnnouncementReply>).value])),
-    seconds: (Date.now() - started) / 1000,
-  };
+  return { workers: now.current, retiring: now.retiring, announced, seconds: (Date.now() - started) / 1000 };
 }

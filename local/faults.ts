@@ -1,7 +1,9 @@
 import { parseDuration } from '../app/src/shared/duration';
 import type { FailoverMeasure, FaultEvent } from '../app/src/client/faults';
-import { CONTROL_PATHS, type AnnouncementReply, type ProxyWorkersAnnouncement } from '../app/src/shared/control';
-import { HA_PORTS, timeUntilAnswering } from './ha';
+import type { ProxyWorkersAnnouncement } from '../app/src/shared/control';
+import { announceWorkers } from '../control/reload';
+import { timeUntilAnswering } from './ha';
+import { PROXY_PORTS } from '../nginx/render';
 import { stop } from './processes';
 import type { LocalTopology } from './topology';
 
@@ -132,14 +134,15 @@ async function takeDownProxy(local: LocalTopology, fault: FaultSpec, log: (line:
     // No new connections here; the ones here asked to move, before its check demotes it.
     void stop(holder.nginx, 'SIGQUIT', 10_000);
     const announcement: ProxyWorkersAnnouncement = { proxy: holder.name, workers: [], shedAfterMs: 0, windowMs: proxy.ha.stopDrainMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
-    const replies = await Promise.all(local.replicaAccess().map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
-    log(`fault ${fault.id}: ${holder.name} stopped listening; ${replies.reduce((a, r) => a + r.scheduled, 0)} connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`);
+    const { announced, failed } = await announceWorkers(local.replicaAccess(), announcement);
+    if (failed.length) throw new Error(`${failed.length} replica(s) did not take the stop (their connections through ${holder.name} will be cut):\n  ${failed.join('\n  ')}`);
+    log(`fault ${fault.id}: ${holder.name} stopped listening; ${Object.values(announced).reduce((a, r) => a + r.scheduled, 0)} connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`);
     // Then the address: keepalived leaves the group (priority 0), the backup takes it at once.
     await new Promise((r) => setTimeout(r, proxy.ha.stopDrainMs + 100));
     await stop(holder.keepalived, 'SIGTERM', 5_000);
     log(`fault ${fault.id}: ${holder.name} left the VRRP group`);
   }
-  const seconds = await timeUntilAnswering(ha.virtualAddress, HA_PORTS.https, { since });
+  const seconds = await timeUntilAnswering(ha.virtualAddress, PROXY_PORTS.https, { since });
   const to = ha.holder();
   log(`fault ${fault.id}: ${holder.name} ${fault.kind === 'kill-proxy' ? 'killed (SIGKILL, nginx and its workers)' : 'stopped'}; ${to ? `${to.name} holds ${ha.virtualAddress}` : 'no proxy holds the address'}, answering after ${seconds === undefined ? 'never' : `${seconds.toFixed(2)} s`}`);
   return { from: holder.name, ...(to ? { to: to.name } : {}), ...(seconds !== undefined ? { seconds } : {}) };

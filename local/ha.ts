@@ -3,12 +3,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { connect as tlsConnect } from 'node:tls';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { haProxyName, type Topology } from '../app/src/topology';
-import { renderNginxConf } from '../nginx/render';
+import { proxyNames, type Topology } from '../app/src/topology';
+import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { localProxy, type ProxyAccess } from '../control/access';
 import { inNamespace, type NetnsLab } from './netns';
-import { stop, waitForPort, type Owned, type start } from './processes';
+import { running, stop, waitForPort, type Owned, type start } from './processes';
 
 /**
  * The HA pair on this machine (`npm run local -- --ha`): each proxy is nginx plus keepalived in a
@@ -54,12 +54,9 @@ export function haClientWorkers(connections: number, cores = availableParallelis
   return Math.max(1, Math.min(cores, Math.ceil(connections / 1_000)));
 }
 
-/** The ports inside each proxy namespace: the stack's own. */
-export const HA_PORTS = { https: 443, http: 80 } as const;
 
 type Own = (...args: Parameters<typeof start>) => Owned;
 
-const alive = (p: Owned) => p.child.exitCode === null && p.child.signalCode === null;
 
 /** Whether a namespace's interface carries the address now. */
 function holds(namespace: string, address: string): boolean {
@@ -77,18 +74,17 @@ export async function startHaPair(
   if (!ha.enabled || !ha.virtualAddress) throw new Error('startHaPair: proxy.ha is not enabled');
   const virtualAddress = ha.virtualAddress;
   const proxies: LocalHaProxy[] = [];
-  for (let index = 0; index < ha.proxies; index++) {
-    const name = haProxyName(topology.proxy.containerName, index);
+  for (const [index, name] of proxyNames(topology.proxy).entries()) {
     const ns = lab.namespaces[name];
     if (!ns) throw new Error(`startHaPair: the lab has no namespace for ${name}`);
     const dir = join(options.runtimeDir, name);
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const configFile = join(dir, 'nginx.conf');
-    writeFileSync(configFile, renderNginxConf(topology, { upstreams: options.upstreams, certFile: options.certFile, keyFile: options.keyFile, sessionTicketKeyFile: options.ticketKeyFile, listenAddress: '0.0.0.0', httpsPort: HA_PORTS.https, httpPort: HA_PORTS.http, runtimeDir: dir }));
+    writeFileSync(configFile, renderNginxConf(topology, { upstreams: options.upstreams, certFile: options.certFile, keyFile: options.keyFile, sessionTicketKeyFile: options.ticketKeyFile, listenAddress: '0.0.0.0', httpsPort: PROXY_PORTS.https, httpPort: PROXY_PORTS.http, runtimeDir: dir }));
     const checkScript = join(dir, 'check.sh');
     const notifyScript = join(dir, 'notify.sh');
     const stateFile = join(dir, 'state');
-    writeFileSync(checkScript, renderCheckScript(HA_PORTS.http));
+    writeFileSync(checkScript, renderCheckScript(PROXY_PORTS.http));
     writeFileSync(notifyScript, renderNotifyScript({ proxy: name, stateFile, metricFile: join(dir, 'vrrp.prom') }));
     chmodSync(checkScript, 0o755);
     chmodSync(notifyScript, 0o755);
@@ -114,10 +110,10 @@ export async function startHaPair(
       keepalived,
       state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
       access: () => localProxy({ name, pidFile: join(dir, 'nginx.pid'), configFile, prefix: dir, enter: ['nsenter', '-t', String(proxy.nginx.child.pid), '--net', '--uts', '--'] }),
-      alive: () => alive(proxy.nginx),
+      alive: () => running(proxy.nginx),
     };
     proxies.push(proxy);
-    await waitForPort(HA_PORTS.https, nginx, 20_000, ns.address);
+    await waitForPort(PROXY_PORTS.https, nginx, 20_000, ns.address);
   }
   const holder = () => proxies.find((p) => holds(p.namespace, virtualAddress));
   const pair: LocalHaPair = {
@@ -131,7 +127,7 @@ export async function startHaPair(
   };
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   while (!holder()) {
-    const dead = proxies.flatMap((p) => [p.nginx, p.keepalived]).find((p) => !alive(p));
+    const dead = proxies.flatMap((p) => [p.nginx, p.keepalived]).find((p) => !running(p));
     if (dead) throw new Error(`${dead.name} exited before the virtual address was taken:\n${dead.output().trim()}`);
     if (Date.now() > deadline) throw new Error(`no proxy took the virtual address ${virtualAddress} within ${options.timeoutMs ?? 15_000} ms:\n${proxies.map((p) => `${p.keepalived.name}: ${p.keepalived.output().trim().split('\n').slice(-5).join('\n')}`).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));

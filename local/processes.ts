@@ -12,13 +12,18 @@ export interface Owned {
 }
 
 const owned = new Set<ChildProcess>();
+
+/** Still running: neither exited nor killed by a signal. */
+export function running(p: Pick<Owned, 'child'>): boolean {
+  return p.child.exitCode === null && p.child.signalCode === null;
+}
 let cleanupInstalled = false;
 
 function installCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
   process.on('exit', () => {
-    for (const child of owned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const child of owned) if (running({ child })) child.kill('SIGKILL');
   });
 }
 
@@ -53,7 +58,7 @@ export function start(name: string, command: string, args: string[], options: Sp
 
 /** Sends a signal and waits for the exit; SIGKILL after the grace period. */
 export async function stop(p: Owned, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  if (!running(p)) return;
   p.child.kill(signal);
   const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
   await p.exited;

@@ -5,15 +5,15 @@ import { join, resolve } from 'node:path';
 import { replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
-import { renderNginxConf } from '../nginx/render';
+import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
 import { startBroker, type LocalBroker } from './broker';
-import { HA_PORTS, startHaPair, type LocalHaPair } from './ha';
+import { startHaPair, type LocalHaPair } from './ha';
 import type { NetnsLab } from './netns';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
-import { freePort, start, stop, waitForPort, type Owned } from './processes';
+import { freePort, running, start, stop, waitForPort, type Owned } from './processes';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -178,7 +178,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     let url: string;
     if (lab) {
       ha = await startHaPair(topology, lab, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, ticketKeyFile: certs.ticketKeyFile, runtimeDir, own });
-      ({ https: httpsPort, http: httpPort } = HA_PORTS);
+      ({ https: httpsPort, http: httpPort } = PROXY_PORTS);
       nginx = ha.proxies[0].nginx;
       confFile = ha.proxies[0].configFile;
       config = readFileSync(confFile, 'utf8');
@@ -204,7 +204,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     const pair = ha;
     // The proxies a reload reaches: the pair's live ones, each in its namespaces, or the one nginx.
     const proxies = (): ProxyAccess[] => (pair ? pair.proxies.filter((p) => p.alive()).map((p) => p.access()) : [localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir })]);
-    const replicaAccess = () => replicas.filter((r) => r.process.child.exitCode === null && r.process.child.signalCode === null).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`));
+    const replicaAccess = () => replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`));
     return {
       topology,
       url,

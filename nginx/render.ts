@@ -42,6 +42,12 @@ export function nginxErrorLog(runtimeDir: string): string {
   return `${runtimeDir}/error.log`;
 }
 
+/**
+ * The ports nginx binds where it has a network namespace of its own (a container, an HA pair's
+ * namespace); the topology's ports are the ones published on the host.
+ */
+export const PROXY_PORTS = { https: 443, http: 80 } as const;
+
 /** Where stub_status answers (the exporter and the tests read it). */
 export const NGINX_STATUS_PATH = '/nginx_status';
 

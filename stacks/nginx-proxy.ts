@@ -6,7 +6,7 @@ import { proxyNames, stopGraceMs, type Topology } from '../app/src/topology';
 import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
 import { reloadPlan } from '../control/reload';
 import { ConfigFiles } from './config-files';
-import { renderNginxConf } from '../nginx/render';
+import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { containerLabels, healthcheck, stopAttributes } from './container-attributes';
 
@@ -35,8 +35,8 @@ export const PROXY_PATHS = {
   config: '/etc/nginx/ws/nginx.conf',
   certsDir: '/etc/nginx/certs',
   pid: '/run/nginx.pid',
-  httpsPort: 443,
-  httpPort: 80,
+  httpsPort: PROXY_PORTS.https,
+  httpPort: PROXY_PORTS.http,
   /** The HA pair: keepalived's config and scripts (read-only), and its state and metric (written). */
   keepalivedDir: '/etc/keepalived/ws',
   haStateDir: '/run/ws-ha',
