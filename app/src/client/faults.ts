@@ -94,11 +94,7 @@ export class FaultLog {
    * within the grace), and within the attribution window.
    */
   refusing(now = performance.now()): string | undefined {
-    for (let i = this.seen.length - 1; i >= 0; i--) {
-      const { event, at, overAt } = this.seen[i];
-      if (event.cutsAll && now - at <= FAULT_ATTRIBUTION_MS && (overAt === undefined || now - overAt <= FAULT_HANDSHAKE_GRACE_MS)) return event.id;
-    }
-    return undefined;
+    return this.newest((e, overAt) => e.cutsAll === true && (overAt === undefined || now - overAt <= FAULT_HANDSHAKE_GRACE_MS), now);
   }
 
   /** The newest fault of this kind (one that hits every replica, such as restart-broker) within the window. */
@@ -106,10 +102,11 @@ export class FaultLog {
     return this.newest((e) => e.kind === kind, now);
   }
 
-  private newest(match: (e: FaultEvent) => boolean, now: number): string | undefined {
+  /** The newest fault within the attribution window that matches (given when its effect was over, if it was). */
+  private newest(match: (e: FaultEvent, overAt?: number) => boolean, now: number): string | undefined {
     for (let i = this.seen.length - 1; i >= 0; i--) {
-      const { event, at } = this.seen[i];
-      if (match(event) && now - at <= FAULT_ATTRIBUTION_MS) return event.id;
+      const { event, at, overAt } = this.seen[i];
+      if (match(event, overAt) && now - at <= FAULT_ATTRIBUTION_MS) return event.id;
     }
     return undefined;
   }

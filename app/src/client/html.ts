@@ -77,6 +77,8 @@ ${r.failover ? failoverSection(r.failover, r) : ''}
 /** A proxy fault's failover: the figures, and the reconnect storm (handshakes per second). */
 function failoverSection(f: NonNullable<LoadReport['failover']>, r: LoadReport): string {
   const [first, last] = [f.storm[0]?.t ?? 0, f.storm[f.storm.length - 1]?.t ?? 0];
+  const points = r.timeline.filter((p) => p.t >= first && p.t <= last);
+  const marks = r.faults.filter((m) => m.id === f.fault);
   const rows: [string, string][] = [
     ['fault', f.fault],
     ['address moved', `${f.from} → ${f.to ?? 'nobody'}`],
@@ -87,8 +89,8 @@ function failoverSection(f: NonNullable<LoadReport['failover']>, r: LoadReport):
     ['all back after (s)', f.allReconnectedSeconds === undefined ? '—' : f.allReconnectedSeconds.toFixed(1)],
   ];
   return `<h2>Failover</h2><table>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>
-${chart('Reconnect storm: handshakes per second (reconnects included)', r.timeline.filter((p) => p.t >= first && p.t <= last), r.faults.filter((m) => m.id === f.fault), [field('opensPerSecond', '#dc2626', 'opened')])}
-${chart('Connections open through the failover', r.timeline.filter((p) => p.t >= first && p.t <= last), r.faults.filter((m) => m.id === f.fault), [field('open', '#2563eb', 'open')])}`;
+${chart('Reconnect storm: handshakes per second (reconnects included)', points, marks, [field('opensPerSecond', '#dc2626', 'opened')])}
+${chart('Connections open through the failover', points, marks, [field('open', '#2563eb', 'open')])}`;
 }
 
 /** Closes as a table: expected (ours, or the server asking to reconnect), unexpected (cut), caused by a fault. */

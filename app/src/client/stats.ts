@@ -127,10 +127,10 @@ export class Stats {
     count(this.faultErrors, fault);
   }
 
-  /** A connection an injected fault cut is open again, at `epochMs`. */
-  faultReconnected(fault: string, epochMs: number): void {
+  /** Connections an injected fault cut are open again (`count` of them, the last at `epochMs`). */
+  faultReconnected(fault: string, epochMs: number, count = 1): void {
     const [n, last] = this.faultReconnects.get(fault) ?? [0, 0];
-    this.faultReconnects.set(fault, [n + 1, Math.max(last, epochMs)]);
+    this.faultReconnects.set(fault, [n + count, Math.max(last, epochMs)]);
   }
 
   landed(replica: string): void {
@@ -175,10 +175,7 @@ export class Stats {
     }
     countAll(this.faultCloses, other.faultCloses);
     countAll(this.faultErrors, other.faultErrors);
-    for (const [fault, [n, last]] of Object.entries(other.faultReconnects)) {
-      const [m, mine] = this.faultReconnects.get(fault) ?? [0, 0];
-      this.faultReconnects.set(fault, [m + n, Math.max(mine, last)]);
-    }
+    for (const [fault, [n, last]] of Object.entries(other.faultReconnects)) this.faultReconnected(fault, last, n);
     countAll(this.perReplica, other.perReplica);
     countAll(this.openPerReplica, other.openPerReplica);
   }
