@@ -23,7 +23,7 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxErrorLog } from '../nginx/render';
 import { nginxLimitsHit } from '../local/limits';
 import { nginxVersion, startLocalTopology } from '../local/topology';
-import { cpuBetween, cpuSeconds, rssByPart } from './proc';
+import { cpuBetween, cpuSeconds, machineTicks, rssByPart } from './proc';
 
 const program = new Command('bench:ceiling')
   .option('--sizes <list>', 'connection counts, comma-separated', '10000,30000,50000')
@@ -44,12 +44,6 @@ interface Row {
   cpu?: { parts: Record<string, number>; busyPercent: number; seconds: number };
 }
 
-/** The machine's busy and total jiffies so far (/proc/stat's first line). */
-function machineTicks(): { busy: number; total: number } {
-  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - fields[3] - (fields[4] ?? 0), total };
-}
 
 async function measure(size: number, traffic = false): Promise<Row> {
   const version = nginxVersion();

@@ -103,3 +103,10 @@ export function rssByPart(classify: Classify = classifyLocal): Record<string, { 
   }
   return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, { mb: Math.round(v.mb), processes: v.processes }]));
 }
+
+/** The machine's busy and total jiffies so far, over all cores (/proc/stat's first line; idle and iowait are not busy). */
+export function machineTicks(): { busy: number; total: number } {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { busy: total - fields[3] - (fields[4] ?? 0), total };
+}

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
 import { OFFLINE_BASE_IMAGES } from '../../app/src/topology';
 import { createSwarmLab, type SwarmLab } from '../../local/swarm-lab';
 import { retrying } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
+import { readyEngine } from '../docker/deployer';
 
 /**
  * The multi-node swarm the swarm target is tested on: three dockerd on this machine, each in a
@@ -16,8 +18,8 @@ describe('a 3-node Docker Swarm on this machine (local/swarm-lab.ts)', { concurr
   const image = OFFLINE_BASE_IMAGES.debian;
 
   before(async () => {
-    const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
-    assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
+    // The host's engine builds the images each node gets.
+    await readyEngine(new Docker(), true);
     swarm = await createSwarmLab({ count: 3, images: [image] });
   });
 

@@ -13,6 +13,7 @@ import { SERVER_SERVICE, ServerService } from '../../stacks/swarm/server-service
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { createSwarmLab, type SwarmLab } from '../../local/swarm-lab';
 import { ROOT } from '../helpers/synth';
+import { readyEngine } from '../docker/deployer';
 
 /**
  * The swarm target's servers (stacks/swarm/server-service.ts) on the 3-node swarm made here,
@@ -35,8 +36,8 @@ describe('the servers as a swarm service on a real 3-node swarm', { concurrency:
   let manager: Docker;
 
   before(async () => {
-    const built = spawnSync('bash', ['scripts/offline-images.sh'], { cwd: ROOT, encoding: 'utf8' });
-    assert.equal(built.status, 0, `offline base images: ${built.stderr}`);
+    // The host's engine builds the images each node gets.
+    await readyEngine(new Docker(), true);
     const app = spawnSync('docker', ['build', '-q', '-t', IMAGE, '-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(app.status, 0, `app image: ${app.stderr}`);
     swarm = await createSwarmLab({ count: 3, images: [IMAGE] });

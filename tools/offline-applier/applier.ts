@@ -344,7 +344,7 @@ export class OfflineApplier {
   }
 
   private async buildImage(address: string, c: Json): Promise<Json> {
-    const build = Array.isArray(c.build) ? c.build[0] : c.build;
+    const build = first(c.build)!;
     const stream = await this.docker.buildImage(packContext(build.context), {
       t: c.name,
       dockerfile: build.dockerfile ?? 'Dockerfile',
@@ -373,8 +373,8 @@ export class OfflineApplier {
   private async createContainer(address: string, c: Json): Promise<Json> {
     const networks: Json[] = c.networks_advanced ?? [];
     const ports: Json[] = c.ports ?? [];
-    const hc = Array.isArray(c.healthcheck) ? c.healthcheck[0] : c.healthcheck;
-    const caps = Array.isArray(c.capabilities) ? c.capabilities[0] : c.capabilities;
+    const hc = first(c.healthcheck);
+    const caps = first(c.capabilities);
     const container = await this.docker.createContainer({
       name: c.name,
       Image: c.image,
