@@ -1,23 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT } from '../helpers/synth';
+import { runLocal } from '../helpers/local-run';
 
 /**
  * `npm run local -- --ha`: two nginx with keepalived, each in a network namespace, the client in a
  * third, the replicas and nats-server on the host. Real kernel VRRP, real kills.
  */
-function local(args: string[], via: 'npm' | 'node' = 'npm'): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const argv = via === 'npm' ? ['npm', 'run', '--silent', 'local', '--', ...args] : [process.execPath, '--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args];
-  const child = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  child.stdout!.on('data', (d) => (text += d));
-  child.stderr!.on('data', (d) => (text += d));
-  return { child, output: () => text, exited: new Promise((r) => child.on('exit', (code) => r(code))) };
-}
+const local = (args: string[], via: 'npm' | 'node' = 'npm') => runLocal(args, via);
 
 /** What a run's lab left: its namespaces, its bridge, its forwarding rules. */
 function labLeftovers(output: string): string[] {

@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { belongsToRun } from '../../local/leftovers';
 import { eventually } from '../helpers/server';
-import { ROOT } from '../helpers/synth';
+import { runLocal } from '../helpers/local-run';
 
-/** `npm run local` as a user runs it: the entry point in its own process, with flags. */
-function local(args: string[], via: 'node' | 'npm' = 'node'): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child =
-    via === 'npm'
-      ? spawn('npm', ['run', '--silent', 'local', '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  child.stdout!.on('data', (d) => (text += d));
-  child.stderr!.on('data', (d) => (text += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return { child, output: () => text, exited };
-}
+/** `npm run local`: the entry point itself by default (signals reach the runner). */
+const local = (args: string[], via: 'node' | 'npm' = 'node') => runLocal(args, via);
 
 const runtimeDirOf = (output: string) => /^runtime (\S+)/m.exec(output)?.[1];
 
