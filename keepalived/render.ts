@@ -85,27 +85,21 @@ grep -q '^Active connections' <&3
 /** The metric the pair exposes (through each proxy's status port): 1 on the node holding the address. */
 export const VRRP_MASTER_METRIC = 'ws_proxy_vrrp_master';
 
-/** The metric file's text for one node in one state (MASTER, BACKUP, FAULT, STOP, INIT). */
-export function vrrpMetricText(proxy: string, state: string): string {
-  return `# HELP ${VRRP_MASTER_METRIC} 1 while this proxy holds the virtual address (keepalived state MASTER).
-# TYPE ${VRRP_MASTER_METRIC} gauge
-${VRRP_MASTER_METRIC}{proxy="${proxy}",state="${state}"} ${state === 'MASTER' ? 1 : 0}
-`;
-}
-
 /**
  * keepalived's notify script (called as: notify TYPE NAME STATE PRIORITY): records the node's
  * state in a file and as the metric above, each replaced whole (write, then rename).
  */
 export function renderNotifyScript(o: { proxy: string; stateFile: string; metricFile: string }): string {
-  const metric = vrrpMetricText(o.proxy, '$3').replace(/\$3"\} 0\n$/, '$3"} $v\n');
   return `#!/bin/sh
 # keepalived runs scripts with umask 077; nginx's workers (not root) serve the metric.
 umask 022
 [ "$3" = MASTER ] && v=1 || v=0
 printf '%s\\n' "$3" > '${o.stateFile}.new' && mv '${o.stateFile}.new' '${o.stateFile}'
 cat > '${o.metricFile}.new' <<EOF
-${metric}EOF
+# HELP ${VRRP_MASTER_METRIC} 1 while this proxy holds the virtual address (keepalived state MASTER).
+# TYPE ${VRRP_MASTER_METRIC} gauge
+${VRRP_MASTER_METRIC}{proxy="${o.proxy}",state="$3"} $v
+EOF
 mv '${o.metricFile}.new' '${o.metricFile}'
 `;
 }

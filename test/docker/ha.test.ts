@@ -14,6 +14,7 @@ import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { projectPaths } from '../../stacks/paths';
 import { ensureTopologyCertificates } from '../../certs/generate';
 import { timeUntilAnswering } from '../../local/ha';
+import { VRRP_MASTER_METRIC } from '../../keepalived/render';
 import { prometheusQuery } from '../helpers/prometheus';
 import { retrying } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
@@ -87,7 +88,7 @@ describe('the HA pair on a real Docker engine', { concurrency: false }, () => {
     const states = proxyNames(topology.proxy).map(stateOf);
     assert.deepEqual([...states].sort(), ['BACKUP', 'MASTER'], `keepalived states: ${states}`);
     await retrying(async () => {
-      const rows = await prometheusQuery(PROMETHEUS, 'ws_proxy_vrrp_master');
+      const rows = await prometheusQuery(PROMETHEUS, VRRP_MASTER_METRIC);
       assert.deepEqual(rows.map((r) => [r.metric.proxy, r.value[1]]).sort(), proxyNames(topology.proxy).map((p) => [p, stateOf(p) === 'MASTER' ? '1' : '0']).sort());
     }, 30_000);
   });
