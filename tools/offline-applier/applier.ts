@@ -385,9 +385,7 @@ export class OfflineApplier {
       StopSignal: c.stop_signal,
       StopTimeout: c.stop_timeout,
       ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, {}])),
-      Healthcheck: hc
-        ? { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries }
-        : undefined,
+      Healthcheck: healthcheckSpec(hc),
       HostConfig: {
         PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostIp: p.ip ?? '', HostPort: String(p.external) }]])),
         Binds: (c.volumes ?? []).map((v: Json) => {
@@ -434,7 +432,7 @@ export class OfflineApplier {
       if (!last.State.Running) break;
       if (health === 'healthy' || (!last.State.Health && last.State.Running)) return;
       if (health === 'unhealthy') break;
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(POLL_MS);
     }
     const log = (last.State?.Health?.Log ?? []).slice(-1)[0]?.Output?.trim() ?? '';
     const logs = (await container.logs({ stdout: true, stderr: true, tail: 10 }).catch(() => Buffer.from(''))).toString('utf8');
@@ -453,7 +451,7 @@ export class OfflineApplier {
   private async converge(address: string, id: string, c: Json): Promise<void> {
     const cc = first(c.converge_config);
     if (!cc) return;
-    const replicas = first(first(c.mode)?.replicated)?.replicas ?? 1;
+    const replicas = replicasOf(c);
     const end = Date.now() + ns(cc.timeout ?? '3m') / 1e6;
     let running = 0;
     let total = 0;
@@ -463,7 +461,7 @@ export class OfflineApplier {
       running = live.filter((t) => t.Status?.State === 'running').length;
       total = live.length;
       if (running === replicas && total === replicas) return;
-      await new Promise((r) => setTimeout(r, ns(cc.delay ?? '1s') / 1e6));
+      await sleep(ns(cc.delay ?? '1s') / 1e6);
     }
     throw new ApplyError(`${address}: service ${c.name} did not converge within ${cc.timeout}: ${running} of ${replicas} task(s) running (${total} desired)`, { id, name: c.name });
   }
@@ -473,7 +471,7 @@ export class OfflineApplier {
       case 'docker_service': {
         await this.docker.getService(entry.attrs.id).remove().catch(ignoreMissing);
         // Its tasks' containers go asynchronously; the network cannot go before them.
-        for (let i = 0; i < 120 && (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length; i++) await new Promise((r) => setTimeout(r, 250));
+        await pollWhile(async () => (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length > 0, 30_000);
         return;
       }
       case 'docker_container': {
@@ -490,12 +488,12 @@ export class OfflineApplier {
             await this.docker.getNetwork(entry.attrs.id).remove();
             // A swarm manager accepts the removal of an overlay still in use and finishes it
             // once the last task has left: gone means gone.
-            for (let i = 0; i < 120 && (await this.docker.getNetwork(entry.attrs.id).inspect().then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 250));
+            await pollWhile(() => this.docker.getNetwork(entry.attrs.id).inspect().then(() => true, () => false), 30_000);
             return;
           } catch (error) {
             if ((error as { statusCode?: number }).statusCode === 404) return;
             if (attempt >= 40) throw error;
-            await new Promise((r) => setTimeout(r, 250));
+            await sleep(POLL_MS);
           }
         }
       case 'docker_volume':
@@ -511,6 +509,25 @@ export class OfflineApplier {
   }
 }
 
+const POLL_MS = 250;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Checks every POLL_MS while `busy` says so, for at most `timeoutMs`. */
+async function pollWhile(busy: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  for (const end = Date.now() + timeoutMs; Date.now() < end && (await busy()); ) await sleep(POLL_MS);
+}
+
+/** A duration attribute ("5s") in nanoseconds, as the Engine API wants it; absent stays absent. */
+const nsOrUndefined = (text: string | undefined) => (text ? ns(text) : undefined);
+
+/** A healthcheck block as the Engine API wants it (containers and services alike). */
+function healthcheckSpec(hc: Json | undefined): Json | undefined {
+  return hc && { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries };
+}
+
+/** A replicated service's replica count. */
+const replicasOf = (c: Json): number => first(first(c.mode)?.replicated)?.replicas ?? 1;
+
 /** A nested block as the JSON has it: an object, or a list of one. */
 function first(block: Json): Json | undefined {
   return Array.isArray(block) ? block[0] : block;
@@ -520,10 +537,9 @@ function first(block: Json): Json | undefined {
 function serviceSpec(c: Json): Json {
   const task = first(c.task_spec) ?? {};
   const container = first(task.container_spec) ?? {};
-  const hc = first(container.healthcheck);
   const restart = first(task.restart_policy);
   const rollout = (r: Json | undefined) =>
-    r && { Parallelism: r.parallelism, Delay: r.delay ? ns(r.delay) : undefined, FailureAction: r.failure_action, Monitor: r.monitor ? ns(r.monitor) : undefined, MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio), Order: r.order };
+    r && { Parallelism: r.parallelism, Delay: nsOrUndefined(r.delay), FailureAction: r.failure_action, Monitor: nsOrUndefined(r.monitor), MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio), Order: r.order };
   return {
     Name: c.name,
     Labels: labelsOf(c.labels),
@@ -534,13 +550,13 @@ function serviceSpec(c: Json): Json {
         Args: container.args,
         Env: Object.entries(container.env ?? {}).map(([k, v]) => `${k}=${v}`),
         StopSignal: container.stop_signal,
-        StopGracePeriod: container.stop_grace_period ? ns(container.stop_grace_period) : undefined,
-        Healthcheck: hc ? { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries } : undefined,
+        StopGracePeriod: nsOrUndefined(container.stop_grace_period),
+        Healthcheck: healthcheckSpec(first(container.healthcheck)),
       },
       Networks: (task.networks_advanced ?? []).map((n: Json) => ({ Target: n.name, Aliases: n.aliases })),
-      RestartPolicy: restart && { Condition: restart.condition, Delay: restart.delay ? ns(restart.delay) : undefined, MaxAttempts: restart.max_attempts, Window: restart.window ? ns(restart.window) : undefined },
+      RestartPolicy: restart && { Condition: restart.condition, Delay: nsOrUndefined(restart.delay), MaxAttempts: restart.max_attempts, Window: nsOrUndefined(restart.window) },
     },
-    Mode: { Replicated: { Replicas: first(first(c.mode)?.replicated)?.replicas ?? 1 } },
+    Mode: { Replicated: { Replicas: replicasOf(c) } },
     UpdateConfig: rollout(first(c.update_config)),
     RollbackConfig: rollout(first(c.rollback_config)),
   };
