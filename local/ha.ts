@@ -92,7 +92,7 @@ export async function startHaPair(
     writeFileSync(keepalivedConf, renderKeepalivedConf(topology, { index, interface: 'eth0', checkScript, notifyScript }));
 
     // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
-    const [nsenter, ...nginxArgs] = inNamespace(ns.name, ['unshare', '--uts', '--', 'sh', '-c', `hostname ${name} && exec nginx -c '${configFile}' -p '${dir}' -g 'daemon off;'`]);
+    const [nsenter, ...nginxArgs] = inNamespace(ns.name, ['nginx', '-c', configFile, '-p', dir, '-g', 'daemon off;'], { hostname: name });
     const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
     const [, ...keepalivedArgs] = inNamespace(ns.name, [
       'keepalived', '--dont-fork', '--log-console', '--log-detail', '--vrrp', '--use-file', keepalivedConf,

@@ -120,6 +120,9 @@ export function reapDeadLabs(): string[] {
 }
 
 /** The argv that runs a command inside a lab namespace (nsenter keeps /sys, which `ip netns exec` remounts). */
-export function inNamespace(namespace: string, argv: string[]): string[] {
-  return ['nsenter', `--net=/run/netns/${namespace}`, '--', ...argv];
+export function inNamespace(namespace: string, argv: string[], options: { hostname?: string } = {}): string[] {
+  if (!options.hostname) return ['nsenter', `--net=/run/netns/${namespace}`, '--', ...argv];
+  // A host name of its own too (a UTS namespace), as a container has; the program then replaces the shell.
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return inNamespace(namespace, ['unshare', '--uts', '--', 'sh', '-c', `hostname '${options.hostname}' && exec ${quoted}`]);
 }

@@ -103,8 +103,7 @@ export async function createSwarmLab(options: { count?: number; images?: string[
       mkdirSync(exec, { recursive: true });
       const host = `unix://${exec}/docker.sock`;
       // Its own host name too (a UTS namespace): the swarm names nodes by it, and placement can use it.
-      const dockerdArgs = ['--data-root', data, '--exec-root', exec, '--pidfile', join(exec, 'docker.pid'), '-H', host].map((x) => `'${x}'`).join(' ');
-      const [command, ...args] = inNamespace(namespace, ['unshare', '--uts', '--', 'sh', '-c', `hostname ${name} && exec dockerd ${dockerdArgs}`]);
+      const [command, ...args] = inNamespace(namespace, ['dockerd', '--data-root', data, '--exec-root', exec, '--pidfile', join(exec, 'docker.pid'), '-H', host], { hostname: name });
       const dockerd = start(`dockerd ${name}`, command, args, { logFile: join(exec, 'dockerd.log') });
       const node = { name, address, host, dockerd };
       nodes.push(node);

@@ -57,4 +57,18 @@ describe('network namespaces for the local HA pair (root, real ip/iptables)', ()
       live.teardown();
     }
   });
+
+  it('runs a program in a namespace under a host name of its own, its arguments intact', () => {
+    const lab = createLab(['proxy-0']);
+    try {
+      const ns = lab.namespaces['proxy-0'];
+      const [command, ...args] = inNamespace(ns.name, ['sh', '-c', 'printf "%s|" "$@"; hostname; ip -o -4 addr show dev eth0', 'sh', 'a b', "it's", '$HOME'], { hostname: 'ws-nginx-7' });
+      const out = spawnSync(command, args, { encoding: 'utf8' }).stdout;
+      assert.match(out, /^a b\|it's\|\$HOME\|ws-nginx-7\n/, out);
+      assert.match(out, new RegExp(`inet ${ns.address.replace(/\./g, '\\.')}/`), 'inside the lab namespace');
+      assert.notEqual(spawnSync('hostname', { encoding: 'utf8' }).stdout.trim(), 'ws-nginx-7', "the host's own name is untouched");
+    } finally {
+      lab.teardown();
+    }
+  });
 });
