@@ -4,6 +4,7 @@ import { Stats } from '../app/src/client/stats';
 import { DeliveryLedger } from '../app/src/client/delivery';
 import { HandshakeGate } from '../app/src/client/handshake-gate';
 import { VirtualUser, type RunContext } from '../app/src/client/virtual-user';
+import { sharedSecureContext, targetOf } from '../app/src/client/connector';
 
 /**
  * One benchmark probe, run in its own process (so its memory is its connections' memory):
@@ -38,11 +39,14 @@ async function main() {
   stats.opened = () => (origOpened(), settle(true));
   const origError = stats.error.bind(stats);
   stats.error = (kind: string) => (origError(kind), settle(false));
+  const profile = loadProfileSchema.parse({ compression: req.compression, topics: 0, publishRate: 0, senderFraction: 0, reconnect: { enabled: false } });
   const context: RunContext = {
     url: req.url,
-    profile: loadProfileSchema.parse({ compression: req.compression, topics: 0, publishRate: 0, senderFraction: 0, reconnect: { enabled: false } }),
+    profile,
     stats,
     ca,
+    target: targetOf(req.url),
+    secureContext: sharedSecureContext(ca),
     insecure: false,
     isSender: () => false,
     publishRatePerSender: 0,

@@ -1,10 +1,11 @@
-import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import type { connect as netConnect, Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { BROKER_ERROR_CODE, CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
 import { classifyHandshakeError } from './connect-errors';
+import { connectTcp, TCP_CANCELLED, type PendingTcp, type Target } from './connector';
 import type { DeliveryLedger, Window } from './delivery';
 import type { HandshakeGate } from './handshake-gate';
 import { recordMs, type Stats } from './stats';
@@ -16,6 +17,8 @@ export interface RunContext {
   readonly stats: Stats;
   /** TLS verification: a CA to trust, or verification off (only with --insecure). */
   readonly ca?: Buffer;
+  /** Where `url` connects (host, port, TLS or not). */
+  readonly target: Target;
   /**
    * The TLS context every connection of the process shares (the CA parsed once): without it Node
    * builds one per connection, which was a third of the client's CPU in a reconnect storm.
@@ -80,6 +83,8 @@ export class VirtualUser {
   private closingByUs = false;
   private sendTimers: NodeJS.Timeout[] = [];
   private reconnectTimer?: NodeJS.Timeout;
+  /** A TCP connect in progress (no WebSocket yet). */
+  private pendingTcp?: PendingTcp;
   private nextId = 0;
   /** The replica of the current connection (from its hello). */
   private replica?: string;
@@ -111,6 +116,7 @@ export class VirtualUser {
     // Retired mid-run: owed nothing after what it had. At the run's end: owed everything stored.
     if (this.window) this.ctx.ledger.close(this.window, this.ctx.running() ? (this.position?.offset ?? this.window.start) : null);
     clearTimeout(this.reconnectTimer);
+    this.pendingTcp?.cancel();
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((resolve) => {
@@ -134,12 +140,9 @@ export class VirtualUser {
   private open(release: () => void, queuedAt: number): void {
     const { ctx } = this;
     if (!this.active || !ctx.running()) return release();
-    const secure = ctx.url.startsWith('wss:');
     // Connect time starts here, at the socket: the wait for a slot is the client's, reported apart.
     const t0 = performance.now();
     recordMs(ctx.stats.histograms.handshakeQueue, t0 - queuedAt);
-    let tTcp = 0;
-    let tTls = 0;
     let failed = false;
     this.closingByUs = false;
 
@@ -156,36 +159,47 @@ export class VirtualUser {
       }
       this.scheduleReconnect();
     };
+    const failWith = (error: Error) => {
+      // Cut off by the run's end while connecting (ws: "closed before the connection was established").
+      const kind = this.active ? classifyHandshakeError(error) : 'unfinished';
+      // The first of a kind nobody has named yet is shown as it came, so it can be named.
+      if (kind === 'other' && !ctx.stats.errors.has('other')) console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
+      fail(kind);
+    };
 
-    const { keyParam } = ctx.profile;
+    this.pendingTcp = connectTcp(ctx.target, ctx.sourceAddressFor(this.index), ctx.profile.connectTimeoutMs, (error, tcp) => {
+      this.pendingTcp = undefined;
+      if (error || !tcp) return failWith(error ?? new Error(TCP_CANCELLED));
+      this.upgrade(tcp, { t0, tTcp: performance.now(), fail, failWith, release });
+    });
+  }
+
+  /** The WebSocket (TLS, then the HTTP upgrade) over a TCP connection that is up. */
+  private upgrade(tcp: Socket, attempt: { t0: number; tTcp: number; fail(kind: string): void; failWith(error: Error): void; release(): void }): void {
+    const { ctx } = this;
+    const { t0, tTcp, fail, failWith, release } = attempt;
+    const { target, profile } = ctx;
+    let tTls = 0;
+    const { keyParam } = profile;
     const url = keyParam ? `${ctx.url}${ctx.url.includes('?') ? '&' : '?'}${keyParam}=${this.index}` : ctx.url;
     const ws = new WebSocket(url, {
-      perMessageDeflate: ctx.profile.compression ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 } : false,
-      handshakeTimeout: ctx.profile.connectTimeoutMs,
-      localAddress: ctx.sourceAddressFor(this.index),
+      perMessageDeflate: profile.compression ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 } : false,
+      // What is left of the connect budget after TCP.
+      handshakeTimeout: Math.max(1, profile.connectTimeoutMs - (tTcp - t0)),
       ca: ctx.ca,
       rejectUnauthorized: !ctx.insecure,
-      // Our own socket factory, to time TCP and TLS apart from the upgrade.
-      createConnection: ((options: ConnectionOptions & { host?: string; path?: string }) => {
-        let socket: Socket;
-        if (secure) {
-          const servername = options.servername ?? (options.host && !isIP(options.host) ? options.host : undefined);
-          const tls = tlsConnect({ ...options, path: undefined, servername, secureContext: ctx.secureContext, session: this.tlsSession });
-          tls.on('session', (session: Buffer) => (this.tlsSession = session));
-          tls.once('secureConnect', () => {
-            tTls = performance.now();
-            if (tls.isSessionReused()) ctx.stats.counters.tlsResumed++;
-          });
-          socket = tls;
-        } else {
-          socket = netConnect({ ...options, path: undefined } as unknown as NetConnectOpts);
-        }
-        socket.once('connect', () => (tTcp = performance.now()));
-        return socket;
+      createConnection: ((options: ConnectionOptions) => {
+        if (!target.secure) return tcp;
+        const tls = tlsConnect({ ...options, socket: tcp, servername: target.servername, secureContext: ctx.secureContext, session: this.tlsSession });
+        tls.on('session', (session: Buffer) => (this.tlsSession = session));
+        tls.once('secureConnect', () => {
+          tTls = performance.now();
+          if (tls.isSessionReused()) ctx.stats.counters.tlsResumed++;
+        });
+        return tls;
       }) as unknown as typeof netConnect, // ws calls it with one options object; the overloads of net.connect do not describe that
     });
     this.ws = ws;
-
     ws.on('unexpected-response', (req: ClientRequest, res: IncomingMessage) => {
       fail(`http_${res.statusCode}`);
       res.resume();
@@ -193,12 +207,7 @@ export class VirtualUser {
       ws.terminate();
     });
     ws.on('error', (error: Error) => {
-      if (this.isOpen) return;
-      // Cut off by the run's end while connecting (ws: "closed before the connection was established").
-      const kind = this.active ? classifyHandshakeError(error) : 'unfinished';
-      // The first of a kind nobody has named yet is shown as it came, so it can be named.
-      if (kind === 'other' && !ctx.stats.errors.has('other')) console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
-      fail(kind);
+      if (!this.isOpen) failWith(error);
     });
     ws.on('open', () => {
       const now = performance.now();
@@ -210,8 +219,8 @@ export class VirtualUser {
       if (this.cutBy) stats.faultReconnected(this.cutBy, Date.now());
       this.cutBy = undefined;
       recordMs(stats.histograms.connect, now - t0);
-      if (tTcp) recordMs(stats.histograms.tcp, tTcp - t0);
-      if (secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
+      recordMs(stats.histograms.tcp, tTcp - t0);
+      if (target.secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
       recordMs(stats.histograms.upgrade, now - (tTls || tTcp || t0));
       if (!this.active) void this.stop();
     });
@@ -405,9 +414,4 @@ export class VirtualUser {
     for (const t of this.sendTimers) clearTimeout(t);
     this.sendTimers = [];
   }
-}
-
-/** One TLS context for all of a process's connections (trusting `ca`, or the system's CAs). */
-export function sharedSecureContext(ca?: Buffer): SecureContext {
-  return createSecureContext(ca ? { ca } : {});
 }

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { runLoad } from '../../app/src/client/coordinator';
+import { connectTcp, targetOf, TCP_CANCELLED } from '../../app/src/client/connector';
+import { classifyHandshakeError } from '../../app/src/client/connect-errors';
+import { loadProfileSchema } from '../../app/src/shared/profile';
+import { makeTestCerts } from '../helpers/certs';
+import { sleep, startServer } from '../helpers/server';
+
+/** A listener that never accepts (its process is blocked): once its queue is full, SYNs are dropped. */
+const STUCK_LISTENER = `
+const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  console.log(s.address().port);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000);
+});`;
+
+const tcp = (port: number, timeoutMs = 5000) =>
+  new Promise<{ error?: Error; socket?: Socket; ms: number }>((resolve) => {
+    const started = performance.now();
+    connectTcp(targetOf(`wss://localhost:${port}/`), undefined, timeoutMs, (error, socket) => resolve({ error, socket, ms: performance.now() - started }));
+  });
+
+describe('the connector: TCP first, the WebSocket only once TCP is up', () => {
+  it('reads host, port, TLS and SNI from the URL', () => {
+    assert.deepEqual(targetOf('wss://example.test/ws'), { host: 'example.test', port: 443, secure: true, servername: 'example.test' });
+    assert.deepEqual(targetOf('ws://127.0.0.1:8080/ws'), { host: '127.0.0.1', port: 8080, secure: false, servername: undefined });
+    assert.deepEqual(targetOf('wss://[::1]:9443/'), { host: '::1', port: 9443, secure: true, servername: undefined });
+  });
+
+  it('a refused connect fails as refused', async () => {
+    const closed = createNetServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const out = await tcp(port);
+    assert.equal(classifyHandshakeError(out.error!), 'refused');
+    assert.equal(out.socket, undefined);
+  });
+
+  /** A port whose connects hang (never over loopback's limits: only this test's listener). */
+  async function stuckPort(t: { after(fn: () => void): void }): Promise<number> {
+    const stuck = spawn(process.execPath, ['-e', STUCK_LISTENER], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => stuck.kill('SIGKILL'));
+    const [line] = (await once(stuck.stdout, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    const fillers = Array.from({ length: 4 }, () => netConnect(port, '127.0.0.1').on('error', () => undefined));
+    t.after(() => fillers.forEach((f) => f.destroy()));
+    await sleep(200);
+    return port;
+  }
+
+  it('a connect that never completes times out as a handshake timeout', async (t) => {
+    const out = await tcp(await stuckPort(t), 300);
+    assert.equal(classifyHandshakeError(out.error!), 'handshake_timeout', out.error?.message);
+    assert.ok(out.ms >= 290 && out.ms < 2000, `${out.ms} ms`);
+  });
+
+  it('cancel ends a pending connect, and its callback hears it', async (t) => {
+    const port = await stuckPort(t);
+    const heard = new Promise<Error | undefined>((resolve) => {
+      const pending = connectTcp(targetOf(`wss://127.0.0.1:${port}/`), undefined, 5000, (error) => resolve(error));
+      setTimeout(() => pending.cancel(), 50);
+    });
+    assert.equal((await heard)?.message, TCP_CANCELLED);
+  });
+
+  it('through the load client: TLS verified, sessions resumed on reconnect, the source address kept', async (t) => {
+    const certs = makeTestCerts();
+    const s = await startServer({}, 'tls-0');
+    const https = createHttpsServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) });
+    const peers = new Set<string>();
+    const sockets = new Set<Socket>();
+    https.on('upgrade', (req, socket, head) => {
+      peers.add(req.socket.remoteAddress ?? '');
+      sockets.add(socket as Socket);
+      s.server.http.emit('upgrade', req, socket, head);
+    });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    t.after(async () => {
+      https.close();
+      await s.stop();
+    });
+    const load = runLoad({
+      url: `wss://localhost:${(https.address() as AddressInfo).port}/ws-notifications`,
+      ca: readFileSync(certs.caCert),
+      insecure: false,
+      workers: 1,
+      profile: loadProfileSchema.parse({
+        stages: [{ connections: 10, rampRate: 100, holdMs: 2500 }],
+        senderFraction: 0,
+        topics: 0,
+        publishRate: 0,
+        sourceAddresses: ['127.0.0.2'],
+        reconnect: { enabled: true, initialDelayMs: 100, maxDelayMs: 400 },
+      }),
+    });
+    await sleep(1200);
+    for (const socket of sockets) socket.destroy(); // every connection cut: each user reconnects
+    const { stats } = await load;
+    assert.equal(stats.counters.opened, 20, JSON.stringify(Object.fromEntries(stats.errors)));
+    assert.equal(stats.counters.tlsResumed, 10, 'every reconnect resumed its own session');
+    assert.deepEqual([...peers], ['127.0.0.2']);
+    assert.ok(stats.histograms.tls.totalCount === 20 && stats.histograms.tcp.totalCount === 20);
+  });
+});
