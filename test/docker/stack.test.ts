@@ -8,6 +8,7 @@ import Docker from 'dockerode';
 import { App } from 'cdktf';
 import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
+import { DEFAULT_STAGE } from '../../app/src/shared/profile';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
 import { eventually, retrying, TestClient } from '../helpers/server';
@@ -46,7 +47,8 @@ function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
       // Grafana is on only with public images (BASE_IMAGES=public): Debian has no package for it.
       monitoring: { prometheusPort: 19090, grafanaPort: 13000, scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
       load: {
-        stages: [{ connections: 300, rampRate: 300, holdMs: 3000 }],
+        // Long enough that a second or two of start-up lag in the job cannot decide its verdict.
+        stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
         senderFraction: 0.2,
         messageRate: 2,
         thresholds: ['errors==0', 'closes.unexpected==0'],
