@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Topology } from '../app/src/topology';
 
@@ -125,13 +126,15 @@ export function ensureTopologyCertificates(
   options: { dir?: string; algorithm?: KeyAlgorithm; force?: boolean } = {},
 ): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string; ticketKeyFile: string } {
   const dir = resolve(root, options.dir ?? topology.tls.dir);
+  const publicNames = topology.target === 'swarm' ? topology.swarm.publicNames : [];
   const outcome = generateCertificates({
     dir,
     algorithm: options.algorithm,
     force: options.force,
-    dnsNames: ['localhost', topology.proxy.containerName],
+    // On the swarm target, also the names and addresses clients reach the nodes by.
+    dnsNames: ['localhost', topology.proxy.containerName, ...publicNames.filter((n) => !isIP(n))],
     // With the HA pair, clients use the virtual address.
-    ipAddresses: ['127.0.0.1', ...(topology.proxy.ha.enabled && topology.proxy.ha.virtualAddress ? [topology.proxy.ha.virtualAddress] : [])],
+    ipAddresses: ['127.0.0.1', ...(topology.proxy.ha.enabled && topology.proxy.ha.virtualAddress ? [topology.proxy.ha.virtualAddress] : []), ...publicNames.filter((n) => isIP(n))],
     files: topology.tls,
   });
   const { caCert, serverCert, serverKey, sessionTicketKey } = topology.tls;

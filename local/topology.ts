@@ -165,7 +165,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     // The broker first: the replicas connect to it as they start.
     if (topology.broker.enabled) {
       broker = await startBroker(runtimeDir, own);
-      brokerEnv = toBrokerEnv({ ...topology.broker, urls: [broker.url] });
+      brokerEnv = toBrokerEnv({ ...topology, broker: { ...topology.broker, urls: [broker.url] } });
     }
     for (let i = 0; i < topology.replicas; i++) replicas.push(await startReplica(i, await freePort()));
     await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, replicaHost)));

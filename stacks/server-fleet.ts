@@ -29,13 +29,13 @@ export class ServerFleet extends Construct {
 
   constructor(scope: Construct, id: string, props: ServerFleetProps) {
     super(scope, id);
-    const { server, replicas, broker } = props.topology;
+    const { server, replicas } = props.topology;
     const healthUrl = serverHealthUrl(server);
     for (let i = 0; i < replicas; i++) {
       // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
       // With the broker on, every replica connects to it (no variables: per-replica fan-out).
-      const env = { ...toServerEnv(server, name), ...toBrokerEnv(broker) };
+      const env = { ...toServerEnv(server, name), ...toBrokerEnv(props.topology) };
       const container = new Container(this, name, {
         name,
         image: props.imageId,

@@ -51,8 +51,12 @@ export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { na
     max_age: config.historyMaxAgeMs * 1e6,
     duplicate_window: config.dedupeWindowMs * 1e6,
     storage: config.storage === 'memory' ? StorageType.Memory : StorageType.File,
+    num_replicas: config.streamReplicas ?? 1,
   };
 }
+
+/** Stream setup tries at start, a second apart: a forming cluster elects its leader well within this. */
+const STREAM_SETUP_ATTEMPTS = 60;
 
 /** How often the replica compares its position with the stream's: the lag metric, and the stall watchdog. */
 const STALL_CHECK_MS = 5_000;
@@ -122,12 +126,26 @@ export class JetStreamBroker {
     const nc = await connect({ servers: config.urls, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
     const jsm = await jetstreamManager(nc);
     const wanted = streamConfig(config);
-    const exists = await jsm.streams.info(config.stream).then(
-      () => true,
-      () => false,
-    );
-    if (exists) await jsm.streams.update(config.stream, wanted);
-    else await jsm.streams.add(wanted);
+    // A cluster that is still electing its JetStream leader times requests out: wait for it
+    // (bounded) rather than exit and be restarted in a loop.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const exists = await jsm.streams.info(config.stream).then(
+          () => true,
+          (error: Error) => {
+            if (/stream not found/i.test(error.message)) return false;
+            throw error;
+          },
+        );
+        if (exists) await jsm.streams.update(config.stream, wanted);
+        else await jsm.streams.add(wanted);
+        break;
+      } catch (error) {
+        if (attempt >= STREAM_SETUP_ATTEMPTS || !/timeout|temporarily unavailable|no responders|insufficient resources/i.test((error as Error).message)) throw error;
+        log.warn({ attempt, error: (error as Error).message }, 'JetStream not ready yet; retrying the stream setup');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     const info = await jsm.streams.info(config.stream);
     log.info({ urls: config.urls, stream: config.stream, epoch: info.created, lastOffset: info.state.last_seq }, 'broker connected');
     return new JetStreamBroker(nc, jetstream(nc), jsm, config, info.created, info.state.last_seq, log);

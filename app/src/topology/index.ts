@@ -2,6 +2,7 @@ import { ConfigError } from '../shared/errors';
 import { topologySchema, type Topology, type TopologyInput } from './schema';
 
 export * from './schema';
+export * from './swarm';
 
 const DEFAULT_REPLICAS = 3;
 

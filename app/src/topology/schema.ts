@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
+import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Target } from './swarm';
 import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 
 /**
@@ -303,6 +304,11 @@ export const brokerSchema = z
     /** A repeated publication id within this window is stored once (duplicate_window). */
     dedupeWindowMs: positiveMs.default(120_000),
     storage: z.enum(['file', 'memory']).default('file'),
+    /**
+     * Copies of the stream JetStream keeps, each on another server: 1 on the engine target (one
+     * nats-server), SWARM_STREAM_REPLICAS on the swarm target (its cluster) unless set.
+     */
+    streamReplicas: z.number().int().min(1).max(5).optional(),
   })
   .strict();
 
@@ -332,6 +338,9 @@ export const topologySchema = z
     load: loadProfileSchema.default(loadProfileSchema.parse({})),
     monitoring: monitoringSchema.default(monitoringSchema.parse({})),
     broker: brokerSchema.default(brokerSchema.parse({})),
+    /** Containers on one Docker engine, or services on a Docker Swarm (app/src/topology/swarm.ts). */
+    target: z.enum(TARGETS).default('engine'),
+    swarm: swarmSchema.default(swarmSchema.parse({})),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -412,6 +421,14 @@ export const topologySchema = z
     if (t.broker.enabled && t.broker.dedupeWindowMs > t.broker.historyMaxAgeMs) {
       issue(['broker', 'dedupeWindowMs'], `must not exceed broker.historyMaxAgeMs (${t.broker.historyMaxAgeMs}): JetStream refuses a duplicate window longer than the stream's max age`);
     }
+    if (t.target === 'swarm') {
+      if (proxy.ha.enabled) issue(['proxy', 'ha', 'enabled'], 'is not available on the swarm target yet: its proxies run on every node (published in host mode), put your own address failover in front of them');
+      if (t.network.subnet || t.network.ipRange) issue(['network', 'subnet'], 'is not used on the swarm target: Swarm allocates the overlay\'s addresses');
+    }
+    const servers = t.target === 'swarm' ? t.swarm.brokerNodes : 1;
+    if (t.broker.enabled && streamReplicas(t) > servers) {
+      issue(['broker', 'streamReplicas'], `${streamReplicas(t)} copies need as many nats-servers; the ${t.target} target runs ${servers}${t.target === 'swarm' ? ' (swarm.brokerNodes)' : ''}`);
+    }
     if (server.compression === 'off' && load.compression) {
       issue(['load', 'compression'], 'cannot be true when server.compression is off');
     }
@@ -442,6 +459,11 @@ export const topologySchema = z
       }
     }
   });
+
+/** Copies of the broker's stream: as set, or the target's default (see brokerSchema.streamReplicas). */
+export function streamReplicas(t: { target: Target; broker: Pick<BrokerConfig, 'streamReplicas'>; swarm: Pick<SwarmConfig, 'brokerNodes'> }): number {
+  return t.broker.streamReplicas ?? (t.target === 'swarm' ? Math.min(SWARM_STREAM_REPLICAS, t.swarm.brokerNodes) : 1);
+}
 
 /** What a supervisor adds to the drain deadline before it kills: the process exits by itself well within it. */
 export const STOP_MARGIN_MS = 5_000;

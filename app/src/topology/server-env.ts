@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { ConfigError } from '../shared/errors';
-import { brokerSchema, serverSchema, type BrokerConfig, type ServerConfig } from './schema';
+import { brokerSchema, serverSchema, streamReplicas, type BrokerConfig, type ServerConfig, type Topology } from './schema';
 
 /**
  * The server's settings travel as environment variables (containers, local processes).
@@ -34,6 +34,7 @@ export const BROKER_ENV = {
   historyMaxAgeMs: 'WS_BROKER_HISTORY_MAX_AGE_MS',
   dedupeWindowMs: 'WS_BROKER_DEDUPE_WINDOW_MS',
   storage: 'WS_BROKER_STORAGE',
+  streamReplicas: 'WS_BROKER_STREAM_REPLICAS',
 } as const satisfies Record<Exclude<keyof BrokerConfig, 'enabled' | 'monitoringPort'>, string>; // the monitoring port is the broker container's, not the replicas'
 
 /** Names the replica in its hello message and metrics. */
@@ -57,6 +58,13 @@ function toEnv(values: Record<string, unknown>, table: Table): Record<string, st
   return env;
 }
 
+type FieldDef = { def: { type: string; innerType?: FieldDef } };
+
+/** A field's own type, under its default or optional wrapper. */
+function kindOf(field: FieldDef): string {
+  return field.def.innerType ? kindOf(field.def.innerType) : field.def.type;
+}
+
 /**
  * Variables → validated values by a table; unset variables take the schema's defaults. Each
  * variable is typed after its field's default (a list, a number, or text); a bad value is a
@@ -67,8 +75,8 @@ function fromEnv<S extends z.ZodObject>(schema: S, table: Table, env: Record<str
   for (const [key, name] of Object.entries(table)) {
     const text = env[name];
     if (text === undefined || text === '') continue;
-    const sample = (schema.shape[key] as unknown as { def: { defaultValue?: unknown } }).def.defaultValue;
-    raw[key] = Array.isArray(sample) ? text.split(',').map((s) => s.trim()).filter(Boolean) : typeof sample === 'number' ? Number(text) : text;
+    const kind = kindOf(schema.shape[key] as unknown as FieldDef);
+    raw[key] = kind === 'array' ? text.split(',').map((s) => s.trim()).filter(Boolean) : kind === 'number' ? Number(text) : text;
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
@@ -89,8 +97,9 @@ export function fromServerEnv(env: Record<string, string | undefined>): ServerCo
 }
 
 /** The broker's variables, or none when the topology runs without one. */
-export function toBrokerEnv(broker: BrokerConfig): Record<string, string> {
-  return broker.enabled ? toEnv(broker, BROKER_ENV) : {};
+export function toBrokerEnv(topology: Pick<Topology, 'broker' | 'target' | 'swarm'>): Record<string, string> {
+  const { broker } = topology;
+  return broker.enabled ? toEnv({ ...broker, streamReplicas: streamReplicas(topology) }, BROKER_ENV) : {};
 }
 
 /** The broker settings a replica was given, or undefined when it runs without one. */
