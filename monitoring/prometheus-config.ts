@@ -16,14 +16,20 @@ export const SCRAPE_JOBS = {
 /** The rules file, beside the config (a relative path is relative to the config file). */
 export const RULES_FILE = 'rules.yml';
 
-/** Where the scrape targets are, as Prometheus reaches them (container names, or loopback ports locally). */
+/** A swarm service's tasks, found by DNS (`tasks.<service>`, re-resolved as tasks come and go), each on `port`. */
+export interface DnsTargets {
+  readonly dns: string;
+  readonly port: number;
+}
+
+/** Where the scrape targets are, as Prometheus reaches them (container names, loopback ports locally, or swarm tasks). */
 export interface PrometheusRenderOptions {
-  /** One `host:port` per replica, in replica order; each replica's /metrics. */
-  readonly servers: readonly { readonly replica: string; readonly target: string }[];
-  /** The nginx exporter (it reads stub_status). */
-  readonly nginxExporter: string;
+  /** One `host:port` per replica, in replica order, or the servers' tasks; each replica's /metrics. */
+  readonly servers: readonly { readonly replica: string; readonly target: string }[] | DnsTargets;
+  /** The nginx exporter (it reads stub_status), where there is one. */
+  readonly nginxExporter?: string;
   /** The load client's /metrics; it is down whenever no load runs. */
-  readonly loadClient: string;
+  readonly loadClient: string | DnsTargets;
   /** Prometheus itself. */
   readonly self: string;
   /** With the HA pair: each proxy's status port, serving its VRRP state metric. */
@@ -37,7 +43,9 @@ export interface PrometheusRenderOptions {
  */
 export function renderPrometheusConfig(topology: Topology, options: PrometheusRenderOptions): string {
   const { monitoring } = topology;
-  if (options.servers.length === 0) throw new Error('renderPrometheusConfig: at least one server target is required');
+  const { servers } = options;
+  if ('length' in servers && servers.length === 0) throw new Error('renderPrometheusConfig: at least one server target is required');
+  const dns = (d: DnsTargets) => ({ dns_sd_configs: [{ names: [d.dns], type: 'A', port: d.port, refresh_interval: prometheusDuration(monitoring.scrapeIntervalMs) }] });
   // A scrape may not outlast its interval; 10 s (Prometheus's default) bounds a slow target.
   const scrapeTimeoutMs = Math.min(10_000, monitoring.scrapeIntervalMs);
   const config = {
@@ -53,15 +61,16 @@ export function renderPrometheusConfig(topology: Topology, options: PrometheusRe
         job_name: SCRAPE_JOBS.servers,
         // Each replica labels its own series `replica`; the target label names it on `up` too.
         honor_labels: true,
-        static_configs: options.servers.map((s) => ({ targets: [s.target], labels: { replica: s.replica } })),
+        ...('length' in servers ? { static_configs: servers.map((s) => ({ targets: [s.target], labels: { replica: s.replica } })) } : dns(servers)),
       },
-      { job_name: SCRAPE_JOBS.nginx, static_configs: [{ targets: [options.nginxExporter] }] },
-      { job_name: SCRAPE_JOBS.loadClient, static_configs: [{ targets: [options.loadClient] }] },
+      ...(options.nginxExporter ? [{ job_name: SCRAPE_JOBS.nginx, static_configs: [{ targets: [options.nginxExporter] }] }] : []),
+      { job_name: SCRAPE_JOBS.loadClient, ...(typeof options.loadClient === 'string' ? { static_configs: [{ targets: [options.loadClient] }] } : dns(options.loadClient)) },
       { job_name: SCRAPE_JOBS.prometheus, static_configs: [{ targets: [options.self] }] },
       ...(options.haProxies?.length
         ? [{ job_name: SCRAPE_JOBS.vrrp, metrics_path: VRRP_METRICS_PATH, honor_labels: true, static_configs: options.haProxies.map((p) => ({ targets: [p.target], labels: { proxy: p.proxy } })) }]
         : []),
     ],
   };
-  return `# Rendered by ws-notifications from the topology (${options.servers.length} replica(s)); do not edit by hand.\n${stringify(config)}`;
+  const what = 'length' in servers ? `${servers.length} replica(s)` : `the tasks of ${servers.dns}`;
+  return `# Rendered by ws-notifications from the topology (${what}); do not edit by hand.\n${stringify(config)}`;
 }

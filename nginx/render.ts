@@ -6,8 +6,13 @@ import { HTTP11_DEFAULT_SINCE, versionAtLeast } from './version';
 
 /** Where the rendered config runs: paths and addresses differ between the container and loopback. */
 export interface NginxRenderOptions {
-  /** One `host:port` per replica, in replica order. */
+  /** One `host:port` per replica, in replica order (or one name that resolves to every task: see tasks). */
   readonly upstreams: readonly string[];
+  /**
+   * The swarm target: `upstreams` is `tasks.<service>:port`, which nginx resolves to one peer per
+   * task each time it loads the config (nginx/follow-tasks.ts reloads it when the tasks change).
+   */
+  readonly tasks?: string;
   /** Certificate and key as nginx sees them (inside the container, or absolute local paths). */
   readonly certFile: string;
   readonly keyFile: string;
@@ -90,7 +95,7 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
   const clientTimeouts = nginxClientTimeouts(server);
 
   return `# Rendered by ws-notifications from the topology; do not edit by hand.
-# Target nginx ${proxy.nginxVersion}; ${options.upstreams.length} replica(s); strategy ${balancing.strategy}.
+# Target nginx ${proxy.nginxVersion}; ${options.tasks ? `every task of ${options.tasks}, resolved at each (re)load` : `${options.upstreams.length} replica(s)`}; strategy ${balancing.strategy}.
 worker_processes ${proxy.workerProcesses};
 # Two descriptors per proxied WebSocket (client side + upstream side), sized for ${proxy.targetConnections} connections.
 worker_rlimit_nofile ${Math.min(proxy.maxOpenFiles, workerConnections + NGINX_FD_SLACK)};
