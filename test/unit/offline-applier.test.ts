@@ -6,17 +6,17 @@ import { describe, it } from 'node:test';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { UnsupportedError } from '../../tools/offline-applier/expressions';
 import { synth } from '../helpers/synth';
-import { Testing, TerraformStack } from 'cdktf';
-import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
+import { Testing } from 'cdktf';
 import { defineTopology } from '../../app/src/topology';
-import { ServerService } from '../../stacks/swarm/server-service';
+import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
+import { ensureTopologyCertificates } from '../../certs/generate';
 
-/** A stack with the swarm target's servers service, synthesized. */
+/** The whole swarm target's stack, synthesized (its certificates made in a temp root). */
 function serviceDoc(): string {
-  const stack = new TerraformStack(Testing.app(), 'swarm');
-  new DockerProvider(stack, 'docker', {});
-  new ServerService(stack, 'servers', { topology: defineTopology({ replicas: 3 }), image: 'app', networkName: 'net', labels: {} });
-  return Testing.synth(stack);
+  const root = mkdtempSync(join(tmpdir(), 'ws-applier-swarm-'));
+  const topology = defineTopology({ replicas: 3, target: 'swarm' });
+  ensureTopologyCertificates(topology, root);
+  return Testing.synth(new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology, root }));
 }
 
 /** The offline stand-in for the provider refuses what it does not understand, by name. */
@@ -34,20 +34,22 @@ describe('offline applier strictness', () => {
   it('refuses an unknown resource type', () => refuses((d) => (d.resource.docker_plugin = { p: { name: 'x' } }), /resource type docker_plugin/));
   it('refuses an unknown attribute, naming the resource', () =>
     refuses((d) => (server0(d).privileged = true), /docker_container\.fleet_ws-server-0_[A-F0-9]+: attribute privileged/));
-  it('knows docker_service as strictly, all the way down its nested blocks', () => {
-    const d = doc();
-    const synthesized = JSON.parse(serviceDoc());
-    d.resource.docker_service = synthesized.resource.docker_service;
-    applier.validate(d);
-    const svc = (x: any) => Object.values(x.resource.docker_service)[0] as any;
-    refuses((x) => {
-      x.resource.docker_service = JSON.parse(serviceDoc()).resource.docker_service;
-      svc(x).task_spec.container_spec.secrets = [{ secret_id: 'x', file_name: '/x' }];
-    }, /task_spec\.container_spec\.secrets is not supported/);
-    refuses((x) => {
-      x.resource.docker_service = JSON.parse(serviceDoc()).resource.docker_service;
-      svc(x).mode.global = true;
-    }, /mode\.global is not supported/);
+  it('knows the swarm target\'s resources as strictly, all the way down the services\' nested blocks', () => {
+    const swarm = () => JSON.parse(serviceDoc());
+    applier.validate(swarm());
+    const service = (x: any, name: string) => Object.values(x.resource.docker_service).find((s: any) => s.name === name) as any;
+    const refusesSwarm = (mutate: (d: any) => void, message: RegExp) => {
+      const d = swarm();
+      mutate(d);
+      assert.throws(() => applier.validate(d), (e: unknown) => e instanceof UnsupportedError && message.test(e.message));
+    };
+    refusesSwarm((x) => (service(x, 'ws-nginx').task_spec.container_spec.secrets[0].file_uid = '101'), /task_spec\.container_spec\.secrets\.file_uid is not supported/);
+    refusesSwarm((x) => (service(x, 'ws-server').mode.replicated_job = {}), /mode\.replicated_job is not supported/);
+    refusesSwarm((x) => (service(x, 'ws-nats').task_spec.placement.prefs = ['spread=node.id']), /placement\.prefs is not supported/);
+    refusesSwarm((x) => (service(x, 'ws-nginx').endpoint_spec.ports[0].name = 'https'), /endpoint_spec\.ports\.name is not supported/);
+    refusesSwarm((x) => (service(x, 'ws-load-client').task_spec.container_spec.mounts[0].bind_options = {}), /mounts\.bind_options is not supported/);
+    refusesSwarm((x) => ((Object.values(x.resource.docker_config)[0] as any).template_driver = 'golang'), /docker_config\..*: attribute template_driver/);
+    refusesSwarm((x) => ((Object.values(x.resource.docker_secret)[0] as any).lifecycle.ignore_changes = ['data']), /lifecycle\.ignore_changes/);
   });
   it('refuses an unknown nested attribute', () => refuses((d) => (server0(d).healthcheck.start_interval = '1s'), /healthcheck\.start_interval/));
   it('refuses a volume shape it does not know', () => refuses((d) => (server0(d).volumes = [{ from_container: 'x', container_path: '/x' }]), /volumes\.from_container/));

@@ -35,7 +35,9 @@ type State = Record<string, StateEntry>;
 /** Attributes each resource type may carry; anything else is refused. */
 const KNOWN: Record<string, string[]> = {
   docker_network: ['name', 'driver', 'labels', 'ipam_config', 'attachable'],
-  docker_service: ['name', 'labels', 'mode', 'task_spec', 'update_config', 'rollback_config', 'converge_config', 'depends_on', 'lifecycle'],
+  docker_service: ['name', 'labels', 'mode', 'task_spec', 'endpoint_spec', 'update_config', 'rollback_config', 'converge_config', 'depends_on', 'lifecycle'],
+  docker_config: ['name', 'data', 'lifecycle'],
+  docker_secret: ['name', 'data', 'labels', 'lifecycle'],
   docker_volume: ['name', 'driver', 'labels'],
   docker_image: ['name', 'keep_locally', 'build', 'triggers'],
   terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
@@ -57,6 +59,9 @@ const KNOWN_NESTED: Record<string, string[]> = {
   'docker_network.labels': ['label', 'value'],
   'docker_network.ipam_config': ['subnet', 'ip_range'],
   'docker_volume.labels': ['label', 'value'],
+  'docker_secret.labels': ['label', 'value'],
+  'docker_config.lifecycle': ['create_before_destroy'],
+  'docker_secret.lifecycle': ['create_before_destroy'],
   'docker_container.lifecycle': ['postcondition', 'replace_triggered_by'],
   'terraform_data.lifecycle': ['replace_triggered_by'],
 };
@@ -69,20 +74,28 @@ const ROLLOUT: Shape = { parallelism: true, delay: true, failure_action: true, m
 const SERVICE_SHAPE: Shape = {
   name: true,
   labels: { label: true, value: true },
-  mode: { replicated: { replicas: true } },
+  mode: { replicated: { replicas: true }, global: true },
   task_spec: {
     container_spec: {
       image: true,
       command: true,
       args: true,
       env: true,
+      hostname: true,
+      user: true,
+      sysctl: true,
       stop_signal: true,
       stop_grace_period: true,
       healthcheck: { test: true, interval: true, timeout: true, start_period: true, retries: true },
+      configs: { config_id: true, config_name: true, file_name: true, file_mode: true },
+      secrets: { secret_id: true, secret_name: true, file_name: true, file_mode: true },
+      mounts: { type: true, source: true, target: true, read_only: true },
     },
     networks_advanced: { name: true, aliases: true },
     restart_policy: { condition: true, delay: true, max_attempts: true, window: true },
+    placement: { constraints: true, max_replicas: true },
   },
+  endpoint_spec: { mode: true, ports: { target_port: true, published_port: true, publish_mode: true, protocol: true } },
   update_config: ROLLOUT,
   rollback_config: ROLLOUT,
   converge_config: { delay: true, timeout: true },
@@ -214,6 +227,7 @@ export class OfflineApplier {
     const report: ApplyReport = { created: [], replaced: [], destroyed: [], kept: [], outputs: {} };
     const changed = new Set<string>();
     const staleImages: { id: string; keep: boolean }[] = [];
+    const deposed: { address: string; entry: StateEntry }[] = [];
 
     for (const address of order) {
       const { type, config } = configs.get(address)!;
@@ -241,11 +255,14 @@ export class OfflineApplier {
         report.kept.push(address);
         continue;
       }
+      // create_before_destroy: the old object goes once its dependents have moved to the new one.
+      const createFirst = Boolean(config.lifecycle?.create_before_destroy);
       if (action === 'replace') {
         this.log(`replace ${address}`);
         // An image is built before the old one goes (a failed build leaves the old one in place
         // and in the state); everything else is destroyed first, as the provider does.
-        if (type !== 'docker_image') {
+        if (createFirst) deposed.push({ address, entry: old! });
+        else if (type !== 'docker_image') {
           await this.destroyOne(address, old);
           delete state[address];
           this.writeState(state);
@@ -276,6 +293,10 @@ export class OfflineApplier {
       }
     }
 
+    for (const { address, entry } of deposed) {
+      this.log(`destroy ${address} (deposed)`);
+      await this.destroyOne(address, entry);
+    }
     // Resources that left the configuration go last, dependents first.
     report.destroyed.push(...(await this.destroyInOrder(state, Object.keys(state).filter((a) => !configs.has(a)))));
     for (const image of staleImages) if (!image.keep) await this.docker.getImage(image.id).remove().catch(() => undefined);
@@ -334,6 +355,15 @@ export class OfflineApplier {
       }
       case 'docker_container':
         return this.createContainer(address, c);
+      case 'docker_config': {
+        // `data` is base64 already, as the provider and the Engine API both take it.
+        const config = await this.docker.createConfig({ Name: c.name, Data: c.data });
+        return { id: config.id, name: c.name };
+      }
+      case 'docker_secret': {
+        const secret = await this.docker.createSecret({ Name: c.name, Data: c.data, Labels: labelsOf(c.labels) });
+        return { id: secret.id, name: c.name };
+      }
       case 'docker_service': {
         const service = await this.docker.createService(serviceSpec(c));
         await this.converge(address, service.id, c);
@@ -451,11 +481,13 @@ export class OfflineApplier {
   private async converge(address: string, id: string, c: Json): Promise<void> {
     const cc = first(c.converge_config);
     if (!cc) return;
-    const replicas = replicasOf(c);
     const end = Date.now() + ns(cc.timeout ?? '3m') / 1e6;
     let running = 0;
     let total = 0;
+    let replicas = replicasOf(c);
     while (Date.now() < end) {
+      // A global service runs one task on every node that takes tasks.
+      if (first(c.mode)?.global) replicas = (await this.docker.listNodes()).filter((n: Json) => n.Status?.State === 'ready' && n.Spec?.Availability === 'active').length;
       const tasks: Json[] = await this.docker.listTasks({ filters: { service: [id] } });
       const live = tasks.filter((t) => t.DesiredState === 'running');
       running = live.filter((t) => t.Status?.State === 'running').length;
@@ -499,6 +531,12 @@ export class OfflineApplier {
       case 'docker_volume':
         await this.docker.getVolume(entry.attrs.name).remove().catch(ignoreMissing);
         return;
+      case 'docker_config':
+        await this.docker.getConfig(entry.attrs.id).remove().catch(ignoreMissing);
+        return;
+      case 'docker_secret':
+        await this.docker.getSecret(entry.attrs.id).remove().catch(ignoreMissing);
+        return;
       case 'docker_image':
         if (!entry.config.keep_locally) await this.docker.getImage(entry.attrs.image_id).remove().catch(ignoreMissing);
         return;
@@ -540,6 +578,10 @@ function serviceSpec(c: Json): Json {
   const restart = first(task.restart_policy);
   const rollout = (r: Json | undefined) =>
     r && { Parallelism: r.parallelism, Delay: nsOrUndefined(r.delay), FailureAction: r.failure_action, Monitor: nsOrUndefined(r.monitor), MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio), Order: r.order };
+  const placement = first(task.placement);
+  const endpoint = first(c.endpoint_spec);
+  // Files from configs and secrets: owned by root, mode as given (the provider's defaults otherwise).
+  const file = (f: Json) => ({ Name: f.file_name, UID: '0', GID: '0', Mode: f.file_mode ?? 0o444 });
   return {
     Name: c.name,
     Labels: labelsOf(c.labels),
@@ -549,14 +591,25 @@ function serviceSpec(c: Json): Json {
         Command: container.command,
         Args: container.args,
         Env: Object.entries(container.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        Hostname: container.hostname,
+        User: container.user,
+        Sysctls: container.sysctl,
         StopSignal: container.stop_signal,
         StopGracePeriod: nsOrUndefined(container.stop_grace_period),
         Healthcheck: healthcheckSpec(first(container.healthcheck)),
+        Configs: (container.configs ?? []).map((f: Json) => ({ ConfigID: f.config_id, ConfigName: f.config_name, File: file(f) })),
+        Secrets: (container.secrets ?? []).map((f: Json) => ({ SecretID: f.secret_id, SecretName: f.secret_name, File: file(f) })),
+        Mounts: (container.mounts ?? []).map((m: Json) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: Boolean(m.read_only) })),
       },
       Networks: (task.networks_advanced ?? []).map((n: Json) => ({ Target: n.name, Aliases: n.aliases })),
       RestartPolicy: restart && { Condition: restart.condition, Delay: nsOrUndefined(restart.delay), MaxAttempts: restart.max_attempts, Window: nsOrUndefined(restart.window) },
+      Placement: placement && { Constraints: placement.constraints, MaxReplicas: placement.max_replicas },
     },
-    Mode: { Replicated: { Replicas: replicasOf(c) } },
+    Mode: first(c.mode)?.global ? { Global: {} } : { Replicated: { Replicas: replicasOf(c) } },
+    EndpointSpec: endpoint && {
+      Mode: endpoint.mode,
+      Ports: (endpoint.ports ?? []).map((p: Json) => ({ Protocol: p.protocol ?? 'tcp', TargetPort: p.target_port, PublishedPort: p.published_port, PublishMode: p.publish_mode ?? 'ingress' })),
+    },
     UpdateConfig: rollout(first(c.update_config)),
     RollbackConfig: rollout(first(c.rollback_config)),
   };
