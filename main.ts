@@ -1,28 +1,23 @@
 import { App } from 'cdktf';
-import { defineTopology } from './app/src/topology';
+import { deploymentTopology } from './deployment';
 import { EXIT, runEntryPoint } from './app/src/shared/exit';
 import { WsNotificationsStack } from './stacks/ws-notifications-stack';
+import { WsNotificationsSwarmStack } from './stacks/swarm/swarm-stack';
 
-/**
- * The deployment, in code. Change `replicas` here (or set REPLICAS=5 for a quick experiment)
- * and deploy again: the fleet and the proxy's upstreams follow, the proxy reloads gracefully.
- */
+/** cdktf's app: synthesizes the deployment (deployment.ts) for its target. */
 function main(): number {
-  const topology = defineTopology(
-    {
-      replicas: 3,
-      proxy: { balancing: { strategy: 'least_conn' } },
-    },
-    process.env,
-  );
+  const topology = deploymentTopology(process.env);
 
   const app = new App();
-  new WsNotificationsStack(app, topology.name, {
+  const props = {
     topology,
     root: __dirname,
     loadRunId: process.env.LOAD_RUN_ID,
     loadUser: typeof process.getuid === 'function' ? `${process.getuid()}:${process.getgid?.()}` : undefined,
-  });
+  };
+  // `target: 'swarm'` in deployment.ts deploys the same topology as Swarm services.
+  if (topology.target === 'swarm') new WsNotificationsSwarmStack(app, topology.name, props);
+  else new WsNotificationsStack(app, topology.name, props);
   app.synth();
   return EXIT.ok;
 }

@@ -25,10 +25,15 @@ export interface LoadClientJobProps {
 
 export const LOAD_JOB_NAME = 'ws-load-client';
 export const REPORT_FILE = 'load-report.json';
-const HTML_REPORT_FILE = 'load-report.html';
+export const HTML_REPORT_FILE = 'load-report.html';
 
 /** Seconds the job may run past the profile's own limit before `timeout` kills it. */
 const JOB_GRACE_SECONDS = 60;
+
+/** The job's whole limit: `timeout` bounds it even if the client hangs, so an apply always ends. */
+export function jobLimitSeconds(load: Topology['load']): number {
+  return Math.ceil((load.maxDurationMs + load.settleMs) / 1000) + JOB_GRACE_SECONDS;
+}
 
 /**
  * The load-client job: a one-shot container run through the proxy over WSS. `attach` makes the
@@ -42,7 +47,7 @@ export class LoadClientJob extends Construct {
   constructor(scope: Construct, id: string, props: LoadClientJobProps) {
     super(scope, id);
     const { proxy, server, load, monitoring } = props.topology;
-    const limitSeconds = Math.ceil((load.maxDurationMs + load.settleMs) / 1000) + JOB_GRACE_SECONDS;
+    const limitSeconds = jobLimitSeconds(load);
 
     this.run = new DataResource(this, 'run', {
       input: { run_id: props.runId },

@@ -1,8 +1,10 @@
 import { Construct } from 'constructs';
+import type { ITerraformDependable } from 'cdktf';
 import { Service } from '@cdktf/provider-docker/lib/service';
 import { stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
+import { seconds, SERVICE_ROLLOUT } from './service-attributes';
 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
 export const SERVER_SERVICE = 'ws-server';
@@ -14,9 +16,9 @@ export interface ServerServiceProps {
   /** An overlay network. */
   readonly networkName: string;
   readonly labels: Record<string, string>;
+  /** Running before the servers start: the broker, when there is one. Default: none. */
+  readonly after?: ITerraformDependable[];
 }
-
-const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
 
 /**
  * The servers as one Docker Swarm service (`target: 'swarm'`), its replica count the topology's:
@@ -24,13 +26,12 @@ const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
  * (`ws-server-<slot>`, a Go template Swarm fills in), so metrics and hellos name replicas as on
  * the engine target.
  *
- * Rolling updates (a new image or settings), chosen for WebSockets:
- * - `order: stop-first`, parallelism 1: a task drains (1001 to its clients, who reconnect to the
- *   others) within its stop grace before its replacement starts, so capacity dips by one task at
- *   a time and no two versions of one slot run at once;
- * - `monitor` = the health check's first verdict window, `failure_action: rollback`: a version
- *   whose tasks do not become healthy is rolled back instead of replacing the whole fleet;
- * - the health check gates it: a task counts as running once /healthz answers.
+ * Rolling updates (SERVICE_ROLLOUT), chosen for WebSockets: one task at a time, stop-first, so
+ * a task drains (1001 to its clients, who reconnect to the others) within its stop grace before
+ * its replacement starts, and capacity dips by one task at a time; the health check gates it (a
+ * task counts once /healthz answers), and a version that never turns healthy is rolled back.
+ * Endpoint mode dnsrr: `tasks.ws-server` and the service name resolve to every task's address,
+ * which is what the proxy balances over (no virtual IP in between).
  */
 export class ServerService extends Construct {
   readonly service: Service;
@@ -40,7 +41,7 @@ export class ServerService extends Construct {
     const { topology } = props;
     const { server } = topology;
     const grace = stopGraceMs(server);
-    const env = { ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`), ...toBrokerEnv(topology.broker) };
+    const env = { ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`), ...toBrokerEnv(topology) };
     // The engine target's check, as the service's: a rollout waits for it.
     const healthcheck = httpHealthcheck(serverHealthUrl(server), 'node', { startPeriod: '5s', retries: 3 });
     this.service = new Service(this, 'service', {
@@ -59,11 +60,9 @@ export class ServerService extends Construct {
         restartPolicy: { condition: 'any', delay: '1s' },
       },
       mode: { replicated: { replicas: topology.replicas } },
-      // Long enough for the health check's first verdict (start period, then its retries).
-      updateConfig: { parallelism: 1, order: 'stop-first', failureAction: 'rollback', monitor: '20s', delay: '0s' },
-      rollbackConfig: { parallelism: 1, order: 'stop-first' },
-      // The provider waits until the service runs its replicas (and so does the offline applier).
-      convergeConfig: { delay: '1s', timeout: '3m' },
+      endpointSpec: { mode: 'dnsrr' },
+      ...SERVICE_ROLLOUT,
+      dependsOn: props.after,
     });
   }
 }

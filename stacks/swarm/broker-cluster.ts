@@ -1,0 +1,80 @@
+import { Construct } from 'constructs';
+import { Service } from '@cdktf/provider-docker/lib/service';
+import { BROKER_CONTAINER, streamReplicas, tasksOf, type Topology } from '../../app/src/topology';
+import { containerLabels, httpHealthcheck } from '../container-attributes';
+import { BROKER_PATHS } from '../broker';
+import { seconds, SERVICE_ROLLOUT } from './service-attributes';
+
+/** The cluster's route port (nats-server's default). */
+const ROUTE_PORT = 6222;
+
+export interface BrokerClusterProps {
+  readonly topology: Topology;
+  readonly networkName: string;
+  readonly labels: Record<string, string>;
+  /** How long nats-server gets to leave the cluster and flush on stop. Default: 10 s. */
+  readonly stopGraceMs?: number;
+}
+
+/**
+ * The broker on the swarm target: a NATS cluster of `swarm.brokerNodes` nats-servers, one
+ * service whose tasks are `ws-nats-<slot>`, at most one per node (placement), so losing a node
+ * loses one server. The stream is kept on streamReplicas(topology) of them (3): a majority keeps
+ * JetStream's quorum, and every stored notification survives a lost node.
+ *
+ * Each server finds the others through `tasks.ws-nats` (one address per task: nats-server picks
+ * one per attempt and learns the rest from it), and the replicas reach it by the service name,
+ * which resolves the same way (endpoint mode dnsrr). A task's store lives on its own filesystem:
+ * a replacement starts empty and catches up from the other two, which is what R3 is for.
+ */
+export class BrokerCluster extends Construct {
+  readonly service: Service;
+
+  constructor(scope: Construct, id: string, props: BrokerClusterProps) {
+    super(scope, id);
+    const { topology } = props;
+    const name = BROKER_CONTAINER;
+    const slotName = `${name}-{{.Task.Slot}}`;
+    this.service = new Service(this, 'service', {
+      name,
+      labels: containerLabels(props.labels),
+      taskSpec: {
+        containerSpec: {
+          image: topology.images.nats,
+          hostname: slotName,
+          env: { NATS_SERVER_NAME: slotName },
+          // A shell only to read the server name Swarm templated into the environment.
+          command: [
+            'sh',
+            '-c',
+            [
+              'exec nats-server --jetstream',
+              `--store_dir ${BROKER_PATHS.store}`,
+              `--port ${BROKER_PATHS.clientPort} --http_port ${BROKER_PATHS.monitoringPort}`,
+              '--server_name "$NATS_SERVER_NAME"',
+              `--cluster_name ${name} --cluster nats://0.0.0.0:${ROUTE_PORT}`,
+              `--routes nats-route://${tasksOf(name)}:${ROUTE_PORT}`,
+            ].join(' '),
+          ],
+          stopSignal: 'SIGTERM',
+          stopGracePeriod: seconds(props.stopGraceMs ?? 10_000),
+          // This server, with JetStream on; not the cluster's health (plain /healthz): Swarm puts
+          // a task in DNS only once it is healthy, and the servers find each other by DNS, so a
+          // check that waits for the cluster would never pass.
+          healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz?js-enabled-only=true`, 'wget', { startPeriod: '10s', retries: 5 }),
+        },
+        networksAdvanced: [{ name: props.networkName }],
+        restartPolicy: { condition: 'any', delay: '2s' },
+        placement: { maxReplicas: 1 },
+      },
+      mode: { replicated: { replicas: topology.swarm.brokerNodes } },
+      endpointSpec: { mode: 'dnsrr' },
+      ...SERVICE_ROLLOUT,
+    });
+  }
+
+  /** Copies of the stream the cluster keeps. */
+  static copies(topology: Topology): number {
+    return streamReplicas(topology);
+  }
+}

@@ -1,0 +1,72 @@
+import { Construct } from 'constructs';
+import type { ITerraformDependable } from 'cdktf';
+import { Service } from '@cdktf/provider-docker/lib/service';
+import type { Topology } from '../../app/src/topology';
+import { LOAD_ENV } from '../../app/src/shared/load-env';
+import { containerLabels } from '../container-attributes';
+import { HTML_REPORT_FILE, jobLimitSeconds, LOAD_JOB_NAME, REPORT_FILE } from '../load-client-job';
+import { PROXY_PATHS } from '../nginx-proxy';
+import { ON_A_MANAGER } from './service-attributes';
+import { SwarmFile } from './swarm-files';
+
+export interface LoadJobServiceProps {
+  readonly topology: Topology;
+  readonly image: string;
+  readonly networkName: string;
+  /** The CA certificate, PEM: the job verifies the proxy against it. */
+  readonly ca: string;
+  /** A directory on the managers where the report is written. */
+  readonly reportsDir: string;
+  /** Changing it runs the job again. */
+  readonly runId: string;
+  readonly user?: string;
+  readonly labels: Record<string, string>;
+  readonly after?: ITerraformDependable[];
+}
+
+/**
+ * The load-client job on the swarm target: one task that runs once (restart policy none) on a
+ * manager, through the proxies by their service name (which resolves to every node's proxy),
+ * writing its report into `reportsDir` there. Swarm has no exit code for an apply to wait on:
+ * `npm run deploy` and the tests wait for the task to end (control/swarm-job.ts) and read it.
+ */
+export class LoadJobService extends Construct {
+  readonly service: Service;
+
+  constructor(scope: Construct, id: string, props: LoadJobServiceProps) {
+    super(scope, id);
+    const { topology } = props;
+    const { proxy, server, load, monitoring } = topology;
+    const ca = new SwarmFile(this, 'ca', { stem: `${LOAD_JOB_NAME}-ca`, content: props.ca, labels: props.labels });
+    const env: Record<string, string> = {
+      [LOAD_ENV.url]: `wss://${proxy.containerName}:${PROXY_PATHS.httpsPort}${server.path}`,
+      [LOAD_ENV.ca]: '/certs/ca.crt',
+      [LOAD_ENV.profile]: JSON.stringify(load),
+      [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,
+      [LOAD_ENV.html]: `/reports/${HTML_REPORT_FILE}`,
+      ...(monitoring.enabled ? { [LOAD_ENV.metricsPort]: String(monitoring.loadMetricsPort) } : {}),
+      // A new run id is a new task spec: the job runs again.
+      LOAD_RUN_ID: props.runId,
+    };
+    this.service = new Service(this, 'service', {
+      name: LOAD_JOB_NAME,
+      labels: containerLabels(props.labels),
+      taskSpec: {
+        containerSpec: {
+          image: props.image,
+          command: ['timeout', '--kill-after=10s', `${jobLimitSeconds(load)}s`, 'node', 'dist/client/main.js'],
+          env,
+          user: props.user,
+          configs: [{ configId: ca.id, configName: ca.name, fileName: '/certs/ca.crt', fileMode: 0o444 }],
+          mounts: [{ type: 'bind', source: props.reportsDir, target: '/reports' }],
+        },
+        networksAdvanced: [{ name: props.networkName }],
+        restartPolicy: { condition: 'none' },
+        placement: ON_A_MANAGER,
+      },
+      mode: { replicated: { replicas: 1 } },
+      endpointSpec: { mode: 'dnsrr' },
+      dependsOn: props.after,
+    });
+  }
+}

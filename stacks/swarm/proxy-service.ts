@@ -1,0 +1,104 @@
+import { Construct } from 'constructs';
+import type { ITerraformDependable } from 'cdktf';
+import { Service } from '@cdktf/provider-docker/lib/service';
+import { stopGraceMs, tasksOf, type Topology } from '../../app/src/topology';
+import { renderNginxConf } from '../../nginx/render';
+import { renderFollowScript } from '../../nginx/follow-tasks';
+import { containerLabels, healthcheck } from '../container-attributes';
+import { PROXY_PATHS } from '../nginx-proxy';
+import { seconds, SERVICE_ROLLOUT } from './service-attributes';
+import { SwarmFile } from './swarm-files';
+
+/** The follower's script inside the proxy's container. */
+export const FOLLOW_SCRIPT = `${PROXY_PATHS.configDir}/follow-tasks.sh`;
+
+export interface ProxyServiceProps {
+  readonly topology: Topology;
+  /** The proxy image, by name, with curl in it (nginx/Dockerfile, WITH_CURL=1). */
+  readonly image: string;
+  readonly networkName: string;
+  /** The servers' service: the proxy balances over its tasks. */
+  readonly serversService: string;
+  /** The server certificate and key, PEM. */
+  readonly certificate: string;
+  readonly key: string;
+  readonly labels: Record<string, string>;
+  readonly after?: ITerraformDependable[];
+}
+
+/**
+ * The proxy on the swarm target: nginx on every node (a global service), each publishing the
+ * topology's ports in host mode, so a client reaches whichever node it is given and stays on
+ * that node's proxy, with no ingress mesh in between. Its config, follower script and
+ * certificate are docker_config/docker_secret objects, not bind mounts: no node needs the
+ * deploying machine's files. The config names no replica: nginx resolves `tasks.ws-server` to
+ * every task when it loads it, and the follower (nginx/follow-tasks.ts) reloads it when the
+ * tasks change, so scaling never replaces the proxy.
+ */
+export class ProxyService extends Construct {
+  readonly service: Service;
+  readonly config: string;
+
+  constructor(scope: Construct, id: string, props: ProxyServiceProps) {
+    super(scope, id);
+    const { topology } = props;
+    const { proxy, tls, server } = topology;
+    const certFile = `${PROXY_PATHS.certsDir}/${tls.serverCert}`;
+    // Secrets live in memory under /run/secrets.
+    const keyFile = `/run/secrets/${tls.serverKey}`;
+    this.config = renderNginxConf(topology, {
+      upstreams: [`${tasksOf(props.serversService)}:${server.port}`],
+      tasks: props.serversService,
+      certFile,
+      keyFile,
+      pidFile: PROXY_PATHS.pid,
+      httpsPort: PROXY_PATHS.httpsPort,
+      httpPort: PROXY_PATHS.httpPort,
+      publicHttpsPort: proxy.httpsPort,
+    });
+    const file = (name: string, content: string, secret = false) => new SwarmFile(this, name, { stem: `${proxy.containerName}-${name}`, content, secret, labels: props.labels });
+    const conf = file('conf', this.config);
+    const follow = file('follow', renderFollowScript(topology, { service: props.serversService, configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid }));
+    const cert = file('cert', props.certificate);
+    const key = file('key', props.key, true);
+    const cfg = (f: SwarmFile, path: string, mode?: number) => {
+      const m = f.mount(path, mode);
+      return { configId: m.id, configName: m.name, fileName: m.fileName, fileMode: m.fileMode };
+    };
+    const sec = (f: SwarmFile, path: string) => {
+      const m = f.mount(path, 0o400);
+      return { secretId: m.id, secretName: m.name, fileName: m.fileName, fileMode: m.fileMode };
+    };
+
+    this.service = new Service(this, 'service', {
+      name: proxy.containerName,
+      labels: containerLabels(props.labels),
+      taskSpec: {
+        containerSpec: {
+          image: props.image,
+          // The follower runs beside nginx; nginx is the container's main process.
+          command: ['sh', '-c', `sh ${FOLLOW_SCRIPT} & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`],
+          configs: [cfg(conf, PROXY_PATHS.config), cfg(follow, FOLLOW_SCRIPT, 0o555), cfg(cert, certFile)],
+          secrets: [sec(key, keyFile)],
+          sysctl: { 'net.core.somaxconn': String(proxy.listenBacklog) },
+          // SIGQUIT: nginx's graceful stop (see NginxProxy).
+          stopSignal: 'SIGQUIT',
+          stopGracePeriod: seconds(stopGraceMs(server)),
+          healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
+        },
+        networksAdvanced: [{ name: props.networkName }],
+        restartPolicy: { condition: 'any', delay: '1s' },
+      },
+      mode: { global: true },
+      endpointSpec: {
+        mode: 'dnsrr',
+        ports: [
+          { targetPort: PROXY_PATHS.httpsPort, publishedPort: proxy.httpsPort, publishMode: 'host', protocol: 'tcp' },
+          { targetPort: PROXY_PATHS.httpPort, publishedPort: proxy.httpPort, publishMode: 'host', protocol: 'tcp' },
+        ],
+      },
+      ...SERVICE_ROLLOUT,
+      dependsOn: props.after,
+    });
+  }
+}

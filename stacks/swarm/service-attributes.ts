@@ -1,0 +1,20 @@
+/** Attributes the swarm target's services share, in the provider's shapes. */
+
+/** A duration as Swarm takes it ("15s"), rounded up to whole seconds. */
+export const seconds = (ms: number): string => `${Math.ceil(ms / 1000)}s`;
+
+/**
+ * How a service rolls out a new version (an image, settings or config): one task at a time,
+ * the old one stopped before its replacement starts, so no two versions of one slot run at once
+ * and a node's published port is free for the new task; `monitor` covers a health check's first
+ * verdict, and a version whose tasks never turn healthy is rolled back instead of replacing the
+ * whole service. The provider waits for convergence (and so does the offline applier).
+ */
+export const SERVICE_ROLLOUT = {
+  updateConfig: { parallelism: 1, order: 'stop-first', failureAction: 'rollback', monitor: '20s', delay: '0s' },
+  rollbackConfig: { parallelism: 1, order: 'stop-first' },
+  convergeConfig: { delay: '1s', timeout: '3m' },
+} as const;
+
+/** Pins a task to a manager: where `docker` runs, published ports and bind-mounted reports are found. */
+export const ON_A_MANAGER = { constraints: ['node.role == manager'] };

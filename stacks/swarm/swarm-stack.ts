@@ -1,0 +1,107 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Construct } from 'constructs';
+import { TerraformOutput, TerraformStack } from 'cdktf';
+import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
+import { Network } from '@cdktf/provider-docker/lib/network';
+import type { Topology } from '../../app/src/topology';
+import { LOAD_JOB_NAME, REPORT_FILE } from '../load-client-job';
+import { projectPaths } from '../paths';
+import { BrokerCluster } from './broker-cluster';
+import { LoadJobService } from './load-job-service';
+import { MonitoringService } from './monitoring-service';
+import { ProxyService } from './proxy-service';
+import { SERVER_SERVICE, ServerService } from './server-service';
+
+export interface WsNotificationsSwarmStackProps {
+  /** The validated topology, with `target: 'swarm'`. */
+  readonly topology: Topology;
+  /** Absolute path of the repository root. */
+  readonly root: string;
+  /** Changing it runs the load-client job again; defaults to "1". */
+  readonly loadRunId?: string;
+  /** `uid:gid` for the load-client job (the deploying user, so reports are theirs). */
+  readonly loadUser?: string;
+}
+
+/**
+ * The whole system as Docker Swarm services (`target: 'swarm'`), deployed through a manager:
+ * an attachable overlay network; the NATS cluster; the servers (replicas from the topology);
+ * nginx on every node, following the servers' tasks; Prometheus discovering them; and the
+ * load-client job. Files are docker_config/docker_secret objects, so no node needs this
+ * machine's files (the job's report excepted: it is written on the manager that runs it).
+ * Images are referenced by name: every node must be able to get them (a registry, or loaded).
+ * docs/architecture.md, "Two targets", compares this with the engine target.
+ */
+export class WsNotificationsSwarmStack extends TerraformStack {
+  readonly servers: ServerService;
+  readonly proxy: ProxyService;
+  readonly broker?: BrokerCluster;
+  readonly monitoring?: MonitoringService;
+  readonly loadJob: LoadJobService;
+
+  constructor(scope: Construct, id: string, props: WsNotificationsSwarmStackProps) {
+    super(scope, id);
+    const { topology } = props;
+    if (topology.target !== 'swarm') throw new Error(`WsNotificationsSwarmStack: topology.target is ${topology.target}, not swarm`);
+    const paths = projectPaths(props.root, topology);
+    const labels = { 'ws-notifications.stack': topology.name };
+    const pem = (file: string) => {
+      const path = join(paths.certsDir, file);
+      if (!existsSync(path)) throw new Error(`${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`);
+      return readFileSync(path, 'utf8');
+    };
+
+    new DockerProvider(this, 'docker', {});
+    const network = new Network(this, 'network', {
+      name: topology.network.name,
+      driver: 'overlay',
+      // Attachable: the tests and an operator's debugging container can join it.
+      attachable: true,
+      labels: [{ label: 'ws-notifications.managed', value: 'true' }],
+    });
+
+    if (topology.broker.enabled) this.broker = new BrokerCluster(this, 'broker', { topology, networkName: network.name, labels });
+    this.servers = new ServerService(this, 'servers', {
+      topology,
+      image: topology.images.app,
+      networkName: network.name,
+      labels,
+      after: this.broker ? [this.broker.service] : undefined,
+    });
+    this.proxy = new ProxyService(this, 'proxy', {
+      topology,
+      image: topology.images.proxy,
+      networkName: network.name,
+      serversService: SERVER_SERVICE,
+      certificate: pem(topology.tls.serverCert),
+      key: pem(topology.tls.serverKey),
+      labels,
+      // nginx resolves the servers' tasks when it starts: they must exist.
+      after: [this.servers.service],
+    });
+    if (topology.monitoring.enabled) {
+      this.monitoring = new MonitoringService(this, 'monitoring', { topology, networkName: network.name, serversService: SERVER_SERVICE, loadService: LOAD_JOB_NAME, labels });
+    }
+    this.loadJob = new LoadJobService(this, 'load', {
+      topology,
+      image: topology.images.app,
+      networkName: network.name,
+      ca: pem(topology.tls.caCert),
+      reportsDir: paths.reportsDir,
+      runId: props.loadRunId ?? '1',
+      user: props.loadUser,
+      labels,
+      after: [this.proxy.service, ...(this.monitoring ? [this.monitoring.service] : [])],
+    });
+
+    const { proxy, server, swarm, monitoring } = topology;
+    const port = proxy.httpsPort === 443 ? '' : `:${proxy.httpsPort}`;
+    new TerraformOutput(this, 'endpoints', { value: (swarm.publicNames.length ? swarm.publicNames : ['<any node>']).map((n) => `wss://${n}${port}${server.path}`) });
+    new TerraformOutput(this, 'servers_service', { value: SERVER_SERVICE });
+    new TerraformOutput(this, 'replicas', { value: topology.replicas });
+    new TerraformOutput(this, 'load_job_service', { value: LOAD_JOB_NAME });
+    new TerraformOutput(this, 'load_report', { value: join(paths.reportsDir, REPORT_FILE) });
+    if (monitoring.enabled) new TerraformOutput(this, 'prometheus_port', { value: monitoring.prometheusPort });
+  }
+}

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Testing } from 'cdktf';
+import { defineTopology, fromBrokerEnv, streamReplicas, toBrokerEnv, type TopologyInput } from '../../app/src/topology';
+import { ConfigError } from '../../app/src/shared/errors';
+import { ensureTopologyCertificates } from '../../certs/generate';
+import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
+import { renderFollowScript } from '../../nginx/follow-tasks';
+import { reloadPlan } from '../../control/reload';
+
+/** Asserts the input is refused naming `field`, its rule matching `rule`. */
+function refused(input: Partial<TopologyInput>, field: string, rule: RegExp) {
+  assert.throws(
+    () => defineTopology(input),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+      const problem = e.problems.find((p) => p.field === field);
+      assert.ok(problem, `expected a problem on ${field}, got: ${e.message}`);
+      assert.match(problem.rule, rule);
+      return true;
+    },
+  );
+}
+
+const root = mkdtempSync(join(tmpdir(), 'ws-swarm-synth-'));
+
+function synth(input: Partial<TopologyInput> = {}) {
+  const topology = defineTopology({ replicas: 4, target: 'swarm', swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] }, ...input });
+  ensureTopologyCertificates(topology, root);
+  const stack = new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology, root });
+  const json = JSON.parse(Testing.synth(stack));
+  const services = Object.values(json.resource.docker_service as Record<string, any>);
+  const service = (name: string) => services.find((s) => s.name === name)!;
+  return { topology, json, services, service };
+}
+
+describe('the swarm target in the topology', () => {
+  it('is off by default: the engine target, one copy of the stream', () => {
+    const t = defineTopology({});
+    assert.equal(t.target, 'engine');
+    assert.equal(streamReplicas(t), 1);
+    assert.equal(toBrokerEnv(t).WS_BROKER_STREAM_REPLICAS, '1');
+  });
+
+  it('keeps the stream on three servers of the swarm\'s cluster, and the replicas read that back', () => {
+    const t = defineTopology({ target: 'swarm' });
+    assert.equal(streamReplicas(t), 3);
+    assert.equal(fromBrokerEnv(toBrokerEnv(t))?.streamReplicas, 3);
+  });
+
+  it('refuses what the target cannot do, naming the field', () => {
+    refused({ target: 'swarm', proxy: { ha: { enabled: true } } as any, network: { name: 'n', subnet: '198.18.0.0/24' } }, 'proxy.ha.enabled', /not available on the swarm target/);
+    refused({ target: 'swarm', network: { name: 'n', subnet: '198.18.0.0/24' } }, 'network.subnet', /Swarm allocates/);
+    refused({ target: 'swarm', swarm: { brokerNodes: 4 } as any }, 'swarm.brokerNodes', /must be odd/);
+    refused({ target: 'swarm', broker: { streamReplicas: 5 } as any }, 'broker.streamReplicas', /runs 3 \(swarm.brokerNodes\)/);
+    refused({ broker: { streamReplicas: 2 } as any }, 'broker.streamReplicas', /the engine target runs 1/);
+  });
+});
+
+describe('the synthesized swarm stack', () => {
+  const s = synth();
+
+  it('is services on an attachable overlay, with no container, volume, image build or bind-mounted config', () => {
+    assert.deepEqual(Object.keys(s.json.resource).sort(), ['docker_config', 'docker_network', 'docker_secret', 'docker_service']);
+    const [network] = Object.values(s.json.resource.docker_network as Record<string, any>);
+    assert.deepEqual([network.driver, network.attachable], ['overlay', true]);
+    assert.deepEqual(s.services.map((x) => x.name).sort(), ['ws-load-client', 'ws-nats', 'ws-nginx', 'ws-prometheus', 'ws-server']);
+    // Every service is reached by its tasks' addresses: no virtual IP, no ingress mesh.
+    for (const service of s.services) assert.equal(service.endpoint_spec.mode, 'dnsrr', service.name);
+    const binds = s.services.flatMap((x) => x.task_spec.container_spec.mounts ?? []);
+    assert.deepEqual(binds.map((m: any) => m.target), ['/reports'], 'only the job\'s report is a bind mount');
+  });
+
+  it('takes the replica count from the topology, and rolls out one drained task at a time with rollback', () => {
+    const servers = s.service('ws-server');
+    assert.equal(servers.mode.replicated.replicas, 4);
+    assert.deepEqual(servers.update_config, { delay: '0s', failure_action: 'rollback', monitor: '20s', order: 'stop-first', parallelism: 1 });
+    assert.equal(servers.task_spec.container_spec.env.WS_REPLICA_ID, 'ws-server-{{.Task.Slot}}');
+    assert.equal(servers.task_spec.container_spec.stop_grace_period, '20s');
+  });
+
+  it('runs the proxy on every node, published in host mode, its key a secret and its config a config', () => {
+    const proxy = s.service('ws-nginx');
+    assert.deepEqual(proxy.mode, { global: true });
+    assert.deepEqual(proxy.endpoint_spec.ports.map((p: any) => [p.published_port, p.target_port, p.publish_mode]), [[443, 443, 'host'], [80, 80, 'host']]);
+    const spec = proxy.task_spec.container_spec;
+    assert.deepEqual(spec.secrets.map((x: any) => x.file_name), ['/run/secrets/server.key']);
+    assert.deepEqual(spec.configs.map((x: any) => x.file_name), ['/etc/nginx/ws/nginx.conf', '/etc/nginx/ws/follow-tasks.sh', '/etc/nginx/certs/server.crt']);
+    // The key's bytes are in the secret only: never in a config.
+    const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString());
+    assert.ok(!configs.some((c) => c.includes('PRIVATE KEY')));
+    const conf = configs.find((c) => c.includes('upstream ws_servers'))!;
+    assert.match(conf, /server tasks\.ws-server:8080 max_fails/);
+    assert.match(conf, /every task of ws-server, resolved at each \(re\)load/);
+  });
+
+  it('names configs by their content, so a change makes a new one (created before the old goes)', () => {
+    const names = (x: ReturnType<typeof synth>) => Object.values(x.json.resource.docker_config as Record<string, any>).map((c) => c.name).sort();
+    const other = synth({ replicas: 2 });
+    assert.deepEqual(names(other), names(s), 'the replica count changes no config');
+    const changed = synth({ proxy: { readTimeoutMs: 120_000 } as any });
+    assert.notDeepEqual(names(changed), names(s));
+    for (const c of Object.values(s.json.resource.docker_config as Record<string, any>)) assert.equal(c.lifecycle.create_before_destroy, true);
+  });
+
+  it('spreads the NATS cluster one server per node, each named from its slot, routes found by DNS', () => {
+    const nats = s.service('ws-nats');
+    assert.equal(nats.mode.replicated.replicas, 3);
+    assert.equal(nats.task_spec.placement.max_replicas, 1);
+    const command = nats.task_spec.container_spec.command.join(' ');
+    assert.match(command, /--routes nats-route:\/\/tasks\.ws-nats:6222/);
+    assert.match(command, /--server_name "\$NATS_SERVER_NAME"/);
+    assert.equal(nats.task_spec.container_spec.env.NATS_SERVER_NAME, 'ws-nats-{{.Task.Slot}}');
+    assert.equal(s.service('ws-server').task_spec.container_spec.env.WS_BROKER_STREAM_REPLICAS, '3');
+  });
+
+  it('has Prometheus discover the servers\' tasks by DNS, on a manager', () => {
+    const prometheus = s.service('ws-prometheus');
+    assert.deepEqual(prometheus.task_spec.placement.constraints, ['node.role == manager']);
+    const config = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString()).find((c) => c.includes('scrape_configs'))!;
+    assert.match(config, /dns_sd_configs:\n\s+- names:\n\s+- tasks\.ws-server\n\s+type: A\n\s+port: 8080/);
+  });
+
+  it('runs the load job once, on a manager, against the proxies by name', () => {
+    const job = s.service('ws-load-client');
+    assert.deepEqual(job.task_spec.restart_policy, { condition: 'none' });
+    assert.equal(job.task_spec.container_spec.env.LOAD_URL, 'wss://ws-nginx:443/ws-notifications');
+    assert.deepEqual(job.task_spec.placement.constraints, ['node.role == manager']);
+  });
+
+  it('puts the names clients use on the certificate', () => {
+    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', join(root, s.topology.tls.dir, s.topology.tls.serverCert)], { encoding: 'utf8' });
+    assert.match(text, /DNS:ws\.example\.test/);
+    assert.match(text, /IP Address:203\.0\.113\.7/);
+  });
+});
+
+describe('the proxy\'s task follower (nginx/follow-tasks.ts)', () => {
+  const t = defineTopology({ target: 'swarm', swarm: { followIntervalMs: 1500 } });
+  const script = renderFollowScript(t, { service: 'ws-server', configFile: '/etc/nginx/ws/nginx.conf', pidFile: '/run/nginx.pid' });
+
+  it('resolves the tasks at the interval, checks before it reloads, and announces the reload plan', () => {
+    assert.match(script, /getent ahostsv4 tasks\.ws-server/);
+    assert.match(script, /while sleep 1\.5; do/);
+    assert.ok(script.indexOf('nginx -t -q') < script.indexOf('kill -HUP'));
+    const plan = reloadPlan(t.proxy);
+    assert.match(script, new RegExp(`"shedAfterMs\\\\":${plan.shedAfterMs},\\\\"windowMs\\\\":${plan.windowMs}`));
+    assert.match(script, /http:\/\/\$address:8080\/internal\/proxy-workers/);
+  });
+
+  it('is valid POSIX shell', () => {
+    const r = require('node:child_process').spawnSync('sh', ['-n'], { input: script, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  });
+});
