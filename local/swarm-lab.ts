@@ -28,6 +28,11 @@ export interface SwarmLab {
   readonly nodes: SwarmNode[];
   /** Runs the docker CLI against a node; throws with its stderr when it fails. */
   docker(node: SwarmNode, args: string[]): string;
+  /**
+   * Kills a node outright, as a power cut would: SIGKILL to its dockerd, its containerd, the
+   * container shims and every container process, at once. Returns how many processes died.
+   */
+  killNode(node: SwarmNode): number;
   teardown(): Promise<void>;
 }
 
@@ -40,21 +45,21 @@ function cli(host: string, args: string[], input?: Buffer): string {
   return r.stdout;
 }
 
-/** Removes what swarm labs of dead processes left: their daemons, namespaces, bridge and directories. */
+/**
+ * Removes what swarm labs of dead processes left: their processes (daemons, container shims and
+ * containers, found by the lab's paths on their command lines, whether or not the directories
+ * are still there), namespaces, bridge and directories.
+ */
 export function reapDeadSwarmLabs(): string[] {
   const dead = (root: string) => (existsSync(root) ? readdirSync(root).filter((pid) => /^\d+$/.test(pid) && !alive(Number(pid))) : []);
-  // The daemons first: they outlive their creator, and hold the namespaces and mounts.
-  for (const pid of dead(ROOT.exec)) {
-    for (const node of readdirSync(join(ROOT.exec, pid))) {
-      const pidFile = join(ROOT.exec, pid, node, 'docker.pid');
-      const daemon = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
-      if (Number.isInteger(daemon) && alive(daemon)) {
-        process.kill(daemon, 'SIGKILL');
-        for (let i = 0; i < 50 && alive(daemon); i++) spawnSync('sleep', ['0.1']);
-      }
-    }
-  }
+  // The processes first: they outlive their creator, and hold the namespaces and mounts.
+  const labOf = new RegExp(`${ROOT.exec}/(\\d+)/`);
+  const killed = killProcesses((cmdline) => {
+    const creator = labOf.exec(cmdline)?.[1];
+    return creator !== undefined && !alive(Number(creator));
+  });
   const removed = reapDeadLabs();
+  if (killed) removed.push(`${killed} process(es)`);
   for (const root of [ROOT.data, ROOT.exec]) {
     for (const pid of dead(root)) {
       removeTree(join(root, pid));
@@ -92,6 +97,8 @@ export async function createSwarmLab(options: { count?: number; images?: string[
   const nodes: SwarmNode[] = [];
   const teardown = async () => {
     await Promise.all(nodes.map((n) => stop(n.dockerd, 'SIGTERM', 20_000)));
+    // A stopped dockerd leaves its shims and their containers running: they go too.
+    killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid))}/`));
     for (const root of [ROOT.data, ROOT.exec]) removeTree(join(root, String(process.pid)));
     lab.teardown();
   };
@@ -124,5 +131,39 @@ export async function createSwarmLab(options: { count?: number; images?: string[
     await teardown();
     throw error;
   }
-  return { lab, nodes, docker: (node, args) => cli(node.host, args), teardown };
+  return { lab, nodes, docker: (node, args) => cli(node.host, args), killNode: (node) => killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid), node.name)}/`)), teardown };
+}
+
+/**
+ * SIGKILL, at once, to every process whose command line `matches` (the daemons name their exec
+ * root on it: dockerd's --exec-root, containerd's and each shim's socket under it) and to all
+ * their descendants (the containers: a shim is re-parented away from dockerd, so the tree is
+ * walked from each match). Returns how many there were.
+ */
+function killProcesses(matches: (cmdline: string) => boolean): number {
+  const table = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((pid) => {
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        return { pid: Number(pid), ppid: Number(/^PPid:\s*(\d+)/m.exec(status)?.[1]), cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+      } catch {
+        return undefined; // gone meanwhile
+      }
+    })
+    .filter((p): p is { pid: number; ppid: number; cmdline: string } => p !== undefined && p.pid !== process.pid);
+  const doomed = new Set(table.filter((p) => matches(p.cmdline)).map((p) => p.pid));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of table) if (!doomed.has(p.pid) && doomed.has(p.ppid)) (doomed.add(p.pid), (grew = true));
+  }
+  for (const pid of doomed) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (let i = 0; i < 50 && [...doomed].some((pid) => alive(pid)); i++) spawnSync('sleep', ['0.1']);
+  return doomed.size;
 }

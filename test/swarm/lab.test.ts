@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { OFFLINE_BASE_IMAGES } from '../../app/src/topology';
@@ -54,10 +54,20 @@ describe('a 3-node Docker Swarm on this machine (local/swarm-lab.ts)', { concurr
     swarm.docker(manager, ['service', 'rm', 'lab-sleep']);
   });
 
-  it('teardown leaves no daemon, directory, namespace or bridge behind', async () => {
+  it('teardown leaves no daemon, container, directory, namespace or bridge behind', async () => {
     const pids = swarm.nodes.map((n) => n.dockerd.child.pid!);
+    // A container still running: a stopped dockerd leaves its shim and the container behind.
+    swarm.docker(swarm.nodes[1], ['run', '-d', '--name', 'lab-left-running', image, 'sleep', 'infinity']);
     await swarm.teardown();
     assert.ok(pids.every((pid) => !existsSync(`/proc/${pid}`)), 'daemons stopped');
+    const leftovers = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(`/run/ws-swarm-lab/${process.pid}/`);
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(leftovers, [], 'no shim or container of the lab left');
     assert.ok(!existsSync(`/var/lib/ws-swarm-lab/${process.pid}`) && !existsSync(`/run/ws-swarm-lab/${process.pid}`));
     assert.ok(!spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.includes(`wsl-${process.pid}-`));
   });

@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import { Testing } from 'cdktf';
+import { defineTopology, OFFLINE_BASE_IMAGES, streamReplicas, type Topology } from '../../app/src/topology';
+import { DEFAULT_STAGE } from '../../app/src/shared/profile';
+import { runLoad } from '../../app/src/client/coordinator';
+import { buildReport } from '../../app/src/client/report';
+import { ensureTopologyCertificates } from '../../certs/generate';
+import { waitForJob } from '../../control/swarm-job';
+import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
+import { SERVER_SERVICE } from '../../stacks/swarm/server-service';
+import { LOAD_JOB_NAME, REPORT_FILE } from '../../stacks/load-client-job';
+import { OfflineApplier } from '../../tools/offline-applier/applier';
+import { createSwarmLab, type SwarmLab, type SwarmNode } from '../../local/swarm-lab';
+import { retrying, TestClient } from '../helpers/server';
+import { ROOT } from '../helpers/synth';
+import { readyEngine } from '../docker/deployer';
+
+/**
+ * The swarm target (stacks/swarm/) on a 3-node swarm made here, applied by the offline applier
+ * through the manager: the load job passes; replicas changed in code (3 → 6 → 2) converge and
+ * every node's proxy follows them; a node is drained, and another killed outright, under load
+ * with nothing lost; destroy leaves no service, network, config or secret.
+ */
+const APP = 'ws-notifications/app:swarm-test';
+const PROXY = 'ws-notifications/nginx:swarm-test';
+const work = mkdtempSync(join(tmpdir(), 'ws-swarm-stack-'));
+const host = new Docker();
+
+describe('the swarm target on a real 3-node swarm', { concurrency: false }, () => {
+  let swarm: SwarmLab;
+  let manager: Docker;
+  let applier: OfflineApplier;
+  let ca: Buffer;
+
+  const topology = (replicas: number): Topology =>
+    defineTopology(
+      {
+        replicas,
+        target: 'swarm',
+        // Clients reach any node; the certificate names every node's address.
+        swarm: { publicNames: swarm.nodes.map((n) => n.address), followIntervalMs: 1000 },
+        images: { app: APP, proxy: PROXY },
+        // Short reload windows, so a follow's announcement is seen within the test.
+        proxy: { shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 } },
+        monitoring: { scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
+        load: {
+          stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
+          senderFraction: 0.2,
+          messageRate: 2,
+          topics: 5,
+          publishRate: 10,
+          thresholds: ['errors==0', 'closes.unexpected==0'],
+          maxDurationMs: 90_000,
+        },
+      },
+      { BASE_IMAGES: 'offline' },
+    );
+  const doc = (replicas: number) => {
+    const t = topology(replicas);
+    const stack = new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology: t, root: work, loadUser: `${process.getuid!()}:${process.getgid!()}` });
+    return JSON.parse(Testing.synth(stack));
+  };
+  const url = (node: SwarmNode) => `wss://${node.address}/ws-notifications`;
+  const running = async (service: string) =>
+    ((await manager.listTasks({ filters: { service: [service], 'desired-state': ['running'] } })) as any[]).filter((t) => t.Status.State === 'running');
+  /** The replicas a node's proxy reaches: hellos of enough fresh connections through it. */
+  const replicasThrough = async (node: SwarmNode, expect: number): Promise<Set<string>> => {
+    const seen = new Set<string>();
+    const clients: TestClient[] = [];
+    try {
+      for (let i = 0; i < expect * 4 && seen.size < expect; i++) {
+        const c = await TestClient.open(url(node), { ca });
+        clients.push(c);
+        seen.add((await c.next('hello')).replica);
+      }
+    } finally {
+      for (const c of clients) c.close();
+    }
+    return seen;
+  };
+  const prometheusUp = async (): Promise<number> => {
+    const res = await fetch(`http://${swarm.nodes[0].address}:${topology(1).monitoring.prometheusPort}/api/v1/query?query=${encodeURIComponent('count(up{job="ws-server"} == 1)')}`);
+    const body = (await res.json()) as any;
+    return Number(body.data.result[0]?.value[1] ?? 0);
+  };
+
+  before(async () => {
+    await readyEngine(host, true);
+    const build = (tag: string, args: string[]) => {
+      const r = spawnSync('docker', ['build', '-q', '-t', tag, ...args], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(r.status, 0, `${tag}: ${r.stderr}`);
+    };
+    build(APP, ['-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.']);
+    build(PROXY, ['-f', 'nginx/Dockerfile', '--build-arg', `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`, '--build-arg', 'WITH_CURL=1', 'nginx']);
+    swarm = await createSwarmLab({ count: 3, images: [APP, PROXY, OFFLINE_BASE_IMAGES.nats, OFFLINE_BASE_IMAGES.prometheus] });
+    manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
+    applier = new OfflineApplier(join(work, 'state.json'), manager);
+    const certs = ensureTopologyCertificates(topology(3), work);
+    ca = readFileSync(certs.caFile);
+    mkdirSync(join(work, 'reports'), { recursive: true });
+  });
+
+  after(async () => {
+    await applier?.destroy().catch(() => undefined);
+    await swarm?.teardown();
+    spawnSync('docker', ['rmi', '-f', APP, PROXY]);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('deploys 3 replicas; the load job passes through the proxies; the broker is a 3-node cluster, one per node', async () => {
+    const report = await applier.apply(doc(3));
+    assert.ok(report.created.includes('docker_network.network'));
+    assert.equal((await running(SERVER_SERVICE)).length, 3);
+    // The proxy runs on every node, and so does a nats-server, never two on one node.
+    assert.equal(new Set((await running('ws-nginx')).map((t) => t.NodeID)).size, 3);
+    const nats = await running('ws-nats');
+    assert.equal(nats.length, 3);
+    assert.equal(new Set(nats.map((t) => t.NodeID)).size, 3, 'one nats-server per node');
+
+    const job = await waitForJob(manager, LOAD_JOB_NAME, 180_000);
+    assert.deepEqual([job.state, job.exitCode], ['complete', 0], JSON.stringify(job));
+    const load = JSON.parse(readFileSync(join(work, 'reports', REPORT_FILE), 'utf8'));
+    assert.equal(load.connections.opened, 300);
+    assert.equal(load.connections.failed, 0);
+    assert.deepEqual(Object.keys(load.connections.perReplica).sort(), ['ws-server-1', 'ws-server-2', 'ws-server-3']);
+    assert.equal(load.delivery.lost, 0, JSON.stringify(load.delivery));
+    assert.ok(load.delivery.crossReplica > 0, 'notifications crossed replicas (through the cluster)');
+
+    // The stream is kept on three servers.
+    const [task] = nats;
+    const node = swarm.nodes.find((n) => swarm.docker(n, ['ps', '-q', '--filter', `label=com.docker.swarm.task.id=${task.ID}`]).trim())!;
+    const container = swarm.docker(node, ['ps', '-q', '--filter', `label=com.docker.swarm.task.id=${task.ID}`]).trim();
+    const jsz = JSON.parse(swarm.docker(node, ['exec', container, 'wget', '-qO-', 'http://127.0.0.1:8222/jsz?streams=true&config=true']));
+    const stream = jsz.account_details.flatMap((a: any) => a.stream_detail ?? []).find((s: any) => s.name === topology(3).broker.stream);
+    assert.equal(stream.config.num_replicas, streamReplicas(topology(3)));
+    assert.equal(stream.cluster.replicas.length + 1, 3, JSON.stringify(stream.cluster));
+
+    // Prometheus found the servers' tasks by DNS.
+    await retrying(async () => assert.equal(await prometheusUp(), 3), 30_000);
+    console.log(`swarm deploy: 300 connections, per replica ${JSON.stringify(load.connections.perReplica)}, rtt p99 ${load.latency.rtt.p99} ms`);
+  });
+
+  it('changing replicas in code (3 → 6 → 2) converges each time, and every node\'s proxy follows without being replaced', async () => {
+    const proxyTasks = async () => new Set((await running('ws-nginx')).map((t) => t.ID));
+    const before = await proxyTasks();
+    for (const n of [6, 2]) {
+      const started = Date.now();
+      const report = await applier.apply(doc(n));
+      assert.ok(report.replaced.some((a) => a.startsWith('docker_service.servers')), `the servers' service updated: ${report.replaced.join(', ')}`);
+      const tasks = await running(SERVER_SERVICE);
+      assert.equal(tasks.length, n, `${n} running once the apply returned`);
+      console.log(`swarm scale to ${n}: converged in ${((Date.now() - started) / 1000).toFixed(1)} s, on ${new Set(tasks.map((t) => t.NodeID)).size} node(s)`);
+      for (const node of swarm.nodes) {
+        await retrying(async () => assert.equal((await replicasThrough(node, n)).size, n, `${node.name}'s proxy reaches all ${n}`), 30_000, 1000);
+      }
+      await retrying(async () => assert.equal(await prometheusUp(), n), 30_000);
+    }
+    assert.deepEqual(await proxyTasks(), before, 'the same proxy tasks: none replaced');
+  });
+
+  it('drains a node under load: its tasks move, clients reconnect through the proxy, the cluster keeps quorum, nothing is lost', async () => {
+    await applier.apply(doc(3));
+    const nodeIds = new Map(((await manager.listNodes()) as any[]).map((n) => [n.Description.Hostname, n.ID as string]));
+    // A worker running a server task (the clients use the manager's proxy, which stays).
+    const serverNodes = new Set((await running(SERVER_SERVICE)).map((t) => t.NodeID));
+    const [, ...workers] = swarm.nodes;
+    const drained = workers.find((w) => serverNodes.has(nodeIds.get(w.name))) ?? workers[0];
+    const drainedId = nodeIds.get(drained.name)!;
+    const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 40_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 120_000 };
+    const startedAt = new Date();
+    const load = runLoad({ url: url(swarm.nodes[0]), ca, insecure: false, workers: 1, profile });
+    await new Promise((r) => setTimeout(r, 8000));
+    swarm.docker(swarm.nodes[0], ['node', 'update', '--availability', 'drain', drainedId]);
+    try {
+      await retrying(async () => {
+        const tasks = await running(SERVER_SERVICE);
+        assert.equal(tasks.length, 3);
+        assert.ok(tasks.every((t) => t.NodeID !== drainedId), 'no server task left on the drained node');
+      }, 60_000, 1000);
+      const r = buildReport({ ...(await load), target: url(swarm.nodes[0]), startedAt, profile });
+      assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
+      assert.ok(r.delivery.accounted && r.delivery.published > 0, JSON.stringify(r.delivery));
+      assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
+      assert.deepEqual(r.closesUnexpected, {}, 'the drained tasks closed with 1001, nothing was cut');
+      console.log(`swarm drain of ${drained.name}: ${r.connections.opened} opened, delivery ${JSON.stringify(r.delivery)}`);
+    } finally {
+      swarm.docker(swarm.nodes[0], ['node', 'update', '--availability', 'active', drainedId]);
+    }
+  });
+
+  it('kills another node outright under load: its tasks move, the cluster keeps quorum, clients come back, nothing is lost', async () => {
+    const nodeIds = new Map(((await manager.listNodes()) as any[]).map((n) => [n.Description.Hostname, n.ID as string]));
+    // After the drain everything is back to three nats-servers, one per node: quorum survives one loss.
+    await retrying(async () => assert.equal(new Set((await running('ws-nats')).map((t) => t.NodeID)).size, 3), 90_000, 1000);
+    const [, ...workers] = swarm.nodes;
+    const serverNodes = new Set((await running(SERVER_SERVICE)).map((t) => t.NodeID));
+    const victim = workers.find((w) => serverNodes.has(nodeIds.get(w.name))) ?? workers[1];
+    const victimId = nodeIds.get(victim.name)!;
+    const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 60_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 150_000 };
+    const startedAt = new Date();
+    const load = runLoad({ url: url(swarm.nodes[0]), ca, insecure: false, workers: 1, profile });
+    await new Promise((r) => setTimeout(r, 8000));
+    const killedAt = Date.now();
+    const killed = swarm.killNode(victim);
+    try {
+      // The manager notices the node is gone and starts its server tasks elsewhere.
+      const movedAfter = await retrying(async () => {
+        const down = ((await manager.listNodes()) as any[]).find((n) => n.ID === victimId).Status.State;
+        assert.equal(down, 'down');
+        const tasks = await running(SERVER_SERVICE);
+        assert.equal(tasks.filter((t) => t.NodeID !== victimId).length, 3, 'three server tasks on the live nodes');
+        return (Date.now() - killedAt) / 1000;
+      }, 90_000, 1000);
+      const r = buildReport({ ...(await load), target: url(swarm.nodes[0]), startedAt, profile });
+      assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
+      assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.delivered === r.delivery.expected, JSON.stringify(r.delivery));
+      assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
+      console.log(`swarm node kill of ${victim.name} (${killed} processes): tasks running elsewhere after ${movedAfter.toFixed(1)} s; ${r.connections.opened} opened, closes ${JSON.stringify(r.closes)}, delivery ${JSON.stringify(r.delivery)}`);
+    } finally {
+      // What an operator does about a node that is gone for good.
+      swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
+    }
+  });
+
+  it('destroy removes every service, network, config and secret it made', async () => {
+    await applier.destroy();
+    const ls = (what: string) => swarm.docker(swarm.nodes[0], [what, 'ls', '--format', '{{.Name}}']).trim().split('\n').filter(Boolean);
+    assert.deepEqual(ls('service'), []);
+    assert.deepEqual(ls('config'), []);
+    assert.deepEqual(ls('secret'), []);
+    await retrying(async () => assert.ok(!ls('network').includes(topology(1).network.name), ls('network').join(', ')), 30_000);
+  });
+});
