@@ -3,15 +3,12 @@ import { Service } from '@cdktf/provider-docker/lib/service';
 import { BROKER_CONTAINER, streamReplicas, tasksOf, type Topology } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { BROKER_PATHS } from '../broker';
-import { seconds, SERVICE_ROLLOUT } from './service-attributes';
+import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 
 /** The cluster's route port (nats-server's default). */
 const ROUTE_PORT = 6222;
 
-export interface BrokerClusterProps {
-  readonly topology: Topology;
-  readonly networkName: string;
-  readonly labels: Record<string, string>;
+export interface BrokerClusterProps extends SwarmServiceProps {
   /** How long nats-server gets to leave the cluster and flush on stop. Default: 10 s. */
   readonly stopGraceMs?: number;
 }

@@ -1,18 +1,14 @@
 import { Construct } from 'constructs';
-import type { ITerraformDependable } from 'cdktf';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import type { Topology } from '../../app/src/topology';
 import { LOAD_ENV } from '../../app/src/shared/load-env';
 import { containerLabels } from '../container-attributes';
 import { HTML_REPORT_FILE, jobLimitSeconds, LOAD_JOB_NAME, REPORT_FILE } from '../load-client-job';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { ON_A_MANAGER } from './service-attributes';
+import { ON_A_MANAGER, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
-export interface LoadJobServiceProps {
-  readonly topology: Topology;
+export interface LoadJobServiceProps extends SwarmServiceProps {
   readonly image: string;
-  readonly networkName: string;
   /** The CA certificate, PEM: the job verifies the proxy against it. */
   readonly ca: string;
   /** A directory on the managers where the report is written. */
@@ -20,8 +16,6 @@ export interface LoadJobServiceProps {
   /** Changing it runs the job again. */
   readonly runId: string;
   readonly user?: string;
-  readonly labels: Record<string, string>;
-  readonly after?: ITerraformDependable[];
 }
 
 /**

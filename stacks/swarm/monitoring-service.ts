@@ -1,19 +1,16 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { tasksOf, type Topology } from '../../app/src/topology';
+import { tasksOf } from '../../app/src/topology';
 import { prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { MONITORING_PATHS } from '../monitoring/component';
-import { ON_A_MANAGER, SERVICE_ROLLOUT } from './service-attributes';
+import { ON_A_MANAGER, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
-export interface MonitoringServiceProps {
-  readonly topology: Topology;
-  readonly networkName: string;
+export interface MonitoringServiceProps extends SwarmServiceProps {
   /** The servers' service and the load job's: Prometheus finds their tasks by DNS. */
   readonly serversService: string;
   readonly loadService: string;
-  readonly labels: Record<string, string>;
 }
 
 /**

@@ -1,29 +1,24 @@
 import { Construct } from 'constructs';
-import type { ITerraformDependable } from 'cdktf';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { stopGraceMs, tasksOf, type Topology } from '../../app/src/topology';
+import { stopGraceMs, tasksOf } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { containerLabels, healthcheck } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { seconds, SERVICE_ROLLOUT } from './service-attributes';
+import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
 /** The follower's script inside the proxy's container. */
 export const FOLLOW_SCRIPT = `${PROXY_PATHS.configDir}/follow-tasks.sh`;
 
-export interface ProxyServiceProps {
-  readonly topology: Topology;
+export interface ProxyServiceProps extends SwarmServiceProps {
   /** The proxy image, by name, with curl in it (nginx/Dockerfile, WITH_CURL=1). */
   readonly image: string;
-  readonly networkName: string;
   /** The servers' service: the proxy balances over its tasks. */
   readonly serversService: string;
   /** The server certificate and key, PEM. */
   readonly certificate: string;
   readonly key: string;
-  readonly labels: Record<string, string>;
-  readonly after?: ITerraformDependable[];
 }
 
 /**

@@ -1,23 +1,16 @@
 import { Construct } from 'constructs';
-import type { ITerraformDependable } from 'cdktf';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../../app/src/topology';
+import { stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
-import { seconds, SERVICE_ROLLOUT } from './service-attributes';
+import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
 export const SERVER_SERVICE = 'ws-server';
 
-export interface ServerServiceProps {
-  readonly topology: Topology;
+export interface ServerServiceProps extends SwarmServiceProps {
   /** The app image, by name: every node must have it (a registry, or loaded into each). */
   readonly image: string;
-  /** An overlay network. */
-  readonly networkName: string;
-  readonly labels: Record<string, string>;
-  /** Running before the servers start: the broker, when there is one. Default: none. */
-  readonly after?: ITerraformDependable[];
 }
 
 /**

@@ -1,4 +1,18 @@
+import type { ITerraformDependable } from 'cdktf';
+import type { Topology } from '../../app/src/topology';
+
 /** Attributes the swarm target's services share, in the provider's shapes. */
+
+/** What every swarm service construct takes. */
+export interface SwarmServiceProps {
+  /** The validated topology, with `target: 'swarm'`. */
+  readonly topology: Topology;
+  /** The stack's overlay network. */
+  readonly networkName: string;
+  readonly labels: Record<string, string>;
+  /** Running before this service starts. Default: nothing. */
+  readonly after?: ITerraformDependable[];
+}
 
 /** A duration as Swarm takes it ("15s"), rounded up to whole seconds. */
 export const seconds = (ms: number): string => `${Math.ceil(ms / 1000)}s`;
