@@ -32,7 +32,9 @@ export function renderKeepalivedConf(topology: Topology, options: KeepalivedRend
   if (!Number.isInteger(options.index) || options.index < 0 || options.index >= priorities.length) {
     throw new Error(`renderKeepalivedConf: index ${options.index} is not one of the ${priorities.length} proxies`);
   }
-  const prefix = parseCidr(topology.network.subnet ?? '')?.prefix ?? 32;
+  // The address lives on the service network (engine), or on the nodes' own network (swarm).
+  const subnet = topology.target === 'swarm' ? topology.swarm.nodeSubnet : topology.network.subnet;
+  const prefix = parseCidr(subnet ?? '')?.prefix ?? 32;
   const check = ha.check;
   return `# Rendered from the topology (proxy.ha) by keepalived/render.ts; do not edit.
 global_defs {

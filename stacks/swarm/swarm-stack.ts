@@ -12,6 +12,7 @@ import { LoadJobService } from './load-job-service';
 import { MonitoringService } from './monitoring-service';
 import { ProxyService } from './proxy-service';
 import { SERVER_SERVICE, ServerService } from './server-service';
+import { VrrpService } from './vrrp-service';
 
 export interface WsNotificationsSwarmStackProps {
   /** The validated topology, with `target: 'swarm'`. */
@@ -38,6 +39,7 @@ export class WsNotificationsSwarmStack extends TerraformStack {
   readonly proxy: ProxyService;
   readonly broker?: BrokerCluster;
   readonly monitoring?: MonitoringService;
+  readonly vrrp?: VrrpService;
   readonly loadJob: LoadJobService;
 
   constructor(scope: Construct, id: string, props: WsNotificationsSwarmStackProps) {
@@ -80,6 +82,8 @@ export class WsNotificationsSwarmStack extends TerraformStack {
       // nginx resolves the servers' tasks when it starts: they must exist.
       after: [this.servers.service],
     });
+    // The keepalived pair (proxy.ha): one virtual address on the nodes' network, held by a node whose nginx answers.
+    if (topology.proxy.ha.enabled) this.vrrp = new VrrpService(this, 'vrrp', { topology, image: topology.images.proxy, networkName: network.name, labels, after: [this.proxy.service] });
     if (topology.monitoring.enabled) {
       this.monitoring = new MonitoringService(this, 'monitoring', { topology, networkName: network.name, serversService: SERVER_SERVICE, loadService: LOAD_JOB_NAME, labels });
     }
@@ -97,7 +101,8 @@ export class WsNotificationsSwarmStack extends TerraformStack {
 
     const { proxy, server, swarm, monitoring } = topology;
     const port = proxy.httpsPort === 443 ? '' : `:${proxy.httpsPort}`;
-    new TerraformOutput(this, 'endpoints', { value: (swarm.publicNames.length ? swarm.publicNames : ['<any node>']).map((n) => `wss://${n}${port}${server.path}`) });
+    const hosts = proxy.ha.enabled && proxy.ha.virtualAddress ? [proxy.ha.virtualAddress] : swarm.publicNames.length ? swarm.publicNames : ['<any node>'];
+    new TerraformOutput(this, 'endpoints', { value: hosts.map((n) => `wss://${n}${port}${server.path}`) });
     new TerraformOutput(this, 'servers_service', { value: SERVER_SERVICE });
     new TerraformOutput(this, 'replicas', { value: topology.replicas });
     new TerraformOutput(this, 'load_job_service', { value: LOAD_JOB_NAME });

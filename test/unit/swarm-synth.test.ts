@@ -25,16 +25,17 @@ function refused(input: Partial<TopologyInput>, field: string, rule: RegExp) {
   );
 }
 
-const root = mkdtempSync(join(tmpdir(), 'ws-swarm-synth-'));
+const defaultRoot = mkdtempSync(join(tmpdir(), 'ws-swarm-synth-'));
 
-function synth(input: Partial<TopologyInput> = {}) {
+function synth(input: Partial<TopologyInput> = {}, root = defaultRoot) {
   const topology = defineTopology({ replicas: 4, target: 'swarm', swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] }, ...input });
   ensureTopologyCertificates(topology, root);
   const stack = new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology, root });
   const json = JSON.parse(Testing.synth(stack));
+  const certificate = join(root, topology.tls.dir, topology.tls.serverCert);
   const services = Object.values(json.resource.docker_service as Record<string, any>);
   const service = (name: string) => services.find((s) => s.name === name)!;
-  return { topology, json, services, service };
+  return { topology, json, services, service, certificate };
 }
 
 describe('the swarm target in the topology', () => {
@@ -52,7 +53,9 @@ describe('the swarm target in the topology', () => {
   });
 
   it('refuses what the target cannot do, naming the field', () => {
-    refused({ target: 'swarm', proxy: { ha: { enabled: true } } as any, network: { name: 'n', subnet: '198.18.0.0/24' } }, 'proxy.ha.enabled', /not available on the swarm target/);
+    refused({ target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any }, 'swarm.nodeSubnet', /is required with proxy.ha.enabled/);
+    refused({ target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.2.0.200' } } as any, swarm: { nodeSubnet: '10.1.0.0/24' } as any }, 'proxy.ha.virtualAddress', /outside swarm\.nodeSubnet/);
+    refused({ target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.1.0.5' } } as any, swarm: { nodeSubnet: '10.1.0.0/24', publicNames: ['10.1.0.5'] } as any }, 'proxy.ha.virtualAddress', /a node's own address/);
     refused({ target: 'swarm', network: { name: 'n', subnet: '198.18.0.0/24' } }, 'network.subnet', /Swarm allocates/);
     refused({ target: 'swarm', swarm: { brokerNodes: 4 } as any }, 'swarm.brokerNodes', /must be odd/);
     refused({ target: 'swarm', broker: { streamReplicas: 5 } as any }, 'broker.streamReplicas', /runs 3 \(swarm.brokerNodes\)/);
@@ -132,9 +135,37 @@ describe('the synthesized swarm stack', () => {
   });
 
   it('puts the names clients use on the certificate', () => {
-    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', join(root, s.topology.tls.dir, s.topology.tls.serverCert)], { encoding: 'utf8' });
+    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', s.certificate], { encoding: 'utf8' });
     assert.match(text, /DNS:ws\.example\.test/);
     assert.match(text, /IP Address:203\.0\.113\.7/);
+  });
+});
+
+describe('the keepalived pair on the swarm target', () => {
+  const s = synth({ proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any, swarm: { nodeSubnet: '10.1.0.0/24', vrrpInterface: 'ens3', vrrpPlacement: ['node.labels.edge == true'] } as any }, mkdtempSync(join(tmpdir(), 'ws-swarm-ha-')));
+  const vrrp = s.service('ws-nginx-vrrp');
+
+  it('runs keepalived on the nodes\' own network, two tasks never on one node, where the operator allows', () => {
+    assert.deepEqual(vrrp.task_spec.networks_advanced, [{ name: 'host' }]);
+    assert.deepEqual(vrrp.task_spec.container_spec.cap_add, ['NET_ADMIN', 'NET_RAW']);
+    assert.equal(vrrp.mode.replicated.replicas, 2);
+    assert.deepEqual(vrrp.task_spec.placement, { constraints: ['node.labels.edge == true'], max_replicas: 1 });
+  });
+
+  it('gives slot N the N-th priority, the address on the nodes\' interface and subnet', () => {
+    const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString());
+    const conf = (n: number) => configs.find((c) => c.includes('vrrp_instance') && c.includes(`router_id ws-nginx-${n - 1}`))!;
+    assert.match(conf(1), /priority 150/);
+    assert.match(conf(2), /priority 100/);
+    assert.match(conf(1), /10\.1\.0\.200\/24 dev ens3/);
+    assert.match(vrrp.task_spec.container_spec.command.join(' '), /keepalived-\$VRRP_SLOT\.conf/);
+    assert.equal(vrrp.task_spec.container_spec.env.VRRP_SLOT, '{{.Task.Slot}}');
+  });
+
+  it('gives clients the virtual address, and puts it on the certificate', () => {
+    assert.deepEqual(s.json.output.endpoints.value, ['wss://10.1.0.200/ws-notifications']);
+    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', s.certificate], { encoding: 'utf8' });
+    assert.match(text, /IP Address:10\.1\.0\.200/);
   });
 });
 

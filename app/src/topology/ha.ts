@@ -107,7 +107,17 @@ export function cidrContains(cidr: Cidr, address: number): boolean {
  * must be in the subnet, not its network or broadcast address, not the gateway (the first host),
  * and not where Docker hands out container addresses (ipRange); priorities one per proxy, distinct.
  */
-export function haProblems(ha: HaConfig, network: { subnet?: string; ipRange?: string }): [string[], string][] {
+/**
+ * What is wrong with the pair's settings. `network` is where the virtual address lives: the
+ * service network (`network.subnet`, with `network.ipRange` where containers get addresses) on
+ * the engine target, the nodes' own network (`swarm.nodeSubnet`, no range: nodes have fixed
+ * addresses) on the swarm target; `fields` names them in the messages.
+ */
+export function haProblems(
+  ha: HaConfig,
+  network: { subnet?: string; ipRange?: string },
+  fields: { subnet: string[]; ipRange?: string[] } = { subnet: ['network', 'subnet'], ipRange: ['network', 'ipRange'] },
+): [string[], string][] {
   if (!ha.enabled) return [];
   const problems: [string[], string][] = [];
   const priorities = haPriorities(ha);
@@ -116,18 +126,20 @@ export function haProblems(ha: HaConfig, network: { subnet?: string; ipRange?: s
   if (!ha.virtualAddress) problems.push([['proxy', 'ha', 'virtualAddress'], 'is required with proxy.ha.enabled: the one address clients use']);
   if (ha.stopDrainMs >= ha.check.fall * ha.check.intervalMs) problems.push([['proxy', 'ha', 'stopDrainMs'], `must be shorter than the check's demotion (fall ${ha.check.fall} × intervalMs ${ha.check.intervalMs}): the address would move before the clients were asked to`]);
   const subnet = network.subnet ? parseCidr(network.subnet) : undefined;
+  const subnetName = fields.subnet.join('.');
   if (!subnet) {
-    problems.push([['network', 'subnet'], 'is required with proxy.ha.enabled (the virtual address must sit in a known subnet), as a.b.c.d/n']);
+    problems.push([fields.subnet, 'is required with proxy.ha.enabled (the virtual address must sit in a known subnet), as a.b.c.d/n']);
     return problems;
   }
   const range = network.ipRange ? parseCidr(network.ipRange) : undefined;
   if (!ha.virtualAddress) return problems;
   const vip = ipv4ToInt(ha.virtualAddress);
   const broadcast = subnet.base + 2 ** (32 - subnet.prefix) - 1;
-  if (!cidrContains(subnet, vip)) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is outside network.subnet ${network.subnet}`]);
+  if (!cidrContains(subnet, vip)) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is outside ${subnetName} ${network.subnet}`]);
   else if (vip === subnet.base || vip === broadcast) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is the subnet's network or broadcast address`]);
   else if (vip === subnet.base + 1) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is the network's gateway (its first address)`]);
-  if (!range) problems.push([['network', 'ipRange'], 'is required with proxy.ha.enabled: containers get addresses there, and the virtual address must stay outside it']);
-  else if (cidrContains(range, vip)) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is inside network.ipRange ${network.ipRange}, where containers get their addresses`]);
+  if (!fields.ipRange) return problems;
+  if (!range) problems.push([fields.ipRange, 'is required with proxy.ha.enabled: containers get addresses there, and the virtual address must stay outside it']);
+  else if (cidrContains(range, vip)) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is inside ${fields.ipRange.join('.')} ${network.ipRange}, where containers get their addresses`]);
   return problems;
 }

@@ -347,7 +347,8 @@ export const topologySchema = z
     const issue = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: 'custom', path, message });
     const { server, proxy, load } = t;
-    for (const [path, message] of haProblems(proxy.ha, t.network)) issue(path, message);
+    const ha = t.target === 'swarm' ? haProblems(proxy.ha, { subnet: t.swarm.nodeSubnet }, { subnet: ['swarm', 'nodeSubnet'] }) : haProblems(proxy.ha, t.network);
+    for (const [path, message] of ha) issue(path, message);
     if (t.network.ipRange && t.network.subnet) {
       const [subnet, range] = [parseCidr(t.network.subnet)!, parseCidr(t.network.ipRange)!];
       if (range.prefix < subnet.prefix || !cidrContains(subnet, range.base)) issue(['network', 'ipRange'], `must lie inside network.subnet ${t.network.subnet}`);
@@ -422,7 +423,9 @@ export const topologySchema = z
       issue(['broker', 'dedupeWindowMs'], `must not exceed broker.historyMaxAgeMs (${t.broker.historyMaxAgeMs}): JetStream refuses a duplicate window longer than the stream's max age`);
     }
     if (t.target === 'swarm') {
-      if (proxy.ha.enabled) issue(['proxy', 'ha', 'enabled'], 'is not available on the swarm target yet: its proxies run on every node (published in host mode), put your own address failover in front of them');
+      if (proxy.ha.enabled && proxy.ha.virtualAddress && t.swarm.publicNames.includes(proxy.ha.virtualAddress)) {
+        issue(['proxy', 'ha', 'virtualAddress'], `${proxy.ha.virtualAddress} is one of swarm.publicNames (a node's own address): the pair needs an address no node has`);
+      }
       if (t.network.subnet || t.network.ipRange) issue(['network', 'subnet'], 'is not used on the swarm target: Swarm allocates the overlay\'s addresses');
     }
     const servers = t.target === 'swarm' ? t.swarm.brokerNodes : 1;
