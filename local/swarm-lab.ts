@@ -57,7 +57,7 @@ export function reapDeadSwarmLabs(): string[] {
   const killed = killProcesses((cmdline) => {
     const creator = labOf.exec(cmdline)?.[1];
     return creator !== undefined && !alive(Number(creator));
-  });
+  }, { wait: true });
   const removed = reapDeadLabs();
   if (killed) removed.push(`${killed} process(es)`);
   for (const root of [ROOT.data, ROOT.exec]) {
@@ -98,7 +98,7 @@ export async function createSwarmLab(options: { count?: number; images?: string[
   const teardown = async () => {
     await Promise.all(nodes.map((n) => stop(n.dockerd, 'SIGTERM', 20_000)));
     // A stopped dockerd leaves its shims and their containers running: they go too.
-    killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid))}/`));
+    killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid))}/`), { wait: true });
     for (const root of [ROOT.data, ROOT.exec]) removeTree(join(root, String(process.pid)));
     lab.teardown();
   };
@@ -131,16 +131,17 @@ export async function createSwarmLab(options: { count?: number; images?: string[
     await teardown();
     throw error;
   }
-  return { lab, nodes, docker: (node, args) => cli(node.host, args), killNode: (node) => killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid), node.name)}/`)), teardown };
+  return { lab, nodes, docker: (node, args) => cli(node.host, args), killNode: (node) => killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid), node.name)}/`), { wait: false }), teardown };
 }
 
 /**
  * SIGKILL, at once, to every process whose command line `matches` (the daemons name their exec
  * root on it: dockerd's --exec-root, containerd's and each shim's socket under it) and to all
  * their descendants (the containers: a shim is re-parented away from dockerd, so the tree is
- * walked from each match). Returns how many there were.
+ * walked from each match). With `wait`, until they are gone (their mounts can then go); without,
+ * it returns at once, as a fault must. Returns how many there were.
  */
-function killProcesses(matches: (cmdline: string) => boolean): number {
+function killProcesses(matches: (cmdline: string) => boolean, options: { wait: boolean }): number {
   const table = readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .map((pid) => {
@@ -164,6 +165,15 @@ function killProcesses(matches: (cmdline: string) => boolean): number {
       // already gone
     }
   }
-  for (let i = 0; i < 50 && [...doomed].some((pid) => alive(pid)); i++) spawnSync('sleep', ['0.1']);
+  if (options.wait) for (let i = 0; i < 50 && [...doomed].some(running); i++) spawnSync('sleep', ['0.1']);
   return doomed.size;
+}
+
+/** Still running: not gone, and not a zombie waiting for its parent (this process, for dockerd). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }

@@ -17,6 +17,9 @@ import { SERVER_SERVICE } from '../../stacks/swarm/server-service';
 import { LOAD_JOB_NAME, REPORT_FILE } from '../../stacks/load-client-job';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { createSwarmLab, type SwarmLab, type SwarmNode } from '../../local/swarm-lab';
+import { LAB_NETWORK } from '../../local/netns';
+import { timeUntilAnswering } from '../../local/ha';
+import type { FaultEvent } from '../../app/src/client/faults';
 import { retrying, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { readyEngine } from '../docker/deployer';
@@ -24,13 +27,15 @@ import { readyEngine } from '../docker/deployer';
 /**
  * The swarm target (stacks/swarm/) on a 3-node swarm made here, applied by the offline applier
  * through the manager: the load job passes; replicas changed in code (3 → 6 → 2) converge and
- * every node's proxy follows them; a node is drained, and another killed outright, under load
- * with nothing lost; destroy leaves no service, network, config or secret.
+ * every node's proxy follows them; a node is drained, and then the node holding the keepalived
+ * pair's virtual address is killed outright, under load with nothing lost; destroy leaves no
+ * service, network, config or secret.
  */
 const APP = 'ws-notifications/app:swarm-test';
 const PROXY = 'ws-notifications/nginx:swarm-test';
 const work = mkdtempSync(join(tmpdir(), 'ws-swarm-stack-'));
 const host = new Docker();
+const VIP = LAB_NETWORK.virtualAddress;
 
 describe('the swarm target on a real 3-node swarm', { concurrency: false }, () => {
   let swarm: SwarmLab;
@@ -44,10 +49,11 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
         replicas,
         target: 'swarm',
         // Clients reach any node; the certificate names every node's address.
-        swarm: { publicNames: swarm.nodes.map((n) => n.address), followIntervalMs: 1000 },
+        // The keepalived pair on the two workers, its address on the lab's network.
+        swarm: { publicNames: swarm.nodes.map((n) => n.address), followIntervalMs: 1000, nodeSubnet: LAB_NETWORK.subnet, vrrpInterface: 'eth0', vrrpPlacement: ['node.role == worker'] },
         images: { app: APP, proxy: PROXY },
         // Short reload windows, so a follow's announcement is seen within the test.
-        proxy: { shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 } },
+        proxy: { shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 }, ha: { enabled: true, virtualAddress: VIP } } as any,
         monitoring: { scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
         load: {
           stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
@@ -97,7 +103,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       assert.equal(r.status, 0, `${tag}: ${r.stderr}`);
     };
     build(APP, ['-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.']);
-    build(PROXY, ['-f', 'nginx/Dockerfile', '--build-arg', `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`, '--build-arg', 'WITH_CURL=1', 'nginx']);
+    build(PROXY, ['-f', 'nginx/Dockerfile', '--build-arg', `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`, '--build-arg', 'WITH_CURL=1', '--build-arg', 'WITH_KEEPALIVED=1', 'nginx']);
     swarm = await createSwarmLab({ count: 3, images: [APP, PROXY, OFFLINE_BASE_IMAGES.nats, OFFLINE_BASE_IMAGES.prometheus] });
     manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
     applier = new OfflineApplier(join(work, 'state.json'), manager);
@@ -194,37 +200,69 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     }
   });
 
-  it('kills another node outright under load: its tasks move, the cluster keeps quorum, clients come back, nothing is lost', async () => {
+  it('kills the node holding the pair\'s virtual address outright under load: the backup answers within 5 s, tasks move, the cluster keeps quorum, nothing is lost', async () => {
     const nodeIds = new Map(((await manager.listNodes()) as any[]).map((n) => [n.Description.Hostname, n.ID as string]));
     // After the drain everything is back to three nats-servers, one per node: quorum survives one loss.
     await retrying(async () => assert.equal(new Set((await running('ws-nats')).map((t) => t.NodeID)).size, 3), 90_000, 1000);
-    const [, ...workers] = swarm.nodes;
-    const serverNodes = new Set((await running(SERVER_SERVICE)).map((t) => t.NodeID));
-    const victim = workers.find((w) => serverNodes.has(nodeIds.get(w.name))) ?? workers[1];
+    const holds = (node: SwarmNode) => spawnSync('ip', ['-n', swarm.lab.namespaces[node.name].name, '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).stdout.includes(`${VIP}/`);
+    const victim = await retrying(async () => {
+      const holders = swarm.nodes.filter(holds);
+      assert.equal(holders.length, 1, `one node holds ${VIP}: ${holders.map((n) => n.name)}`);
+      return holders[0];
+    }, 30_000);
+    assert.notEqual(victim, swarm.nodes[0], 'the pair runs on the workers');
     const victimId = nodeIds.get(victim.name)!;
+    const vipUrl = `wss://${VIP}/ws-notifications`;
     const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 60_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 150_000 };
     const startedAt = new Date();
-    const load = runLoad({ url: url(swarm.nodes[0]), ca, insecure: false, workers: 1, profile });
-    await new Promise((r) => setTimeout(r, 8000));
-    const killedAt = Date.now();
-    const killed = swarm.killNode(victim);
+    let inject: ((e: FaultEvent) => Promise<void>) | undefined;
+    let fault: Promise<{ killed: number; seconds?: number }> | undefined;
+    const load = runLoad({
+      url: vipUrl,
+      ca,
+      insecure: false,
+      workers: 1,
+      profile,
+      faultChannel: (i) => (inject = i),
+      onProgress: (p) => {
+        if (fault || p.elapsedSeconds < 8) return;
+        fault = (async () => {
+          // Refused handshakes while the address moves are the fault's, not failures.
+          const event: FaultEvent = { id: 'kill-node@8s', kind: 'kill-proxy', cutsAll: true };
+          await inject!(event);
+          const since = Date.now();
+          const killed = swarm.killNode(victim);
+          const seconds = await timeUntilAnswering(VIP, 443, { since });
+          const backup = swarm.nodes.find((n) => n !== victim && holds(n));
+          await inject!({ ...event, over: true, failover: { from: victim.name, to: backup?.name ?? '?', ...(seconds !== undefined ? { seconds } : {}) } });
+          return { killed, seconds };
+        })();
+      },
+    });
+    let removed = false;
     try {
-      // The manager notices the node is gone and starts its server tasks elsewhere.
+      // The manager notices the node is gone and runs its server tasks elsewhere; then the node is
+      // removed, as an operator does with a machine that is gone for good (until then Swarm's DNS
+      // may still list its tasks, and nginx would try their addresses now and then).
       const movedAfter = await retrying(async () => {
-        const down = ((await manager.listNodes()) as any[]).find((n) => n.ID === victimId).Status.State;
-        assert.equal(down, 'down');
-        const tasks = await running(SERVER_SERVICE);
-        assert.equal(tasks.filter((t) => t.NodeID !== victimId).length, 3, 'three server tasks on the live nodes');
-        return (Date.now() - killedAt) / 1000;
+        assert.equal(((await manager.listNodes()) as any[]).find((n) => n.ID === victimId).Status.State, 'down');
+        assert.equal((await running(SERVER_SERVICE)).filter((t) => t.NodeID !== victimId).length, 3, 'three server tasks on the live nodes');
+        return (Date.now() - startedAt.getTime()) / 1000 - 8;
       }, 90_000, 1000);
-      const r = buildReport({ ...(await load), target: url(swarm.nodes[0]), startedAt, profile });
+      swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
+      removed = true;
+      const result = await load;
+      const { killed } = await fault!;
+      const r = buildReport({ ...result, target: vipUrl, startedAt, profile });
+      const f = r.failover!;
+      assert.ok(f.seconds !== undefined && f.seconds <= 5, `the backup answered after ${f.seconds} s`);
+      assert.ok(f.dropped > 0 && f.reconnected === f.dropped, `${f.dropped} dropped, ${f.reconnected} reconnected`);
       assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
       assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.delivered === r.delivery.expected, JSON.stringify(r.delivery));
       assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
-      console.log(`swarm node kill of ${victim.name} (${killed} processes): tasks running elsewhere after ${movedAfter.toFixed(1)} s; ${r.connections.opened} opened, closes ${JSON.stringify(r.closes)}, delivery ${JSON.stringify(r.delivery)}`);
+      console.log(`swarm node kill of ${victim.name} (${killed} processes, it held ${VIP}): the backup answered after ${f.seconds} s, all ${f.dropped} back after ${f.allReconnectedSeconds} s, ${f.refused} handshakes refused meanwhile; server tasks elsewhere after ${movedAfter.toFixed(1)} s; errors ${JSON.stringify(r.errors)}; delivery ${JSON.stringify(r.delivery)}`);
     } finally {
-      // What an operator does about a node that is gone for good.
-      swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
+      if (!removed) swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
     }
   });
 
