@@ -51,7 +51,7 @@ export class LoadJobService extends Construct {
           command: ['timeout', '--kill-after=10s', `${jobLimitSeconds(load)}s`, 'node', 'dist/client/main.js'],
           env,
           user: props.user,
-          configs: [{ configId: ca.id, configName: ca.name, fileName: '/certs/ca.crt', fileMode: 0o444 }],
+          configs: [ca.asConfig('/certs/ca.crt')],
           mounts: [{ type: 'bind', source: props.reportsDir, target: '/reports' }],
         },
         networksAdvanced: [{ name: props.networkName }],

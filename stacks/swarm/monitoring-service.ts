@@ -32,10 +32,9 @@ export class MonitoringService extends Construct {
       loadClient: { dns: tasksOf(props.loadService), port: monitoring.loadMetricsPort },
       self: `127.0.0.1:${MONITORING_PATHS.prometheusPort}`,
     });
-    const configs = Object.entries(this.files).map(([name, content]) => {
-      const file = new SwarmFile(this, name, { stem: `${monitoring.prometheusContainerName}-${name.replace(/\W/g, '-')}`, content, labels: props.labels });
-      return { configId: file.id, configName: file.name, fileName: `${MONITORING_PATHS.prometheusConfigDir}/${name}`, fileMode: 0o444 };
-    });
+    const configs = Object.entries(this.files).map(([name, content]) =>
+      new SwarmFile(this, name, { stem: `${monitoring.prometheusContainerName}-${name.replace(/\W/g, '-')}`, content, labels: props.labels }).asConfig(`${MONITORING_PATHS.prometheusConfigDir}/${name}`),
+    );
     this.service = new Service(this, 'service', {
       name: monitoring.prometheusContainerName,
       labels: containerLabels(props.labels),

@@ -56,14 +56,6 @@ export class ProxyService extends Construct {
     const follow = file('follow', renderFollowScript(topology, { service: props.serversService, configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid }));
     const cert = file('cert', props.certificate);
     const key = file('key', props.key, true);
-    const cfg = (f: SwarmFile, path: string, mode?: number) => {
-      const m = f.mount(path, mode);
-      return { configId: m.id, configName: m.name, fileName: m.fileName, fileMode: m.fileMode };
-    };
-    const sec = (f: SwarmFile, path: string) => {
-      const m = f.mount(path, 0o400);
-      return { secretId: m.id, secretName: m.name, fileName: m.fileName, fileMode: m.fileMode };
-    };
 
     this.service = new Service(this, 'service', {
       name: proxy.containerName,
@@ -73,8 +65,8 @@ export class ProxyService extends Construct {
           image: props.image,
           // The follower runs beside nginx; nginx is the container's main process.
           command: ['sh', '-c', `sh ${FOLLOW_SCRIPT} & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`],
-          configs: [cfg(conf, PROXY_PATHS.config), cfg(follow, FOLLOW_SCRIPT, 0o555), cfg(cert, certFile)],
-          secrets: [sec(key, keyFile)],
+          configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(FOLLOW_SCRIPT, 0o555), cert.asConfig(certFile)],
+          secrets: [key.asSecret(keyFile)],
           sysctl: { 'net.core.somaxconn': String(proxy.listenBacklog) },
           // SIGQUIT: nginx's graceful stop (see NginxProxy).
           stopSignal: 'SIGQUIT',

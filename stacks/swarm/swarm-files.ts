@@ -31,8 +31,13 @@ export class SwarmFile extends Construct {
     this.id = (props.secret ? new Secret(this, 'secret', { ...attributes, labels: containerLabels(props.labels) }) : new Config(this, 'config', attributes)).id;
   }
 
-  /** As a service's container_spec wants it, mounted at `path`. */
-  mount(path: string, mode = 0o444) {
-    return { id: this.id, name: this.name, fileName: path, fileMode: mode };
+  /** A container_spec `configs` entry: the file at `path`. */
+  asConfig(path: string, mode = 0o444) {
+    return { configId: this.id, configName: this.name, fileName: path, fileMode: mode };
+  }
+
+  /** A container_spec `secrets` entry: the file at `path`, readable by root only. */
+  asSecret(path: string, mode = 0o400) {
+    return { secretId: this.id, secretName: this.name, fileName: path, fileMode: mode };
   }
 }

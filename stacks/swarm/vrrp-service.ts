@@ -29,10 +29,8 @@ export class VrrpService extends Construct {
     const { proxy, swarm } = topology;
     const dir = PROXY_PATHS.keepalivedDir;
     const name = `${proxy.containerName}-vrrp`;
-    const config = (name: string, content: string, path: string, mode = 0o444) => {
-      const file = new SwarmFile(this, name, { stem: `${proxy.containerName}-vrrp-${name}`, content, labels: props.labels });
-      return { configId: file.id, configName: file.name, fileName: path, fileMode: mode };
-    };
+    const config = (stem: string, content: string, path: string, mode?: number) =>
+      new SwarmFile(this, stem, { stem: `${name}-${stem}`, content, labels: props.labels }).asConfig(path, mode);
     const perSlot = Array.from({ length: proxy.ha.proxies }, (_, index) =>
       config(
         `conf-${index + 1}`,
