@@ -32,81 +32,64 @@ interface StateEntry {
 }
 type State = Record<string, StateEntry>;
 
-/** Attributes each resource type may carry; anything else is refused. */
-const KNOWN: Record<string, string[]> = {
-  docker_network: ['name', 'driver', 'labels', 'ipam_config', 'attachable'],
-  docker_service: ['name', 'labels', 'mode', 'task_spec', 'endpoint_spec', 'update_config', 'rollback_config', 'converge_config', 'depends_on', 'lifecycle'],
-  docker_config: ['name', 'data', 'lifecycle'],
-  docker_secret: ['name', 'data', 'labels', 'lifecycle'],
-  docker_volume: ['name', 'driver', 'labels'],
-  docker_image: ['name', 'keep_locally', 'build', 'triggers'],
-  terraform_data: ['input', 'triggers_replace', 'provisioner', 'depends_on', 'lifecycle'],
-  docker_container: [
-    'name', 'image', 'command', 'env', 'labels', 'networks_advanced', 'ports', 'volumes', 'ulimit', 'sysctls', 'restart', 'stop_signal',
-    'stop_timeout', 'destroy_grace_seconds', 'healthcheck', 'wait', 'wait_timeout', 'attach', 'logs', 'must_run', 'rm', 'user',
-    'depends_on', 'lifecycle', 'capabilities',
-  ],
-};
-const KNOWN_NESTED: Record<string, string[]> = {
-  'docker_image.build': ['context', 'dockerfile', 'build_args', 'label'],
-  'docker_container.networks_advanced': ['name', 'aliases'],
-  'docker_container.ports': ['internal', 'external', 'ip'],
-  'docker_container.volumes': ['host_path', 'volume_name', 'container_path', 'read_only'],
-  'docker_container.ulimit': ['name', 'soft', 'hard'],
-  'docker_container.healthcheck': ['test', 'interval', 'timeout', 'start_period', 'retries'],
-  'docker_container.capabilities': ['add', 'drop'],
-  'docker_container.labels': ['label', 'value'],
-  'docker_network.labels': ['label', 'value'],
-  'docker_network.ipam_config': ['subnet', 'ip_range'],
-  'docker_volume.labels': ['label', 'value'],
-  'docker_secret.labels': ['label', 'value'],
-  'docker_config.lifecycle': ['create_before_destroy'],
-  'docker_secret.lifecycle': ['create_before_destroy'],
-  'docker_container.lifecycle': ['postcondition', 'replace_triggered_by'],
-  'terraform_data.lifecycle': ['replace_triggered_by'],
-};
 /**
- * docker_service's nested blocks, all the way down (`true`: a value): anything else is refused,
- * as strictly as the flat attributes above.
+ * What each resource type may carry, all the way down its nested blocks (`true`: a value, not
+ * looked into): anything else is refused, naming it.
  */
 type Shape = { [key: string]: true | Shape };
+const LABELS: Shape = { label: true, value: true };
 const ROLLOUT: Shape = { parallelism: true, delay: true, failure_action: true, monitor: true, max_failure_ratio: true, order: true };
-const SERVICE_SHAPE: Shape = {
-  name: true,
-  labels: { label: true, value: true },
-  mode: { replicated: { replicas: true }, global: true },
-  task_spec: {
-    container_spec: {
-      image: true,
-      command: true,
-      args: true,
-      env: true,
-      hostname: true,
-      user: true,
-      sysctl: true,
-      stop_signal: true,
-      stop_grace_period: true,
-      healthcheck: { test: true, interval: true, timeout: true, start_period: true, retries: true },
-      configs: { config_id: true, config_name: true, file_name: true, file_mode: true },
-      secrets: { secret_id: true, secret_name: true, file_name: true, file_mode: true },
-      mounts: { type: true, source: true, target: true, read_only: true },
-      cap_add: true,
+const HEALTHCHECK: Shape = { test: true, interval: true, timeout: true, start_period: true, retries: true };
+const CREATE_BEFORE_DESTROY: Shape = { create_before_destroy: true };
+/** The keys as attributes that are values. */
+const values = (...keys: string[]): Shape => Object.fromEntries(keys.map((k) => [k, true]));
+
+const SHAPES: Record<string, Shape> = {
+  docker_network: { ...values('name', 'driver', 'attachable'), labels: LABELS, ipam_config: values('subnet', 'ip_range') },
+  docker_service: {
+    ...values('name', 'depends_on', 'lifecycle'),
+    labels: LABELS,
+    mode: { replicated: values('replicas'), global: true },
+    task_spec: {
+      container_spec: {
+        ...values('image', 'command', 'args', 'env', 'hostname', 'user', 'sysctl', 'stop_signal', 'stop_grace_period', 'cap_add'),
+        healthcheck: HEALTHCHECK,
+        configs: values('config_id', 'config_name', 'file_name', 'file_mode'),
+        secrets: values('secret_id', 'secret_name', 'file_name', 'file_mode'),
+        mounts: values('type', 'source', 'target', 'read_only'),
+      },
+      networks_advanced: values('name', 'aliases'),
+      restart_policy: values('condition', 'delay', 'max_attempts', 'window'),
+      placement: values('constraints', 'max_replicas'),
     },
-    networks_advanced: { name: true, aliases: true },
-    restart_policy: { condition: true, delay: true, max_attempts: true, window: true },
-    placement: { constraints: true, max_replicas: true },
+    endpoint_spec: { mode: true, ports: values('target_port', 'published_port', 'publish_mode', 'protocol') },
+    update_config: ROLLOUT,
+    rollback_config: ROLLOUT,
+    converge_config: values('delay', 'timeout'),
   },
-  endpoint_spec: { mode: true, ports: { target_port: true, published_port: true, publish_mode: true, protocol: true } },
-  update_config: ROLLOUT,
-  rollback_config: ROLLOUT,
-  converge_config: { delay: true, timeout: true },
+  docker_config: { ...values('name', 'data'), lifecycle: CREATE_BEFORE_DESTROY },
+  docker_secret: { ...values('name', 'data'), labels: LABELS, lifecycle: CREATE_BEFORE_DESTROY },
+  docker_volume: { ...values('name', 'driver'), labels: LABELS },
+  docker_image: { ...values('name', 'keep_locally', 'triggers'), build: values('context', 'dockerfile', 'build_args', 'label') },
+  terraform_data: { ...values('input', 'triggers_replace', 'provisioner', 'depends_on'), lifecycle: values('replace_triggered_by') },
+  docker_container: {
+    ...values('name', 'image', 'command', 'env', 'sysctls', 'restart', 'stop_signal', 'stop_timeout', 'destroy_grace_seconds', 'wait', 'wait_timeout', 'attach', 'logs', 'must_run', 'rm', 'user', 'depends_on'),
+    labels: LABELS,
+    networks_advanced: values('name', 'aliases'),
+    ports: values('internal', 'external', 'ip'),
+    volumes: values('host_path', 'volume_name', 'container_path', 'read_only'),
+    ulimit: values('name', 'soft', 'hard'),
+    healthcheck: HEALTHCHECK,
+    capabilities: values('add', 'drop'),
+    lifecycle: values('postcondition', 'replace_triggered_by'),
+  },
 };
 
 function checkShape(value: unknown, shape: true | Shape, where: string): void {
   if (shape === true || value === null || typeof value !== 'object') return;
   for (const item of Array.isArray(value) ? value : [value]) {
     for (const [k, v] of Object.entries(item as Json)) {
-      if (!(k in shape)) throw new UnsupportedError(`${where}.${k} is not supported`);
+      if (!Object.hasOwn(shape, k)) throw new UnsupportedError(`${where}.${k} is not supported`);
       checkShape(v, shape[k], `${where}.${k}`);
     }
   }
@@ -172,19 +155,14 @@ export class OfflineApplier {
       for (const c of configs as Json[]) for (const k of Object.keys(c)) if (k !== 'host') throw new UnsupportedError(`provider.docker.${k} is not supported`);
     }
     for (const [type, resources] of Object.entries(doc.resource ?? {})) {
-      const known = KNOWN[type];
-      if (!known) throw new UnsupportedError(`resource type ${type} is not supported`);
+      const shape = SHAPES[type];
+      if (!shape) throw new UnsupportedError(`resource type ${type} is not supported`);
       for (const [name, config] of Object.entries(resources as Json)) {
         const where = `${type}.${name}`;
         for (const [key, value] of Object.entries(config as Json)) {
           if (key === '//') continue;
-          if (!known.includes(key)) throw new UnsupportedError(`${where}: attribute ${key} is not supported`);
-          const nested = KNOWN_NESTED[`${type}.${key}`];
-          if (nested) {
-            for (const item of Array.isArray(value) ? value : [value]) {
-              for (const k of Object.keys(item as Json)) if (!nested.includes(k)) throw new UnsupportedError(`${where}: attribute ${key}.${k} is not supported`);
-            }
-          }
+          if (!Object.hasOwn(shape, key)) throw new UnsupportedError(`${where}: attribute ${key} is not supported`);
+          checkShape(value, shape[key], `${where}: attribute ${key}`);
           if (key === 'provisioner') {
             for (const p of value as Json[]) {
               for (const [kind, body] of Object.entries(p)) {
@@ -193,7 +171,6 @@ export class OfflineApplier {
               }
             }
           }
-          if (type === 'docker_service' && key in SERVICE_SHAPE) checkShape(value, SERVICE_SHAPE[key], `${where}: attribute ${key}`);
           if (key !== 'lifecycle') referencesIn(value, `${where}.${key}`);
         }
         for (const c of config.lifecycle?.postcondition ?? []) parseSelfCondition(c.condition, `${where}.lifecycle.postcondition`);
