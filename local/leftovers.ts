@@ -19,13 +19,19 @@ interface Owner {
   children: number[];
 }
 
-/** Whether a process exists (EPERM: it does, another user's). */
+/** Whether a process is running (EPERM: it is, another user's; a zombie is not). */
 export const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie answers signals but has exited: it only waits for its parent to reap it (this
+  // process, for a daemon it started, while its event loop is busy).
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 };
 

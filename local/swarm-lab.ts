@@ -156,7 +156,11 @@ function killProcesses(matches: (cmdline: string) => boolean, options: { wait: b
   const doomed = new Set(table.filter((p) => matches(p.cmdline)).map((p) => p.pid));
   for (let grew = true; grew; ) {
     grew = false;
-    for (const p of table) if (!doomed.has(p.pid) && doomed.has(p.ppid)) (doomed.add(p.pid), (grew = true));
+    for (const p of table) {
+      if (doomed.has(p.pid) || !doomed.has(p.ppid)) continue;
+      doomed.add(p.pid);
+      grew = true;
+    }
   }
   for (const pid of doomed) {
     try {
@@ -165,15 +169,6 @@ function killProcesses(matches: (cmdline: string) => boolean, options: { wait: b
       // already gone
     }
   }
-  if (options.wait) for (let i = 0; i < 50 && [...doomed].some(running); i++) spawnSync('sleep', ['0.1']);
+  if (options.wait) for (let i = 0; i < 50 && [...doomed].some(alive); i++) spawnSync('sleep', ['0.1']);
   return doomed.size;
-}
-
-/** Still running: not gone, and not a zombie waiting for its parent (this process, for dockerd). */
-function running(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
