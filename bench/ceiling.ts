@@ -44,7 +44,6 @@ interface Row {
   cpu?: { parts: Record<string, number>; busyPercent: number; seconds: number };
 }
 
-
 async function measure(size: number, traffic = false): Promise<Row> {
   const version = nginxVersion();
   if (!version) throw new Error('nginx is required (apt-get install nginx-light)');

@@ -54,9 +54,7 @@ export function haClientWorkers(connections: number, cores = availableParallelis
   return Math.max(1, Math.min(cores, Math.ceil(connections / 1_000)));
 }
 
-
 type Own = (...args: Parameters<typeof start>) => Owned;
-
 
 /** Whether a namespace's interface carries the address now. */
 function holds(namespace: string, address: string): boolean {

@@ -106,12 +106,9 @@ export function cidrContains(cidr: Cidr, address: number): boolean {
  * What is wrong with an HA setup against its network, as [field path, rule] pairs: the address
  * must be in the subnet, not its network or broadcast address, not the gateway (the first host),
  * and not where Docker hands out container addresses (ipRange); priorities one per proxy, distinct.
- */
-/**
- * What is wrong with the pair's settings. `network` is where the virtual address lives: the
- * service network (`network.subnet`, with `network.ipRange` where containers get addresses) on
- * the engine target, the nodes' own network (`swarm.nodeSubnet`, no range: nodes have fixed
- * addresses) on the swarm target; `fields` names them in the messages.
+ * `network` is where the address lives: the service network (`network.subnet` and
+ * `network.ipRange`) on the engine target, the nodes' own network (`swarm.nodeSubnet`, no range:
+ * nodes have fixed addresses) on the swarm target; `fields` names them in the messages.
  */
 export function haProblems(
   ha: HaConfig,

@@ -67,8 +67,8 @@ function kindOf(field: FieldDef): string {
 
 /**
  * Variables → validated values by a table; unset variables take the schema's defaults. Each
- * variable is typed after its field's default (a list, a number, or text); a bad value is a
- * ConfigError naming the variable.
+ * variable is typed after its field's type (a list, a number, or text), under any default or
+ * optional wrapper; a bad value is a ConfigError naming the variable.
  */
 function fromEnv<S extends z.ZodObject>(schema: S, table: Table, env: Record<string, string | undefined>, extra: Record<string, unknown> = {}): z.infer<S> {
   const raw: Record<string, unknown> = { ...extra };
