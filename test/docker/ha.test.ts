@@ -8,15 +8,14 @@ import Docker from 'dockerode';
 import { App } from 'cdktf';
 import { runLoad } from '../../app/src/client/coordinator';
 import { buildReport } from '../../app/src/client/report';
-import type { FaultEvent } from '../../app/src/client/faults';
 import { defineTopology, proxyNames } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { projectPaths } from '../../stacks/paths';
 import { ensureTopologyCertificates } from '../../certs/generate';
-import { timeUntilAnswering } from '../../local/ha';
 import { VRRP_MASTER_METRIC } from '../../keepalived/render';
 import { prometheusQuery } from '../helpers/prometheus';
 import { retrying } from '../helpers/server';
+import { proxyFaultAt } from '../helpers/proxy-fault';
 import { ROOT } from '../helpers/synth';
 import { chooseDeployer, readyEngine, type Deployer } from './deployer';
 import { dockerProxy } from '../../control/access';
@@ -98,28 +97,16 @@ describe('the HA pair on a real Docker engine', { concurrency: false }, () => {
     const backup = proxyNames(topology.proxy).find((p) => p !== master)!;
     const profile = { ...topology.load, stages: [{ connections: 600, rampRate: 200, holdMs: 22_000 }], topics: 10, publishRate: 10, maxDurationMs: 90_000 };
     const startedAt = new Date();
-    let inject: ((e: FaultEvent) => Promise<void>) | undefined;
-    let killed: Promise<void> | undefined;
+    const fault = proxyFaultAt({ id: 'kill-proxy@8s', atSeconds: 8, address: VIP, from: master, act: () => docker.getContainer(master).kill(), to: () => backup });
     const result = await runLoad({
       url: `wss://${VIP}${topology.server.path}`,
       ca: readFileSync(join(ROOT, topology.tls.dir, topology.tls.caCert)),
       insecure: false,
       workers: 1,
       profile,
-      faultChannel: (i) => (inject = i),
-      onProgress: (p) => {
-        if (killed || p.elapsedSeconds < 8) return;
-        killed = (async () => {
-          const event: FaultEvent = { id: 'kill-proxy@8s', kind: 'kill-proxy', cutsAll: true };
-          await inject!(event);
-          const since = Date.now();
-          await docker.getContainer(master).kill();
-          const seconds = await timeUntilAnswering(VIP, 443, { since });
-          await inject!({ ...event, over: true, failover: { from: master, to: backup, ...(seconds !== undefined ? { seconds } : {}) } });
-        })();
-      },
+      ...fault.options,
     });
-    await killed;
+    await fault.done();
     const r = buildReport({ ...result, target: VIP, startedAt, profile: { ...profile, stages: profile.stages } as typeof topology.load });
     const f = r.failover!;
     assert.ok(f.seconds !== undefined && f.seconds <= 5, `failover ${f.seconds} s`);

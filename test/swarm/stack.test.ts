@@ -18,8 +18,7 @@ import { LOAD_JOB_NAME, REPORT_FILE } from '../../stacks/load-client-job';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { createSwarmLab, type SwarmLab, type SwarmNode } from '../../local/swarm-lab';
 import { LAB_NETWORK } from '../../local/netns';
-import { timeUntilAnswering } from '../../local/ha';
-import type { FaultEvent } from '../../app/src/client/faults';
+import { proxyFaultAt } from '../helpers/proxy-fault';
 import { retrying, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { readyEngine } from '../docker/deployer';
@@ -215,30 +214,16 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     const vipUrl = `wss://${VIP}/ws-notifications`;
     const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 60_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 150_000 };
     const startedAt = new Date();
-    let inject: ((e: FaultEvent) => Promise<void>) | undefined;
-    let fault: Promise<{ killed: number; seconds?: number }> | undefined;
-    const load = runLoad({
-      url: vipUrl,
-      ca,
-      insecure: false,
-      workers: 1,
-      profile,
-      faultChannel: (i) => (inject = i),
-      onProgress: (p) => {
-        if (fault || p.elapsedSeconds < 8) return;
-        fault = (async () => {
-          // Refused handshakes while the address moves are the fault's, not failures.
-          const event: FaultEvent = { id: 'kill-node@8s', kind: 'kill-proxy', cutsAll: true };
-          await inject!(event);
-          const since = Date.now();
-          const killed = swarm.killNode(victim);
-          const seconds = await timeUntilAnswering(VIP, 443, { since });
-          const backup = swarm.nodes.find((n) => n !== victim && holds(n));
-          await inject!({ ...event, over: true, failover: { from: victim.name, to: backup?.name ?? '?', ...(seconds !== undefined ? { seconds } : {}) } });
-          return { killed, seconds };
-        })();
-      },
+    // Refused handshakes while the address moves are the fault's, not failures.
+    const fault = proxyFaultAt({
+      id: 'kill-node@8s',
+      atSeconds: 8,
+      address: VIP,
+      from: victim.name,
+      act: () => swarm.killNode(victim),
+      to: () => swarm.nodes.find((n) => n !== victim && holds(n))?.name,
     });
+    const load = runLoad({ url: vipUrl, ca, insecure: false, workers: 1, profile, ...fault.options });
     let removed = false;
     try {
       // The manager notices the node is gone and runs its server tasks elsewhere; then the node is
@@ -252,7 +237,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
       removed = true;
       const result = await load;
-      const { killed } = await fault!;
+      const { acted: killed } = await fault.done();
       const r = buildReport({ ...result, target: vipUrl, startedAt, profile });
       const f = r.failover!;
       assert.ok(f.seconds !== undefined && f.seconds <= 5, `the backup answered after ${f.seconds} s`);
