@@ -66,7 +66,7 @@ async function swarmJob(topology: Topology, reportsDir: string): Promise<number>
   console.log(`\nload job ${outcome.state}, exit code ${outcome.exitCode ?? 'none'}${outcome.message ? ` (${outcome.message})` : ''}`);
   console.log(`load report (on the manager that ran it): ${join(reportsDir, REPORT_FILE)}`);
   if (topology.monitoring.enabled) console.log(`prometheus:  http://<a manager>:${topology.monitoring.prometheusPort}/targets`);
-  return outcome.state === 'complete' && outcome.exitCode === 0 ? EXIT.ok : 1;
+  return outcome.state === 'complete' && outcome.exitCode === 0 ? EXIT.ok : EXIT.failed;
 }
 
 runEntryPoint(() => main(process.argv[2]), { expected: [PreflightError] });

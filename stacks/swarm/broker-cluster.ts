@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { BROKER_CONTAINER, streamReplicas, tasksOf, type Topology } from '../../app/src/topology';
+import { BROKER_CONTAINER, tasksOf } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { BROKER_PATHS } from '../broker';
 import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
@@ -68,10 +68,5 @@ export class BrokerCluster extends Construct {
       endpointSpec: { mode: 'dnsrr' },
       ...SERVICE_ROLLOUT,
     });
-  }
-
-  /** Copies of the stream the cluster keeps. */
-  static copies(topology: Topology): number {
-    return streamReplicas(topology);
   }
 }
