@@ -5,12 +5,16 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { classifyHandshakeError } from '../../app/src/client/connect-errors';
 import { HandshakeGate } from '../../app/src/client/handshake-gate';
+import { BUSY_SHARE_LIMIT, CPU_LIMIT_PERCENT, GeneratorHealthJudge, LAG_LIMIT_MS } from '../../app/src/client/generator-health';
 import { openingOf, verdictOf, type GeneratorHealth } from '../../app/src/client/report';
+import type { Snapshot } from '../../app/src/client/runner';
+import { Stats } from '../../app/src/client/stats';
+import { Timeline } from '../../app/src/client/timeline';
 import { ConfigError } from '../../app/src/shared/errors';
 import { checkListenBacklog } from '../../local/topology';
 import { nginxLimitsHit } from '../../local/limits';
 
-const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, workers: 1 };
+const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, intervals: 20, busyIntervals: 0, workers: 1 };
 const busy: GeneratorHealth = { ...healthy, trustworthy: false, reasons: ['event-loop lag'] };
 const latency = (p50: number, p99: number) => ({ p50, p90: p99, p99, p999: p99, max: p99, count: 100 });
 
@@ -43,6 +47,55 @@ describe('the verdict', () => {
     assert.equal(verdictOf(true, busy, true), 'PASS');
     assert.equal(verdictOf(false, healthy, false), 'FAIL');
     assert.equal(verdictOf(false, busy, true), 'FAIL');
+  });
+});
+
+/** One process's snapshot of one second, with the given load. */
+function snapshot(seq: number, load: { lag: number; cpu: number }): Snapshot {
+  const stats = new Stats();
+  return { stats: stats.serialize(), interval: stats.takeInterval(), loopLagP99Ms: load.lag, loopLagMaxMs: load.lag, cpuPercent: load.cpu, users: 0, seq, intervalMs: 1000, done: false };
+}
+
+describe('the generator health', () => {
+  const judged = (loads: { lag: number; cpu: number }[]) => {
+    const judge = new GeneratorHealthJudge();
+    loads.forEach((l, i) => judge.observe(snapshot(i + 1, l)));
+    return judge.verdict(1);
+  };
+  const calm = { lag: 12, cpu: 30 };
+  const lagging = { lag: LAG_LIMIT_MS + 1, cpu: 30 };
+  const busy = { lag: 12, cpu: CPU_LIMIT_PERCENT + 1 };
+  // 120 intervals: one more than `allowed` busy ones is exactly the share.
+  const allowed = Math.round(120 * BUSY_SHARE_LIMIT) - 1;
+
+  it('stays trustworthy while busy intervals stay under their share, and says how many there were', () => {
+    const h = judged([...Array(allowed).fill(lagging), ...Array(120 - allowed).fill(calm)]);
+    assert.equal(h.trustworthy, true, h.reasons.join());
+    assert.deepEqual([h.busyIntervals, h.intervals], [allowed, 120]);
+    assert.equal(h.eventLoopLagP99Ms, LAG_LIMIT_MS + 1);
+  });
+  it('is untrustworthy from its share on, counting lag and CPU alike', () => {
+    const h = judged([...Array(allowed).fill(lagging), busy, ...Array(119 - allowed).fill(calm)]);
+    assert.equal(h.trustworthy, false);
+    assert.equal(h.busyIntervals, allowed + 1);
+    assert.match(h.reasons[0], new RegExp(`in ${allowed + 1} of 120 intervals`));
+  });
+  it('never judges a short run by a single busy second', () => assert.equal(judged([lagging, calm]).trustworthy, true));
+});
+
+describe('the timeline', () => {
+  const calm = (worker: number) => ({ lag: 12 + worker, cpu: 30 + worker });
+  it('gives each second the busiest process\'s lag and CPU', () => {
+    const timeline = new Timeline(2, performance.now());
+    timeline.add(0, snapshot(1, { lag: 80, cpu: 20 }));
+    assert.equal(timeline.points.length, 0, 'waits for every process');
+    timeline.add(1, snapshot(1, { lag: 11, cpu: 65 }));
+    timeline.add(0, snapshot(2, calm(0)));
+    timeline.add(1, snapshot(2, calm(1)));
+    assert.deepEqual(
+      timeline.points.map((p) => [p.generatorLagP99Ms, p.generatorCpuPercent]),
+      [[80, 65], [13, 31]],
+    );
   });
 });
 

@@ -2,8 +2,10 @@ import type { GeneratorHealth } from './report';
 import type { Snapshot } from './runner';
 
 /** Lag or CPU above these in enough intervals means the generator, not the system, limited the run. */
-const LAG_LIMIT_MS = 50;
-const CPU_LIMIT_PERCENT = 90;
+export const LAG_LIMIT_MS = 50;
+export const CPU_LIMIT_PERCENT = 90;
+/** The share of a run's intervals (every process's, each second) that may be busy; and at least 2 must be. */
+export const BUSY_SHARE_LIMIT = 0.1;
 
 /**
  * Judges whether the load generator itself was the bottleneck, from the event-loop lag and CPU
@@ -27,7 +29,7 @@ export class GeneratorHealthJudge {
   verdict(workers: number): GeneratorHealth {
     const reasons: string[] = [];
     const badShare = this.intervals ? this.bad / this.intervals : 0;
-    if (this.bad >= 2 && badShare >= 0.1) {
+    if (this.bad >= 2 && badShare >= BUSY_SHARE_LIMIT) {
       reasons.push(`event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${this.bad} of ${this.intervals} intervals: use more workers or fewer connections`);
     }
     return {
@@ -36,6 +38,8 @@ export class GeneratorHealthJudge {
       eventLoopLagP99Ms: Math.round(this.lagP99 * 10) / 10,
       eventLoopLagMaxMs: Math.round(this.lagMax * 10) / 10,
       cpuPercentMax: this.cpuMax,
+      intervals: this.intervals,
+      busyIntervals: this.bad,
       workers,
     };
   }

@@ -34,6 +34,11 @@ export function renderHtml(r: LoadReport): string {
       field('errors', '#dc2626', 'errors'),
       field('closes', '#f59e0b', 'closes'),
     ]),
+    // Shows the seconds where the generator, not the system, was the limit (what makes a run INCONCLUSIVE).
+    chart('The load generator itself, busiest process: event-loop lag p99 (ms) and CPU (%)', r.timeline, r.faults, [
+      field('generatorLagP99Ms', '#dc2626', 'lag p99'),
+      field('generatorCpuPercent', '#64748b', 'cpu'),
+    ]),
   ];
   const lat = (name: string, l: { p50: number; p90: number; p99: number; p999: number; max: number; count: number }) =>
     `<tr><th>${name}</th>${[l.p50, l.p90, l.p99, l.p999, l.max].map((v) => `<td>${v.toFixed(3)}</td>`).join('')}<td>${l.count}</td></tr>`;

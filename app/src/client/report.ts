@@ -24,6 +24,9 @@ export interface TimelinePoint {
   pushP99: number;
   errors: number;
   closes: number;
+  /** The load generator's own load this second, its busiest process: event-loop lag p99 (ms) and CPU (%). */
+  generatorLagP99Ms: number;
+  generatorCpuPercent: number;
 }
 
 export interface GeneratorHealth {
@@ -33,6 +36,9 @@ export interface GeneratorHealth {
   eventLoopLagP99Ms: number;
   eventLoopLagMaxMs: number;
   cpuPercentMax: number;
+  /** Every process's one-second intervals, and those where it lagged or was CPU-bound (too large a share makes the run untrustworthy). */
+  intervals: number;
+  busyIntervals: number;
   workers: number;
 }
 
@@ -291,7 +297,7 @@ export function formatSummary(r: LoadReport): string {
     ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s), ${f.errors} error(s)`),
     ...(r.failover ? [formatFailover(r.failover)] : []),
     `errors       ${kv(r.errors)}`,
-    `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es))`,
+    `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es), busy in ${r.generator.busyIntervals} of ${r.generator.intervals} intervals)`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),
     `verdict      ${r.verdict}${r.verdict === 'INCONCLUSIVE' ? ' (the thresholds passed, but the generator was the bottleneck: see the generator line; --accept-untrustworthy judges by the thresholds alone)' : ''}`,
   ];

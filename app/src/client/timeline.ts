@@ -91,6 +91,8 @@ export class Timeline {
       pushP99: interval.push.totalCount ? interval.push.getValueAtPercentile(99) / 1000 : 0,
       errors: errors - prev.errors,
       closes: closes - prev.closes,
+      generatorLagP99Ms: Math.round(Math.max(...parts.map((s) => s.loopLagP99Ms)) * 10) / 10,
+      generatorCpuPercent: Math.max(...parts.map((s) => s.cpuPercent)),
     };
     this.points.push(point);
     this.prev = { sent, received, errors, closes, users, opened };
