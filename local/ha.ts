@@ -48,7 +48,7 @@ export interface LocalHaPair {
  * few seconds, so one process per 1,000 connections (up to the cores) keeps that storm's
  * handshakes from making the client, not the pair, the bottleneck. Measured here: 2,000
  * connections in one process lagged in 6–8 of about 60 seconds (INCONCLUSIVE); in two, in none
- * in most runs (docs/architecture.md, "Still at the edge").
+ * in most runs (docs/architecture.md, "The client's share of the CPU").
  */
 export function haClientWorkers(connections: number, cores = availableParallelism()): number {
   return Math.max(1, Math.min(cores, Math.ceil(connections / 1_000)));

@@ -20,6 +20,7 @@ import { NGINX_STATUS_PATH, nginxErrorLog } from '../nginx/render';
 import { conntrackFill, nginxLimitsHit } from '../local/limits';
 import { PUBLISH_API_PATH } from '../app/src/shared/protocol';
 import { haClientWorkers } from '../local/ha';
+import { GENERATOR_NICE, prioritizeGenerator } from '../local/priority';
 import { createLab, inNamespace, LAB_NETWORK, netnsUnavailable, reapDeadLabs, type NetnsLab } from '../local/netns';
 import { proxyNames } from '../app/src/topology';
 
@@ -216,7 +217,11 @@ async function run(
     detached: true,
     env: { ...process.env, ...local.mark, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
   });
-  if (client.pid) local.adopt(client.pid);
+  if (client.pid) {
+    local.adopt(client.pid);
+    const unprioritized = prioritizeGenerator(client.pid);
+    console.log(unprioritized ? `load client at normal priority (${unprioritized}): on a busy machine it shares the CPU with the system it measures` : `load client at nice ${GENERATOR_NICE}, its session too: it takes the CPU before the system it measures`);
+  }
   const exited = new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
   const stopClient = () => client.exitCode === null && client.kill('SIGINT');
   stopping.signal.addEventListener('abort', stopClient);
