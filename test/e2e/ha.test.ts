@@ -37,11 +37,12 @@ describe('npm run local -- --ha (keepalived pair in network namespaces)', () => 
   it('kill-proxy: the backup answers on the virtual address within 5 s, every client comes back, nothing owed is missing (the issue\'s command)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ws-ha-test-'));
     const report = join(dir, 'r.json');
-    // The issue's command. Its reconnect storm saturates this 2-core machine for a few seconds, and
-    // in about one run in three the client lags in more than a tenth of the seconds (INCONCLUSIVE,
-    // exit 4: docs/architecture.md). Judged here by what the failover did, with the verdict checked apart.
-    const run = local(['--ha', '--connections', '2000', '--duration', '60s', '--topics', '10', '--publish-rate', '20', '--fault', 'kill-proxy@20s', '--accept-untrustworthy', '--report', report, '--html', join(dir, 'r.html')]);
+    // The issue's command as written, judged whole: its reconnect storm fills both cores for a few
+    // seconds, and exit 0 needs the client to have stayed trustworthy through it (it goes first on
+    // the CPU: docs/architecture.md, "The client's share of the CPU").
+    const run = local(['--ha', '--connections', '2000', '--duration', '60s', '--topics', '10', '--publish-rate', '20', '--fault', 'kill-proxy@20s', '--report', report, '--html', join(dir, 'r.html')]);
     const code = await run.exited;
+    // The runner's output ends with the client's summary, its generator line included.
     assert.equal(code, 0, run.output());
     const r = JSON.parse(readFileSync(report, 'utf8')) as Report;
     const f = r.failover!;
