@@ -3,7 +3,7 @@ import { Service } from '@cdktf/provider-docker/lib/service';
 import { BROKER_CONTAINER, tasksOf } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { BROKER_PATHS } from '../broker';
-import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 
 /** The cluster's route port (nats-server's default). */
 const ROUTE_PORT = 6222;
@@ -65,7 +65,7 @@ export class BrokerCluster extends Construct {
         placement: { maxReplicas: 1 },
       },
       mode: { replicated: { replicas: topology.swarm.brokerNodes } },
-      endpointSpec: { mode: 'dnsrr' },
+      endpointSpec: dnsrrEndpoint(),
       ...SERVICE_ROLLOUT,
     });
   }

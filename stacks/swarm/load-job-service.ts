@@ -4,7 +4,7 @@ import { LOAD_ENV } from '../../app/src/shared/load-env';
 import { containerLabels } from '../container-attributes';
 import { HTML_REPORT_FILE, jobLimitSeconds, LOAD_JOB_NAME, REPORT_FILE } from '../load-client-job';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { ON_A_MANAGER, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, ON_A_MANAGER, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
 export interface LoadJobServiceProps extends SwarmServiceProps {
@@ -59,7 +59,7 @@ export class LoadJobService extends Construct {
         placement: ON_A_MANAGER,
       },
       mode: { replicated: { replicas: 1 } },
-      endpointSpec: { mode: 'dnsrr' },
+      endpointSpec: dnsrrEndpoint(),
       dependsOn: props.after,
     });
   }

@@ -4,7 +4,7 @@ import { tasksOf } from '../../app/src/topology';
 import { prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { MONITORING_PATHS } from '../monitoring/component';
-import { ON_A_MANAGER, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, ON_A_MANAGER, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
 export interface MonitoringServiceProps extends SwarmServiceProps {
@@ -55,7 +55,7 @@ export class MonitoringService extends Construct {
         placement: ON_A_MANAGER,
       },
       mode: { replicated: { replicas: 1 } },
-      endpointSpec: { mode: 'dnsrr', ports: [{ targetPort: MONITORING_PATHS.prometheusPort, publishedPort: monitoring.prometheusPort, publishMode: 'host', protocol: 'tcp' }] },
+      endpointSpec: dnsrrEndpoint({ target: MONITORING_PATHS.prometheusPort, published: monitoring.prometheusPort }),
       ...SERVICE_ROLLOUT,
     });
   }

@@ -5,7 +5,7 @@ import { renderNginxConf } from '../../nginx/render';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { containerLabels, healthcheck } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
 /** The follower's script inside the proxy's container. */
@@ -77,13 +77,7 @@ export class ProxyService extends Construct {
         restartPolicy: { condition: 'any', delay: '1s' },
       },
       mode: { global: true },
-      endpointSpec: {
-        mode: 'dnsrr',
-        ports: [
-          { targetPort: PROXY_PATHS.httpsPort, publishedPort: proxy.httpsPort, publishMode: 'host', protocol: 'tcp' },
-          { targetPort: PROXY_PATHS.httpPort, publishedPort: proxy.httpPort, publishMode: 'host', protocol: 'tcp' },
-        ],
-      },
+      endpointSpec: dnsrrEndpoint({ target: PROXY_PATHS.httpsPort, published: proxy.httpsPort }, { target: PROXY_PATHS.httpPort, published: proxy.httpPort }),
       ...SERVICE_ROLLOUT,
       dependsOn: props.after,
     });

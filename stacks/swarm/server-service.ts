@@ -3,7 +3,7 @@ import { Service } from '@cdktf/provider-docker/lib/service';
 import { stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
-import { seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
 export const SERVER_SERVICE = 'ws-server';
@@ -53,7 +53,7 @@ export class ServerService extends Construct {
         restartPolicy: { condition: 'any', delay: '1s' },
       },
       mode: { replicated: { replicas: topology.replicas } },
-      endpointSpec: { mode: 'dnsrr' },
+      endpointSpec: dnsrrEndpoint(),
       ...SERVICE_ROLLOUT,
       dependsOn: props.after,
     });

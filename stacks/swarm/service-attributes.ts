@@ -30,5 +30,24 @@ export const SERVICE_ROLLOUT = {
   convergeConfig: { delay: '1s', timeout: '3m' },
 } as const;
 
+/** A port a service publishes: the task's, and the node's. */
+export interface PublishedPort {
+  readonly target: number;
+  readonly published: number;
+}
+
+/**
+ * Every service's endpoint: DNS round robin (`tasks.<service>` and the service name resolve to
+ * one address per task) and its ports published on the node that runs the task (host mode). No
+ * virtual IP and no ingress mesh: both need IPVS, which this machine's kernel lacks (measured),
+ * and IPVS's idle timeout would cut quiet WebSockets (app/src/topology/swarm.ts).
+ */
+export function dnsrrEndpoint(...ports: PublishedPort[]) {
+  return {
+    mode: 'dnsrr',
+    ...(ports.length ? { ports: ports.map((p) => ({ targetPort: p.target, publishedPort: p.published, publishMode: 'host', protocol: 'tcp' })) } : {}),
+  };
+}
+
 /** Pins a task to a manager: where `docker` runs, published ports and bind-mounted reports are found. */
 export const ON_A_MANAGER = { constraints: ['node.role == manager'] };
