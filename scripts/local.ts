@@ -219,8 +219,10 @@ async function run(
   });
   if (client.pid) {
     local.adopt(client.pid);
-    const unprioritized = prioritizeGenerator(client.pid);
-    console.log(unprioritized ? `load client at normal priority (${unprioritized}): on a busy machine it shares the CPU with the system it measures` : `load client at nice ${GENERATOR_NICE}, its session too: it takes the CPU before the system it measures`);
+    const priority = prioritizeGenerator(client.pid);
+    console.log('problem' in priority
+      ? `load client at normal priority (${priority.problem}): on a busy machine it shares the CPU with the system it measures`
+      : `load client at nice ${GENERATOR_NICE}${priority.raised === 'process' ? '' : ', its session too'}: it takes the CPU before the system it measures`);
   }
   const exited = new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
   const stopClient = () => client.exitCode === null && client.kill('SIGINT');
