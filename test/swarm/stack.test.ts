@@ -191,6 +191,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       const r = buildReport({ ...(await load), target: url(swarm.nodes[0]), startedAt, profile });
       assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
       assert.ok(r.delivery.accounted && r.delivery.published > 0, JSON.stringify(r.delivery));
+      assert.equal(r.delivery.duplicated + r.delivery.reordered, 0, JSON.stringify(r.delivery));
       assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
       assert.deepEqual(r.closesUnexpected, {}, 'the drained tasks closed with 1001, nothing was cut');
       console.log(`swarm drain of ${drained.name}: ${r.connections.opened} opened, delivery ${JSON.stringify(r.delivery)}`);
@@ -243,7 +244,11 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       assert.ok(f.seconds !== undefined && f.seconds <= 5, `the backup answered after ${f.seconds} s`);
       assert.ok(f.dropped > 0 && f.reconnected === f.dropped, `${f.dropped} dropped, ${f.reconnected} reconnected`);
       assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
-      assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.delivered === r.delivery.expected, JSON.stringify(r.delivery));
+      // Every copy owed arrived, none twice, none out of order. `delivered` may exceed `expected`:
+      // a publication whose acknowledgement died with its connection still reaches its subscribers,
+      // but nobody was told it was stored, so it is not owed (client/delivery.ts).
+      assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.delivered >= r.delivery.expected, JSON.stringify(r.delivery));
+      assert.equal(r.delivery.duplicated + r.delivery.reordered, 0, JSON.stringify(r.delivery));
       assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
       console.log(`swarm node kill of ${victim.name} (${killed} processes, it held ${VIP}): the backup answered after ${f.seconds} s, all ${f.dropped} back after ${f.allReconnectedSeconds} s, ${f.refused} handshakes refused meanwhile; server tasks elsewhere after ${movedAfter.toFixed(1)} s; errors ${JSON.stringify(r.errors)}; delivery ${JSON.stringify(r.delivery)}`);
     } finally {
