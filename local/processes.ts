@@ -49,10 +49,11 @@ export function start(name: string, command: string, args: string[], options: Sp
     });
     child.on('exit', (code, signal) => {
       owned.delete(child);
-      log?.end();
       resolve(code ?? (signal ? 128 : null));
     });
   });
+  // Not at 'exit': output still in the pipes arrives after it, and would be written after the end.
+  child.on('close', () => log?.end());
   return { name, child, exited, output: () => text };
 }
 
