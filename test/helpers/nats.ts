@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker } from '../../local/broker';
-import { stop } from '../../local/processes';
+import { freePort, start, stop, waitForPort, type Owned } from '../../local/processes';
 import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
 import { createReplica } from '../../app/src/server/replica';
@@ -36,4 +36,49 @@ export async function brokerReplica(nats: RunningNats, id: string, broker: Parti
   const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker: client, apiKey: options.apiKey });
   const { port } = await server.listen(0, '127.0.0.1');
   return { server, metrics, port, url: `ws://127.0.0.1:${port}/ws-notifications` };
+}
+
+export interface NatsCluster {
+  /** nats://127.0.0.1:PORT of each server, running or not. */
+  readonly urls: string[];
+  /** Starts server i (again, on its port and store). */
+  start(i: number): Promise<void>;
+  /** Stops server i (SIGKILL: as a lost node, without leaving the cluster politely). */
+  kill(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A JetStream cluster of real nats-servers on loopback, routed to each other, none started yet:
+ * JetStream needs a majority of them for its leader, so the caller decides when it has one.
+ */
+export async function natsCluster(size: number): Promise<NatsCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'ws-nats-cluster-'));
+  const ports = await Promise.all(Array.from({ length: size * 2 }, () => freePort()));
+  const client = ports.slice(0, size);
+  const route = ports.slice(size);
+  const running = new Map<number, Owned>();
+  const args = (i: number) => [
+    '-js', '-sd', join(dir, `n${i}`), '-a', '127.0.0.1', '-p', String(client[i]), '--server_name', `n${i}`,
+    '--cluster_name', 'ws-test', '--cluster', `nats://127.0.0.1:${route[i]}`,
+    '--routes', route.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(','),
+  ];
+  return {
+    urls: client.map((p) => `nats://127.0.0.1:${p}`),
+    async start(i) {
+      const p = start(`nats-${i}`, 'nats-server', args(i), { logFile: join(dir, `n${i}.log`) });
+      running.set(i, p);
+      await waitForPort(client[i], p);
+    },
+    async kill(i) {
+      const p = running.get(i);
+      running.delete(i);
+      if (p) await stop(p, 'SIGKILL', 5_000);
+    },
+    async stop() {
+      await Promise.all([...running.values()].map((p) => stop(p, 'SIGKILL', 5_000)));
+      running.clear();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

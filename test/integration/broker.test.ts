@@ -4,7 +4,10 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { runLoad } from '../../app/src/client/coordinator';
 import { loadProfileSchema } from '../../app/src/shared/profile';
-import { brokerReplica, startNats, type RunningNats } from '../helpers/nats';
+import { JetStreamBroker, type BrokerDelivery } from '../../app/src/server/broker';
+import { createLogger } from '../../app/src/server/logger';
+import { brokerSchema } from '../../app/src/topology';
+import { brokerReplica, natsCluster, startNats, type RunningNats } from '../helpers/nats';
 import { eventually, metricValue, TestClient } from '../helpers/server';
 
 const replica = (nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') => brokerReplica(nats, id, { storage });
@@ -225,5 +228,36 @@ describe('the load client through the broker', () => {
       assert.ok(deliveryAccount.expected > 4 * deliveryAccount.published, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
       assert.equal(deliveryAccount.lost, 0, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
     }
+  });
+});
+
+describe('a JetStream cluster without a leader (real nats-servers)', () => {
+  it('a replica waits out a cluster with no JetStream leader: at start, and for its consumer after the majority was lost', async (t) => {
+    const cluster = await natsCluster(3);
+    t.after(() => cluster.stop());
+    // One server of three: no majority, so no leader, and every JetStream request times out.
+    await cluster.start(0);
+    const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', enabled: true, urls: cluster.urls, streamReplicas: 1 });
+    let settled = false;
+    const connecting = JetStreamBroker.connect(config, 'replica-a', createLogger('replica-a', 'silent')).finally(() => (settled = true));
+    // Past the first request's 5 s timeout, so the wait is a retry, not one slow answer.
+    await new Promise((r) => setTimeout(r, 7_000));
+    assert.equal(settled, false, 'still waiting for a leader, not failed');
+    await cluster.start(1);
+    const broker = await connecting;
+    t.after(() => broker.close());
+    await cluster.start(2);
+    // The majority lost, as when a node is drained while another restarts; then one comes back.
+    await cluster.kill(1);
+    await cluster.kill(2);
+    const delivered: BrokerDelivery[] = [];
+    settled = false;
+    const consuming = broker.consume((d) => delivered.push(d)).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 7_000));
+    assert.equal(settled, false, 'the consumer waits for a leader, not failed');
+    await cluster.start(1);
+    await consuming;
+    const { offset } = await broker.publish({ topic: 'orders', data: { n: 1 }, replica: 'replica-a' });
+    await eventually(() => delivered.some((d) => d.offset === offset), 10_000, 'the publication after the wait is delivered');
   });
 });

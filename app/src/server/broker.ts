@@ -55,8 +55,27 @@ export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { na
   };
 }
 
-/** Stream setup tries at start, a second apart: a forming cluster elects its leader well within this. */
-const STREAM_SETUP_ATTEMPTS = 60;
+/** Setup tries at start, a second apart: a forming cluster elects its leader well within this. */
+const SETUP_ATTEMPTS = 60;
+/** What JetStream answers while its cluster elects a leader (a node joined or left): worth waiting out. */
+const NOT_READY = /timeout|temporarily unavailable|no responders|insufficient resources/i;
+
+/**
+ * Runs a setup step until JetStream answers it, a second apart, at most SETUP_ATTEMPTS times: a
+ * cluster still electing its leader times requests out, and a replica that exits instead is
+ * restarted in a loop and joins the service later. Other errors throw at once.
+ */
+async function whenReady<T>(step: string, log: Logger, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= SETUP_ATTEMPTS || !NOT_READY.test((error as Error).message)) throw error;
+      log.warn({ attempt, error: (error as Error).message }, `JetStream not ready yet; retrying ${step}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
 
 /** How often the replica compares its position with the stream's: the lag metric, and the stall watchdog. */
 const STALL_CHECK_MS = 5_000;
@@ -124,28 +143,20 @@ export class JetStreamBroker {
   /** Connects, and creates the stream (or brings its limits to the topology's). */
   static async connect(config: BrokerConfig, name: string, log: Logger): Promise<JetStreamBroker> {
     const nc = await connect({ servers: config.urls, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-    const jsm = await jetstreamManager(nc);
+    // jetstreamManager asks for the account's JetStream info: a leaderless cluster times it out too.
+    const jsm = await whenReady('the JetStream check', log, () => jetstreamManager(nc));
     const wanted = streamConfig(config);
-    // A cluster that is still electing its JetStream leader times requests out: wait for it
-    // (bounded) rather than exit and be restarted in a loop.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const exists = await jsm.streams.info(config.stream).then(
-          () => true,
-          (error: Error) => {
-            if (/stream not found/i.test(error.message)) return false;
-            throw error;
-          },
-        );
-        if (exists) await jsm.streams.update(config.stream, wanted);
-        else await jsm.streams.add(wanted);
-        break;
-      } catch (error) {
-        if (attempt >= STREAM_SETUP_ATTEMPTS || !/timeout|temporarily unavailable|no responders|insufficient resources/i.test((error as Error).message)) throw error;
-        log.warn({ attempt, error: (error as Error).message }, 'JetStream not ready yet; retrying the stream setup');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    await whenReady('the stream setup', log, async () => {
+      const exists = await jsm.streams.info(config.stream).then(
+        () => true,
+        (error: Error) => {
+          if (/stream not found/i.test(error.message)) return false;
+          throw error;
+        },
+      );
+      if (exists) await jsm.streams.update(config.stream, wanted);
+      else await jsm.streams.add(wanted);
+    });
     const info = await jsm.streams.info(config.stream);
     log.info({ urls: config.urls, stream: config.stream, epoch: info.created, lastOffset: info.state.last_seq }, 'broker connected');
     return new JetStreamBroker(nc, jetstream(nc), jsm, config, info.created, info.state.last_seq, log);
@@ -172,7 +183,7 @@ export class JetStreamBroker {
    */
   async consume(onDelivery: (d: BrokerDelivery) => void): Promise<void> {
     this.onDelivery = onDelivery;
-    await this.startConsumer();
+    await whenReady('the consumer', this.log, () => this.startConsumer());
   }
 
   /** An ordered consumer from the first offset this replica has not delivered. */
