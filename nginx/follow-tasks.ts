@@ -10,6 +10,9 @@ export interface FollowOptions {
   readonly pidFile: string;
 }
 
+/** How long the follower waits for a reload's new workers. */
+const NEW_WORKERS_WAIT_S = 15;
+
 /**
  * The swarm target's proxy follows the servers' tasks by itself: a POSIX shell loop beside
  * nginx in its container. nginx resolves `tasks.<service>` to one upstream peer per task when
@@ -32,17 +35,7 @@ export function renderFollowScript(topology: Topology, options: FollowOptions): 
 set -u
 log() { echo "follow-tasks: $*" >&2; }
 tasks() { getent ahostsv4 ${name} | awk '{ print $1 }' | sort -u | tr '\\n' ' '; }
-# The master's workers running the current configuration (not "shutting down").
-workers() {
-  master=$(cat ${options.pidFile} 2>/dev/null) || return 0
-  for d in /proc/[0-9]*; do
-    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$master" ] || continue
-    case "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)" in
-      *"shutting down"*) ;;
-      *"worker process"*) echo "\${d#/proc/}" ;;
-    esac
-  done | sort -n | tr '\\n' ' '
-}
+${renderWorkerFunctions(proxy.workerProcesses, options.pidFile)}
 known=$(tasks)
 log "following ${name} every ${interval} s: $known"
 while sleep ${interval}; do
@@ -51,13 +44,11 @@ while sleep ${interval}; do
   if ! nginx -t -q -c ${options.configFile}; then log "config check failed; nginx not reloaded"; continue; fi
   before=$(workers)
   kill -HUP "$(cat ${options.pidFile})"
-  i=0
-  while [ $i -lt 150 ]; do
-    current=$(workers)
-    [ -n "$current" ] && [ "$current" != "$before" ] && break
-    i=$((i + 1)); sleep 0.1
-  done
   known=$now
+  if ! current=$(new_workers "$before"); then
+    log "nginx started no new workers within ${NEW_WORKERS_WAIT_S} s of the reload (before: $before); not announced: connections on retired workers wait for nginx's deadline"
+    continue
+  fi
   list=$(echo $current | tr ' ' ',')
   body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
   for address in $now; do
@@ -67,4 +58,41 @@ while sleep ${interval}; do
   log "tasks now $now; reloaded, workers $current announced"
 done
 `;
+}
+
+/**
+ * The follower's shell functions that find nginx's workers (tested on their own against a real
+ * nginx). Right after a HUP the master has started the new workers while the old ones have not
+ * yet renamed themselves "shutting down": both look current then. The reload's workers are known
+ * only once all \`count\` of them are new; announcing the mix would tell the tasks that retired
+ * workers are current, and their connections would be cut at nginx's deadline instead of shed.
+ */
+export function renderWorkerFunctions(count: number, pidFile: string): string {
+  return `# The master's workers running the current configuration (not "shutting down").
+workers() {
+  master=$(cat ${pidFile} 2>/dev/null) || return 0
+  for d in /proc/[0-9]*; do
+    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$master" ] || continue
+    case "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)" in
+      *"shutting down"*) ;;
+      *"worker process"*) echo "\${d#/proc/}" ;;
+    esac
+  done | sort -n | tr '\\n' ' '
+}
+# True when $2 lists ${count} workers or more, none of them in $1.
+fresh() {
+  [ "$(echo $2 | wc -w)" -ge ${count} ] || return 1
+  for w in $2; do case " $1 " in *" $w "*) return 1 ;; esac; done
+}
+# After a reload: prints the new workers once they are all up and the old ones (listed in $1)
+# have left the current list; fails after ${NEW_WORKERS_WAIT_S} s.
+new_workers() {
+  i=0
+  while [ $i -lt ${NEW_WORKERS_WAIT_S * 10} ]; do
+    current=$(workers)
+    if fresh "$1" "$current"; then echo "$current"; return 0; fi
+    i=$((i + 1)); sleep 0.1
+  done
+  return 1
+}`;
 }

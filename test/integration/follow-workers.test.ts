@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { renderWorkerFunctions } from '../../nginx/follow-tasks';
+import { freePort, start, stop } from '../../local/processes';
+import { eventually } from '../helpers/server';
+
+const sh = (script: string) => spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+
+describe('the swarm follower finds a reload\'s new workers (nginx/follow-tasks.ts)', () => {
+  it('takes only a full set of new workers: none the reload retired, however the listing interleaves', () => {
+    const fns = renderWorkerFunctions(2, '/nonexistent.pid');
+    const fresh = (before: string, current: string) => sh(`${fns}\nfresh "${before}" "${current}"`).status;
+    // Right after a HUP: the new workers are up, the old ones not yet "shutting down".
+    assert.equal(fresh('11 12', '11 12 13 14'), 1);
+    assert.equal(fresh('11 12', '12 13'), 1);
+    assert.equal(fresh('11 12', '13'), 1, 'not all new workers up yet');
+    assert.equal(fresh('11 12', ''), 1);
+    assert.equal(fresh('11 12', '13 14'), 0);
+    assert.equal(fresh('11 12', '111 112'), 0, 'a pid containing an old one is not the old one');
+  });
+
+  it('against a real nginx reload: the new workers, and none of the old', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-follow-'));
+    const pidFile = join(dir, 'nginx.pid');
+    const port = await freePort();
+    writeFileSync(join(dir, 'nginx.conf'), `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`);
+    const nginx = start('nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+    t.after(async () => {
+      await stop(nginx, 'SIGQUIT', 5_000);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const fns = renderWorkerFunctions(2, pidFile);
+    const workers = () => sh(`${fns}\nworkers`).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
+    await eventually(() => workers().length === 2, 10_000, 'nginx up with its two workers');
+    const before = workers();
+    const r = sh(`${fns}\nbefore=$(workers)\nkill -HUP "$(cat ${pidFile})"\nnew_workers "$before"`);
+    assert.equal(r.status, 0, r.stderr);
+    const fresh = r.stdout.trim().split(/\s+/).map(Number);
+    assert.equal(fresh.length, 2, r.stdout);
+    assert.ok(fresh.every((pid) => !before.includes(pid)), `${fresh} against ${before}`);
+    const master = Number(readFileSync(pidFile, 'utf8'));
+    for (const pid of fresh) {
+      assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`PPid:\\s+${master}\\n`));
+      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^nginx: worker process\0*$/);
+    }
+  });
+});
