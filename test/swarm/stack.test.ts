@@ -89,6 +89,23 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     }
     return seen;
   };
+  /**
+   * What to read when a run under load fails: the closes second by second, and what the proxies'
+   * followers and the servers said of reloads, announcements and drains since `since`.
+   */
+  const explain = (r: ReturnType<typeof buildReport>, since: Date): string => {
+    const logs = (service: string, pattern: RegExp) => {
+      const out = spawnSync('docker', ['-H', swarm.nodes[0].host, 'service', 'logs', '--timestamps', '--since', since.toISOString(), service], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      return `${out.stdout}${out.stderr}`.split('\n').filter((l) => pattern.test(l)).sort().join('\n');
+    };
+    const closes = r.timeline.filter((p) => p.closes > 0 || p.errors > 0).map((p) => `t=${p.t} open=${p.open} closes=${p.closes} errors=${p.errors} ${JSON.stringify(p.openPerReplica)}`);
+    return [
+      `started ${since.toISOString()}; closes ${JSON.stringify(r.closes)}; errors ${JSON.stringify(r.errors)}`,
+      ...closes,
+      logs('ws-nginx', /follow-tasks/),
+      logs(SERVER_SERVICE, /reloaded|draining|drained|terminat|listening|broker/),
+    ].join('\n');
+  };
   const prometheusUp = async (): Promise<number> => {
     const res = await fetch(`http://${swarm.nodes[0].address}:${topology(1).monitoring.prometheusPort}/api/v1/query?query=${encodeURIComponent('count(up{job="ws-server"} == 1)')}`);
     const body = (await res.json()) as any;
@@ -189,11 +206,16 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
         assert.ok(tasks.every((t) => t.NodeID !== drainedId), 'no server task left on the drained node');
       }, 60_000, 1000);
       const r = buildReport({ ...(await load), target: url(swarm.nodes[0]), startedAt, profile });
-      assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
-      assert.ok(r.delivery.accounted && r.delivery.published > 0, JSON.stringify(r.delivery));
-      assert.equal(r.delivery.duplicated + r.delivery.reordered, 0, JSON.stringify(r.delivery));
-      assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
-      assert.deepEqual(r.closesUnexpected, {}, 'the drained tasks closed with 1001, nothing was cut');
+      try {
+        assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
+        assert.ok(r.delivery.accounted && r.delivery.published > 0, JSON.stringify(r.delivery));
+        assert.equal(r.delivery.duplicated + r.delivery.reordered, 0, JSON.stringify(r.delivery));
+        assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
+        assert.deepEqual(r.closesUnexpected, {}, 'the drained tasks closed with 1001, nothing was cut');
+      } catch (error) {
+        console.log(`swarm drain of ${drained.name} failed; what happened:\n${explain(r, startedAt)}`);
+        throw error;
+      }
       console.log(`swarm drain of ${drained.name}: ${r.connections.opened} opened, delivery ${JSON.stringify(r.delivery)}`);
     } finally {
       swarm.docker(swarm.nodes[0], ['node', 'update', '--availability', 'active', drainedId]);
