@@ -46,6 +46,9 @@ export function reloadPlan(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reloa
   return { shedAfterMs: reloadShedDelayMs(proxy), windowMs: proxy.reload.shedWindowMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
 }
 
+/** How long a reload may take to start its new workers before it is reported as failed (the swarm follower waits as long). */
+export const NEW_WORKERS_TIMEOUT_MS = 15_000;
+
 export interface ReloadResult {
   /** The workers running the new configuration. */
   workers: number[];
@@ -89,12 +92,12 @@ export async function reloadAndAnnounce(
   });
   const before = await nginxWorkers(proxy);
   await proxy.sh(`kill -HUP "$(cat '${proxy.pidFile}')"`);
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  const deadline = Date.now() + (options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS);
   let now = before;
   // The master starts the new workers after it has read the config; wait for all of them.
   while (!(now.current.length >= options.workerProcesses && now.current.every((pid) => !before.current.includes(pid)))) {
     if (Date.now() > deadline) {
-      throw new Error(`${proxy.name}: nginx started no new workers within ${options.timeoutMs ?? 15_000} ms of the reload (workers before ${before.current}, now ${now.current}); see its error log`);
+      throw new Error(`${proxy.name}: nginx started no new workers within ${options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS} ms of the reload (workers before ${before.current}, now ${now.current}); see its error log`);
     }
     await new Promise((r) => setTimeout(r, 50));
     now = await nginxWorkers(proxy);

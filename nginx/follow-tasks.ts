@@ -1,6 +1,6 @@
 import { CONTROL_PATHS } from '../app/src/shared/control';
 import { tasksOf, type Topology } from '../app/src/topology';
-import { reloadPlan } from '../control/reload';
+import { NEW_WORKERS_TIMEOUT_MS, reloadPlan } from '../control/reload';
 
 /** Where the follower finds nginx inside its container. */
 export interface FollowOptions {
@@ -10,8 +10,8 @@ export interface FollowOptions {
   readonly pidFile: string;
 }
 
-/** How long the follower waits for a reload's new workers. */
-const NEW_WORKERS_WAIT_S = 15;
+/** How long the follower waits for a reload's new workers: as long as the engine target's reload. */
+const NEW_WORKERS_WAIT_S = NEW_WORKERS_TIMEOUT_MS / 1000;
 
 /**
  * The swarm target's proxy follows the servers' tasks by itself: a POSIX shell loop beside
@@ -64,8 +64,9 @@ done
  * The follower's shell functions that find nginx's workers (tested on their own against a real
  * nginx). Right after a HUP the master has started the new workers while the old ones have not
  * yet renamed themselves "shutting down": both look current then. The reload's workers are known
- * only once all \`count\` of them are new; announcing the mix would tell the tasks that retired
- * workers are current, and their connections would be cut at nginx's deadline instead of shed.
+ * only once all \`count\` of them are new, the rule of reloadAndAnnounce (control/reload.ts).
+ * Announcing the mix would tell the tasks that retired workers are current, and their
+ * connections would be cut at nginx's deadline instead of shed.
  */
 export function renderWorkerFunctions(count: number, pidFile: string): string {
   return `# The master's workers running the current configuration (not "shutting down").
