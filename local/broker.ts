@@ -13,6 +13,11 @@ export interface LocalBroker {
   restart(downMs?: number): Promise<void>;
 }
 
+/** nats-server with JetStream, its store in `store`, listening on loopback only. */
+export function natsServerArgs(store: string, port: number): string[] {
+  return ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)];
+}
+
 /**
  * Starts the broker with its store in `<dir>/nats` and its log in `<dir>/logs`. `startProcess`
  * is how the caller owns its children (the local runner marks and records them; tests start them
@@ -25,7 +30,7 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
   mkdirSync(store, { recursive: true });
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const launch = async () => {
-    const p = startProcess('nats-server', 'nats-server', ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)], { logFile: join(dir, 'logs', 'nats-server.log') });
+    const p = startProcess('nats-server', 'nats-server', natsServerArgs(store, port), { logFile: join(dir, 'logs', 'nats-server.log') });
     await waitForPort(port, p);
     return p;
   };

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBroker } from '../../local/broker';
+import { natsServerArgs, startBroker } from '../../local/broker';
 import { freePort, start, stop, waitForPort, type Owned } from '../../local/processes';
 import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
@@ -59,7 +59,7 @@ export async function natsCluster(size: number): Promise<NatsCluster> {
   const route = ports.slice(size);
   const running = new Map<number, Owned>();
   const args = (i: number) => [
-    '-js', '-sd', join(dir, `n${i}`), '-a', '127.0.0.1', '-p', String(client[i]), '--server_name', `n${i}`,
+    ...natsServerArgs(join(dir, `n${i}`), client[i]), '--server_name', `n${i}`,
     '--cluster_name', 'ws-test', '--cluster', `nats://127.0.0.1:${route[i]}`,
     '--routes', route.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(','),
   ];
