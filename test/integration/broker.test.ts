@@ -234,7 +234,14 @@ describe('the load client through the broker', () => {
 describe('a JetStream cluster without a leader (real nats-servers)', () => {
   it('a replica waits out a cluster with no JetStream leader: at start, and for its consumer after the majority was lost', async (t) => {
     const cluster = await natsCluster(3);
-    t.after(() => cluster.stop());
+    let broker: JetStreamBroker | undefined;
+    // The client first, as a replica stops before its brokers: nats.js 3.4 closing a connection
+    // whose server died that very moment can throw ERR_STREAM_WRITE_AFTER_END from its socket
+    // (reproduced here, about one close in six; not while the connection stays open).
+    t.after(async () => {
+      await broker?.close();
+      await cluster.stop();
+    });
     // One server of three: no majority, so no leader, and every JetStream request times out.
     await cluster.start(0);
     const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', enabled: true, urls: cluster.urls, streamReplicas: 1 });
@@ -244,8 +251,7 @@ describe('a JetStream cluster without a leader (real nats-servers)', () => {
     await new Promise((r) => setTimeout(r, 7_000));
     assert.equal(settled, false, 'still waiting for a leader, not failed');
     await cluster.start(1);
-    const broker = await connecting;
-    t.after(() => broker.close());
+    broker = await connecting;
     await cluster.start(2);
     // The majority lost, as when a node is drained while another restarts; then one comes back.
     await cluster.kill(1);
