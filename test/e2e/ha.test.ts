@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runLocal } from '../helpers/local-run';
+import { commandOutput } from '../helpers/tools';
 
 /**
  * `npm run local -- --ha`: two nginx with keepalived, each in a network namespace, the client in a
@@ -16,9 +16,9 @@ const local = (args: string[], via: 'npm' | 'node' = 'npm') => runLocal(args, vi
 function labLeftovers(output: string): string[] {
   const pid = /namespace wsl-(\d+)-/.exec(output)?.[1];
   assert.ok(pid, `the run names its namespaces:\n${output}`);
-  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`wsl-${pid}-`));
-  const bridges = spawnSync('ip', ['-o', 'link', 'show', 'type', 'bridge'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(`wslbr${pid}`));
-  const rules = spawnSync('iptables', ['-S', 'FORWARD'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(`wslbr${pid}`));
+  const netns = commandOutput('ip', ['netns', 'list'], 'iproute2').split('\n').filter((l) => l.startsWith(`wsl-${pid}-`));
+  const bridges = commandOutput('ip', ['-o', 'link', 'show', 'type', 'bridge'], 'iproute2').split('\n').filter((l) => l.includes(`wslbr${pid}`));
+  const rules = commandOutput('iptables', ['-S', 'FORWARD'], 'iptables').split('\n').filter((l) => l.includes(`wslbr${pid}`));
   return [...netns, ...bridges, ...rules];
 }
 

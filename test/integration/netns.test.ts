@@ -2,10 +2,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { createLab, inNamespace, reapDeadLabs } from '../../local/netns';
+import { commandOutput } from '../helpers/tools';
 
 const netnsList = () => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
 const linkExists = (name: string) => spawnSync('ip', ['link', 'show', name]).status === 0;
-const forwardRule = (bridge: string) => spawnSync('iptables', ['-C', 'FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT']).status === 0;
+const forwardRule = (bridge: string) => {
+  commandOutput('iptables', ['-V'], 'iptables');
+  return spawnSync('iptables', ['-C', 'FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT']).status === 0;
+};
 
 /** A line from a TCP server at host:port, connecting from inside `namespace` (or the host). */
 function fetchLine(host: string, port: number, namespace?: string): string {
