@@ -124,7 +124,7 @@ export function ensureTopologyCertificates(
   topology: Topology,
   root: string,
   options: { dir?: string; algorithm?: KeyAlgorithm; force?: boolean } = {},
-): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string; ticketKeyFile: string } {
+): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string; ticketKeyFile: string; controlKeyFile: string } {
   const dir = resolve(root, options.dir ?? topology.tls.dir);
   const publicNames = topology.target === 'swarm' ? topology.swarm.publicNames : [];
   const outcome = generateCertificates({
@@ -137,12 +137,19 @@ export function ensureTopologyCertificates(
     ipAddresses: ['127.0.0.1', ...(topology.proxy.ha.enabled && topology.proxy.ha.virtualAddress ? [topology.proxy.ha.virtualAddress] : []), ...publicNames.filter((n) => isIP(n))],
     files: topology.tls,
   });
-  const { caCert, serverCert, serverKey, sessionTicketKey } = topology.tls;
-  const ticketKeyFile = join(dir, sessionTicketKey);
-  // nginx's 80-byte form (AES-256); kept once made, so every proxy and every reload share it.
-  if (!existsSync(ticketKeyFile) || options.force) {
-    writeFileSync(ticketKeyFile, randomBytes(80));
-    chmodSync(ticketKeyFile, 0o600);
+  const { caCert, serverCert, serverKey, sessionTicketKey, controlKey } = topology.tls;
+  // Kept once made, so every proxy, replica and reload share them: the ticket key in nginx's
+  // 80-byte form (AES-256), the control key as text (it travels in a header).
+  const ticketKeyFile = ensureSecret(join(dir, sessionTicketKey), () => randomBytes(80), options.force);
+  const controlKeyFile = ensureSecret(join(dir, controlKey), () => `${randomBytes(32).toString('hex')}\n`, options.force);
+  return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey), ticketKeyFile, controlKeyFile };
+}
+
+/** A secret file (mode 0600), made when missing or forced; returns its path. */
+function ensureSecret(file: string, make: () => Buffer | string, force = false): string {
+  if (!existsSync(file) || force) {
+    writeFileSync(file, make());
+    chmodSync(file, 0o600);
   }
-  return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey), ticketKeyFile };
+  return file;
 }

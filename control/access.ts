@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { CONTROL_KEY_ENV } from '../app/src/topology/server-env';
 
 /**
  * How the control plane reaches nginx and the replicas. The same reload and rebalance logic runs
@@ -50,14 +51,14 @@ export function localProxy(options: { name: string; pidFile: string; configFile:
   };
 }
 
-/** A replica listening on this machine's loopback. */
-export function httpReplica(name: string, baseUrl: string): ReplicaAccess {
+/** A replica listening on this machine's loopback; `key` is the deployment's control key. */
+export function httpReplica(name: string, baseUrl: string, key: string): ReplicaAccess {
   return {
     name,
     async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
       const res = await fetch(`${baseUrl}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       });
@@ -80,11 +81,13 @@ export function dockerProxy(options: { container: string; pidFile: string; confi
 
 /**
  * A replica in a container. Its port is not published, so the request runs inside the
- * container with the image's own node (portable: no container addresses from the host).
+ * container with the image's own node (portable: no container addresses from the host), with
+ * the control key the container was given (CONTROL_KEY_ENV), which never leaves it.
  */
 export function dockerReplica(container: string, port: number): ReplicaAccess {
   const script =
-    "const [m,p]=process.argv.slice(1);fetch('http://127.0.0.1:'+process.env.CONTROL_PORT+p,{method:m,headers:{'content-type':'application/json'},body:process.env.CONTROL_BODY||undefined})" +
+    `const [m,p]=process.argv.slice(1);const k=require('fs').readFileSync(process.env.${CONTROL_KEY_ENV},'utf8').trim();` +
+    "fetch('http://127.0.0.1:'+process.env.CONTROL_PORT+p,{method:m,headers:{'content-type':'application/json',authorization:'Bearer '+k},body:process.env.CONTROL_BODY||undefined})" +
     '.then(async r=>{process.stdout.write(await r.text());process.exit(r.ok?0:1)},e=>{console.error(e.message);process.exit(1)})';
   return {
     name: container,

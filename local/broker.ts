@@ -11,7 +11,12 @@ export interface LocalBroker {
   process(): Owned;
   /** Stops nats-server (SIGTERM), waits `downMs`, starts it again on the same port and store. */
   restart(downMs?: number): Promise<void>;
+  /** Stops it for good (SIGTERM, then SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
 }
+
+/** How long after an unexpected exit the broker is started again. */
+const RESTART_DELAY_MS = 1_000;
 
 /** nats-server with JetStream, its store in `store`, listening on loopback only. */
 export function natsServerArgs(store: string, port: number): string[] {
@@ -35,13 +40,38 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
     return p;
   };
   let current = await launch();
+  // A nats-server that dies on its own (a crash, the OOM killer, a stray kill) is started again
+  // on the same port and store, as a container's restart policy would; restart() and stop() are
+  // the only exits it expects.
+  let expected = false;
+  const supervise = (p: Owned) => {
+    void p.exited.then(async (code) => {
+      if (expected || p !== current) return;
+      console.error(`nats-server exited unexpectedly (${code ?? p.child.signalCode}); starting it again in ${RESTART_DELAY_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, RESTART_DELAY_MS));
+      if (expected || p !== current) return;
+      current = await launch().catch((error: Error) => {
+        console.error(`nats-server did not start again: ${error.message}`);
+        return p;
+      });
+      if (current !== p) supervise(current);
+    });
+  };
+  supervise(current);
   return {
     url: `nats://127.0.0.1:${port}`,
     process: () => current,
     async restart(downMs = 1_000) {
+      expected = true;
       await stop(current, 'SIGTERM', 10_000);
       await new Promise((r) => setTimeout(r, downMs));
       current = await launch();
+      expected = false;
+      supervise(current);
+    },
+    async stop(graceMs = 10_000) {
+      expected = true;
+      await stop(current, 'SIGTERM', graceMs);
     },
   };
 }

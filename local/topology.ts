@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import { CONTROL_KEY_ENV, replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
@@ -153,7 +153,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
   let brokerEnv: Record<string, string> = {};
   const startReplica = async (i: number, port: number) => {
     const id = replicaName(i);
-    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }), ...brokerEnv };
+    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }), ...brokerEnv, [CONTROL_KEY_ENV]: certs.controlKeyFile };
     const p = own(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };
@@ -204,7 +204,8 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     const pair = ha;
     // The proxies a reload reaches: the pair's live ones, each in its namespaces, or the one nginx.
     const proxies = (): ProxyAccess[] => (pair ? pair.proxies.filter((p) => p.alive()).map((p) => p.access()) : [localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir })]);
-    const replicaAccess = () => replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`));
+    const controlKey = readFileSync(certs.controlKeyFile, 'utf8').trim();
+    const replicaAccess = () => replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`, controlKey));
     return {
       topology,
       url,
@@ -237,7 +238,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
         if (pair) await pair.stop();
         else await stop(started, 'SIGQUIT', 5000);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
-        if (broker) await stop(broker.process(), 'SIGTERM', 10_000);
+        if (broker) await broker.stop();
         if (keepLogs) releaseOwner(runtimeDir);
         else rmSync(runtimeDir, { recursive: true, force: true });
       },

@@ -8,6 +8,8 @@ export interface FollowOptions {
   readonly service: string;
   readonly configFile: string;
   readonly pidFile: string;
+  /** The replicas' control key (a secret file): every announcement carries it. */
+  readonly controlKeyFile: string;
 }
 
 /** How long the follower waits for a reload's new workers: as long as the engine target's reload. */
@@ -36,6 +38,7 @@ set -u
 log() { echo "follow-tasks: $*" >&2; }
 tasks() { getent ahostsv4 ${name} | awk '{ print $1 }' | sort -u | tr '\\n' ' '; }
 ${renderWorkerFunctions(proxy.workerProcesses, options.pidFile)}
+key=$(cat ${options.controlKeyFile}) || { log "cannot read the control key ${options.controlKeyFile}"; exit 1; }
 known=$(tasks)
 log "following ${name} every ${interval} s: $known"
 while sleep ${interval}; do
@@ -52,7 +55,7 @@ while sleep ${interval}; do
   list=$(echo $current | tr ' ' ',')
   body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
   for address in $now; do
-    curl -fsS -m 5 -X POST -H 'content-type: application/json' -d "$body" "http://$address:${server.port}${CONTROL_PATHS.proxyWorkers}" >/dev/null \\
+    curl -fsS -m 5 -X POST -H 'content-type: application/json' -H "authorization: Bearer $key" -d "$body" "http://$address:${server.port}${CONTROL_PATHS.proxyWorkers}" >/dev/null \\
       || log "$address did not take the announcement: its connections on retired workers wait for nginx's deadline"
   done
   log "tasks now $now; reloaded, workers $current announced"

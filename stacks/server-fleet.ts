@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import { CONTROL_KEY_ENV, replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { containerEnv, containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
 
 export interface ServerFleetProps {
@@ -12,7 +12,12 @@ export interface ServerFleetProps {
   readonly labels: Record<string, string>;
   /** Started (and healthy) before any replica: the broker, when there is one. Default: none. */
   readonly after?: ITerraformDependable[];
+  /** The control key's file on this machine (tls.controlKey), bind-mounted read-only at CONTROL_KEY_PATH. */
+  readonly controlKeyFile: string;
 }
+
+/** Where a server container (or task) finds the control key: a read-only mount, or a swarm secret. */
+export const CONTROL_KEY_PATH = '/run/secrets/control.key';
 
 /** Where a server answers its health check, from inside its container (or task). */
 export function serverHealthUrl(server: Topology['server']): string {
@@ -35,13 +40,14 @@ export class ServerFleet extends Construct {
       // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
       // With the broker on, every replica connects to it (no variables: per-replica fan-out).
-      const env = { ...toServerEnv(server, name), ...toBrokerEnv(props.topology) };
+      const env = { ...toServerEnv(server, name), ...toBrokerEnv(props.topology), [CONTROL_KEY_ENV]: CONTROL_KEY_PATH };
       const container = new Container(this, name, {
         name,
         image: props.imageId,
         command: SERVER_COMMAND,
         env: containerEnv(env),
         networksAdvanced: [{ name: props.networkName, aliases: ['ws-server'] }],
+        volumes: [{ hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true }],
         restart: 'unless-stopped',
         // SIGTERM drains (1001 spread over the window); Docker kills after the stop grace.
         ...stopAttributes('SIGTERM', stopGraceMs(server)),

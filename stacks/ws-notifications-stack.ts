@@ -71,6 +71,7 @@ export class WsNotificationsStack extends TerraformStack {
       networkName: network.name,
       labels,
       after: this.broker ? [this.broker.container] : undefined,
+      controlKeyFile: join(paths.certsDir, topology.tls.controlKey),
     });
 
     this.proxy = new NginxProxy(this, 'proxy', {

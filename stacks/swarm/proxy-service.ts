@@ -5,6 +5,7 @@ import { renderNginxConf } from '../../nginx/render';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { containerLabels, healthcheck } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
+import { CONTROL_KEY_PATH } from '../server-fleet';
 import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
@@ -19,6 +20,8 @@ export interface ProxyServiceProps extends SwarmServiceProps {
   /** The server certificate and key, PEM. */
   readonly certificate: string;
   readonly key: string;
+  /** The servers' control key, for the follower's announcements. */
+  readonly controlKey: SwarmFile;
 }
 
 /**
@@ -53,7 +56,7 @@ export class ProxyService extends Construct {
     });
     const file = (name: string, content: string, secret = false) => new SwarmFile(this, name, { stem: `${proxy.containerName}-${name}`, content, secret, labels: props.labels });
     const conf = file('conf', this.config);
-    const follow = file('follow', renderFollowScript(topology, { service: props.serversService, configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid }));
+    const follow = file('follow', renderFollowScript(topology, { service: props.serversService, configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid, controlKeyFile: CONTROL_KEY_PATH }));
     const cert = file('cert', props.certificate);
     const key = file('key', props.key, true);
 
@@ -66,7 +69,7 @@ export class ProxyService extends Construct {
           // The follower runs beside nginx; nginx is the container's main process.
           command: ['sh', '-c', `sh ${FOLLOW_SCRIPT} & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`],
           configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(FOLLOW_SCRIPT, 0o555), cert.asConfig(certFile)],
-          secrets: [key.asSecret(keyFile)],
+          secrets: [key.asSecret(keyFile), props.controlKey.asSecret(CONTROL_KEY_PATH)],
           sysctl: { 'net.core.somaxconn': String(proxy.listenBacklog) },
           // SIGQUIT: nginx's graceful stop (see NginxProxy).
           stopSignal: 'SIGQUIT',

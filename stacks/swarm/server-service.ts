@@ -1,8 +1,9 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
+import { CONTROL_KEY_ENV, stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
-import { SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
+import { CONTROL_KEY_PATH, SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
+import type { SwarmFile } from './swarm-files';
 import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
@@ -11,6 +12,8 @@ export const SERVER_SERVICE = 'ws-server';
 export interface ServerServiceProps extends SwarmServiceProps {
   /** The app image, by name: every node must have it (a registry, or loaded into each). */
   readonly image: string;
+  /** The control key (tls.controlKey) as a secret, at CONTROL_KEY_PATH in every task. */
+  readonly controlKey: SwarmFile;
 }
 
 /**
@@ -34,7 +37,7 @@ export class ServerService extends Construct {
     const { topology } = props;
     const { server } = topology;
     const grace = stopGraceMs(server);
-    const env = { ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`), ...toBrokerEnv(topology) };
+    const env = { ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`), ...toBrokerEnv(topology), [CONTROL_KEY_ENV]: CONTROL_KEY_PATH };
     // The engine target's check, as the service's: a rollout waits for it.
     const healthcheck = httpHealthcheck(serverHealthUrl(server), 'node', { startPeriod: '5s', retries: 3 });
     this.service = new Service(this, 'service', {
@@ -45,6 +48,7 @@ export class ServerService extends Construct {
           image: props.image,
           command: SERVER_COMMAND,
           env,
+          secrets: [props.controlKey.asSecret(CONTROL_KEY_PATH)],
           stopSignal: 'SIGTERM',
           stopGracePeriod: seconds(grace),
           healthcheck,

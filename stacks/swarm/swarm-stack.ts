@@ -12,6 +12,7 @@ import { LoadJobService } from './load-job-service';
 import { MonitoringService } from './monitoring-service';
 import { ProxyService } from './proxy-service';
 import { SERVER_SERVICE, ServerService } from './server-service';
+import { SwarmFile } from './swarm-files';
 import { VrrpService } from './vrrp-service';
 
 export interface WsNotificationsSwarmStackProps {
@@ -64,11 +65,14 @@ export class WsNotificationsSwarmStack extends TerraformStack {
     });
 
     if (topology.broker.enabled) this.broker = new BrokerCluster(this, 'broker', { topology, networkName: network.name, labels });
+    // The replicas' control key: the servers check it, the proxies' followers send it.
+    const controlKey = new SwarmFile(this, 'control-key', { stem: 'ws-control-key', content: pem(topology.tls.controlKey), secret: true, labels });
     this.servers = new ServerService(this, 'servers', {
       topology,
       image: topology.images.app,
       networkName: network.name,
       labels,
+      controlKey,
       after: this.broker ? [this.broker.service] : undefined,
     });
     this.proxy = new ProxyService(this, 'proxy', {
@@ -78,6 +82,7 @@ export class WsNotificationsSwarmStack extends TerraformStack {
       serversService: SERVER_SERVICE,
       certificate: pem(topology.tls.serverCert),
       key: pem(topology.tls.serverKey),
+      controlKey,
       labels,
       // nginx resolves the servers' tasks when it starts: they must exist.
       after: [this.servers.service],

@@ -12,6 +12,8 @@ export interface RunningNats {
   url: string;
   /** Stops the server and starts it again on the same port and store (file streams survive). */
   restart(downMs?: number): Promise<void>;
+  /** Sends the running server a signal (SIGSTOP: a broker that stalls without disconnecting). */
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -22,8 +24,10 @@ export async function startNats(): Promise<RunningNats> {
   return {
     url: broker.url,
     restart: (downMs) => broker.restart(downMs),
+    signal: (signal) => broker.process().child.kill(signal),
     async stop() {
-      await stop(broker.process(), 'SIGTERM', 5_000);
+      broker.process().child.kill('SIGCONT');
+      await broker.stop(5_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };

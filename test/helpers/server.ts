@@ -14,10 +14,13 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** The control key the test servers check (a deployment's is tls.controlKey's file). */
+export const TEST_CONTROL_KEY = 'test-control-key-0123456789abcdef';
+
 /** A real server on an ephemeral loopback port, with the topology defaults plus overrides. */
 export async function startServer(overrides: Partial<ServerConfig> = {}, replicaId = 'test-0'): Promise<RunningServer> {
   const settings = { ...serverSchema.parse(overrides), replicaId };
-  const { server, metrics } = createReplica(settings, { logLevel: 'silent' });
+  const { server, metrics } = createReplica(settings, { logLevel: 'silent', controlKey: TEST_CONTROL_KEY });
   const address = await server.listen(0, '127.0.0.1');
   return {
     server,

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { createReplica } from '../../app/src/server/replica';
 import { serverSchema, toServerEnv } from '../../app/src/topology';
 import { brokerReplica, startNats } from '../helpers/nats';
-import { TestClient } from '../helpers/server';
+import { eventually, metricValue, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 
 const KEY = 'test-key-0123456789abcdef';
@@ -49,15 +49,19 @@ describe('the publish API for backends (POST /api/publish)', () => {
     await refused(post({ topic: 'a..b', data: 1 }), 400, 'topic');
     await refused(post({ topic: 'orders' }), 400, 'data');
     await refused(post({ topic: 'orders', data: 1, id: {} }), 400, 'id');
-    await refused(post({ topic: 'orders', data: 'x'.repeat(70_000) }), 413, 'data');
+    await refused(post({ topic: 'orders', data: 'x'.repeat(65_600) }), 413, 'data');
+    // Past the body's own limit the rest is not read, so no field can be named.
+    await refused(post({ topic: 'orders', data: 'x'.repeat(70_000) }), 413, '(body)');
     subscriber.close();
   });
 
   it('answers 503 and stores nothing while the broker is down', async (t) => {
     const nats = await startNats();
-    const { server, port } = await brokerReplica(nats, 'replica-a', {}, { apiKey: KEY });
+    const { server, port, metrics } = await brokerReplica(nats, 'replica-a', {}, { apiKey: KEY });
     t.after(() => server.stop());
     await nats.stop();
+    // Once the replica knows the broker is gone, nothing is sent: the refusal is certain.
+    await eventually(async () => (await metricValue(metrics.brokerConnected)) === 0, 5_000, 'the replica saw the broker go');
     const r = await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ topic: 'orders', data: 1 }) });
     assert.equal(r.status, 503);
     assert.equal(r.headers.get('retry-after'), '1');

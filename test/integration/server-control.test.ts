@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
+import { createReplica } from '../../app/src/server/replica';
+import { serverSchema } from '../../app/src/topology';
 import { httpReplica } from '../../control/access';
 import { CONTROL_PATHS, PROXY_WORKER_HEADER, type AnnouncementReply, type ConnectionsReport } from '../../app/src/shared/control';
-import { eventually, metricValue, sleep, startServer, TestClient, type RunningServer } from '../helpers/server';
+import { eventually, metricValue, sleep, startServer, TEST_CONTROL_KEY, TestClient, type RunningServer } from '../helpers/server';
 
 /** A connection as nginx worker `pid` of proxy `host` would carry it. */
 const via = (server: RunningServer, proxy: string, pid: number) => TestClient.open(server.url, { headers: { [PROXY_WORKER_HEADER]: `${proxy}/${pid}` } });
-const control = (server: RunningServer) => httpReplica('test', server.httpUrl);
+const control = (server: RunningServer) => httpReplica('test', server.httpUrl, TEST_CONTROL_KEY);
 const announce = (server: RunningServer, body: Record<string, unknown>) =>
   control(server).request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, { shedAfterMs: 0, windowMs: 200, maxStaleGenerations: 2, ...body });
 const connections = (server: RunningServer) => control(server).request<ConnectionsReport>('GET', CONTROL_PATHS.connections);
@@ -19,8 +22,8 @@ describe('subscription limits', () => {
     for (let i = 0; i < 8; i++) c.send({ type: 'subscribe', topic: `t${i}` });
     for (let i = 0; i < 5; i++) assert.equal((await c.next('subscribed')).topic, `t${i}`);
     for (let i = 0; i < 3; i++) assert.equal((await c.next('error')).code, 'too_many_subscriptions');
-    c.send({ type: 'subscribe', topic: 't0' }); // already held: not a new subscription
-    assert.equal((await c.next('subscribed')).topic, 't0');
+    c.send({ type: 'subscribe', topic: 't0' }); // already held: refused as such, not at the cap
+    assert.equal((await c.next('error')).code, 'already_subscribed');
     assert.equal(await metricValue(server.metrics.subscriptions), 5);
     assert.equal(await metricValue(server.metrics.subscriptionRejections, { limit: 'too_many_subscriptions' }), 3);
     assert.equal(c.ws.readyState, c.ws.OPEN, 'the connection stays open');
@@ -98,6 +101,45 @@ describe('after a proxy reload', () => {
     await assert.rejects(announce(server, { proxy: 'px', workers: [0] }), /400: .*workers/);
     await assert.rejects(control(server).request('GET', CONTROL_PATHS.proxyWorkers), /405/);
     await assert.rejects(control(server).request('GET', '/internal/nope'), /404/);
+  });
+
+  it('answers 401 to a call without the control key or with another, and changes nothing', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const client = await TestClient.open(server.url);
+    for (const key of [undefined, 'wrong-key-0123456789abcdef', `${TEST_CONTROL_KEY}x`]) {
+      const res = await fetch(`${server.httpUrl}${CONTROL_PATHS.shed}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        body: JSON.stringify({ count: 1, windowMs: 0 }),
+      });
+      assert.equal(res.status, 401, `key ${key}`);
+    }
+    await sleep(100);
+    assert.equal(client.ws.readyState, client.ws.OPEN, 'nobody was shed');
+    assert.equal((await connections(server)).connections, 1);
+    // Without a configured key the endpoints are off altogether.
+    const { server: keyless } = createReplica({ ...serverSchema.parse({}), replicaId: 'keyless' }, { logLevel: 'silent' });
+    const { port } = await keyless.listen(0, '127.0.0.1');
+    t.after(() => keyless.stop());
+    assert.equal((await fetch(`http://127.0.0.1:${port}${CONTROL_PATHS.connections}`, { headers: { authorization: `Bearer ${TEST_CONTROL_KEY}` } })).status, 404);
+    client.close();
+  });
+
+  it('stays up when a control request is cut off mid-body, and answers the next one', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    for (let i = 0; i < 3; i++) {
+      // Announces 100 body bytes, sends 9 and goes away.
+      const socket = connect(new URL(server.httpUrl).port as unknown as number, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(`POST ${CONTROL_PATHS.shed} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CONTROL_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"count":`);
+      await sleep(50);
+      socket.destroy();
+    }
+    await sleep(100);
+    assert.equal((await fetch(`${server.httpUrl}/healthz`)).status, 200);
+    assert.equal((await connections(server)).connections, 0);
   });
 });
 

@@ -10,6 +10,7 @@ import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { Network } from '@cdktf/provider-docker/lib/network';
 import { defineTopology, OFFLINE_BASE_IMAGES } from '../../app/src/topology';
 import { SERVER_SERVICE, ServerService } from '../../stacks/swarm/server-service';
+import { SwarmFile } from '../../stacks/swarm/swarm-files';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { createSwarmLab, type SwarmLab } from '../../local/swarm-lab';
 import { ROOT } from '../helpers/synth';
@@ -26,7 +27,9 @@ function doc(replicas: number): any {
   const stack = new TerraformStack(Testing.app(), 'swarm');
   new DockerProvider(stack, 'docker', {});
   const network = new Network(stack, 'network', { name: 'ws-swarm-net', driver: 'overlay', attachable: true });
-  new ServerService(stack, 'servers', { topology: defineTopology({ replicas, broker: { enabled: false } }), image: IMAGE, networkName: network.name, labels: { 'ws-notifications.stack': 'swarm-test' } });
+  const labels = { 'ws-notifications.stack': 'swarm-test' };
+  const controlKey = new SwarmFile(stack, 'control-key', { stem: 'ws-control-key', content: 'swarm-test-control-key-0123456789', secret: true, labels });
+  new ServerService(stack, 'servers', { topology: defineTopology({ replicas, broker: { enabled: false } }), image: IMAGE, networkName: network.name, labels, controlKey });
   return JSON.parse(Testing.synth(stack));
 }
 

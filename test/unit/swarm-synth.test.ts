@@ -90,8 +90,12 @@ describe('the synthesized swarm stack', () => {
     assert.deepEqual(proxy.mode, { global: true });
     assert.deepEqual(proxy.endpoint_spec.ports.map((p: any) => [p.published_port, p.target_port, p.publish_mode]), [[443, 443, 'host'], [80, 80, 'host']]);
     const spec = proxy.task_spec.container_spec;
-    assert.deepEqual(spec.secrets.map((x: any) => x.file_name), ['/run/secrets/server.key']);
+    assert.deepEqual(spec.secrets.map((x: any) => x.file_name), ['/run/secrets/server.key', '/run/secrets/control.key']);
     assert.deepEqual(spec.configs.map((x: any) => x.file_name), ['/etc/nginx/ws/nginx.conf', '/etc/nginx/ws/follow-tasks.sh', '/etc/nginx/certs/server.crt']);
+    // The servers get the control key the proxies' followers send, as the same secret.
+    const servers = s.service('ws-server').task_spec.container_spec;
+    assert.deepEqual(servers.secrets.map((x: any) => [x.file_name, x.secret_name]), [['/run/secrets/control.key', spec.secrets[1].secret_name]]);
+    assert.equal(servers.env.WS_CONTROL_KEY_FILE, '/run/secrets/control.key');
     // The key's bytes are in the secret only: never in a config.
     const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString());
     assert.ok(!configs.some((c) => c.includes('PRIVATE KEY')));
@@ -171,7 +175,7 @@ describe('the keepalived pair on the swarm target', () => {
 
 describe('the proxy\'s task follower (nginx/follow-tasks.ts)', () => {
   const t = defineTopology({ target: 'swarm', swarm: { followIntervalMs: 1500 } });
-  const script = renderFollowScript(t, { service: 'ws-server', configFile: '/etc/nginx/ws/nginx.conf', pidFile: '/run/nginx.pid' });
+  const script = renderFollowScript(t, { service: 'ws-server', configFile: '/etc/nginx/ws/nginx.conf', pidFile: '/run/nginx.pid', controlKeyFile: '/run/secrets/control.key' });
 
   it('resolves the tasks at the interval, checks before it reloads, and announces the reload plan', () => {
     assert.match(script, /getent ahostsv4 tasks\.ws-server/);
@@ -180,6 +184,8 @@ describe('the proxy\'s task follower (nginx/follow-tasks.ts)', () => {
     const plan = reloadPlan(t.proxy);
     assert.match(script, new RegExp(`"shedAfterMs\\\\":${plan.shedAfterMs},\\\\"windowMs\\\\":${plan.windowMs}`));
     assert.match(script, /http:\/\/\$address:8080\/internal\/proxy-workers/);
+    assert.match(script, /key=\$\(cat \/run\/secrets\/control\.key\)/);
+    assert.match(script, /-H "authorization: Bearer \$key"/, 'every announcement carries the control key');
   });
 
   it('is valid POSIX shell', () => {

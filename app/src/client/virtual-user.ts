@@ -2,7 +2,7 @@ import type { connect as netConnect, Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { BROKER_ERROR_CODE, CloseCode, nowMs, type ServerMessage } from '../shared/protocol';
+import { CloseCode, nowMs, PUBLISH_RETRY_CODES, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
 import { classifyHandshakeError } from './connect-errors';
 import { connectTcp, TCP_CANCELLED, type PendingTcp, type Target } from './connector';
@@ -301,12 +301,14 @@ export class VirtualUser {
         return;
       case 'error': {
         stats.counters.serverErrors++;
-        // A publication the broker did not store: retried with its id (stored once however often
-        // it is sent); while the broker is restarting on purpose, the refusal is the fault's.
-        const fault = message.code === BROKER_ERROR_CODE ? this.ctx.faultOfKind('restart-broker') : undefined;
+        // A publication the broker did not store, or did not answer for: retried with its id
+        // (stored once however often it is sent); while the broker is restarting on purpose, the
+        // refusal is the fault's.
+        const retry = PUBLISH_RETRY_CODES.includes(message.code);
+        const fault = retry ? this.ctx.faultOfKind('restart-broker') : undefined;
         if (fault) stats.faultError(fault);
         else stats.error(`server_${message.code}`);
-        if (message.code === BROKER_ERROR_CODE && message.id !== undefined) this.retryPublish(String(message.id));
+        if (retry && message.id !== undefined) this.retryPublish(String(message.id));
         return;
       }
       default:

@@ -1,6 +1,7 @@
 import { connect } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, JetStreamApiError, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import type { BrokerConfig } from '../topology';
+import { parseJson } from '../shared/json';
 import type { ServerMessage } from '../shared/protocol';
 import type { Logger } from './logger';
 import { RecentDeliveries } from './recent-deliveries';
@@ -38,8 +39,51 @@ export function notificationOf(d: BrokerDelivery): Extract<ServerMessage, { type
   return { type: 'notification', topic: d.topic, data: d.data, id: d.id, ts: d.ts, replica: d.replica, offset: d.offset, epoch: d.epoch };
 }
 
-/** A topic that is not a valid subject suffix (an empty token: `a..b`, `.a`, `a.`). */
-export class TopicSubjectError extends Error {}
+/** A publication the broker refused: known not stored. */
+export class BrokerUnavailableError extends Error {}
+/** A publication the broker did not answer for in time: it may be stored (see BROKER_UNKNOWN_CODE). */
+export class BrokerOutcomeUnknownError extends Error {}
+
+/**
+ * The publish error, by what is known of the outcome. Refused for sure: JetStream answered with
+ * an error, nobody answered at once (no stream: "no responders"), or the connection is closed
+ * (nothing went out). Anything else, a timeout above all, is unknown: the request may have
+ * reached the stream, and a client buffered while reconnecting or a stalled server still
+ * delivers it later.
+ */
+export function publishFailure(error: unknown): BrokerUnavailableError | BrokerOutcomeUnknownError {
+  // By name where the class is not exported from the packages the app depends on.
+  const refused = error instanceof JetStreamApiError || ['ClosedConnectionError', 'JetStreamNotEnabled'].includes((error as Error).name);
+  const message = (error as Error).message;
+  return refused ? new BrokerUnavailableError(message) : new BrokerOutcomeUnknownError(message);
+}
+
+/**
+ * The dedupe key of a publication: its topic and its id with the id's type, so the same id on
+ * another topic, or 123 beside "123", is another publication. JSON keeps it one header line.
+ */
+export function dedupeKey(topic: string, id: number | string): string {
+  return JSON.stringify([topic, id]);
+}
+
+/** Why a message in the stream is not delivered: see decodeStored. */
+export type SkipReason = 'undecodable' | 'invalid' | 'undeliverable';
+
+/**
+ * A stored message as a notification, or why not. Whatever is in the stream may have come from a
+ * backend publishing straight to NATS, or from an older version: JSON nested deeper than
+ * MAX_JSON_DEPTH or not JSON is `undecodable`, a value without the fields is `invalid`. Either
+ * is skipped, counted and logged, never fatal.
+ */
+export function decodeStored(text: string): StoredNotification | SkipReason {
+  const parsed = parseJson(text);
+  if (!parsed.ok) return 'undecodable';
+  const v = parsed.value as Partial<StoredNotification> | null;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'invalid';
+  if (v.id !== undefined && typeof v.id !== 'number' && !(typeof v.id === 'string' && v.id.length <= 128)) return 'invalid';
+  if (v.ts !== undefined && typeof v.ts !== 'number') return 'invalid';
+  return { topic: '', data: v.data, id: v.id, ts: v.ts, replica: typeof v.replica === 'string' ? v.replica.slice(0, 255) : 'unknown' };
+}
 
 /** The stream's settings, from the topology: history per topic and in time, the dedupe window. */
 export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { name: string; subjects: string[] } {
@@ -79,14 +123,17 @@ async function whenReady<T>(step: string, log: Logger, run: () => Promise<T>): P
 
 /** How often the replica compares its position with the stream's: the lag metric, and the stall watchdog. */
 const STALL_CHECK_MS = 5_000;
-/** Recent deliveries kept in memory for recoveries: per topic (at most historyPerTopic), and topics. */
+/** Recent deliveries kept in memory for recoveries: per topic (at most historyPerTopic), and topics; bytes: broker.recentBytes. */
 const RECENT_PER_TOPIC = 256;
 const RECENT_TOPICS = 10_000;
 
 export class JetStreamBroker {
   private messages?: ConsumerMessages;
   private onDelivery?: (d: BrokerDelivery) => void;
+  private onSkip?: (reason: SkipReason) => void;
   private isConnected = true;
+  /** Whether the last health check (a request the broker must answer) was answered: false while it stalls. */
+  private answering = true;
   /** The last offset this replica delivered (the stream's last when it connected, at first). */
   private delivered: number;
   /** Offsets stored but not yet delivered by this replica, as of the last look (every 5 s). */
@@ -108,7 +155,7 @@ export class JetStreamBroker {
     private readonly log: Logger,
   ) {
     this.delivered = startAfter;
-    this.recent = new RecentDeliveries(startAfter, Math.min(RECENT_PER_TOPIC, config.historyPerTopic), RECENT_TOPICS);
+    this.recent = new RecentDeliveries(startAfter, { perTopic: Math.min(RECENT_PER_TOPIC, config.historyPerTopic), maxTopics: RECENT_TOPICS, maxBytes: config.recentBytes });
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') this.isConnected = false;
@@ -118,13 +165,16 @@ export class JetStreamBroker {
     })().catch(() => undefined);
     this.lagTimer = setInterval(() => {
       const before = this.delivered;
+      // The look is also the health check: a broker that is connected but stalled (stopped,
+      // overloaded) answers nothing, and `connected` goes false until it answers again.
       this.bounds().then(
         ({ last }) => {
+          this.answering = true;
           this.lagNow = Math.max(0, last - this.delivered);
           // Behind, and not one delivery since the last look: the consumer is stuck (see restartConsumer).
           if (this.lagNow > 0 && this.delivered === before && this.onDelivery) this.restartConsumer();
         },
-        () => undefined, // away: the last value stands, and connected says why
+        () => (this.answering = false), // the last lag stands
       );
     }, STALL_CHECK_MS);
     this.lagTimer.unref();
@@ -135,9 +185,12 @@ export class JetStreamBroker {
     return this.delivered;
   }
 
-  /** For the metrics: connected now, and how far behind the stream this replica's deliveries are. */
-  state(): { connected: boolean; lag: number } {
-    return { connected: this.isConnected && !this.nc.isClosed(), lag: this.lagNow };
+  /**
+   * For the metrics: connected now and answering the health check, how far behind the stream this
+   * replica's deliveries are, and the bytes of recent deliveries held for recoveries.
+   */
+  state(): { connected: boolean; lag: number; recentBytes: number } {
+    return { connected: this.isConnected && this.answering && !this.nc.isClosed(), lag: this.lagNow, recentBytes: this.recent.bytes };
   }
 
   /** Connects, and creates the stream (or brings its limits to the topology's). */
@@ -162,18 +215,27 @@ export class JetStreamBroker {
     return new JetStreamBroker(nc, jetstream(nc), jsm, config, info.created, info.state.last_seq, log);
   }
 
+  /** The subject of a topic (TOPIC_PATTERN rules out empty tokens). */
   subject(topic: string): string {
-    if (/(^|\.)(\.|$)/.test(topic)) throw new TopicSubjectError(`topic "${topic}" has an empty token: dots must separate non-empty names`);
     return `${this.config.subjectPrefix}.${topic}`;
   }
 
   /**
-   * Stores one publication; resolves once JetStream acknowledged it, with its offset. A repeated
-   * `msgId` within the dedupe window is stored once: the answer is the first one's offset.
+   * Stores one publication; resolves once JetStream acknowledged it, with its offset. The same
+   * topic and id (dedupeKey) within the dedupe window is stored once: the answer is the first
+   * one's offset, with `duplicate`. Rejects with BrokerUnavailableError or BrokerOutcomeUnknownError.
    */
-  async publish(notification: StoredNotification, msgId?: string): Promise<{ offset: number; duplicate: boolean }> {
-    const ack = await this.js.publish(this.subject(notification.topic), JSON.stringify(notification), msgId === undefined ? {} : { msgID: msgId });
-    return { offset: ack.seq, duplicate: ack.duplicate };
+  async publish(notification: StoredNotification): Promise<{ offset: number; duplicate: boolean }> {
+    const { topic, id } = notification;
+    // Disconnected: nats.js would buffer the request and send it on reconnect, so its outcome
+    // would be unknown; refused here, nothing goes out and the answer is certain.
+    if (!this.isConnected) throw new BrokerUnavailableError('the broker is disconnected');
+    try {
+      const ack = await this.js.publish(this.subject(topic), JSON.stringify(notification), id === undefined ? {} : { msgID: dedupeKey(topic, id) });
+      return { offset: ack.seq, duplicate: ack.duplicate };
+    } catch (error) {
+      throw publishFailure(error);
+    }
   }
 
   /**
@@ -181,8 +243,9 @@ export class JetStreamBroker {
    * consumer resumes after the last message it delivered when the connection comes back, so a
    * broker outage loses nothing and repeats nothing.
    */
-  async consume(onDelivery: (d: BrokerDelivery) => void): Promise<void> {
+  async consume(onDelivery: (d: BrokerDelivery) => void, onSkip?: (reason: SkipReason) => void): Promise<void> {
     this.onDelivery = onDelivery;
+    this.onSkip = onSkip;
     await whenReady('the consumer', this.log, () => this.startConsumer());
   }
 
@@ -202,19 +265,27 @@ export class JetStreamBroker {
       for await (const m of messages) {
         // A replaced consumer's last messages, or a redelivery: each offset goes out once.
         if (m.seq <= this.delivered) continue;
-        let stored: StoredNotification;
-        try {
-          stored = m.json<StoredNotification>();
-        } catch {
-          this.log.warn({ offset: m.seq, subject: m.subject }, 'a stored notification is not JSON; skipped');
+        this.delivered = m.seq;
+        const stored = decodeStored(m.string());
+        if (typeof stored === 'string') {
+          this.skip(stored, m.seq, m.subject);
           continue;
         }
-        this.delivered = m.seq;
         const delivery = { ...stored, topic: m.subject.slice(prefix), offset: m.seq, epoch: this.epoch };
-        this.recent.add(delivery.topic, delivery);
-        this.onDelivery?.(delivery);
+        this.recent.add(delivery.topic, delivery, m.data.length);
+        try {
+          this.onDelivery?.(delivery);
+        } catch (error) {
+          this.skip('undeliverable', m.seq, m.subject, error);
+        }
       }
     })().catch((error: Error) => this.log.error({ err: error }, 'broker consumer stopped'));
+  }
+
+  /** A stored message not delivered: counted and logged, and the consumer goes on. */
+  private skip(reason: SkipReason, offset: number, subject: string, error?: unknown): void {
+    this.log.warn({ offset, subject, reason, err: error }, 'a stored notification cannot be delivered; skipped');
+    this.onSkip?.(reason);
   }
 
   /**
@@ -253,6 +324,8 @@ export class JetStreamBroker {
     const recent = this.recent.after(topic, afterOffset);
     if (recent) return { deliveries: recent, complete: true };
     const { first, last: upTo } = await this.bounds();
+    // A position the stream never reached is no position: nothing can be vouched for.
+    if (afterOffset > upTo) return { deliveries: [], complete: false };
     const deliveries: BrokerDelivery[] = [];
     if (upTo > afterOffset) {
       const consumer = await this.js.consumers.get(this.config.stream, {
@@ -268,7 +341,9 @@ export class JetStreamBroker {
         for await (const m of batch) {
           got++;
           if (m.seq > upTo) continue;
-          deliveries.push({ ...m.json<StoredNotification>(), topic, offset: m.seq, epoch: this.epoch });
+          const stored = decodeStored(m.string());
+          if (typeof stored === 'string') this.skip(stored, m.seq, m.subject);
+          else deliveries.push({ ...stored, topic, offset: m.seq, epoch: this.epoch });
         }
         if (got === 0) break;
         pending -= got;

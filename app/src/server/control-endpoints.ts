@@ -9,12 +9,16 @@ import {
   type ProxyWorkersAnnouncement,
   type ShedReply,
 } from '../shared/control';
+import { CONTROL_KEY_ENV } from '../topology/server-env';
+import { bearerMatches } from './bearer';
 import { readJsonBody, replyJson, type Reply } from './http-json';
 import type { Logger } from './logger';
 import type { ShedCounts } from './shedding';
 
 /** What the control endpoints act on: the replica's connections and its planned closes. */
 export interface ControlTarget {
+  /** The bearer key every call must carry; undefined: the endpoints are off (404). */
+  readonly key?: string;
   readonly replicaId: string;
   connections(): number;
   draining(): boolean;
@@ -30,17 +34,23 @@ export interface ControlTarget {
 
 
 /**
- * The control endpoints (shared/control.ts), on the replica's own port: nginx proxies only the
- * WebSocket path, and Docker does not publish the port, so only the local runner and the
- * stack's reload step (through `docker exec`) reach them. A draining replica plans nothing: the
- * drain closes everyone.
+ * The control endpoints (shared/control.ts), on the replica's own port. nginx proxies only the
+ * WebSocket path and the publish API, and Docker does not publish the port, but anything on the
+ * service network reaches it: every call carries the deployment's control key (a bearer key,
+ * 401 without it). The local runner, the stack's reload step (through `docker exec`) and the
+ * swarm follower have it. A draining replica plans nothing: the drain closes everyone.
  */
 export async function serveControl(req: IncomingMessage, pathname: string, reply: Reply, target: ControlTarget): Promise<void> {
   const json = (status: number, body: unknown) => replyJson(reply, status, body);
+  if (target.key === undefined) return json(404, { error: `the control endpoints are off (no key: ${CONTROL_KEY_ENV})` });
+  if (!bearerMatches(req.headers.authorization, target.key)) return json(401, { error: 'a valid "Bearer <control key>" is required' });
   const post = async <S extends z.ZodType>(schema: S): Promise<z.infer<S> | undefined> => {
     if (req.method !== 'POST') return void json(405, { error: `${pathname} takes POST` });
     const body = await readJsonBody(req, 65_536);
-    if (!body.ok) return void json(body.problem === 'too_large' ? 413 : 400, { error: body.problem === 'too_large' ? 'body too large' : 'body is not JSON' });
+    if (!body.ok) {
+      if (body.problem !== 'aborted') json(body.problem === 'too_large' ? 413 : 400, { error: `body ${body.message}` });
+      return undefined;
+    }
     const parsed = schema.safeParse(body.value);
     if (!parsed.success) return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
     return parsed.data;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
+import { CONTROL_KEY_ENV, fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
 import { ConfigError } from '../shared/errors';
 import { selfExitMs } from '../topology/schema';
 import { EXIT, reportFailure } from '../shared/exit';
@@ -17,7 +17,9 @@ async function main(): Promise<void> {
   const settings = fromServerEnv(process.env);
   const brokerConfig = fromBrokerEnv(process.env);
   const broker = brokerConfig ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel)) : undefined;
-  const { server, log } = createReplica(settings, { broker, apiKey: readApiKey(settings.apiKeyFile) });
+  const apiKey = readKey(settings.apiKeyFile, SERVER_ENV.apiKeyFile);
+  const controlKey = readKey(process.env[CONTROL_KEY_ENV], CONTROL_KEY_ENV);
+  const { server, log } = createReplica(settings, { broker, apiKey, controlKey });
   try {
     await server.listen(settings.port, settings.host);
   } catch (error) {
@@ -42,22 +44,27 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Every request and message path handles its own failures; reaching these is a bug.
   process.on('uncaughtException', (error) => {
     log.fatal({ err: error }, 'uncaught exception');
     process.exit(EXIT.failed);
   });
+  process.on('unhandledRejection', (error) => {
+    log.fatal({ err: error }, 'unhandled rejection');
+    process.exit(EXIT.failed);
+  });
 }
 
-/** The publish API's key, from its secret file; an unreadable or empty file is a configuration error naming the variable. */
-function readApiKey(file: string | undefined): string | undefined {
+/** A key from its secret file (the publish API's, the control endpoints'); an unreadable or short one is a configuration error naming the variable. */
+function readKey(file: string | undefined, variable: string): string | undefined {
   if (file === undefined) return undefined;
   let key: string;
   try {
     key = readFileSync(file, 'utf8').trim();
   } catch (error) {
-    throw new ConfigError('server environment', [{ field: SERVER_ENV.apiKeyFile, rule: `cannot read ${file}: ${(error as Error).message}` }]);
+    throw new ConfigError('server environment', [{ field: variable, rule: `cannot read ${file}: ${(error as Error).message}` }]);
   }
-  if (key.length < 16) throw new ConfigError('server environment', [{ field: SERVER_ENV.apiKeyFile, rule: `${file} must hold a key of at least 16 characters` }]);
+  if (key.length < 16) throw new ConfigError('server environment', [{ field: variable, rule: `${file} must hold a key of at least 16 characters` }]);
   return key;
 }
 

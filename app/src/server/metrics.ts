@@ -28,7 +28,7 @@ export function createMetrics(replica: string) {
   const sources = {
     shedCounts: () => ({ retired: 0, retiredWorkers: 0 }),
     /** Undefined without a broker. */
-    broker: (): { connected: boolean; lag: number } | undefined => undefined,
+    broker: (): { connected: boolean; lag: number; recentBytes: number } | undefined => undefined,
   };
   const registry = new Registry();
   registry.setDefaultLabels({ replica });
@@ -95,7 +95,7 @@ export function createMetrics(replica: string) {
     }),
     brokerConnected: new Gauge({
       name: 'ws_broker_connected',
-      help: '1 while the broker connection is up (0 without a broker).',
+      help: '1 while the broker connection is up and the broker answers its health check (0 without a broker, or while it stalls).',
       registers: r,
       collect() {
         this.set(sources.broker()?.connected ? 1 : 0);
@@ -107,6 +107,20 @@ export function createMetrics(replica: string) {
       registers: r,
       collect() {
         this.set(sources.broker()?.lag ?? 0);
+      },
+    }),
+    brokerSkipped: new Counter({
+      name: 'ws_broker_skipped_total',
+      help: 'Stored notifications this replica could not deliver or replay and skipped, by reason: undecodable (not JSON, or nested too deep), invalid (not a notification), undeliverable (failed to send).',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    brokerRecentBytes: new Gauge({
+      name: 'ws_broker_recent_bytes',
+      help: 'Bytes of recent deliveries this replica holds to answer recoveries from memory (at most broker.recentBytes).',
+      registers: r,
+      collect() {
+        this.set(sources.broker()?.recentBytes ?? 0);
       },
     }),
     recoveries: new Counter({ name: 'ws_recoveries_total', help: 'Subscriptions with a position (subscribe since), by result: recovered, or unrecoverable (history too short, epoch changed, broker unavailable).', labelNames: ['result'] as const, registers: r }),
@@ -125,6 +139,7 @@ export function createMetrics(replica: string) {
   for (const limit of SUBSCRIPTION_LIMIT_CODES) metrics.subscriptionRejections.inc({ limit }, 0);
   for (const reason of ['reload', 'rebalance']) metrics.shedCloses.inc({ reason }, 0);
   for (const result of ['recovered', 'unrecoverable']) metrics.recoveries.inc({ result }, 0);
+  for (const reason of ['undecodable', 'invalid', 'undeliverable']) metrics.brokerSkipped.inc({ reason }, 0);
   return metrics;
 }
 

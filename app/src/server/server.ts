@@ -3,15 +3,16 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseProxyWorker, PROXY_WORKER_HEADER } from '../shared/control';
-import { BROKER_ERROR_CODE, CloseCode, nowMs, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
+import { BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE, CloseCode, nowMs, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
-import { notificationOf, TopicSubjectError, type BrokerDelivery, type JetStreamBroker } from './broker';
-import { BrokerUnavailableError, PUBLISH_API_PATH, PublicationFieldError, servePublishApi, type PublishResult } from './publish-api';
+import { BrokerOutcomeUnknownError, notificationOf, type BrokerDelivery, type JetStreamBroker } from './broker';
+import { answerClientError } from './client-error';
+import { PUBLISH_API_PATH, servePublishApi, type PublishResult } from './publish-api';
 import { mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
@@ -71,6 +72,8 @@ export class NotificationServer {
       broker?: JetStreamBroker;
       /** The publish API's bearer key (read from server.apiKeyFile); without, the API is off. */
       apiKey?: string;
+      /** The control endpoints' bearer key (read from CONTROL_KEY_ENV's file); without, they are off. */
+      controlKey?: string;
     } = {},
   ) {
     this.broker = options.broker;
@@ -82,9 +85,13 @@ export class NotificationServer {
     });
     // A malformed upgrade request (bad key, version...): answered 400 and counted.
     this.wss.on('wsClientError', (_error, socket) => this.refuse(socket, 'invalid_handshake'));
-    this.http = createServer((req, res) => void this.onRequest(req, res));
+    // A request's headers and body must arrive within REQUEST_TIMEOUT_MS: the bodies are small
+    // (a publication, a control call), and a trickled one must not hold a socket for minutes.
+    this.http = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
+      this.onRequest(req, res).catch((error: Error) => this.requestFailed(res, error));
+    });
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
-    this.http.on('clientError', (_error, socket) => socket.destroy());
+    this.http.on('clientError', (error, socket) => answerClientError(error, socket));
     this.metrics.ready.set(1);
     this.metrics.sources.shedCounts = () => this.shedding.counts();
     this.metrics.sources.broker = () => this.broker?.state();
@@ -92,7 +99,10 @@ export class NotificationServer {
 
   /** Starts listening (and delivering what the broker stores from now on); resolves with the bound address. */
   async listen(port = this.settings.port, host?: string): Promise<AddressInfo> {
-    await this.broker?.consume((d) => this.deliver(d));
+    await this.broker?.consume(
+      (d) => this.deliver(d),
+      (reason) => this.metrics.brokerSkipped.inc({ reason }),
+    );
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -117,12 +127,22 @@ export class NotificationServer {
     return this.draining;
   }
 
+  /** Whatever a request's handling threw: logged, and answered 500 if nothing was sent yet. */
+  private requestFailed(res: ServerResponse, error: Error): void {
+    this.log.error({ err: error }, 'request failed');
+    if (!res.headersSent && !res.destroyed) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('internal error\n');
+  }
+
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const pathname = (req.url ?? '/').split('?')[0];
     const reply = (status: number, body: string, headers: Record<string, string> = {}) => {
+      if (res.destroyed) return; // the client is gone
       res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
       res.end(body);
     };
+    const pathname = plainPath(req.url);
+    // A path with dot segments, encodings or doubled slashes: nginx matched its location on the
+    // normalized form but passes the raw one, so `/internal/../api/publish` must not reach here as either.
+    if (pathname === undefined) return reply(400, 'the path must be plain: no dot segments, percent-encodings or empty segments\n');
     if (pathname === '/healthz') return reply(200, 'ok\n');
     if (pathname === '/readyz') return this.draining ? reply(503, 'draining\n') : reply(200, 'ready\n');
     if (pathname === PUBLISH_API_PATH) {
@@ -130,13 +150,11 @@ export class NotificationServer {
         apiKey: this.options.apiKey,
         maxMessageBytes: this.settings.maxMessageBytes,
         publish: (n) => this.publish({ ...n, ts: nowMs(), replica: this.settings.replicaId }),
-      }).catch((error: Error) => {
-        this.log.error({ err: error }, 'publish API failed');
-        reply(500, 'internal error\n');
       });
     }
     if (pathname.startsWith('/internal/')) {
       return serveControl(req, pathname, reply, {
+        key: this.options.controlKey,
         replicaId: this.settings.replicaId,
         connections: () => this.peers.size,
         draining: () => this.draining,
@@ -268,7 +286,9 @@ export class NotificationServer {
         this.send(peer, message);
         return;
       case 'subscribe': {
-        const limit = peer.topics.has(message.topic) ? undefined : this.subscriptionLimit(peer);
+        // A second subscribe (with `since` or not) would replay again, or reset the position.
+        if (peer.topics.has(message.topic)) return this.malformed(peer, 'already_subscribed', `already subscribed to ${message.topic}; unsubscribe first`);
+        const limit = this.subscriptionLimit(peer);
         if (limit) {
           this.metrics.subscriptionRejections.inc({ limit: limit.code });
           this.send(peer, { type: 'error', code: limit.code, message: limit.message });
@@ -279,7 +299,7 @@ export class NotificationServer {
         if (since) (peer.recovering ??= new Map()).set(message.topic, []);
         if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
         this.metrics.subscriptions.set(this.topics.size);
-        if (since) return void this.recover(peer, message.topic, since);
+        if (since) return this.startRecovery(peer, message.topic, since);
         if (!this.broker) return void this.send(peer, { type: 'subscribed', topic: message.topic });
         // Live from the replica's position on: nothing at or before it is sent, everything after is.
         const { epoch, position } = this.broker;
@@ -301,8 +321,8 @@ export class NotificationServer {
         this.publish({ topic, data: message.data, id, ts: message.ts, replica: this.settings.replicaId }).then(
           (result) => this.send(peer, { type: 'published', topic, id, ...result }),
           (error: Error) => {
-            if (error instanceof PublicationFieldError) return this.malformed(peer, 'invalid_field', error.message);
-            this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: error.message, id });
+            const code = error instanceof BrokerOutcomeUnknownError ? BROKER_UNKNOWN_CODE : BROKER_ERROR_CODE;
+            this.send(peer, { type: 'error', code, message: error.message, id });
           },
         );
         return;
@@ -340,17 +360,28 @@ export class NotificationServer {
     this.fanOut(notificationOf(d));
   }
 
+  /** Recovers a topic for a peer; whatever fails is logged and the subscription is closed for it, never the process. */
+  private startRecovery(peer: Peer, topic: string, since: { offset: number; epoch: string }): void {
+    this.recover(peer, topic, since).catch((error: Error) => {
+      this.log.error({ err: error, topic, connection: peer.id }, 'recovery failed');
+      peer.recovering?.delete(topic);
+      if (this.topics.unsubscribe(topic, peer)) peer.topics.delete(topic);
+      this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: `recovery of ${topic} failed; subscribe again` });
+    });
+  }
+
   /**
    * Recovery: replays the topic's publications after the client's offset from the stream, up to
    * the last stored when the subscription was registered, then the live ones held meanwhile that
    * came after the replay (so nothing is missed at the seam and nothing sent twice).
    */
   private async recover(peer: Peer, topic: string, since: { offset: number; epoch: string }): Promise<void> {
+    const broker = this.broker!;
     let replay: Notification[] = [];
     let recovered = false;
     try {
-      if (since.epoch === this.broker!.epoch) {
-        const history = await this.broker!.history(topic, since.offset);
+      if (since.epoch === broker.epoch) {
+        const history = await broker.history(topic, since.offset);
         replay = history.deliveries.map(notificationOf);
         recovered = history.complete;
       }
@@ -362,11 +393,13 @@ export class NotificationServer {
     if (!peer.topics.has(topic)) return; // unsubscribed or closed meanwhile
     this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'unrecoverable' });
     this.metrics.recoveryReplayed.inc(replay.length);
-    // Gap-free after the client's offset when recovered; otherwise only after the replica's position.
-    const epoch = this.broker!.epoch;
-    this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length, offset: recovered ? since.offset : this.broker!.position, epoch });
-    // The client's offset counts only in the epoch it came from; in another, nothing is below it.
-    const floor = since.epoch === epoch ? since.offset : 0;
+    // Gap-free after the client's offset when recovered; otherwise only after the replica's
+    // position, and nothing below the client's offset is held back unless the replay vouched
+    // for it (an offset the stream never reached would hold back everything to come).
+    const epoch = broker.epoch;
+    const offset = recovered ? since.offset : broker.position;
+    this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length, offset, epoch });
+    const floor = since.epoch === epoch ? Math.min(since.offset, recovered ? since.offset : broker.position) : 0;
     const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);
     this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
@@ -380,19 +413,18 @@ export class NotificationServer {
   /**
    * One publication, from a client or the publish API: stored in the broker (resolving with its
    * offset once acknowledged; every replica delivers it), or without a broker delivered to this
-   * replica's subscribers. Rejects with PublicationFieldError or BrokerUnavailableError.
+   * replica's subscribers. Rejects with BrokerUnavailableError or BrokerOutcomeUnknownError.
    */
   private async publish(n: { topic: string; data: unknown; id?: number | string; ts?: number; replica: string }): Promise<PublishResult> {
     if (!this.broker) return { delivered: this.fanOut({ type: 'notification', ...n }) };
     const started = performance.now();
     try {
-      const { offset } = await this.broker.publish(n, n.id === undefined ? undefined : String(n.id));
+      const { offset, duplicate } = await this.broker.publish(n);
       this.metrics.brokerPublishSeconds.observe((performance.now() - started) / 1000);
-      return { offset };
+      return duplicate ? { offset, duplicate } : { offset };
     } catch (error) {
-      if (error instanceof TopicSubjectError) throw new PublicationFieldError('topic', error.message);
-      this.log.warn({ err: error, topic: n.topic }, 'the broker did not store a publication');
-      throw new BrokerUnavailableError('the broker did not acknowledge the publication; nothing was stored, retry');
+      this.log.warn({ err: error, topic: n.topic, outcome: error instanceof BrokerOutcomeUnknownError ? 'unknown' : 'not stored' }, 'the broker did not acknowledge a publication');
+      throw error;
     }
   }
 
@@ -529,6 +561,20 @@ export class NotificationServer {
       this.http.closeAllConnections();
     });
   }
+}
+
+/** How long a plain HTTP request's headers and body may take to arrive. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * The request's path without its query, if it is plain: no `.` or `..` segment, no empty segment,
+ * no percent-encoding. Undefined otherwise (answered 400). The replica's routes are all plain, so
+ * nothing is lost by refusing instead of normalizing.
+ */
+export function plainPath(url: string | undefined): string | undefined {
+  const path = (url ?? '/').split('?')[0];
+  if (!path.startsWith('/') || path.includes('%') || path.includes('//')) return undefined;
+  return path.split('/').some((segment) => segment === '.' || segment === '..') ? undefined : path;
 }
 
 function shuffle<T>(items: T[]): T[] {

@@ -1,3 +1,5 @@
+import { parseJson } from './json';
+
 /** The publish API for backends (POST, JSON): on each replica's port, and through the proxy when the topology routes it. */
 export const PUBLISH_API_PATH = '/api/publish';
 
@@ -44,18 +46,35 @@ export type ServerMessage =
   | { type: 'published'; topic: string; id?: number | string; delivered?: number; offset?: number }
   /** `offset` and `epoch` come with a broker (see server/broker.ts); `replica` is where it was published. */
   | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string; offset?: number; epoch?: string }
-  /** `id` names the publication an error answers (broker_unavailable), so the client can retry it. */
+  /** `id` names the publication an error answers (broker_unavailable, broker_outcome_unknown), so the client can retry it. */
   | { type: 'error'; code: ErrorCode; message: string; id?: number | string };
 
-/** Codes of the errors that answer a malformed message. */
-export const ERROR_CODES = ['malformed', 'unknown_type', 'invalid_field', 'binary_unsupported'] as const;
+/**
+ * Codes of the errors that answer a message the server cannot take as it is: not JSON, nested
+ * deeper than MAX_JSON_DEPTH, an unknown type or field, binary, or a subscribe for a topic the
+ * connection already holds (its first subscription stands; a second would replay again).
+ */
+export const ERROR_CODES = ['malformed', 'too_deep', 'unknown_type', 'invalid_field', 'binary_unsupported', 'already_subscribed'] as const;
 /** Codes of the errors that answer a subscribe past a limit (per connection, per replica). */
 export const SUBSCRIPTION_LIMIT_CODES = ['too_many_subscriptions', 'replica_subscriptions_full'] as const;
-/** A publish the broker did not acknowledge: nothing was stored, the client may retry. */
+/** A publish the broker refused: nothing was stored, the client may retry. */
 export const BROKER_ERROR_CODE = 'broker_unavailable';
-export type ErrorCode = (typeof ERROR_CODES)[number] | (typeof SUBSCRIPTION_LIMIT_CODES)[number] | typeof BROKER_ERROR_CODE;
+/**
+ * A publish the broker did not answer in time: it may have been stored, or may be stored once
+ * the broker catches up. Retrying with the same id is safe (stored once within the dedupe window);
+ * without an id a retry may store it twice.
+ */
+export const BROKER_UNKNOWN_CODE = 'broker_outcome_unknown';
+/** The publish errors after which a retry with the same id is the client's move. */
+export const PUBLISH_RETRY_CODES: readonly string[] = [BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE];
+export type ErrorCode = (typeof ERROR_CODES)[number] | (typeof SUBSCRIPTION_LIMIT_CODES)[number] | typeof BROKER_ERROR_CODE | typeof BROKER_UNKNOWN_CODE;
 
-export const TOPIC_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * A topic: dot-separated names of letters, digits, `_`, `:` and `-`, 128 characters at most. No
+ * empty name (`a..b`, `.a`, `a.`): a topic is a broker subject's suffix, and NATS delivers nothing
+ * on a subject with an empty token.
+ */
+export const TOPIC_PATTERN = /^(?=.{1,128}$)[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*$/;
 
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: ErrorCode; message: string };
 
@@ -64,12 +83,9 @@ const fail = (code: ErrorCode, message: string): ParseResult => ({ ok: false, co
 
 /** Parses and checks one client message; never throws. */
 export function parseClientMessage(text: string): ParseResult {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return fail('malformed', 'not valid JSON');
-  }
+  const parsed = parseJson(text);
+  if (!parsed.ok) return fail(parsed.problem === 'too_deep' ? 'too_deep' : 'malformed', parsed.message);
+  const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return fail('malformed', 'a message is a JSON object with a type');
   }

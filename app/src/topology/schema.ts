@@ -208,6 +208,12 @@ export const tlsSchema = z
      * proxy instead of a full handshake. Rotate it with the certificates (`npm run certs -- --force`).
      */
     sessionTicketKey: z.string().min(1).default('ticket.key'),
+    /**
+     * The replicas' control endpoints' secret (32 random bytes, hex), made with the certificates:
+     * every reload, rebalance and follower sends it as a bearer key. Each target hands it to the
+     * replicas as a file (CONTROL_KEY_ENV): bind-mounted, a docker_secret, or the file itself.
+     */
+    controlKey: z.string().min(1).default('control.key'),
   })
   .strict();
 
@@ -304,6 +310,12 @@ export const brokerSchema = z
     /** A repeated publication id within this window is stored once (duplicate_window). */
     dedupeWindowMs: positiveMs.default(120_000),
     storage: z.enum(['file', 'memory']).default('file'),
+    /**
+     * What each replica keeps in memory of its latest deliveries, to answer recoveries without a
+     * round trip to the broker: at most this many bytes of stored JSON, oldest dropped first (a
+     * recovery older than that asks the broker). Parsed, it takes about twice this much heap.
+     */
+    recentBytes: z.number().int().min(0).max(1_073_741_824).default(16_777_216),
     /**
      * Copies of the stream JetStream keeps, each on another server: 1 on the engine target (one
      * nats-server), SWARM_STREAM_REPLICAS on the swarm target (its cluster) unless set.

@@ -25,6 +25,12 @@ export const SERVER_ENV = {
   apiKeyFile: 'WS_API_KEY_FILE',
 } as const satisfies Record<keyof ServerConfig, string>;
 
+/**
+ * The file holding the control endpoints' secret (tls.controlKey), as the replica reads it. Set
+ * by each target, never by hand; without it a replica's control endpoints are off.
+ */
+export const CONTROL_KEY_ENV = 'WS_CONTROL_KEY_FILE';
+
 /** The broker's settings, as the replicas read them (no WS_BROKER_URLS: no broker). */
 export const BROKER_ENV = {
   urls: 'WS_BROKER_URLS',
@@ -34,6 +40,7 @@ export const BROKER_ENV = {
   historyMaxAgeMs: 'WS_BROKER_HISTORY_MAX_AGE_MS',
   dedupeWindowMs: 'WS_BROKER_DEDUPE_WINDOW_MS',
   storage: 'WS_BROKER_STORAGE',
+  recentBytes: 'WS_BROKER_RECENT_BYTES',
   streamReplicas: 'WS_BROKER_STREAM_REPLICAS',
 } as const satisfies Record<Exclude<keyof BrokerConfig, 'enabled' | 'monitoringPort'>, string>; // the monitoring port is the broker container's, not the replicas'
 
