@@ -1,6 +1,6 @@
 import { derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
 import { PROXY_WORKER_HEADER } from '../app/src/shared/control';
-import { PUBLISH_API_PATH, publishBodyLimit } from '../app/src/shared/protocol';
+import { PUBLISH_API_PATH, publishBodyLimit, REQUEST_TIMEOUT_MS } from '../app/src/shared/protocol';
 import { nginxDuration } from '../app/src/shared/duration';
 import { HTTP11_DEFAULT_SINCE, versionAtLeast } from './version';
 
@@ -131,6 +131,7 @@ ${rt ? `    client_body_temp_path ${rt}/client_body;
     }
 
     limit_conn_zone $binary_remote_addr zone=ws_conn_per_addr:10m;
+    limit_conn_zone $binary_remote_addr zone=ws_api_per_addr:10m;
     limit_req_zone $binary_remote_addr zone=ws_handshakes:10m rate=${Math.max(1, limits.handshakesPerSecond)}r/s;
     limit_conn_status 503;
     limit_req_status 429;
@@ -237,8 +238,15 @@ ${proxy.publishApi ? publishApiLocation(topology, http11) : ''}        location 
  */
 function publishApiLocation(topology: Topology, http11: string): string {
   const { proxy, server } = topology;
+  const bodyLimit = publishBodyLimit(server.maxMessageBytes);
+  const perAddress = proxy.limits.publishRequestsPerAddress;
   return `        location = ${PUBLISH_API_PATH} {
             limit_except POST { deny all; }
+            ${perAddress > 0 ? `limit_conn ws_api_per_addr ${perAddress};` : '# limit_conn disabled (proxy.limits.publishRequestsPerAddress = 0)'}
+            # A body is read whole in memory: never a temp file (whose directory the workers, as
+            # an unprivileged user, may not write), and a trickled one is cut between reads.
+            client_body_buffer_size ${bodyLimit};
+            client_body_timeout ${nginxDuration(REQUEST_TIMEOUT_MS)};
             proxy_pass http://ws_servers;
             ${http11}
             proxy_set_header Connection "";
@@ -248,13 +256,13 @@ function publishApiLocation(topology: Topology, http11: string): string {
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_connect_timeout ${nginxDuration(proxy.connectTimeoutMs)};
             # Past what any replica would read: refused here, in the replicas' words (JSON naming the field).
-            client_max_body_size ${publishBodyLimit(server.maxMessageBytes)};
+            client_max_body_size ${bodyLimit};
             error_page 413 = @publish_too_large;
         }
 
         location @publish_too_large {
             default_type application/json;
-            return 413 '{"field":"data","error":"larger than the message limit (${server.maxMessageBytes} bytes)"}';
+            return 413 '{"field":"(body)","error":"larger than ${bodyLimit} bytes (data up to the message limit, ${server.maxMessageBytes} bytes, plus the envelope)"}';
         }
 
 `;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseProxyWorker, PROXY_WORKER_HEADER } from '../shared/control';
-import { BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE, CloseCode, nowMs, parseClientMessage, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
+import { BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE, CloseCode, nowMs, parseClientMessage, REQUEST_TIMEOUT_MS, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
@@ -562,9 +562,6 @@ export class NotificationServer {
     });
   }
 }
-
-/** How long a plain HTTP request's headers and body may take to arrive. */
-const REQUEST_TIMEOUT_MS = 10_000;
 
 /**
  * The request's path without its query, if it is plain: no `.` or `..` segment, no empty segment,

@@ -3,6 +3,13 @@ import { parseJson } from './json';
 /** The publish API for backends (POST, JSON): on each replica's port, and through the proxy when the topology routes it. */
 export const PUBLISH_API_PATH = '/api/publish';
 
+/**
+ * How long a plain HTTP request (the publish API, a control call) may take to arrive whole at a
+ * replica, and how long nginx waits between two reads of a publish body: the bodies are small,
+ * and a trickled one must not hold a socket for minutes.
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
 /** A publish API request body: the data plus the envelope (topic, id). */
 export function publishBodyLimit(maxMessageBytes: number): number {
   return maxMessageBytes + 1024;

@@ -102,6 +102,11 @@ export const limitsSchema = z
     handshakesPerSecond: z.number().int().min(0).default(2_000),
     /** Handshakes above the rate admitted at once before refusing. */
     handshakeBurst: z.number().int().min(0).default(2_000),
+    /**
+     * Publish API requests (proxy.publishApi) one client address may have open at once; 0
+     * disables. A backend needs a few; a client trickling bodies to hold sockets is cut here.
+     */
+    publishRequestsPerAddress: z.number().int().min(0).default(64),
   })
   .strict();
 
