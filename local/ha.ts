@@ -7,6 +7,7 @@ import { proxyNames, type Topology } from '../app/src/topology';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { localProxy, type ProxyAccess } from '../control/access';
+import { startFollower } from './follower';
 import { inNamespace, type NetnsLab } from './netns';
 import { running, stop, waitForPort, type Owned, type start } from './processes';
 
@@ -27,6 +28,8 @@ export interface LocalHaProxy {
   readonly configFile: string;
   nginx: Owned;
   keepalived: Owned;
+  /** Announces this nginx's reloads to the replicas (local/follower.ts). */
+  readonly follower: Owned;
   /** keepalived's last state for this node (MASTER, BACKUP, FAULT), from its notify script. */
   state(): string | undefined;
   /** Runs commands where this nginx runs (its network and host-name namespaces), for reloads. */
@@ -66,7 +69,7 @@ function holds(namespace: string, address: string): boolean {
 export async function startHaPair(
   topology: Topology,
   lab: NetnsLab,
-  options: { upstreams: string[]; certFile: string; keyFile: string; ticketKeyFile: string; runtimeDir: string; own: Own; timeoutMs?: number },
+  options: { upstreams: string[]; certFile: string; keyFile: string; ticketKeyFile: string; controlKeyFile: string; runtimeDir: string; own: Own; timeoutMs?: number },
 ): Promise<LocalHaPair> {
   const { ha } = topology.proxy;
   if (!ha.enabled || !ha.virtualAddress) throw new Error('startHaPair: proxy.ha is not enabled');
@@ -97,6 +100,7 @@ export async function startHaPair(
       '--pid', join(dir, 'keepalived.pid'), '--vrrp_pid', join(dir, 'vrrp.pid'),
     ]);
     const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, { cwd: dir, logFile: join(dir, 'logs', 'keepalived.log') });
+    const follower = startFollower(topology, { name, dir, configFile, pidFile: join(dir, 'nginx.pid'), controlKeyFile: options.controlKeyFile, own: options.own, enter: (argv) => inNamespace(ns.name, argv) });
     const proxy: LocalHaProxy = {
       index,
       name,
@@ -106,6 +110,7 @@ export async function startHaPair(
       configFile,
       nginx,
       keepalived,
+      follower,
       state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
       access: () => localProxy({ name, pidFile: join(dir, 'nginx.pid'), configFile, prefix: dir, enter: ['nsenter', '-t', String(proxy.nginx.child.pid), '--net', '--uts', '--'] }),
       alive: () => running(proxy.nginx),
@@ -120,6 +125,7 @@ export async function startHaPair(
     holder,
     async stop() {
       await Promise.all(proxies.map((p) => stop(p.keepalived, 'SIGTERM', 5_000)));
+      await Promise.all(proxies.map((p) => stop(p.follower, 'SIGTERM', 5_000)));
       await Promise.all(proxies.map((p) => stop(p.nginx, 'SIGQUIT', 5_000)));
     },
   };

@@ -10,6 +10,7 @@ import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../mon
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
 import { startBroker, type LocalBroker } from './broker';
+import { startFollower } from './follower';
 import { startHaPair, type LocalHaPair } from './ha';
 import type { NetnsLab } from './netns';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
@@ -50,6 +51,8 @@ export interface LocalTopology {
   readonly monitoring?: LocalMonitoring;
   /** Present when the topology enables the broker. */
   readonly broker?: LocalBroker;
+  /** The follower beside each nginx (local/follower.ts): every reload is announced to the replicas. */
+  readonly followers: Owned[];
   /** Present with proxy.ha: the pair of proxies behind the virtual address (`url` points at it). */
   readonly ha?: LocalHaPair;
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
@@ -159,6 +162,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
   };
   let nginx: Owned | undefined;
   let ha: LocalHaPair | undefined;
+  const followers: Owned[] = [];
   const helpers: Owned[] = [];
   let broker: LocalBroker | undefined;
   try {
@@ -177,9 +181,10 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     let confFile: string;
     let url: string;
     if (lab) {
-      ha = await startHaPair(topology, lab, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, ticketKeyFile: certs.ticketKeyFile, runtimeDir, own });
+      ha = await startHaPair(topology, lab, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, ticketKeyFile: certs.ticketKeyFile, controlKeyFile: certs.controlKeyFile, runtimeDir, own });
       ({ https: httpsPort, http: httpPort } = PROXY_PORTS);
       nginx = ha.proxies[0].nginx;
+      followers.push(...ha.proxies.map((p) => p.follower));
       confFile = ha.proxies[0].configFile;
       config = readFileSync(confFile, 'utf8');
       url = `wss://${ha.virtualAddress}${topology.server.path}`;
@@ -192,6 +197,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
       nginx = own('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
       await waitForPort(httpsPort, nginx);
+      followers.push(startFollower(topology, { name: 'nginx', dir: runtimeDir, configFile: confFile, pidFile: join(runtimeDir, 'nginx.pid'), controlKeyFile: certs.controlKeyFile, own }));
       url = `wss://localhost:${httpsPort}${topology.server.path}`;
     }
 
@@ -218,6 +224,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       config,
       monitoring,
       broker,
+      followers,
       ha,
       stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, stopGraceMs(topology.server)),
       async reloadProxy() {
@@ -236,7 +243,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       async stop({ keepLogs = false } = {}) {
         await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
         if (pair) await pair.stop();
-        else await stop(started, 'SIGQUIT', 5000);
+        else await Promise.all([...followers.map((f) => stop(f, 'SIGTERM', 5000)), stop(started, 'SIGQUIT', 5000)]);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
         if (broker) await broker.stop();
         if (keepLogs) releaseOwner(runtimeDir);

@@ -2,65 +2,114 @@ import { CONTROL_PATHS } from '../app/src/shared/control';
 import { tasksOf, type Topology } from '../app/src/topology';
 import { NEW_WORKERS_TIMEOUT_MS, reloadPlan } from '../control/reload';
 
-/** Where the follower finds nginx inside its container. */
+/** Where the follower finds nginx, and what it follows. */
 export interface FollowOptions {
-  /** The servers' swarm service: its tasks are `tasks.<service>`. */
-  readonly service: string;
   readonly configFile: string;
   readonly pidFile: string;
   /** The replicas' control key (a secret file): every announcement carries it. */
   readonly controlKeyFile: string;
+  /**
+   * The swarm target: the servers' service, whose tasks (`tasks.<service>`) the follower resolves
+   * at swarm.followIntervalMs and reloads nginx for when they change. Absent (the engine target,
+   * the local runner): the upstream is fixed, and only reloads are watched.
+   */
+  readonly service?: string;
 }
 
-/** How long the follower waits for a reload's new workers: as long as the engine target's reload. */
+/** How often the follower looks at nginx's workers: an announcement comes this soon after any reload. */
+const WATCH_INTERVAL_S = 0.5;
+/** How long a reload may leave old and new workers side by side before the follower says so. */
 const NEW_WORKERS_WAIT_S = NEW_WORKERS_TIMEOUT_MS / 1000;
 
 /**
- * The swarm target's proxy follows the servers' tasks by itself: a POSIX shell loop beside
- * nginx in its container. nginx resolves `tasks.<service>` to one upstream peer per task when
- * it loads its config, so a scale needs only a reload, and the rendered config never changes.
- * Every `swarm.followIntervalMs` the loop resolves the name; when the set of addresses changed it
- * checks the config, reloads nginx, waits for the new workers, and tells every task which they
- * are (the engine target's reload announcement, control/reload.ts): each task then closes the
- * connections still on retired workers with 1001, spread over the window, before nginx's
- * worker_shutdown_timeout would cut them. Connections to tasks that stay are never cut.
- * Pure: same input, same text.
+ * The follower beside nginx: a POSIX shell loop in the proxy's container (or beside the local
+ * runner's nginx). Whoever reloads nginx (a deploy, a certificate hook's `nginx -s reload`,
+ * `docker kill -s HUP`), the old workers keep their WebSockets until worker_shutdown_timeout and
+ * then cut them (1006). So the loop watches the master's workers, and once a reload's new workers
+ * are all up it tells every replica of the loaded config's upstream which they are (the
+ * announcement of control/reload.ts, with the control key): each replica then closes the
+ * connections still on retired workers with 1001, spread over the window, before nginx's deadline.
+ * An announcement repeated by another reloader changes nothing (shedding.ts).
+ *
+ * On the swarm target it also follows the servers' tasks: nginx resolves `tasks.<service>` to
+ * one upstream peer per task when it loads its config, so every `swarm.followIntervalMs` the
+ * loop resolves the name, and when the set changed it checks the config and reloads nginx (then
+ * announces as for any reload). Connections to tasks that stay are never cut. Pure: same input,
+ * same text.
  */
 export function renderFollowScript(topology: Topology, options: FollowOptions): string {
-  const { proxy, server, swarm } = topology;
-  const plan = reloadPlan(proxy);
-  const name = tasksOf(options.service);
-  const interval = (swarm.followIntervalMs / 1000).toFixed(1);
+  const { proxy } = topology;
   return `#!/bin/sh
 # Rendered by ws-notifications from the topology; do not edit by hand.
-# Follows ${name}: on a change, reload nginx and announce its new workers to every task.
+# Announces every reload's new nginx workers to the replicas${options.service ? `; follows ${tasksOf(options.service)}` : ''}.
 set -u
 log() { echo "follow-tasks: $*" >&2; }
-tasks() { getent ahostsv4 ${name} | awk '{ print $1 }' | sort -u | tr '\\n' ' '; }
 ${renderWorkerFunctions(proxy.workerProcesses, options.pidFile)}
+${renderAnnounceFunctions(topology, options)}
+${options.service ? renderTaskFunctions(topology, options.service, options.configFile, options.pidFile) : ''}
 key=$(cat ${options.controlKeyFile}) || { log "cannot read the control key ${options.controlKeyFile}"; exit 1; }
-known=$(tasks)
-log "following ${name} every ${interval} s: $known"
-while sleep ${interval}; do
-  now=$(tasks)
-  [ -n "$now" ] && [ "$now" != "$known" ] || continue
-  if ! nginx -t -q -c ${options.configFile}; then log "config check failed; nginx not reloaded"; continue; fi
-  before=$(workers)
-  kill -HUP "$(cat ${options.pidFile})"
-  known=$now
-  if ! current=$(new_workers "$before"); then
-    log "nginx started no new workers within ${NEW_WORKERS_WAIT_S} s of the reload (before: $before); not announced: connections on retired workers wait for nginx's deadline"
+known=$(workers)
+since=0
+log "watching nginx's workers every ${WATCH_INTERVAL_S} s${options.service ? `; following ${tasksOf(options.service)} every ${(topology.swarm.followIntervalMs / 1000).toFixed(1)} s` : ''}"
+while sleep ${WATCH_INTERVAL_S}; do
+${options.service ? '  follow_tasks\n' : ''}  now=$(workers)
+  if [ "$now" = "$known" ]; then since=0; continue; fi
+  # Mid-reload (old and new listed together) or a worker respawned: wait for a whole new set.
+  if ! fresh "$known" "$now"; then
+    since=$((since + 1))
+    [ $since -ne ${Math.round(NEW_WORKERS_WAIT_S / WATCH_INTERVAL_S)} ] || log "workers $now are not a whole new set after ${NEW_WORKERS_WAIT_S} s (before: $known); waiting for the next reload"
     continue
   fi
-  list=$(echo $current | tr ' ' ',')
-  body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
-  for address in $now; do
-    curl -fsS -m 5 -X POST -H 'content-type: application/json' -H "authorization: Bearer $key" -d "$body" "http://$address:${server.port}${CONTROL_PATHS.proxyWorkers}" >/dev/null \\
-      || log "$address did not take the announcement: its connections on retired workers wait for nginx's deadline"
-  done
-  log "tasks now $now; reloaded, workers $current announced"
+  since=0
+  known=$now
+  announce "$now"
 done
 `;
+}
+
+/** The shell functions that tell the replicas a reload's workers. */
+function renderAnnounceFunctions(topology: Topology, options: FollowOptions): string {
+  const plan = reloadPlan(topology.proxy);
+  return `# Every replica address (ipv4:port) of the loaded config's upstream; a name resolves to all its addresses.
+peers() {
+  awk '$1 == "server" && $2 ~ /:[0-9]+$/ { print $2 }' ${options.configFile} | sort -u | while read -r peer; do
+    getent ahostsv4 "\${peer%:*}" | awk -v port="\${peer##*:}" '{ print $1 ":" port }'
+  done | sort -u
+}
+# Tells every replica that $1 are the proxy's current workers.
+announce() {
+  list=$(echo $1 | tr ' ' ',')
+  body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
+  told=0
+  for peer in $(peers); do
+    if curl -fsS -m 5 -X POST -H 'content-type: application/json' -H "authorization: Bearer $key" -d "$body" "http://$peer${CONTROL_PATHS.proxyWorkers}" >/dev/null; then
+      told=$((told + 1))
+    else
+      log "$peer did not take the announcement: its connections on retired workers wait for nginx's deadline"
+    fi
+  done
+  log "workers $1 announced to $told replica(s)"
+}`;
+}
+
+/** The swarm target's shell functions that follow the servers' tasks. */
+function renderTaskFunctions(topology: Topology, service: string, configFile: string, pidFile: string): string {
+  const name = tasksOf(service);
+  const every = Math.max(1, Math.round(topology.swarm.followIntervalMs / 1000 / WATCH_INTERVAL_S));
+  return `tasks() { getent ahostsv4 ${name} | awk '{ print $1 }' | sort -u | tr '\\n' ' '; }
+tasks_known=$(tasks)
+tick=0
+# Every ${every} ticks: when the tasks changed, check the config and reload nginx.
+follow_tasks() {
+  tick=$((tick + 1))
+  [ $((tick % ${every})) -eq 0 ] || return 0
+  tasks_now=$(tasks)
+  [ -n "$tasks_now" ] && [ "$tasks_now" != "$tasks_known" ] || return 0
+  if ! nginx -t -q -c ${configFile}; then log "config check failed; nginx not reloaded"; return 0; fi
+  kill -HUP "$(cat ${pidFile})"
+  tasks_known=$tasks_now
+  log "tasks now $tasks_now; nginx reloaded"
+}`;
 }
 
 /**
@@ -68,18 +117,25 @@ done
  * nginx). Right after a HUP the master has started the new workers while the old ones have not
  * yet renamed themselves "shutting down": both look current then. The reload's workers are known
  * only once all \`count\` of them are new, the rule of reloadAndAnnounce (control/reload.ts).
- * Announcing the mix would tell the tasks that retired workers are current, and their
+ * Announcing the mix would tell the replicas that retired workers are current, and their
  * connections would be cut at nginx's deadline instead of shed.
  */
 export function renderWorkerFunctions(count: number, pidFile: string): string {
-  return `# The master's workers running the current configuration (not "shutting down").
+  return `# The master's children: from the kernel's list where it keeps one, else by a scan of /proc.
+children() {
+  [ -d "/proc/$1" ] || return 0
+  cat "/proc/$1/task/$1/children" 2>/dev/null && return 0
+  for d in /proc/[0-9]*; do
+    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$1" ] && echo "\${d#/proc/}"
+  done
+}
+# The master's workers running the current configuration (not "shutting down").
 workers() {
   master=$(cat ${pidFile} 2>/dev/null) || return 0
-  for d in /proc/[0-9]*; do
-    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$master" ] || continue
-    case "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)" in
+  for p in $(children "$master"); do
+    case "$(tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" in
       *"shutting down"*) ;;
-      *"worker process"*) echo "\${d#/proc/}" ;;
+      *"worker process"*) echo "$p" ;;
     esac
   done | sort -n | tr '\\n' ' '
 }
@@ -87,16 +143,5 @@ workers() {
 fresh() {
   [ "$(echo $2 | wc -w)" -ge ${count} ] || return 1
   for w in $2; do case " $1 " in *" $w "*) return 1 ;; esac; done
-}
-# After a reload: prints the new workers once they are all up and the old ones (listed in $1)
-# have left the current list; fails after ${NEW_WORKERS_WAIT_S} s.
-new_workers() {
-  i=0
-  while [ $i -lt ${NEW_WORKERS_WAIT_S * 10} ]; do
-    current=$(workers)
-    if fresh "$1" "$current"; then echo "$current"; return 0; fi
-    i=$((i + 1)); sleep 0.1
-  done
-  return 1
 }`;
 }

@@ -2,10 +2,12 @@
 # each named by the command that shows it is there. One list, so `npm start` installs what
 # `npm test` needs and CI adds only what its Docker suites need.
 
-# What `npm test` uses: the real proxy, certificates, monitoring (Prometheus, promtool and the
-# exporter), the broker, the HA pair (keepalived, and iptables for the namespaces' forwarding).
+# What `npm test` uses: the real proxy and the follower beside it (curl), certificates,
+# monitoring (Prometheus, promtool and the exporter), the broker, the HA pair (keepalived, and
+# iptables for the namespaces' forwarding).
 TEST_PACKAGES=(
   nginx:nginx-light
+  curl:curl
   openssl:openssl
   prometheus:prometheus
   prometheus-nginx-exporter:prometheus-nginx-exporter

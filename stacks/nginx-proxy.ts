@@ -5,6 +5,8 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import { proxyNames, stopGraceMs, type Topology } from '../app/src/topology';
 import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
 import { reloadPlan } from '../control/reload';
+import { renderFollowScript } from '../nginx/follow-tasks';
+import { CONTROL_KEY_PATH } from './server-fleet';
 import { ConfigFiles } from './config-files';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
@@ -26,6 +28,8 @@ export interface NginxProxyProps {
   readonly certsDir: string;
   /** With the HA pair: host directory for each proxy's keepalived files (`<dir>/<proxy>/`). */
   readonly haDir?: string;
+  /** The replicas' control key on this machine (tls.controlKey): the follower sends it. */
+  readonly controlKeyFile: string;
   readonly labels: Record<string, string>;
 }
 
@@ -33,6 +37,8 @@ export interface NginxProxyProps {
 export const PROXY_PATHS = {
   configDir: '/etc/nginx/ws',
   config: '/etc/nginx/ws/nginx.conf',
+  /** The follower beside nginx (nginx/follow-tasks.ts). */
+  follower: '/etc/nginx/ws/follow-tasks.sh',
   certsDir: '/etc/nginx/certs',
   pid: '/run/nginx.pid',
   httpsPort: PROXY_PORTS.https,
@@ -43,14 +49,20 @@ export const PROXY_PATHS = {
 } as const;
 
 /**
- * keepalived beside nginx in each proxy container of the pair; nginx stays the main process. A
- * restarted container keeps its files: keepalived's pid files from before would name a pid now
- * reused (nginx's), and it would refuse to start, so they go first.
+ * How a proxy container runs: the follower (every reload announced to the replicas) beside
+ * nginx, which stays the main process, on every target.
+ */
+export const PROXY_COMMAND = ['sh', '-c', `sh ${PROXY_PATHS.follower} & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`];
+
+/**
+ * The HA pair adds keepalived beside them. A restarted container keeps its files: keepalived's
+ * pid files from before would name a pid now reused (nginx's), and it would refuse to start, so
+ * they go first.
  */
 const HA_COMMAND = [
   'sh',
   '-c',
-  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; keepalived --dont-fork --log-console --log-detail --vrrp --use-file ${PROXY_PATHS.keepalivedDir}/keepalived.conf --pid /run/keepalived.pid --vrrp_pid /run/keepalived-vrrp.pid & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`,
+  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; keepalived --dont-fork --log-console --log-detail --vrrp --use-file ${PROXY_PATHS.keepalivedDir}/keepalived.conf --pid /run/keepalived.pid --vrrp_pid /run/keepalived-vrrp.pid & ${PROXY_COMMAND[2]}`,
 ];
 
 /**
@@ -85,7 +97,8 @@ export class NginxProxy extends Construct {
         ? { sessionTicketKeyFile: `${PROXY_PATHS.certsDir}/${tls.sessionTicketKey}`, vrrpMetricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }
         : {}),
     });
-    const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config }, dependsOn: props.fleet });
+    const follower = renderFollowScript(props.topology, { configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid, controlKeyFile: CONTROL_KEY_PATH });
+    const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config, 'follow-tasks.sh': follower }, dependsOn: props.fleet });
     this.configHash = install.sha256;
 
     const ha = proxy.ha.enabled;
@@ -105,7 +118,7 @@ export class NginxProxy extends Construct {
       return new Container(this, ha ? `container-${index}` : 'container', {
         name,
         image: props.imageId,
-        command: ha ? HA_COMMAND : ['nginx', '-c', PROXY_PATHS.config, '-g', 'daemon off;'],
+        command: ha ? HA_COMMAND : PROXY_COMMAND,
         // The pair is reached at its virtual address on the service network; two proxies cannot
         // publish the same host ports.
         ports: ha
@@ -117,6 +130,7 @@ export class NginxProxy extends Construct {
         volumes: [
           { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
           { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
+          { hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true },
           ...(ha
             ? [
                 { hostPath: `${props.haDir}/${name}/config`, containerPath: PROXY_PATHS.keepalivedDir, readOnly: true },

@@ -4,16 +4,13 @@ import { stopGraceMs, tasksOf } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { containerLabels, healthcheck } from '../container-attributes';
-import { PROXY_PATHS } from '../nginx-proxy';
+import { PROXY_COMMAND, PROXY_PATHS } from '../nginx-proxy';
 import { CONTROL_KEY_PATH } from '../server-fleet';
 import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
-/** The follower's script inside the proxy's container. */
-export const FOLLOW_SCRIPT = `${PROXY_PATHS.configDir}/follow-tasks.sh`;
-
 export interface ProxyServiceProps extends SwarmServiceProps {
-  /** The proxy image, by name, with curl in it (nginx/Dockerfile, WITH_CURL=1). */
+  /** The proxy image, by name (nginx/Dockerfile: with curl, for the follower). */
   readonly image: string;
   /** The servers' service: the proxy balances over its tasks. */
   readonly serversService: string;
@@ -66,9 +63,8 @@ export class ProxyService extends Construct {
       taskSpec: {
         containerSpec: {
           image: props.image,
-          // The follower runs beside nginx; nginx is the container's main process.
-          command: ['sh', '-c', `sh ${FOLLOW_SCRIPT} & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`],
-          configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(FOLLOW_SCRIPT, 0o555), cert.asConfig(certFile)],
+          command: PROXY_COMMAND,
+          configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(PROXY_PATHS.follower, 0o555), cert.asConfig(certFile)],
           secrets: [key.asSecret(keyFile), props.controlKey.asSecret(CONTROL_KEY_PATH)],
           sysctl: { 'net.core.somaxconn': String(proxy.listenBacklog) },
           // SIGQUIT: nginx's graceful stop (see NginxProxy).

@@ -6,6 +6,8 @@ import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, reloadShedDelayMs, type TopologyInput } from '../../app/src/topology';
 import { localProxy } from '../../control/access';
 import { nginxVersion, startLocalTopology, type LocalTopology } from '../../local/topology';
+import { stop } from '../../local/processes';
+import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/control';
 import { eventually, sleep, TestClient } from '../helpers/server';
 
 const NGINX = nginxVersion();
@@ -42,6 +44,14 @@ async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Par
   return { local, topology, run, abort, progress: () => latest! };
 }
 
+/** A reload by signal alone, as anyone outside the project would do it; returns when it was sent. */
+async function plainReload(local: LocalTopology): Promise<number> {
+  const proxy = localProxy({ name: 'nginx', pidFile: join(local.runtimeDir, 'nginx.pid'), configFile: join(local.runtimeDir, 'nginx.conf'), prefix: local.runtimeDir });
+  const at = Date.now();
+  await proxy.sh(`kill -HUP "$(cat '${proxy.pidFile}')"`);
+  return at;
+}
+
 /** Waits until nginx has no retired workers left, returning how long after `since` that was. */
 async function retiredWorkersGone(local: LocalTopology, since: number, timeoutMs: number): Promise<number> {
   await eventually(async () => (await local.proxyWorkers()).retiring.length === 0, timeoutMs, 'retired nginx workers exited');
@@ -53,8 +63,9 @@ describe('an nginx reload under load', () => {
     const { local, topology, run, abort, progress } = await underLoad(t, SHORT_DEADLINE);
     const reloadedAt = Date.now();
     const reload = await local.reloadProxy();
-    const scheduled = Object.values(reload.announced).reduce((a, r) => a + r.scheduled, 0);
-    assert.equal(scheduled, CONNECTIONS, 'every connection came through a worker the reload retired');
+    // Scheduled by this reload's announcement or by the follower's, whichever came first.
+    const reports = await Promise.all(local.replicaAccess().map((r) => r.request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
+    assert.equal(reports.reduce((a, r) => a + r.retired, 0), CONNECTIONS, 'every connection came through a worker the reload retired');
     assert.equal(reload.retiring.length, topology.proxy.workerProcesses, 'the old workers are shutting down');
 
     // Kept open until the shed starts, then closed with 1001 in time.
@@ -74,11 +85,26 @@ describe('an nginx reload under load', () => {
     // (An echo sent just as its 1001 went out is not answered: no data frames after a Close.)
   });
 
-  it('without the announcement (a bare reload), nginx cuts them all with 1006 at its deadline: what the mechanism prevents', async (t) => {
+  it('a plain reload (kill -HUP, as a certificate hook or `nginx -s reload` does) is announced by the follower: cuts nothing, observed past the deadline', async (t) => {
     const { local, topology, run, abort, progress } = await underLoad(t, SHORT_DEADLINE);
-    const proxy = localProxy({ name: 'nginx', pidFile: join(local.runtimeDir, 'nginx.pid'), configFile: join(local.runtimeDir, 'nginx.conf'), prefix: local.runtimeDir });
-    const reloadedAt = Date.now();
-    await proxy.sh(`kill -HUP "$(cat '${proxy.pidFile}')"`);
+    const reloadedAt = await plainReload(local);
+    await sleep(reloadShedDelayMs(topology.proxy) - 500);
+    assert.equal(progress().unexpectedCloses, 0, 'kept open until the shed starts');
+    const gone = await retiredWorkersGone(local, reloadedAt, topology.proxy.shutdownTimeoutMs);
+    assert.ok(gone < topology.proxy.shutdownTimeoutMs, `old workers exited ${gone} ms after the reload, before the ${topology.proxy.shutdownTimeoutMs} ms deadline`);
+    await sleep(Math.max(0, topology.proxy.shutdownTimeoutMs + 2_000 - (Date.now() - reloadedAt)));
+    abort.abort();
+    const { stats } = await run;
+    const unexpected = [...stats.closes].reduce((sum, [, [, u]]) => sum + u, 0);
+    assert.equal(unexpected, 0, `unexpected closes: ${JSON.stringify([...stats.closes])}`);
+    assert.equal(stats.closes.get(1001)?.[0], CONNECTIONS, 'each connection of a retired worker got one 1001 and reconnected');
+    assert.equal(stats.counters.failed, 0);
+  });
+
+  it('with the follower stopped, the same plain reload has nginx cut them all with 1006 at its deadline: what the follower prevents', async (t) => {
+    const { local, topology, run, abort, progress } = await underLoad(t, SHORT_DEADLINE);
+    await Promise.all(local.followers.map((f) => stop(f, 'SIGTERM', 5_000)));
+    const reloadedAt = await plainReload(local);
     await eventually(() => progress().unexpectedCloses === CONNECTIONS, topology.proxy.shutdownTimeoutMs + 3_000, 'every connection cut');
     const cutAfter = Date.now() - reloadedAt;
     assert.ok(cutAfter >= topology.proxy.shutdownTimeoutMs - 500, `cut ${cutAfter} ms after the reload, at the deadline`);

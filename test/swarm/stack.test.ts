@@ -119,7 +119,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       assert.equal(r.status, 0, `${tag}: ${r.stderr}`);
     };
     build(APP, ['-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.']);
-    build(PROXY, ['-f', 'nginx/Dockerfile', '--build-arg', `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`, '--build-arg', 'WITH_CURL=1', '--build-arg', 'WITH_KEEPALIVED=1', 'nginx']);
+    build(PROXY, ['-f', 'nginx/Dockerfile', '--build-arg', `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`, '--build-arg', 'WITH_KEEPALIVED=1', 'nginx']);
     swarm = await createSwarmLab({ count: 3, images: [APP, PROXY, OFFLINE_BASE_IMAGES.nats, OFFLINE_BASE_IMAGES.prometheus] });
     manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
     applier = new OfflineApplier(join(work, 'state.json'), manager);

@@ -179,11 +179,12 @@ describe('the proxy\'s task follower (nginx/follow-tasks.ts)', () => {
 
   it('resolves the tasks at the interval, checks before it reloads, and announces the reload plan', () => {
     assert.match(script, /getent ahostsv4 tasks\.ws-server/);
-    assert.match(script, /while sleep 1\.5; do/);
+    assert.match(script, /while sleep 0\.5; do/);
+    assert.match(script, /\[ \$\(\(tick % 3\)\) -eq 0 \]/, 'the tasks every 3 ticks of 0.5 s: 1.5 s');
     assert.ok(script.indexOf('nginx -t -q') < script.indexOf('kill -HUP'));
     const plan = reloadPlan(t.proxy);
     assert.match(script, new RegExp(`"shedAfterMs\\\\":${plan.shedAfterMs},\\\\"windowMs\\\\":${plan.windowMs}`));
-    assert.match(script, /http:\/\/\$address:8080\/internal\/proxy-workers/);
+    assert.match(script, /http:\/\/\$peer\/internal\/proxy-workers/);
     assert.match(script, /key=\$\(cat \/run\/secrets\/control\.key\)/);
     assert.match(script, /-H "authorization: Bearer \$key"/, 'every announcement carries the control key');
   });
