@@ -186,7 +186,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     assert.deepEqual(await proxyTasks(), before, 'the same proxy tasks: none replaced');
   });
 
-  it('drains a node under load: its tasks move, clients reconnect through the proxy, the cluster keeps quorum, nothing is lost', async () => {
+  it('drains a node under load: its tasks move, clients reconnect through the proxy, the cluster keeps quorum, nothing is lost', async (t) => {
     await applier.apply(doc(3));
     const nodeIds = new Map(((await manager.listNodes()) as any[]).map((n) => [n.Description.Hostname, n.ID as string]));
     // A worker running a server task (the clients use the manager's proxy, which stays).
@@ -196,7 +196,12 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     const drainedId = nodeIds.get(drained.name)!;
     const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 40_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 120_000 };
     const startedAt = new Date();
-    const load = runLoad({ url: url(swarm.nodes[0]), ca, insecure: false, workers: 1, profile });
+    const abort = new AbortController();
+    const load = runLoad({ url: url(swarm.nodes[0]), ca, insecure: false, workers: 1, profile, signal: abort.signal });
+    t.after(async () => {
+      abort.abort();
+      await load.catch(() => undefined);
+    });
     await new Promise((r) => setTimeout(r, 8000));
     swarm.docker(swarm.nodes[0], ['node', 'update', '--availability', 'drain', drainedId]);
     try {
@@ -222,7 +227,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     }
   });
 
-  it('kills the node holding the pair\'s virtual address outright under load: the backup answers within 5 s, tasks move, the cluster keeps quorum, nothing is lost', async () => {
+  it('kills the node holding the pair\'s virtual address outright under load: the backup answers within 5 s, tasks move, the cluster keeps quorum, nothing is lost', async (t) => {
     const nodeIds = new Map(((await manager.listNodes()) as any[]).map((n) => [n.Description.Hostname, n.ID as string]));
     // After the drain everything is back to three nats-servers, one per node: quorum survives one loss.
     await retrying(async () => assert.equal(new Set((await running('ws-nats')).map((t) => t.NodeID)).size, 3), 90_000, 1000);
@@ -246,7 +251,12 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       act: () => swarm.killNode(victim),
       to: () => swarm.nodes.find((n) => n !== victim && holds(n))?.name,
     });
-    const load = runLoad({ url: vipUrl, ca, insecure: false, workers: 1, profile, ...fault.options });
+    const abort = new AbortController();
+    const load = runLoad({ url: vipUrl, ca, insecure: false, workers: 1, profile, ...fault.options, signal: abort.signal });
+    t.after(async () => {
+      abort.abort();
+      await load.catch(() => undefined);
+    });
     let removed = false;
     try {
       // The manager notices the node is gone and runs its server tasks elsewhere; then the node is

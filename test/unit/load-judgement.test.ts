@@ -14,7 +14,7 @@ import { ConfigError } from '../../app/src/shared/errors';
 import { checkListenBacklog } from '../../local/topology';
 import { nginxLimitsHit } from '../../local/limits';
 
-const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, intervals: 20, busyIntervals: 0, workers: 1 };
+const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, intervals: 20, busyIntervals: 0, warmupIntervals: 1, workers: 1 };
 const busy: GeneratorHealth = { ...healthy, trustworthy: false, reasons: ['event-loop lag'] };
 const latency = (p50: number, p99: number) => ({ p50, p90: p99, p99, p999: p99, max: p99, count: 100 });
 
@@ -57,9 +57,10 @@ function snapshot(seq: number, load: { lag: number; cpu: number }): Snapshot {
 }
 
 describe('the generator health', () => {
-  const judged = (loads: { lag: number; cpu: number }[]) => {
+  /** One process's seconds after a calm warm-up second. */
+  const judged = (loads: { lag: number; cpu: number }[], warmup = calm) => {
     const judge = new GeneratorHealthJudge();
-    loads.forEach((l, i) => judge.observe(snapshot(i + 1, l)));
+    [warmup, ...loads].forEach((l, i) => judge.observe(snapshot(i + 1, l)));
     return judge.verdict(1);
   };
   const calm = { lag: 12, cpu: 30 };
@@ -81,6 +82,18 @@ describe('the generator health', () => {
     assert.match(h.reasons[0], new RegExp(`in ${allowed + 1} of 120 intervals`));
   });
   it('never judges a short run by a single busy second', () => assert.equal(judged([lagging, calm]).trustworthy, true));
+  it('leaves each process\'s first second (its warm-up) out of the count, but not out of the maxima', () => {
+    // The issue's 5-interval job: a lagging start-up second and one lagging second after it.
+    const h = judged([lagging, calm, calm, calm], { lag: 127, cpu: 57 });
+    assert.equal(h.trustworthy, true, h.reasons.join());
+    assert.deepEqual([h.busyIntervals, h.intervals, h.warmupIntervals, h.eventLoopLagP99Ms], [1, 4, 1, 127]);
+    // Two lagging seconds after the warm-up still make it untrustworthy.
+    assert.equal(judged([lagging, lagging, calm, calm], { lag: 127, cpu: 57 }).trustworthy, false);
+    // Every process has a warm-up of its own.
+    const judge = new GeneratorHealthJudge();
+    for (const seq of [1, 1, 2, 2]) judge.observe(snapshot(seq, seq === 1 ? lagging : calm));
+    assert.deepEqual([judge.verdict(2).warmupIntervals, judge.verdict(2).busyIntervals], [2, 0]);
+  });
 });
 
 describe('the timeline', () => {

@@ -36,9 +36,14 @@ export interface GeneratorHealth {
   eventLoopLagP99Ms: number;
   eventLoopLagMaxMs: number;
   cpuPercentMax: number;
-  /** Every process's one-second intervals, and those where it lagged or was CPU-bound (too large a share makes the run untrustworthy). */
+  /**
+   * Every process's one-second intervals after its first, and those where it lagged or was
+   * CPU-bound (too large a share makes the run untrustworthy).
+   */
   intervals: number;
   busyIntervals: number;
+  /** Each process's first second, its warm-up: left out of the count (generator-health.ts). */
+  warmupIntervals: number;
   workers: number;
 }
 
@@ -297,7 +302,7 @@ export function formatSummary(r: LoadReport): string {
     ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s), ${f.errors} error(s)`),
     ...(r.failover ? [formatFailover(r.failover)] : []),
     `errors       ${kv(r.errors)}`,
-    `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es), busy in ${r.generator.busyIntervals} of ${r.generator.intervals} intervals)`,
+    `generator    ${r.generator.trustworthy ? 'ok' : 'NOT TRUSTWORTHY: ' + r.generator.reasons.join('; ')}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es), busy in ${r.generator.busyIntervals} of ${r.generator.intervals} intervals after ${r.generator.warmupIntervals} warm-up second(s))`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),
     `verdict      ${r.verdict}${r.verdict === 'INCONCLUSIVE' ? ' (the thresholds passed, but the generator was the bottleneck: see the generator line; --accept-untrustworthy judges by the thresholds alone)' : ''}`,
   ];
