@@ -192,13 +192,40 @@ describe('limits', () => {
     (await TestClient.open(s.url)).close(); // non-browser clients send no Origin
   });
 
-  it('closes a slow consumer instead of buffering without bound', async (t) => {
-    const s = await startServer({ sendBufferLimitBytes: 64 * 1024 });
+  it('closes a slow consumer instead of buffering without bound, and lets a stalled one go after the write timeout', async (t) => {
+    const s = await startServer({ sendBufferLimitBytes: 64 * 1024, writeTimeoutMs: 1_000 });
     t.after(() => s.stop());
     const pub = await floodStalledReader(s, () => metricValue(s.metrics.slowConsumerCloses));
     assert.ok((await metricValue(s.metrics.slowConsumerCloses)) >= 1, 'slow consumer closed');
     await eventually(() => s.server.connectionCount === 1, 3000, 'slow consumer gone');
     pub.close();
+  });
+
+  it('a slow consumer that still reads gets the 1008 close frame, not a cut (1006)', async (t) => {
+    const s = await startServer({ sendBufferLimitBytes: 256 * 1024, writeTimeoutMs: 5_000, pingIntervalMs: 20_000, pongTimeoutMs: 40_000 });
+    t.after(() => s.stop());
+    const slow = await TestClient.open(s.url);
+    slow.send({ type: 'subscribe', topic: 'firehose' });
+    await slow.next('subscribed');
+    const socket = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.pause();
+    const pub = await TestClient.open(s.url);
+    t.after(() => pub.close());
+    const data = 'y'.repeat(32 * 1024);
+    for (let i = 0; i < 2000 && (await metricValue(s.metrics.slowConsumerCloses)) === 0; i++) {
+      pub.send({ type: 'publish', topic: 'firehose', data });
+      await pub.next('published');
+    }
+    assert.equal(await metricValue(s.metrics.slowConsumerCloses), 1, 'cut at the limit');
+    // It reads again, slowly: one chunk every 100 ms. What the kernel holds takes seconds to
+    // drain, longer than the one second a stalled consumer is given, but it keeps moving.
+    const reader = setInterval(() => {
+      socket.once('data', () => socket.pause());
+      socket.resume();
+    }, 100);
+    t.after(() => clearInterval(reader));
+    const { code } = await slow.closed;
+    assert.equal(code, 1008, 'the close frame got through');
   });
 });
 

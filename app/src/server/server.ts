@@ -13,6 +13,7 @@ import type { ServerMetrics } from './metrics';
 import { BrokerOutcomeUnknownError, notificationOf, type BrokerDelivery, type JetStreamBroker } from './broker';
 import { answerClientError } from './client-error';
 import { PUBLISH_API_PATH, servePublishApi, type PublishResult } from './publish-api';
+import { Outbox } from './outbox';
 import { mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
@@ -30,9 +31,8 @@ interface Peer extends Sheddable {
   lastSeen: number;
   lastPingAt: number;
   pingSentAt?: number;
-  /** Sends handed to ws whose write has not completed. */
-  pendingWrites: number;
-  lastWriteProgress: number;
+  /** What is being sent to it: the socket's share and what waits for room. */
+  readonly out: Outbox;
   /** Topics being recovered: live notifications wait here until the replay is sent. */
   recovering?: Map<string, Notification[]>;
   /**
@@ -218,8 +218,7 @@ export class NotificationServer {
       topics: new Set(),
       lastSeen: now,
       lastPingAt: now,
-      pendingWrites: 0,
-      lastWriteProgress: now,
+      out: new Outbox(ws, socketHighWater(this.settings.sendBufferLimitBytes)),
     };
     this.peers.add(peer);
     this.shedding.opened(peer);
@@ -464,23 +463,40 @@ export class NotificationServer {
    * closed, not allowed to grow memory), and a write must progress within the write timeout.
    */
   private write(peer: Peer, data: Buffer): boolean {
-    const { ws } = peer;
-    if (ws.readyState !== WebSocket.OPEN) return false;
-    if (ws.bufferedAmount + data.length > this.settings.sendBufferLimitBytes) {
-      this.metrics.slowConsumerCloses.inc();
-      this.log.warn({ connection: peer.id, buffered: ws.bufferedAmount, limit: this.settings.sendBufferLimitBytes }, 'slow consumer, closing with 1008');
-      ws.close(CloseCode.policyViolation, 'slow consumer');
-      // The close frame waits behind the backlog; do not wait for it longer than a write may take.
-      setTimeout(() => ws.terminate(), Math.min(1000, this.settings.writeTimeoutMs)).unref();
+    if (peer.ws.readyState !== WebSocket.OPEN) return false;
+    if (peer.out.unsent + data.length > this.settings.sendBufferLimitBytes) {
+      this.closeSlowConsumer(peer);
       return false;
     }
-    if (peer.pendingWrites++ === 0) peer.lastWriteProgress = Date.now();
-    // A text frame from bytes already UTF-8.
-    ws.send(data, { binary: false }, () => {
-      peer.pendingWrites--;
-      peer.lastWriteProgress = Date.now();
-    });
+    peer.out.push(data);
     return true;
+  }
+
+  /**
+   * A slow consumer: closed with 1008. What waits in its outbox is dropped, so the close frame
+   * goes right behind what the socket holds, and a consumer that still reads gets it. As for any
+   * write, one whose socket makes no progress within the write timeout is terminated; so is one
+   * whose socket has handed all of it, the close frame too, to the kernel, which still delivers it.
+   * (Progress shows late: the kernel wakes a writer only once half its send buffer, up to 4 MB,
+   * has drained, so a one-second grace cut consumers that were still reading.)
+   */
+  private closeSlowConsumer(peer: Peer): void {
+    const { ws } = peer;
+    this.metrics.slowConsumerCloses.inc();
+    this.log.warn({ connection: peer.id, unsent: peer.out.unsent, limit: this.settings.sendBufferLimitBytes }, 'slow consumer, closing with 1008');
+    peer.out.drop();
+    ws.close(CloseCode.policyViolation, 'slow consumer');
+    const graceMs = this.settings.writeTimeoutMs;
+    let left = ws.bufferedAmount;
+    const check = () => {
+      if (ws.readyState === WebSocket.CLOSED) return;
+      if (ws.bufferedAmount > 0 && ws.bufferedAmount < left) {
+        left = ws.bufferedAmount;
+        return void setTimeout(check, graceMs).unref();
+      }
+      ws.terminate();
+    };
+    setTimeout(check, graceMs).unref();
   }
 
   private sweep(): void {
@@ -494,9 +510,9 @@ export class NotificationServer {
         peer.ws.terminate();
         continue;
       }
-      if (peer.pendingWrites > 0 && now - peer.lastWriteProgress > writeTimeoutMs) {
+      if (peer.out.pending > 0 && now - peer.out.lastProgress > writeTimeoutMs) {
         this.metrics.writeTimeouts.inc();
-        this.log.info({ connection: peer.id, pending: peer.pendingWrites }, 'write made no progress within the write timeout, terminating');
+        this.log.info({ connection: peer.id, pending: peer.out.pending }, 'write made no progress within the write timeout, terminating');
         peer.ws.terminate();
         continue;
       }
@@ -561,6 +577,15 @@ export class NotificationServer {
       this.http.closeAllConnections();
     });
   }
+}
+
+/**
+ * Unsent bytes a connection's socket may hold before its messages wait in the outbox: enough that
+ * a consumer keeping up never waits there, a small share of the send buffer limit so that a slow
+ * one's close frame is not stuck behind much.
+ */
+export function socketHighWater(sendBufferLimitBytes: number): number {
+  return Math.min(64 * 1024, Math.floor(sendBufferLimitBytes / 4));
 }
 
 /**

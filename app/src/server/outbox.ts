@@ -1,0 +1,67 @@
+import type { WebSocket } from 'ws';
+
+/**
+ * A connection's outgoing messages, held in the replica until its socket has room. ws hands every
+ * send to the socket at once, so a slow consumer's backlog sat in the socket's buffer, and the
+ * 1008 close frame queued behind all of it: it rarely got out before the connection was cut, and
+ * the client saw 1006. Here the socket holds at most `highWater` unsent bytes; the rest waits in
+ * this queue, which the slow-consumer cut drops, so the close frame goes out right behind what the
+ * socket already has. Order is kept: nothing jumps the queue.
+ */
+export class Outbox {
+  private queue: Buffer[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  /** Sends handed to ws whose write has not completed. */
+  pending = 0;
+  /** The last time a write completed (or the first pending one started). */
+  lastProgress = Date.now();
+
+  constructor(
+    private readonly ws: WebSocket,
+    /** Unsent bytes the socket may hold before messages wait here. */
+    private readonly highWater: number,
+  ) {}
+
+  /** Bytes not yet handed to the kernel: in the socket, and waiting here. */
+  get unsent(): number {
+    return this.ws.bufferedAmount + this.queuedBytes;
+  }
+
+  /** Sends a text frame (bytes already UTF-8) now, or after what is waiting. */
+  push(data: Buffer): void {
+    if (this.queuedBytes === 0 && this.ws.bufferedAmount < this.highWater) return this.sendNow(data);
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+  }
+
+  /** Forgets what is waiting (the connection is being closed): the close frame goes next. */
+  drop(): void {
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+  }
+
+  private sendNow(data: Buffer): void {
+    if (this.pending++ === 0) this.lastProgress = Date.now();
+    this.ws.send(data, { binary: false }, () => {
+      this.pending--;
+      this.lastProgress = Date.now();
+      this.pump();
+    });
+  }
+
+  /** Hands waiting messages to the socket while it has room. */
+  private pump(): void {
+    while (this.queuedBytes > 0 && this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount < this.highWater) {
+      const data = this.queue[this.head++];
+      this.queuedBytes -= data.length;
+      if (this.head === this.queue.length) this.drop();
+      else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      this.sendNow(data);
+    }
+  }
+}
