@@ -10,8 +10,23 @@ import type { ProxyAccess, ReplicaAccess } from './access';
  * ends before nginx's deadline (docs/architecture.md, "Reloads").
  */
 
-/** One line per process where nginx runs: `pid ppid cmdline`, read from /proc (no ps in slim images). */
-const LIST_PROCESSES = `for d in /proc/[0-9]*; do p=\${d#/proc/}; pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null) || continue; [ -n "$pp" ] || continue; printf '%s %s %s\\n' "$p" "$pp" "$(tr '\\0' ' ' < "$d/cmdline" 2>/dev/null)"; done`;
+/**
+ * A shell function printing the children of pid $1: the kernel's list where it keeps one
+ * (/proc/PID/task/PID/children: a read, whatever runs beside), else a scan of /proc (no ps in
+ * slim images). The scan forks twice per process, about 0.7 s for 70 processes here, so a
+ * reload that polled it took 2.5 s to see its new workers. The follower uses it too.
+ */
+export const CHILDREN_FUNCTION = `children() {
+  [ -d "/proc/$1" ] || return 0
+  cat "/proc/$1/task/$1/children" 2>/dev/null && return 0
+  for d in /proc/[0-9]*; do
+    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$1" ] && echo "\${d#/proc/}"
+  done
+}`;
+
+/** One line per child of nginx's master `master`: `pid ppid cmdline`. */
+const listChildren = (master: number) =>
+  `${CHILDREN_FUNCTION}\nfor p in $(children ${master}); do printf '%s %s %s\\n' "$p" ${master} "$(tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"; done`;
 
 export interface NginxWorkers {
   master: number;
@@ -38,7 +53,7 @@ export function parseWorkers(listing: string, master: number): NginxWorkers {
 export async function nginxWorkers(proxy: ProxyAccess): Promise<NginxWorkers> {
   const master = Number((await proxy.sh(`cat '${proxy.pidFile}'`)).trim());
   if (!Number.isInteger(master) || master <= 0) throw new Error(`${proxy.name}: no nginx master pid in ${proxy.pidFile}`);
-  return parseWorkers(await proxy.sh(LIST_PROCESSES), master);
+  return parseWorkers(await proxy.sh(listChildren(master)), master);
 }
 
 /** What the replicas are told after a reload, derived from the topology (one home: proxy.reload). */

@@ -65,6 +65,9 @@ function holds(namespace: string, address: string): boolean {
   return new RegExp(`inet ${address.replace(/\./g, '\\.')}/`).test(r.stdout ?? '');
 }
 
+/** The argv prefix that runs a command in a proxy's network and host-name namespaces (its nginx's). */
+const enterProxy = (nginx: Owned) => ['nsenter', '-t', String(nginx.child.pid), '--net', '--uts', '--'];
+
 /** Starts nginx and keepalived in each proxy namespace and waits until one holds the virtual address. */
 export async function startHaPair(
   topology: Topology,
@@ -100,7 +103,10 @@ export async function startHaPair(
       '--pid', join(dir, 'keepalived.pid'), '--vrrp_pid', join(dir, 'vrrp.pid'),
     ]);
     const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, { cwd: dir, logFile: join(dir, 'logs', 'keepalived.log') });
-    const follower = startFollower(topology, { name, dir, configFile, pidFile: join(dir, 'nginx.pid'), controlKeyFile: options.controlKeyFile, own: options.own, enter: (argv) => inNamespace(ns.name, argv) });
+    await waitForPort(PROXY_PORTS.https, nginx, 20_000, ns.address);
+    // In nginx's own network and host-name namespaces (entered once nginx listens, so they are
+    // its final ones): the announcement names the proxy by its host name.
+    const follower = startFollower(topology, { name, dir, configFile, pidFile: join(dir, 'nginx.pid'), controlKeyFile: options.controlKeyFile, own: options.own, enter: (argv) => [...enterProxy(nginx), ...argv] });
     const proxy: LocalHaProxy = {
       index,
       name,
@@ -112,11 +118,10 @@ export async function startHaPair(
       keepalived,
       follower,
       state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
-      access: () => localProxy({ name, pidFile: join(dir, 'nginx.pid'), configFile, prefix: dir, enter: ['nsenter', '-t', String(proxy.nginx.child.pid), '--net', '--uts', '--'] }),
+      access: () => localProxy({ name, pidFile: join(dir, 'nginx.pid'), configFile, prefix: dir, enter: enterProxy(proxy.nginx) }),
       alive: () => running(proxy.nginx),
     };
     proxies.push(proxy);
-    await waitForPort(PROXY_PORTS.https, nginx, 20_000, ns.address);
   }
   const holder = () => proxies.find((p) => holds(p.namespace, virtualAddress));
   const pair: LocalHaPair = {

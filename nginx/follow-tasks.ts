@@ -1,6 +1,6 @@
 import { CONTROL_PATHS } from '../app/src/shared/control';
 import { tasksOf, type Topology } from '../app/src/topology';
-import { NEW_WORKERS_TIMEOUT_MS, reloadPlan } from '../control/reload';
+import { CHILDREN_FUNCTION, NEW_WORKERS_TIMEOUT_MS, reloadPlan } from '../control/reload';
 
 /** Where the follower finds nginx, and what it follows. */
 export interface FollowOptions {
@@ -122,13 +122,7 @@ follow_tasks() {
  */
 export function renderWorkerFunctions(count: number, pidFile: string): string {
   return `# The master's children: from the kernel's list where it keeps one, else by a scan of /proc.
-children() {
-  [ -d "/proc/$1" ] || return 0
-  cat "/proc/$1/task/$1/children" 2>/dev/null && return 0
-  for d in /proc/[0-9]*; do
-    [ "$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)" = "$1" ] && echo "\${d#/proc/}"
-  done
-}
+${CHILDREN_FUNCTION}
 # The master's workers running the current configuration (not "shutting down").
 workers() {
   master=$(cat ${pidFile} 2>/dev/null) || return 0

@@ -14,6 +14,16 @@ export interface ConfigFilesProps {
 const SAFE_PATH = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 /**
+ * Text as a Terraform string literal: every string in a configuration is a template, so a file
+ * holding `${…}` or `%{…}` (a shell script's `${d#/proc/}`) would be read as an interpolation;
+ * Terraform's escapes, `$${` and `%%{`, keep it as it is.
+ */
+export function terraformLiteral(text: string): string {
+  // Functions as replacements: in a replacement string `$$` would itself mean one `$`.
+  return text.replace(/\$\{/g, () => '$${').replace(/%\{/g, () => '%%{');
+}
+
+/**
  * Rendered config files written on the host at apply time, each atomically (write, then rename),
  * so a process reading them never sees half a file. A change to any file replaces this resource,
  * which rewrites them; `sha256` lets a reload step trigger on the same change. The contents
@@ -33,7 +43,7 @@ export class ConfigFiles extends Construct {
 
     const environment: Record<string, string> = { CONF_DIR: props.dir };
     const writes = names.map((name, i) => {
-      environment[`CONF_FILE_${i}`] = props.files[name];
+      environment[`CONF_FILE_${i}`] = terraformLiteral(props.files[name]);
       return `put "$CONF_DIR/${name}" "$CONF_FILE_${i}"`;
     });
     const put = 'put() { mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }';

@@ -44,6 +44,27 @@ async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Par
   return { local, topology, run, abort, progress: () => latest! };
 }
 
+/**
+ * After a reload at `reloadedAt`: the retired workers' connections stay open until the shed
+ * starts, then get 1001 and come back, and the old workers are gone before nginx's deadline;
+ * observed past it with margin, so nothing was cut late either.
+ */
+async function cutNothingPastTheDeadline({ local, topology, run, abort, progress }: Awaited<ReturnType<typeof underLoad>>, reloadedAt: number): Promise<void> {
+  await sleep(reloadShedDelayMs(topology.proxy) - 500);
+  assert.equal(progress().unexpectedCloses, 0, 'kept open until the shed starts');
+  const gone = await retiredWorkersGone(local, reloadedAt, topology.proxy.shutdownTimeoutMs);
+  assert.ok(gone < topology.proxy.shutdownTimeoutMs, `old workers exited ${gone} ms after the reload, before the ${topology.proxy.shutdownTimeoutMs} ms deadline`);
+  await sleep(Math.max(0, topology.proxy.shutdownTimeoutMs + 2_000 - (Date.now() - reloadedAt)));
+  abort.abort();
+  const { stats } = await run;
+  const unexpected = [...stats.closes].reduce((sum, [, [, u]]) => sum + u, 0);
+  assert.equal(unexpected, 0, `unexpected closes: ${JSON.stringify([...stats.closes])}`);
+  assert.equal(stats.closes.get(1001)?.[0], CONNECTIONS, 'each connection of a retired worker got one 1001 and reconnected');
+  assert.equal(stats.counters.failed, 0);
+  assert.equal(stats.errors.size, 0, JSON.stringify(Object.fromEntries(stats.errors)));
+  // (An echo sent just as its 1001 went out is not answered: no data frames after a Close.)
+}
+
 /** A reload by signal alone, as anyone outside the project would do it; returns when it was sent. */
 async function plainReload(local: LocalTopology): Promise<number> {
   const proxy = localProxy({ name: 'nginx', pidFile: join(local.runtimeDir, 'nginx.pid'), configFile: join(local.runtimeDir, 'nginx.conf'), prefix: local.runtimeDir });
@@ -60,7 +81,8 @@ async function retiredWorkersGone(local: LocalTopology, since: number, timeoutMs
 
 describe('an nginx reload under load', () => {
   it('cuts nothing: the retired workers\' connections get 1001 before the deadline, observed past it', async (t) => {
-    const { local, topology, run, abort, progress } = await underLoad(t, SHORT_DEADLINE);
+    const load = await underLoad(t, SHORT_DEADLINE);
+    const { local, topology } = load;
     const reloadedAt = Date.now();
     const reload = await local.reloadProxy();
     // Scheduled by this reload's announcement or by the follower's, whichever came first.
@@ -68,37 +90,12 @@ describe('an nginx reload under load', () => {
     assert.equal(reports.reduce((a, r) => a + r.retired, 0), CONNECTIONS, 'every connection came through a worker the reload retired');
     assert.equal(reload.retiring.length, topology.proxy.workerProcesses, 'the old workers are shutting down');
 
-    // Kept open until the shed starts, then closed with 1001 in time.
-    await sleep(reloadShedDelayMs(topology.proxy) - 500);
-    assert.equal(progress().unexpectedCloses, 0);
-    const gone = await retiredWorkersGone(local, reloadedAt, topology.proxy.shutdownTimeoutMs);
-    assert.ok(gone < topology.proxy.shutdownTimeoutMs, `old workers exited ${gone} ms after the reload, before the ${topology.proxy.shutdownTimeoutMs} ms deadline`);
-    // Past the deadline, with margin: nothing was cut late either.
-    await sleep(Math.max(0, topology.proxy.shutdownTimeoutMs + 2_000 - (Date.now() - reloadedAt)));
-    abort.abort();
-    const { stats } = await run;
-    const unexpected = [...stats.closes].reduce((sum, [, [, u]]) => sum + u, 0);
-    assert.equal(unexpected, 0, `unexpected closes: ${JSON.stringify([...stats.closes])}`);
-    assert.equal(stats.closes.get(1001)?.[0], CONNECTIONS, 'each connection of a retired worker got one 1001 and reconnected');
-    assert.equal(stats.counters.failed, 0);
-    assert.equal(stats.errors.size, 0, JSON.stringify(Object.fromEntries(stats.errors)));
-    // (An echo sent just as its 1001 went out is not answered: no data frames after a Close.)
+    await cutNothingPastTheDeadline(load, reloadedAt);
   });
 
   it('a plain reload (kill -HUP, as a certificate hook or `nginx -s reload` does) is announced by the follower: cuts nothing, observed past the deadline', async (t) => {
-    const { local, topology, run, abort, progress } = await underLoad(t, SHORT_DEADLINE);
-    const reloadedAt = await plainReload(local);
-    await sleep(reloadShedDelayMs(topology.proxy) - 500);
-    assert.equal(progress().unexpectedCloses, 0, 'kept open until the shed starts');
-    const gone = await retiredWorkersGone(local, reloadedAt, topology.proxy.shutdownTimeoutMs);
-    assert.ok(gone < topology.proxy.shutdownTimeoutMs, `old workers exited ${gone} ms after the reload, before the ${topology.proxy.shutdownTimeoutMs} ms deadline`);
-    await sleep(Math.max(0, topology.proxy.shutdownTimeoutMs + 2_000 - (Date.now() - reloadedAt)));
-    abort.abort();
-    const { stats } = await run;
-    const unexpected = [...stats.closes].reduce((sum, [, [, u]]) => sum + u, 0);
-    assert.equal(unexpected, 0, `unexpected closes: ${JSON.stringify([...stats.closes])}`);
-    assert.equal(stats.closes.get(1001)?.[0], CONNECTIONS, 'each connection of a retired worker got one 1001 and reconnected');
-    assert.equal(stats.counters.failed, 0);
+    const load = await underLoad(t, SHORT_DEADLINE);
+    await cutNothingPastTheDeadline(load, await plainReload(load.local));
   });
 
   it('with the follower stopped, the same plain reload has nginx cut them all with 1006 at its deadline: what the follower prevents', async (t) => {

@@ -14,6 +14,8 @@ export interface RunningNats {
   restart(downMs?: number): Promise<void>;
   /** Sends the running server a signal (SIGSTOP: a broker that stalls without disconnecting). */
   signal(signal: NodeJS.Signals): void;
+  /** The running server's pid (another after a restart). */
+  pid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -25,6 +27,7 @@ export async function startNats(): Promise<RunningNats> {
     url: broker.url,
     restart: (downMs) => broker.restart(downMs),
     signal: (signal) => broker.process().child.kill(signal),
+    pid: () => broker.process().child.pid,
     async stop() {
       broker.process().child.kill('SIGCONT');
       await broker.stop(5_000);

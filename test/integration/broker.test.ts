@@ -112,6 +112,27 @@ describe('notifications through the broker (real nats-server with JetStream)', (
     assert.equal(publisher.ws.readyState, publisher.ws.OPEN);
     publisher.close();
   });
+
+  it('a nats-server that dies by itself is started again on its port and store, and the replicas go on', async (t) => {
+    const nats = await startNats();
+    const a = await replica(nats, 'replica-a', 'file');
+    t.after(async () => {
+      await a.server.stop();
+      await nats.stop();
+    });
+    const subscriber = await TestClient.open(a.url);
+    subscriber.send({ type: 'subscribe', topic: 'orders' });
+    await subscriber.next('subscribed');
+    const first = nats.pid();
+    nats.signal('SIGKILL');
+    await eventually(() => nats.pid() !== first, 10_000, 'a new nats-server');
+    await eventually(async () => (await metricValue(a.metrics.brokerConnected)) === 1, 15_000, 'the replica connected again');
+    const publisher = await TestClient.open(a.url);
+    publisher.send({ type: 'publish', topic: 'orders', data: 'after the crash' });
+    assert.equal(typeof (await publisher.next('published', 10_000)).offset, 'number');
+    assert.equal((await subscriber.next('notification', 10_000)).data, 'after the crash');
+    for (const c of [subscriber, publisher]) c.close();
+  });
 });
 
 describe('recovery: subscribe with since (real nats-server)', () => {

@@ -40,14 +40,20 @@ const apiRequest = fc.record({
   auth: fc.constantFrom(`Bearer ${KEY}`, `bearer ${KEY}`, `BEARER  ${KEY}`, 'Bearer wrong', '', `Basic ${KEY}`),
 });
 
+/** A replica with the publish API on its own nats-server, both stopped after the test. */
+async function fuzzedReplica(t: { after(fn: () => Promise<void>): void }, id: string) {
+  const nats = await startNats();
+  const replica = await brokerReplica(nats, id, {}, { apiKey: KEY });
+  t.after(async () => {
+    await replica.server.stop();
+    await nats.stop();
+  });
+  return replica;
+}
+
 describe('fuzzing a replica (fast-check, fixed seed, real nats-server)', () => {
   it('answers every WebSocket message with a documented reply, keeps the connection, and stays up', async (t) => {
-    const nats = await startNats();
-    const replica = await brokerReplica(nats, 'fuzz-a', {}, { apiKey: KEY });
-    t.after(async () => {
-      await replica.server.stop();
-      await nats.stop();
-    });
+    const replica = await fuzzedReplica(t, 'fuzz-a');
     const client = await TestClient.open(replica.url);
     t.after(() => client.close());
     const hello = await client.next('hello');
@@ -78,12 +84,7 @@ describe('fuzzing a replica (fast-check, fixed seed, real nats-server)', () => {
   });
 
   it('answers every publish API request with a documented status and JSON, and stays up', async (t) => {
-    const nats = await startNats();
-    const replica = await brokerReplica(nats, 'fuzz-b', {}, { apiKey: KEY });
-    t.after(async () => {
-      await replica.server.stop();
-      await nats.stop();
-    });
+    const replica = await fuzzedReplica(t, 'fuzz-b');
     await fc.assert(
       fc.asyncProperty(apiRequest, async ({ body, auth }) => {
         const res = await fetch(`http://127.0.0.1:${replica.port}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body });

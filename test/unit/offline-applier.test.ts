@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
-import { UnsupportedError } from '../../tools/offline-applier/expressions';
+import fc from 'fast-check';
+import { literal, resolve, UnsupportedError } from '../../tools/offline-applier/expressions';
+import { terraformLiteral } from '../../stacks/config-files';
+import { renderFollowScript } from '../../nginx/follow-tasks';
+import { FUZZ } from '../helpers/fuzz';
 import { synth } from '../helpers/synth';
 import { Testing } from 'cdktf';
 import { defineTopology } from '../../app/src/topology';
@@ -31,6 +36,31 @@ describe('offline applier strictness', () => {
   const server0 = (d: any) => Object.values(d.resource.docker_container).find((c: any) => c.name === 'ws-server-0') as any;
 
   it('accepts everything the stack emits', () => applier.validate(doc()));
+  it('reads Terraform\'s escapes as literal text, and refuses a template sequence that is not escaped', () => {
+    // The proxy's follower script holds ${...} (shell): the stack escapes it, and it arrives whole.
+    const env = (d: any) => Object.values(d.resource.terraform_data as Record<string, any>).flatMap((r) => (r.provisioner ?? []).map((p: any) => p['local-exec'].environment ?? {}));
+    const follower = env(doc()).flatMap((e: Record<string, string>) => Object.values(e)).find((v) => v.includes('follow-tasks'));
+    assert.ok(follower?.includes('$${d#/proc/}'), 'escaped in the configuration');
+    assert.equal(resolve(follower, () => undefined, 'x'), renderFollowScript(defineTopology({ replicas: 2 }), { configFile: '/etc/nginx/ws/nginx.conf', pidFile: '/run/nginx.pid', controlKeyFile: '/run/secrets/control.key' }));
+    refuses((d) => (server0(d).env = ['X=${d#/proc/}']), /unsupported expression/);
+    refuses((d) => (server0(d).env = ['X=%{ if true }y%{ endif }']), /unsupported expression/);
+    fc.assert(fc.property(fc.string(), (text) => literal(terraformLiteral(text)) === text), FUZZ);
+  });
+  it('real terraform reads an escaped script as the script (an output-only configuration, no provider)', (t) => {
+    const script = renderFollowScript(defineTopology({ replicas: 2 }), { configFile: '/c', pidFile: '/p', controlKeyFile: '/k' });
+    const text = `${script}%{ if x }$\${y}`;
+    const dir = mkdtempSync(join(tmpdir(), 'ws-tf-literal-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'main.tf.json'), JSON.stringify({ output: { text: { value: terraformLiteral(text) } } }));
+    const tf = (...args: string[]) => {
+      const r = spawnSync('terraform', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1' } });
+      assert.equal(r.status, 0, `terraform ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    tf('init', '-input=false');
+    tf('apply', '-auto-approve', '-input=false');
+    assert.equal(tf('output', '-raw', 'text'), text);
+  });
   it('refuses an unknown resource type', () => refuses((d) => (d.resource.docker_plugin = { p: { name: 'x' } }), /resource type docker_plugin/));
   it('refuses an unknown attribute, naming the resource', () =>
     refuses((d) => (server0(d).privileged = true), /docker_container\.fleet_ws-server-0_[A-F0-9]+: attribute privileged/));

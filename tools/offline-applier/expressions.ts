@@ -1,7 +1,8 @@
 /**
  * The only Terraform expressions the offline applier accepts: a whole string that is one
  * reference `${type.name.attribute}`, and in postconditions `${self.attribute == number}`.
- * Anything else fails loudly, naming where it stands.
+ * Anything else fails loudly, naming where it stands. Other strings are literals, with
+ * Terraform's escapes (`$${` for `${`, `%%{` for `%{`) undone.
  */
 export class UnsupportedError extends Error {}
 
@@ -18,10 +19,20 @@ function parseReference(value: string): Reference | undefined {
   return m ? { address: `${m[1]}.${m[2]}`, attribute: m[3] } : undefined;
 }
 
-/** Every reference inside a value (for dependency order). Throws on any other `${`. */
+/** Whether a string holds a template sequence (`${` or `%{`) that is not escaped. */
+function hasTemplate(value: string): boolean {
+  return /(^|[^$])\$\{|(^|[^%])%\{/.test(value);
+}
+
+/** A literal string's text: Terraform's escapes undone. */
+export function literal(value: string): string {
+  return value.replace(/\$\$\{/g, () => '${').replace(/%%\{/g, () => '%{');
+}
+
+/** Every reference inside a value (for dependency order). Throws on any other template sequence. */
 export function referencesIn(value: unknown, where: string, out: Reference[] = []): Reference[] {
   if (typeof value === 'string') {
-    if (value.includes('${')) {
+    if (hasTemplate(value)) {
       const ref = parseReference(value);
       if (!ref) throw new UnsupportedError(`${where}: unsupported expression ${JSON.stringify(value)}`);
       out.push(ref);
@@ -38,7 +49,7 @@ export function referencesIn(value: unknown, where: string, out: Reference[] = [
 export function resolve(value: unknown, attrs: (address: string) => Record<string, unknown> | undefined, where: string): unknown {
   if (typeof value === 'string') {
     const ref = parseReference(value);
-    if (!ref) return value;
+    if (!ref) return literal(value);
     const a = attrs(ref.address);
     if (!a || !(ref.attribute in a)) throw new UnsupportedError(`${where}: ${ref.address}.${ref.attribute} is not known (unsupported attribute or missing resource)`);
     return a[ref.attribute];

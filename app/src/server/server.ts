@@ -398,7 +398,7 @@ export class NotificationServer {
     const epoch = broker.epoch;
     const offset = recovered ? since.offset : broker.position;
     this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length, offset, epoch });
-    const floor = since.epoch === epoch ? Math.min(since.offset, recovered ? since.offset : broker.position) : 0;
+    const floor = since.epoch !== epoch ? 0 : recovered ? since.offset : Math.min(since.offset, broker.position);
     const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);
     this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
