@@ -196,6 +196,21 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     console.log(`deploy (${deployer.kind}): 300 connections over WSS, per replica ${JSON.stringify(report.connections.perReplica)}, rtt p99 ${report.latency.rtt.p99} ms`);
   });
 
+  it('a plain reload of the proxy (docker kill -s HUP) is announced by the follower beside nginx', async (t) => {
+    const { tls } = topologyFor(3);
+    const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
+    const clients = await Promise.all(Array.from({ length: 6 }, () => TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, { ca })));
+    t.after(() => clients.forEach((c) => c.close()));
+    assert.equal(spawnSync('docker', ['kill', '-s', 'HUP', 'ws-nginx']).status, 0);
+    // Every replica was told nginx's new workers: all six connections wait for their 1001.
+    await retrying(async () => {
+      const reports = await Promise.all(['ws-server-0', 'ws-server-1', 'ws-server-2'].map((n) => dockerReplica(n, 8080).request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
+      assert.equal(reports.reduce((a, r) => a + r.retired, 0), 6, JSON.stringify(reports));
+    }, 15_000);
+    const logs = spawnSync('docker', ['logs', 'ws-nginx'], { encoding: 'utf8' });
+    assert.match(`${logs.stdout}${logs.stderr}`, /follow-tasks: workers [\d ]+ announced to 3 replica\(s\)/);
+  });
+
   it('scales 3 → 5 (rebalancing) → 2 in code under load: the proxy stays, reloads cut nothing, observed past nginx\'s deadline', async (t) => {
     const { tls } = topologyFor(3);
     const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
