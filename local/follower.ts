@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Topology } from '../app/src/topology';
 import { renderFollowScript } from '../nginx/follow-tasks';
-import type { Owned, start } from './processes';
+import { stop, type Owned, type start } from './processes';
 
 /**
  * The follower beside a local nginx, as beside nginx in the proxy containers
@@ -17,4 +17,9 @@ export function startFollower(
   writeFileSync(script, renderFollowScript(topology, { configFile: options.configFile, pidFile: options.pidFile, controlKeyFile: options.controlKeyFile }));
   const [command, ...args] = (options.enter ?? ((argv) => argv))(['sh', script]);
   return options.own(`${options.name}-follower`, command, args, { cwd: options.dir, logFile: join(options.dir, 'logs', `${options.name}-follower.log`) });
+}
+
+/** Stops a follower with the `sleep` or `curl` it is running (its process group). */
+export function stopFollower(follower: Owned): Promise<void> {
+  return stop(follower, 'SIGTERM', 5_000, { group: true });
 }

@@ -7,7 +7,7 @@ import { proxyNames, type Topology } from '../app/src/topology';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { localProxy, type ProxyAccess } from '../control/access';
-import { startFollower } from './follower';
+import { startFollower, stopFollower } from './follower';
 import { inNamespace, type NetnsLab } from './netns';
 import { running, stop, waitForPort, type Owned, type start } from './processes';
 
@@ -130,7 +130,7 @@ export async function startHaPair(
     holder,
     async stop() {
       await Promise.all(proxies.map((p) => stop(p.keepalived, 'SIGTERM', 5_000)));
-      await Promise.all(proxies.map((p) => stop(p.follower, 'SIGTERM', 5_000)));
+      await Promise.all(proxies.map((p) => stopFollower(p.follower)));
       await Promise.all(proxies.map((p) => stop(p.nginx, 'SIGQUIT', 5_000)));
     },
   };

@@ -57,11 +57,23 @@ export function start(name: string, command: string, args: string[], options: Sp
   return { name, child, exited, output: () => text };
 }
 
-/** Sends a signal and waits for the exit; SIGKILL after the grace period. */
-export async function stop(p: Owned, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
+/**
+ * Sends a signal and waits for the exit; SIGKILL after the grace period. With `group`, to the
+ * process's whole group (each child leads its own): a shell loop's current `sleep` or `curl`
+ * goes with it instead of outliving it.
+ */
+export async function stop(p: Owned, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000, options: { group?: boolean } = {}): Promise<void> {
   if (!running(p)) return;
-  p.child.kill(signal);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
+  const send = (s: NodeJS.Signals) => {
+    if (!options.group || !p.child.pid) return void p.child.kill(s);
+    try {
+      process.kill(-p.child.pid, s);
+    } catch {
+      // the group is gone already
+    }
+  };
+  send(signal);
+  const timer = setTimeout(() => send('SIGKILL'), graceMs);
   await p.exited;
   clearTimeout(timer);
 }

@@ -10,7 +10,7 @@ import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../mon
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
 import { startBroker, type LocalBroker } from './broker';
-import { startFollower } from './follower';
+import { startFollower, stopFollower } from './follower';
 import { startHaPair, type LocalHaPair } from './ha';
 import type { NetnsLab } from './netns';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
@@ -243,7 +243,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       async stop({ keepLogs = false } = {}) {
         await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
         if (pair) await pair.stop();
-        else await Promise.all([...followers.map((f) => stop(f, 'SIGTERM', 5000)), stop(started, 'SIGQUIT', 5000)]);
+        else await Promise.all([...followers.map(stopFollower), stop(started, 'SIGQUIT', 5000)]);
         await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
         if (broker) await broker.stop();
         if (keepLogs) releaseOwner(runtimeDir);

@@ -6,7 +6,7 @@ import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, reloadShedDelayMs, type TopologyInput } from '../../app/src/topology';
 import { localProxy } from '../../control/access';
 import { nginxVersion, startLocalTopology, type LocalTopology } from '../../local/topology';
-import { stop } from '../../local/processes';
+import { stopFollower } from '../../local/follower';
 import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/control';
 import { eventually, sleep, TestClient } from '../helpers/server';
 
@@ -100,7 +100,7 @@ describe('an nginx reload under load', () => {
 
   it('with the follower stopped, the same plain reload has nginx cut them all with 1006 at its deadline: what the follower prevents', async (t) => {
     const { local, topology, run, abort, progress } = await underLoad(t, SHORT_DEADLINE);
-    await Promise.all(local.followers.map((f) => stop(f, 'SIGTERM', 5_000)));
+    await Promise.all(local.followers.map(stopFollower));
     const reloadedAt = await plainReload(local);
     await eventually(() => progress().unexpectedCloses === CONNECTIONS, topology.proxy.shutdownTimeoutMs + 3_000, 'every connection cut');
     const cutAfter = Date.now() - reloadedAt;
