@@ -138,18 +138,20 @@ export function ensureTopologyCertificates(
     files: topology.tls,
   });
   const { caCert, serverCert, serverKey, sessionTicketKey, controlKey } = topology.tls;
+  // The directory is the keys' fence on the host: no other user may enter it.
+  chmodSync(dir, 0o700);
   // Kept once made, so every proxy, replica and reload share them: the ticket key in nginx's
-  // 80-byte form (AES-256), the control key as text (it travels in a header).
-  const ticketKeyFile = ensureSecret(join(dir, sessionTicketKey), () => randomBytes(80), options.force);
-  const controlKeyFile = ensureSecret(join(dir, controlKey), () => `${randomBytes(32).toString('hex')}\n`, options.force);
+  // 80-byte form (AES-256), read by nginx's master (root); the control key as text (it travels
+  // in a header), bind-mounted into the replicas, whose unprivileged user must read it through
+  // the mount, where the host's directory does not fence it: so 0644 inside the 0700 directory.
+  const ticketKeyFile = ensureSecret(join(dir, sessionTicketKey), () => randomBytes(80), 0o600, options.force);
+  const controlKeyFile = ensureSecret(join(dir, controlKey), () => `${randomBytes(32).toString('hex')}\n`, 0o644, options.force);
   return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey), ticketKeyFile, controlKeyFile };
 }
 
-/** A secret file (mode 0600), made when missing or forced; returns its path. */
-function ensureSecret(file: string, make: () => Buffer | string, force = false): string {
-  if (!existsSync(file) || force) {
-    writeFileSync(file, make());
-    chmodSync(file, 0o600);
-  }
+/** A secret file, made when missing or forced, with its mode; returns its path. */
+function ensureSecret(file: string, make: () => Buffer | string, mode: number, force = false): string {
+  if (!existsSync(file) || force) writeFileSync(file, make());
+  chmodSync(file, mode);
   return file;
 }
