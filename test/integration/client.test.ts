@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -80,6 +80,26 @@ describe('load client against the real server', () => {
     assert.ok(stats.counters.reconnects / 20 < 15, `${stats.counters.reconnects / 20} attempts per user`);
     assert.ok(stats.counters.opened >= 40, 'everyone came back');
   });
+
+  it('handshakes still in flight when the run ends are unfinished, not errors', async (t) => {
+    // A target that accepts TCP and never answers the upgrade: every handshake is in flight at the end.
+    const sockets = new Set<Socket>();
+    const silent = createTcpServer((socket) => sockets.add(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      silent.close();
+      for (const socket of sockets) socket.destroy();
+    });
+    const { stats } = await runLoad({
+      url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}/ws`,
+      insecure: false,
+      workers: 1,
+      profile: profile({ stages: [{ connections: 5, rampRate: 100, holdMs: 500 }], connectTimeoutMs: 30_000, senderFraction: 0, topics: 0, publishRate: 0 }),
+    });
+    assert.equal(stats.counters.unfinished, 5);
+    assert.equal(stats.counters.failed, 0);
+    assert.deepEqual([...stats.errors], []);
+  });
 });
 
 async function startServerOn(port: number) {
@@ -115,7 +135,7 @@ describe('thresholds decide the exit code', () => {
     const r = await cli([s.url, '-c', '30', '--ramp-rate', '300', '-d', '2s', '--rate', '10', '--report', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
     assert.equal(r.code, 0, r.out + r.err);
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
-    for (const path of ['connections.opened', 'connections.failed', 'connections.peak', 'connections.perReplica', 'messages.sent', 'messages.received',
+    for (const path of ['connections.opened', 'connections.failed', 'connections.unfinished', 'connections.peak', 'connections.perReplica', 'messages.sent', 'messages.received',
       'latency.connect.p50', 'latency.connect.p99', 'latency.connect.max', 'latency.rtt.p50', 'latency.rtt.p90', 'latency.rtt.p99', 'latency.rtt.p999', 'latency.rtt.max',
       'latency.push.p50', 'latency.push.p99', 'latency.push.max', 'latency.handshakeQueue.p99', 'opening.askedPerSecond', 'opening.achievedPerSecond', 'verdict',
       'closes', 'errors', 'thresholds', 'durationSeconds']) {

@@ -9,7 +9,11 @@
  * - `closed_before_open`: the connection closed mid-handshake with no error (nginx drops a
  *   connection it has no worker_connections for this way: see its error log);
  * - `other`, with nothing more known.
+ * A handshake the client itself cut off because the run ended is `UNFINISHED`: counted apart
+ * (connections.unfinished), never as an error, since the target had no say in it.
  */
+export const UNFINISHED = 'unfinished';
+
 const LOCAL_ERRNOS = ['EADDRNOTAVAIL', 'EMFILE', 'ENFILE', 'EADDRINUSE', 'ENOMEM', 'ENOBUFS'];
 
 export function classifyHandshakeError(error: Error & { code?: string; library?: string }): string {

@@ -56,7 +56,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 <p>${esc(r.target)} · started ${esc(r.startedAt)} · ${r.durationSeconds.toFixed(1)} s${r.interrupted ? ' · interrupted' : ''} · generator: ${r.generator.trustworthy ? 'ok' : '<b>not trustworthy</b> — ' + esc(r.generator.reasons.join('; '))}</p>
 <h2>Over time</h2><div class="charts">${charts.join('\n')}</div>
 <h2>Connections</h2><table>
-<tr><th>opened</th><td>${r.connections.opened}</td></tr><tr><th>failed</th><td>${r.connections.failed}</td></tr>
+<tr><th>opened</th><td>${r.connections.opened}</td></tr><tr><th>failed</th><td>${r.connections.failed}</td></tr><tr><th>unfinished</th><td>${r.connections.unfinished}</td></tr>
 <tr><th>peak</th><td>${r.connections.peak}</td></tr><tr><th>reconnects</th><td>${r.connections.reconnects}</td></tr>
 <tr><th>opening rate asked</th><td>${r.opening.askedPerSecond}/s</td></tr><tr><th>opening rate achieved</th><td>${r.opening.achievedPerSecond ?? '—'}/s ${r.opening.held ? '(held)' : `<b>not held</b>: ${esc(r.opening.bottleneck ?? '')}`}</td></tr>
 <tr><th>handshakes in flight, at most</th><td>${r.opening.maxHandshakesInFlight}</td></tr></table>

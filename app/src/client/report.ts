@@ -60,7 +60,16 @@ export interface LoadReport {
   durationSeconds: number;
   interrupted: boolean;
   /** `tlsResumed`: connections whose TLS session was resumed (reconnects offer their last one). */
-  connections: { opened: number; failed: number; peak: number; reconnects: number; tlsResumed: number; perReplica: Record<string, number> };
+  connections: {
+    opened: number;
+    failed: number;
+    /** Handshakes still in flight when the run ended, cut off by the client: not errors. */
+    unfinished: number;
+    peak: number;
+    reconnects: number;
+    tlsResumed: number;
+    perReplica: Record<string, number>;
+  };
   /**
    * The first stage's ramp: the opening rate asked, the rate achieved (its connections over the
    * time until all were open; null if they never all were), whether it held (≥ 90% of asked), and
@@ -180,6 +189,7 @@ export function buildReport(args: {
     connections: {
       opened: s.counters.opened,
       failed: s.counters.failed,
+      unfinished: s.counters.unfinished,
       peak: Math.max(args.peak, 0),
       reconnects: s.counters.reconnects,
       tlsResumed: s.counters.tlsResumed,
@@ -279,7 +289,7 @@ export function formatSummary(r: LoadReport): string {
   const kv = (o: Record<string, number>) => (Object.keys(o).length ? Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ') : 'none');
   const lines = [
     `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
-    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
+    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  unfinished ${r.connections.unfinished}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
     `per replica  ${kv(r.connections.perReplica)}`,
     `opening      asked ${r.opening.askedPerSecond}/s  achieved ${r.opening.achievedPerSecond ?? '—'}/s  ${r.opening.held ? 'held' : `NOT HELD: ${r.opening.bottleneck}`}  (at most ${r.opening.maxHandshakesInFlight} handshakes in flight)`,
     `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,

@@ -24,7 +24,7 @@ export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorr
 export type HistogramName = (typeof HISTOGRAMS)[number];
 
 export const COUNTERS = [
-  'opened', 'failed', 'reconnects', 'tlsResumed', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost',
+  'opened', 'failed', 'unfinished', 'reconnects', 'tlsResumed', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost',
   // Delivery through a broker (notifications with offsets): see virtual-user.ts.
   'duplicated', 'reordered', 'crossReplica', 'recovered', 'unrecoverable', 'publishRetries',
 ] as const;

@@ -7,6 +7,7 @@ export const THRESHOLD_METRICS: Record<string, (r: MeasuredReport) => number> = 
   errors: (r) => sum(r.errors),
   'connections.failed': (r) => r.connections.failed,
   'connections.opened': (r) => r.connections.opened,
+  'connections.unfinished': (r) => r.connections.unfinished,
   'connections.peak': (r) => r.connections.peak,
   reconnects: (r) => r.connections.reconnects,
   'closes.unexpected': (r) => sum(r.closesUnexpected),

@@ -4,7 +4,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { CloseCode, nowMs, PUBLISH_RETRY_CODES, type ServerMessage } from '../shared/protocol';
 import type { LoadProfile } from '../shared/profile';
-import { classifyHandshakeError } from './connect-errors';
+import { classifyHandshakeError, UNFINISHED } from './connect-errors';
 import { connectTcp, TCP_CANCELLED, type PendingTcp, type Target } from './connector';
 import type { DeliveryLedger, Window } from './delivery';
 import type { HandshakeGate } from './handshake-gate';
@@ -153,6 +153,8 @@ export class VirtualUser {
       // Refused while an injected proxy fault moves the address: the fault's, counted with it.
       const fault = ctx.faultRefusing();
       if (fault) ctx.stats.faultError(fault);
+      // Cut off by the run's end, not refused: the target had no say, so it is not an error.
+      else if (kind === UNFINISHED) ctx.stats.counters.unfinished++;
       else {
         ctx.stats.counters.failed++;
         ctx.stats.error(kind);
@@ -161,7 +163,7 @@ export class VirtualUser {
     };
     const failWith = (error: Error) => {
       // Cut off by the run's end while connecting (ws: "closed before the connection was established").
-      const kind = this.active ? classifyHandshakeError(error) : 'unfinished';
+      const kind = this.active ? classifyHandshakeError(error) : UNFINISHED;
       // The first of a kind nobody has named yet is shown as it came, so it can be named.
       if (kind === 'other' && !ctx.stats.errors.has('other')) console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
       fail(kind);
@@ -236,7 +238,7 @@ export class VirtualUser {
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
         // the run ended is reported as such, not hidden.
-        fail(this.active ? 'closed_before_open' : 'unfinished');
+        fail(this.active ? 'closed_before_open' : UNFINISHED);
         return;
       }
       this.isOpen = false;
