@@ -46,22 +46,48 @@ export interface RebalanceResult {
   even: boolean;
 }
 
-async function countsOf(replicas: readonly ReplicaAccess[]): Promise<Record<string, number>> {
-  const reports = await Promise.all(replicas.map((r) => r.request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
-  return Object.fromEntries(reports.map((r, i) => [replicas[i].name, r.connections]));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function reportsOf(replicas: readonly ReplicaAccess[]): Promise<ConnectionsReport[]> {
+  return Promise.all(replicas.map((r) => r.request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
 }
 
 /**
- * Runs rounds until the spread is even or maxRounds ran. `settleMs` is how long shed clients
- * take to come back (their reconnect backoff) before the next count.
+ * The counts once no replica holds a connection waiting for its 1001 (a reload's retired
+ * workers', or a round's), then `settleMs` for the shed clients to come back. Counted earlier,
+ * a replica still holds connections that are about to leave it: a scale-up's reload retires
+ * every connection, so the first count would call the old replicas full and cap them while
+ * least_conn is already spreading their clients, and nginx counts each capped 503 towards
+ * max_fails (docs/architecture.md, "Rebalancing").
  */
-export async function rebalance(
-  replicas: readonly ReplicaAccess[],
-  config: RebalanceConfig,
-  options: { settleMs?: number; log?: (line: string) => void } = {},
-): Promise<RebalanceResult> {
+async function settledCounts(replicas: readonly ReplicaAccess[], settleMs: number, quietWithinMs: number, log?: (line: string) => void): Promise<Record<string, number>> {
+  const deadline = Date.now() + quietWithinMs;
+  let said = false;
+  for (;;) {
+    const moving = (await reportsOf(replicas)).reduce((a, r) => a + r.shedding, 0);
+    if (moving === 0 || Date.now() >= deadline) break;
+    if (!said) log?.(`rebalance: waiting for the ${moving} connection(s) a reload or round is moving (at most ${Math.round(quietWithinMs / 1000)} s)`);
+    said = true;
+    await sleep(250);
+  }
+  await sleep(settleMs);
+  const reports = await reportsOf(replicas);
+  return Object.fromEntries(reports.map((r, i) => [replicas[i].name, r.connections]));
+}
+
+export interface RebalanceOptions {
+  /** How long shed clients take to come back (their reconnect backoff) before a count. @default 3000 */
+  settleMs?: number;
+  /** The longest to wait for the replicas' pending 1001s (a reload's wave) before a count. @default 60000 */
+  quietWithinMs?: number;
+  log?: (line: string) => void;
+}
+
+/** Runs rounds until the spread is even or maxRounds ran. */
+export async function rebalance(replicas: readonly ReplicaAccess[], config: RebalanceConfig, options: RebalanceOptions = {}): Promise<RebalanceResult> {
   const settleMs = options.settleMs ?? 3_000;
-  const before = await countsOf(replicas);
+  const quietWithinMs = options.quietWithinMs ?? 60_000;
+  const before = await settledCounts(replicas, settleMs, quietWithinMs, options.log);
   const rounds: RebalanceResult['rounds'] = [];
   let counts = before;
   while (!isEven(counts, config.tolerance) && rounds.length < config.maxRounds) {
@@ -71,8 +97,8 @@ export async function rebalance(
         .filter((r) => plan.shed[r.name])
         .map((r) => r.request<ShedReply>('POST', CONTROL_PATHS.shed, { count: plan.shed[r.name], windowMs: config.windowMs, holdAtMost: plan.holdAtMost, capForMs: config.windowMs + settleMs })),
     );
-    await new Promise((r) => setTimeout(r, config.windowMs + settleMs));
-    counts = await countsOf(replicas);
+    await sleep(config.windowMs);
+    counts = await settledCounts(replicas, settleMs, quietWithinMs, options.log);
     rounds.push({ shed: plan.shed, counts });
     options.log?.(`rebalance round ${rounds.length}: shed ${JSON.stringify(plan.shed)} → ${JSON.stringify(counts)}`);
   }

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createReplica } from '../../app/src/server/replica';
-import { serverSchema } from '../../app/src/topology';
+import { rebalanceSchema, serverSchema } from '../../app/src/topology';
 import { httpReplica } from '../../control/access';
+import { rebalance } from '../../control/rebalance';
 import { CONTROL_PATHS, PROXY_WORKER_HEADER, type AnnouncementReply, type ConnectionsReport } from '../../app/src/shared/control';
 import { eventually, metricValue, sleep, startServer, TEST_CONTROL_KEY, TestClient, type RunningServer } from '../helpers/server';
 
@@ -159,6 +160,21 @@ describe('a rebalance round', () => {
     const after = await TestClient.open(server.url);
     after.close();
     for (const c of clients) c.close();
+  });
+
+  it('counts once a reload\'s wave is over: connections it is moving are not a surplus to cap', async (t) => {
+    const [a, b] = await Promise.all([startServer({}, 'wave-a'), startServer({}, 'wave-b')]);
+    t.after(() => Promise.all([a.stop(), b.stop()]));
+    const retired = await Promise.all(Array.from({ length: 4 }, () => via(a, 'px', 1)));
+    t.after(() => retired.forEach((c) => c.close()));
+    await announce(a, { proxy: 'px', workers: [2], shedAfterMs: 800, windowMs: 200 });
+    const replicas = [httpReplica('a', a.httpUrl, TEST_CONTROL_KEY), httpReplica('b', b.httpUrl, TEST_CONTROL_KEY)];
+    const r = await rebalance(replicas, rebalanceSchema.parse({ enabled: true, windowMs: 200 }), { settleMs: 100, quietWithinMs: 10_000 });
+    // Counted at once, a held 4 against b's 0: a round would have shed two and capped a at 2.
+    assert.deepEqual(r.before, { a: 0, b: 0 });
+    assert.equal(r.rounds.length, 0);
+    assert.equal(await metricValue(a.metrics.shedCloses, { reason: 'rebalance' }), 0);
+    assert.equal(await metricValue(a.metrics.shedCloses, { reason: 'reload' }), 4);
   });
 
   it('may take connections a reload wave is still holding, sooner than the wave would', async (t) => {

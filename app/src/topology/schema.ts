@@ -131,9 +131,10 @@ export const reloadSchema = z
   .strict();
 
 /**
- * An optional rebalance after the fleet grows: least_conn only steers new connections, so the
- * new replicas stay nearly empty. Each round sheds (1001) part of the busiest replicas'
- * surplus over the window; the clients reconnect through nginx to the emptier ones.
+ * An optional rebalance after the fleet grows: least_conn only steers new connections. Once the
+ * reload's wave has moved the retired workers' connections (the deploy waits for it), each round
+ * sheds (1001) part of the busiest replicas' surplus over the window; the clients reconnect
+ * through nginx to the emptier ones.
  */
 export const rebalanceSchema = z
   .object({
