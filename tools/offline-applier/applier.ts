@@ -292,16 +292,31 @@ export class OfflineApplier {
     return this.destroyInOrder(state, Object.keys(state));
   }
 
-  /** Destroys these resources, dependents first, saving the state after each. */
+  /**
+   * Destroys these resources, each once its dependents are gone, the rest at the same time (as
+   * Terraform does, up to its parallelism): removed replicas drain together, not one after another.
+   * The state is saved after each.
+   */
   private async destroyInOrder(state: State, addresses: string[]): Promise<string[]> {
+    topoSort(addresses, (a) => state[a].dependsOn.filter((d) => addresses.includes(d))); // refuses a cycle
     const destroyed: string[] = [];
-    for (const address of topoSort(addresses, (a) => state[a].dependsOn.filter((d) => addresses.includes(d))).reverse()) {
-      this.log(`destroy ${address}`);
-      await this.destroyOne(address, state[address]);
-      delete state[address];
-      this.writeState(state);
-      destroyed.push(address);
-    }
+    const going = new Map<string, Promise<void>>();
+    const destroyAfterDependents = (address: string): Promise<void> => {
+      let done = going.get(address);
+      if (!done) {
+        const dependents = addresses.filter((other) => state[other]?.dependsOn.includes(address));
+        done = Promise.all(dependents.map(destroyAfterDependents)).then(async () => {
+          this.log(`destroy ${address}`);
+          await this.destroyOne(address, state[address]);
+          delete state[address];
+          this.writeState(state);
+          destroyed.push(address);
+        });
+        going.set(address, done);
+      }
+      return done;
+    };
+    await Promise.all(addresses.map(destroyAfterDependents));
     return destroyed;
   }
 
