@@ -9,6 +9,9 @@ import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
 export const SERVER_SERVICE = 'ws-server';
 
+/** The app image's user (`USER node`: uid and gid 1000 in node:20 and in the offline stand-in); it reads the control key. */
+export const SERVER_USER_ID = '1000';
+
 export interface ServerServiceProps extends SwarmServiceProps {
   /** The app image, by name: every node must have it (a registry, or loaded into each). */
   readonly image: string;
@@ -48,7 +51,7 @@ export class ServerService extends Construct {
           image: props.image,
           command: SERVER_COMMAND,
           env,
-          secrets: [props.controlKey.asSecret(CONTROL_KEY_PATH)],
+          secrets: [props.controlKey.asSecret(CONTROL_KEY_PATH, SERVER_USER_ID)],
           stopSignal: 'SIGTERM',
           stopGracePeriod: seconds(grace),
           healthcheck,

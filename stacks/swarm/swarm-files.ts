@@ -36,8 +36,11 @@ export class SwarmFile extends Construct {
     return { configId: this.id, configName: this.name, fileName: path, fileMode: mode };
   }
 
-  /** A container_spec `secrets` entry: the file at `path`, readable by root only. */
-  asSecret(path: string, mode = 0o400) {
-    return { secretId: this.id, secretName: this.name, fileName: path, fileMode: mode };
+  /**
+   * A container_spec `secrets` entry: the file at `path`, readable by its owner only: root, or
+   * `owner` (uid) for a process that does not run as root.
+   */
+  asSecret(path: string, owner?: string) {
+    return { secretId: this.id, secretName: this.name, fileName: path, fileMode: 0o400, ...(owner ? { fileUid: owner, fileGid: owner } : {}) };
   }
 }

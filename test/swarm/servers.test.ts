@@ -19,7 +19,7 @@ import { readyEngine } from '../docker/deployer';
 /**
  * The swarm target's servers (stacks/swarm/server-service.ts) on the 3-node swarm made here,
  * applied by the offline applier against the manager: replicas from the topology, changed in
- * code (3 → 6 → 2), each apply converging in place; destroy leaves no service or network.
+ * code (3 → 6 → 2), each apply converging in place; destroy leaves no service, secret or network.
  */
 const IMAGE = 'ws-notifications/app:swarm-test';
 
@@ -79,10 +79,11 @@ describe('the servers as a swarm service on a real 3-node swarm', { concurrency:
     }
   });
 
-  it('destroy removes the service and its overlay network', async () => {
+  it('destroy removes the service, the control key\'s secret and the overlay network', async () => {
     const destroyed = await applier.destroy();
-    assert.equal(destroyed.length, 2, destroyed.join(', '));
+    assert.deepEqual(destroyed.map((a) => a.split('.')[0]).sort(), ['docker_network', 'docker_secret', 'docker_service'], destroyed.join(', '));
     assert.deepEqual((await manager.listServices()).map((s: any) => s.Spec.Name), []);
+    assert.deepEqual((await manager.listSecrets()).map((s: any) => s.Spec.Name), []);
     const networks = (await manager.listNetworks()).map((n: any) => n.Name);
     assert.ok(!networks.includes('ws-swarm-net'), networks.join(', '));
   });

@@ -96,6 +96,9 @@ describe('the synthesized swarm stack', () => {
     const servers = s.service('ws-server').task_spec.container_spec;
     assert.deepEqual(servers.secrets.map((x: any) => [x.file_name, x.secret_name]), [['/run/secrets/control.key', spec.secrets[1].secret_name]]);
     assert.equal(servers.env.WS_CONTROL_KEY_FILE, '/run/secrets/control.key');
+    // Readable by the servers' user only (they do not run as root); the proxies' copy stays root's.
+    assert.deepEqual([servers.secrets[0].file_uid, servers.secrets[0].file_mode], ['1000', 0o400]);
+    assert.equal(spec.secrets[1].file_uid, undefined);
     // The key's bytes are in the secret only: never in a config.
     const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString());
     assert.ok(!configs.some((c) => c.includes('PRIVATE KEY')));

@@ -55,7 +55,7 @@ const SHAPES: Record<string, Shape> = {
         ...values('image', 'command', 'args', 'env', 'hostname', 'user', 'sysctl', 'stop_signal', 'stop_grace_period', 'cap_add'),
         healthcheck: HEALTHCHECK,
         configs: values('config_id', 'config_name', 'file_name', 'file_mode'),
-        secrets: values('secret_id', 'secret_name', 'file_name', 'file_mode'),
+        secrets: values('secret_id', 'secret_name', 'file_name', 'file_mode', 'file_uid', 'file_gid'),
         mounts: values('type', 'source', 'target', 'read_only'),
       },
       networks_advanced: values('name', 'aliases'),
@@ -573,8 +573,8 @@ function serviceSpec(c: Json): Json {
     r && { Parallelism: r.parallelism, Delay: nsOrUndefined(r.delay), FailureAction: r.failure_action, Monitor: nsOrUndefined(r.monitor), MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio), Order: r.order };
   const placement = first(task.placement);
   const endpoint = first(c.endpoint_spec);
-  // Files from configs and secrets: owned by root, mode as given (the provider's defaults otherwise).
-  const file = (f: Json) => ({ Name: f.file_name, UID: '0', GID: '0', Mode: f.file_mode ?? 0o444 });
+  // Files from configs and secrets: owner and mode as given (the provider's defaults otherwise: root, 0444).
+  const file = (f: Json) => ({ Name: f.file_name, UID: f.file_uid ?? '0', GID: f.file_gid ?? '0', Mode: f.file_mode ?? 0o444 });
   return {
     Name: c.name,
     Labels: labelsOf(c.labels),
