@@ -319,13 +319,13 @@ export class JetStreamBroker {
    * and the topic has fewer than historyPerTopic publications since (the per-topic limit drops
    * the oldest only when a topic holds that many).
    */
-  async history(topic: string, afterOffset: number): Promise<{ deliveries: BrokerDelivery[]; complete: boolean }> {
+  async history(topic: string, afterOffset: number): Promise<{ deliveries: BrokerDelivery[]; complete: boolean; pastEnd?: boolean }> {
     // Within what this replica delivered lately: from memory, all of it (live ones follow).
     const recent = this.recent.after(topic, afterOffset);
     if (recent) return { deliveries: recent, complete: true };
     const { first, last: upTo } = await this.bounds();
     // A position the stream never reached is no position: nothing can be vouched for.
-    if (afterOffset > upTo) return { deliveries: [], complete: false };
+    if (afterOffset > upTo) return { deliveries: [], complete: false, pastEnd: true };
     const deliveries: BrokerDelivery[] = [];
     if (upTo > afterOffset) {
       const consumer = await this.js.consumers.get(this.config.stream, {

@@ -378,11 +378,13 @@ export class NotificationServer {
     const broker = this.broker!;
     let replay: Notification[] = [];
     let recovered = false;
+    let pastEnd = false;
     try {
       if (since.epoch === broker.epoch) {
         const history = await broker.history(topic, since.offset);
         replay = history.deliveries.map(notificationOf);
         recovered = history.complete;
+        pastEnd = history.pastEnd === true;
       }
     } catch (error) {
       this.log.warn({ err: error, topic }, 'recovery failed: the broker did not answer');
@@ -392,13 +394,14 @@ export class NotificationServer {
     if (!peer.topics.has(topic)) return; // unsubscribed or closed meanwhile
     this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'unrecoverable' });
     this.metrics.recoveryReplayed.inc(replay.length);
-    // Gap-free after the client's offset when recovered; otherwise only after the replica's
-    // position, and nothing below the client's offset is held back unless the replay vouched
-    // for it (an offset the stream never reached would hold back everything to come).
+    // Gap-free after the client's offset when recovered; otherwise from the replica's position.
+    // Nothing at or below the client's offset goes out again (it has those; a lagging replica
+    // would send them twice), unless the stream never reached that offset: then it would hold
+    // back everything to come, and the replica's position is the floor.
     const epoch = broker.epoch;
     const offset = recovered ? since.offset : broker.position;
     this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length, offset, epoch });
-    const floor = since.epoch !== epoch ? 0 : recovered ? since.offset : Math.min(since.offset, broker.position);
+    const floor = since.epoch !== epoch ? 0 : pastEnd ? broker.position : since.offset;
     const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);
     this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
