@@ -73,7 +73,7 @@ describe('offline applier strictness', () => {
       mutate(d);
       assert.throws(() => applier.validate(d), (e: unknown) => e instanceof UnsupportedError && message.test(e.message));
     };
-    refusesSwarm((x) => (service(x, 'ws-nginx').task_spec.container_spec.secrets[0].file_uid = '101'), /task_spec\.container_spec\.secrets\.file_uid is not supported/);
+    refusesSwarm((x) => (service(x, 'ws-nginx').task_spec.container_spec.configs[0].file_uid = '101'), /task_spec\.container_spec\.configs\.file_uid is not supported/);
     refusesSwarm((x) => (service(x, 'ws-server').mode.replicated_job = {}), /mode\.replicated_job is not supported/);
     refusesSwarm((x) => (service(x, 'ws-nats').task_spec.placement.prefs = ['spread=node.id']), /placement\.prefs is not supported/);
     refusesSwarm((x) => (service(x, 'ws-nginx').endpoint_spec.ports[0].name = 'https'), /endpoint_spec\.ports\.name is not supported/);
