@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
@@ -21,6 +20,7 @@ import { chooseDeployer, readyEngine, type Deployer } from './deployer';
 import { dockerProxy } from '../../control/access';
 import { nginxWorkers } from '../../control/reload';
 import { PROXY_PATHS } from '../../stacks/nginx-proxy';
+import { scratchDir } from '../helpers/scratch';
 
 const exec = (container: string, cmd: string) => spawnSync('docker', ['exec', container, 'sh', '-c', cmd], { encoding: 'utf8' }).stdout;
 
@@ -34,7 +34,7 @@ const docker = new Docker();
 const VIP = '198.18.1.200';
 const PROMETHEUS = 'http://127.0.0.1:19090';
 const offlineImages = process.env.BASE_IMAGES !== 'public';
-const outdir = mkdtempSync(join(tmpdir(), 'ws-docker-ha-'));
+const outdir = scratchDir('ws-docker-ha-');
 const logLines: string[] = [];
 
 const topologyWith = (replicas: number) => defineTopology(

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
@@ -19,6 +18,7 @@ import { dockerProxy, dockerReplica } from '../../control/access';
 import { nginxWorkers } from '../../control/reload';
 import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/control';
 import { PROXY_PATHS } from '../../stacks/nginx-proxy';
+import { scratchDir } from '../helpers/scratch';
 
 /**
  * The synthesized stack on a real Docker engine: deploy, scale in code under load, destroy, and
@@ -29,7 +29,7 @@ const HTTPS = 18443;
 const PROMETHEUS = 'http://127.0.0.1:19090';
 const REPORT = join(ROOT, 'reports', 'load-report.json');
 const offlineImages = process.env.BASE_IMAGES !== 'public';
-const outdir = mkdtempSync(join(tmpdir(), 'ws-docker-test-'));
+const outdir = scratchDir('ws-docker-test-');
 const logLines: string[] = [];
 const log = (line: string) => logLines.push(line);
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology } from '../../app/src/topology';
 import { nginxVersion, startLocalTopology } from '../../local/topology';
 import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
 import { TestClient } from '../helpers/server';
+import { scratchDir } from '../helpers/scratch';
 
 /** One HTTPS request with the local CA: status, content type and body. */
 function https(url: string, ca: Buffer, init: { method: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; type: string; body: string }> {
@@ -52,7 +52,7 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
   });
 
   it('routes the publish API through nginx\'s TLS port only when the topology says so', async (t) => {
-    const keyFile = join(mkdtempSync(join(tmpdir(), 'ws-api-key-')), 'key');
+    const keyFile = join(scratchDir('ws-api-key-'), 'key');
     const key = 'k'.repeat(32);
     writeFileSync(keyFile, key);
     const routed = await startLocalTopology(defineTopology({ replicas: 2, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX, publishApi: true } }));

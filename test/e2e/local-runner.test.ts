@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { belongsToRun } from '../../local/leftovers';
 import { eventually } from '../helpers/server';
 import { runLocal } from '../helpers/local-run';
+import { scratchDir } from '../helpers/scratch';
 
 /** `npm run local`: the entry point itself by default (signals reach the runner). */
 const local = (args: string[], via: 'node' | 'npm' = 'node') => runLocal(args, via);
@@ -28,7 +29,7 @@ function marked(runDir: string): number[] {
 
 describe('npm run local', () => {
   it('injects faults for real: a reload cuts nothing, a killed replica\'s closes are the fault\'s, and the default thresholds pass', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ws-runner-test-'));
+    const dir = scratchDir('ws-runner-test-');
     const report = join(dir, 'r.json');
     const run = local(['--replicas', '3', '--connections', '150', '--duration', '14s', '--fault', 'reload-proxy@3s', '--fault', 'kill-replica:1@7s', '--report', report, '--html', join(dir, 'r.html')]);
     const code = await run.exited;
@@ -47,7 +48,7 @@ describe('npm run local', () => {
   });
 
   it('with the broker: a killed replica\'s clients recover what they missed; publications refused during a broker restart are the fault\'s, and retried; a reload on top loses nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ws-runner-broker-'));
+    const dir = scratchDir('ws-runner-broker-');
     const report = join(dir, 'r.json');
     const run = local(['--broker', '--replicas', '2', '--connections', '100', '--duration', '14s', '--topics', '5', '--publish-rate', '20', '--fault', 'kill-replica:1@4s', '--fault', 'restart-broker@8s', '--fault', 'reload-proxy@10s', '--report', report, '--html', join(dir, 'r.html')]);
     assert.equal(await run.exited, 0, run.output());
@@ -72,7 +73,7 @@ describe('npm run local', () => {
   it('a run forced past the load client is INCONCLUSIVE (exit 4, an amber badge), not a green PASS; --accept-untrustworthy judges by the thresholds', async () => {
     // 3,000 TLS handshakes asked at 2,000/s on this 2-core machine, everything else sharing it:
     // the client's event loop and CPU saturate (checked on the reference machine; docs/benchmarks/default-run.md).
-    const dir = mkdtempSync(join(tmpdir(), 'ws-runner-inconclusive-'));
+    const dir = scratchDir('ws-runner-inconclusive-');
     const run = local(['--connections', '3000', '--ramp-rate', '2000', '--duration', '8s', '--no-broker', '--report', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
     assert.equal(await run.exited, 4, run.output());
     const r = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));

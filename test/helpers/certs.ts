@@ -1,8 +1,7 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCertificates, type KeyAlgorithm } from '../../certs/generate';
 import { tlsSchema } from '../../app/src/topology';
+import { scratchDir } from './scratch';
 
 export interface TestCerts {
   dir: string;
@@ -13,7 +12,7 @@ export interface TestCerts {
 
 /** A fresh CA and server certificate (localhost, 127.0.0.1, ws-nginx) in a temp directory. */
 export function makeTestCerts(algorithm: KeyAlgorithm = 'ecdsa'): TestCerts {
-  const dir = mkdtempSync(join(tmpdir(), 'ws-test-certs-'));
+  const dir = scratchDir('ws-test-certs-');
   // The topology's own file names, as the stack and the local runner use them.
   const { caCert, serverCert, serverKey } = tlsSchema.parse({});
   const files = { caCert, serverCert, serverKey };

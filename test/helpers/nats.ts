@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { natsServerArgs, startBroker } from '../../local/broker';
 import { freePort, start, stop, waitForPort, type Owned } from '../../local/processes';
@@ -7,6 +6,7 @@ import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
 import { createReplica } from '../../app/src/server/replica';
 import { brokerSchema, serverSchema, type BrokerConfig } from '../../app/src/topology';
+import { scratchDir } from './scratch';
 
 export interface RunningNats {
   url: string;
@@ -21,7 +21,7 @@ export interface RunningNats {
 
 /** A real nats-server with JetStream, started as the local runner starts it, in a temporary folder. */
 export async function startNats(): Promise<RunningNats> {
-  const dir = mkdtempSync(join(tmpdir(), 'ws-nats-test-'));
+  const dir = scratchDir('ws-nats-test-');
   const broker = await startBroker(dir);
   return {
     url: broker.url,
@@ -60,7 +60,7 @@ export interface NatsCluster {
  * JetStream needs a majority of them for its leader, so the caller decides when it has one.
  */
 export async function natsCluster(size: number): Promise<NatsCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'ws-nats-cluster-'));
+  const dir = scratchDir('ws-nats-cluster-');
   const ports = await Promise.all(Array.from({ length: size * 2 }, () => freePort()));
   const client = ports.slice(0, size);
   const route = ports.slice(size);

@@ -1,7 +1,9 @@
 import { Testing } from 'cdktf';
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
+import { scratchDir } from './scratch';
 
 export const ROOT = resolve(__dirname, '../..');
 
@@ -15,10 +17,15 @@ export interface Synthesized {
 /** Synthesizes the stack for a topology with the cdktf Testing API (no provider, no Docker). */
 export function synth(input: Partial<TopologyInput> = {}, env: Record<string, string> = {}): Synthesized {
   const topology = defineTopology(input, env);
-  const app = Testing.app();
-  const stack = new WsNotificationsStack(app, topology.name, { topology, root: ROOT, loadUser: '1000:1000' });
-  const text = Testing.synth(stack);
-  return { stack, text, json: JSON.parse(text) };
+  // Testing.app() would leave a cdktf.outdir.* in the temp directory for every synth.
+  const outdir = scratchDir('ws-synth-');
+  try {
+    const stack = new WsNotificationsStack(Testing.app({ outdir }), topology.name, { topology, root: ROOT, loadUser: '1000:1000' });
+    const text = Testing.synth(stack);
+    return { stack, text, json: JSON.parse(text) };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 /** Resources of one type, keyed by their `name` attribute where they have one. */

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { chmodSync, rmSync, statSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ensureTopologyCertificates } from '../../certs/generate';
 import { defineTopology } from '../../app/src/topology';
+import { scratchDir } from '../helpers/scratch';
 
 const mode = (file: string) => statSync(file).mode & 0o777;
 
 describe('the generated keys (real openssl)', () => {
   it('are fenced by a 0700 directory; the control key is 0644 inside it, for the replicas\' unprivileged user behind a bind mount', (t) => {
-    const root = mkdtempSync(join(tmpdir(), 'ws-certs-'));
+    const root = scratchDir('ws-certs-');
     t.after(() => rmSync(root, { recursive: true, force: true }));
     const topology = defineTopology({ replicas: 1 });
     const made = ensureTopologyCertificates(topology, root);

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runLoad } from '../../app/src/client/coordinator';
@@ -13,6 +12,7 @@ import { makeTestCerts } from '../helpers/certs';
 import { eventually, metricValue, sleep, startServer } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { freePort } from '../../local/processes';
+import { scratchDir } from '../helpers/scratch';
 
 const profile = (p: LoadProfileInput) => loadProfileSchema.parse(p);
 
@@ -131,7 +131,7 @@ describe('thresholds decide the exit code', () => {
   it('writes the JSON report with the documented fields and a self-contained HTML report', async (t) => {
     const s = await startServer({}, 'rep-0');
     t.after(() => s.stop());
-    const dir = mkdtempSync(join(tmpdir(), 'ws-report-'));
+    const dir = scratchDir('ws-report-');
     const r = await cli([s.url, '-c', '30', '--ramp-rate', '300', '-d', '2s', '--rate', '10', '--report', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
     assert.equal(r.code, 0, r.out + r.err);
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
@@ -175,7 +175,7 @@ describe('thresholds decide the exit code', () => {
   });
 
   it('refuses a profile with an error, naming the field', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ws-profile-'));
+    const dir = scratchDir('ws-profile-');
     writeFileSync(join(dir, 'p.json'), JSON.stringify({ stages: [{ connections: 10, rampRate: -5, holdMs: 0 }], senderFraction: 2 }));
     const r = await cli(['ws://127.0.0.1:1/x', '--profile', join(dir, 'p.json')]);
     assert.equal(r.code, 2);

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Testing } from 'cdktf';
@@ -9,6 +7,7 @@ import { defineTopology } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { checkProvider, PreflightError } from '../../scripts/preflight';
 import { ROOT } from '../helpers/synth';
+import { scratchDir } from '../helpers/scratch';
 
 describe('npm run deploy fails fast and says what to do', () => {
   it('names an unreachable Docker engine and the way around it', () => {
@@ -39,7 +38,7 @@ describe('npm run deploy fails fast and says what to do', () => {
 
 describe('the real terraform reads the synthesized configuration', () => {
   it('finds no configuration error; the provider is installed or its absence is explained', () => {
-    const outdir = mkdtempSync(join(tmpdir(), 'ws-tf-'));
+    const outdir = scratchDir('ws-tf-');
     const app = Testing.app({ outdir });
     const topology = defineTopology({ replicas: 3 });
     new WsNotificationsStack(app, topology.name, { topology, root: ROOT });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { renderWorkerFunctions } from '../../nginx/follow-tasks';
 import { freePort, start, stop } from '../../local/processes';
 import { eventually } from '../helpers/server';
+import { scratchDir } from '../helpers/scratch';
 
 const sh = (script: string) => spawnSync('sh', ['-c', script], { encoding: 'utf8' });
 
@@ -24,7 +24,7 @@ describe('the follower finds a reload\'s new workers (nginx/follow-tasks.ts)', (
   });
 
   it('against a real nginx reload: the new workers, and none of the old', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'ws-follow-'));
+    const dir = scratchDir('ws-follow-');
     const pidFile = join(dir, 'nginx.pid');
     const port = await freePort();
     writeFileSync(join(dir, 'nginx.conf'), `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`);

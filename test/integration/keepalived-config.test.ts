@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology, haPriorities, type TopologyInput } from '../../app/src/topology';
 import { renderKeepalivedConf, VRRP_INSTANCE } from '../../keepalived/render';
+import { scratchDir } from '../helpers/scratch';
 
 const keepalived = spawnSync('keepalived', ['--version']);
 assert.ok(!keepalived.error, 'keepalived must be installed for these tests (apt-get install keepalived)');
@@ -17,10 +17,15 @@ const HA: Partial<TopologyInput> = { network: { subnet: '198.18.0.0/24', ipRange
 
 /** keepalived's own parser, on a rendered file: exit 0, or its complaints. */
 function configTest(text: string): { status: number | null; output: string } {
-  const file = join(mkdtempSync(join(tmpdir(), 'keepalived-')), 'keepalived.conf');
-  writeFileSync(file, text);
-  const r = spawnSync('keepalived', ['--config-test', '-f', file], { encoding: 'utf8' });
-  return { status: r.status, output: r.stdout + r.stderr };
+  const dir = scratchDir('keepalived-');
+  try {
+    const file = join(dir, 'keepalived.conf');
+    writeFileSync(file, text);
+    const r = spawnSync('keepalived', ['--config-test', '-f', file], { encoding: 'utf8' });
+    return { status: r.status, output: r.stdout + r.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('keepalived.conf rendered from the topology (real keepalived --config-test)', () => {

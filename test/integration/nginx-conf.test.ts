@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { makeTestCerts } from '../helpers/certs';
+import { scratchDir } from '../helpers/scratch';
 
 const certs = makeTestCerts();
 
 /** Renders the topology for loopback and runs the real `nginx -t` on it. */
 function nginxTest(input: Partial<TopologyInput>, replicas = 3) {
   const topology = defineTopology(input);
-  const dir = mkdtempSync(join(tmpdir(), 'ws-nginx-t-'));
+  const dir = scratchDir('ws-nginx-t-');
   const conf = renderNginxConf(topology, {
     upstreams: Array.from({ length: replicas }, (_, i) => `127.0.0.1:${9100 + i}`),
     certFile: certs.serverCert,

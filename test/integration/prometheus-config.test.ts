@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
 import { alertRules } from '../../monitoring/alert-rules';
 import { renderPrometheusFiles } from '../../monitoring/prometheus';
+import { scratchDir } from '../helpers/scratch';
 
 /** Runs the real promtool (Debian's prometheus package). */
 function promtool(args: string[], cwd: string) {
@@ -18,7 +18,7 @@ function promtool(args: string[], cwd: string) {
 
 function writeConfig(input: Partial<TopologyInput>) {
   const topology = defineTopology(input);
-  const dir = mkdtempSync(join(tmpdir(), 'ws-prom-'));
+  const dir = scratchDir('ws-prom-');
   const files = renderPrometheusFiles(topology, {
     servers: Array.from({ length: topology.replicas }, (_, i) => ({ replica: `ws-server-${i}`, target: `127.0.0.1:${9200 + i}` })),
     nginxExporter: '127.0.0.1:9113',

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createReplica } from '../../app/src/server/replica';
@@ -10,6 +9,7 @@ import { serverSchema, toServerEnv } from '../../app/src/topology';
 import { brokerReplica, startNats } from '../helpers/nats';
 import { eventually, metricValue, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
+import { scratchDir } from '../helpers/scratch';
 
 const KEY = 'test-key-0123456789abcdef';
 
@@ -96,7 +96,7 @@ describe('the publish API for backends (POST /api/publish)', () => {
     const { port } = await server.listen(0, '127.0.0.1');
     t.after(() => server.stop());
     assert.equal((await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', body: '{}' })).status, 404);
-    const short = join(mkdtempSync(join(tmpdir(), 'ws-key-')), 'key');
+    const short = join(scratchDir('ws-key-'), 'key');
     writeFileSync(short, 'short\n');
     for (const file of ['/nonexistent/key', short]) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'app/src/server/main.ts'], {

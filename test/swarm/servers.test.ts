@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
@@ -15,6 +13,7 @@ import { OfflineApplier } from '../../tools/offline-applier/applier';
 import { createSwarmLab, type SwarmLab } from '../../local/swarm-lab';
 import { ROOT } from '../helpers/synth';
 import { readyEngine } from '../docker/deployer';
+import { scratchDir } from '../helpers/scratch';
 
 /**
  * The swarm target's servers (stacks/swarm/server-service.ts) on the 3-node swarm made here,
@@ -45,7 +44,7 @@ describe('the servers as a swarm service on a real 3-node swarm', { concurrency:
     assert.equal(app.status, 0, `app image: ${app.stderr}`);
     swarm = await createSwarmLab({ count: 3, images: [IMAGE] });
     manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
-    applier = new OfflineApplier(join(mkdtempSync(join(tmpdir(), 'ws-swarm-state-')), 'state.json'), manager);
+    applier = new OfflineApplier(join(scratchDir('ws-swarm-state-'), 'state.json'), manager);
   });
 
   after(async () => {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
@@ -22,6 +21,7 @@ import { proxyFaultAt } from '../helpers/proxy-fault';
 import { retrying, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { readyEngine } from '../docker/deployer';
+import { scratchDir } from '../helpers/scratch';
 
 /**
  * The swarm target (stacks/swarm/) on a 3-node swarm made here, applied by the offline applier
@@ -32,7 +32,7 @@ import { readyEngine } from '../docker/deployer';
  */
 const APP = 'ws-notifications/app:swarm-test';
 const PROXY = 'ws-notifications/nginx:swarm-test';
-const work = mkdtempSync(join(tmpdir(), 'ws-swarm-stack-'));
+const work = scratchDir('ws-swarm-stack-');
 const host = new Docker();
 const VIP = LAB_NETWORK.virtualAddress;
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { OfflineApplier } from '../../tools/offline-applier/applier';
@@ -15,10 +14,11 @@ import { Testing } from 'cdktf';
 import { defineTopology } from '../../app/src/topology';
 import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
+import { scratchDir } from '../helpers/scratch';
 
 /** The whole swarm target's stack, synthesized (its certificates made in a temp root). */
 function serviceDoc(): string {
-  const root = mkdtempSync(join(tmpdir(), 'ws-applier-swarm-'));
+  const root = scratchDir('ws-applier-swarm-');
   const topology = defineTopology({ replicas: 3, target: 'swarm' });
   ensureTopologyCertificates(topology, root);
   return Testing.synth(new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology, root }));
@@ -49,7 +49,7 @@ describe('offline applier strictness', () => {
   it('real terraform reads an escaped script as the script (an output-only configuration, no provider)', (t) => {
     const script = renderFollowScript(defineTopology({ replicas: 2 }), { configFile: '/c', pidFile: '/p', controlKeyFile: '/k' });
     const text = `${script}%{ if x }$\${y}`;
-    const dir = mkdtempSync(join(tmpdir(), 'ws-tf-literal-'));
+    const dir = scratchDir('ws-tf-literal-');
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'main.tf.json'), JSON.stringify({ output: { text: { value: terraformLiteral(text) } } }));
     const tf = (...args: string[]) => {
@@ -108,7 +108,7 @@ describe('offline applier: moved blocks', () => {
   const doc = (moved: unknown[]) => ({ resource: { terraform_data: { new_B: { triggers_replace: { sha256: 'x' } } } }, moved });
 
   it('moves the state entry to its new address and keeps the object (no replacement)', async () => {
-    const stateFile = join(mkdtempSync(join(tmpdir(), 'ws-applier-')), 'state.json');
+    const stateFile = join(scratchDir('ws-applier-'), 'state.json');
     writeFileSync(stateFile, JSON.stringify({ 'terraform_data.old_A': { type: 'terraform_data', config: { triggers_replace: { sha256: 'x' } }, attrs: { id: 'kept-1' }, dependsOn: [] } }));
     const report = await new OfflineApplier(stateFile).apply(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B' }]));
     assert.deepEqual(report.kept, ['terraform_data.new_B']);

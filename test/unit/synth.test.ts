@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Testing } from 'cdktf';
@@ -11,6 +10,7 @@ import { ConfigError } from '../../app/src/shared/errors';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { containerNamed, proxyConfig, resourcesOf, ROOT, synth, writtenFiles } from '../helpers/synth';
 import { matchSnapshot } from '../helpers/snapshot';
+import { scratchDir } from '../helpers/scratch';
 
 const proxyConfigHash = (s: ReturnType<typeof synth>) =>
   Object.entries(s.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_reload'))![1].triggers_replace.sha256;
@@ -207,13 +207,13 @@ describe('the replica count', () => {
 
 describe('private keys never reach the synthesized output', () => {
   it('mounts the real key read-only instead of uploading it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ws-certs-'));
+    const dir = scratchDir('ws-certs-');
     execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', join(dir, 'server.key')]);
     const keyBody = readFileSync(join(dir, 'server.key'), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('');
     assert.ok(keyBody.length > 40);
 
     const topology = defineTopology({ tls: { dir } });
-    const outdir = mkdtempSync(join(tmpdir(), 'ws-out-'));
+    const outdir = scratchDir('ws-out-');
     const app = Testing.app({ outdir });
     new WsNotificationsStack(app, topology.name, { topology, root: ROOT });
     app.synth();
