@@ -11,7 +11,7 @@ import { ConfigError } from '../app/src/shared/errors';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { parseDuration } from '../app/src/shared/duration';
 import { LOAD_ENV } from '../app/src/shared/load-env';
-import { DEFAULT_STAGE, singleStage } from '../app/src/shared/profile';
+import { DEFAULT_STAGE, hardTimeLimitMs, singleStage } from '../app/src/shared/profile';
 import { ONE_ADDRESS_LIMIT, parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../local/topology';
 import { checkFaults, FAULT_KINDS, parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
@@ -140,7 +140,7 @@ async function main(): Promise<number> {
         keyParam: strategy === 'hash' ? 'client' : undefined,
         sourceAddresses,
         ...(o.acceptUntrustworthy ? { acceptUntrustworthy: true } : {}),
-        maxDurationMs: Math.max(60_000, durationMs * 2 + 30_000),
+        maxDurationMs: hardTimeLimitMs(durationMs),
       },
     },
     env,
@@ -224,7 +224,7 @@ async function run(
       ? `load client at normal priority (${priority.problem}): on a busy machine it shares the CPU with the system it measures`
       : `load client at nice ${GENERATOR_NICE}${priority.raised === 'process' ? '' : ', its session too'}: it takes the CPU before the system it measures`);
   }
-  const exited = new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? 130 : 1))));
+  const exited = new Promise<number>((r) => client.on('exit', (c, signal) => r(c ?? (signal ? EXIT.interrupted : EXIT.failed))));
   const stopClient = () => client.exitCode === null && client.kill('SIGINT');
   stopping.signal.addEventListener('abort', stopClient);
   // The client hears of each fault and answers before the fault acts, so it attributes the closes.

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../shared/errors';
 import { parseDuration } from '../shared/duration';
 import { LOAD_ENV } from '../shared/load-env';
-import { DEFAULT_STAGE, loadProfileSchema, singleStage, type LoadProfile, type Stage } from '../shared/profile';
+import { DEFAULT_STAGE, loadProfileSchema, hardTimeLimitMs, singleStage, type LoadProfile, type Stage } from '../shared/profile';
 import { parseThreshold, type Threshold } from './thresholds';
 
 export interface LoadOptions {
@@ -122,7 +122,7 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
     const target = connections ?? first.connections;
     const rate = rampRate ?? first.rampRate;
     merged.stages = [duration !== undefined ? singleStage(target, duration, rate) : { connections: target, rampRate: rate, holdMs: first.holdMs }];
-    if (duration !== undefined && merged.maxDurationMs === undefined) merged.maxDurationMs = Math.max(300_000, duration * 2 + 60_000);
+    if (duration !== undefined && merged.maxDurationMs === undefined) merged.maxDurationMs = hardTimeLimitMs(duration);
   }
   const set = (key: string, value: unknown) => value !== undefined && (merged[key] = value);
   set('senderFraction', num('--senders', o.senders));

@@ -1,5 +1,6 @@
 /** A load worker process: runs its share of the virtual users and reports snapshots over IPC. */
 import type { WorkerReply, WorkerRequest } from './coordinator';
+import { EXIT } from '../shared/exit';
 import { Runner } from './runner';
 
 const abort = new AbortController();
@@ -17,8 +18,8 @@ process.on('message', (m: WorkerRequest) => {
   runner = new Runner({ ...rest, ca: ca ? Buffer.from(ca, 'base64') : undefined });
   runner
     .run((snapshot) => !snapshot.done && reply({ type: 'tick', snapshot }), abort.signal)
-    .then((snapshot) => reply({ type: 'final', snapshot }, () => process.exit(0)))
-    .catch((error: Error) => reply({ type: 'error', message: error.stack ?? error.message }, () => process.exit(1)));
+    .then((snapshot) => reply({ type: 'final', snapshot }, () => process.exit(EXIT.ok)))
+    .catch((error: Error) => reply({ type: 'error', message: error.stack ?? error.message }, () => process.exit(EXIT.failed)));
 });
 // The coordinator handles Ctrl-C; a worker only stops when told (or when its parent goes away).
 process.on('SIGINT', () => undefined);

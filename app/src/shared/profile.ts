@@ -57,6 +57,17 @@ export function singleStage(connections: number, durationMs: number, rampRate: n
   return { connections, rampRate, holdMs: Math.max(0, durationMs - rampMs) };
 }
 
+const DEFAULT_MAX_DURATION_MS = 300_000;
+
+/**
+ * The hard time limit of a run asked for `durationMs` (--duration): twice the run plus a minute
+ * for the ramp-down and the report, never under the schema's default. One rule for the load
+ * client's CLI and the local runner.
+ */
+export function hardTimeLimitMs(durationMs: number): number {
+  return Math.max(DEFAULT_MAX_DURATION_MS, durationMs * 2 + 60_000);
+}
+
 export const loadProfileSchema = z
   .object({
     stages: z
@@ -83,7 +94,7 @@ export const loadProfileSchema = z
     settleMs: ms.max(60_000).default(10_000),
     reconnect: reconnectSchema.default({ enabled: true, initialDelayMs: 500, maxDelayMs: 20_000 }),
     /** Hard limit for the whole run, so a load job always ends. */
-    maxDurationMs: ms.min(1000).default(300_000),
+    maxDurationMs: ms.min(1000).default(DEFAULT_MAX_DURATION_MS),
     /**
      * Handshakes in flight at once, over all load processes (reconnects included): the ramp opens
      * at its rate only as far as the target completes them, so connect time measures the target,
