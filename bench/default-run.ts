@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
-import type { LoadReport } from '../app/src/client/report';
+import type { LoadReport } from '../app/src/client/report-model';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { DEFAULT_STAGE } from '../app/src/shared/profile';
 import { nginxVersion } from '../local/topology';

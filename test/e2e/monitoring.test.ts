@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology } from '../../app/src/topology';
 import { LOAD_ENV } from '../../app/src/shared/load-env';
-import type { LoadReport } from '../../app/src/client/report';
+import type { LoadReport } from '../../app/src/client/report-model';
 import { alertRules } from '../../monitoring/alert-rules';
 import { readDashboard } from '../../monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../monitoring/prometheus-config';
@@ -14,6 +13,7 @@ import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } fro
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';
 import { retrying } from '../helpers/server';
 import { prometheusApi, prometheusQuery } from '../helpers/prometheus';
+import { scratchDir } from '../helpers/scratch';
 
 const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
@@ -38,7 +38,7 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     const mon = local.monitoring!;
     const prom = mon.prometheusUrl;
 
-    const reportFile = join(mkdtempSync(join(tmpdir(), 'ws-mon-')), 'report.json');
+    const reportFile = join(scratchDir('ws-mon-'), 'report.json');
     const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', reportFile, '--metrics-port', String(mon.loadMetricsPort)], {
       env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { classifyHandshakeError } from '../../app/src/client/connect-errors';
 import { HandshakeGate } from '../../app/src/client/handshake-gate';
 import { BUSY_SHARE_LIMIT, CPU_LIMIT_PERCENT, GeneratorHealthJudge, LAG_LIMIT_MS } from '../../app/src/client/generator-health';
-import { openingOf, verdictOf, type GeneratorHealth } from '../../app/src/client/report';
+import { openingOf, verdictOf } from '../../app/src/client/report';
+import type { GeneratorHealth } from '../../app/src/client/report-model';
 import type { Snapshot } from '../../app/src/client/runner';
 import { Stats } from '../../app/src/client/stats';
 import { Timeline } from '../../app/src/client/timeline';
 import { ConfigError } from '../../app/src/shared/errors';
 import { checkListenBacklog } from '../../local/topology';
 import { nginxLimitsHit } from '../../local/limits';
+import { scratchDir } from '../helpers/scratch';
 
 const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, intervals: 20, busyIntervals: 0, warmupIntervals: 1, workers: 1 };
 const busy: GeneratorHealth = { ...healthy, trustworthy: false, reasons: ['event-loop lag'] };
@@ -134,8 +135,11 @@ describe('the opening rate', () => {
 });
 
 describe('the listen backlog', () => {
+  const dir = scratchDir('somaxconn-');
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let files = 0;
   const somaxconn = (value: string) => {
-    const file = join(mkdtempSync(join(tmpdir(), 'somaxconn-')), 'somaxconn');
+    const file = join(dir, `somaxconn-${files++}`);
     writeFileSync(file, value);
     return file;
   };

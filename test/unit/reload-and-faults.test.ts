@@ -10,7 +10,7 @@ import { parseWorkers, reloadPlan } from '../../control/reload';
 import { checkFaults, parseFault } from '../../local/faults';
 import { FaultLog, type FaultMark } from '../../app/src/client/faults';
 import { failoverOf } from '../../app/src/client/failover';
-import type { TimelinePoint } from '../../app/src/client/report';
+import type { TimelinePoint } from '../../app/src/client/report-model';
 
 describe('reloads: nginx workers and the shed plan', () => {
   it('sorts the master\'s children into current and retiring workers, ignoring everything else', () => {

@@ -5,7 +5,7 @@ import { CONNECTIONS_PER_PROCESS } from '../topology/schema';
 import { settleDeliveries, type DeliveryAccount } from './delivery';
 import { tellFault, type FaultEvent, type FaultMark, type FaultNotice } from './faults';
 import { GeneratorHealthJudge } from './generator-health';
-import type { GeneratorHealth, TimelinePoint } from './report';
+import type { GeneratorHealth, TimelinePoint } from './report-model';
 import { Runner, type RunnerOptions, type Snapshot } from './runner';
 import { Stats } from './stats';
 import { Timeline, type Progress } from './timeline';

@@ -1,4 +1,4 @@
-import type { GeneratorHealth } from './report';
+import type { GeneratorHealth } from './report-model';
 import type { Snapshot } from './runner';
 
 /** Lag or CPU above these in enough intervals means the generator, not the system, limited the run. */

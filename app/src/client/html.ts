@@ -1,5 +1,5 @@
 import type { FaultMark } from './faults';
-import type { LoadReport, TimelinePoint } from './report';
+import type { LoadReport, TimelinePoint } from './report-model';
 
 /** A self-contained HTML report: inline SVG charts over time, no scripts, opens offline. */
 export function renderHtml(r: LoadReport): string {

@@ -6,7 +6,9 @@ import { renderHtml } from './html';
 import { LoadMetrics } from './metrics';
 import { resolveOptions } from './options';
 import { plannedSeconds, ProgressDisplay } from './progress';
-import { buildReport, formatSummary, verdictOf, type LoadReport } from './report';
+import { buildReport, verdictOf } from './report';
+import type { LoadReport } from './report-model';
+import { formatSummary } from './summary';
 import { evaluateThresholds } from './thresholds';
 import type { FaultNotice } from './faults';
 

@@ -1,4 +1,4 @@
-import type { MeasuredReport, ThresholdResult } from './report';
+import type { MeasuredReport, ThresholdResult } from './report-model';
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 

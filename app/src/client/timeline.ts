@@ -1,5 +1,5 @@
 import * as hdr from 'hdr-histogram-js';
-import type { TimelinePoint } from './report';
+import type { TimelinePoint } from './report-model';
 import type { Snapshot } from './runner';
 import { newHistogram, type Histogram } from './stats';
 
