@@ -56,8 +56,8 @@ export async function nginxWorkers(proxy: ProxyAccess): Promise<NginxWorkers> {
   return parseWorkers(await proxy.sh(listChildren(master)), master);
 }
 
-/** What the replicas are told after a reload, derived from the topology (one home: proxy.reload). */
-export function reloadPlan(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>): Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'> {
+/** The timing of the announcement the replicas get after a reload (one home: proxy.reload). */
+export function announcementTiming(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>): Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'> {
   return { shedAfterMs: reloadShedDelayMs(proxy), windowMs: proxy.reload.shedWindowMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
 }
 

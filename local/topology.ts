@@ -8,7 +8,7 @@ import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
-import { nginxWorkers, reloadAndAnnounce, reloadPlan, type ReloadResult } from '../control/reload';
+import { nginxWorkers, reloadAndAnnounce, announcementTiming, type ReloadResult } from '../control/reload';
 import { startBroker, type LocalBroker } from './broker';
 import { startFollower, stopFollower } from './follower';
 import { startHaPair, type LocalHaPair } from './ha';
@@ -92,7 +92,7 @@ export function monitoringTools(): { exporter: string; missing?: undefined } | {
 }
 
 /** How a replica is started: from source through tsx, so what runs is what is checked out. */
-export const SERVER_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
+export const SERVER_SOURCE_ARGS = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
 export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
 
 export interface LocalOptions {
@@ -157,7 +157,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
   const startReplica = async (i: number, port: number) => {
     const id = replicaName(i);
     const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }), ...brokerEnv, [CONTROL_KEY_ENV]: certs.controlKeyFile };
-    const p = own(id, process.execPath, SERVER_COMMAND, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
+    const p = own(id, process.execPath, SERVER_SOURCE_ARGS, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };
   let nginx: Owned | undefined;
@@ -230,7 +230,7 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       async reloadProxy() {
         // One proxy after the other, as an operator would: each announces its own new workers.
         const results: ReloadResult[] = [];
-        for (const proxy of proxies()) results.push(await reloadAndAnnounce(proxy, replicaAccess(), reloadPlan(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }));
+        for (const proxy of proxies()) results.push(await reloadAndAnnounce(proxy, replicaAccess(), announcementTiming(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }));
         return mergeReloads(results);
       },
       proxyWorkers: () => nginxWorkers(proxies()[0]),

@@ -1,6 +1,6 @@
 import { CONTROL_PATHS } from '../app/src/shared/control';
 import { tasksOf, type Topology } from '../app/src/topology';
-import { CHILDREN_FUNCTION, NEW_WORKERS_TIMEOUT_MS, reloadPlan } from '../control/reload';
+import { CHILDREN_FUNCTION, NEW_WORKERS_TIMEOUT_MS, announcementTiming } from '../control/reload';
 
 /** Where the follower finds nginx, and what it follows. */
 export interface FollowOptions {
@@ -69,7 +69,7 @@ done
 
 /** The shell functions that tell the replicas a reload's workers. */
 function renderAnnounceFunctions(topology: Topology, options: FollowOptions): string {
-  const plan = reloadPlan(topology.proxy);
+  const plan = announcementTiming(topology.proxy);
   return `# Every replica address (ipv4:port) of the loaded config's upstream; a name resolves to all its addresses.
 peers() {
   awk '$1 == "server" && $2 ~ /:[0-9]+$/ { print $2 }' ${options.configFile} | sort -u | while read -r peer; do

@@ -1,8 +1,8 @@
 import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { Volume } from '@cdktf/provider-docker/lib/volume';
-import { BROKER_CLIENT_PORT, BROKER_CONTAINER, type Topology } from '../app/src/topology';
-import { containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
+import { BROKER_CLIENT_PORT, BROKER_CONTAINER } from '../app/src/topology';
+import { containerLabels, httpHealthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
 import { pulledImage } from './local-image';
 
 /** Where things are inside the broker container. */
@@ -12,14 +12,17 @@ export const BROKER_PATHS = {
   store: '/data',
 } as const;
 
-export interface BrokerProps {
-  /** The validated topology: `broker` and `images.nats` are read. */
-  readonly topology: Topology;
-  readonly networkName: string;
-  readonly labels: Record<string, string>;
-  /** Container name, and so the replicas' host name for it. Default: BROKER_CONTAINER ("ws-nats"), the host of the default broker URL. */
+/** Reads the topology's `broker` and `images.nats`. */
+export interface BrokerProps extends EngineContainerProps {
+  /**
+   * Container name, and so the replicas' host name for it.
+   * @default BROKER_CONTAINER ("ws-nats"), the host of the default broker URL
+   */
   readonly name?: string;
-  /** How long nats-server gets to flush its store on stop. Default: 10 s. */
+  /**
+   * How long nats-server gets to flush its store on stop.
+   * @default 10 s
+   */
   readonly stopGraceMs?: number;
 }
 

@@ -7,7 +7,10 @@ export interface ConfigFilesProps {
   readonly dir: string;
   /** Relative path → content. */
   readonly files: Record<string, string>;
-  /** The files are written once these exist. */
+  /**
+   * The files are written once these exist.
+   * @default nothing
+   */
   readonly dependsOn?: ITerraformDependable[];
 }
 

@@ -1,3 +1,14 @@
+import type { Topology } from '../app/src/topology';
+
+/** What every engine construct that runs containers takes (as the swarm's share SwarmServiceProps). */
+export interface EngineContainerProps {
+  /** The validated topology; each construct says which parts it reads. */
+  readonly topology: Topology;
+  /** The stack's bridge network. */
+  readonly networkName: string;
+  readonly labels: Record<string, string>;
+}
+
 /** Container attributes in the provider's shapes, from plain records (sorted: stable plans). */
 export function containerEnv(env: Record<string, string>): string[] {
   return Object.keys(env).sort().map((k) => `${k}=${env[k]}`);

@@ -3,24 +3,24 @@ import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { proxyHost, type Topology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
-import { containerEnv, containerLabels } from './container-attributes';
+import { containerEnv, containerLabels, type EngineContainerProps } from './container-attributes';
 import { PROXY_PATHS } from './nginx-proxy';
 
-export interface LoadClientJobProps {
-  readonly topology: Topology;
+export interface LoadClientJobProps extends EngineContainerProps {
   readonly imageId: string;
-  readonly networkName: string;
   /** Host path of the CA certificate the client verifies the proxy against. */
   readonly caFile: string;
   /** Host directory the report is written to. */
   readonly reportsDir: string;
   /** Changing it re-runs the job on the next deploy. */
   readonly runId: string;
-  /** `uid:gid` the job runs as, so the report on the host belongs to the user who deployed. */
+  /**
+   * `uid:gid` the job runs as, so the report on the host belongs to the user who deployed.
+   * @default the image's user
+   */
   readonly user?: string;
   /** The job starts once these are done (the proxy's config is live). */
   readonly after: ITerraformDependable[];
-  readonly labels: Record<string, string>;
 }
 
 export const LOAD_JOB_NAME = 'ws-load-client';

@@ -9,6 +9,10 @@ export interface LocalImageProps {
   readonly context: string;
   /** Dockerfile path relative to the context. */
   readonly dockerfile: string;
+  /**
+   * `--build-arg`s.
+   * @default none
+   */
   readonly buildArgs?: Record<string, string>;
   /** Absolute paths whose contents define the image (hashed into `triggers`). */
   readonly sources: string[];

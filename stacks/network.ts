@@ -3,9 +3,15 @@ import { Network } from '@cdktf/provider-docker/lib/network';
 
 export interface NotificationNetworkProps {
   readonly name: string;
-  /** The subnet (a.b.c.d/n); default: Docker picks one. */
+  /**
+   * The subnet (a.b.c.d/n).
+   * @default Docker picks one
+   */
   readonly subnet?: string;
-  /** Where containers get addresses, inside the subnet; default: all of it. */
+  /**
+   * Where containers get addresses, inside the subnet.
+   * @default all of the subnet
+   */
   readonly ipRange?: string;
 }
 

@@ -2,20 +2,18 @@ import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { proxyNames, stopGraceMs, type Topology } from '../app/src/topology';
+import { proxyNames, stopGraceMs } from '../app/src/topology';
 import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
-import { reloadPlan } from '../control/reload';
+import { announcementTiming } from '../control/reload';
 import { renderFollowScript } from '../nginx/follow-tasks';
 import { CONTROL_KEY_PATH } from './server-fleet';
 import { ConfigFiles } from './config-files';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
-import { containerLabels, healthcheck, stopAttributes } from './container-attributes';
+import { containerLabels, healthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
 
-export interface NginxProxyProps {
-  readonly topology: Topology;
+export interface NginxProxyProps extends EngineContainerProps {
   readonly imageId: string;
-  readonly networkName: string;
   /** The replicas' container names, in order; nginx reaches each on the server port. */
   readonly replicas: string[];
   /** The repository root: the reload step runs scripts/proxy-reload.ts from it. */
@@ -26,11 +24,13 @@ export interface NginxProxyProps {
   readonly configDir: string;
   /** Host directory holding the certificate and key, bind-mounted read-only. */
   readonly certsDir: string;
-  /** With the HA pair: host directory for each proxy's keepalived files (`<dir>/<proxy>/`). */
+  /**
+   * With the HA pair: host directory for each proxy's keepalived files (`<dir>/<proxy>/`).
+   * @default none: required when `proxy.ha.enabled`
+   */
   readonly haDir?: string;
   /** The replicas' control key on this machine (tls.controlKey): the follower sends it. */
   readonly controlKeyFile: string;
-  readonly labels: Record<string, string>;
 }
 
 /** Where things are inside the proxy container. */
@@ -166,7 +166,7 @@ export class NginxProxy extends Construct {
       workerProcesses: proxy.workerProcesses,
       replicas: props.replicas,
       port: props.topology.server.port,
-      announce: reloadPlan(proxy),
+      announce: announcementTiming(proxy),
       ...(proxy.rebalance.enabled ? { rebalance: proxy.rebalance } : {}),
     };
     const planJson = JSON.stringify(plan);

@@ -2,15 +2,15 @@ import { Construct } from 'constructs';
 import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { CONTROL_KEY_ENV, replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
-import { containerEnv, containerLabels, httpHealthcheck, stopAttributes } from './container-attributes';
+import { containerEnv, containerLabels, httpHealthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
 
-export interface ServerFleetProps {
-  /** The validated topology: `replicas` and `server` are read. */
-  readonly topology: Topology;
+/** Reads the topology's `replicas` and `server`. */
+export interface ServerFleetProps extends EngineContainerProps {
   readonly imageId: string;
-  readonly networkName: string;
-  readonly labels: Record<string, string>;
-  /** Started (and healthy) before any replica: the broker, when there is one. Default: none. */
+  /**
+   * Started (and healthy) before any replica: the broker, when there is one.
+   * @default nothing
+   */
   readonly after?: ITerraformDependable[];
   /** The control key's file on this machine (tls.controlKey), bind-mounted read-only at CONTROL_KEY_PATH. */
   readonly controlKeyFile: string;

@@ -18,9 +18,15 @@ export interface WsNotificationsStackProps {
   readonly topology: Topology;
   /** Absolute path of the repository root. */
   readonly root: string;
-  /** Changing it re-runs the load-client job; defaults to "1". */
+  /**
+   * Changing it re-runs the load-client job.
+   * @default "1"
+   */
   readonly loadRunId?: string;
-  /** `uid:gid` for the load-client job (the deploying user, so reports are theirs). */
+  /**
+   * `uid:gid` for the load-client job (the deploying user, so reports are theirs).
+   * @default the image's user
+   */
   readonly loadUser?: string;
 }
 

@@ -6,7 +6,7 @@ import { defineTopology, reloadShedDelayMs } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { isEven, planRound } from '../../control/rebalance';
 import { Shedding } from '../../app/src/server/shedding';
-import { parseWorkers, reloadPlan } from '../../control/reload';
+import { parseWorkers, announcementTiming } from '../../control/reload';
 import { checkFaults, parseFault } from '../../local/faults';
 import { FaultLog, type FaultMark } from '../../app/src/client/faults';
 import { failoverOf } from '../../app/src/client/failover';
@@ -36,7 +36,7 @@ describe('reloads: nginx workers and the shed plan', () => {
   it('starts shedding late enough to keep connections, early enough to finish before nginx\'s deadline', () => {
     const t = defineTopology({ proxy: { shutdownTimeoutMs: 60_000, reload: { shedWindowMs: 20_000, marginMs: 5_000 } } });
     assert.equal(reloadShedDelayMs(t.proxy), 35_000);
-    const plan = reloadPlan(t.proxy);
+    const plan = announcementTiming(t.proxy);
     assert.ok(plan.shedAfterMs + plan.windowMs + t.proxy.reload.marginMs <= t.proxy.shutdownTimeoutMs);
     assert.equal(plan.maxStaleGenerations, 2);
   });

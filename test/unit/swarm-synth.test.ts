@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Testing } from 'cdktf';
@@ -9,7 +7,8 @@ import { ConfigError } from '../../app/src/shared/errors';
 import { ensureTopologyCertificates } from '../../certs/generate';
 import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
 import { renderFollowScript } from '../../nginx/follow-tasks';
-import { reloadPlan } from '../../control/reload';
+import { announcementTiming } from '../../control/reload';
+import { scratchDir } from '../helpers/scratch';
 
 /** Asserts the input is refused naming `field`, its rule matching `rule`. */
 function refused(input: Partial<TopologyInput>, field: string, rule: RegExp) {
@@ -25,7 +24,7 @@ function refused(input: Partial<TopologyInput>, field: string, rule: RegExp) {
   );
 }
 
-const defaultRoot = mkdtempSync(join(tmpdir(), 'ws-swarm-synth-'));
+const defaultRoot = scratchDir('ws-swarm-synth-');
 
 function synth(input: Partial<TopologyInput> = {}, root = defaultRoot) {
   const topology = defineTopology({ replicas: 4, target: 'swarm', swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] }, ...input });
@@ -149,7 +148,7 @@ describe('the synthesized swarm stack', () => {
 });
 
 describe('the keepalived pair on the swarm target', () => {
-  const s = synth({ proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any, swarm: { nodeSubnet: '10.1.0.0/24', vrrpInterface: 'ens3', vrrpPlacement: ['node.labels.edge == true'] } as any }, mkdtempSync(join(tmpdir(), 'ws-swarm-ha-')));
+  const s = synth({ proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any, swarm: { nodeSubnet: '10.1.0.0/24', vrrpInterface: 'ens3', vrrpPlacement: ['node.labels.edge == true'] } as any }, scratchDir('ws-swarm-ha-'));
   const vrrp = s.service('ws-nginx-vrrp');
 
   it('runs keepalived on the nodes\' own network, two tasks never on one node, where the operator allows', () => {
@@ -185,7 +184,7 @@ describe('the proxy\'s task follower (nginx/follow-tasks.ts)', () => {
     assert.match(script, /while sleep 0\.5; do/);
     assert.match(script, /\[ \$\(\(tick % 3\)\) -eq 0 \]/, 'the tasks every 3 ticks of 0.5 s: 1.5 s');
     assert.ok(script.indexOf('nginx -t -q') < script.indexOf('kill -HUP'));
-    const plan = reloadPlan(t.proxy);
+    const plan = announcementTiming(t.proxy);
     assert.match(script, new RegExp(`"shedAfterMs\\\\":${plan.shedAfterMs},\\\\"windowMs\\\\":${plan.windowMs}`));
     assert.match(script, /http:\/\/\$peer\/internal\/proxy-workers/);
     assert.match(script, /key=\$\(cat \/run\/secrets\/control\.key\)/);
