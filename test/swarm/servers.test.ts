@@ -23,7 +23,7 @@ import { scratchDir } from '../helpers/scratch';
 const IMAGE = 'ws-notifications/app:swarm-test';
 
 function doc(replicas: number): any {
-  const stack = new TerraformStack(Testing.app(), 'swarm');
+  const stack = new TerraformStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm');
   new DockerProvider(stack, 'docker', {});
   const network = new Network(stack, 'network', { name: 'ws-swarm-net', driver: 'overlay', attachable: true });
   const labels = { 'ws-notifications.stack': 'swarm-test' };

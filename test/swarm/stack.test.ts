@@ -68,7 +68,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     );
   const doc = (replicas: number) => {
     const t = topology(replicas);
-    const stack = new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology: t, root: work, loadUser: `${process.getuid!()}:${process.getgid!()}` });
+    const stack = new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology: t, root: work, loadUser: `${process.getuid!()}:${process.getgid!()}` });
     return JSON.parse(Testing.synth(stack));
   };
   const url = (node: SwarmNode) => `wss://${node.address}/ws-notifications`;

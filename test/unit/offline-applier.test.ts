@@ -21,7 +21,7 @@ function serviceDoc(): string {
   const root = scratchDir('ws-applier-swarm-');
   const topology = defineTopology({ replicas: 3, target: 'swarm' });
   ensureTopologyCertificates(topology, root);
-  return Testing.synth(new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology, root }));
+  return Testing.synth(new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology, root }));
 }
 
 /** The offline stand-in for the provider refuses what it does not understand, by name. */

@@ -29,7 +29,7 @@ const defaultRoot = scratchDir('ws-swarm-synth-');
 function synth(input: Partial<TopologyInput> = {}, root = defaultRoot) {
   const topology = defineTopology({ replicas: 4, target: 'swarm', swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] }, ...input });
   ensureTopologyCertificates(topology, root);
-  const stack = new WsNotificationsSwarmStack(Testing.app(), 'swarm', { topology, root });
+  const stack = new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology, root });
   const json = JSON.parse(Testing.synth(stack));
   const certificate = join(root, topology.tls.dir, topology.tls.serverCert);
   const services = Object.values(json.resource.docker_service as Record<string, any>);
