@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
-import { Container } from '@cdktf/provider-docker/lib/container';
-import { proxyNames, stopGraceMs } from '../app/src/topology';
+import { Container, type ContainerVolumes } from '@cdktf/provider-docker/lib/container';
+import { proxyNames, stopGraceMs, type Topology } from '../app/src/topology';
 import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
 import { announcementTiming } from '../control/reload';
 import { renderFollowScript } from '../nginx/follow-tasks';
@@ -82,83 +82,79 @@ export class NginxProxy extends Construct {
 
   constructor(scope: Construct, id: string, props: NginxProxyProps) {
     super(scope, id);
-    const { proxy, tls } = props.topology;
-    this.config = renderNginxConf(props.topology, {
-      upstreams: props.replicas.map((name) => `${name}:${props.topology.server.port}`),
-      certFile: `${PROXY_PATHS.certsDir}/${tls.serverCert}`,
-      keyFile: `${PROXY_PATHS.certsDir}/${tls.serverKey}`,
-      pidFile: PROXY_PATHS.pid,
-      // Inside the container nginx binds the container ports; the topology's ports are the
-      // published ones (and the one the port-80 redirect points at).
-      httpsPort: PROXY_PATHS.httpsPort,
-      httpPort: PROXY_PATHS.httpPort,
-      publicHttpsPort: proxy.httpsPort,
-      ...(proxy.ha.enabled
-        ? { sessionTicketKeyFile: `${PROXY_PATHS.certsDir}/${tls.sessionTicketKey}`, vrrpMetricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }
-        : {}),
-    });
+    if (props.topology.proxy.ha.enabled && !props.haDir) throw new Error('NginxProxy: proxy.ha needs haDir');
+    this.config = renderProxyConf(props.topology, props.replicas);
     const follower = renderFollowScript(props.topology, { configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid, controlKeyFile: CONTROL_KEY_PATH });
     const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config, 'follow-tasks.sh': follower }, dependsOn: props.fleet });
     this.configHash = install.sha256;
+    this.containers = proxyNames(props.topology.proxy).map((name, index) => this.proxyContainer(props, install, name, index));
+    this.reload = this.reloadStep(props, install);
+  }
 
-    const ha = proxy.ha.enabled;
-    if (ha && !props.haDir) throw new Error('NginxProxy: proxy.ha needs haDir');
-    this.containers = proxyNames(proxy).map((name, index) => {
-      // The pair: each proxy's keepalived files (its priority differs), and a directory it writes its state to.
-      const haFiles = ha
-        ? new ConfigFiles(this, `keepalived-${index}`, {
-            dir: `${props.haDir}/${name}/config`,
-            files: {
-              'keepalived.conf': renderKeepalivedConf(props.topology, { index, interface: 'eth0', checkScript: `/bin/bash ${PROXY_PATHS.keepalivedDir}/check.sh`, notifyScript: `/bin/sh ${PROXY_PATHS.keepalivedDir}/notify.sh` }),
-              'check.sh': renderCheckScript(PROXY_PATHS.httpPort),
-              'notify.sh': renderNotifyScript({ proxy: name, stateFile: `${PROXY_PATHS.haStateDir}/state`, metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }),
-            },
-          })
-        : undefined;
-      return new Container(this, ha ? `container-${index}` : 'container', {
-        name,
-        image: props.imageId,
-        command: ha ? HA_COMMAND : PROXY_COMMAND,
-        // The pair is reached at its virtual address on the service network; two proxies cannot
-        // publish the same host ports.
-        ports: ha
-          ? []
-          : [
-              { internal: PROXY_PATHS.httpsPort, external: proxy.httpsPort },
-              { internal: PROXY_PATHS.httpPort, external: proxy.httpPort },
-            ],
-        volumes: [
-          { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
-          { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
-          { hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true },
-          ...(ha
-            ? [
-                { hostPath: `${props.haDir}/${name}/config`, containerPath: PROXY_PATHS.keepalivedDir, readOnly: true },
-                { hostPath: `${props.haDir}/${name}/state`, containerPath: PROXY_PATHS.haStateDir },
-              ]
-            : []),
-        ],
-        networksAdvanced: [{ name: props.networkName, aliases: [name] }],
-        // keepalived adds and removes the virtual address, and speaks VRRP on a raw socket.
-        ...(ha ? { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } : {}),
-        // The container's own network namespace: the kernel caps nginx's listen backlog at this.
-        sysctls: { 'net.core.somaxconn': String(proxy.listenBacklog) },
-        ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
-        restart: 'unless-stopped',
-        // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
-        // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
-        ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
-        healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
-        wait: true,
-        waitTimeout: 60,
-        labels: containerLabels(props.labels),
-        dependsOn: [install.resource, ...(haFiles ? [haFiles.resource] : [])],
-      });
+  /** One proxy's container; with the HA pair, keepalived beside nginx and its files. */
+  private proxyContainer(props: NginxProxyProps, install: ConfigFiles, name: string, index: number): Container {
+    const { proxy } = props.topology;
+    const pair = proxy.ha.enabled ? this.pairMember(props, name, index) : undefined;
+    return new Container(this, pair ? `container-${index}` : 'container', {
+      name,
+      image: props.imageId,
+      command: pair ? HA_COMMAND : PROXY_COMMAND,
+      // The pair is reached at its virtual address on the service network; two proxies cannot
+      // publish the same host ports.
+      ports: pair
+        ? []
+        : [
+            { internal: PROXY_PATHS.httpsPort, external: proxy.httpsPort },
+            { internal: PROXY_PATHS.httpPort, external: proxy.httpPort },
+          ],
+      volumes: [
+        { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
+        { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
+        { hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true },
+        ...(pair?.volumes ?? []),
+      ],
+      networksAdvanced: [{ name: props.networkName, aliases: [name] }],
+      // keepalived adds and removes the virtual address, and speaks VRRP on a raw socket.
+      ...(pair ? { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } : {}),
+      // The container's own network namespace: the kernel caps nginx's listen backlog at this.
+      sysctls: { 'net.core.somaxconn': String(proxy.listenBacklog) },
+      ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
+      restart: 'unless-stopped',
+      // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
+      // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
+      ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
+      healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
+      wait: true,
+      waitTimeout: 60,
+      labels: containerLabels(props.labels),
+      dependsOn: [install.resource, ...(pair ? [pair.files.resource] : [])],
     });
+  }
 
-    // Runs on every config change, after the container exists: check, reload gracefully, then
-    // tell the replicas which nginx workers are current, so the retired workers' WebSockets get
-    // 1001 before worker_shutdown_timeout instead of 1006 at it (and rebalance, when enabled).
+  /** A member of the HA pair: its keepalived files (its priority differs), and a directory it writes its state to. */
+  private pairMember(props: NginxProxyProps, name: string, index: number): { files: ConfigFiles; volumes: ContainerVolumes[] } {
+    const files = new ConfigFiles(this, `keepalived-${index}`, {
+      dir: `${props.haDir}/${name}/config`,
+      files: {
+        'keepalived.conf': renderKeepalivedConf(props.topology, { index, interface: 'eth0', checkScript: `/bin/bash ${PROXY_PATHS.keepalivedDir}/check.sh`, notifyScript: `/bin/sh ${PROXY_PATHS.keepalivedDir}/notify.sh` }),
+        'check.sh': renderCheckScript(PROXY_PATHS.httpPort),
+        'notify.sh': renderNotifyScript({ proxy: name, stateFile: `${PROXY_PATHS.haStateDir}/state`, metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }),
+      },
+    });
+    const volumes = [
+      { hostPath: `${props.haDir}/${name}/config`, containerPath: PROXY_PATHS.keepalivedDir, readOnly: true },
+      { hostPath: `${props.haDir}/${name}/state`, containerPath: PROXY_PATHS.haStateDir },
+    ];
+    return { files, volumes };
+  }
+
+  /**
+   * Runs on every config change, after the containers exist: check, reload gracefully, then
+   * tell the replicas which nginx workers are current, so the retired workers' WebSockets get
+   * 1001 before worker_shutdown_timeout instead of 1006 at it (and rebalance, when enabled).
+   */
+  private reloadStep(props: NginxProxyProps, install: ConfigFiles): DataResource {
+    const { proxy } = props.topology;
     const plan: ReloadPlan = {
       proxies: proxyNames(proxy),
       configFile: PROXY_PATHS.config,
@@ -170,7 +166,7 @@ export class NginxProxy extends Construct {
       ...(proxy.rebalance.enabled ? { rebalance: proxy.rebalance } : {}),
     };
     const planJson = JSON.stringify(plan);
-    this.reload = new DataResource(this, 'reload', {
+    return new DataResource(this, 'reload', {
       triggersReplace: { sha256: this.configHash, plan: createHash('sha256').update(planJson).digest('hex') },
       dependsOn: [...this.containers, install.resource],
       provisioners: [
@@ -182,4 +178,23 @@ export class NginxProxy extends Construct {
       ],
     });
   }
+}
+
+/** nginx.conf as the proxy container sees it: its own ports and paths. */
+function renderProxyConf(topology: Topology, replicas: readonly string[]): string {
+  const { proxy, tls } = topology;
+  return renderNginxConf(topology, {
+    upstreams: replicas.map((name) => `${name}:${topology.server.port}`),
+    certFile: `${PROXY_PATHS.certsDir}/${tls.serverCert}`,
+    keyFile: `${PROXY_PATHS.certsDir}/${tls.serverKey}`,
+    pidFile: PROXY_PATHS.pid,
+    // Inside the container nginx binds the container ports; the topology's ports are the
+    // published ones (and the one the port-80 redirect points at).
+    httpsPort: PROXY_PATHS.httpsPort,
+    httpPort: PROXY_PATHS.httpPort,
+    publicHttpsPort: proxy.httpsPort,
+    ...(proxy.ha.enabled
+      ? { sessionTicketKeyFile: `${PROXY_PATHS.certsDir}/${tls.sessionTicketKey}`, vrrpMetricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }
+      : {}),
+  });
 }
