@@ -237,11 +237,15 @@ describe('private keys never reach the synthesized output', () => {
 });
 
 describe('snapshot', () => {
-  it('matches the stored synthesized JSON', () => {
-    const s = synth();
-    const normalized = JSON.stringify(JSON.parse(s.text), null, 2)
+  const normalized = (text: string) =>
+    JSON.stringify(JSON.parse(text), null, 2)
       .split(ROOT).join('<root>')
       .replace(/[0-9a-f]{64}/g, '<sha256>');
-    matchSnapshot('stack.default.json', normalized + '\n');
+  it('matches the stored synthesized JSON', () => {
+    matchSnapshot('stack.default.json', normalized(synth().text) + '\n');
+  });
+  it('matches the stored synthesized JSON with the HA pair and the rebalance', () => {
+    const s = synth({ network: { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' }, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10' }, rebalance: { enabled: true } } as any });
+    matchSnapshot('stack.ha.json', normalized(s.text) + '\n');
   });
 });
