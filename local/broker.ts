@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, start, stop, waitForPort, type Owned } from './processes';
+import { BROKER_STOP_GRACE_MS, natsServerArgv } from '../components/broker';
 
 /** nats-server with JetStream (Debian's nats-server) on a free loopback port, its store in a directory of the run. */
 export interface LocalBroker {
@@ -18,11 +19,6 @@ export interface LocalBroker {
 /** How long after an unexpected exit the broker is started again. */
 const RESTART_DELAY_MS = 1_000;
 
-/** nats-server with JetStream, its store in `store`, listening on loopback only. */
-export function natsServerArgs(store: string, port: number): string[] {
-  return ['-js', '-sd', store, '-a', '127.0.0.1', '-p', String(port)];
-}
-
 /**
  * Starts the broker with its store in `<dir>/nats` and its log in `<dir>/logs`. `startProcess`
  * is how the caller owns its children (the local runner marks and records them; tests start them
@@ -35,7 +31,9 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
   mkdirSync(store, { recursive: true });
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const launch = async () => {
-    const p = startProcess('nats-server', 'nats-server', natsServerArgs(store, port), { logFile: join(dir, 'logs', 'nats-server.log') });
+    // Loopback only.
+    const [command, ...args] = natsServerArgv({ store, port, address: '127.0.0.1' });
+    const p = startProcess('nats-server', command, args, { logFile: join(dir, 'logs', 'nats-server.log') });
     await waitForPort(port, p);
     return p;
   };
@@ -63,13 +61,13 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
     process: () => current,
     async restart(downMs = 1_000) {
       expected = true;
-      await stop(current, 'SIGTERM', 10_000);
+      await stop(current, 'SIGTERM', BROKER_STOP_GRACE_MS);
       await new Promise((r) => setTimeout(r, downMs));
       current = await launch();
       expected = false;
       supervise(current);
     },
-    async stop(graceMs = 10_000) {
+    async stop(graceMs = BROKER_STOP_GRACE_MS) {
       expected = true;
       await stop(current, 'SIGTERM', graceMs);
     },

@@ -10,6 +10,8 @@ import { localProxy, type ProxyAccess } from '../control/access';
 import { startFollower, stopFollower } from './follower';
 import { inNamespace, type NetnsLab } from './netns';
 import { running, stop, waitForPort, type Owned, type start } from './processes';
+import { nginxArgv } from '../components/proxy';
+import { keepalivedArgv } from '../components/vrrp';
 
 /**
  * The HA pair on this machine (`npm run local -- --ha`): each proxy is nginx plus keepalived in a
@@ -96,12 +98,9 @@ export async function startHaPair(
     writeFileSync(keepalivedConf, renderKeepalivedConf(topology, { index, interface: 'eth0', checkScript, notifyScript }));
 
     // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
-    const [nsenter, ...nginxArgs] = inNamespace(ns.name, ['nginx', '-c', configFile, '-p', dir, '-g', 'daemon off;'], { hostname: name });
+    const [nsenter, ...nginxArgs] = inNamespace(ns.name, nginxArgv({ config: configFile, prefix: dir }), { hostname: name });
     const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
-    const [, ...keepalivedArgs] = inNamespace(ns.name, [
-      'keepalived', '--dont-fork', '--log-console', '--log-detail', '--vrrp', '--use-file', keepalivedConf,
-      '--pid', join(dir, 'keepalived.pid'), '--vrrp_pid', join(dir, 'vrrp.pid'),
-    ]);
+    const [, ...keepalivedArgs] = inNamespace(ns.name, keepalivedArgv({ config: keepalivedConf, pidFile: join(dir, 'keepalived.pid'), vrrpPidFile: join(dir, 'vrrp.pid') }));
     const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, { cwd: dir, logFile: join(dir, 'logs', 'keepalived.log') });
     await waitForPort(PROXY_PORTS.https, nginx, 20_000, ns.address);
     // In nginx's own network and host-name namespaces (entered once nginx listens, so they are

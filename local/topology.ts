@@ -15,6 +15,7 @@ import { startHaPair, type LocalHaPair } from './ha';
 import type { NetnsLab } from './netns';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
 import { freePort, running, start, stop, waitForPort, type Owned } from './processes';
+import { nginxArgv } from '../components/proxy';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -195,7 +196,8 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       confFile = join(runtimeDir, 'nginx.conf');
       writeFileSync(confFile, config);
       // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
-      nginx = own('nginx', 'nginx', ['-c', confFile, '-p', runtimeDir, '-g', 'daemon off;'], { cwd: runtimeDir });
+      const [command, ...args] = nginxArgv({ config: confFile, prefix: runtimeDir });
+      nginx = own('nginx', command, args, { cwd: runtimeDir });
       await waitForPort(httpsPort, nginx);
       followers.push(startFollower(topology, { name: 'nginx', dir: runtimeDir, configFile: confFile, pidFile: join(runtimeDir, 'nginx.pid'), controlKeyFile: certs.controlKeyFile, own }));
       url = `wss://localhost:${httpsPort}${topology.server.path}`;

@@ -4,6 +4,7 @@ import { Volume } from '@cdktf/provider-docker/lib/volume';
 import { BROKER_CLIENT_PORT, BROKER_CONTAINER } from '../app/src/topology';
 import { containerLabels, httpHealthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
 import { pulledImage } from './local-image';
+import { BROKER_STOP_GRACE_MS, natsServerArgv } from '../components/broker';
 
 /** Where things are inside the broker container. */
 export const BROKER_PATHS = {
@@ -47,19 +48,12 @@ export class Broker extends Construct {
       name: this.name,
       image: image.imageId,
       // The public image's entrypoint runs the command; the offline stand-in has nats-server on PATH.
-      command: [
-        'nats-server',
-        '--jetstream',
-        '--store_dir', BROKER_PATHS.store,
-        '--port', String(BROKER_PATHS.clientPort),
-        '--http_port', String(BROKER_PATHS.monitoringPort),
-        '--server_name', this.name,
-      ],
+      command: natsServerArgv({ store: BROKER_PATHS.store, port: BROKER_PATHS.clientPort, monitoringPort: BROKER_PATHS.monitoringPort, serverName: this.name }),
       volumes: [{ volumeName: this.volume.name, containerPath: BROKER_PATHS.store }],
       ports: [{ internal: BROKER_PATHS.monitoringPort, external: broker.monitoringPort, ip: '127.0.0.1' }],
       networksAdvanced: [{ name: props.networkName, aliases: [this.name] }],
       restart: 'unless-stopped',
-      ...stopAttributes('SIGTERM', props.stopGraceMs ?? 10_000),
+      ...stopAttributes('SIGTERM', props.stopGraceMs ?? BROKER_STOP_GRACE_MS),
       // /healthz answers 200 only once JetStream is up.
       healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz`, 'wget', { startPeriod: '5s', retries: 5 }),
       wait: true,

@@ -8,6 +8,9 @@ import { announcementTiming } from '../control/reload';
 import { renderFollowScript } from '../nginx/follow-tasks';
 import { CONTROL_KEY_PATH } from './server-fleet';
 import { ConfigFiles } from './config-files';
+import { nginxArgv } from '../components/proxy';
+import { shellLine } from '../components/shell';
+import { keepalivedArgv } from '../components/vrrp';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { containerLabels, healthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
@@ -52,7 +55,7 @@ export const PROXY_PATHS = {
  * How a proxy container runs: the follower (every reload announced to the replicas) beside
  * nginx, which stays the main process, on every target.
  */
-export const PROXY_COMMAND = ['sh', '-c', `sh ${PROXY_PATHS.follower} & exec nginx -c ${PROXY_PATHS.config} -g 'daemon off;'`];
+export const PROXY_COMMAND = ['sh', '-c', `sh ${PROXY_PATHS.follower} & exec ${shellLine(nginxArgv({ config: PROXY_PATHS.config }))}`];
 
 /**
  * The HA pair adds keepalived beside them. A restarted container keeps its files: keepalived's
@@ -62,7 +65,7 @@ export const PROXY_COMMAND = ['sh', '-c', `sh ${PROXY_PATHS.follower} & exec ngi
 const HA_COMMAND = [
   'sh',
   '-c',
-  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; keepalived --dont-fork --log-console --log-detail --vrrp --use-file ${PROXY_PATHS.keepalivedDir}/keepalived.conf --pid /run/keepalived.pid --vrrp_pid /run/keepalived-vrrp.pid & ${PROXY_COMMAND[2]}`,
+  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; ${shellLine(keepalivedArgv({ config: `${PROXY_PATHS.keepalivedDir}/keepalived.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))} & ${PROXY_COMMAND[2]}`,
 ];
 
 /**

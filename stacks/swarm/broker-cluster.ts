@@ -4,12 +4,17 @@ import { BROKER_CONTAINER, tasksOf } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { BROKER_PATHS } from '../broker';
 import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { BROKER_STOP_GRACE_MS, natsServerArgv } from '../../components/broker';
+import { shellLine } from '../../components/shell';
 
 /** The cluster's route port (nats-server's default). */
 const ROUTE_PORT = 6222;
 
 export interface BrokerClusterProps extends SwarmServiceProps {
-  /** How long nats-server gets to leave the cluster and flush on stop. Default: 10 s. */
+  /**
+   * How long nats-server gets to leave the cluster and flush on stop.
+   * @default BROKER_STOP_GRACE_MS (10 s)
+   */
   readonly stopGraceMs?: number;
 }
 
@@ -44,17 +49,18 @@ export class BrokerCluster extends Construct {
           command: [
             'sh',
             '-c',
-            [
-              'exec nats-server --jetstream',
-              `--store_dir ${BROKER_PATHS.store}`,
-              `--port ${BROKER_PATHS.clientPort} --http_port ${BROKER_PATHS.monitoringPort}`,
-              '--server_name "$NATS_SERVER_NAME"',
-              `--cluster_name ${name} --cluster nats://0.0.0.0:${ROUTE_PORT}`,
-              `--routes nats-route://${tasksOf(name)}:${ROUTE_PORT}`,
-            ].join(' '),
+            `exec ${shellLine(
+              natsServerArgv({
+                store: BROKER_PATHS.store,
+                port: BROKER_PATHS.clientPort,
+                monitoringPort: BROKER_PATHS.monitoringPort,
+                serverName: '"$NATS_SERVER_NAME"',
+                cluster: { name, listen: `nats://0.0.0.0:${ROUTE_PORT}`, routes: `nats-route://${tasksOf(name)}:${ROUTE_PORT}` },
+              }),
+            )}`,
           ],
           stopSignal: 'SIGTERM',
-          stopGracePeriod: seconds(props.stopGraceMs ?? 10_000),
+          stopGracePeriod: seconds(props.stopGraceMs ?? BROKER_STOP_GRACE_MS),
           // This server, with JetStream on; not the cluster's health (plain /healthz): Swarm puts
           // a task in DNS only once it is healthy, and the servers find each other by DNS, so a
           // check that waits for the cluster would never pass.

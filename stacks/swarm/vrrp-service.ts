@@ -5,6 +5,8 @@ import { containerLabels } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
 import { type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
+import { keepalivedArgv } from '../../components/vrrp';
+import { shellLine } from '../../components/shell';
 
 export interface VrrpServiceProps extends SwarmServiceProps {
   /** The proxy image with keepalived in it (nginx/Dockerfile, WITH_KEEPALIVED=1). */
@@ -48,7 +50,7 @@ export class VrrpService extends Construct {
           command: [
             'sh',
             '-c',
-            `mkdir -p ${PROXY_PATHS.haStateDir} && exec keepalived --dont-fork --log-console --log-detail --vrrp --use-file ${dir}/keepalived-$VRRP_SLOT.conf --pid /run/keepalived.pid --vrrp_pid /run/keepalived-vrrp.pid`,
+            `mkdir -p ${PROXY_PATHS.haStateDir} && exec ${shellLine(keepalivedArgv({ config: `${dir}/keepalived-$VRRP_SLOT.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))}`,
           ],
           configs: [
             ...perSlot,

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { natsServerArgs, startBroker } from '../../local/broker';
+import { startBroker } from '../../local/broker';
+import { natsServerArgv } from '../../components/broker';
 import { freePort, start, stop, waitForPort, type Owned } from '../../local/processes';
 import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
@@ -65,15 +66,19 @@ export async function natsCluster(size: number): Promise<NatsCluster> {
   const client = ports.slice(0, size);
   const route = ports.slice(size);
   const running = new Map<number, Owned>();
-  const args = (i: number) => [
-    ...natsServerArgs(join(dir, `n${i}`), client[i]), '--server_name', `n${i}`,
-    '--cluster_name', 'ws-test', '--cluster', `nats://127.0.0.1:${route[i]}`,
-    '--routes', route.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(','),
-  ];
+  const argv = (i: number) =>
+    natsServerArgv({
+      store: join(dir, `n${i}`),
+      port: client[i],
+      address: '127.0.0.1',
+      serverName: `n${i}`,
+      cluster: { name: 'ws-test', listen: `nats://127.0.0.1:${route[i]}`, routes: route.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(',') },
+    });
   return {
     urls: client.map((p) => `nats://127.0.0.1:${p}`),
     async start(i) {
-      const p = start(`nats-${i}`, 'nats-server', args(i), { logFile: join(dir, `n${i}.log`) });
+      const [command, ...args] = argv(i);
+      const p = start(`nats-${i}`, command, args, { logFile: join(dir, `n${i}.log`) });
       running.set(i, p);
       await waitForPort(client[i], p);
     },

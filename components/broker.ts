@@ -1,0 +1,34 @@
+/**
+ * How nats-server is started, on every target: the engine's container, each swarm task (with
+ * the cluster) and the local runner's process.
+ */
+export interface NatsServerLaunch {
+  /** JetStream's file store. */
+  store: string;
+  /** The client port. */
+  port: number;
+  /** Listen on this address only. @default all addresses */
+  address?: string;
+  /** The monitoring port (/healthz, /varz, /jsz). @default none */
+  monitoringPort?: number;
+  /** As the cluster and JetStream name it; may be a "$VAR" for the shell to expand. @default nats-server's own */
+  serverName?: string;
+  /** Route to the other servers of a cluster. @default a single server */
+  cluster?: { name: string; listen: string; routes: string };
+}
+
+/** How long nats-server gets to flush its store on stop. */
+export const BROKER_STOP_GRACE_MS = 10_000;
+
+export function natsServerArgv(o: NatsServerLaunch): string[] {
+  return [
+    'nats-server',
+    '--jetstream',
+    '--store_dir', o.store,
+    ...(o.address ? ['--addr', o.address] : []),
+    '--port', String(o.port),
+    ...(o.monitoringPort ? ['--http_port', String(o.monitoringPort)] : []),
+    ...(o.serverName ? ['--server_name', o.serverName] : []),
+    ...(o.cluster ? ['--cluster_name', o.cluster.name, '--cluster', o.cluster.listen, '--routes', o.cluster.routes] : []),
+  ];
+}
