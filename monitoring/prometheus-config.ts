@@ -1,11 +1,11 @@
 import { stringify } from 'yaml';
-import type { Topology } from '../app/src/topology';
+import { SERVER_NAME, type Topology } from '../app/src/topology';
 import { prometheusDuration } from '../app/src/shared/duration';
 import { VRRP_METRICS_PATH } from '../nginx/render';
 
 /** Job names: the dashboard and the rules select on them. */
 export const SCRAPE_JOBS = {
-  servers: 'ws-server',
+  servers: SERVER_NAME,
   nginx: 'nginx',
   loadClient: 'load-client',
   prometheus: 'prometheus',

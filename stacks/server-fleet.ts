@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { CONTROL_KEY_ENV, replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import { CONTROL_KEY_ENV, replicaName, SERVER_NAME, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { containerEnv, containerLabels, httpHealthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
 
 /** Reads the topology's `replicas` and `server`. */
@@ -46,7 +46,7 @@ export class ServerFleet extends Construct {
         image: props.imageId,
         command: SERVER_COMMAND,
         env: containerEnv(env),
-        networksAdvanced: [{ name: props.networkName, aliases: ['ws-server'] }],
+        networksAdvanced: [{ name: props.networkName, aliases: [SERVER_NAME] }],
         volumes: [{ hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true }],
         restart: 'unless-stopped',
         // SIGTERM drains (1001 spread over the window); Docker kills after the stop grace.

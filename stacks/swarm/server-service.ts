@@ -1,13 +1,13 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { CONTROL_KEY_ENV, stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
+import { CONTROL_KEY_ENV, SERVER_NAME, stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
 import { containerLabels, httpHealthcheck } from '../container-attributes';
 import { CONTROL_KEY_PATH, SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
 import type { SwarmFile } from './swarm-files';
 import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
-export const SERVER_SERVICE = 'ws-server';
+export const SERVER_SERVICE = SERVER_NAME;
 
 /** The app image's user (`USER node`: uid and gid 1000 in node:20 and in the offline stand-in); it reads the control key. */
 export const SERVER_USER_ID = '1000';

@@ -7,10 +7,16 @@ export * from './swarm';
 const DEFAULT_REPLICAS = 3;
 
 /**
+ * The servers' name: the swarm's service, the engine's network alias for every replica, the
+ * Prometheus job; replica i is `${SERVER_NAME}-${i}`.
+ */
+export const SERVER_NAME = 'ws-server';
+
+/**
  * The name of replica i: its container name and host name in the stack, its id locally, its
  * `replica` label in metrics. Stable per index, so scaling down removes only the highest.
  */
-export const replicaName = (i: number): string => `ws-server-${i}`;
+export const replicaName = (i: number): string => `${SERVER_NAME}-${i}`;
 
 /** Built by scripts/offline-images.sh, which reads these names (scripts/offline-image-names.ts). */
 export const OFFLINE_BASE_IMAGES = {
