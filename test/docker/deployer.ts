@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { checkProvider, PreflightError } from '../../scripts/preflight';
-import { OfflineApplier } from '../../tools/offline-applier/applier';
+import { OfflineApplier } from '../infra/offline-applier/applier';
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import type Docker from 'dockerode';

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { OFFLINE_BASE_IMAGES } from '../../app/src/topology';
-import { createSwarmLab, type SwarmLab } from '../../local/swarm-lab';
+import { createSwarmLab, type SwarmLab } from '../infra/swarm-lab';
 import { retrying } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { readyEngine } from '../docker/deployer';
@@ -13,7 +13,7 @@ import { readyEngine } from '../docker/deployer';
  * The multi-node swarm the swarm target is tested on: three dockerd on this machine, each in a
  * network namespace of its own, one swarm. Real daemons, real overlay network.
  */
-describe('a 3-node Docker Swarm on this machine (local/swarm-lab.ts)', { concurrency: false }, () => {
+describe('a 3-node Docker Swarm on this machine (test/infra/swarm-lab.ts)', { concurrency: false }, () => {
   let swarm: SwarmLab;
   const image = OFFLINE_BASE_IMAGES.debian;
 
@@ -73,7 +73,7 @@ describe('a 3-node Docker Swarm on this machine (local/swarm-lab.ts)', { concurr
   });
 
   it('a lab whose creator was killed (SIGKILL) is removed by the next one', async () => {
-    const script = `require('tsx/cjs'); const { createSwarmLab } = require('${ROOT}/local/swarm-lab.ts'); createSwarmLab({ count: 1 }).then(() => console.log('ready'));`;
+    const script = `require('tsx/cjs'); const { createSwarmLab } = require('${ROOT}/test/infra/swarm-lab.ts'); createSwarmLab({ count: 1 }).then(() => console.log('ready'));`;
     const child = spawn(process.execPath, ['-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (d) => String(d).includes('ready') && resolve());

@@ -1,9 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive } from './leftovers';
-import { createLab, inNamespace, reapDeadLabs, type NetnsLab } from './netns';
-import { start, stop, type Owned } from './processes';
+import { alive } from '../../local/leftovers';
+import { createLab, inNamespace, reapDeadLabs, type NetnsLab } from '../../local/netns';
+import { start, stop, type Owned } from '../../local/processes';
 
 /**
  * A multi-node Docker Swarm on this one machine, for the swarm target's tests: one dockerd per

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import Docker from 'dockerode';
-import { parseDuration } from '../../app/src/shared/duration';
+import { parseDuration } from '../../../app/src/shared/duration';
 import { evaluateSelfCondition, parseSelfCondition, referencesIn, resolve, UnsupportedError } from './expressions';
 import { packContext } from './build-context';
 
