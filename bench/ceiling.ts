@@ -72,7 +72,7 @@ async function measure(size: number, traffic = false): Promise<Row> {
   let [cpuAfter, ticksAfter] = [cpuBefore, ticksBefore];
   let memory: Row['memory'] = {};
   const startedAt = new Date();
-  let result;
+  let result: Awaited<ReturnType<typeof runLoad>>;
   let nginxLimits: Record<string, number> = {};
   try {
     result = await runLoad({

@@ -17,7 +17,11 @@ type Sample = { rss: number; heap: number; connections: number };
 
 function startProbe(variant: string) {
   const child = fork(join(__dirname, 'server-probe.ts'), [], { execArgv: ['--import', 'tsx', '--expose-gc'], env: { ...process.env, VARIANT: variant } });
-  const ask = () => new Promise<Sample>((r) => (child.once('message', (m) => r(m as Sample)), child.send('measure')));
+  const ask = () =>
+    new Promise<Sample>((r) => {
+      child.once('message', (m) => r(m as Sample));
+      child.send('measure');
+    });
   const port = new Promise<number>((r) => child.once('message', (m: { port: number }) => r(m.port)));
   return { child, ask, port };
 }

@@ -84,7 +84,7 @@ async function measure(mode: string, broker: boolean, publishRate: number, reach
   let cpuAtStart: ReturnType<typeof cpuSeconds> | undefined;
   let cpuAtEnd: ReturnType<typeof cpuSeconds> | undefined;
   const startedAt = new Date();
-  let result;
+  let result: Awaited<ReturnType<typeof runLoad>>;
   try {
     result = await runLoad({
       url: local.url,

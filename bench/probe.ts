@@ -36,9 +36,15 @@ async function main() {
   const pending: ((ok: boolean) => void)[] = [];
   const settle = (ok: boolean) => pending.shift()?.(ok);
   const origOpened = stats.opened.bind(stats);
-  stats.opened = () => (origOpened(), settle(true));
+  stats.opened = () => {
+    origOpened();
+    settle(true);
+  };
   const origError = stats.error.bind(stats);
-  stats.error = (kind: string) => (origError(kind), settle(false));
+  stats.error = (kind: string) => {
+    origError(kind);
+    settle(false);
+  };
   const profile = loadProfileSchema.parse({ compression: req.compression, topics: 0, publishRate: 0, senderFraction: 0, reconnect: { enabled: false } });
   const context: RunContext = {
     url: req.url,

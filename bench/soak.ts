@@ -64,7 +64,7 @@ async function main(): Promise<number> {
     samples.push({ t: (Date.now() - started) / 1000, open: latest?.open ?? 0, retiringWorkers: workers?.retiring.length ?? -1 });
   }, 5_000);
   const startedAt = new Date();
-  let result;
+  let result: Awaited<ReturnType<typeof runLoad>>;
   try {
     result = await runLoad({
       url: local.url,

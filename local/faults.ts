@@ -94,7 +94,7 @@ export function scheduleFaults(local: LocalTopology, faults: FaultSpec[], tell: 
 }
 
 /** Executes one fault for real; a proxy fault resolves with the failover it caused. */
-export async function executeFault(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure | void> {
+export async function executeFault(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure | undefined> {
   switch (fault.kind) {
     case 'reload-proxy': {
       const r = await local.reloadProxy();

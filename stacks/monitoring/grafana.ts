@@ -37,7 +37,7 @@ export class Grafana extends Construct {
           'GF_AUTH_ANONYMOUS_ORG_ROLE=Viewer',
           'GF_ANALYTICS_REPORTING_ENABLED=false',
           'GF_ANALYTICS_CHECK_FOR_UPDATES=false',
-          'GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH=' + `${GRAFANA_PATHS.dashboards}/ws-notifications.json`,
+          `GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH=${GRAFANA_PATHS.dashboards}/ws-notifications.json`,
         ],
         ports: [{ internal: MONITORING_PATHS.grafanaPort, external: monitoring.grafanaPort, ip: '127.0.0.1' }],
         volumes: (['datasources', 'dashboardProviders', 'dashboards'] as const).map((key) => ({

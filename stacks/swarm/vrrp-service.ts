@@ -3,7 +3,7 @@ import { Service } from '@cdktf/provider-docker/lib/service';
 import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../../keepalived/render';
 import { containerLabels } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { type SwarmServiceProps } from './service-attributes';
+import type { SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 import { keepalivedArgv } from '../../components/vrrp';
 import { shellLine } from '../../components/shell';

@@ -2,7 +2,7 @@ import WebSocket, { type ClientOptions } from 'ws';
 import { serverSchema, type ServerConfig } from '../../app/src/topology';
 import type { ServerMetrics } from '../../app/src/server/metrics';
 import { createReplica } from '../../app/src/server/replica';
-import { NotificationServer } from '../../app/src/server/server';
+import type { NotificationServer } from '../../app/src/server/server';
 import type { ServerMessage } from '../../app/src/shared/protocol';
 
 export interface RunningServer {

@@ -295,7 +295,7 @@ describe('metrics', () => {
     await b.closed;
     await eventually(() => s.server.connectionCount === 1);
     const text = await (await fetch(`${s.httpUrl}/metrics`)).text();
-    const line = (name: string) => text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{')) ?? '';
+    const line = (name: string) => text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)) ?? '';
     const value = (pattern: RegExp) => Number(text.split('\n').find((l) => pattern.test(l))?.split(' ').pop());
     assert.equal(value(/^ws_connections_active\{replica="m-0"\}/), 1);
     assert.equal(value(/^ws_connections_opened_total\{replica="m-0"\}/), 2);

@@ -24,7 +24,11 @@ describe('the handshake gate', () => {
     const gate = new HandshakeGate(2);
     const started: number[] = [];
     const releases: (() => void)[] = [];
-    for (let i = 0; i < 5; i++) gate.enter((release) => (started.push(i), releases.push(release)));
+    for (let i = 0; i < 5; i++)
+      gate.enter((release) => {
+        started.push(i);
+        releases.push(release);
+      });
     assert.deepEqual(started, [0, 1]);
     assert.equal(gate.queued, 3);
     releases[0]();

@@ -242,10 +242,10 @@ describe('snapshot', () => {
       .split(ROOT).join('<root>')
       .replace(/[0-9a-f]{64}/g, '<sha256>');
   it('matches the stored synthesized JSON', () => {
-    matchSnapshot('stack.default.json', normalized(synth().text) + '\n');
+    matchSnapshot('stack.default.json', `${normalized(synth().text)}\n`);
   });
   it('matches the stored synthesized JSON with the HA pair and the rebalance', () => {
     const s = synth({ network: { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' }, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10' }, rebalance: { enabled: true } } as any });
-    matchSnapshot('stack.ha.json', normalized(s.text) + '\n');
+    matchSnapshot('stack.ha.json', `${normalized(s.text)}\n`);
   });
 });

@@ -53,7 +53,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:16px} figure{margin:0} figcaption{font-weight:600;margin-bottom:4px}
 </style></head><body>
 <h1>Load report <span class="verdict ${r.verdict.toLowerCase()}">${r.verdict}</span></h1>
-<p>${esc(r.target)} · started ${esc(r.startedAt)} · ${r.durationSeconds.toFixed(1)} s${r.interrupted ? ' · interrupted' : ''} · generator: ${r.generator.trustworthy ? 'ok' : '<b>not trustworthy</b> — ' + esc(r.generator.reasons.join('; '))}</p>
+<p>${esc(r.target)} · started ${esc(r.startedAt)} · ${r.durationSeconds.toFixed(1)} s${r.interrupted ? ' · interrupted' : ''} · generator: ${r.generator.trustworthy ? 'ok' : `<b>not trustworthy</b> — ${esc(r.generator.reasons.join('; '))}`}</p>
 <h2>Over time</h2><div class="charts">${charts.join('\n')}</div>
 <h2>Connections</h2><table>
 <tr><th>opened</th><td>${r.connections.opened}</td></tr><tr><th>failed</th><td>${r.connections.failed}</td></tr><tr><th>unfinished</th><td>${r.connections.unfinished}</td></tr>

@@ -7,7 +7,7 @@ export class ConfigError extends Error {
     readonly problems: { field: string; rule: string }[],
   ) {
     super(
-      `invalid ${source}:\n` + problems.map((p) => `  - ${p.field}: ${p.rule}`).join('\n'),
+      `invalid ${source}:\n${problems.map((p) => `  - ${p.field}: ${p.rule}`).join('\n')}`,
     );
     this.name = 'ConfigError';
   }
