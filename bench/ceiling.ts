@@ -30,7 +30,7 @@ const program = new Command('bench:ceiling')
   .option('--sizes <list>', 'connection counts, comma-separated', '10000,30000,50000')
   .option('--hold <d>', 'hold once every connection is asked for (the table gives how long all of them were open)', '240s')
   .option('--traffic <list>', "sizes to run again with the default profile's traffic, for --duration (empty: none)", '50000')
-  .option('--duration <d>', 'the traffic runs\' duration, ramp included (as `npm run local -- --duration`)', '4m')
+  .option('--duration <d>', "the traffic runs' duration, ramp included (as `npm run local -- --duration`)", '4m')
   .option('--out <file>', 'Markdown output', 'docs/benchmarks/ceiling.md')
   .parse();
 const o = program.opts();
@@ -65,7 +65,9 @@ async function measure(size: number, traffic = false): Promise<Row> {
       maxDurationMs: Math.ceil((size / DEFAULT_STAGE.rampRate) * 1000) + stage.holdMs + 120_000,
     },
   });
-  console.error(`ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`);
+  console.error(
+    `ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`,
+  );
   const local = await startLocalTopology(topology);
   const holdEnd = size / DEFAULT_STAGE.rampRate + stage.holdMs / 1000 - 3;
   const [cpuBefore, ticksBefore, t0] = [cpuSeconds(), machineTicks(), performance.now()];
@@ -85,7 +87,8 @@ async function measure(size: number, traffic = false): Promise<Row> {
         if (!Object.keys(memory).length && p.elapsedSeconds >= holdEnd) memory = rssByPart();
         // The load's processes are gone once it returns: its CPU is read while they run.
         if (traffic && Math.floor(p.elapsedSeconds) % 5 === 0) [cpuAfter, ticksAfter] = [cpuSeconds(), machineTicks()];
-        if (Math.floor(p.elapsedSeconds) % 30 === 0) console.error(`ceiling: ${size}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, errors ${p.errors}`);
+        if (Math.floor(p.elapsedSeconds) % 30 === 0)
+          console.error(`ceiling: ${size}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, errors ${p.errors}`);
       },
     });
     const errorLog = nginxErrorLog(local.runtimeDir);
@@ -94,14 +97,26 @@ async function measure(size: number, traffic = false): Promise<Row> {
     await local.stop();
   }
   const busy = (ticksAfter.busy - ticksBefore.busy) / Math.max(1, ticksAfter.total - ticksBefore.total);
-  const cpu = traffic ? { parts: cpuBetween(cpuBefore, cpuAfter), busyPercent: Math.round(100 * busy), seconds: Math.round((performance.now() - t0) / 1000) } : undefined;
-  return { size, report: buildReport({ ...result, target: local.url, startedAt, profile: topology.load }), memory, nginxLimits, nginxWorkers: topology.proxy.workerProcesses, cpu };
+  const cpu = traffic
+    ? { parts: cpuBetween(cpuBefore, cpuAfter), busyPercent: Math.round(100 * busy), seconds: Math.round((performance.now() - t0) / 1000) }
+    : undefined;
+  return {
+    size,
+    report: buildReport({ ...result, target: local.url, startedAt, profile: topology.load }),
+    memory,
+    nginxLimits,
+    nginxWorkers: topology.proxy.workerProcesses,
+    cpu,
+  };
 }
 
 /** The traffic the default profile offers at `size` connections: echoes and deliveries per second. */
 function offered(size: number): { echoes: number; deliveries: number } {
   const p = loadProfileSchema.parse({});
-  return { echoes: Math.round(size * p.senderFraction * p.messageRate), deliveries: Math.round(p.publishRate * (p.topics ? size / p.topics : 0)) };
+  return {
+    echoes: Math.round(size * p.senderFraction * p.messageRate),
+    deliveries: Math.round(p.publishRate * (p.topics ? size / p.topics : 0)),
+  };
 }
 
 /** Seconds during which every connection of the size was open (from the per-second timeline). */
@@ -124,7 +139,10 @@ CPU seconds are per part over the run (sampled from /proc every 5 s while it run
 | ---: | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | --- |
 ${rows
   .map((r) => {
-    const fails = Object.entries(r.report.errors).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
+    const fails =
+      Object.entries(r.report.errors)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '0';
     const load = offered(r.size);
     return `| ${r.size.toLocaleString('en')} | ${load.echoes.toLocaleString('en')} + ${load.deliveries.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.peak} | ${r.report.connections.failed} (${fails}) | ${r.report.opening.achievedPerSecond ?? '—'} | ${parts.map((p) => r.cpu?.parts[p] ?? '—').join(' / ')} | ${r.cpu?.busyPercent ?? '—'}% | ${r.cpu?.seconds ?? '—'} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`;
   })
@@ -147,18 +165,36 @@ and the client's processes from it, and above 20,000 connections the client spre
 | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |
 ${rows
   .map((r) => {
-    const fails = Object.entries(r.report.errors).map(([k, v]) => `${k} ${v}`).join(', ') || '0';
-    const limits = Object.entries(r.nginxLimits).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
+    const fails =
+      Object.entries(r.report.errors)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '0';
+    const limits =
+      Object.entries(r.nginxLimits)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ') || 'none';
     return `| ${r.size.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.failed} (${fails}) | ${r.report.connections.peak} | ${heldAtFull(r)} | ${r.report.opening.achievedPerSecond ?? '—'} | ${r.nginxWorkers} / ${r.report.generator.workers} | ${limits} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`;
   })
   .join('\n')}
 
 ## Memory at the end of the hold (resident, per part; per connection held)
 
-| connections | ${parts.map((p) => `${p} MB`).join(' | ')} | ${parts.slice(0, 3).map((p) => `${p} KB/conn`).join(' | ')} |
-| ---: | ${parts.map(() => '---:').join(' | ')} | ${parts.slice(0, 3).map(() => '---:').join(' | ')} |
+| connections | ${parts.map((p) => `${p} MB`).join(' | ')} | ${parts
+    .slice(0, 3)
+    .map((p) => `${p} KB/conn`)
+    .join(' | ')} |
+| ---: | ${parts.map(() => '---:').join(' | ')} | ${parts
+    .slice(0, 3)
+    .map(() => '---:')
+    .join(' | ')} |
 ${rows
-  .map((r) => `| ${r.size.toLocaleString('en')} | ${parts.map((p) => r.memory[p]?.mb ?? '—').join(' | ')} | ${parts.slice(0, 3).map((p) => kb(r.memory[p]?.mb, r.report.connections.peak)).join(' | ')} |`)
+  .map(
+    (r) =>
+      `| ${r.size.toLocaleString('en')} | ${parts.map((p) => r.memory[p]?.mb ?? '—').join(' | ')} | ${parts
+        .slice(0, 3)
+        .map((p) => kb(r.memory[p]?.mb, r.report.connections.peak))
+        .join(' | ')} |`,
+  )
   .join('\n')}
 
 KB per connection is the part's whole resident memory over the connections held (baselines included: the difference between
@@ -178,7 +214,9 @@ async function main(): Promise<number> {
   writeFileSync(resolve(o.out), md);
   console.log(md);
   // The claim: every size opened and held (two minutes at the full count) with no failure.
-  return rows.every((r) => r.report.connections.failed === 0 && r.report.connections.peak === r.size && heldAtFull(r) >= 120) ? EXIT.ok : EXIT.failed;
+  return rows.every((r) => r.report.connections.failed === 0 && r.report.connections.peak === r.size && heldAtFull(r) >= 120)
+    ? EXIT.ok
+    : EXIT.failed;
 }
 
 runEntryPoint(main);

@@ -85,12 +85,30 @@ async function main() {
     for (const n of stableSteps) {
       const started = Date.now();
       const sources = sourceAddressesNeeded(n);
-      const profile = defineTopology({ replicas: 3, proxy: topology.proxy, load: { stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }], senderFraction: 0.01, messageRate: 1, topics: 0, publishRate: 0, reconnect: { enabled: false }, maxDurationMs: 600_000, sourceAddresses: sources ? parseSourceAddresses(String(sources)) : [] } }).load;
+      const profile = defineTopology({
+        replicas: 3,
+        proxy: topology.proxy,
+        load: {
+          stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }],
+          senderFraction: 0.01,
+          messageRate: 1,
+          topics: 0,
+          publishRate: 0,
+          reconnect: { enabled: false },
+          maxDurationMs: 600_000,
+          sourceAddresses: sources ? parseSourceAddresses(String(sources)) : [],
+        },
+      }).load;
       const result = await runLoad({ url: local.url, ca, insecure: false, workers: workersFor(profile), profile });
-      const errors = Object.entries(Object.fromEntries(result.stats.errors)).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+      const errors =
+        Object.entries(Object.fromEntries(result.stats.errors))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ') || 'none';
       const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);
       const ok = result.stats.counters.opened === n && result.stats.counters.failed === 0 && unexpected === 0;
-      stable.push(`| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.counters.opened} | ${result.stats.counters.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`);
+      stable.push(
+        `| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.counters.opened} | ${result.stats.counters.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`,
+      );
       console.log(stable[stable.length - 1]);
       if (!ok) break;
     }

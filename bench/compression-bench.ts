@@ -16,7 +16,10 @@ const N = Number(process.env.CONNECTIONS ?? 1000);
 type Sample = { rss: number; heap: number; connections: number };
 
 function startProbe(variant: string) {
-  const child = fork(join(__dirname, 'server-probe.ts'), [], { execArgv: ['--import', 'tsx', '--expose-gc'], env: { ...process.env, VARIANT: variant } });
+  const child = fork(join(__dirname, 'server-probe.ts'), [], {
+    execArgv: ['--import', 'tsx', '--expose-gc'],
+    env: { ...process.env, VARIANT: variant },
+  });
   const ask = () =>
     new Promise<Sample>((r) => {
       child.once('message', (m) => r(m as Sample));
@@ -30,24 +33,28 @@ async function measure(variant: string, clientDeflate: boolean) {
   const probe = startProbe(variant);
   const port = await probe.port;
   const before = await probe.ask();
-  const payload = JSON.stringify({ items: Array.from({ length: 40 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['alpha', 'beta', 'gamma'] })) }).slice(0, 2048);
+  const payload = JSON.stringify({
+    items: Array.from({ length: 40 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['alpha', 'beta', 'gamma'] })),
+  }).slice(0, 2048);
   const sockets: WebSocket[] = [];
   let wire = 0;
   for (let i = 0; i < N; i += 100) {
     await Promise.all(
-      Array.from({ length: Math.min(100, N - i) }, () =>
-        new Promise<void>((res, rej) => {
-          const ws = new WebSocket(`ws://127.0.0.1:${port}/ws-notifications`, { perMessageDeflate: clientDeflate });
-          sockets.push(ws);
-          let seen = 0;
-          ws.on('message', () => {
-            if (++seen === 2) res(); // hello, then the echo
-          });
-          ws.on('open', () => {
-            ws.send(JSON.stringify({ type: 'echo', id: 1, ts: 1, payload }));
-          });
-          ws.on('error', rej);
-        }),
+      Array.from(
+        { length: Math.min(100, N - i) },
+        () =>
+          new Promise<void>((res, rej) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${port}/ws-notifications`, { perMessageDeflate: clientDeflate });
+            sockets.push(ws);
+            let seen = 0;
+            ws.on('message', () => {
+              if (++seen === 2) res(); // hello, then the echo
+            });
+            ws.on('open', () => {
+              ws.send(JSON.stringify({ type: 'echo', id: 1, ts: 1, payload }));
+            });
+            ws.on('error', rej);
+          }),
       ),
     );
   }
@@ -70,7 +77,11 @@ async function measure(variant: string, clientDeflate: boolean) {
 
 async function main() {
   const rows = [];
-  for (const [variant, clientDeflate] of [['off', false], ['ours', true], ['ws-default', true]] as const) {
+  for (const [variant, clientDeflate] of [
+    ['off', false],
+    ['ours', true],
+    ['ws-default', true],
+  ] as const) {
     const r = await measure(variant, clientDeflate);
     rows.push(r);
     console.log(JSON.stringify(r));

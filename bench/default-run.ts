@@ -29,7 +29,11 @@ function local(args: string[]): Promise<{ code: number; report: LoadReport }> {
   const dir = mkdtempSync(join(tmpdir(), 'default-run-'));
   const report = join(dir, 'r.json');
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args, '--report', report, '--html', join(dir, 'r.html')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args, '--report', report, '--html', join(dir, 'r.html')],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     child.on('error', fail);
     child.on('close', (code) => {
       try {
@@ -50,7 +54,8 @@ async function main(): Promise<number> {
   }
   console.error('default-run: forced past the client');
   const forced = await local(['--connections', '3000', '--ramp-rate', '2000']);
-  const meets = (r: LoadReport) => r.generator.trustworthy && r.latency.connect.p99 <= GOAL.connectP99Ms && r.latency.rtt.p99 <= GOAL.rttP99Ms;
+  const meets = (r: LoadReport) =>
+    r.generator.trustworthy && r.latency.connect.p99 <= GOAL.connectP99Ms && r.latency.rtt.p99 <= GOAL.rttP99Ms;
   const allMet = runs.every((r) => r.code === EXIT.ok && meets(r.report));
   const forcedInconclusive = forced.code === EXIT.inconclusive && forced.report.verdict === 'INCONCLUSIVE';
   const row = (name: string, { code, report: r }: { code: number; report: LoadReport }) =>

@@ -24,7 +24,11 @@ import { cpuBetween, cpuSeconds } from './proc';
 const program = new Command('bench:fanout')
   .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')
   .option('--topics <n>', 'topics (subscribers are spread evenly)', '10')
-  .option('--publish-rate <n>', 'publications per second through the broker (24: 24,000 deliveries/s offered, above the goal of 20,000)', '24')
+  .option(
+    '--publish-rate <n>',
+    'publications per second through the broker (24: 24,000 deliveries/s offered, above the goal of 20,000)',
+    '24',
+  )
   .option('--ramp-rate <n>', 'connections opened per second', '500')
   .option('--hold <d>', 'time held once every connection is asked for (the window is its part with everyone connected)', '60s')
   .option('--workers <n>', 'load-client processes', '2')
@@ -97,14 +101,18 @@ async function measure(mode: string, broker: boolean, publishRate: number, reach
         if (!cpuAtStart && p.elapsedSeconds >= windowStart) cpuAtStart = cpuSeconds();
         if (!cpuAtEnd && p.elapsedSeconds >= windowEnd) cpuAtEnd = cpuSeconds();
         if (p.elapsedSeconds >= windowStart && p.elapsedSeconds <= windowEnd) pushInWindow.add(p.intervalPush);
-        if (Math.floor(p.elapsedSeconds) % 10 === 0) console.error(`fanout: ${mode}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, received/s ${p.receivedPerSecond}`);
+        if (Math.floor(p.elapsedSeconds) % 10 === 0)
+          console.error(`fanout: ${mode}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, received/s ${p.receivedPerSecond}`);
       },
     });
   } finally {
     await local.stop();
   }
   const report = buildReport({ ...result, target: local.url, startedAt, profile: topology.load });
-  if (windowEnd - windowStart < 10) throw new Error(`${mode}: fewer than 10 s measured with everyone connected (all ${subscribers} open at ${windowStart - 5} s): a longer --hold`);
+  if (windowEnd - windowStart < 10)
+    throw new Error(
+      `${mode}: fewer than 10 s measured with everyone connected (all ${subscribers} open at ${windowStart - 5} s): a longer --hold`,
+    );
   const window = report.timeline.filter((p) => p.t >= windowStart && p.t <= windowEnd);
   const rates = window.map((p) => p.receivedPerSecond);
   const mean = rates.length ? Math.round(rates.reduce((a, b) => a + b, 0) / rates.length) : 0;
@@ -173,7 +181,14 @@ Generator: ${rows.map((r) => `${r.mode}: ${r.report.generator.trustworthy ? 'tru
 
 | mode | ${parts.join(' | ')} | total |
 | --- | ${parts.map(() => '---:').join(' | ')} | ---: |
-${rows.map((r) => `| ${r.mode} | ${parts.map((p) => (r.cpu[p] ?? 0).toFixed(1)).join(' | ')} | ${Object.values(r.cpu).reduce((a, b) => a + b, 0).toFixed(1)} |`).join('\n')}
+${rows
+  .map(
+    (r) =>
+      `| ${r.mode} | ${parts.map((p) => (r.cpu[p] ?? 0).toFixed(1)).join(' | ')} | ${Object.values(r.cpu)
+        .reduce((a, b) => a + b, 0)
+        .toFixed(1)} |`,
+  )
+  .join('\n')}
 
 ## Reading it
 
@@ -189,8 +204,12 @@ ${rows.map((r) => `| ${r.mode} | ${parts.map((p) => (r.cpu[p] ?? 0).toFixed(1)).
   The push p99 is that queue, plus the hop through the broker (publish, store, acknowledge, consume).
 - **How busy the machine was**: ${rows.map((r) => `${r.mode} ${busyPercent(r)}%`).join(', ')} of both cores in the window. Near saturation a
   burst waits for the scheduler as well as for the queue ahead of it, so the broker's tail moves from run to run.
-- **The generator**: ${rows.every((r) => r.report.generator.trustworthy) ? 'trustworthy in every row.' : `the load client shared the two cores with everything else and its event loop lagged (see the line above), so
-  the push latencies include some of its own delay: they are upper bounds for the system's.`}
+- **The generator**: ${
+    rows.every((r) => r.report.generator.trustworthy)
+      ? 'trustworthy in every row.'
+      : `the load client shared the two cores with everything else and its event loop lagged (see the line above), so
+  the push latencies include some of its own delay: they are upper bounds for the system's.`
+  }
 
 ## Connections and delivery
 
@@ -215,7 +234,14 @@ async function main(): Promise<number> {
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
   writeFileSync(resolve(o.out), md);
   mkdirSync(resolve('reports'), { recursive: true });
-  writeFileSync(resolve('reports/fanout.json'), JSON.stringify(rows.map(({ report, ...r }) => ({ ...r, pushWholeRun: report.latency.push, delivery: report.delivery, generator: report.generator })), null, 2));
+  writeFileSync(
+    resolve('reports/fanout.json'),
+    JSON.stringify(
+      rows.map(({ report, ...r }) => ({ ...r, pushWholeRun: report.latency.push, delivery: report.delivery, generator: report.generator })),
+      null,
+      2,
+    ),
+  );
   console.log(md);
   return EXIT.ok;
 }

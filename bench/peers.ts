@@ -55,7 +55,13 @@ interface Tool {
   /** Connections opened and failed as the tool's own output says, after a run in `dir`. */
   outcome(dir: string, output: string): { opened: number; failed: number } | undefined;
   /** The command for `connections` at `rate`, each held `lifetime` seconds, or why it cannot run here. */
-  command(target: LocalTopology, connections: number, rate: number, lifetimeSeconds: number, dir: string): { file: string; args: string[]; env?: Record<string, string> } | { unavailable: string };
+  command(
+    target: LocalTopology,
+    connections: number,
+    rate: number,
+    lifetimeSeconds: number,
+    dir: string,
+  ): { file: string; args: string[]; env?: Record<string, string> } | { unavailable: string };
 }
 
 async function nginxStatus(target: LocalTopology): Promise<{ active: number; accepts: number }> {
@@ -66,7 +72,11 @@ async function nginxStatus(target: LocalTopology): Promise<{ active: number; acc
 }
 
 /** Runs one tool and measures it from the outside. */
-async function measure(target: LocalTopology, run: { file: string; args: string[]; env?: Record<string, string> }, outcome: (output: string) => Sample['reported']): Promise<Sample> {
+async function measure(
+  target: LocalTopology,
+  run: { file: string; args: string[]; env?: Record<string, string> },
+  outcome: (output: string) => Sample['reported'],
+): Promise<Sample> {
   const baseline = await nginxStatus(target);
   const started = performance.now();
   const child = spawn(run.file, run.args, { cwd: ROOT, env: { ...process.env, ...run.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -129,11 +139,18 @@ function artilleryBin(): string | { unavailable: string } {
   if (!existsSync(bin)) {
     console.error(`peers: installing artillery@${ARTILLERY_VERSION} into ${dir} (once)`);
     mkdirSync(dir, { recursive: true });
-    const installed = spawnSync('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', '--ignore-scripts', `artillery@${ARTILLERY_VERSION}`], {
-      env: { ...process.env, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: '1' },
-      encoding: 'utf8',
-    });
-    if (installed.status !== 0 || !existsSync(bin)) return { unavailable: `npm install artillery@${ARTILLERY_VERSION} failed: ${(installed.stderr || '').trim().split('\n').slice(-2).join(' ')}` };
+    const installed = spawnSync(
+      'npm',
+      ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', '--ignore-scripts', `artillery@${ARTILLERY_VERSION}`],
+      {
+        env: { ...process.env, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: '1' },
+        encoding: 'utf8',
+      },
+    );
+    if (installed.status !== 0 || !existsSync(bin))
+      return {
+        unavailable: `npm install artillery@${ARTILLERY_VERSION} failed: ${(installed.stderr || '').trim().split('\n').slice(-2).join(' ')}`,
+      };
   }
   return bin;
 }
@@ -147,15 +164,44 @@ const TOOLS: Tool[] = [
   {
     name: 'this client',
     version: 'this repository',
-    latencies: 'connect (TCP, TLS, upgrade) and RTT (corrected for coordinated omission, and as sent) as HDR percentiles; push latency; closes by code',
+    latencies:
+      'connect (TCP, TLS, upgrade) and RTT (corrected for coordinated omission, and as sent) as HDR percentiles; push latency; closes by code',
     outcome: (dir) => {
       const r = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8'));
       return { opened: r.connections.opened, failed: r.connections.failed };
     },
     command: (target, n, rate, lifetime, dir) => ({
       file: process.execPath,
-      args: ['--import', 'tsx', 'app/src/client/main.ts', target.url, '--ca', target.caFile, '-c', String(n), '--ramp-rate', String(rate), '-d', `${Math.ceil(n / rate) + lifetime}s`,
-        '--senders', '1', '--rate', '0.2', '--arrival', 'fixed', '--topics', '0', '--publish-rate', '0', '--quiet', '--accept-untrustworthy', '--report', join(dir, 'client.json'), '-t', 'errors>=0'],
+      args: [
+        '--import',
+        'tsx',
+        'app/src/client/main.ts',
+        target.url,
+        '--ca',
+        target.caFile,
+        '-c',
+        String(n),
+        '--ramp-rate',
+        String(rate),
+        '-d',
+        `${Math.ceil(n / rate) + lifetime}s`,
+        '--senders',
+        '1',
+        '--rate',
+        '0.2',
+        '--arrival',
+        'fixed',
+        '--topics',
+        '0',
+        '--publish-rate',
+        '0',
+        '--quiet',
+        '--accept-untrustworthy',
+        '--report',
+        join(dir, 'client.json'),
+        '-t',
+        'errors>=0',
+      ],
     }),
   },
   {
@@ -170,7 +216,9 @@ const TOOLS: Tool[] = [
       const bin = artilleryBin();
       if (typeof bin !== 'string') return bin;
       const script = join(dir, 'artillery.yml');
-      writeFileSync(script, `config:
+      writeFileSync(
+        script,
+        `config:
   target: "${target.url}"
   phases:
     - duration: ${Math.ceil(n / rate)}
@@ -182,8 +230,13 @@ scenarios:
           - send: "${'x'.repeat(128)}"
           - think: 5
         count: ${Math.max(1, Math.round(lifetime / 5))}
-`);
-      return { file: process.execPath, args: [bin, 'run', '--output', join(dir, 'artillery.json'), script], env: { NODE_EXTRA_CA_CERTS: target.caFile } };
+`,
+      );
+      return {
+        file: process.execPath,
+        args: [bin, 'run', '--output', join(dir, 'artillery.json'), script],
+        env: { NODE_EXTRA_CA_CERTS: target.caFile },
+      };
     },
   },
   {
@@ -201,7 +254,9 @@ scenarios:
     command: (target, n, rate, lifetime, dir) => {
       if (!tsungVersion()) return { unavailable: 'tsung is not installed (apt-get install tsung)' };
       const xml = join(dir, 'tsung.xml');
-      writeFileSync(xml, `<?xml version="1.0"?>
+      writeFileSync(
+        xml,
+        `<?xml version="1.0"?>
 <!DOCTYPE tsung SYSTEM "/usr/share/tsung/tsung-1.0.dtd">
 <tsung loglevel="warning" version="1.0">
   <clients><client host="localhost" use_controller_vm="true" maxusers="${n + 100}"/></clients>
@@ -218,7 +273,8 @@ scenarios:
     </session>
   </sessions>
 </tsung>
-`);
+`,
+      );
       return { file: 'tsung', args: ['-f', xml, '-l', join(dir, 'tsung-logs'), 'start'] };
     },
   },
@@ -227,7 +283,10 @@ scenarios:
     version: `ws ${JSON.parse(readFileSync(join(ROOT, 'node_modules', 'ws', 'package.json'), 'utf8')).version}`,
     latencies: 'none (it only holds connections)',
     outcome: (_dir, output) => JSON.parse(output.trim().split('\n').at(-1)!),
-    command: (target, n, rate, lifetime) => ({ file: process.execPath, args: ['--import', 'tsx', 'bench/peers/bare-holder.ts', target.url, target.caFile, String(n), String(rate), String(lifetime)] }),
+    command: (target, n, rate, lifetime) => ({
+      file: process.execPath,
+      args: ['--import', 'tsx', 'bench/peers/bare-holder.ts', target.url, target.caFile, String(n), String(rate), String(lifetime)],
+    }),
   },
 ];
 
@@ -238,9 +297,15 @@ async function main(): Promise<number> {
   const small = Math.floor(large / 2);
   const rate = Number(o.rampRate);
   const hold = Number(o.hold);
-  const wanted = String(o.tools).split(',').map((s) => s.trim());
+  const wanted = String(o.tools)
+    .split(',')
+    .map((s) => s.trim());
   const tools = TOOLS.filter((t) => wanted.includes(t.name));
-  const topology = defineTopology({ replicas: 2, broker: { enabled: false }, proxy: { nginxVersion: version, targetConnections: Math.max(10_000, large) } });
+  const topology = defineTopology({
+    replicas: 2,
+    broker: { enabled: false },
+    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, large) },
+  });
   const target = await startLocalTopology(topology);
   const startedAt = new Date();
   const results: { tool: Tool; samples: Partial<Record<number, Sample>>; unavailable?: string }[] = [];

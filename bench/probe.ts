@@ -45,7 +45,13 @@ async function main() {
     origError(kind);
     settle(false);
   };
-  const profile = loadProfileSchema.parse({ compression: req.compression, topics: 0, publishRate: 0, senderFraction: 0, reconnect: { enabled: false } });
+  const profile = loadProfileSchema.parse({
+    compression: req.compression,
+    topics: 0,
+    publishRate: 0,
+    senderFraction: 0,
+    reconnect: { enabled: false },
+  });
   const context: RunContext = {
     url: req.url,
     profile,
@@ -104,7 +110,8 @@ async function main() {
       failed,
       perSecond: Math.round(open / seconds),
       rssPerConnKB: Math.round(((after.rss - before.rss) / Math.max(1, open) / 1024) * 10) / 10,
-      heapPerConnKB: Math.round(((after.heapUsed + after.external - before.heapUsed - before.external) / Math.max(1, open) / 1024) * 10) / 10,
+      heapPerConnKB:
+        Math.round(((after.heapUsed + after.external - before.heapUsed - before.external) / Math.max(1, open) / 1024) * 10) / 10,
     },
     () => process.exit(0),
   );

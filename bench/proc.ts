@@ -32,7 +32,9 @@ export function cmdlineOf(pid: number): string {
 
 /** /proc/PID/stat after the command name (which may hold spaces): ppid is [1], utime and stime [11] and [12]. */
 function statFields(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
 }
 
 /** One process's CPU seconds (user + system) so far and resident bytes; undefined once it is gone. */

@@ -75,7 +75,8 @@ async function main(): Promise<number> {
       faultChannel: (i) => (inject = i),
       onProgress: (p) => {
         latest = p;
-        if (Math.round(p.elapsedSeconds) % 30 === 0) log(`open ${p.open} unexpected closes ${p.unexpectedCloses} errors ${p.errors} reconnects ${p.reconnects}`);
+        if (Math.round(p.elapsedSeconds) % 30 === 0)
+          log(`open ${p.open} unexpected closes ${p.unexpectedCloses} errors ${p.errors} reconnects ${p.reconnects}`);
       },
     });
   } finally {
@@ -87,9 +88,18 @@ async function main(): Promise<number> {
   const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
   const kill = report.faults.find((f) => f.kind === 'kill-replica')!;
   const maxRetiring = Math.max(0, ...samples.map((s) => s.retiringWorkers));
-  const pass = sum(report.closesUnexpected) === 0 && sum(report.errors) === 0 && report.connections.failed === 0 && sum(report.closesFault) === kill.closes;
+  const pass =
+    sum(report.closesUnexpected) === 0 &&
+    sum(report.errors) === 0 &&
+    report.connections.failed === 0 &&
+    sum(report.closesFault) === kill.closes;
 
-  const rows = (r: Record<string, number>) => (Object.keys(r).length ? Object.entries(r).map(([k, v]) => `${k}=${v}`).join(', ') : 'none');
+  const rows = (r: Record<string, number>) =>
+    Object.keys(r).length
+      ? Object.entries(r)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')
+      : 'none';
   const md = `# Soak: reloads and a killed replica under 10,000 connections
 
 Produced by \`npm run bench:soak\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, Node ${process.version}, nginx ${version}): the local
@@ -121,11 +131,15 @@ ${topology.proxy.reload.maxStaleGenerations} reloads' worth wait at once (a furt
   replica that sends 1001 answers nothing more on that connection, and a killed one answers nothing.
   The client reconnects; what it was owed is the broker's job (recovery from the stream), not the
   proxy's.
-${report.generator.trustworthy ? '' : `- **Latencies are the generator's, not the system's**: one load-client process held ${connections} connections
+${
+  report.generator.trustworthy
+    ? ''
+    : `- **Latencies are the generator's, not the system's**: one load-client process held ${connections} connections
   on the same 2 cores as nginx and the replicas, and its event loop lagged (see the generator row), so the
   connect and RTT percentiles include its own queue. This bench checks closes, errors and old workers;
   latency is measured where the generator is trustworthy (docs/benchmarks/client.md).
-`}
+`
+}
 ## Faults
 
 | fault | at (s) | closes caused |
@@ -136,7 +150,10 @@ ${report.faults.map((f) => `| ${f.id} | ${f.atSeconds} | ${f.closes} |`).join('\
 
 | t (s) | open | retired nginx workers |
 | ---: | ---: | ---: |
-${samples.filter((_, i) => i % 6 === 0).map((s) => `| ${s.t.toFixed(0)} | ${s.open} | ${s.retiringWorkers} |`).join('\n')}
+${samples
+  .filter((_, i) => i % 6 === 0)
+  .map((s) => `| ${s.t.toFixed(0)} | ${s.open} | ${s.retiringWorkers} |`)
+  .join('\n')}
 `;
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
   writeFileSync(resolve(o.out), md);

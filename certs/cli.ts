@@ -17,7 +17,13 @@ runEntryPoint(
     const opts = program.opts<{ algorithm: KeyAlgorithm; dir?: string; force: boolean }>();
     const topology = defineTopology({}, {});
     const { outcome, dir } = ensureTopologyCertificates(topology, resolve(__dirname, '..'), opts);
-    console.log({ created: `created ${opts.algorithm} CA and server certificate in ${dir}`, reissued: `server certificate in ${dir} issued again by the same CA, covering the new names`, kept: `certificates in ${dir} already cover the needed names; kept` }[outcome]);
+    console.log(
+      {
+        created: `created ${opts.algorithm} CA and server certificate in ${dir}`,
+        reissued: `server certificate in ${dir} issued again by the same CA, covering the new names`,
+        kept: `certificates in ${dir} already cover the needed names; kept`,
+      }[outcome],
+    );
     return EXIT.ok;
   },
   // openssl failing, an unwritable directory: the message says it.

@@ -54,10 +54,7 @@ function existingSans(certFile: string): string[] | undefined {
     .filter(Boolean);
 }
 
-const wantedSans = (req: CertificateRequest) => [
-  ...req.dnsNames.map((d) => `DNS:${d}`),
-  ...req.ipAddresses.map((ip) => `IP:${ip}`),
-];
+const wantedSans = (req: CertificateRequest) => [...req.dnsNames.map((d) => `DNS:${d}`), ...req.ipAddresses.map((ip) => `IP:${ip}`)];
 
 /**
  * Creates a local CA and a server certificate signed by it. Idempotent: files that already
@@ -87,29 +84,71 @@ export function generateCertificates(req: CertificateRequest): CertificateOutcom
 
   mkdirSync(req.dir, { recursive: true });
   newKey(paths.caKey, algorithm);
-  openssl(['req', '-x509', '-new', '-key', paths.caKey, '-sha256', '-days', days,
-    '-subj', '/CN=ws-notifications local CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', paths.caCert]);
+  openssl([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    paths.caKey,
+    '-sha256',
+    '-days',
+    days,
+    '-subj',
+    '/CN=ws-notifications local CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    paths.caCert,
+  ]);
   issueServerCertificate(paths, wantedSans(req), req.dnsNames[0], algorithm, days);
   return 'created';
 }
 
 /** A new server key and certificate for `sans`, signed by the CA in `paths`. */
-function issueServerCertificate(paths: { caCert: string; caKey: string; serverCert: string; serverKey: string }, sans: string[], commonName: string | undefined, algorithm: KeyAlgorithm, days: string): void {
+function issueServerCertificate(
+  paths: { caCert: string; caKey: string; serverCert: string; serverKey: string },
+  sans: string[],
+  commonName: string | undefined,
+  algorithm: KeyAlgorithm,
+  days: string,
+): void {
   const work = mkdtempSync(join(tmpdir(), 'ws-certs-'));
   try {
     newKey(paths.serverKey, algorithm);
     const csr = join(work, 'server.csr');
     openssl(['req', '-new', '-key', paths.serverKey, '-subj', `/CN=${commonName ?? 'localhost'}`, '-out', csr]);
     const ext = join(work, 'server.ext');
-    writeFileSync(ext, [
-      'basicConstraints=critical,CA:FALSE',
-      `keyUsage=critical,digitalSignature${algorithm === 'rsa' ? ',keyEncipherment' : ''}`,
-      'extendedKeyUsage=serverAuth',
-      `subjectAltName=${sans.join(',')}`,
-    ].join('\n'));
-    openssl(['x509', '-req', '-in', csr, '-CA', paths.caCert, '-CAkey', paths.caKey, '-CAcreateserial',
-      '-CAserial', join(work, 'ca.srl'), '-days', days, '-sha256', '-extfile', ext, '-out', paths.serverCert]);
+    writeFileSync(
+      ext,
+      [
+        'basicConstraints=critical,CA:FALSE',
+        `keyUsage=critical,digitalSignature${algorithm === 'rsa' ? ',keyEncipherment' : ''}`,
+        'extendedKeyUsage=serverAuth',
+        `subjectAltName=${sans.join(',')}`,
+      ].join('\n'),
+    );
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      paths.caCert,
+      '-CAkey',
+      paths.caKey,
+      '-CAcreateserial',
+      '-CAserial',
+      join(work, 'ca.srl'),
+      '-days',
+      days,
+      '-sha256',
+      '-extfile',
+      ext,
+      '-out',
+      paths.serverCert,
+    ]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -124,7 +163,15 @@ export function ensureTopologyCertificates(
   topology: Topology,
   root: string,
   options: { dir?: string; algorithm?: KeyAlgorithm; force?: boolean } = {},
-): { outcome: CertificateOutcome; dir: string; caFile: string; certFile: string; keyFile: string; ticketKeyFile: string; controlKeyFile: string } {
+): {
+  outcome: CertificateOutcome;
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  ticketKeyFile: string;
+  controlKeyFile: string;
+} {
   const dir = resolve(root, options.dir ?? topology.tls.dir);
   const publicNames = topology.target === 'swarm' ? topology.swarm.publicNames : [];
   const outcome = generateCertificates({
@@ -134,7 +181,11 @@ export function ensureTopologyCertificates(
     // On the swarm target, also the names and addresses clients reach the nodes by.
     dnsNames: ['localhost', topology.proxy.containerName, ...publicNames.filter((n) => !isIP(n))],
     // With the HA pair, clients use the virtual address.
-    ipAddresses: ['127.0.0.1', ...(topology.proxy.ha.enabled && topology.proxy.ha.virtualAddress ? [topology.proxy.ha.virtualAddress] : []), ...publicNames.filter((n) => isIP(n))],
+    ipAddresses: [
+      '127.0.0.1',
+      ...(topology.proxy.ha.enabled && topology.proxy.ha.virtualAddress ? [topology.proxy.ha.virtualAddress] : []),
+      ...publicNames.filter((n) => isIP(n)),
+    ],
     files: topology.tls,
   });
   const { caCert, serverCert, serverKey, sessionTicketKey, controlKey } = topology.tls;
@@ -146,7 +197,15 @@ export function ensureTopologyCertificates(
   // the mount, where the host's directory does not fence it: so 0644 inside the 0700 directory.
   const ticketKeyFile = ensureSecret(join(dir, sessionTicketKey), () => randomBytes(80), 0o600, options.force);
   const controlKeyFile = ensureSecret(join(dir, controlKey), () => `${randomBytes(32).toString('hex')}\n`, 0o644, options.force);
-  return { outcome, dir, caFile: join(dir, caCert), certFile: join(dir, serverCert), keyFile: join(dir, serverKey), ticketKeyFile, controlKeyFile };
+  return {
+    outcome,
+    dir,
+    caFile: join(dir, caCert),
+    certFile: join(dir, serverCert),
+    keyFile: join(dir, serverKey),
+    ticketKeyFile,
+    controlKeyFile,
+  };
 }
 
 /** A secret file, made when missing or forced, with its mode; returns its path. */

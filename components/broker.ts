@@ -24,9 +24,11 @@ export function natsServerArgv(o: NatsServerLaunch): string[] {
   return [
     'nats-server',
     '--jetstream',
-    '--store_dir', o.store,
+    '--store_dir',
+    o.store,
     ...(o.address ? ['--addr', o.address] : []),
-    '--port', String(o.port),
+    '--port',
+    String(o.port),
     ...(o.monitoringPort ? ['--http_port', String(o.monitoringPort)] : []),
     ...(o.serverName ? ['--server_name', o.serverName] : []),
     ...(o.cluster ? ['--cluster_name', o.cluster.name, '--cluster', o.cluster.listen, '--routes', o.cluster.routes] : []),

@@ -33,7 +33,9 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
     // 'close', not 'exit': exit may come before the last of stdout has been read.
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${[command, ...args].join(' ').slice(0, 200)} exited ${code}: ${(err || out).trim()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${[command, ...args].join(' ').slice(0, 200)} exited ${code}: ${(err || out).trim()}`)),
+    );
   });
 }
 

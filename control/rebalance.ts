@@ -60,13 +60,21 @@ async function reportsOf(replicas: readonly ReplicaAccess[]): Promise<Connection
  * least_conn is already spreading their clients, and nginx counts each capped 503 towards
  * max_fails (docs/architecture.md, "Rebalancing").
  */
-async function settledCounts(replicas: readonly ReplicaAccess[], settleMs: number, quietWithinMs: number, log?: (line: string) => void): Promise<Record<string, number>> {
+async function settledCounts(
+  replicas: readonly ReplicaAccess[],
+  settleMs: number,
+  quietWithinMs: number,
+  log?: (line: string) => void,
+): Promise<Record<string, number>> {
   const deadline = Date.now() + quietWithinMs;
   let said = false;
   for (;;) {
     const moving = (await reportsOf(replicas)).reduce((a, r) => a + r.shedding, 0);
     if (moving === 0 || Date.now() >= deadline) break;
-    if (!said) log?.(`rebalance: waiting for the ${moving} connection(s) a reload or round is moving (at most ${Math.round(quietWithinMs / 1000)} s)`);
+    if (!said)
+      log?.(
+        `rebalance: waiting for the ${moving} connection(s) a reload or round is moving (at most ${Math.round(quietWithinMs / 1000)} s)`,
+      );
     said = true;
     await sleep(250);
   }
@@ -84,7 +92,11 @@ export interface RebalanceOptions {
 }
 
 /** Runs rounds until the spread is even or maxRounds ran. */
-export async function rebalance(replicas: readonly ReplicaAccess[], config: RebalanceConfig, options: RebalanceOptions = {}): Promise<RebalanceResult> {
+export async function rebalance(
+  replicas: readonly ReplicaAccess[],
+  config: RebalanceConfig,
+  options: RebalanceOptions = {},
+): Promise<RebalanceResult> {
   const settleMs = options.settleMs ?? 3_000;
   const quietWithinMs = options.quietWithinMs ?? 60_000;
   const before = await settledCounts(replicas, settleMs, quietWithinMs, options.log);
@@ -95,7 +107,14 @@ export async function rebalance(replicas: readonly ReplicaAccess[], config: Reba
     await Promise.all(
       replicas
         .filter((r) => plan.shed[r.name])
-        .map((r) => r.request<ShedReply>('POST', CONTROL_PATHS.shed, { count: plan.shed[r.name], windowMs: config.windowMs, holdAtMost: plan.holdAtMost, capForMs: config.windowMs + settleMs })),
+        .map((r) =>
+          r.request<ShedReply>('POST', CONTROL_PATHS.shed, {
+            count: plan.shed[r.name],
+            windowMs: config.windowMs,
+            holdAtMost: plan.holdAtMost,
+            capForMs: config.windowMs + settleMs,
+          }),
+        ),
     );
     await sleep(config.windowMs);
     counts = await settledCounts(replicas, settleMs, quietWithinMs, options.log);

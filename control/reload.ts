@@ -57,8 +57,14 @@ export async function nginxWorkers(proxy: ProxyAccess): Promise<NginxWorkers> {
 }
 
 /** The timing of the announcement the replicas get after a reload (one home: proxy.reload). */
-export function announcementTiming(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>): Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'> {
-  return { shedAfterMs: reloadShedDelayMs(proxy), windowMs: proxy.reload.shedWindowMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
+export function announcementTiming(
+  proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>,
+): Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'> {
+  return {
+    shedAfterMs: reloadShedDelayMs(proxy),
+    windowMs: proxy.reload.shedWindowMs,
+    maxStaleGenerations: proxy.reload.maxStaleGenerations,
+  };
 }
 
 /** How long a reload may take to start its new workers before it is reported as failed (the swarm follower waits as long). */
@@ -79,8 +85,13 @@ export interface ReloadResult {
  * connections through the others with 1001 over the window. Each replica's answer, and the
  * replicas that did not take it (`name: why`), for the caller to say what that costs.
  */
-export async function announceWorkers(replicas: readonly ReplicaAccess[], announcement: ProxyWorkersAnnouncement): Promise<{ announced: Record<string, AnnouncementReply>; failed: string[] }> {
-  const replies = await Promise.allSettled(replicas.map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)));
+export async function announceWorkers(
+  replicas: readonly ReplicaAccess[],
+  announcement: ProxyWorkersAnnouncement,
+): Promise<{ announced: Record<string, AnnouncementReply>; failed: string[] }> {
+  const replies = await Promise.allSettled(
+    replicas.map((r) => r.request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, announcement)),
+  );
   const announced: Record<string, AnnouncementReply> = {};
   const failed: string[] = [];
   replies.forEach((r, i) => {
@@ -112,7 +123,9 @@ export async function reloadAndAnnounce(
   // The master starts the new workers after it has read the config; wait for all of them.
   while (!(now.current.length >= options.workerProcesses && now.current.every((pid) => !before.current.includes(pid)))) {
     if (Date.now() > deadline) {
-      throw new Error(`${proxy.name}: nginx started no new workers within ${options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS} ms of the reload (workers before ${before.current}, now ${now.current}); see its error log`);
+      throw new Error(
+        `${proxy.name}: nginx started no new workers within ${options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS} ms of the reload (workers before ${before.current}, now ${now.current}); see its error log`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
     now = await nginxWorkers(proxy);
@@ -121,6 +134,9 @@ export async function reloadAndAnnounce(
   if (!hostname) throw new Error(`${proxy.name}: could not read the host name nginx stamps into its header`);
   const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, ...plan };
   const { announced, failed } = await announceWorkers(replicas, announcement);
-  if (failed.length) throw new Error(`${proxy.name} reloaded, but ${failed.length} replica(s) did not take the announcement (their retired connections will be cut at nginx's deadline):\n  ${failed.join('\n  ')}`);
+  if (failed.length)
+    throw new Error(
+      `${proxy.name} reloaded, but ${failed.length} replica(s) did not take the announcement (their retired connections will be cut at nginx's deadline):\n  ${failed.join('\n  ')}`,
+    );
   return { workers: now.current, retiring: now.retiring, announced, seconds: (Date.now() - started) / 1000 };
 }

@@ -16,11 +16,20 @@ const ENDED = ['complete', 'failed', 'rejected', 'shutdown', 'orphaned'];
  * Waits for a one-shot service's newest task to end (Swarm has no exit code an apply could wait
  * on). Throws naming the service if none ends within `timeoutMs`.
  */
-export async function waitForJob(manager: Docker, service: string, timeoutMs: number, onWait?: (state: string) => void): Promise<JobOutcome> {
+export async function waitForJob(
+  manager: Docker,
+  service: string,
+  timeoutMs: number,
+  onWait?: (state: string) => void,
+): Promise<JobOutcome> {
   const end = Date.now() + timeoutMs;
   let last = 'no task yet';
   while (Date.now() < end) {
-    const tasks = (await manager.listTasks({ filters: { service: [service] } })) as Array<{ CreatedAt: string; NodeID: string; Status: { State: string; Message?: string; Err?: string; ContainerStatus?: { ExitCode?: number } } }>;
+    const tasks = (await manager.listTasks({ filters: { service: [service] } })) as Array<{
+      CreatedAt: string;
+      NodeID: string;
+      Status: { State: string; Message?: string; Err?: string; ContainerStatus?: { ExitCode?: number } };
+    }>;
     const newest = tasks.sort((a, b) => b.CreatedAt.localeCompare(a.CreatedAt))[0];
     if (newest) {
       const { State, ContainerStatus, Err, Message } = newest.Status;

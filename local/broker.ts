@@ -25,7 +25,10 @@ const RESTART_DELAY_MS = 1_000;
  * plainly).
  */
 export async function startBroker(dir: string, startProcess: (...args: Parameters<typeof start>) => Owned = start): Promise<LocalBroker> {
-  if (spawnSync('nats-server', ['--version']).error) throw new Error('the broker needs nats-server. On Debian/Ubuntu: sudo apt-get install -y nats-server (or turn the broker off: broker.enabled false, npm run local -- --no-broker)');
+  if (spawnSync('nats-server', ['--version']).error)
+    throw new Error(
+      'the broker needs nats-server. On Debian/Ubuntu: sudo apt-get install -y nats-server (or turn the broker off: broker.enabled false, npm run local -- --no-broker)',
+    );
   const port = await freePort();
   const store = join(dir, 'nats');
   mkdirSync(store, { recursive: true });

@@ -50,18 +50,24 @@ export function parseFault(text: string): FaultSpec {
 }
 
 /** Checks the faults against the run: replicas that exist, times inside the load, a broker to restart. */
-export function checkFaults(faults: FaultSpec[], run: { replicas: number; durationMs: number; broker?: boolean; proxies?: number }): string | undefined {
+export function checkFaults(
+  faults: FaultSpec[],
+  run: { replicas: number; durationMs: number; broker?: boolean; proxies?: number },
+): string | undefined {
   for (const f of faults) {
-    if (PROXY_FAULTS.includes(f.kind) && !run.proxies) return `${f.id}: needs the HA pair (--ha): with one proxy it takes the whole service down`;
+    if (PROXY_FAULTS.includes(f.kind) && !run.proxies)
+      return `${f.id}: needs the HA pair (--ha): with one proxy it takes the whole service down`;
     if (f.kind === 'restart-broker' && !run.broker) return `${f.id}: the run has no broker (it is on by default: drop --no-broker)`;
-    if (f.replica !== undefined && f.replica >= run.replicas) return `${f.id}: there is no replica ${f.replica} (replicas 0..${run.replicas - 1})`;
+    if (f.replica !== undefined && f.replica >= run.replicas)
+      return `${f.id}: there is no replica ${f.replica} (replicas 0..${run.replicas - 1})`;
     if (f.atMs >= run.durationMs) return `${f.id}: ${f.atMs} ms is not inside the run (${run.durationMs} ms)`;
   }
   const killed = faults.filter((f) => f.kind === 'kill-replica').map((f) => f.replica);
   if (new Set(killed).size !== killed.length) return 'each replica can be killed once';
   if (killed.length >= run.replicas) return 'killing every replica leaves nothing to serve';
   const proxiesDown = faults.filter((f) => PROXY_FAULTS.includes(f.kind)).length;
-  if (run.proxies && proxiesDown >= run.proxies) return `taking down ${proxiesDown} of ${run.proxies} proxies leaves none to hold the virtual address`;
+  if (run.proxies && proxiesDown >= run.proxies)
+    return `taking down ${proxiesDown} of ${run.proxies} proxies leaves none to hold the virtual address`;
   return undefined;
 }
 
@@ -75,7 +81,12 @@ export function faultEvent(local: LocalTopology, fault: FaultSpec): FaultEvent {
  * Runs each fault at its time: first the load client is told (and has answered), then the fault
  * acts, so the closes it causes are attributed to it. `failed()` says whether one could not act.
  */
-export function scheduleFaults(local: LocalTopology, faults: FaultSpec[], tell: (event: FaultEvent) => Promise<void>, log: (line: string) => void): { cancel(): void; failed(): boolean } {
+export function scheduleFaults(
+  local: LocalTopology,
+  faults: FaultSpec[],
+  tell: (event: FaultEvent) => Promise<void>,
+  log: (line: string) => void,
+): { cancel(): void; failed(): boolean } {
   let failed = false;
   const timers = faults.map((fault) =>
     setTimeout(() => {
@@ -94,12 +105,18 @@ export function scheduleFaults(local: LocalTopology, faults: FaultSpec[], tell: 
 }
 
 /** Executes one fault for real; a proxy fault resolves with the failover it caused. */
-export async function executeFault(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure | undefined> {
+export async function executeFault(
+  local: LocalTopology,
+  fault: FaultSpec,
+  log: (line: string) => void,
+): Promise<FailoverMeasure | undefined> {
   switch (fault.kind) {
     case 'reload-proxy': {
       const r = await local.reloadProxy();
       const scheduled = Object.values(r.announced).reduce((a, x) => a + x.scheduled, 0);
-      log(`fault ${fault.id}: nginx reloaded in ${r.seconds.toFixed(2)} s, new workers ${r.workers.join(',')}; ${scheduled} connection(s) of retired workers get 1001 before nginx's deadline`);
+      log(
+        `fault ${fault.id}: nginx reloaded in ${r.seconds.toFixed(2)} s, new workers ${r.workers.join(',')}; ${scheduled} connection(s) of retired workers get 1001 before nginx's deadline`,
+      );
       return;
     }
     case 'kill-replica':
@@ -133,10 +150,21 @@ async function takeDownProxy(local: LocalTopology, fault: FaultSpec, log: (line:
     const { proxy } = local.topology;
     // No new connections here; the ones here asked to move, before its check demotes it.
     void stop(holder.nginx, 'SIGQUIT', 10_000);
-    const announcement: ProxyWorkersAnnouncement = { proxy: holder.name, workers: [], shedAfterMs: 0, windowMs: proxy.ha.stopDrainMs, maxStaleGenerations: proxy.reload.maxStaleGenerations };
+    const announcement: ProxyWorkersAnnouncement = {
+      proxy: holder.name,
+      workers: [],
+      shedAfterMs: 0,
+      windowMs: proxy.ha.stopDrainMs,
+      maxStaleGenerations: proxy.reload.maxStaleGenerations,
+    };
     const { announced, failed } = await announceWorkers(local.replicaAccess(), announcement);
-    if (failed.length) throw new Error(`${failed.length} replica(s) did not take the stop (their connections through ${holder.name} will be cut):\n  ${failed.join('\n  ')}`);
-    log(`fault ${fault.id}: ${holder.name} stopped listening; ${Object.values(announced).reduce((a, r) => a + r.scheduled, 0)} connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`);
+    if (failed.length)
+      throw new Error(
+        `${failed.length} replica(s) did not take the stop (their connections through ${holder.name} will be cut):\n  ${failed.join('\n  ')}`,
+      );
+    log(
+      `fault ${fault.id}: ${holder.name} stopped listening; ${Object.values(announced).reduce((a, r) => a + r.scheduled, 0)} connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`,
+    );
     // Then the address: keepalived leaves the group (priority 0), the backup takes it at once.
     await new Promise((r) => setTimeout(r, proxy.ha.stopDrainMs + 100));
     await stop(holder.keepalived, 'SIGTERM', 5_000);
@@ -144,6 +172,8 @@ async function takeDownProxy(local: LocalTopology, fault: FaultSpec, log: (line:
   }
   const seconds = await timeUntilAnswering(ha.virtualAddress, PROXY_PORTS.https, { since });
   const to = ha.holder();
-  log(`fault ${fault.id}: ${holder.name} ${fault.kind === 'kill-proxy' ? 'killed (SIGKILL, nginx and its workers)' : 'stopped'}; ${to ? `${to.name} holds ${ha.virtualAddress}` : 'no proxy holds the address'}, answering after ${seconds === undefined ? 'never' : `${seconds.toFixed(2)} s`}`);
+  log(
+    `fault ${fault.id}: ${holder.name} ${fault.kind === 'kill-proxy' ? 'killed (SIGKILL, nginx and its workers)' : 'stopped'}; ${to ? `${to.name} holds ${ha.virtualAddress}` : 'no proxy holds the address'}, answering after ${seconds === undefined ? 'never' : `${seconds.toFixed(2)} s`}`,
+  );
   return { from: holder.name, ...(to ? { to: to.name } : {}), ...(seconds !== undefined ? { seconds } : {}) };
 }

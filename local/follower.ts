@@ -11,12 +11,26 @@ import { stop, type Owned, type start } from './processes';
  */
 export function startFollower(
   topology: Topology,
-  options: { name: string; dir: string; configFile: string; pidFile: string; controlKeyFile: string; own: (...args: Parameters<typeof start>) => Owned; enter?: (argv: string[]) => string[] },
+  options: {
+    name: string;
+    dir: string;
+    configFile: string;
+    pidFile: string;
+    controlKeyFile: string;
+    own: (...args: Parameters<typeof start>) => Owned;
+    enter?: (argv: string[]) => string[];
+  },
 ): Owned {
   const script = join(options.dir, 'follow-tasks.sh');
-  writeFileSync(script, renderFollowScript(topology, { configFile: options.configFile, pidFile: options.pidFile, controlKeyFile: options.controlKeyFile }));
+  writeFileSync(
+    script,
+    renderFollowScript(topology, { configFile: options.configFile, pidFile: options.pidFile, controlKeyFile: options.controlKeyFile }),
+  );
   const [command, ...args] = (options.enter ?? ((argv) => argv))(['sh', script]);
-  return options.own(`${options.name}-follower`, command, args, { cwd: options.dir, logFile: join(options.dir, 'logs', `${options.name}-follower.log`) });
+  return options.own(`${options.name}-follower`, command, args, {
+    cwd: options.dir,
+    logFile: join(options.dir, 'logs', `${options.name}-follower.log`),
+  });
 }
 
 /** Stops a follower with the `sleep` or `curl` it is running (its process group). */

@@ -74,7 +74,16 @@ const enterProxy = (nginx: Owned) => ['nsenter', '-t', String(nginx.child.pid), 
 export async function startHaPair(
   topology: Topology,
   lab: NetnsLab,
-  options: { upstreams: string[]; certFile: string; keyFile: string; ticketKeyFile: string; controlKeyFile: string; runtimeDir: string; own: Own; timeoutMs?: number },
+  options: {
+    upstreams: string[];
+    certFile: string;
+    keyFile: string;
+    ticketKeyFile: string;
+    controlKeyFile: string;
+    runtimeDir: string;
+    own: Own;
+    timeoutMs?: number;
+  },
 ): Promise<LocalHaPair> {
   const { ha } = topology.proxy;
   if (!ha.enabled || !ha.virtualAddress) throw new Error('startHaPair: proxy.ha is not enabled');
@@ -86,7 +95,19 @@ export async function startHaPair(
     const dir = join(options.runtimeDir, name);
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const configFile = join(dir, 'nginx.conf');
-    writeFileSync(configFile, renderNginxConf(topology, { upstreams: options.upstreams, certFile: options.certFile, keyFile: options.keyFile, sessionTicketKeyFile: options.ticketKeyFile, listenAddress: '0.0.0.0', httpsPort: PROXY_PORTS.https, httpPort: PROXY_PORTS.http, runtimeDir: dir }));
+    writeFileSync(
+      configFile,
+      renderNginxConf(topology, {
+        upstreams: options.upstreams,
+        certFile: options.certFile,
+        keyFile: options.keyFile,
+        sessionTicketKeyFile: options.ticketKeyFile,
+        listenAddress: '0.0.0.0',
+        httpsPort: PROXY_PORTS.https,
+        httpPort: PROXY_PORTS.http,
+        runtimeDir: dir,
+      }),
+    );
     const checkScript = join(dir, 'check.sh');
     const notifyScript = join(dir, 'notify.sh');
     const stateFile = join(dir, 'state');
@@ -100,12 +121,26 @@ export async function startHaPair(
     // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
     const [nsenter, ...nginxArgs] = inNamespace(ns.name, nginxArgv({ config: configFile, prefix: dir }), { hostname: name });
     const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
-    const [, ...keepalivedArgs] = inNamespace(ns.name, keepalivedArgv({ config: keepalivedConf, pidFile: join(dir, 'keepalived.pid'), vrrpPidFile: join(dir, 'vrrp.pid') }));
-    const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, { cwd: dir, logFile: join(dir, 'logs', 'keepalived.log') });
+    const [, ...keepalivedArgs] = inNamespace(
+      ns.name,
+      keepalivedArgv({ config: keepalivedConf, pidFile: join(dir, 'keepalived.pid'), vrrpPidFile: join(dir, 'vrrp.pid') }),
+    );
+    const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, {
+      cwd: dir,
+      logFile: join(dir, 'logs', 'keepalived.log'),
+    });
     await waitForPort(PROXY_PORTS.https, nginx, 20_000, ns.address);
     // In nginx's own network and host-name namespaces (entered once nginx listens, so they are
     // its final ones): the announcement names the proxy by its host name.
-    const follower = startFollower(topology, { name, dir, configFile, pidFile: join(dir, 'nginx.pid'), controlKeyFile: options.controlKeyFile, own: options.own, enter: (argv) => [...enterProxy(nginx), ...argv] });
+    const follower = startFollower(topology, {
+      name,
+      dir,
+      configFile,
+      pidFile: join(dir, 'nginx.pid'),
+      controlKeyFile: options.controlKeyFile,
+      own: options.own,
+      enter: (argv) => [...enterProxy(nginx), ...argv],
+    });
     const proxy: LocalHaProxy = {
       index,
       name,
@@ -137,7 +172,10 @@ export async function startHaPair(
   while (!holder()) {
     const dead = proxies.flatMap((p) => [p.nginx, p.keepalived]).find((p) => !running(p));
     if (dead) throw new Error(`${dead.name} exited before the virtual address was taken:\n${dead.output().trim()}`);
-    if (Date.now() > deadline) throw new Error(`no proxy took the virtual address ${virtualAddress} within ${options.timeoutMs ?? 15_000} ms:\n${proxies.map((p) => `${p.keepalived.name}: ${p.keepalived.output().trim().split('\n').slice(-5).join('\n')}`).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no proxy took the virtual address ${virtualAddress} within ${options.timeoutMs ?? 15_000} ms:\n${proxies.map((p) => `${p.keepalived.name}: ${p.keepalived.output().trim().split('\n').slice(-5).join('\n')}`).join('\n')}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
   return pair;
@@ -147,7 +185,11 @@ export async function startHaPair(
  * Seconds until a TLS handshake on the virtual address succeeds again, probed every `everyMs`:
  * the failover time as a client sees it (the address moved and nginx there answers).
  */
-export async function timeUntilAnswering(address: string, port: number, options: { since: number; timeoutMs?: number; everyMs?: number }): Promise<number | undefined> {
+export async function timeUntilAnswering(
+  address: string,
+  port: number,
+  options: { since: number; timeoutMs?: number; everyMs?: number },
+): Promise<number | undefined> {
   const deadline = options.since + (options.timeoutMs ?? 60_000);
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {

@@ -29,7 +29,11 @@ const SUBNET = { base: '198.18.0.', prefix: 24 };
  * address the local HA pair uses: the roles get .10 and up (inside ipRange), the address sits
  * above the range, where nothing else is handed out.
  */
-export const LAB_NETWORK = { subnet: `${SUBNET.base}0/${SUBNET.prefix}`, ipRange: `${SUBNET.base}0/25`, virtualAddress: `${SUBNET.base}200` } as const;
+export const LAB_NETWORK = {
+  subnet: `${SUBNET.base}0/${SUBNET.prefix}`,
+  ipRange: `${SUBNET.base}0/25`,
+  virtualAddress: `${SUBNET.base}200`,
+} as const;
 
 export class NetnsError extends Error {}
 

@@ -62,7 +62,12 @@ export function start(name: string, command: string, args: string[], options: Sp
  * process's whole group (each child leads its own): a shell loop's current `sleep` or `curl`
  * goes with it instead of outliving it.
  */
-export async function stop(p: Owned, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000, options: { group?: boolean } = {}): Promise<void> {
+export async function stop(
+  p: Owned,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 10_000,
+  options: { group?: boolean } = {},
+): Promise<void> {
   if (!running(p)) return;
   const send = (s: NodeJS.Signals) => {
     if (!options.group || !p.child.pid) return void p.child.kill(s);

@@ -87,8 +87,12 @@ export function nginxVersion(): string | undefined {
  */
 export function monitoringTools(): { exporter: string; missing?: undefined } | { exporter?: undefined; missing: string } {
   const exporter = ['prometheus-nginx-exporter', 'nginx-prometheus-exporter'].find((b) => spawnSync(b, ['--version']).error === undefined);
-  const missing = [spawnSync('prometheus', ['--version']).error ? 'prometheus' : undefined, exporter ? undefined : 'prometheus-nginx-exporter'].filter(Boolean);
-  if (missing.length) return { missing: `${missing.join(' and ')} not installed. On Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}` };
+  const missing = [
+    spawnSync('prometheus', ['--version']).error ? 'prometheus' : undefined,
+    exporter ? undefined : 'prometheus-nginx-exporter',
+  ].filter(Boolean);
+  if (missing.length)
+    return { missing: `${missing.join(' and ')} not installed. On Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}` };
   return { exporter: exporter! };
 }
 
@@ -121,7 +125,12 @@ export function checkListenBacklog(backlog: number, somaxconnFile = '/proc/sys/n
     return; // not Linux: nothing to compare with
   }
   if (backlog > somaxconn) {
-    throw new ConfigError('topology', [{ field: 'proxy.listenBacklog', rule: `${backlog} exceeds this machine's net.core.somaxconn (${somaxconn}), which caps it: lower it, or raise the sysctl (sysctl -w net.core.somaxconn=${backlog})` }]);
+    throw new ConfigError('topology', [
+      {
+        field: 'proxy.listenBacklog',
+        rule: `${backlog} exceeds this machine's net.core.somaxconn (${somaxconn}), which caps it: lower it, or raise the sysctl (sysctl -w net.core.somaxconn=${backlog})`,
+      },
+    ]);
   }
 }
 
@@ -136,7 +145,8 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
   const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
   // A run that died (SIGKILL, a crash) left its processes and directory: clear them first.
   const reaped = reapDeadRuns();
-  if (reaped.runs.length) console.error(`cleaned up ${reaped.runs.length} dead local run(s): killed ${reaped.killed.length} leftover process(es)`);
+  if (reaped.runs.length)
+    console.error(`cleaned up ${reaped.runs.length} dead local run(s): killed ${reaped.killed.length} leftover process(es)`);
   const runtimeDir = mkdtempSync(join(tmpdir(), RUN_PREFIX));
   const logsDir = join(runtimeDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
@@ -157,7 +167,12 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
   let brokerEnv: Record<string, string> = {};
   const startReplica = async (i: number, port: number) => {
     const id = replicaName(i);
-    const env = { ...process.env, ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }), ...brokerEnv, [CONTROL_KEY_ENV]: certs.controlKeyFile };
+    const env = {
+      ...process.env,
+      ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }),
+      ...brokerEnv,
+      [CONTROL_KEY_ENV]: certs.controlKeyFile,
+    };
     const p = own(id, process.execPath, SERVER_SOURCE_ARGS, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
     return { id, port, process: p };
   };
@@ -182,7 +197,15 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     let confFile: string;
     let url: string;
     if (lab) {
-      ha = await startHaPair(topology, lab, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, ticketKeyFile: certs.ticketKeyFile, controlKeyFile: certs.controlKeyFile, runtimeDir, own });
+      ha = await startHaPair(topology, lab, {
+        upstreams,
+        certFile: certs.certFile,
+        keyFile: certs.keyFile,
+        ticketKeyFile: certs.ticketKeyFile,
+        controlKeyFile: certs.controlKeyFile,
+        runtimeDir,
+        own,
+      });
       ({ https: httpsPort, http: httpPort } = PROXY_PORTS);
       nginx = ha.proxies[0].nginx;
       followers.push(...ha.proxies.map((p) => p.follower));
@@ -192,28 +215,51 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
     } else {
       httpsPort = options.httpsPort ?? (await freePort());
       httpPort = options.httpPort ?? (await freePort());
-      config = renderNginxConf(topology, { upstreams, certFile: certs.certFile, keyFile: certs.keyFile, listenAddress: '127.0.0.1', httpsPort, httpPort, runtimeDir });
+      config = renderNginxConf(topology, {
+        upstreams,
+        certFile: certs.certFile,
+        keyFile: certs.keyFile,
+        listenAddress: '127.0.0.1',
+        httpsPort,
+        httpPort,
+        runtimeDir,
+      });
       confFile = join(runtimeDir, 'nginx.conf');
       writeFileSync(confFile, config);
       // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
       const [command, ...args] = nginxArgv({ config: confFile, prefix: runtimeDir });
       nginx = own('nginx', command, args, { cwd: runtimeDir });
       await waitForPort(httpsPort, nginx);
-      followers.push(startFollower(topology, { name: 'nginx', dir: runtimeDir, configFile: confFile, pidFile: join(runtimeDir, 'nginx.pid'), controlKeyFile: certs.controlKeyFile, own }));
+      followers.push(
+        startFollower(topology, {
+          name: 'nginx',
+          dir: runtimeDir,
+          configFile: confFile,
+          pidFile: join(runtimeDir, 'nginx.pid'),
+          controlKeyFile: certs.controlKeyFile,
+          own,
+        }),
+      );
       url = `wss://localhost:${httpsPort}${topology.server.path}`;
     }
 
-    const monitoring = options.monitoring ? await startMonitoring(topology, runtimeDir, replicas, httpPort, (...args) => {
-      const p = own(...args);
-      helpers.push(p);
-      return p;
-    }) : undefined;
+    const monitoring = options.monitoring
+      ? await startMonitoring(topology, runtimeDir, replicas, httpPort, (...args) => {
+          const p = own(...args);
+          helpers.push(p);
+          return p;
+        })
+      : undefined;
     const started = nginx;
     const pair = ha;
     // The proxies a reload reaches: the pair's live ones, each in its namespaces, or the one nginx.
-    const proxies = (): ProxyAccess[] => (pair ? pair.proxies.filter((p) => p.alive()).map((p) => p.access()) : [localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir })]);
+    const proxies = (): ProxyAccess[] =>
+      pair
+        ? pair.proxies.filter((p) => p.alive()).map((p) => p.access())
+        : [localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir })];
     const controlKey = readFileSync(certs.controlKeyFile, 'utf8').trim();
-    const replicaAccess = () => replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`, controlKey));
+    const replicaAccess = () =>
+      replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`, controlKey));
     return {
       topology,
       url,
@@ -232,7 +278,12 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
       async reloadProxy() {
         // One proxy after the other, as an operator would: each announces its own new workers.
         const results: ReloadResult[] = [];
-        for (const proxy of proxies()) results.push(await reloadAndAnnounce(proxy, replicaAccess(), announcementTiming(topology.proxy), { workerProcesses: topology.proxy.workerProcesses }));
+        for (const proxy of proxies())
+          results.push(
+            await reloadAndAnnounce(proxy, replicaAccess(), announcementTiming(topology.proxy), {
+              workerProcesses: topology.proxy.workerProcesses,
+            }),
+          );
         return mergeReloads(results);
       },
       proxyWorkers: () => nginxWorkers(proxies()[0]),
@@ -263,11 +314,22 @@ export async function startLocalTopology(topology: Topology, options: LocalOptio
  * Prometheus and the exporter on loopback: the same renderers as the stack, with loopback
  * targets. Prometheus keeps its data in the runtime directory (kept with --keep-logs).
  */
-async function startMonitoring(topology: Topology, runtimeDir: string, replicas: LocalReplica[], httpPort: number, own: (...args: Parameters<typeof start>) => Owned): Promise<LocalMonitoring> {
+async function startMonitoring(
+  topology: Topology,
+  runtimeDir: string,
+  replicas: LocalReplica[],
+  httpPort: number,
+  own: (...args: Parameters<typeof start>) => Owned,
+): Promise<LocalMonitoring> {
   const tools = monitoringTools();
   if (tools.missing !== undefined) throw new Error(`monitoring: ${tools.missing}`);
   const [exporterPort, prometheusPort, loadMetricsPort] = [await freePort(), await freePort(), await freePort()];
-  const exporter = own('nginx-exporter', tools.exporter, nginxExporterArgs({ proxy: `127.0.0.1:${httpPort}`, listen: `127.0.0.1:${exporterPort}` }), { logFile: join(runtimeDir, 'logs', 'nginx-exporter.log') });
+  const exporter = own(
+    'nginx-exporter',
+    tools.exporter,
+    nginxExporterArgs({ proxy: `127.0.0.1:${httpPort}`, listen: `127.0.0.1:${exporterPort}` }),
+    { logFile: join(runtimeDir, 'logs', 'nginx-exporter.log') },
+  );
   await waitForPort(exporterPort, exporter);
 
   const dir = join(runtimeDir, 'prometheus');
@@ -282,7 +344,12 @@ async function startMonitoring(topology: Topology, runtimeDir: string, replicas:
   const prometheus = own(
     'prometheus',
     'prometheus',
-    prometheusArgs({ configDir: dir, dataDir: join(dir, 'data'), retention: topology.monitoring.retention, listen: `127.0.0.1:${prometheusPort}` }),
+    prometheusArgs({
+      configDir: dir,
+      dataDir: join(dir, 'data'),
+      retention: topology.monitoring.retention,
+      listen: `127.0.0.1:${prometheusPort}`,
+    }),
     { logFile: join(runtimeDir, 'logs', 'prometheus.log') },
   );
   await waitForPort(prometheusPort, prometheus);
@@ -296,7 +363,9 @@ export function mergeReloads(results: ReloadResult[]): ReloadResult {
   for (const r of results) {
     for (const [replica, reply] of Object.entries(r.announced)) {
       const sum = announced[replica];
-      announced[replica] = sum ? { ...reply, scheduled: sum.scheduled + reply.scheduled, retiredWorkers: sum.retiredWorkers + reply.retiredWorkers } : reply;
+      announced[replica] = sum
+        ? { ...reply, scheduled: sum.scheduled + reply.scheduled, retiredWorkers: sum.retiredWorkers + reply.retiredWorkers }
+        : reply;
     }
   }
   return {

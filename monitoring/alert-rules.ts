@@ -22,7 +22,13 @@ export function alertRules(topology: Topology): AlertRule[] {
   const { proxy } = topology;
   const forDuration = prometheusDuration(alerts.forMs);
   const capacity = Math.floor(proxy.targetConnections * alerts.proxyCapacityRatio);
-  const rule = (alert: string, severity: AlertRule['labels']['severity'], expr: string, summary: string, description: string): AlertRule => ({
+  const rule = (
+    alert: string,
+    severity: AlertRule['labels']['severity'],
+    expr: string,
+    summary: string,
+    description: string,
+  ): AlertRule => ({
     alert,
     expr,
     for: forDuration,

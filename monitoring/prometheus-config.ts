@@ -45,7 +45,9 @@ export function renderPrometheusConfig(topology: Topology, options: PrometheusRe
   const { monitoring } = topology;
   const { servers } = options;
   if ('length' in servers && servers.length === 0) throw new Error('renderPrometheusConfig: at least one server target is required');
-  const dns = (d: DnsTargets) => ({ dns_sd_configs: [{ names: [d.dns], type: 'A', port: d.port, refresh_interval: prometheusDuration(monitoring.scrapeIntervalMs) }] });
+  const dns = (d: DnsTargets) => ({
+    dns_sd_configs: [{ names: [d.dns], type: 'A', port: d.port, refresh_interval: prometheusDuration(monitoring.scrapeIntervalMs) }],
+  });
   // A scrape may not outlast its interval; 10 s (Prometheus's default) bounds a slow target.
   const scrapeTimeoutMs = Math.min(10_000, monitoring.scrapeIntervalMs);
   const config = {
@@ -61,13 +63,25 @@ export function renderPrometheusConfig(topology: Topology, options: PrometheusRe
         job_name: SCRAPE_JOBS.servers,
         // Each replica labels its own series `replica`; the target label names it on `up` too.
         honor_labels: true,
-        ...('length' in servers ? { static_configs: servers.map((s) => ({ targets: [s.target], labels: { replica: s.replica } })) } : dns(servers)),
+        ...('length' in servers
+          ? { static_configs: servers.map((s) => ({ targets: [s.target], labels: { replica: s.replica } })) }
+          : dns(servers)),
       },
       ...(options.nginxExporter ? [{ job_name: SCRAPE_JOBS.nginx, static_configs: [{ targets: [options.nginxExporter] }] }] : []),
-      { job_name: SCRAPE_JOBS.loadClient, ...(typeof options.loadClient === 'string' ? { static_configs: [{ targets: [options.loadClient] }] } : dns(options.loadClient)) },
+      {
+        job_name: SCRAPE_JOBS.loadClient,
+        ...(typeof options.loadClient === 'string' ? { static_configs: [{ targets: [options.loadClient] }] } : dns(options.loadClient)),
+      },
       { job_name: SCRAPE_JOBS.prometheus, static_configs: [{ targets: [options.self] }] },
       ...(options.haProxies?.length
-        ? [{ job_name: SCRAPE_JOBS.vrrp, metrics_path: VRRP_METRICS_PATH, honor_labels: true, static_configs: options.haProxies.map((p) => ({ targets: [p.target], labels: { proxy: p.proxy } })) }]
+        ? [
+            {
+              job_name: SCRAPE_JOBS.vrrp,
+              metrics_path: VRRP_METRICS_PATH,
+              honor_labels: true,
+              static_configs: options.haProxies.map((p) => ({ targets: [p.target], labels: { proxy: p.proxy } })),
+            },
+          ]
         : []),
     ],
   };

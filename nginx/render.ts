@@ -86,12 +86,18 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
     : 'proxy_http_version 1.1;  # WebSocket upgrade needs HTTP/1.1 to the upstream';
 
   const limitLines = [
-    limits.connectionsPerAddress > 0 ? `limit_conn ws_conn_per_addr ${limits.connectionsPerAddress};` : '# limit_conn disabled (proxy.limits.connectionsPerAddress = 0)',
-    limits.handshakesPerSecond > 0 ? `limit_req zone=ws_handshakes burst=${limits.handshakeBurst} nodelay;` : '# limit_req disabled (proxy.limits.handshakesPerSecond = 0)',
+    limits.connectionsPerAddress > 0
+      ? `limit_conn ws_conn_per_addr ${limits.connectionsPerAddress};`
+      : '# limit_conn disabled (proxy.limits.connectionsPerAddress = 0)',
+    limits.handshakesPerSecond > 0
+      ? `limit_req zone=ws_handshakes burst=${limits.handshakeBurst} nodelay;`
+      : '# limit_req disabled (proxy.limits.handshakesPerSecond = 0)',
   ];
 
   // The service network's own subnet too, when the topology fixes one (the HA pair's).
-  const statusAllow = ['127.0.0.1', ...proxy.statusAllow, ...(topology.network.subnet ? [topology.network.subnet] : [])].map((a) => `allow ${a};`).join(' ');
+  const statusAllow = ['127.0.0.1', ...proxy.statusAllow, ...(topology.network.subnet ? [topology.network.subnet] : [])]
+    .map((a) => `allow ${a};`)
+    .join(' ');
   const clientTimeouts = nginxClientTimeouts(server);
 
   return `# Rendered by ws-notifications from the topology; do not edit by hand.
@@ -110,12 +116,16 @@ events {
 }
 
 http {
-${rt ? `    client_body_temp_path ${rt}/client_body;
+${
+  rt
+    ? `    client_body_temp_path ${rt}/client_body;
     proxy_temp_path ${rt}/proxy;
     fastcgi_temp_path ${rt}/fastcgi;
     uwsgi_temp_path ${rt}/uwsgi;
     scgi_temp_path ${rt}/scgi;
-` : ''}    server_tokens off;
+`
+    : ''
+}    server_tokens off;
     default_type application/octet-stream;
 
     # One line per WebSocket, written when it closes: the duration is the connection's lifetime.
@@ -155,7 +165,9 @@ ${serverLines.join('\n')}
             deny all;
             access_log off;
         }
-${options.vrrpMetricFile ? `
+${
+  options.vrrpMetricFile
+    ? `
         # This proxy's VRRP state (1 while it holds the virtual address), written by keepalived.
         location = ${VRRP_METRICS_PATH} {
             alias ${options.vrrpMetricFile};
@@ -164,7 +176,9 @@ ${options.vrrpMetricFile ? `
             deny all;
             access_log off;
         }
-` : ''}
+`
+    : ''
+}
         location / {
             return 301 https://$host${publicHttps === 443 ? '' : `:${publicHttps}`}$request_uri;
         }
@@ -181,9 +195,13 @@ ${options.vrrpMetricFile ? `
         ssl_prefer_server_ciphers off;
         ssl_session_cache shared:ws_tls:10m;
         ssl_session_timeout 1h;
-${options.sessionTicketKeyFile ? `        # Shared by the HA pair: a client reconnecting after a failover resumes on the other proxy.
+${
+  options.sessionTicketKeyFile
+    ? `        # Shared by the HA pair: a client reconnecting after a failover resumes on the other proxy.
         ssl_session_tickets on;
-        ssl_session_ticket_key ${options.sessionTicketKeyFile};` : '        ssl_session_tickets off;'}
+        ssl_session_ticket_key ${options.sessionTicketKeyFile};`
+    : '        ssl_session_tickets off;'
+}
 
         # A peer stalling its TLS handshake or upgrade request (slowloris), or a client that stops
         # reading (a slow consumer the replica already dropped), is cut as soon as the replica's

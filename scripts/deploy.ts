@@ -62,7 +62,9 @@ function main(action: string | undefined): number | Promise<number> {
  * deploy's verdict, as the engine target's postcondition does.
  */
 async function swarmJob(topology: Topology, reportsDir: string): Promise<number> {
-  const outcome = await waitForJob(new Docker(), LOAD_JOB_NAME, jobLimitSeconds(topology.load) * 1000 + 60_000, (state) => console.log(`load job: ${state}`));
+  const outcome = await waitForJob(new Docker(), LOAD_JOB_NAME, jobLimitSeconds(topology.load) * 1000 + 60_000, (state) =>
+    console.log(`load job: ${state}`),
+  );
   console.log(`\nload job ${outcome.state}, exit code ${outcome.exitCode ?? 'none'}${outcome.message ? ` (${outcome.message})` : ''}`);
   console.log(`load report (on the manager that ran it): ${join(reportsDir, REPORT_FILE)}`);
   if (topology.monitoring.enabled) console.log(`prometheus:  http://<a manager>:${topology.monitoring.prometheusPort}/targets`);

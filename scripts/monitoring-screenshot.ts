@@ -37,10 +37,14 @@ async function main(): Promise<void> {
   try {
     const mon = local.monitoring!;
     console.log(`prometheus ${mon.prometheusUrl}; load running (about 60 s)`);
-    const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--quiet', '--metrics-port', String(mon.loadMetricsPort)], {
-      stdio: 'inherit',
-      env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
-    });
+    const client = spawn(
+      process.execPath,
+      [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--quiet', '--metrics-port', String(mon.loadMetricsPort)],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
+      },
+    );
     const exited = new Promise((r) => client.on('exit', r));
     // Mid-hold, one replica is stopped: its clients get 1001 and reconnect to the others.
     await new Promise((r) => setTimeout(r, 28_000));
@@ -49,10 +53,7 @@ async function main(): Promise<void> {
     await exited;
     await new Promise((r) => setTimeout(r, 3_000));
 
-    const graphs = [
-      'sum by (replica) (ws_connections_active)',
-      'load_connections_open or nginx_connections_active',
-    ];
+    const graphs = ['sum by (replica) (ws_connections_active)', 'load_connections_open or nginx_connections_active'];
     const params = new URLSearchParams();
     graphs.forEach((expr, i) => {
       params.set(`g${i}.expr`, expr);
@@ -61,7 +62,20 @@ async function main(): Promise<void> {
     });
     const url = `${mon.prometheusUrl}/classic/graph?${params}`;
     mkdirSync(dirname(OUT), { recursive: true });
-    const shot = spawnSync(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--window-size=1400,1560', '--virtual-time-budget=10000', `--screenshot=${OUT}`, url], { encoding: 'utf8' });
+    const shot = spawnSync(
+      CHROMIUM,
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--hide-scrollbars',
+        '--window-size=1400,1560',
+        '--virtual-time-budget=10000',
+        `--screenshot=${OUT}`,
+        url,
+      ],
+      { encoding: 'utf8' },
+    );
     if (shot.status !== 0) throw new Error(`chromium failed: ${shot.stderr}`);
     console.log(`wrote ${OUT}`);
   } finally {

@@ -2,7 +2,10 @@ import { spawnSync } from 'node:child_process';
 
 /** A check that failed, with what the user should do about it. */
 export class PreflightError extends Error {
-  constructor(readonly what: string, readonly fix: string) {
+  constructor(
+    readonly what: string,
+    readonly fix: string,
+  ) {
     super(`${what}\n\n${fix}`);
     this.name = 'PreflightError';
   }
@@ -10,14 +13,21 @@ export class PreflightError extends Error {
 
 function run(cmd: string, args: string[], cwd?: string, timeoutMs = 120_000) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, CHECKPOINT_DISABLE: '1' } });
-  return { ok: r.status === 0, missing: (r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT', out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  return {
+    ok: r.status === 0,
+    missing: (r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT',
+    out: `${r.stdout ?? ''}${r.stderr ?? ''}`,
+  };
 }
 
 /** The Docker engine answers (the provider talks to the same one, through DOCKER_HOST or the default socket). */
 export function checkDocker(): string {
   const r = run('docker', ['version', '--format', '{{.Server.Version}}'], undefined, 20_000);
   if (r.missing) {
-    throw new PreflightError('The docker command is not installed.', 'Install Docker (https://docs.docker.com/engine/install/), or run the same system without Docker: npm start');
+    throw new PreflightError(
+      'The docker command is not installed.',
+      'Install Docker (https://docs.docker.com/engine/install/), or run the same system without Docker: npm start',
+    );
   }
   if (!r.ok) {
     throw new PreflightError(
@@ -31,7 +41,10 @@ export function checkDocker(): string {
 export function checkTerraform(): string {
   const r = run('terraform', ['version'], undefined, 20_000);
   if (r.missing || !r.ok) {
-    throw new PreflightError('terraform is not on PATH (cdktf drives it).', 'Install Terraform ≥ 1.5 (https://developer.hashicorp.com/terraform/install) or OpenTofu, then try again.');
+    throw new PreflightError(
+      'terraform is not on PATH (cdktf drives it).',
+      'Install Terraform ≥ 1.5 (https://developer.hashicorp.com/terraform/install) or OpenTofu, then try again.',
+    );
   }
   return r.out.split('\n')[0];
 }
@@ -57,5 +70,8 @@ export function checkProvider(stackDir: string): void {
       ].join('\n'),
     );
   }
-  throw new PreflightError(`terraform init failed in ${stackDir}:\n${r.out.trim()}`, 'Fix the error above (run `npm run synth` to regenerate the stack) and try again.');
+  throw new PreflightError(
+    `terraform init failed in ${stackDir}:\n${r.out.trim()}`,
+    'Fix the error above (run `npm run synth` to regenerate the stack) and try again.',
+  );
 }

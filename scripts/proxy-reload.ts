@@ -36,7 +36,9 @@ async function main(): Promise<number> {
     // Counted once the reload's wave has moved the retired workers' connections (with a margin).
     const quietWithinMs = plan.announce.shedAfterMs + plan.announce.windowMs + 10_000;
     const r = await rebalance(replicas, plan.rebalance, { quietWithinMs, log: (line) => console.log(line) });
-    console.log(`rebalance ${r.even ? 'even' : 'NOT even'} after ${r.rounds.length} round(s): ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`);
+    console.log(
+      `rebalance ${r.even ? 'even' : 'NOT even'} after ${r.rounds.length} round(s): ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`,
+    );
   }
   return EXIT.ok;
 }

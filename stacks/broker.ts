@@ -48,7 +48,12 @@ export class Broker extends Construct {
       name: this.name,
       image: image.imageId,
       // The public image's entrypoint runs the command; the offline stand-in has nats-server on PATH.
-      command: natsServerArgv({ store: BROKER_PATHS.store, port: BROKER_PATHS.clientPort, monitoringPort: BROKER_PATHS.monitoringPort, serverName: this.name }),
+      command: natsServerArgv({
+        store: BROKER_PATHS.store,
+        port: BROKER_PATHS.clientPort,
+        monitoringPort: BROKER_PATHS.monitoringPort,
+        serverName: this.name,
+      }),
       volumes: [{ volumeName: this.volume.name, containerPath: BROKER_PATHS.store }],
       ports: [{ internal: BROKER_PATHS.monitoringPort, external: broker.monitoringPort, ip: '127.0.0.1' }],
       networksAdvanced: [{ name: props.networkName, aliases: [this.name] }],

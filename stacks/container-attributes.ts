@@ -11,7 +11,9 @@ export interface EngineContainerProps {
 
 /** Container attributes in the provider's shapes, from plain records (sorted: stable plans). */
 export function containerEnv(env: Record<string, string>): string[] {
-  return Object.keys(env).sort().map((k) => `${k}=${env[k]}`);
+  return Object.keys(env)
+    .sort()
+    .map((k) => `${k}=${env[k]}`);
 }
 
 export function containerLabels(labels: Record<string, string>): { label: string; value: string }[] {
@@ -28,7 +30,10 @@ export function healthcheck(test: string[], o: { startPeriod: string; retries: n
  * no wget) or `wget` (the Prometheus and Grafana images).
  */
 export function httpHealthcheck(url: string, tool: 'node' | 'wget', o: { startPeriod: string; retries: number }) {
-  const test = tool === 'node' ? ['CMD', 'node', '-e', `fetch('${url}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`] : ['CMD', 'wget', '-q', '-O', '/dev/null', url];
+  const test =
+    tool === 'node'
+      ? ['CMD', 'node', '-e', `fetch('${url}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`]
+      : ['CMD', 'wget', '-q', '-O', '/dev/null', url];
   return healthcheck(test, o);
 }
 

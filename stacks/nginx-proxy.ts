@@ -87,8 +87,16 @@ export class NginxProxy extends Construct {
     super(scope, id);
     if (props.topology.proxy.ha.enabled && !props.haDir) throw new Error('NginxProxy: proxy.ha needs haDir');
     this.config = renderProxyConf(props.topology, props.replicas);
-    const follower = renderFollowScript(props.topology, { configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid, controlKeyFile: CONTROL_KEY_PATH });
-    const install = new ConfigFiles(this, 'config', { dir: props.configDir, files: { 'nginx.conf': this.config, 'follow-tasks.sh': follower }, dependsOn: props.fleet });
+    const follower = renderFollowScript(props.topology, {
+      configFile: PROXY_PATHS.config,
+      pidFile: PROXY_PATHS.pid,
+      controlKeyFile: CONTROL_KEY_PATH,
+    });
+    const install = new ConfigFiles(this, 'config', {
+      dir: props.configDir,
+      files: { 'nginx.conf': this.config, 'follow-tasks.sh': follower },
+      dependsOn: props.fleet,
+    });
     this.configHash = install.sha256;
     this.containers = proxyNames(props.topology.proxy).map((name, index) => this.proxyContainer(props, install, name, index));
     this.reload = this.reloadStep(props, install);
@@ -126,7 +134,10 @@ export class NginxProxy extends Construct {
       // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
       // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
       ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
-      healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
+      healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], {
+        startPeriod: '2s',
+        retries: 3,
+      }),
       wait: true,
       waitTimeout: 60,
       labels: containerLabels(props.labels),
@@ -139,9 +150,18 @@ export class NginxProxy extends Construct {
     const files = new ConfigFiles(this, `keepalived-${index}`, {
       dir: `${props.haDir}/${name}/config`,
       files: {
-        'keepalived.conf': renderKeepalivedConf(props.topology, { index, interface: 'eth0', checkScript: `/bin/bash ${PROXY_PATHS.keepalivedDir}/check.sh`, notifyScript: `/bin/sh ${PROXY_PATHS.keepalivedDir}/notify.sh` }),
+        'keepalived.conf': renderKeepalivedConf(props.topology, {
+          index,
+          interface: 'eth0',
+          checkScript: `/bin/bash ${PROXY_PATHS.keepalivedDir}/check.sh`,
+          notifyScript: `/bin/sh ${PROXY_PATHS.keepalivedDir}/notify.sh`,
+        }),
         'check.sh': renderCheckScript(PROXY_PATHS.httpPort),
-        'notify.sh': renderNotifyScript({ proxy: name, stateFile: `${PROXY_PATHS.haStateDir}/state`, metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }),
+        'notify.sh': renderNotifyScript({
+          proxy: name,
+          stateFile: `${PROXY_PATHS.haStateDir}/state`,
+          metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom`,
+        }),
       },
     });
     const volumes = [

@@ -121,7 +121,9 @@ export class WsNotificationsStack extends TerraformStack {
 
     new TerraformOutput(this, 'endpoint', {
       // The pair publishes no host port: its virtual address, on the service network.
-      value: topology.proxy.ha.enabled ? `wss://${proxyHost(topology.proxy)}${topology.server.path}` : `wss://localhost${topology.proxy.httpsPort === 443 ? '' : `:${topology.proxy.httpsPort}`}${topology.server.path}`,
+      value: topology.proxy.ha.enabled
+        ? `wss://${proxyHost(topology.proxy)}${topology.server.path}`
+        : `wss://localhost${topology.proxy.httpsPort === 443 ? '' : `:${topology.proxy.httpsPort}`}${topology.server.path}`,
     });
     new TerraformOutput(this, 'replicas', { value: this.fleet.names });
     new TerraformOutput(this, 'load_report', { value: join(paths.reportsDir, REPORT_FILE) });

@@ -65,16 +65,38 @@ class Layout {
         defaults: {
           unit: spec.unit ?? 'short',
           ...(kind === 'timeseries'
-            ? { custom: { lineWidth: 1, fillOpacity: 10, showPoints: 'never', stacking: { mode: spec.stacked ? 'normal' : 'none', group: 'A' } } }
+            ? {
+                custom: {
+                  lineWidth: 1,
+                  fillOpacity: 10,
+                  showPoints: 'never',
+                  stacking: { mode: spec.stacked ? 'normal' : 'none', group: 'A' },
+                },
+              }
             : {}),
         },
         overrides: [],
       },
       options:
         kind === 'timeseries'
-          ? { legend: { displayMode: 'table', placement: 'bottom', calcs: ['lastNotNull', 'max'], showLegend: true }, tooltip: { mode: 'multi', sort: 'desc' } }
-          : { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, colorMode: 'value', graphMode: 'area', textMode: 'auto', justifyMode: 'auto', orientation: 'auto' },
-      targets: spec.queries.map(([expr, legendFormat], i) => ({ refId: String.fromCharCode(65 + i), datasource: DATASOURCE, expr, legendFormat })),
+          ? {
+              legend: { displayMode: 'table', placement: 'bottom', calcs: ['lastNotNull', 'max'], showLegend: true },
+              tooltip: { mode: 'multi', sort: 'desc' },
+            }
+          : {
+              reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
+              colorMode: 'value',
+              graphMode: 'area',
+              textMode: 'auto',
+              justifyMode: 'auto',
+              orientation: 'auto',
+            },
+      targets: spec.queries.map(([expr, legendFormat], i) => ({
+        refId: String.fromCharCode(65 + i),
+        datasource: DATASOURCE,
+        expr,
+        legendFormat,
+      })),
     });
     this.x += w;
     this.rowHeight = Math.max(this.rowHeight, h);
@@ -85,11 +107,22 @@ const rate = (metric: string, sel = SEL) => `rate(${metric}${sel}[${RATE}])`;
 
 export function buildDashboard(): Dashboard {
   const l = new Layout();
-  const stat = (title: string, description: string, expr: string): PanelSpec => ({ title, description, queries: [[expr, title]], kind: 'stat', width: 6, height: 4 });
+  const stat = (title: string, description: string, expr: string): PanelSpec => ({
+    title,
+    description,
+    queries: [[expr, title]],
+    kind: 'stat',
+    width: 6,
+    height: 4,
+  });
 
   l.section('Overview', [
     stat('Open WebSockets (servers)', 'Connections the replicas hold now.', `sum(ws_connections_active${SEL})`),
-    stat('Open connections (Nginx)', 'Client connections Nginx holds (stub_status via the exporter): WebSockets plus HTTP.', 'sum(nginx_connections_active)'),
+    stat(
+      'Open connections (Nginx)',
+      'Client connections Nginx holds (stub_status via the exporter): WebSockets plus HTTP.',
+      'sum(nginx_connections_active)',
+    ),
     stat('Replicas up', 'Replicas Prometheus can scrape.', `sum(up{job="${SCRAPE_JOBS.servers}"})`),
     stat('Load client open', 'Connections the load client holds while a run is on.', 'sum(load_connections_open)'),
   ]);
@@ -112,7 +145,8 @@ export function buildDashboard(): Dashboard {
     },
     {
       title: 'Connection opens and closes by code',
-      description: 'Opens per second, and closes per second by close code: 1000 normal, 1001 drain, 1006 no close frame (proxy timeout, dropped TCP), 1008 slow consumer, 1009 too big.',
+      description:
+        'Opens per second, and closes per second by close code: 1000 normal, 1001 drain, 1006 no close frame (proxy timeout, dropped TCP), 1008 slow consumer, 1009 too big.',
       queries: [
         [`sum(${rate('ws_connections_opened_total')})`, 'opened'],
         [`sum by (code) (${rate('ws_connections_closed_total')}) > 0`, 'closed {{code}}'],
@@ -149,7 +183,8 @@ export function buildDashboard(): Dashboard {
     },
     {
       title: 'Protection events',
-      description: 'Oversize messages (1009, DoS probing), slow consumers (1008), heartbeat and write timeouts, invalid UTF-8, malformed messages, subscribes refused at a limit.',
+      description:
+        'Oversize messages (1009, DoS probing), slow consumers (1008), heartbeat and write timeouts, invalid UTF-8, malformed messages, subscribes refused at a limit.',
       queries: [
         [`sum(${rate('ws_oversize_messages_total')})`, 'oversize'],
         [`sum(${rate('ws_slow_consumer_closes_total')})`, 'slow consumer'],
@@ -193,7 +228,8 @@ export function buildDashboard(): Dashboard {
   l.section('Broker', [
     {
       title: 'Broker connection and lag',
-      description: 'Replicas delivering through the broker, those connected to it, and how many stored publications each has not delivered yet (its consumer lag).',
+      description:
+        'Replicas delivering through the broker, those connected to it, and how many stored publications each has not delivered yet (its consumer lag).',
       queries: [
         [`sum(ws_broker_enabled${SEL})`, 'with a broker'],
         [`sum(ws_broker_connected${SEL})`, 'connected'],
@@ -211,7 +247,8 @@ export function buildDashboard(): Dashboard {
     },
     {
       title: 'Recoveries',
-      description: 'Subscriptions after a reconnect (subscribe since): recovered, or unrecoverable (the application reloads); notifications replayed per second.',
+      description:
+        'Subscriptions after a reconnect (subscribe since): recovered, or unrecoverable (the application reloads); notifications replayed per second.',
       queries: [
         [`sum by (result) (${rate('ws_recoveries_total')})`, '{{result}}/s'],
         [`sum(${rate('ws_recovery_replayed_total')})`, 'replayed/s'],
@@ -300,7 +337,8 @@ export function buildDashboard(): Dashboard {
   return {
     uid: DASHBOARD_UID,
     title: 'WebSocket notifications',
-    description: 'Nginx, the server replicas and the load client of ws-notifications (provisioned from the repository; edits in the UI are not saved).',
+    description:
+      'Nginx, the server replicas and the load client of ws-notifications (provisioned from the repository; edits in the UI are not saved).',
     tags: ['ws-notifications', 'websocket', 'nginx'],
     timezone: 'browser',
     schemaVersion: 39,

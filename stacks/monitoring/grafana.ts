@@ -22,7 +22,10 @@ export class Grafana extends Construct {
     const { monitoring, images } = props.topology;
     const files = new ConfigFiles(this, 'config', {
       dir: props.configDir,
-      files: renderGrafanaFiles({ prometheusUrl: `http://${monitoring.prometheusContainerName}:${MONITORING_PATHS.prometheusPort}`, scrapeIntervalMs: monitoring.scrapeIntervalMs }),
+      files: renderGrafanaFiles({
+        prometheusUrl: `http://${monitoring.prometheusContainerName}:${MONITORING_PATHS.prometheusPort}`,
+        scrapeIntervalMs: monitoring.scrapeIntervalMs,
+      }),
     });
     movedFrom(files.resource, ADDRESSES_BEFORE_0_2.grafanaConfig);
     const image = movedFrom(pulledImage(this, 'image', images.grafana), ADDRESSES_BEFORE_0_2.grafanaImage);
@@ -47,7 +50,10 @@ export class Grafana extends Construct {
         })),
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.grafanaContainerName] }],
         restart: 'unless-stopped',
-        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.grafanaPort}/api/health`, 'wget', { startPeriod: '10s', retries: 10 }),
+        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.grafanaPort}/api/health`, 'wget', {
+          startPeriod: '10s',
+          retries: 10,
+        }),
         wait: true,
         waitTimeout: 120,
         labels: containerLabels(props.labels),

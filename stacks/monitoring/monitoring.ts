@@ -49,7 +49,13 @@ export class Monitoring extends Construct {
     this.reload = prometheus.reload;
     this.exporter = new NginxExporter(this, 'exporter', { topology, networkName, labels, proxyReady: props.proxyReady }).container;
     if (topology.monitoring.grafana) {
-      this.grafana = new Grafana(this, 'grafana', { topology, networkName, labels, configDir: `${props.configDir}/grafana`, prometheus: this.prometheus }).container;
+      this.grafana = new Grafana(this, 'grafana', {
+        topology,
+        networkName,
+        labels,
+        configDir: `${props.configDir}/grafana`,
+        prometheus: this.prometheus,
+      }).container;
     }
   }
 }

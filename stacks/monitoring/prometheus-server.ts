@@ -39,7 +39,9 @@ export class PrometheusServer extends Construct {
         nginxExporter: `${monitoring.exporterContainerName}:${monitoring.exporterPort}`,
         loadClient: `${props.loadClientHost}:${monitoring.loadMetricsPort}`,
         self: `localhost:${MONITORING_PATHS.prometheusPort}`,
-        ...(props.topology.proxy.ha.enabled ? { haProxies: proxyNames(props.topology.proxy).map((proxy) => ({ proxy, target: `${proxy}:${PROXY_PATHS.httpPort}` })) } : {}),
+        ...(props.topology.proxy.ha.enabled
+          ? { haProxies: proxyNames(props.topology.proxy).map((proxy) => ({ proxy, target: `${proxy}:${PROXY_PATHS.httpPort}` })) }
+          : {}),
       }),
     });
     movedFrom(files.resource, ADDRESSES_BEFORE_0_2.prometheusConfig);
@@ -59,7 +61,10 @@ export class PrometheusServer extends Construct {
         volumes: [{ hostPath: props.configDir, containerPath: MONITORING_PATHS.prometheusConfigDir, readOnly: true }],
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.prometheusContainerName] }],
         restart: 'unless-stopped',
-        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', { startPeriod: '5s', retries: 5 }),
+        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', {
+          startPeriod: '5s',
+          retries: 5,
+        }),
         wait: true,
         waitTimeout: 90,
         labels: containerLabels(props.labels),

@@ -64,7 +64,10 @@ export class BrokerCluster extends Construct {
           // This server, with JetStream on; not the cluster's health (plain /healthz): Swarm puts
           // a task in DNS only once it is healthy, and the servers find each other by DNS, so a
           // check that waits for the cluster would never pass.
-          healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz?js-enabled-only=true`, 'wget', { startPeriod: '10s', retries: 5 }),
+          healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz?js-enabled-only=true`, 'wget', {
+            startPeriod: '10s',
+            retries: 5,
+          }),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '2s' },

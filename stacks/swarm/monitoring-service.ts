@@ -33,7 +33,11 @@ export class MonitoringService extends Construct {
       self: `127.0.0.1:${MONITORING_PATHS.prometheusPort}`,
     });
     const configs = Object.entries(this.files).map(([name, content]) =>
-      new SwarmFile(this, name, { stem: `${monitoring.prometheusContainerName}-${name.replace(/\W/g, '-')}`, content, labels: props.labels }).asConfig(`${MONITORING_PATHS.prometheusConfigDir}/${name}`),
+      new SwarmFile(this, name, {
+        stem: `${monitoring.prometheusContainerName}-${name.replace(/\W/g, '-')}`,
+        content,
+        labels: props.labels,
+      }).asConfig(`${MONITORING_PATHS.prometheusConfigDir}/${name}`),
     );
     this.service = new Service(this, 'service', {
       name: monitoring.prometheusContainerName,
@@ -48,7 +52,10 @@ export class MonitoringService extends Construct {
             listen: `:${MONITORING_PATHS.prometheusPort}`,
           }),
           configs,
-          healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', { startPeriod: '5s', retries: 5 }),
+          healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', {
+            startPeriod: '5s',
+            retries: 5,
+          }),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '2s' },

@@ -51,9 +51,18 @@ export class ProxyService extends Construct {
       httpPort: PROXY_PATHS.httpPort,
       publicHttpsPort: proxy.httpsPort,
     });
-    const file = (name: string, content: string, secret = false) => new SwarmFile(this, name, { stem: `${proxy.containerName}-${name}`, content, secret, labels: props.labels });
+    const file = (name: string, content: string, secret = false) =>
+      new SwarmFile(this, name, { stem: `${proxy.containerName}-${name}`, content, secret, labels: props.labels });
     const conf = file('conf', this.config);
-    const follow = file('follow', renderFollowScript(topology, { service: props.serversService, configFile: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid, controlKeyFile: CONTROL_KEY_PATH }));
+    const follow = file(
+      'follow',
+      renderFollowScript(topology, {
+        service: props.serversService,
+        configFile: PROXY_PATHS.config,
+        pidFile: PROXY_PATHS.pid,
+        controlKeyFile: CONTROL_KEY_PATH,
+      }),
+    );
     const cert = file('cert', props.certificate);
     const key = file('key', props.key, true);
 
@@ -70,13 +79,19 @@ export class ProxyService extends Construct {
           // SIGQUIT: nginx's graceful stop (see NginxProxy).
           stopSignal: 'SIGQUIT',
           stopGracePeriod: seconds(stopGraceMs(server)),
-          healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], { startPeriod: '2s', retries: 3 }),
+          healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], {
+            startPeriod: '2s',
+            retries: 3,
+          }),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '1s' },
       },
       mode: { global: true },
-      endpointSpec: dnsrrEndpoint({ target: PROXY_PATHS.httpsPort, published: proxy.httpsPort }, { target: PROXY_PATHS.httpPort, published: proxy.httpPort }),
+      endpointSpec: dnsrrEndpoint(
+        { target: PROXY_PATHS.httpsPort, published: proxy.httpsPort },
+        { target: PROXY_PATHS.httpPort, published: proxy.httpPort },
+      ),
       ...SERVICE_ROLLOUT,
       dependsOn: props.after,
     });

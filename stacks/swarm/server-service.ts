@@ -40,7 +40,11 @@ export class ServerService extends Construct {
     const { topology } = props;
     const { server } = topology;
     const grace = stopGraceMs(server);
-    const env = { ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`), ...toBrokerEnv(topology), [CONTROL_KEY_ENV]: CONTROL_KEY_PATH };
+    const env = {
+      ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`),
+      ...toBrokerEnv(topology),
+      [CONTROL_KEY_ENV]: CONTROL_KEY_PATH,
+    };
     // The engine target's check, as the service's: a rollout waits for it.
     const healthcheck = httpHealthcheck(serverHealthUrl(server), 'node', { startPeriod: '5s', retries: 3 });
     this.service = new Service(this, 'service', {

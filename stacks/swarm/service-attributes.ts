@@ -45,7 +45,9 @@ export interface PublishedPort {
 export function dnsrrEndpoint(...ports: PublishedPort[]) {
   return {
     mode: 'dnsrr',
-    ...(ports.length ? { ports: ports.map((p) => ({ targetPort: p.target, publishedPort: p.published, publishMode: 'host', protocol: 'tcp' })) } : {}),
+    ...(ports.length
+      ? { ports: ports.map((p) => ({ targetPort: p.target, publishedPort: p.published, publishMode: 'host', protocol: 'tcp' })) }
+      : {}),
   };
 }
 

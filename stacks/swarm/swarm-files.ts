@@ -28,7 +28,11 @@ export class SwarmFile extends Construct {
     this.name = `${props.stem}-${createHash('sha256').update(data).digest('hex').slice(0, 10)}`;
     const attributes = { name: this.name, data, lifecycle: { createBeforeDestroy: true } };
     // Only secrets carry labels in the provider.
-    this.id = (props.secret ? new Secret(this, 'secret', { ...attributes, labels: containerLabels(props.labels) }) : new Config(this, 'config', attributes)).id;
+    this.id = (
+      props.secret
+        ? new Secret(this, 'secret', { ...attributes, labels: containerLabels(props.labels) })
+        : new Config(this, 'config', attributes)
+    ).id;
   }
 
   /** A container_spec `configs` entry: the file at `path`. */
@@ -41,6 +45,12 @@ export class SwarmFile extends Construct {
    * `owner` (uid) for a process that does not run as root.
    */
   asSecret(path: string, owner?: string) {
-    return { secretId: this.id, secretName: this.name, fileName: path, fileMode: 0o400, ...(owner ? { fileUid: owner, fileGid: owner } : {}) };
+    return {
+      secretId: this.id,
+      secretName: this.name,
+      fileName: path,
+      fileMode: 0o400,
+      ...(owner ? { fileUid: owner, fileGid: owner } : {}),
+    };
   }
 }

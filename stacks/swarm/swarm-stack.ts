@@ -51,7 +51,10 @@ export class WsNotificationsSwarmStack extends TerraformStack {
     const labels = { 'ws-notifications.stack': topology.name };
     const pem = (file: string) => {
       const path = join(paths.certsDir, file);
-      if (!existsSync(path)) throw new Error(`${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`);
+      if (!existsSync(path))
+        throw new Error(
+          `${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`,
+        );
       return readFileSync(path, 'utf8');
     };
 
@@ -66,7 +69,12 @@ export class WsNotificationsSwarmStack extends TerraformStack {
 
     if (topology.broker.enabled) this.broker = new BrokerCluster(this, 'broker', { topology, networkName: network.name, labels });
     // The replicas' control key: the servers check it, the proxies' followers send it.
-    const controlKey = new SwarmFile(this, 'control-key', { stem: 'ws-control-key', content: pem(topology.tls.controlKey), secret: true, labels });
+    const controlKey = new SwarmFile(this, 'control-key', {
+      stem: 'ws-control-key',
+      content: pem(topology.tls.controlKey),
+      secret: true,
+      labels,
+    });
     this.servers = new ServerService(this, 'servers', {
       topology,
       image: topology.images.app,
@@ -88,9 +96,22 @@ export class WsNotificationsSwarmStack extends TerraformStack {
       after: [this.servers.service],
     });
     // The keepalived pair (proxy.ha): one virtual address on the nodes' network, held by a node whose nginx answers.
-    if (topology.proxy.ha.enabled) this.vrrp = new VrrpService(this, 'vrrp', { topology, image: topology.images.proxy, networkName: network.name, labels, after: [this.proxy.service] });
+    if (topology.proxy.ha.enabled)
+      this.vrrp = new VrrpService(this, 'vrrp', {
+        topology,
+        image: topology.images.proxy,
+        networkName: network.name,
+        labels,
+        after: [this.proxy.service],
+      });
     if (topology.monitoring.enabled) {
-      this.monitoring = new MonitoringService(this, 'monitoring', { topology, networkName: network.name, serversService: SERVER_SERVICE, loadService: LOAD_JOB_NAME, labels });
+      this.monitoring = new MonitoringService(this, 'monitoring', {
+        topology,
+        networkName: network.name,
+        serversService: SERVER_SERVICE,
+        loadService: LOAD_JOB_NAME,
+        labels,
+      });
     }
     this.loadJob = new LoadJobService(this, 'load', {
       topology,
@@ -106,7 +127,12 @@ export class WsNotificationsSwarmStack extends TerraformStack {
 
     const { proxy, server, swarm, monitoring } = topology;
     const port = proxy.httpsPort === 443 ? '' : `:${proxy.httpsPort}`;
-    const hosts = proxy.ha.enabled && proxy.ha.virtualAddress ? [proxy.ha.virtualAddress] : swarm.publicNames.length ? swarm.publicNames : ['<any node>'];
+    const hosts =
+      proxy.ha.enabled && proxy.ha.virtualAddress
+        ? [proxy.ha.virtualAddress]
+        : swarm.publicNames.length
+          ? swarm.publicNames
+          : ['<any node>'];
     new TerraformOutput(this, 'endpoints', { value: hosts.map((n) => `wss://${n}${port}${server.path}`) });
     new TerraformOutput(this, 'servers_service', { value: SERVER_SERVICE });
     new TerraformOutput(this, 'replicas', { value: topology.replicas });

@@ -36,7 +36,12 @@ export class VrrpService extends Construct {
     const perSlot = Array.from({ length: proxy.ha.proxies }, (_, index) =>
       config(
         `conf-${index + 1}`,
-        renderKeepalivedConf(topology, { index, interface: swarm.vrrpInterface, checkScript: `/bin/bash ${dir}/check.sh`, notifyScript: `/bin/sh ${dir}/notify.sh` }),
+        renderKeepalivedConf(topology, {
+          index,
+          interface: swarm.vrrpInterface,
+          checkScript: `/bin/bash ${dir}/check.sh`,
+          notifyScript: `/bin/sh ${dir}/notify.sh`,
+        }),
         `${dir}/keepalived-${index + 1}.conf`,
       ),
     );
@@ -57,7 +62,16 @@ export class VrrpService extends Construct {
             // The node's nginx, through the port it publishes on the node.
             config('check', renderCheckScript(proxy.httpPort), `${dir}/check.sh`, 0o555),
             // Its state in the task (`cat /run/ws-ha/state`); Prometheus does not scrape it on this target.
-            config('notify', renderNotifyScript({ proxy: name, stateFile: `${PROXY_PATHS.haStateDir}/state`, metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }), `${dir}/notify.sh`, 0o555),
+            config(
+              'notify',
+              renderNotifyScript({
+                proxy: name,
+                stateFile: `${PROXY_PATHS.haStateDir}/state`,
+                metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom`,
+              }),
+              `${dir}/notify.sh`,
+              0o555,
+            ),
           ],
           capAdd: ['NET_ADMIN', 'NET_RAW'],
           stopSignal: 'SIGTERM',

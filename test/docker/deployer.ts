@@ -28,7 +28,12 @@ export interface Deployer {
 }
 
 function terraform(stackDir: string, args: string[]): string {
-  const r = spawnSync('terraform', args, { cwd: stackDir, encoding: 'utf8', env: { ...process.env, CHECKPOINT_DISABLE: '1' }, timeout: 900_000 });
+  const r = spawnSync('terraform', args, {
+    cwd: stackDir,
+    encoding: 'utf8',
+    env: { ...process.env, CHECKPOINT_DISABLE: '1' },
+    timeout: 900_000,
+  });
   if (r.status !== 0) throw new Error(`terraform ${args[0]} failed:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }

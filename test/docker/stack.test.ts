@@ -88,7 +88,11 @@ const promQuery = (expr: string) => prometheusQuery(PROMETHEUS, expr);
 async function prometheusSees(replicas: string[]): Promise<void> {
   await retrying(async () => {
     const rows = await promQuery('up{job="ws-server"}');
-    assert.deepEqual(rows.map((r) => [r.metric.replica, r.value[1]]).sort(), replicas.map((r) => [r, '1']).sort(), `Prometheus scraping ${replicas.join(', ')}`);
+    assert.deepEqual(
+      rows.map((r) => [r.metric.replica, r.value[1]]).sort(),
+      replicas.map((r) => [r, '1']).sort(),
+      `Prometheus scraping ${replicas.join(', ')}`,
+    );
   }, 30_000);
 }
 
@@ -111,7 +115,8 @@ async function brokerStream(): Promise<{ created: string; messages: number }> {
   return { created: stream.created, messages: stream.state.messages };
 }
 
-const retiringWorkers = async () => (await nginxWorkers(dockerProxy({ container: 'ws-nginx', pidFile: PROXY_PATHS.pid, configFile: PROXY_PATHS.config }))).retiring;
+const retiringWorkers = async () =>
+  (await nginxWorkers(dockerProxy({ container: 'ws-nginx', pidFile: PROXY_PATHS.pid, configFile: PROXY_PATHS.config }))).retiring;
 
 describe('the stack on a real Docker engine', { concurrency: false }, () => {
   let deployer: Deployer;
@@ -124,8 +129,14 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     deployer = chooseDeployer(stackDir, log);
     // Leftovers of an interrupted earlier run would collide with the names.
     for (const c of (await running()).values()) await docker.getContainer(c.Id).remove({ force: true });
-    await docker.getNetwork('ws-notifications').remove().catch(() => undefined);
-    await docker.getVolume(BROKER_VOLUME).remove().catch(() => undefined);
+    await docker
+      .getNetwork('ws-notifications')
+      .remove()
+      .catch(() => undefined);
+    await docker
+      .getVolume(BROKER_VOLUME)
+      .remove()
+      .catch(() => undefined);
   });
 
   after(async () => {
@@ -193,25 +204,37 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal(Number(clientPeak?.value[1]), 300, 'the load job was scraped during its run');
     const [serverPeak] = await promQuery('max_over_time(sum(ws_connections_active)[10m:1s])');
     assert.equal(Number(serverPeak?.value[1]), 300, 'the replicas reported the connections the client held');
-    console.log(`deploy (${deployer.kind}): 300 connections over WSS, per replica ${JSON.stringify(report.connections.perReplica)}, rtt p99 ${report.latency.rtt.p99} ms`);
+    console.log(
+      `deploy (${deployer.kind}): 300 connections over WSS, per replica ${JSON.stringify(report.connections.perReplica)}, rtt p99 ${report.latency.rtt.p99} ms`,
+    );
   });
 
   it('a plain reload of the proxy (docker kill -s HUP) is announced by the follower beside nginx', async (t) => {
     const { tls } = topologyFor(3);
     const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
-    const clients = await Promise.all(Array.from({ length: 6 }, () => TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, { ca })));
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, () => TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, { ca })),
+    );
     t.after(() => clients.forEach((c) => c.close()));
     assert.equal(spawnSync('docker', ['kill', '-s', 'HUP', 'ws-nginx']).status, 0);
     // Every replica was told nginx's new workers: all six connections wait for their 1001.
     await retrying(async () => {
-      const reports = await Promise.all(['ws-server-0', 'ws-server-1', 'ws-server-2'].map((n) => dockerReplica(n, 8080).request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
-      assert.equal(reports.reduce((a, r) => a + r.retired, 0), 6, JSON.stringify(reports));
+      const reports = await Promise.all(
+        ['ws-server-0', 'ws-server-1', 'ws-server-2'].map((n) =>
+          dockerReplica(n, 8080).request<ConnectionsReport>('GET', CONTROL_PATHS.connections),
+        ),
+      );
+      assert.equal(
+        reports.reduce((a, r) => a + r.retired, 0),
+        6,
+        JSON.stringify(reports),
+      );
     }, 15_000);
     const logs = spawnSync('docker', ['logs', 'ws-nginx'], { encoding: 'utf8' });
     assert.match(`${logs.stdout}${logs.stderr}`, /follow-tasks: workers [\d ]+ announced to 3 replica\(s\)/);
   });
 
-  it('scales 3 → 5 (rebalancing) → 2 in code under load: the proxy stays, reloads cut nothing, observed past nginx\'s deadline', async (t) => {
+  it("scales 3 → 5 (rebalancing) → 2 in code under load: the proxy stays, reloads cut nothing, observed past nginx's deadline", async (t) => {
     const { tls } = topologyFor(3);
     const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
     const url = `wss://localhost:${HTTPS}/ws-notifications`;
@@ -229,7 +252,15 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       signal: abort.signal,
       onProgress: (p) => (latest = p),
       profile: topologyFor(3, {
-        load: { stages: [{ connections: 120, rampRate: 200, holdMs: 300_000 }], senderFraction: 0.25, messageRate: 2, topics: 5, publishRate: 10, reconnect: { initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 400_000 },
+        load: {
+          stages: [{ connections: 120, rampRate: 200, holdMs: 300_000 }],
+          senderFraction: 0.25,
+          messageRate: 2,
+          topics: 5,
+          publishRate: 10,
+          reconnect: { initialDelayMs: 200, maxDelayMs: 2000 },
+          maxDurationMs: 400_000,
+        },
       }).load,
     });
     // A failed assertion must not leave the load running into the next test.
@@ -250,8 +281,15 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     const spreadAfter = await retrying(async () => {
       const now = await spread(5);
       const counts = Object.values(now);
-      assert.equal(counts.reduce((a, b) => a + b, 0), 120, `every connection is back: ${JSON.stringify(now)}`);
-      assert.ok(Math.max(...counts) - Math.min(...counts) <= Math.ceil(0.1 * 24) + 1, `even after the rebalance: ${JSON.stringify(now)} (before ${JSON.stringify(spreadBefore)})`);
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        120,
+        `every connection is back: ${JSON.stringify(now)}`,
+      );
+      assert.ok(
+        Math.max(...counts) - Math.min(...counts) <= Math.ceil(0.1 * 24) + 1,
+        `even after the rebalance: ${JSON.stringify(now)} (before ${JSON.stringify(spreadBefore)})`,
+      );
       return now;
     }, 30_000);
     let containers = await running();
@@ -299,7 +337,13 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       reconnects: stats.counters.reconnects,
       errors: Object.fromEntries(stats.errors),
       perReplicaOpens: Object.fromEntries(stats.perReplica),
-      delivery: { ...deliveryAccount, recovered: stats.counters.recovered, unrecoverable: stats.counters.unrecoverable, duplicated: stats.counters.duplicated, crossReplica: stats.counters.crossReplica },
+      delivery: {
+        ...deliveryAccount,
+        recovered: stats.counters.recovered,
+        unrecoverable: stats.counters.unrecoverable,
+        duplicated: stats.counters.duplicated,
+        crossReplica: stats.counters.crossReplica,
+      },
     };
     writeFileSync(join(ROOT, 'reports', 'docker-scaling.json'), JSON.stringify(numbers, null, 2));
     console.log(`scaling under load: ${JSON.stringify(numbers)}`);
@@ -338,7 +382,11 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
   it('destroy removes everything it created; a second destroy is a no-op', async () => {
     await deployer.destroy(stackDir);
     assert.equal((await running()).size, 0, 'no containers left');
-    assert.equal((await docker.listNetworks({ filters: { name: ['ws-notifications'] } })).filter((n) => n.Name === 'ws-notifications').length, 0, 'network gone');
+    assert.equal(
+      (await docker.listNetworks({ filters: { name: ['ws-notifications'] } })).filter((n) => n.Name === 'ws-notifications').length,
+      0,
+      'network gone',
+    );
     await assert.rejects(docker.getVolume(BROKER_VOLUME).inspect(), 'the broker volume removed');
     for (const image of ['ws-notifications/app:local', 'ws-notifications/nginx:local']) {
       await assert.rejects(docker.getImage(image).inspect(), `${image} removed`);
@@ -368,4 +416,3 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.equal((await running()).size, 0);
   });
 });
-

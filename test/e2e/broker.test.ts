@@ -10,7 +10,11 @@ import { TestClient } from '../helpers/server';
 import { scratchDir } from '../helpers/scratch';
 
 /** One HTTPS request with the local CA: status, content type and body. */
-function https(url: string, ca: Buffer, init: { method: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; type: string; body: string }> {
+function https(
+  url: string,
+  ca: Buffer,
+  init: { method: string; headers?: Record<string, string>; body?: string },
+): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolvePromise, reject) => {
     const req = request(url, { method: init.method, headers: init.headers, ca }, (res) => {
       let body = '';
@@ -28,7 +32,9 @@ assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get inst
 
 describe('the local topology with the broker (real nginx, TLS, nats-server)', () => {
   it('a publication reaches the subscribers on every replica, through nginx', async (t) => {
-    const local = await startLocalTopology(defineTopology({ replicas: 3, proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } }, broker: { enabled: true } }));
+    const local = await startLocalTopology(
+      defineTopology({ replicas: 3, proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } }, broker: { enabled: true } }),
+    );
     t.after(() => local.stop());
     assert.ok(local.broker, 'nats-server runs');
     const ca = readFileSync(local.caFile);
@@ -51,18 +57,21 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     for (const c of clients) c.close();
   });
 
-  it('routes the publish API through nginx\'s TLS port only when the topology says so', async (t) => {
+  it("routes the publish API through nginx's TLS port only when the topology says so", async (t) => {
     const keyFile = join(scratchDir('ws-api-key-'), 'key');
     const key = 'k'.repeat(32);
     writeFileSync(keyFile, key);
-    const routed = await startLocalTopology(defineTopology({ replicas: 2, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX, publishApi: true } }));
+    const routed = await startLocalTopology(
+      defineTopology({ replicas: 2, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX, publishApi: true } }),
+    );
     t.after(() => routed.stop());
     const ca = readFileSync(routed.caFile);
     const api = new URL(PUBLISH_API_PATH, routed.url.replace(/^wss:/, 'https:')).toString();
     const subscriber = await TestClient.open(routed.url, { ca });
     subscriber.send({ type: 'subscribe', topic: 'orders' });
     await subscriber.next('subscribed');
-    const post = (body: unknown, auth = `Bearer ${key}`) => https(api, ca, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (body: unknown, auth = `Bearer ${key}`) =>
+      https(api, ca, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
     const stored = await post({ topic: 'orders', data: { n: 1 }, id: 'via-proxy-1' });
     assert.equal(stored.status, 202, stored.body);
@@ -75,16 +84,30 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     assert.equal(large.status, 202, large.body);
     assert.equal(((await subscriber.next('notification')).data as string).length, 20_000);
     const dataTooLarge = await post({ topic: 'orders', data: 'x'.repeat(65_600) });
-    assert.deepEqual([dataTooLarge.status, JSON.parse(dataTooLarge.body).field], [413, 'data'], `the replica names the field: ${dataTooLarge.body}`);
+    assert.deepEqual(
+      [dataTooLarge.status, JSON.parse(dataTooLarge.body).field],
+      [413, 'data'],
+      `the replica names the field: ${dataTooLarge.body}`,
+    );
     const bodyTooLarge = await post({ topic: 'orders', data: 'x'.repeat(70_000) });
-    assert.deepEqual([bodyTooLarge.status, JSON.parse(bodyTooLarge.body).field], [413, '(body)'], `nginx refuses the body before it is read: ${bodyTooLarge.body}`);
+    assert.deepEqual(
+      [bodyTooLarge.status, JSON.parse(bodyTooLarge.body).field],
+      [413, '(body)'],
+      `nginx refuses the body before it is read: ${bodyTooLarge.body}`,
+    );
     assert.equal((await https(api, ca, { method: 'GET' })).status, 403, 'POST only');
     subscriber.close();
 
-    const unrouted = await startLocalTopology(defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }));
+    const unrouted = await startLocalTopology(
+      defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }),
+    );
     t.after(() => unrouted.stop());
     const api2 = new URL(PUBLISH_API_PATH, unrouted.url.replace(/^wss:/, 'https:')).toString();
-    const notRouted = await https(api2, readFileSync(unrouted.caFile), { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify({ topic: 'orders', data: 1 }) });
-    assert.equal(notRouted.status, 404, 'off by default: backends use the replicas\' own port');
+    const notRouted = await https(api2, readFileSync(unrouted.caFile), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+      body: JSON.stringify({ topic: 'orders', data: 1 }),
+    });
+    assert.equal(notRouted.status, 404, "off by default: backends use the replicas' own port");
   });
 });

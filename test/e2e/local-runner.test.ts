@@ -15,10 +15,16 @@ const runtimeDirOf = (output: string) => /^runtime (\S+)/m.exec(output)?.[1];
 
 /** Processes of a run still alive: the marked ones (nginx's master, the replicas, the client) and their process groups (nginx's workers). */
 function marked(runDir: string): number[] {
-  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const pids = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
   const groupOf = (pid: number) => {
     try {
-      return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[2]);
+      return Number(
+        readFileSync(`/proc/${pid}/stat`, 'utf8')
+          .replace(/^.*\) /, '')
+          .split(' ')[2],
+      );
     } catch {
       return -1;
     }
@@ -28,15 +34,33 @@ function marked(runDir: string): number[] {
 }
 
 describe('npm run local', () => {
-  it('injects faults for real: a reload cuts nothing, a killed replica\'s closes are the fault\'s, and the default thresholds pass', async () => {
+  it("injects faults for real: a reload cuts nothing, a killed replica's closes are the fault's, and the default thresholds pass", async () => {
     const dir = scratchDir('ws-runner-test-');
     const report = join(dir, 'r.json');
-    const run = local(['--replicas', '3', '--connections', '150', '--duration', '14s', '--fault', 'reload-proxy@3s', '--fault', 'kill-replica:1@7s', '--report', report, '--html', join(dir, 'r.html')]);
+    const run = local([
+      '--replicas',
+      '3',
+      '--connections',
+      '150',
+      '--duration',
+      '14s',
+      '--fault',
+      'reload-proxy@3s',
+      '--fault',
+      'kill-replica:1@7s',
+      '--report',
+      report,
+      '--html',
+      join(dir, 'r.html'),
+    ]);
     const code = await run.exited;
     assert.equal(code, 0, run.output());
     const r = JSON.parse(readFileSync(report, 'utf8'));
     assert.deepEqual(r.closesUnexpected, {});
-    assert.deepEqual(r.faults.map((f: { id: string }) => f.id), ['reload-proxy@3s', 'kill-replica:1@7s']);
+    assert.deepEqual(
+      r.faults.map((f: { id: string }) => f.id),
+      ['reload-proxy@3s', 'kill-replica:1@7s'],
+    );
     const [reload, kill] = r.faults;
     assert.equal(reload.closes, 0, 'the reload closed nothing');
     assert.equal(kill.replica, 'ws-server-1');
@@ -47,10 +71,32 @@ describe('npm run local', () => {
     assert.match(run.output(), /fault reload-proxy@3s: nginx reloaded/);
   });
 
-  it('with the broker: a killed replica\'s clients recover what they missed; publications refused during a broker restart are the fault\'s, and retried; a reload on top loses nothing', async () => {
+  it("with the broker: a killed replica's clients recover what they missed; publications refused during a broker restart are the fault's, and retried; a reload on top loses nothing", async () => {
     const dir = scratchDir('ws-runner-broker-');
     const report = join(dir, 'r.json');
-    const run = local(['--broker', '--replicas', '2', '--connections', '100', '--duration', '14s', '--topics', '5', '--publish-rate', '20', '--fault', 'kill-replica:1@4s', '--fault', 'restart-broker@8s', '--fault', 'reload-proxy@10s', '--report', report, '--html', join(dir, 'r.html')]);
+    const run = local([
+      '--broker',
+      '--replicas',
+      '2',
+      '--connections',
+      '100',
+      '--duration',
+      '14s',
+      '--topics',
+      '5',
+      '--publish-rate',
+      '20',
+      '--fault',
+      'kill-replica:1@4s',
+      '--fault',
+      'restart-broker@8s',
+      '--fault',
+      'reload-proxy@10s',
+      '--report',
+      report,
+      '--html',
+      join(dir, 'r.html'),
+    ]);
     assert.equal(await run.exited, 0, run.output());
     const r = JSON.parse(readFileSync(report, 'utf8'));
     assert.ok(r.delivery.crossReplica > 0, 'notifications crossed replicas');
@@ -60,7 +106,7 @@ describe('npm run local', () => {
     assert.equal(r.delivery.unrecoverable, 0);
     assert.equal(r.delivery.duplicated, 0);
     assert.equal(r.delivery.reordered, 0);
-    assert.deepEqual(r.errors, {}, 'refusals while the broker restarts are the fault\'s');
+    assert.deepEqual(r.errors, {}, "refusals while the broker restarts are the fault's");
     const restart = r.faults.find((f: { kind: string }) => f.kind === 'restart-broker');
     assert.ok(restart.errors > 0, 'publications were refused while the broker was down');
     assert.equal(r.delivery.publishRetries, restart.errors, 'every one of them was sent again');
@@ -74,7 +120,19 @@ describe('npm run local', () => {
     // 3,000 TLS handshakes asked at 2,000/s on this 2-core machine, everything else sharing it:
     // the client's event loop and CPU saturate (checked on the reference machine; docs/benchmarks/default-run.md).
     const dir = scratchDir('ws-runner-inconclusive-');
-    const run = local(['--connections', '3000', '--ramp-rate', '2000', '--duration', '8s', '--no-broker', '--report', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
+    const run = local([
+      '--connections',
+      '3000',
+      '--ramp-rate',
+      '2000',
+      '--duration',
+      '8s',
+      '--no-broker',
+      '--report',
+      join(dir, 'r.json'),
+      '--html',
+      join(dir, 'r.html'),
+    ]);
     assert.equal(await run.exited, 4, run.output());
     const r = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     assert.deepEqual([r.verdict, r.passed, r.generator.trustworthy], ['INCONCLUSIVE', true, false]);
@@ -83,7 +141,20 @@ describe('npm run local', () => {
     assert.match(readFileSync(join(dir, 'r.html'), 'utf8'), /class="verdict inconclusive">INCONCLUSIVE/);
     assert.match(run.output(), /verdict +INCONCLUSIVE/);
 
-    const accepted = local(['--connections', '3000', '--ramp-rate', '2000', '--duration', '8s', '--no-broker', '--accept-untrustworthy', '--report', join(dir, 'a.json'), '--html', join(dir, 'a.html')]);
+    const accepted = local([
+      '--connections',
+      '3000',
+      '--ramp-rate',
+      '2000',
+      '--duration',
+      '8s',
+      '--no-broker',
+      '--accept-untrustworthy',
+      '--report',
+      join(dir, 'a.json'),
+      '--html',
+      join(dir, 'a.html'),
+    ]);
     assert.equal(await accepted.exited, 0, accepted.output());
     assert.equal(JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8')).verdict, 'PASS');
   });
@@ -91,11 +162,31 @@ describe('npm run local', () => {
   it('SIGTERM (what timeout, CI runners and supervisors send) stops everything: to the runner during the load or while lingering, or to npm', async () => {
     for (const phase of ['load', 'linger', 'npm'] as const) {
       // npm exits on SIGTERM without passing it on; the runner sees its launcher go.
-      const run = local(['--replicas', '2', '--connections', '20', '--duration', phase === 'linger' ? '2s' : '60s', ...(phase === 'linger' ? ['--linger', '10m'] : []), '--report', join(tmpdir(), `ws-sigterm-${phase}.json`)], phase === 'npm' ? 'npm' : 'node');
-      await eventually(() => (phase === 'linger' ? /everything stays up/ : /\[load\] \d+s open 20\/20/).test(run.output()), 30_000, `${phase} phase`);
+      const run = local(
+        [
+          '--replicas',
+          '2',
+          '--connections',
+          '20',
+          '--duration',
+          phase === 'linger' ? '2s' : '60s',
+          ...(phase === 'linger' ? ['--linger', '10m'] : []),
+          '--report',
+          join(tmpdir(), `ws-sigterm-${phase}.json`),
+        ],
+        phase === 'npm' ? 'npm' : 'node',
+      );
+      await eventually(
+        () => (phase === 'linger' ? /everything stays up/ : /\[load\] \d+s open 20\/20/).test(run.output()),
+        30_000,
+        `${phase} phase`,
+      );
       const dir = runtimeDirOf(run.output())!;
       // nginx's master and two workers, two replicas, and the client while the load runs.
-      assert.ok(dir && marked(dir).length >= (phase === 'linger' ? 5 : 6), `${phase}: nginx, the replicas (and the client) run: ${marked(dir)} (${dir})`);
+      assert.ok(
+        dir && marked(dir).length >= (phase === 'linger' ? 5 : 6),
+        `${phase}: nginx, the replicas (and the client) run: ${marked(dir)} (${dir})`,
+      );
       run.child.kill('SIGTERM');
       const code = await run.exited;
       // (npm itself dies of the signal; the runner it leaves behind has to notice.)
@@ -117,17 +208,37 @@ describe('npm run local', () => {
     await first.exited;
     // Its processes outlive it (own process groups). Only a start's clean-up can remove them:
     // this next one's, or a parallel test file's start, which reaps dead runs just the same.
-    const second = local(['--replicas', '1', '--connections', '5', '--duration', '2s', '--report', join(tmpdir(), 'ws-after-sigkill.json')]);
+    const second = local([
+      '--replicas',
+      '1',
+      '--connections',
+      '5',
+      '--duration',
+      '2s',
+      '--report',
+      join(tmpdir(), 'ws-after-sigkill.json'),
+    ]);
     assert.equal(await second.exited, 0, second.output());
     assert.deepEqual(marked(dir), []);
     assert.equal(existsSync(dir), false);
   });
 
-  it('--keep-logs keeps the replicas\' logs beside nginx\'s', async () => {
-    const run = local(['--replicas', '2', '--connections', '10', '--duration', '2s', '--keep-logs', '--report', join(tmpdir(), 'ws-keep-logs.json')]);
+  it("--keep-logs keeps the replicas' logs beside nginx's", async () => {
+    const run = local([
+      '--replicas',
+      '2',
+      '--connections',
+      '10',
+      '--duration',
+      '2s',
+      '--keep-logs',
+      '--report',
+      join(tmpdir(), 'ws-keep-logs.json'),
+    ]);
     assert.equal(await run.exited, 0, run.output());
     const dir = runtimeDirOf(run.output())!;
-    for (const file of ['access.log', 'error.log', 'logs/ws-server-0.log', 'logs/ws-server-1.log']) assert.ok(existsSync(join(dir, file)), file);
+    for (const file of ['access.log', 'error.log', 'logs/ws-server-0.log', 'logs/ws-server-1.log'])
+      assert.ok(existsSync(join(dir, file)), file);
     assert.match(readFileSync(join(dir, 'logs/ws-server-0.log'), 'utf8'), /"msg":"listening"/);
     assert.deepEqual(marked(dir), []);
   });

@@ -36,7 +36,11 @@ async function load(local: LocalTopology, profile: Record<string, unknown>) {
 
 /** The JSON access log nginx writes, one line per closed WebSocket. */
 function accessLog(local: LocalTopology): { remote_addr: string; uri: string; status: number; upstream: string }[] {
-  return readFileSync(join(local.runtimeDir, 'access.log'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return readFileSync(join(local.runtimeDir, 'access.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 const get = (url: string) =>
@@ -129,7 +133,11 @@ describe('timeouts derived from the heartbeat', () => {
 
 describe('limits, plain HTTP, status and redirect through nginx', () => {
   it('an oversize message through nginx ends with 1009', async (t) => {
-    const local = await withTopology(t, { replicas: 1, server: { maxMessageBytes: 4096 }, load: { ...oneStage(1), payload: { kind: 'fixed', bytes: 100 } } });
+    const local = await withTopology(t, {
+      replicas: 1,
+      server: { maxMessageBytes: 4096 },
+      load: { ...oneStage(1), payload: { kind: 'fixed', bytes: 100 } },
+    });
     const client = await TestClient.open(local.url, { ca: readFileSync(local.caFile) });
     await client.next('hello');
     client.send({ type: 'echo', id: 1, ts: 1, payload: 'x'.repeat(10_000) });
@@ -151,7 +159,11 @@ describe('limits, plain HTTP, status and redirect through nginx', () => {
         req.end();
       });
     assert.equal(await httpsGet(local.url.replace('wss:', 'https:')), 426);
-    assert.equal(await httpsGet(`https://localhost:${local.httpsPort}/nginx_status`), 404, 'not on the public TLS port, even from loopback');
+    assert.equal(
+      await httpsGet(`https://localhost:${local.httpsPort}/nginx_status`),
+      404,
+      'not on the public TLS port, even from loopback',
+    );
     const status = await get(`http://127.0.0.1:${local.httpPort}/nginx_status`);
     assert.equal(status.status, 200);
     assert.match(status.body, /Active connections: \d+/);
@@ -172,7 +184,10 @@ describe('limits, plain HTTP, status and redirect through nginx', () => {
     const refused = attempts.filter((a): a is PromiseRejectedResult => a.status === 'rejected').map((a) => String(a.reason));
     assert.ok(admitted.length >= 5 && admitted.length <= 20, `${admitted.length} admitted`);
     assert.ok(refused.length >= 40, `${refused.length} refused`);
-    assert.ok(refused.every((r) => /Unexpected server response: (429|503)/.test(r)), refused.find((r) => !/429|503/.test(r)));
+    assert.ok(
+      refused.every((r) => /Unexpected server response: (429|503)/.test(r)),
+      refused.find((r) => !/429|503/.test(r)),
+    );
     for (const [i, c] of admitted.entries()) {
       c.send({ type: 'echo', id: i, ts: 1 });
       await c.next('echo');
@@ -188,7 +203,12 @@ describe('losing a replica mid-run', () => {
       server: { drainWindowMs: 300, drainDeadlineMs: 3000 },
       load: oneStage(60),
     });
-    const run = load(local, { stages: [{ connections: 60, rampRate: 300, holdMs: 5000 }], senderFraction: 1, messageRate: 2, reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } });
+    const run = load(local, {
+      stages: [{ connections: 60, rampRate: 300, holdMs: 5000 }],
+      senderFraction: 1,
+      messageRate: 2,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+    });
     await sleep(1500);
     await local.stopReplica(1, 'SIGTERM');
     const { stats } = await run;

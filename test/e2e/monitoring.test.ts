@@ -31,7 +31,13 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
       // Pings every 2 s so the heartbeat RTT histogram fills during the run.
       server: { pingIntervalMs: 2_000 },
       monitoring: { scrapeIntervalMs: 1_000, evaluationIntervalMs: 1_000 },
-      load: { stages: [{ connections: CONNECTIONS, rampRate: 400, holdMs: 35_000 }], topics: 4, publishRate: 2, messageRate: 2, maxDurationMs: 90_000 },
+      load: {
+        stages: [{ connections: CONNECTIONS, rampRate: 400, holdMs: 35_000 }],
+        topics: 4,
+        publishRate: 2,
+        messageRate: 2,
+        maxDurationMs: 90_000,
+      },
     });
     const local = await startLocalTopology(topology, { monitoring: true });
     t.after(() => local.stop());
@@ -39,10 +45,14 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     const prom = mon.prometheusUrl;
 
     const reportFile = join(scratchDir('ws-mon-'), 'report.json');
-    const client = spawn(process.execPath, [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', reportFile, '--metrics-port', String(mon.loadMetricsPort)], {
-      env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const client = spawn(
+      process.execPath,
+      [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', reportFile, '--metrics-port', String(mon.loadMetricsPort)],
+      {
+        env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let clientErr = '';
     client.stderr.on('data', (d) => (clientErr += d));
     const exited = new Promise<number>((r) => client.on('exit', (code) => r(code ?? 1)));
@@ -56,7 +66,13 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
       assert.equal(active.length, 6);
       return active;
     }, 20_000);
-    assert.deepEqual(targets.filter((a) => a.labels.job === SCRAPE_JOBS.servers).map((a) => a.labels.replica).sort(), ['ws-server-0', 'ws-server-1', 'ws-server-2']);
+    assert.deepEqual(
+      targets
+        .filter((a) => a.labels.job === SCRAPE_JOBS.servers)
+        .map((a) => a.labels.replica)
+        .sort(),
+      ['ws-server-0', 'ws-server-1', 'ws-server-2'],
+    );
 
     // 2. Once the ramp is done, Prometheus's per-replica numbers add up to what the client holds.
     const perReplica = await retrying(async () => {
@@ -83,9 +99,15 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     }, 15_000);
     const scraped = new Set<string>(await prometheusApi(prom, '/api/v1/label/__name__/values'));
     const dashboard = JSON.parse(readDashboard());
-    const dashboardExprs: string[] = dashboard.panels.flatMap((p: any) => [p, ...(p.panels ?? [])]).flatMap((p: any) => (p.targets ?? []).map((x: any) => x.expr));
+    const dashboardExprs: string[] = dashboard.panels
+      .flatMap((p: any) => [p, ...(p.panels ?? [])])
+      .flatMap((p: any) => (p.targets ?? []).map((x: any) => x.expr));
     const ruleExprs = alertRules(topology).map((r) => r.expr);
-    const used = new Set([...dashboardExprs, ...ruleExprs, dashboard.templating.list[0].query.query.replace(/^label_values\((\w+).*$/, '$1')].flatMap(metricNames));
+    const used = new Set(
+      [...dashboardExprs, ...ruleExprs, dashboard.templating.list[0].query.query.replace(/^label_values\((\w+).*$/, '$1')].flatMap(
+        metricNames,
+      ),
+    );
     assert.ok(used.size > 25, `${used.size} names`);
     assert.deepEqual([...used].filter((m) => !scraped.has(m)).sort(), [], 'names used but not in the scrape');
     // ...and real Prometheus parses and evaluates every expression; the panels show data.
@@ -100,7 +122,10 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     const groups: any[] = (await prometheusApi(prom, '/api/v1/rules')).groups;
     const rules = groups.flatMap((g) => g.rules);
     assert.equal(rules.length, alertRules(topology).length);
-    assert.deepEqual(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`), []);
+    assert.deepEqual(
+      rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`),
+      [],
+    );
 
     // 5. The client's own report agrees with what Prometheus saw per replica.
     assert.equal(await exited, 0, clientErr);

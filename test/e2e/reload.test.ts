@@ -38,7 +38,17 @@ async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Par
     workers: 1,
     signal: abort.signal,
     onProgress: (p) => (latest = p),
-    profile: defineTopology({ ...input, load: { stages: [{ connections: CONNECTIONS, rampRate: 200, holdMs: 60_000 }], senderFraction: 0.5, messageRate: 2, topics: 0, publishRate: 0, reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } } }).load,
+    profile: defineTopology({
+      ...input,
+      load: {
+        stages: [{ connections: CONNECTIONS, rampRate: 200, holdMs: 60_000 }],
+        senderFraction: 0.5,
+        messageRate: 2,
+        topics: 0,
+        publishRate: 0,
+        reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+      },
+    }).load,
   });
   await eventually(() => latest?.open === CONNECTIONS, 10_000, `${CONNECTIONS} connections open`);
   return { local, topology, run, abort, progress: () => latest! };
@@ -49,11 +59,17 @@ async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Par
  * starts, then get 1001 and come back, and the old workers are gone before nginx's deadline;
  * observed past it with margin, so nothing was cut late either.
  */
-async function cutNothingPastTheDeadline({ local, topology, run, abort, progress }: Awaited<ReturnType<typeof underLoad>>, reloadedAt: number): Promise<void> {
+async function cutNothingPastTheDeadline(
+  { local, topology, run, abort, progress }: Awaited<ReturnType<typeof underLoad>>,
+  reloadedAt: number,
+): Promise<void> {
   await sleep(reloadShedDelayMs(topology.proxy) - 500);
   assert.equal(progress().unexpectedCloses, 0, 'kept open until the shed starts');
   const gone = await retiredWorkersGone(local, reloadedAt, topology.proxy.shutdownTimeoutMs);
-  assert.ok(gone < topology.proxy.shutdownTimeoutMs, `old workers exited ${gone} ms after the reload, before the ${topology.proxy.shutdownTimeoutMs} ms deadline`);
+  assert.ok(
+    gone < topology.proxy.shutdownTimeoutMs,
+    `old workers exited ${gone} ms after the reload, before the ${topology.proxy.shutdownTimeoutMs} ms deadline`,
+  );
   await sleep(Math.max(0, topology.proxy.shutdownTimeoutMs + 2_000 - (Date.now() - reloadedAt)));
   abort.abort();
   const { stats } = await run;
@@ -67,7 +83,12 @@ async function cutNothingPastTheDeadline({ local, topology, run, abort, progress
 
 /** A reload by signal alone, as anyone outside the project would do it; returns when it was sent. */
 async function plainReload(local: LocalTopology): Promise<number> {
-  const proxy = localProxy({ name: 'nginx', pidFile: join(local.runtimeDir, 'nginx.pid'), configFile: join(local.runtimeDir, 'nginx.conf'), prefix: local.runtimeDir });
+  const proxy = localProxy({
+    name: 'nginx',
+    pidFile: join(local.runtimeDir, 'nginx.pid'),
+    configFile: join(local.runtimeDir, 'nginx.conf'),
+    prefix: local.runtimeDir,
+  });
   const at = Date.now();
   await proxy.sh(`kill -HUP "$(cat '${proxy.pidFile}')"`);
   return at;
@@ -80,14 +101,18 @@ async function retiredWorkersGone(local: LocalTopology, since: number, timeoutMs
 }
 
 describe('an nginx reload under load', () => {
-  it('cuts nothing: the retired workers\' connections get 1001 before the deadline, observed past it', async (t) => {
+  it("cuts nothing: the retired workers' connections get 1001 before the deadline, observed past it", async (t) => {
     const load = await underLoad(t, SHORT_DEADLINE);
     const { local, topology } = load;
     const reloadedAt = Date.now();
     const reload = await local.reloadProxy();
     // Scheduled by this reload's announcement or by the follower's, whichever came first.
     const reports = await Promise.all(local.replicaAccess().map((r) => r.request<ConnectionsReport>('GET', CONTROL_PATHS.connections)));
-    assert.equal(reports.reduce((a, r) => a + r.retired, 0), CONNECTIONS, 'every connection came through a worker the reload retired');
+    assert.equal(
+      reports.reduce((a, r) => a + r.retired, 0),
+      CONNECTIONS,
+      'every connection came through a worker the reload retired',
+    );
     assert.equal(reload.retiring.length, topology.proxy.workerProcesses, 'the old workers are shutting down');
 
     await cutNothingPastTheDeadline(load, reloadedAt);
@@ -120,7 +145,8 @@ describe('an nginx reload under load', () => {
     );
     t.after(() => local.stop());
     const ca = readFileSync(local.caFile);
-    const active = async () => Number(/Active connections: (\d+)/.exec(await (await fetch(`http://127.0.0.1:${local.httpPort}/nginx_status`)).text())![1]);
+    const active = async () =>
+      Number(/Active connections: (\d+)/.exec(await (await fetch(`http://127.0.0.1:${local.httpPort}/nginx_status`)).text())![1]);
     const baseline = await active();
     const slow = await TestClient.open(local.url, { ca });
     slow.send({ type: 'subscribe', topic: 'flood' });

@@ -14,7 +14,10 @@ export interface LocalRun {
  * point itself (`node`: signals reach the runner, not npm).
  */
 export function runLocal(args: string[], via: 'node' | 'npm'): LocalRun {
-  const argv = via === 'npm' ? ['npm', 'run', '--silent', 'local', '--', ...args] : [process.execPath, '--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args];
+  const argv =
+    via === 'npm'
+      ? ['npm', 'run', '--silent', 'local', '--', ...args]
+      : [process.execPath, '--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args];
   const child = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout!.on('data', (d) => (text += d));

@@ -41,7 +41,10 @@ export async function startNats(): Promise<RunningNats> {
 export async function brokerReplica(nats: RunningNats, id: string, broker: Partial<BrokerConfig> = {}, options: { apiKey?: string } = {}) {
   const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', ...broker, enabled: true, urls: [nats.url] });
   const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
-  const { server, metrics } = createReplica({ ...serverSchema.parse({}), replicaId: id }, { logLevel: 'silent', broker: client, apiKey: options.apiKey });
+  const { server, metrics } = createReplica(
+    { ...serverSchema.parse({}), replicaId: id },
+    { logLevel: 'silent', broker: client, apiKey: options.apiKey },
+  );
   const { port } = await server.listen(0, '127.0.0.1');
   return { server, metrics, port, url: `ws://127.0.0.1:${port}/ws-notifications` };
 }
@@ -72,7 +75,14 @@ export async function natsCluster(size: number): Promise<NatsCluster> {
       port: client[i],
       address: '127.0.0.1',
       serverName: `n${i}`,
-      cluster: { name: 'ws-test', listen: `nats://127.0.0.1:${route[i]}`, routes: route.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(',') },
+      cluster: {
+        name: 'ws-test',
+        listen: `nats://127.0.0.1:${route[i]}`,
+        routes: route
+          .filter((_, j) => j !== i)
+          .map((p) => `nats://127.0.0.1:${p}`)
+          .join(','),
+      },
     });
   return {
     urls: client.map((p) => `nats://127.0.0.1:${p}`),

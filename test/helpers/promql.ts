@@ -5,7 +5,24 @@
  * a function or aggregation; the rest are metric names. Syntax itself is checked by a real
  * Prometheus (its query API refuses what it cannot parse).
  */
-const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'Inf', 'NaN', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'atan2']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+  'Inf',
+  'NaN',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'atan2',
+]);
 
 export function metricNames(expr: string): string[] {
   const s = expr

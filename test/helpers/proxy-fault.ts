@@ -9,7 +9,14 @@ import { timeUntilAnswering } from '../../local/ha';
  * failover lasts until a TLS handshake succeeds on `address` again. `act` does the damage;
  * `to` names the proxy that holds the address afterwards.
  */
-export function proxyFaultAt<T>(o: { id: string; atSeconds: number; address: string; from: string; act: () => T | Promise<T>; to: () => string | undefined }) {
+export function proxyFaultAt<T>(o: {
+  id: string;
+  atSeconds: number;
+  address: string;
+  from: string;
+  act: () => T | Promise<T>;
+  to: () => string | undefined;
+}) {
   let inject: ((e: FaultEvent) => Promise<void>) | undefined;
   let fault: Promise<{ acted: T; seconds?: number }> | undefined;
   const options: Pick<LoadRunOptions, 'faultChannel' | 'onProgress'> = {
@@ -23,7 +30,11 @@ export function proxyFaultAt<T>(o: { id: string; atSeconds: number; address: str
         const acted = await o.act();
         const seconds = await timeUntilAnswering(o.address, PROXY_PORTS.https, { since });
         const to = o.to();
-        await inject!({ ...event, over: true, failover: { from: o.from, ...(to ? { to } : {}), ...(seconds !== undefined ? { seconds } : {}) } });
+        await inject!({
+          ...event,
+          over: true,
+          failover: { from: o.from, ...(to ? { to } : {}), ...(seconds !== undefined ? { seconds } : {}) },
+        });
         return { acted, seconds };
       })();
     },

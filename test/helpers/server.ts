@@ -94,7 +94,10 @@ export class TestClient {
 }
 
 /** The current value of a counter or gauge (optionally for one label set). */
-export async function metricValue(metric: { get(): Promise<{ values: { value: number; labels: Partial<Record<string, string | number>> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  metric: { get(): Promise<{ values: { value: number; labels: Partial<Record<string, string | number>> }[] }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
   const { values } = await metric.get();
   return values
     .filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want))

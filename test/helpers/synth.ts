@@ -11,7 +11,12 @@ export interface Synthesized {
   stack: WsNotificationsStack;
   /** The synthesized Terraform JSON as text. */
   text: string;
-  json: { terraform: any; resource: Record<string, Record<string, any>>; output: Record<string, any>; moved?: { from: string; to: string }[] };
+  json: {
+    terraform: any;
+    resource: Record<string, Record<string, any>>;
+    output: Record<string, any>;
+    moved?: { from: string; to: string }[];
+  };
 }
 
 /** Synthesizes the stack for a topology with the cdktf Testing API (no provider, no Docker). */

@@ -7,6 +7,9 @@ import { spawnSync } from 'node:child_process';
  */
 export function commandOutput(command: string, args: string[], debianPackage: string): string {
   const r = spawnSync(command, args, { encoding: 'utf8' });
-  if (r.error) throw new Error(`${command} is needed by this test and could not run (${r.error.message}): apt-get install -y ${debianPackage}, or run npm start once`);
+  if (r.error)
+    throw new Error(
+      `${command} is needed by this test and could not run (${r.error.message}): apt-get install -y ${debianPackage}, or run npm start once`,
+    );
   return r.stdout;
 }

@@ -54,10 +54,13 @@ export function reapDeadSwarmLabs(): string[] {
   const dead = (root: string) => (existsSync(root) ? readdirSync(root).filter((pid) => /^\d+$/.test(pid) && !alive(Number(pid))) : []);
   // The processes first: they outlive their creator, and hold the namespaces and mounts.
   const labOf = new RegExp(`${ROOT.exec}/(\\d+)/`);
-  const killed = killProcesses((cmdline) => {
-    const creator = labOf.exec(cmdline)?.[1];
-    return creator !== undefined && !alive(Number(creator));
-  }, { wait: true });
+  const killed = killProcesses(
+    (cmdline) => {
+      const creator = labOf.exec(cmdline)?.[1];
+      return creator !== undefined && !alive(Number(creator));
+    },
+    { wait: true },
+  );
   const removed = reapDeadLabs();
   if (killed) removed.push(`${killed} process(es)`);
   for (const root of [ROOT.data, ROOT.exec]) {
@@ -78,7 +81,10 @@ function removeTree(dir: string): void {
 async function waitForDaemon(node: { name: string; host: string; dockerd: Owned }, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (node.dockerd.child.exitCode !== null) throw new Error(`${node.name}: dockerd exited (${node.dockerd.child.exitCode}):\n${node.dockerd.output().trim().split('\n').slice(-10).join('\n')}`);
+    if (node.dockerd.child.exitCode !== null)
+      throw new Error(
+        `${node.name}: dockerd exited (${node.dockerd.child.exitCode}):\n${node.dockerd.output().trim().split('\n').slice(-10).join('\n')}`,
+      );
     if (spawnSync('docker', ['-H', node.host, 'info', '--format', '{{.ID}}']).status === 0) return;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -110,7 +116,11 @@ export async function createSwarmLab(options: { count?: number; images?: string[
       mkdirSync(exec, { recursive: true });
       const host = `unix://${exec}/docker.sock`;
       // Its own host name too (a UTS namespace): the swarm names nodes by it, and placement can use it.
-      const [command, ...args] = inNamespace(namespace, ['dockerd', '--data-root', data, '--exec-root', exec, '--pidfile', join(exec, 'docker.pid'), '-H', host], { hostname: name });
+      const [command, ...args] = inNamespace(
+        namespace,
+        ['dockerd', '--data-root', data, '--exec-root', exec, '--pidfile', join(exec, 'docker.pid'), '-H', host],
+        { hostname: name },
+      );
       const dockerd = start(`dockerd ${name}`, command, args, { logFile: join(exec, 'dockerd.log') });
       const node = { name, address, host, dockerd };
       nodes.push(node);
@@ -131,7 +141,14 @@ export async function createSwarmLab(options: { count?: number; images?: string[
     await teardown();
     throw error;
   }
-  return { lab, nodes, docker: (node, args) => cli(node.host, args), killNode: (node) => killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid), node.name)}/`), { wait: false }), teardown };
+  return {
+    lab,
+    nodes,
+    docker: (node, args) => cli(node.host, args),
+    killNode: (node) =>
+      killProcesses((cmdline) => cmdline.includes(`${join(ROOT.exec, String(process.pid), node.name)}/`), { wait: false }),
+    teardown,
+  };
 }
 
 /**
@@ -147,7 +164,11 @@ function killProcesses(matches: (cmdline: string) => boolean, options: { wait: b
     .map((pid) => {
       try {
         const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-        return { pid: Number(pid), ppid: Number(/^PPid:\s*(\d+)/m.exec(status)?.[1]), cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+        return {
+          pid: Number(pid),
+          ppid: Number(/^PPid:\s*(\d+)/m.exec(status)?.[1]),
+          cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '),
+        };
       } catch {
         return undefined; // gone meanwhile
       }

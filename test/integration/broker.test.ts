@@ -28,12 +28,28 @@ describe('notifications through the broker (real nats-server with JetStream)', (
     for (let i = 0; i < 20; i++) publisher.send({ type: 'publish', topic: 'orders', data: { i } });
     const acks = [];
     for (let i = 0; i < 20; i++) acks.push(await publisher.next('published'));
-    assert.ok(acks.every((p) => typeof p.offset === 'number'), 'acknowledged with the stored offset');
+    assert.ok(
+      acks.every((p) => typeof p.offset === 'number'),
+      'acknowledged with the stored offset',
+    );
     for (const c of [onA, onB]) {
       await eventually(() => c.messages.filter((m) => m.type === 'notification').length === 20, 5_000, 'every notification');
-      const got = c.messages.filter((m) => m.type === 'notification') as { data: { i: number }; offset: number; epoch: string; replica: string }[];
-      assert.deepEqual(got.map((n) => n.data.i), Array.from({ length: 20 }, (_, i) => i), 'in publication order');
-      assert.deepEqual(got.map((n) => n.offset), acks.map((p) => p.offset), 'the offsets the publisher was given');
+      const got = c.messages.filter((m) => m.type === 'notification') as {
+        data: { i: number };
+        offset: number;
+        epoch: string;
+        replica: string;
+      }[];
+      assert.deepEqual(
+        got.map((n) => n.data.i),
+        Array.from({ length: 20 }, (_, i) => i),
+        'in publication order',
+      );
+      assert.deepEqual(
+        got.map((n) => n.offset),
+        acks.map((p) => p.offset),
+        'the offsets the publisher was given',
+      );
       assert.ok(got.every((n) => n.replica === 'replica-a' && n.epoch === got[0].epoch && n.epoch.length > 0));
     }
     for (const c of [onA, onB, publisher]) c.close();
@@ -93,7 +109,11 @@ describe('notifications through the broker (real nats-server with JetStream)', (
     await eventually(() => subscriber.messages.filter((m) => m.type === 'notification').length >= 10, 15_000, 'all ten delivered');
     await new Promise((r) => setTimeout(r, 300));
     const got = subscriber.messages.filter((m) => m.type === 'notification') as { data: { i: number } }[];
-    assert.deepEqual(got.map((n) => n.data.i), Array.from({ length: 10 }, (_, i) => i), 'in order, none missing, none twice');
+    assert.deepEqual(
+      got.map((n) => n.data.i),
+      Array.from({ length: 10 }, (_, i) => i),
+      'in order, none missing, none twice',
+    );
     subscriber.close();
     publisher.close();
   });
@@ -141,7 +161,10 @@ describe('recovery: subscribe with since (real nats-server)', () => {
 
   async function setup(t: { after(fn: () => Promise<void>): void }, historyPerTopic = 1000) {
     const nats = await startNats();
-    const [a, b] = [await brokerReplica(nats, 'replica-a', { historyPerTopic }), await brokerReplica(nats, 'replica-b', { historyPerTopic })];
+    const [a, b] = [
+      await brokerReplica(nats, 'replica-a', { historyPerTopic }),
+      await brokerReplica(nats, 'replica-b', { historyPerTopic }),
+    ];
     t.after(async () => {
       await Promise.all([a.server.stop(), b.server.stop()]);
       await nats.stop();
@@ -170,7 +193,10 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     assert.deepEqual({ recovered: subscribed.recovered, replayed: subscribed.replayed }, { recovered: true, replayed: 3 });
     await publish(6, 8); // live again
     await eventually(() => notifications(again).length === 5, 5_000, 'replayed and live');
-    assert.deepEqual(notifications(again).map((n) => n.data.i), [3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      notifications(again).map((n) => n.data.i),
+      [3, 4, 5, 6, 7],
+    );
     again.close();
   });
 
@@ -190,7 +216,11 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     await eventually(() => notifications(again).at(-1)?.data.i === 249, 10_000, 'caught up');
     await new Promise((r) => setTimeout(r, 200));
     const got = notifications(again).map((n) => n.data.i);
-    assert.deepEqual(got, Array.from({ length: 230 }, (_, k) => 20 + k), 'from i = 20 to 249, each once, in order');
+    assert.deepEqual(
+      got,
+      Array.from({ length: 230 }, (_, k) => 20 + k),
+      'from i = 20 to 249, each once, in order',
+    );
     assert.equal((await again.next('subscribed')).recovered, true);
     again.close();
   });
@@ -200,9 +230,12 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     const c = await TestClient.open(b.url);
     c.send({ type: 'subscribe', topic: 'orders', since: { offset: 5_000, epoch: 'another-epoch' } });
     const unrecovered = await c.next('subscribed');
-    assert.deepEqual({ ...unrecovered, offset: undefined, epoch: undefined }, { type: 'subscribed', topic: 'orders', recovered: false, replayed: 0, offset: undefined, epoch: undefined });
+    assert.deepEqual(
+      { ...unrecovered, offset: undefined, epoch: undefined },
+      { type: 'subscribed', topic: 'orders', recovered: false, replayed: 0, offset: undefined, epoch: undefined },
+    );
     assert.equal(typeof unrecovered.offset, 'number', 'names where the subscription is gap-free from');
-    assert.notEqual(unrecovered.epoch, 'another-epoch', 'gap-free from here, in the stream\'s own epoch');
+    assert.notEqual(unrecovered.epoch, 'another-epoch', "gap-free from here, in the stream's own epoch");
     // An offset from another epoch means nothing here: new notifications still arrive.
     await publish(100, 101);
     assert.equal(((await c.next('notification')) as unknown as N).data.i, 100);
@@ -226,7 +259,10 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     const subscribed = await again.next('subscribed');
     assert.equal(subscribed.recovered, false, 'four were dropped: the application must reload');
     await eventually(() => notifications(again).length === 3, 5_000, 'what is left');
-    assert.deepEqual(notifications(again).map((n) => n.data.i), [5, 6, 7]);
+    assert.deepEqual(
+      notifications(again).map((n) => n.data.i),
+      [5, 6, 7],
+    );
     again.close();
   });
 });
@@ -239,13 +275,27 @@ describe('the load client through the broker', () => {
       await a.server.stop();
       await nats.stop();
     });
-    const profile = loadProfileSchema.parse({ stages: [{ connections: 5, rampRate: 50, holdMs: 1_500 }], senderFraction: 1, messageRate: 0, topics: 1, publishRate: 10, thresholds: [] });
+    const profile = loadProfileSchema.parse({
+      stages: [{ connections: 5, rampRate: 50, holdMs: 1_500 }],
+      senderFraction: 1,
+      messageRate: 0,
+      topics: 1,
+      publishRate: 10,
+      thresholds: [],
+    });
     for (const run of [1, 2]) {
       const { stats, deliveryAccount } = await runLoad({ url: a.url, insecure: false, workers: 1, profile });
       assert.ok(stats.counters.published > 0, `run ${run} published`);
-      assert.ok(stats.counters.notifications >= stats.counters.published, `run ${run}: ${stats.counters.notifications} notifications for ${stats.counters.published} publications`);
+      assert.ok(
+        stats.counters.notifications >= stats.counters.published,
+        `run ${run}: ${stats.counters.notifications} notifications for ${stats.counters.published} publications`,
+      );
       // Five subscribers of the one topic: each owes what was stored after it subscribed.
-      assert.equal(deliveryAccount.published, stats.counters.published, `run ${run}: every publication acknowledged (the settle waits for the last)`);
+      assert.equal(
+        deliveryAccount.published,
+        stats.counters.published,
+        `run ${run}: every publication acknowledged (the settle waits for the last)`,
+      );
       assert.ok(deliveryAccount.expected > 4 * deliveryAccount.published, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
       assert.equal(deliveryAccount.lost, 0, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
     }

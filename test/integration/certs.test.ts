@@ -8,7 +8,7 @@ import { scratchDir } from '../helpers/scratch';
 const mode = (file: string) => statSync(file).mode & 0o777;
 
 describe('the generated keys (real openssl)', () => {
-  it('are fenced by a 0700 directory; the control key is 0644 inside it, for the replicas\' unprivileged user behind a bind mount', (t) => {
+  it("are fenced by a 0700 directory; the control key is 0644 inside it, for the replicas' unprivileged user behind a bind mount", (t) => {
     const root = scratchDir('ws-certs-');
     t.after(() => rmSync(root, { recursive: true, force: true }));
     const topology = defineTopology({ replicas: 1 });

@@ -43,7 +43,14 @@ describe('load client against the real server', () => {
       url: s.url,
       insecure: false,
       workers: 1,
-      profile: profile({ stages: [{ connections: 200, rampRate: 400, holdMs: 1500 }], senderFraction: 0.5, messageRate: 10, arrival: 'fixed', topics: 4, publishRate: 20 }),
+      profile: profile({
+        stages: [{ connections: 200, rampRate: 400, holdMs: 1500 }],
+        senderFraction: 0.5,
+        messageRate: 10,
+        arrival: 'fixed',
+        topics: 4,
+        publishRate: 20,
+      }),
     });
     const { stats } = result;
     await sleep(100);
@@ -70,7 +77,13 @@ describe('load client against the real server', () => {
       url: s.url,
       insecure: false,
       workers: 1,
-      profile: profile({ stages: [{ connections: 20, rampRate: 200, holdMs: 4000 }], senderFraction: 0, topics: 0, publishRate: 0, reconnect: { enabled: true, initialDelayMs: 100, maxDelayMs: 800 } }),
+      profile: profile({
+        stages: [{ connections: 20, rampRate: 200, holdMs: 4000 }],
+        senderFraction: 0,
+        topics: 0,
+        publishRate: 0,
+        reconnect: { enabled: true, initialDelayMs: 100, maxDelayMs: 800 },
+      }),
     });
     await sleep(600);
     await s.stop(); // every socket is cut: the clients see 1006
@@ -99,7 +112,13 @@ describe('load client against the real server', () => {
       url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}/ws`,
       insecure: false,
       workers: 1,
-      profile: profile({ stages: [{ connections: 5, rampRate: 100, holdMs: 500 }], connectTimeoutMs: 30_000, senderFraction: 0, topics: 0, publishRate: 0 }),
+      profile: profile({
+        stages: [{ connections: 5, rampRate: 100, holdMs: 500 }],
+        connectTimeoutMs: 30_000,
+        senderFraction: 0,
+        topics: 0,
+        publishRate: 0,
+      }),
     });
     assert.equal(stats.counters.unfinished, 5);
     assert.equal(stats.counters.failed, 0);
@@ -137,14 +156,56 @@ describe('thresholds decide the exit code', () => {
     const s = await startServer({}, 'rep-0');
     t.after(() => s.stop());
     const dir = scratchDir('ws-report-');
-    const r = await cli([s.url, '-c', '30', '--ramp-rate', '300', '-d', '2s', '--rate', '10', '--report', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
+    const r = await cli([
+      s.url,
+      '-c',
+      '30',
+      '--ramp-rate',
+      '300',
+      '-d',
+      '2s',
+      '--rate',
+      '10',
+      '--report',
+      join(dir, 'r.json'),
+      '--html',
+      join(dir, 'r.html'),
+    ]);
     assert.equal(r.code, 0, r.out + r.err);
     const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
-    for (const path of ['connections.opened', 'connections.failed', 'connections.unfinished', 'connections.peak', 'connections.perReplica', 'messages.sent', 'messages.received',
-      'latency.connect.p50', 'latency.connect.p99', 'latency.connect.max', 'latency.rtt.p50', 'latency.rtt.p90', 'latency.rtt.p99', 'latency.rtt.p999', 'latency.rtt.max',
-      'latency.push.p50', 'latency.push.p99', 'latency.push.max', 'latency.handshakeQueue.p99', 'opening.askedPerSecond', 'opening.achievedPerSecond', 'verdict',
-      'closes', 'errors', 'thresholds', 'durationSeconds']) {
-      assert.notEqual(path.split('.').reduce((o: any, k) => o?.[k], report), undefined, `${path} in the report`);
+    for (const path of [
+      'connections.opened',
+      'connections.failed',
+      'connections.unfinished',
+      'connections.peak',
+      'connections.perReplica',
+      'messages.sent',
+      'messages.received',
+      'latency.connect.p50',
+      'latency.connect.p99',
+      'latency.connect.max',
+      'latency.rtt.p50',
+      'latency.rtt.p90',
+      'latency.rtt.p99',
+      'latency.rtt.p999',
+      'latency.rtt.max',
+      'latency.push.p50',
+      'latency.push.p99',
+      'latency.push.max',
+      'latency.handshakeQueue.p99',
+      'opening.askedPerSecond',
+      'opening.achievedPerSecond',
+      'verdict',
+      'closes',
+      'errors',
+      'thresholds',
+      'durationSeconds',
+    ]) {
+      assert.notEqual(
+        path.split('.').reduce((o: any, k) => o?.[k], report),
+        undefined,
+        `${path} in the report`,
+      );
     }
     assert.equal(report.connections.opened, 30);
     assert.deepEqual(report.connections.perReplica, { 'rep-0': 30 });
@@ -155,10 +216,14 @@ describe('thresholds decide the exit code', () => {
     // A percentile spectrum per measured latency, from 0% to the max, on a log(1/(1 - p)) axis.
     const spectrum = report.spectrum.rtt as [number, number][];
     assert.deepEqual([spectrum[0][0], spectrum.at(-2)![0], spectrum.at(-1)![0]], [0, 99.999, 100]);
-    assert.ok(spectrum.every(([, v], i) => i === 0 || v >= spectrum[i - 1][1]), 'latency never falls as the percentile rises');
+    assert.ok(
+      spectrum.every(([, v], i) => i === 0 || v >= spectrum[i - 1][1]),
+      'latency never falls as the percentile rises',
+    );
     assert.equal(spectrum.at(-1)![1], report.latency.rtt.max);
     assert.match(html, /Latency percentile spectrum/);
-    for (const label of ['90%', '99.9%', '99.999%']) assert.match(html, new RegExp(`>${label.replace('.', '\\.')}</text>`), `the ${label} tick`);
+    for (const label of ['90%', '99.9%', '99.999%'])
+      assert.match(html, new RegExp(`>${label.replace('.', '\\.')}</text>`), `the ${label} tick`);
     assert.match(html, /RTT \(corrected\)<\/figcaption>/);
     assert.match(html, /class="verdict pass">PASS/);
   });
@@ -169,11 +234,25 @@ describe('thresholds decide the exit code', () => {
     const port = await freePort();
     const run = cli([s.url, '-c', '40', '--ramp-rate', '200', '-d', '4s', '--rate', '10', '--metrics-port', String(port)]);
     let text = '';
-    await eventually(async () => {
-      text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
-      return /^load_connections_open 40$/m.test(text) && /^load_messages_sent_total [1-9]/m.test(text);
-    }, 8000, 'metrics showing 40 open connections');
-    for (const name of ['load_users', 'load_messages_received_total', 'load_errors_total', 'load_unexpected_closes_total', 'load_reconnects_total', 'load_rtt_seconds{quantile="0.99"}']) {
+    await eventually(
+      async () => {
+        text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        return /^load_connections_open 40$/m.test(text) && /^load_messages_sent_total [1-9]/m.test(text);
+      },
+      8000,
+      'metrics showing 40 open connections',
+    );
+    for (const name of [
+      'load_users',
+      'load_messages_received_total',
+      'load_errors_total',
+      'load_unexpected_closes_total',
+      'load_reconnects_total',
+      'load_rtt_seconds{quantile="0.99"}',
+    ]) {
       assert.ok(text.includes(name), `${name} exposed`);
     }
     assert.equal((await run).code, 0);
@@ -212,7 +291,10 @@ describe('several worker processes', () => {
     for (const name of ['rtt', 'rttUncorrected'] as const) {
       assert.equal(merged.histograms[name].totalCount, single.histograms[name].totalCount);
       // Encoding keeps buckets (3 significant digits), so extremes come back as their bucket's bounds.
-      const one = single.histograms[name] as typeof single.histograms.rtt & { highestEquivalentValue(v: number): number; lowestEquivalentValue(v: number): number };
+      const one = single.histograms[name] as typeof single.histograms.rtt & {
+        highestEquivalentValue(v: number): number;
+        lowestEquivalentValue(v: number): number;
+      };
       assert.equal(merged.histograms[name].maxValue, one.highestEquivalentValue(one.maxValue));
       assert.equal(merged.histograms[name].minNonZeroValue, one.lowestEquivalentValue(one.minNonZeroValue));
       for (const p of [1, 10, 50, 75, 90, 99, 99.9, 99.99]) {
@@ -229,14 +311,24 @@ describe('several worker processes', () => {
       url: s.url,
       insecure: false,
       workers: 3,
-      profile: profile({ stages: [{ connections: 90, rampRate: 300, holdMs: 1000 }], senderFraction: 1, messageRate: 5, topics: 0, publishRate: 0 }),
+      profile: profile({
+        stages: [{ connections: 90, rampRate: 300, holdMs: 1000 }],
+        senderFraction: 1,
+        messageRate: 5,
+        topics: 0,
+        publishRate: 0,
+      }),
     });
     assert.equal(result.generator.workers, 3);
     assert.equal(result.stats.counters.opened, 90);
     assert.equal(await metricValue(s.metrics.connectionsOpened), 90);
     assert.equal(result.stats.perReplica.get('multi-0'), 90);
     assert.equal(result.stats.counters.sent, await metricValue(s.metrics.messagesReceived));
-    assert.equal(result.stats.histograms.rtt.totalCount, result.stats.counters.received - 90, 'every echo measured (received = hellos + echoes)');
+    assert.equal(
+      result.stats.histograms.rtt.totalCount,
+      result.stats.counters.received - 90,
+      'every echo measured (received = hellos + echoes)',
+    );
   });
 });
 

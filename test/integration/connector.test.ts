@@ -22,7 +22,9 @@ const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1'
 const tcp = (port: number, timeoutMs = 5000) =>
   new Promise<{ error?: Error; socket?: Socket; ms: number }>((resolve) => {
     const started = performance.now();
-    connectTcp(targetOf(`wss://localhost:${port}/`), undefined, timeoutMs, (error, socket) => resolve({ error, socket, ms: performance.now() - started }));
+    connectTcp(targetOf(`wss://localhost:${port}/`), undefined, timeoutMs, (error, socket) =>
+      resolve({ error, socket, ms: performance.now() - started }),
+    );
   });
 
 describe('the connector: TCP first, the WebSocket only once TCP is up', () => {

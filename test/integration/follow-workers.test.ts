@@ -10,7 +10,7 @@ import { scratchDir } from '../helpers/scratch';
 
 const sh = (script: string) => spawnSync('sh', ['-c', script], { encoding: 'utf8' });
 
-describe('the follower finds a reload\'s new workers (nginx/follow-tasks.ts)', () => {
+describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", () => {
   it('takes only a full set of new workers: none the reload retired, however the listing interleaves', () => {
     const fns = renderWorkerFunctions(2, '/nonexistent.pid');
     const fresh = (before: string, current: string) => sh(`${fns}\nfresh "${before}" "${current}"`).status;
@@ -27,7 +27,10 @@ describe('the follower finds a reload\'s new workers (nginx/follow-tasks.ts)', (
     const dir = scratchDir('ws-follow-');
     const pidFile = join(dir, 'nginx.pid');
     const port = await freePort();
-    writeFileSync(join(dir, 'nginx.conf'), `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`);
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`,
+    );
     const nginx = start('nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
     t.after(async () => {
       await stop(nginx, 'SIGQUIT', 5_000);
@@ -40,12 +43,19 @@ describe('the follower finds a reload\'s new workers (nginx/follow-tasks.ts)', (
     process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGHUP');
     // As the follower's loop does: look until the listing is a whole new set.
     let fresh: number[] = [];
-    await eventually(() => {
-      fresh = workers();
-      return sh(`${fns}\nfresh "${before.join(' ')}" "${fresh.join(' ')}"`).status === 0;
-    }, 15_000, 'a whole new set of workers');
+    await eventually(
+      () => {
+        fresh = workers();
+        return sh(`${fns}\nfresh "${before.join(' ')}" "${fresh.join(' ')}"`).status === 0;
+      },
+      15_000,
+      'a whole new set of workers',
+    );
     assert.equal(fresh.length, 2, String(fresh));
-    assert.ok(fresh.every((pid) => !before.includes(pid)), `${fresh} against ${before}`);
+    assert.ok(
+      fresh.every((pid) => !before.includes(pid)),
+      `${fresh} against ${before}`,
+    );
     const master = Number(readFileSync(pidFile, 'utf8'));
     for (const pid of fresh) {
       assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`PPid:\\s+${master}\\n`));

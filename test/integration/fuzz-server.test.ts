@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE, ERROR_CODES, SUBSCRIPTION_LIMIT_CODES, type ServerMessage } from '../../app/src/shared/protocol';
+import {
+  BROKER_ERROR_CODE,
+  BROKER_UNKNOWN_CODE,
+  ERROR_CODES,
+  SUBSCRIPTION_LIMIT_CODES,
+  type ServerMessage,
+} from '../../app/src/shared/protocol';
 import { brokerReplica, startNats } from '../helpers/nats';
 import { TestClient } from '../helpers/server';
 import { FUZZ } from '../helpers/fuzz';
@@ -21,9 +27,28 @@ const topic = fc.oneof(fc.constantFrom('f', 'f.a', 'a..b', '', 'x'.repeat(129)),
 const deep = fc.integer({ min: 1, max: 5_000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`);
 /** One client message, as text: the protocol's types with fields right, wrong or missing. */
 const wsMessage = fc.oneof(
-  fc.record({ type: fc.constant('subscribe'), topic, since: fc.option(fc.record({ offset: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER), fc.integer()), epoch: fc.oneof(fc.constant('EPOCH'), fc.string()) }), { nil: undefined }) }).map((m) => JSON.stringify(m)),
+  fc
+    .record({
+      type: fc.constant('subscribe'),
+      topic,
+      since: fc.option(
+        fc.record({
+          offset: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER), fc.integer()),
+          epoch: fc.oneof(fc.constant('EPOCH'), fc.string()),
+        }),
+        { nil: undefined },
+      ),
+    })
+    .map((m) => JSON.stringify(m)),
   fc.record({ type: fc.constant('unsubscribe'), topic }).map((m) => JSON.stringify(m)),
-  fc.record({ type: fc.constant('publish'), topic, data: fc.jsonValue(), id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 140 })), { nil: undefined }) }).map((m) => JSON.stringify(m)),
+  fc
+    .record({
+      type: fc.constant('publish'),
+      topic,
+      data: fc.jsonValue(),
+      id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 140 })), { nil: undefined }),
+    })
+    .map((m) => JSON.stringify(m)),
   fc.tuple(topic, deep).map(([t, d]) => `{"type":"publish","topic":${JSON.stringify(t)},"data":${d}}`),
   fc.record({ type: fc.constant('echo'), id: fc.anything(), ts: fc.anything() }).map((m) => JSON.stringify(m) ?? '{}'),
   fc.json(),
@@ -32,7 +57,9 @@ const wsMessage = fc.oneof(
 /** One publish API body and its authorization header. */
 const apiRequest = fc.record({
   body: fc.oneof(
-    fc.record({ topic, data: fc.jsonValue(), id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 300 })), { nil: undefined }) }).map((b) => JSON.stringify(b)),
+    fc
+      .record({ topic, data: fc.jsonValue(), id: fc.option(fc.oneof(fc.integer(), fc.string({ maxLength: 300 })), { nil: undefined }) })
+      .map((b) => JSON.stringify(b)),
     fc.tuple(topic, deep).map(([t, d]) => `{"topic":${JSON.stringify(t)},"data":${d}}`),
     fc.json(),
     fc.string(),
@@ -75,7 +102,8 @@ describe('fuzzing a replica (fast-check, fixed seed, real nats-server)', () => {
         }
         assert.equal(client.ws.readyState, client.ws.OPEN, 'the connection stays open');
         // Unsubscribe whatever it subscribed, so the per-connection cap is never the answer.
-        for (const m of replies) if (m.type === 'subscribed' && m.topic !== 'epoch-probe') client.send({ type: 'unsubscribe', topic: m.topic });
+        for (const m of replies)
+          if (m.type === 'subscribed' && m.topic !== 'epoch-probe') client.send({ type: 'unsubscribe', topic: m.topic });
       }),
       RUNS,
     );
@@ -87,7 +115,11 @@ describe('fuzzing a replica (fast-check, fixed seed, real nats-server)', () => {
     const replica = await fuzzedReplica(t, 'fuzz-b');
     await fc.assert(
       fc.asyncProperty(apiRequest, async ({ body, auth }) => {
-        const res = await fetch(`http://127.0.0.1:${replica.port}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body });
+        const res = await fetch(`http://127.0.0.1:${replica.port}/api/publish`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+          body,
+        });
         assert.ok(API_STATUSES.has(res.status), `a documented status: ${res.status}`);
         const answer = (await res.json()) as { error?: string; field?: string; offset?: number };
         if (res.status === 202) assert.equal(typeof answer.offset, 'number');

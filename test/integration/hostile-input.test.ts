@@ -25,7 +25,11 @@ async function setup(t: { after(fn: () => Promise<void>): void }, broker: Parame
   });
   for (const id of ['replica-a', 'replica-b']) replicas.push(await brokerReplica(nats, id, broker, { apiKey: KEY }));
   const post = (r: Replica, body: string, headers: Record<string, string> = {}) =>
-    fetch(`http://127.0.0.1:${r.port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', ...headers }, body });
+    fetch(`http://127.0.0.1:${r.port}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', ...headers },
+      body,
+    });
   return { nats, replicas, post };
 }
 
@@ -73,12 +77,21 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     const js = jetstream(nc);
     await js.publish('notify.deep', `{"topic":"deep","data":${deep(10_000)},"replica":"outside"}`);
     await js.publish('notify.deep', 'not json at all');
-    for (const r of replicas) await eventually(async () => (await metricValue(r.metrics.brokerSkipped, { reason: 'undecodable' })) === 2, 5_000, 'each replica skipped both');
+    for (const r of replicas)
+      await eventually(
+        async () => (await metricValue(r.metrics.brokerSkipped, { reason: 'undecodable' })) === 2,
+        5_000,
+        'each replica skipped both',
+      );
 
     // Recovering the topic from before all of it, on every replica: recovered, the bad ones left out.
     for (const r of replicas) {
       const c = await TestClient.open(r.url);
-      c.send({ type: 'subscribe', topic: 'deep', since: { offset: before - 1, epoch: (onA.messages.find((m) => m.type === 'subscribed') as { epoch: string }).epoch } });
+      c.send({
+        type: 'subscribe',
+        topic: 'deep',
+        since: { offset: before - 1, epoch: (onA.messages.find((m) => m.type === 'subscribed') as { epoch: string }).epoch },
+      });
       const s = await c.next('subscribed');
       assert.equal(s.recovered, true);
       assert.deepEqual((await c.next('notification')).data, 'before');
@@ -89,7 +102,10 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     assert.equal(next.status, 202);
     for (const c of [onA, onB]) {
       await eventually(() => c.messages.some((m) => m.type === 'notification' && m.data === 'after'), 5_000, 'the next notification');
-      assert.deepEqual(c.messages.filter((m) => m.type === 'notification').map((m) => (m as { data: unknown }).data), ['before', 'after']);
+      assert.deepEqual(
+        c.messages.filter((m) => m.type === 'notification').map((m) => (m as { data: unknown }).data),
+        ['before', 'after'],
+      );
     }
     for (const r of replicas) assert.equal((await fetch(`http://127.0.0.1:${r.port}/healthz`)).status, 200);
     // Just inside the bound goes through whole.
@@ -102,7 +118,8 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     const { replicas, post } = await setup(t);
     const [onA] = await subscribers(replicas, 'a');
     const [, onB] = await subscribers(replicas, 'b');
-    const answer = async (body: unknown) => (await post(replicas[0], JSON.stringify(body))).json() as Promise<{ offset: number; duplicate?: boolean }>;
+    const answer = async (body: unknown) =>
+      (await post(replicas[0], JSON.stringify(body))).json() as Promise<{ offset: number; duplicate?: boolean }>;
     const a = await answer({ topic: 'a', data: 'junk', id: 'x' });
     const b = await answer({ topic: 'b', data: 'payment', id: 'x' });
     assert.notEqual(b.offset, a.offset);
@@ -121,15 +138,16 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     const published = await ws.next('published');
     assert.ok(published.offset! > repeat.offset, 'stored anew');
     ws.send({ type: 'publish', topic: 'a', data: 'junk again', id: 'x' });
-    assert.equal((await ws.next('published')).offset, a.offset, 'the repeat on a is a\'s');
+    assert.equal((await ws.next('published')).offset, a.offset, "the repeat on a is a's");
     for (const c of [onA, onB, ws]) c.close();
   });
 
-  it('a position past the stream\'s end is not recovered, and the subscription then gets what comes', async (t) => {
+  it("a position past the stream's end is not recovered, and the subscription then gets what comes", async (t) => {
     const { replicas, post } = await setup(t);
     const [first] = await subscribers(replicas, 'far');
     const epoch = (first.messages.find((m) => m.type === 'subscribed') as { epoch: string }).epoch;
-    const publish = async (data: unknown) => ((await (await post(replicas[0], JSON.stringify({ topic: 'far', data }))).json()) as { offset: number }).offset;
+    const publish = async (data: unknown) =>
+      ((await (await post(replicas[0], JSON.stringify({ topic: 'far', data }))).json()) as { offset: number }).offset;
     let last = await publish(0);
     for (const offset of [last + 1_000_000, Number.MAX_SAFE_INTEGER]) {
       for (const r of replicas) {
@@ -140,7 +158,15 @@ describe('hostile input (real replicas on a real nats-server)', () => {
         assert.ok(s.offset! <= last, `the subscription is gap-free from the replica's position (${s.offset}), not from ${offset}`);
         const data = `after ${offset} on ${r.port}`;
         last = await publish(data);
-        await retrying(async () => assert.ok(c.messages.some((m) => m.type === 'notification' && m.data === data), 'delivered'), 3_000, 50);
+        await retrying(
+          async () =>
+            assert.ok(
+              c.messages.some((m) => m.type === 'notification' && m.data === data),
+              'delivered',
+            ),
+          3_000,
+          50,
+        );
         c.close();
       }
     }
@@ -194,7 +220,10 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     // The publication that got 504 was stored after all, once the broker went on.
     const n = await subscriber.next('notification', 10_000);
     assert.equal(n.data, 'held');
-    const retry = (await (await post(replicas[0], JSON.stringify({ topic: 'stall', data: 'held', id: 'held-1' }))).json()) as { offset: number; duplicate?: boolean };
+    const retry = (await (await post(replicas[0], JSON.stringify({ topic: 'stall', data: 'held', id: 'held-1' }))).json()) as {
+      offset: number;
+      duplicate?: boolean;
+    };
     assert.deepEqual([retry.offset, retry.duplicate], [n.offset, true], 'the retry is the stored one');
     await eventually(async () => (await connected()) === 1, 15_000, 'connected again');
     assert.equal(subscriber.messages.filter((m) => m.type === 'notification').length, 1, 'delivered once');
@@ -208,7 +237,10 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     const epoch = (c.messages.find((m) => m.type === 'subscribed') as { epoch: string }).epoch;
     const data = 'x'.repeat(4_000);
     const offsets: number[] = [];
-    for (let i = 0; i < 60; i++) offsets.push(((await (await post(replicas[0], JSON.stringify({ topic: 'bulk', data: `${i}${data}` }))).json()) as { offset: number }).offset);
+    for (let i = 0; i < 60; i++)
+      offsets.push(
+        ((await (await post(replicas[0], JSON.stringify({ topic: 'bulk', data: `${i}${data}` }))).json()) as { offset: number }).offset,
+      );
     await eventually(() => c.messages.filter((m) => m.type === 'notification').length === 60, 5_000, 'all delivered');
     for (const r of replicas) {
       const held = await metricValue(r.metrics.brokerRecentBytes);
@@ -226,9 +258,16 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     const port = replicas[0].port;
     assert.match(await rawHttp(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
     assert.match(await rawHttp(port, 'GET /healthz HTTP/1.1\nHost: x\n\n'), /^HTTP\/1\.1 400 /);
-    assert.match(await rawHttp(port, 'POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    assert.match(
+      await rawHttp(port, 'POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
+      /^HTTP\/1\.1 400 /,
+    );
     for (const path of ['/internal/../api/publish', '/api/./publish', '/internal/%2e%2e/api/publish', '//internal/shed']) {
-      assert.match(await rawHttp(port, `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`), /^HTTP\/1\.1 400 /, path);
+      assert.match(
+        await rawHttp(port, `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`),
+        /^HTTP\/1\.1 400 /,
+        path,
+      );
     }
     const lower = await post(replicas[0], JSON.stringify({ topic: 'ok', data: 1 }), { authorization: `bearer ${KEY}` });
     assert.equal(lower.status, 202);
@@ -238,4 +277,3 @@ describe('hostile input (real replicas on a real nats-server)', () => {
     for (const r of replicas) assert.equal((await fetch(`http://127.0.0.1:${r.port}/healthz`)).status, 200);
   });
 });
-

@@ -13,7 +13,10 @@ assert.ok(!keepalived.error, 'keepalived must be installed for these tests (apt-
 /** keepalived checks the interface exists and is not loopback: one of this machine's. */
 const IFACE = readdirSync('/sys/class/net').find((n) => n !== 'lo') ?? 'eth0';
 
-const HA: Partial<TopologyInput> = { network: { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' }, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10' } } };
+const HA: Partial<TopologyInput> = {
+  network: { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' },
+  proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10' } },
+};
 
 /** keepalived's own parser, on a rendered file: exit 0, or its complaints. */
 function configTest(text: string): { status: number | null; output: string } {
@@ -31,7 +34,9 @@ function configTest(text: string): { status: number | null; output: string } {
 describe('keepalived.conf rendered from the topology (real keepalived --config-test)', () => {
   it('each proxy of the pair gets a config keepalived accepts: the same group and address, its own priority', () => {
     const topology = defineTopology(HA);
-    const [first, second] = [0, 1].map((index) => renderKeepalivedConf(topology, { index, interface: IFACE, checkScript: '/usr/bin/true', notifyScript: '/usr/bin/true' }));
+    const [first, second] = [0, 1].map((index) =>
+      renderKeepalivedConf(topology, { index, interface: IFACE, checkScript: '/usr/bin/true', notifyScript: '/usr/bin/true' }),
+    );
     for (const text of [first, second]) {
       const r = configTest(text);
       assert.equal(r.status, 0, r.output);
@@ -47,7 +52,19 @@ describe('keepalived.conf rendered from the topology (real keepalived --config-t
 
   it('follows the topology: preemption on, a faster advert, its own check timing; keepalived still accepts it', () => {
     const text = renderKeepalivedConf(
-      defineTopology({ ...HA, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10', preempt: true, advertIntervalMs: 500, routerId: 77, check: { intervalMs: 2000, fall: 3, rise: 1 } } } }),
+      defineTopology({
+        ...HA,
+        proxy: {
+          ha: {
+            enabled: true,
+            virtualAddress: '198.18.0.10',
+            preempt: true,
+            advertIntervalMs: 500,
+            routerId: 77,
+            check: { intervalMs: 2000, fall: 3, rise: 1 },
+          },
+        },
+      }),
       { index: 1, interface: IFACE, checkScript: '/usr/bin/true', notifyScript: '/usr/bin/true' },
     );
     assert.equal(configTest(text).status, 0, configTest(text).output);
@@ -58,12 +75,23 @@ describe('keepalived.conf rendered from the topology (real keepalived --config-t
   });
 
   it('keepalived refuses what the renderer must never write (so the check above can fail)', () => {
-    const good = renderKeepalivedConf(defineTopology(HA), { index: 0, interface: IFACE, checkScript: '/usr/bin/true', notifyScript: '/usr/bin/true' });
+    const good = renderKeepalivedConf(defineTopology(HA), {
+      index: 0,
+      interface: IFACE,
+      checkScript: '/usr/bin/true',
+      notifyScript: '/usr/bin/true',
+    });
     assert.notEqual(configTest(good.replace('virtual_router_id 51', 'virtual_router_id 300')).status, 0);
   });
 
   it('refuses to render without HA, or for a proxy that does not exist', () => {
-    assert.throws(() => renderKeepalivedConf(defineTopology({}), { index: 0, interface: 'eth0', checkScript: '/x', notifyScript: '/x' }), /not enabled/);
-    assert.throws(() => renderKeepalivedConf(defineTopology(HA), { index: 2, interface: 'eth0', checkScript: '/x', notifyScript: '/x' }), /not one of the 2 proxies/);
+    assert.throws(
+      () => renderKeepalivedConf(defineTopology({}), { index: 0, interface: 'eth0', checkScript: '/x', notifyScript: '/x' }),
+      /not enabled/,
+    );
+    assert.throws(
+      () => renderKeepalivedConf(defineTopology(HA), { index: 2, interface: 'eth0', checkScript: '/x', notifyScript: '/x' }),
+      /not one of the 2 proxies/,
+    );
   });
 });

@@ -27,10 +27,14 @@ describe('network namespaces for the local HA pair (root, real ip/iptables)', ()
     assert.deepEqual([proxy.address, client.address, lab.hostAddress], ['198.18.0.10', '198.18.0.11', '198.18.0.1']);
     assert.match(netnsList(), new RegExp(proxy.name));
     assert.ok(linkExists(lab.bridge));
-    assert.ok(forwardRule(lab.bridge), 'bridged frames get past Docker\'s FORWARD DROP');
+    assert.ok(forwardRule(lab.bridge), "bridged frames get past Docker's FORWARD DROP");
 
     // A server inside the proxy namespace, reached from the client namespace and from the host.
-    const [command, ...args] = inNamespace(proxy.name, [process.execPath, '-e', `require('net').createServer((s)=>s.end('from ${proxy.name}')).listen(7000,'${proxy.address}',()=>console.log('up'))`]);
+    const [command, ...args] = inNamespace(proxy.name, [
+      process.execPath,
+      '-e',
+      `require('net').createServer((s)=>s.end('from ${proxy.name}')).listen(7000,'${proxy.address}',()=>console.log('up'))`,
+    ]);
     const server = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     t.after(() => server.kill());
     await new Promise<void>((r) => server.stdout.once('data', () => r()));
@@ -55,7 +59,7 @@ describe('network namespaces for the local HA pair (root, real ip/iptables)', ()
       assert.ok(removed.includes(orphan.namespaces['proxy-0'].name) && removed.includes(orphan.bridge), `removed: ${removed.join(', ')}`);
       assert.ok(!linkExists(orphan.bridge) && !forwardRule(orphan.bridge));
       assert.doesNotMatch(netnsList(), new RegExp(orphan.namespaces['proxy-0'].name));
-      assert.match(netnsList(), new RegExp(live.namespaces['proxy-0'].name), 'a live run\'s lab stays');
+      assert.match(netnsList(), new RegExp(live.namespaces['proxy-0'].name), "a live run's lab stays");
     } finally {
       orphan.teardown();
       live.teardown();
@@ -66,7 +70,11 @@ describe('network namespaces for the local HA pair (root, real ip/iptables)', ()
     const lab = createLab(['proxy-0']);
     try {
       const ns = lab.namespaces['proxy-0'];
-      const [command, ...args] = inNamespace(ns.name, ['sh', '-c', 'printf "%s|" "$@"; hostname; ip -o -4 addr show dev eth0', 'sh', 'a b', "it's", '$HOME'], { hostname: 'ws-nginx-7' });
+      const [command, ...args] = inNamespace(
+        ns.name,
+        ['sh', '-c', 'printf "%s|" "$@"; hostname; ip -o -4 addr show dev eth0', 'sh', 'a b', "it's", '$HOME'],
+        { hostname: 'ws-nginx-7' },
+      );
       const out = spawnSync(command, args, { encoding: 'utf8' }).stdout;
       assert.match(out, /^a b\|it's\|\$HOME\|ws-nginx-7\n/, out);
       assert.match(out, new RegExp(`inet ${ns.address.replace(/\./g, '\\.')}/`), 'inside the lab namespace');

@@ -47,14 +47,25 @@ describe('rendered configs pass the real nginx -t', () => {
     const conf = nginxTest({ proxy: { nginxVersion: '1.22', balancing: { strategy: 'hash', hashKey: '$arg_client' } } });
     assert.match(conf, /hash \$arg_client consistent;/);
   });
-  it('hash on a cookie, limits off, one worker', () => void
-    nginxTest({ proxy: { nginxVersion: '1.22', workerProcesses: 1, targetConnections: 5000, balancing: { strategy: 'hash', hashKey: '$cookie_sid', consistent: false }, limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } } }));
+  it('hash on a cookie, limits off, one worker', () =>
+    void nginxTest({
+      proxy: {
+        nginxVersion: '1.22',
+        workerProcesses: 1,
+        targetConnections: 5000,
+        balancing: { strategy: 'hash', hashKey: '$cookie_sid', consistent: false },
+        limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 },
+      },
+    }));
   it('a 1.30 target drops the directive that became the default in 1.29.7', () => {
     const conf = nginxTest({ proxy: { nginxVersion: '1.30' } });
     assert.doesNotMatch(conf, /^\s*proxy_http_version/m);
   });
   it('timeouts come from the topology', () => {
-    const conf = nginxTest({ server: { pingIntervalMs: 2000, pongTimeoutMs: 4000, writeTimeoutMs: 1000 }, proxy: { nginxVersion: '1.22', readTimeoutMs: 2500, sendTimeoutMs: 2500, timeoutMarginMs: 500 } });
+    const conf = nginxTest({
+      server: { pingIntervalMs: 2000, pongTimeoutMs: 4000, writeTimeoutMs: 1000 },
+      proxy: { nginxVersion: '1.22', readTimeoutMs: 2500, sendTimeoutMs: 2500, timeoutMarginMs: 500 },
+    });
     assert.match(conf, /proxy_read_timeout 2500ms;/);
     assert.match(conf, /proxy_send_timeout 2500ms;/);
   });

@@ -52,7 +52,10 @@ describe('promtool accepts what we render', () => {
 
   it('and refuses a broken rule (so the check can fail)', () => {
     const { dir } = writeConfig({});
-    writeFileSync(join(dir, 'rules.yml'), stringify({ groups: [{ name: 'x', rules: [{ alert: 'Broken', expr: 'sum(rate(ws_connections_closed_total[5m]) >' }] }] }));
+    writeFileSync(
+      join(dir, 'rules.yml'),
+      stringify({ groups: [{ name: 'x', rules: [{ alert: 'Broken', expr: 'sum(rate(ws_connections_closed_total[5m]) >' }] }] }),
+    );
     const r = promtool(['check', 'config', 'prometheus.yml'], dir);
     assert.notEqual(r.status, 0);
     assert.match(`${r.stdout}${r.stderr}`, /parse error/);
@@ -65,8 +68,12 @@ describe('the alert rules fire on the failures they describe (promtool test rule
     // The annotations as Prometheus should expand them for these labels and value.
     const expected = (alertname: string, labels: Record<string, string>, value = '') => {
       const rule = alertRules(topology).find((r) => r.alert === alertname)!;
-      const expand = (t: string) => t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l) => labels[l]).replace(/\{\{ \$value( \| humanize)? \}\}/g, value);
-      return { exp_labels: { ...rule.labels, ...labels }, exp_annotations: { summary: expand(rule.annotations.summary), description: expand(rule.annotations.description) } };
+      const expand = (t: string) =>
+        t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l) => labels[l]).replace(/\{\{ \$value( \| humanize)? \}\}/g, value);
+      return {
+        exp_labels: { ...rule.labels, ...labels },
+        exp_annotations: { summary: expand(rule.annotations.summary), description: expand(rule.annotations.description) },
+      };
     };
     // One sample a minute; counters given as start+increase-per-minute.
     const tests = {
@@ -102,11 +109,19 @@ describe('the alert rules fire on the failures they describe (promtool test rule
             },
             { eval_time: '8m', alertname: 'WsAbnormalClosesRising', exp_alerts: [expected('WsAbnormalClosesRising', {}, '10')] },
             { eval_time: '8m', alertname: 'WsOversizeMessages', exp_alerts: [expected('WsOversizeMessages', {}, '1')] },
-            { eval_time: '8m', alertname: 'WsHandshakeRejectionSpike', exp_alerts: [expected('WsHandshakeRejectionSpike', { reason: 'capacity' }, '20')] },
+            {
+              eval_time: '8m',
+              alertname: 'WsHandshakeRejectionSpike',
+              exp_alerts: [expected('WsHandshakeRejectionSpike', { reason: 'capacity' }, '20')],
+            },
             { eval_time: '8m', alertname: 'WsSlowConsumers', exp_alerts: [] },
             { eval_time: '1m', alertname: 'WsBrokerDown', exp_alerts: [] },
             { eval_time: '5m', alertname: 'WsBrokerDown', exp_alerts: [expected('WsBrokerDown', { replica: 'ws-server-1' })] },
-            { eval_time: '5m', alertname: 'WsBrokerConsumerLag', exp_alerts: [expected('WsBrokerConsumerLag', { replica: 'ws-server-0' }, '5000')] },
+            {
+              eval_time: '5m',
+              alertname: 'WsBrokerConsumerLag',
+              exp_alerts: [expected('WsBrokerConsumerLag', { replica: 'ws-server-0' }, '5000')],
+            },
           ],
         },
       ],

@@ -16,7 +16,10 @@ const KEY = 'test-key-0123456789abcdef';
 describe('the publish API for backends (POST /api/publish)', () => {
   it('stores through the broker and answers 202 with the offset; every replica delivers; a repeated id is stored once', async (t) => {
     const nats = await startNats();
-    const [a, b] = [await brokerReplica(nats, 'replica-a', {}, { apiKey: KEY }), await brokerReplica(nats, 'replica-b', {}, { apiKey: KEY })];
+    const [a, b] = [
+      await brokerReplica(nats, 'replica-a', {}, { apiKey: KEY }),
+      await brokerReplica(nats, 'replica-b', {}, { apiKey: KEY }),
+    ];
     t.after(async () => {
       await Promise.all([a.server.stop(), b.server.stop()]);
       await nats.stop();
@@ -25,7 +28,11 @@ describe('the publish API for backends (POST /api/publish)', () => {
     subscriber.send({ type: 'subscribe', topic: 'orders' });
     await subscriber.next('subscribed');
     const post = (body: unknown, key = KEY) =>
-      fetch(`http://127.0.0.1:${a.port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      fetch(`http://127.0.0.1:${a.port}/api/publish`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
     const first = await post({ topic: 'orders', data: { n: 1 }, id: 'order-1' });
     assert.equal(first.status, 202);
     const stored = (await first.json()) as { offset: number };
@@ -62,7 +69,11 @@ describe('the publish API for backends (POST /api/publish)', () => {
     await nats.stop();
     // Once the replica knows the broker is gone, nothing is sent: the refusal is certain.
     await eventually(async () => (await metricValue(metrics.brokerConnected)) === 0, 5_000, 'the replica saw the broker go');
-    const r = await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify({ topic: 'orders', data: 1 }) });
+    const r = await fetch(`http://127.0.0.1:${port}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ topic: 'orders', data: 1 }),
+    });
     assert.equal(r.status, 503);
     assert.equal(r.headers.get('retry-after'), '1');
     assert.equal(((await r.json()) as { error: string }).error, 'broker_unavailable');
@@ -78,10 +89,19 @@ describe('the publish API for backends (POST /api/publish)', () => {
     const body = Buffer.from(JSON.stringify({ topic: 'orders', data: 'café crème' }));
     const cut = body.indexOf(0xa9); // inside the first "é" (0xc3 0xa9)
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/api/publish', method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-length': body.length } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/api/publish',
+          method: 'POST',
+          headers: { authorization: `Bearer ${KEY}`, 'content-length': body.length },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write(body.subarray(0, cut));
       setTimeout(() => req.end(body.subarray(cut)), 100);

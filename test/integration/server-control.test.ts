@@ -9,10 +9,16 @@ import { CONTROL_PATHS, PROXY_WORKER_HEADER, type AnnouncementReply, type Connec
 import { eventually, metricValue, sleep, startServer, TEST_CONTROL_KEY, TestClient, type RunningServer } from '../helpers/server';
 
 /** A connection as nginx worker `pid` of proxy `host` would carry it. */
-const via = (server: RunningServer, proxy: string, pid: number) => TestClient.open(server.url, { headers: { [PROXY_WORKER_HEADER]: `${proxy}/${pid}` } });
+const via = (server: RunningServer, proxy: string, pid: number) =>
+  TestClient.open(server.url, { headers: { [PROXY_WORKER_HEADER]: `${proxy}/${pid}` } });
 const control = (server: RunningServer) => httpReplica('test', server.httpUrl, TEST_CONTROL_KEY);
 const announce = (server: RunningServer, body: Record<string, unknown>) =>
-  control(server).request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, { shedAfterMs: 0, windowMs: 200, maxStaleGenerations: 2, ...body });
+  control(server).request<AnnouncementReply>('POST', CONTROL_PATHS.proxyWorkers, {
+    shedAfterMs: 0,
+    windowMs: 200,
+    maxStaleGenerations: 2,
+    ...body,
+  });
 const connections = (server: RunningServer) => control(server).request<ConnectionsReport>('GET', CONTROL_PATHS.connections);
 
 describe('subscription limits', () => {
@@ -62,7 +68,10 @@ describe('after a proxy reload', () => {
     assert.deepEqual(reply, { scheduled: 3, retiredWorkers: 2 });
     assert.equal((await connections(server)).retired, 3);
     await sleep(150);
-    assert.ok(old.every((c) => c.ws.readyState === c.ws.OPEN), 'kept open until shedAfterMs');
+    assert.ok(
+      old.every((c) => c.ws.readyState === c.ws.OPEN),
+      'kept open until shedAfterMs',
+    );
     const closes = await Promise.all(old.map((c) => c.closed));
     for (const close of closes) assert.deepEqual(close, { code: 1001, reason: 'proxy reloaded: reconnect' });
     for (const c of [current, otherProxy, direct]) assert.equal(c.ws.readyState, c.ws.OPEN);
@@ -123,7 +132,11 @@ describe('after a proxy reload', () => {
     const { server: keyless } = createReplica({ ...serverSchema.parse({}), replicaId: 'keyless' }, { logLevel: 'silent' });
     const { port } = await keyless.listen(0, '127.0.0.1');
     t.after(() => keyless.stop());
-    assert.equal((await fetch(`http://127.0.0.1:${port}${CONTROL_PATHS.connections}`, { headers: { authorization: `Bearer ${TEST_CONTROL_KEY}` } })).status, 404);
+    assert.equal(
+      (await fetch(`http://127.0.0.1:${port}${CONTROL_PATHS.connections}`, { headers: { authorization: `Bearer ${TEST_CONTROL_KEY}` } }))
+        .status,
+      404,
+    );
     client.close();
   });
 
@@ -134,7 +147,9 @@ describe('after a proxy reload', () => {
       // Announces 100 body bytes, sends 9 and goes away.
       const socket = connect(new URL(server.httpUrl).port as unknown as number, '127.0.0.1');
       await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      socket.write(`POST ${CONTROL_PATHS.shed} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CONTROL_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"count":`);
+      socket.write(
+        `POST ${CONTROL_PATHS.shed} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CONTROL_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"count":`,
+      );
       await sleep(50);
       socket.destroy();
     }
@@ -149,10 +164,17 @@ describe('a rebalance round', () => {
     const server = await startServer();
     t.after(() => server.stop());
     const clients = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(server.url)));
-    const r = await control(server).request<{ scheduled: number }>('POST', CONTROL_PATHS.shed, { count: 4, windowMs: 200, holdAtMost: 6, capForMs: 1_000 });
+    const r = await control(server).request<{ scheduled: number }>('POST', CONTROL_PATHS.shed, {
+      count: 4,
+      windowMs: 200,
+      holdAtMost: 6,
+      capForMs: 1_000,
+    });
     assert.equal(r.scheduled, 4);
     await eventually(async () => (await connections(server)).connections === 6, 2_000, 'four closed');
-    const codes = (await Promise.all(clients.map((c) => Promise.race([c.closed.then((x) => x.code), sleep(50).then(() => 0)])))).filter(Boolean);
+    const codes = (await Promise.all(clients.map((c) => Promise.race([c.closed.then((x) => x.code), sleep(50).then(() => 0)])))).filter(
+      Boolean,
+    );
     assert.deepEqual(codes, [1001, 1001, 1001, 1001]);
     await assert.rejects(TestClient.open(server.url), /503/);
     assert.equal(await metricValue(server.metrics.handshakeRejections, { reason: 'rebalancing' }), 1);
@@ -162,7 +184,7 @@ describe('a rebalance round', () => {
     for (const c of clients) c.close();
   });
 
-  it('counts once a reload\'s wave is over: connections it is moving are not a surplus to cap', async (t) => {
+  it("counts once a reload's wave is over: connections it is moving are not a surplus to cap", async (t) => {
     const [a, b] = await Promise.all([startServer({}, 'wave-a'), startServer({}, 'wave-b')]);
     t.after(() => Promise.all([a.stop(), b.stop()]));
     const retired = await Promise.all(Array.from({ length: 4 }, () => via(a, 'px', 1)));

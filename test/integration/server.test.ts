@@ -91,7 +91,9 @@ describe('HTTP on the same port', () => {
     const port = new URL(s.httpUrl).port;
     const response = await new Promise<string>((resolve, reject) => {
       const sock = tcpConnect(Number(port), '127.0.0.1', () =>
-        sock.write('GET /ws-notifications HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n'),
+        sock.write(
+          'GET /ws-notifications HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        ),
       );
       let data = '';
       sock.on('data', (d) => (data += d));
@@ -232,7 +234,12 @@ describe('limits', () => {
 describe('write timeout', () => {
   it('terminates a peer whose writes make no progress within the write timeout', async (t) => {
     // The send buffer limit is out of reach, so only the write timeout can act.
-    const s = await startServer({ writeTimeoutMs: 300, pingIntervalMs: 5000, pongTimeoutMs: 10_000, sendBufferLimitBytes: 256 * 1024 * 1024 });
+    const s = await startServer({
+      writeTimeoutMs: 300,
+      pingIntervalMs: 5000,
+      pongTimeoutMs: 10_000,
+      sendBufferLimitBytes: 256 * 1024 * 1024,
+    });
     t.after(() => s.stop());
     const pub = await floodStalledReader(s, () => metricValue(s.metrics.writeTimeouts));
     await eventually(async () => (await metricValue(s.metrics.writeTimeouts)) === 1, 3000, 'write timeout');
@@ -296,7 +303,14 @@ describe('metrics', () => {
     await eventually(() => s.server.connectionCount === 1);
     const text = await (await fetch(`${s.httpUrl}/metrics`)).text();
     const line = (name: string) => text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)) ?? '';
-    const value = (pattern: RegExp) => Number(text.split('\n').find((l) => pattern.test(l))?.split(' ').pop());
+    const value = (pattern: RegExp) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => pattern.test(l))
+          ?.split(' ')
+          .pop(),
+      );
     assert.equal(value(/^ws_connections_active\{replica="m-0"\}/), 1);
     assert.equal(value(/^ws_connections_opened_total\{replica="m-0"\}/), 2);
     assert.equal(value(/^ws_connections_closed_total\{code="1000",replica="m-0"\}/), 1);
@@ -305,9 +319,21 @@ describe('metrics', () => {
     assert.equal(value(/^ws_messages_sent_total\{type="hello",replica="m-0"\}/), 2);
     assert.equal(value(/^ws_malformed_messages_total\{code="malformed",replica="m-0"\}/), 1);
     assert.equal(value(/^ws_ready\{replica="m-0"\}/), 1);
-    for (const name of ['ws_received_bytes_total', 'ws_sent_bytes_total', 'ws_message_size_bytes_bucket', 'ws_heartbeat_rtt_seconds_bucket',
-      'ws_heartbeat_timeouts_total', 'ws_write_timeouts_total', 'ws_oversize_messages_total', 'ws_invalid_utf8_total',
-      'ws_slow_consumer_closes_total', 'ws_topic_subscriptions', 'ws_notifications_delivered_total', 'process_cpu_seconds_total', 'nodejs_heap_size_used_bytes']) {
+    for (const name of [
+      'ws_received_bytes_total',
+      'ws_sent_bytes_total',
+      'ws_message_size_bytes_bucket',
+      'ws_heartbeat_rtt_seconds_bucket',
+      'ws_heartbeat_timeouts_total',
+      'ws_write_timeouts_total',
+      'ws_oversize_messages_total',
+      'ws_invalid_utf8_total',
+      'ws_slow_consumer_closes_total',
+      'ws_topic_subscriptions',
+      'ws_notifications_delivered_total',
+      'process_cpu_seconds_total',
+      'nodejs_heap_size_used_bytes',
+    ]) {
       assert.ok(line(name), `${name} exposed`);
     }
     assert.ok(!/connection="/.test(text), 'no per-connection labels');
@@ -326,7 +352,10 @@ describe('graceful drain', () => {
     await assert.rejects(TestClient.open(s.url), /503/);
     const closes = await Promise.all(clients.map(async (c) => ({ ...(await c.closed), at: Date.now() - started })));
     await drained;
-    assert.deepEqual(closes.map((c) => c.code), Array(6).fill(1001));
+    assert.deepEqual(
+      closes.map((c) => c.code),
+      Array(6).fill(1001),
+    );
     const spread = Math.max(...closes.map((c) => c.at)) - Math.min(...closes.map((c) => c.at));
     assert.ok(spread >= 300, `closes spread over ${spread} ms, not all at once`);
   });
@@ -335,7 +364,10 @@ describe('graceful drain', () => {
     const port = 19000 + Math.floor(Math.random() * 500);
     const child = spawn(process.execPath, ['--import', 'tsx', 'app/src/server/main.ts'], {
       cwd: ROOT,
-      env: { ...process.env, ...toServerEnv(serverSchema.parse({ port, drainWindowMs: 500, drainDeadlineMs: 4000 }), 'drain-0', { host: '127.0.0.1' }) },
+      env: {
+        ...process.env,
+        ...toServerEnv(serverSchema.parse({ port, drainWindowMs: 500, drainDeadlineMs: 4000 }), 'drain-0', { host: '127.0.0.1' }),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let logs = '';

@@ -27,8 +27,19 @@ function doc(replicas: number): any {
   new DockerProvider(stack, 'docker', {});
   const network = new Network(stack, 'network', { name: 'ws-swarm-net', driver: 'overlay', attachable: true });
   const labels = { 'ws-notifications.stack': 'swarm-test' };
-  const controlKey = new SwarmFile(stack, 'control-key', { stem: 'ws-control-key', content: 'swarm-test-control-key-0123456789', secret: true, labels });
-  new ServerService(stack, 'servers', { topology: defineTopology({ replicas, broker: { enabled: false } }), image: IMAGE, networkName: network.name, labels, controlKey });
+  const controlKey = new SwarmFile(stack, 'control-key', {
+    stem: 'ws-control-key',
+    content: 'swarm-test-control-key-0123456789',
+    secret: true,
+    labels,
+  });
+  new ServerService(stack, 'servers', {
+    topology: defineTopology({ replicas, broker: { enabled: false } }),
+    image: IMAGE,
+    networkName: network.name,
+    labels,
+    controlKey,
+  });
   return JSON.parse(Testing.synth(stack));
 }
 
@@ -40,7 +51,11 @@ describe('the servers as a swarm service on a real 3-node swarm', { concurrency:
   before(async () => {
     // The host's engine builds the images each node gets.
     await readyEngine(new Docker(), true);
-    const app = spawnSync('docker', ['build', '-q', '-t', IMAGE, '-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.'], { cwd: ROOT, encoding: 'utf8' });
+    const app = spawnSync(
+      'docker',
+      ['build', '-q', '-t', IMAGE, '-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.'],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     assert.equal(app.status, 0, `app image: ${app.stderr}`);
     swarm = await createSwarmLab({ count: 3, images: [IMAGE] });
     manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
@@ -72,17 +87,30 @@ describe('the servers as a swarm service on a real 3-node swarm', { concurrency:
     const id = (await manager.getService(SERVER_SERVICE).inspect()).ID;
     for (const n of [6, 2]) {
       const report = await applier.apply(doc(n));
-      assert.ok(report.replaced.some((a) => a.startsWith('docker_service.')), `updated for ${n}`);
+      assert.ok(
+        report.replaced.some((a) => a.startsWith('docker_service.')),
+        `updated for ${n}`,
+      );
       assert.equal((await running()).length, n, `${n} running once the apply returned`);
       assert.equal((await manager.getService(SERVER_SERVICE).inspect()).ID, id, 'the same service, updated in place');
     }
   });
 
-  it('destroy removes the service, the control key\'s secret and the overlay network', async () => {
+  it("destroy removes the service, the control key's secret and the overlay network", async () => {
     const destroyed = await applier.destroy();
-    assert.deepEqual(destroyed.map((a) => a.split('.')[0]).sort(), ['docker_network', 'docker_secret', 'docker_service'], destroyed.join(', '));
-    assert.deepEqual((await manager.listServices()).map((s: any) => s.Spec.Name), []);
-    assert.deepEqual((await manager.listSecrets()).map((s: any) => s.Spec.Name), []);
+    assert.deepEqual(
+      destroyed.map((a) => a.split('.')[0]).sort(),
+      ['docker_network', 'docker_secret', 'docker_service'],
+      destroyed.join(', '),
+    );
+    assert.deepEqual(
+      (await manager.listServices()).map((s: any) => s.Spec.Name),
+      [],
+    );
+    assert.deepEqual(
+      (await manager.listSecrets()).map((s: any) => s.Spec.Name),
+      [],
+    );
     const networks = (await manager.listNetworks()).map((n: any) => n.Name);
     assert.ok(!networks.includes('ws-swarm-net'), networks.join(', '));
   });

@@ -49,10 +49,20 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
         target: 'swarm',
         // Clients reach any node; the certificate names every node's address.
         // The keepalived pair on the two workers, its address on the lab's network.
-        swarm: { publicNames: swarm.nodes.map((n) => n.address), followIntervalMs: 1000, nodeSubnet: LAB_NETWORK.subnet, vrrpInterface: 'eth0', vrrpPlacement: ['node.role == worker'] },
+        swarm: {
+          publicNames: swarm.nodes.map((n) => n.address),
+          followIntervalMs: 1000,
+          nodeSubnet: LAB_NETWORK.subnet,
+          vrrpInterface: 'eth0',
+          vrrpPlacement: ['node.role == worker'],
+        },
         images: { app: APP, proxy: PROXY },
         // Short reload windows, so a follow's announcement is seen within the test.
-        proxy: { shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 }, ha: { enabled: true, virtualAddress: VIP } } as any,
+        proxy: {
+          shutdownTimeoutMs: 20_000,
+          reload: { shedWindowMs: 5_000, marginMs: 2_000 },
+          ha: { enabled: true, virtualAddress: VIP },
+        } as any,
         monitoring: { scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
         load: {
           stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
@@ -68,12 +78,18 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     );
   const doc = (replicas: number) => {
     const t = topology(replicas);
-    const stack = new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology: t, root: work, loadUser: `${process.getuid!()}:${process.getgid!()}` });
+    const stack = new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', {
+      topology: t,
+      root: work,
+      loadUser: `${process.getuid!()}:${process.getgid!()}`,
+    });
     return JSON.parse(Testing.synth(stack));
   };
   const url = (node: SwarmNode) => `wss://${node.address}/ws-notifications`;
   const running = async (service: string) =>
-    ((await manager.listTasks({ filters: { service: [service], 'desired-state': ['running'] } })) as any[]).filter((t) => t.Status.State === 'running');
+    ((await manager.listTasks({ filters: { service: [service], 'desired-state': ['running'] } })) as any[]).filter(
+      (t) => t.Status.State === 'running',
+    );
   /** The replicas a node's proxy reaches: hellos of enough fresh connections through it. */
   const replicasThrough = async (node: SwarmNode, expect: number): Promise<Set<string>> => {
     const seen = new Set<string>();
@@ -95,10 +111,20 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
    */
   const explain = (r: ReturnType<typeof buildReport>, since: Date): string => {
     const logs = (service: string, pattern: RegExp) => {
-      const out = spawnSync('docker', ['-H', swarm.nodes[0].host, 'service', 'logs', '--timestamps', '--since', since.toISOString(), service], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-      return `${out.stdout}${out.stderr}`.split('\n').filter((l) => pattern.test(l)).sort().join('\n');
+      const out = spawnSync(
+        'docker',
+        ['-H', swarm.nodes[0].host, 'service', 'logs', '--timestamps', '--since', since.toISOString(), service],
+        { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      );
+      return `${out.stdout}${out.stderr}`
+        .split('\n')
+        .filter((l) => pattern.test(l))
+        .sort()
+        .join('\n');
     };
-    const closes = r.timeline.filter((p) => p.closes > 0 || p.errors > 0).map((p) => `t=${p.t} open=${p.open} closes=${p.closes} errors=${p.errors} ${JSON.stringify(p.openPerReplica)}`);
+    const closes = r.timeline
+      .filter((p) => p.closes > 0 || p.errors > 0)
+      .map((p) => `t=${p.t} open=${p.open} closes=${p.closes} errors=${p.errors} ${JSON.stringify(p.openPerReplica)}`);
     return [
       `started ${since.toISOString()}; closes ${JSON.stringify(r.closes)}; errors ${JSON.stringify(r.errors)}`,
       ...closes,
@@ -107,7 +133,9 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     ].join('\n');
   };
   const prometheusUp = async (): Promise<number> => {
-    const res = await fetch(`http://${swarm.nodes[0].address}:${topology(1).monitoring.prometheusPort}/api/v1/query?query=${encodeURIComponent('count(up{job="ws-server"} == 1)')}`);
+    const res = await fetch(
+      `http://${swarm.nodes[0].address}:${topology(1).monitoring.prometheusPort}/api/v1/query?query=${encodeURIComponent('count(up{job="ws-server"} == 1)')}`,
+    );
     const body = (await res.json()) as any;
     return Number(body.data.result[0]?.value[1] ?? 0);
   };
@@ -119,7 +147,15 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       assert.equal(r.status, 0, `${tag}: ${r.stderr}`);
     };
     build(APP, ['-f', 'app/Dockerfile', '--build-arg', `NODE_IMAGE=${OFFLINE_BASE_IMAGES.node}`, '.']);
-    build(PROXY, ['-f', 'nginx/Dockerfile', '--build-arg', `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`, '--build-arg', 'WITH_KEEPALIVED=1', 'nginx']);
+    build(PROXY, [
+      '-f',
+      'nginx/Dockerfile',
+      '--build-arg',
+      `NGINX_IMAGE=${OFFLINE_BASE_IMAGES.nginx}`,
+      '--build-arg',
+      'WITH_KEEPALIVED=1',
+      'nginx',
+    ]);
     swarm = await createSwarmLab({ count: 3, images: [APP, PROXY, OFFLINE_BASE_IMAGES.nats, OFFLINE_BASE_IMAGES.prometheus] });
     manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
     applier = new OfflineApplier(join(work, 'state.json'), manager);
@@ -165,21 +201,32 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
 
     // Prometheus found the servers' tasks by DNS.
     await retrying(async () => assert.equal(await prometheusUp(), 3), 30_000);
-    console.log(`swarm deploy: 300 connections, per replica ${JSON.stringify(load.connections.perReplica)}, rtt p99 ${load.latency.rtt.p99} ms`);
+    console.log(
+      `swarm deploy: 300 connections, per replica ${JSON.stringify(load.connections.perReplica)}, rtt p99 ${load.latency.rtt.p99} ms`,
+    );
   });
 
-  it('changing replicas in code (3 → 6 → 2) converges each time, and every node\'s proxy follows without being replaced', async () => {
+  it("changing replicas in code (3 → 6 → 2) converges each time, and every node's proxy follows without being replaced", async () => {
     const proxyTasks = async () => new Set((await running('ws-nginx')).map((t) => t.ID));
     const before = await proxyTasks();
     for (const n of [6, 2]) {
       const started = Date.now();
       const report = await applier.apply(doc(n));
-      assert.ok(report.replaced.some((a) => a.startsWith('docker_service.servers')), `the servers' service updated: ${report.replaced.join(', ')}`);
+      assert.ok(
+        report.replaced.some((a) => a.startsWith('docker_service.servers')),
+        `the servers' service updated: ${report.replaced.join(', ')}`,
+      );
       const tasks = await running(SERVER_SERVICE);
       assert.equal(tasks.length, n, `${n} running once the apply returned`);
-      console.log(`swarm scale to ${n}: converged in ${((Date.now() - started) / 1000).toFixed(1)} s, on ${new Set(tasks.map((t) => t.NodeID)).size} node(s)`);
+      console.log(
+        `swarm scale to ${n}: converged in ${((Date.now() - started) / 1000).toFixed(1)} s, on ${new Set(tasks.map((t) => t.NodeID)).size} node(s)`,
+      );
       for (const node of swarm.nodes) {
-        await retrying(async () => assert.equal((await replicasThrough(node, n)).size, n, `${node.name}'s proxy reaches all ${n}`), 30_000, 1000);
+        await retrying(
+          async () => assert.equal((await replicasThrough(node, n)).size, n, `${node.name}'s proxy reaches all ${n}`),
+          30_000,
+          1000,
+        );
       }
       await retrying(async () => assert.equal(await prometheusUp(), n), 30_000);
     }
@@ -194,7 +241,12 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     const [, ...workers] = swarm.nodes;
     const drained = workers.find((w) => serverNodes.has(nodeIds.get(w.name))) ?? workers[0];
     const drainedId = nodeIds.get(drained.name)!;
-    const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 40_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 120_000 };
+    const profile = {
+      ...topology(3).load,
+      stages: [{ connections: 200, rampRate: 200, holdMs: 40_000 }],
+      reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 },
+      maxDurationMs: 120_000,
+    };
     const startedAt = new Date();
     const abort = new AbortController();
     const load = runLoad({ url: url(swarm.nodes[0]), ca, insecure: false, workers: 1, profile, signal: abort.signal });
@@ -205,11 +257,18 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     await new Promise((r) => setTimeout(r, 8000));
     swarm.docker(swarm.nodes[0], ['node', 'update', '--availability', 'drain', drainedId]);
     try {
-      await retrying(async () => {
-        const tasks = await running(SERVER_SERVICE);
-        assert.equal(tasks.length, 3);
-        assert.ok(tasks.every((t) => t.NodeID !== drainedId), 'no server task left on the drained node');
-      }, 60_000, 1000);
+      await retrying(
+        async () => {
+          const tasks = await running(SERVER_SERVICE);
+          assert.equal(tasks.length, 3);
+          assert.ok(
+            tasks.every((t) => t.NodeID !== drainedId),
+            'no server task left on the drained node',
+          );
+        },
+        60_000,
+        1000,
+      );
       const r = buildReport({ ...(await load), target: url(swarm.nodes[0]), startedAt, profile });
       try {
         assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
@@ -227,11 +286,14 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     }
   });
 
-  it('kills the node holding the pair\'s virtual address outright under load: the backup answers within 5 s, tasks move, the cluster keeps quorum, nothing is lost', async (t) => {
+  it("kills the node holding the pair's virtual address outright under load: the backup answers within 5 s, tasks move, the cluster keeps quorum, nothing is lost", async (t) => {
     const nodeIds = new Map(((await manager.listNodes()) as any[]).map((n) => [n.Description.Hostname, n.ID as string]));
     // After the drain everything is back to three nats-servers, one per node: quorum survives one loss.
     await retrying(async () => assert.equal(new Set((await running('ws-nats')).map((t) => t.NodeID)).size, 3), 90_000, 1000);
-    const holds = (node: SwarmNode) => spawnSync('ip', ['-n', swarm.lab.namespaces[node.name].name, '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).stdout.includes(`${VIP}/`);
+    const holds = (node: SwarmNode) =>
+      spawnSync('ip', ['-n', swarm.lab.namespaces[node.name].name, '-4', 'addr', 'show', 'dev', 'eth0'], {
+        encoding: 'utf8',
+      }).stdout.includes(`${VIP}/`);
     const victim = await retrying(async () => {
       const holders = swarm.nodes.filter(holds);
       assert.equal(holders.length, 1, `one node holds ${VIP}: ${holders.map((n) => n.name)}`);
@@ -240,7 +302,12 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     assert.notEqual(victim, swarm.nodes[0], 'the pair runs on the workers');
     const victimId = nodeIds.get(victim.name)!;
     const vipUrl = `wss://${VIP}/ws-notifications`;
-    const profile = { ...topology(3).load, stages: [{ connections: 200, rampRate: 200, holdMs: 60_000 }], reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 }, maxDurationMs: 150_000 };
+    const profile = {
+      ...topology(3).load,
+      stages: [{ connections: 200, rampRate: 200, holdMs: 60_000 }],
+      reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2000 },
+      maxDurationMs: 150_000,
+    };
     const startedAt = new Date();
     // Refused handshakes while the address moves are the fault's, not failures.
     const fault = proxyFaultAt({
@@ -262,11 +329,19 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       // The manager notices the node is gone and runs its server tasks elsewhere; then the node is
       // removed, as an operator does with a machine that is gone for good (until then Swarm's DNS
       // may still list its tasks, and nginx would try their addresses now and then).
-      const movedAfter = await retrying(async () => {
-        assert.equal(((await manager.listNodes()) as any[]).find((n) => n.ID === victimId).Status.State, 'down');
-        assert.equal((await running(SERVER_SERVICE)).filter((t) => t.NodeID !== victimId).length, 3, 'three server tasks on the live nodes');
-        return (Date.now() - startedAt.getTime()) / 1000 - 8;
-      }, 90_000, 1000);
+      const movedAfter = await retrying(
+        async () => {
+          assert.equal(((await manager.listNodes()) as any[]).find((n) => n.ID === victimId).Status.State, 'down');
+          assert.equal(
+            (await running(SERVER_SERVICE)).filter((t) => t.NodeID !== victimId).length,
+            3,
+            'three server tasks on the live nodes',
+          );
+          return (Date.now() - startedAt.getTime()) / 1000 - 8;
+        },
+        90_000,
+        1000,
+      );
       swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
       removed = true;
       const result = await load;
@@ -279,10 +354,15 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
       // Every copy owed arrived, none twice, none out of order. `delivered` may exceed `expected`:
       // a publication whose acknowledgement died with its connection still reaches its subscribers,
       // but nobody was told it was stored, so it is not owed (client/delivery.ts).
-      assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.delivered >= r.delivery.expected, JSON.stringify(r.delivery));
+      assert.ok(
+        r.delivery.accounted && r.delivery.published > 0 && r.delivery.delivered >= r.delivery.expected,
+        JSON.stringify(r.delivery),
+      );
       assert.equal(r.delivery.duplicated + r.delivery.reordered, 0, JSON.stringify(r.delivery));
       assert.equal(r.connections.failed, 0, JSON.stringify(r.errors));
-      console.log(`swarm node kill of ${victim.name} (${killed} processes, it held ${VIP}): the backup answered after ${f.seconds} s, all ${f.dropped} back after ${f.allReconnectedSeconds} s, ${f.refused} handshakes refused meanwhile; server tasks elsewhere after ${movedAfter.toFixed(1)} s; errors ${JSON.stringify(r.errors)}; delivery ${JSON.stringify(r.delivery)}`);
+      console.log(
+        `swarm node kill of ${victim.name} (${killed} processes, it held ${VIP}): the backup answered after ${f.seconds} s, all ${f.dropped} back after ${f.allReconnectedSeconds} s, ${f.refused} handshakes refused meanwhile; server tasks elsewhere after ${movedAfter.toFixed(1)} s; errors ${JSON.stringify(r.errors)}; delivery ${JSON.stringify(r.delivery)}`,
+      );
     } finally {
       if (!removed) swarm.docker(swarm.nodes[0], ['node', 'rm', '--force', victimId]);
     }

@@ -15,7 +15,17 @@ import { checkListenBacklog } from '../../local/topology';
 import { nginxLimitsHit } from '../../local/limits';
 import { scratchDir } from '../helpers/scratch';
 
-const healthy: GeneratorHealth = { trustworthy: true, reasons: [], eventLoopLagP99Ms: 3, eventLoopLagMaxMs: 9, cpuPercentMax: 40, intervals: 20, busyIntervals: 0, warmupIntervals: 1, workers: 1 };
+const healthy: GeneratorHealth = {
+  trustworthy: true,
+  reasons: [],
+  eventLoopLagP99Ms: 3,
+  eventLoopLagMaxMs: 9,
+  cpuPercentMax: 40,
+  intervals: 20,
+  busyIntervals: 0,
+  warmupIntervals: 1,
+  workers: 1,
+};
 const busy: GeneratorHealth = { ...healthy, trustworthy: false, reasons: ['event-loop lag'] };
 const latency = (p50: number, p99: number) => ({ p50, p90: p99, p99, p999: p99, max: p99, count: 100 });
 
@@ -58,7 +68,17 @@ describe('the verdict', () => {
 /** One process's snapshot of one second, with the given load. */
 function snapshot(seq: number, load: { lag: number; cpu: number }): Snapshot {
   const stats = new Stats();
-  return { stats: stats.serialize(), interval: stats.takeInterval(), loopLagP99Ms: load.lag, loopLagMaxMs: load.lag, cpuPercent: load.cpu, users: 0, seq, intervalMs: 1000, done: false };
+  return {
+    stats: stats.serialize(),
+    interval: stats.takeInterval(),
+    loopLagP99Ms: load.lag,
+    loopLagMaxMs: load.lag,
+    cpuPercent: load.cpu,
+    users: 0,
+    seq,
+    intervalMs: 1000,
+    done: false,
+  };
 }
 
 describe('the generator health', () => {
@@ -87,7 +107,7 @@ describe('the generator health', () => {
     assert.match(h.reasons[0], new RegExp(`in ${allowed + 1} of 120 intervals`));
   });
   it('never judges a short run by a single busy second', () => assert.equal(judged([lagging, calm]).trustworthy, true));
-  it('leaves each process\'s first second (its warm-up) out of the count, but not out of the maxima', () => {
+  it("leaves each process's first second (its warm-up) out of the count, but not out of the maxima", () => {
     // The issue's 5-interval job: a lagging start-up second and one lagging second after it.
     const h = judged([lagging, calm, calm, calm], { lag: 127, cpu: 57 });
     assert.equal(h.trustworthy, true, h.reasons.join());
@@ -103,7 +123,7 @@ describe('the generator health', () => {
 
 describe('the timeline', () => {
   const calm = (worker: number) => ({ lag: 12 + worker, cpu: 30 + worker });
-  it('gives each second the busiest process\'s lag and CPU', () => {
+  it("gives each second the busiest process's lag and CPU", () => {
     const timeline = new Timeline(2, performance.now());
     timeline.add(0, snapshot(1, { lag: 80, cpu: 20 }));
     assert.equal(timeline.points.length, 0, 'waits for every process');
@@ -112,7 +132,10 @@ describe('the timeline', () => {
     timeline.add(1, snapshot(2, calm(1)));
     assert.deepEqual(
       timeline.points.map((p) => [p.generatorLagP99Ms, p.generatorCpuPercent]),
-      [[80, 65], [13, 31]],
+      [
+        [80, 65],
+        [13, 31],
+      ],
     );
   });
 });
@@ -120,14 +143,19 @@ describe('the timeline', () => {
 describe('the opening rate', () => {
   const ramp = { connections: 1000, askedPerSecond: 250 };
   it('holds at 90% of the asked rate or better', () => {
-    assert.deepEqual(openingOf({ ...ramp, allOpenSeconds: 4.2 }, 64, healthy, latency(10, 30), latency(0, 0.01)), { askedPerSecond: 250, achievedPerSecond: 238, held: true, maxHandshakesInFlight: 64 });
+    assert.deepEqual(openingOf({ ...ramp, allOpenSeconds: 4.2 }, 64, healthy, latency(10, 30), latency(0, 0.01)), {
+      askedPerSecond: 250,
+      achievedPerSecond: 238,
+      held: true,
+      maxHandshakesInFlight: 64,
+    });
   });
   it('names the generator when it was the bottleneck', () => {
     const o = openingOf({ ...ramp, allOpenSeconds: 8 }, 64, busy, latency(100, 300), latency(400, 900));
     assert.equal(o.held, false);
     assert.match(o.bottleneck!, /load client/);
   });
-  it('names the target\'s handshake time when the slots were full and the client was not busy', () => {
+  it("names the target's handshake time when the slots were full and the client was not busy", () => {
     const o = openingOf({ ...ramp, allOpenSeconds: 8 }, 64, healthy, latency(500, 900), latency(300, 700));
     assert.match(o.bottleneck!, /target's handshake time: 64 in flight at connect p50 500 ms sustain about 128\/s/);
   });
@@ -148,7 +176,10 @@ describe('the listen backlog', () => {
     return file;
   };
   it('is refused above net.core.somaxconn, naming the field', () => {
-    assert.throws(() => checkListenBacklog(8192, somaxconn('4096\n')), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'proxy.listenBacklog' && /4096/.test(e.problems[0].rule));
+    assert.throws(
+      () => checkListenBacklog(8192, somaxconn('4096\n')),
+      (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'proxy.listenBacklog' && /4096/.test(e.problems[0].rule),
+    );
     checkListenBacklog(4096, somaxconn('4096\n'));
   });
 });
@@ -157,20 +188,47 @@ describe('handshake failures', () => {
   const err = (code: string, message = code) => Object.assign(new Error(message), { code });
   it('are classed by whose limit it was', () => {
     assert.deepEqual(
-      [err('ECONNREFUSED'), err('ECONNRESET'), err('ETIMEDOUT'), new Error('Opening handshake has timed out'), err('EADDRNOTAVAIL'), err('EMFILE'), err('ENFILE'), err('ENOBUFS'), new Error('Unexpected server response: 503'), err('ERR_SSL_WRONG_VERSION_NUMBER'), new Error('?')].map(classifyHandshakeError),
-      ['refused', 'reset', 'connect_timeout', 'handshake_timeout', 'eaddrnotavail', 'emfile', 'enfile', 'enobufs', 'http_503', 'tls', 'other'],
+      [
+        err('ECONNREFUSED'),
+        err('ECONNRESET'),
+        err('ETIMEDOUT'),
+        new Error('Opening handshake has timed out'),
+        err('EADDRNOTAVAIL'),
+        err('EMFILE'),
+        err('ENFILE'),
+        err('ENOBUFS'),
+        new Error('Unexpected server response: 503'),
+        err('ERR_SSL_WRONG_VERSION_NUMBER'),
+        new Error('?'),
+      ].map(classifyHandshakeError),
+      [
+        'refused',
+        'reset',
+        'connect_timeout',
+        'handshake_timeout',
+        'eaddrnotavail',
+        'emfile',
+        'enfile',
+        'enobufs',
+        'http_503',
+        'tls',
+        'other',
+      ],
     );
   });
 });
 
 describe('limits outside the client', () => {
-  it('nginx\'s error log names the limit it hit', () => {
+  it("nginx's error log names the limit it hit", () => {
     const log = [
       '2026/11/26 07:37:32 [alert] 25825#25825: 1024 worker_connections are not enough',
       '2026/11/26 07:37:32 [alert] 25825#25825: 1024 worker_connections are not enough',
       '2026/11/26 07:37:33 [crit] 25825#25825: *9 connect() to 127.0.0.1:8080 failed (99: Cannot assign requested address) while connecting to upstream',
       '2026/11/26 07:37:34 [notice] 25825#25825: signal process started',
     ].join('\n');
-    assert.deepEqual(nginxLimitsHit(log), { 'worker_connections are not enough': 2, 'no free local port towards an upstream (EADDRNOTAVAIL)': 1 });
+    assert.deepEqual(nginxLimitsHit(log), {
+      'worker_connections are not enough': 2,
+      'no free local port towards an upstream (EADDRNOTAVAIL)': 1,
+    });
   });
 });

@@ -29,8 +29,14 @@ describe('the Prometheus scrape config', () => {
   for (const n of [1, 3, 10]) {
     it(`${n} replicas give ${n} server targets, each labelled with its replica`, () => {
       const servers = job(render(n), SCRAPE_JOBS.servers);
-      assert.deepEqual(servers.static_configs.map((c: any) => c.targets[0]), Array.from({ length: n }, (_, i) => `ws-server-${i}:8080`));
-      assert.deepEqual(servers.static_configs.map((c: any) => c.labels.replica), Array.from({ length: n }, (_, i) => `ws-server-${i}`));
+      assert.deepEqual(
+        servers.static_configs.map((c: any) => c.targets[0]),
+        Array.from({ length: n }, (_, i) => `ws-server-${i}:8080`),
+      );
+      assert.deepEqual(
+        servers.static_configs.map((c: any) => c.labels.replica),
+        Array.from({ length: n }, (_, i) => `ws-server-${i}`),
+      );
     });
   }
 
@@ -43,7 +49,12 @@ describe('the Prometheus scrape config', () => {
   });
 
   it('takes its intervals from the topology, with the timeout never above the interval', () => {
-    assert.deepEqual(render(1).global, { scrape_interval: '5s', scrape_timeout: '5s', evaluation_interval: '5s', external_labels: { stack: 'ws-notifications' } });
+    assert.deepEqual(render(1).global, {
+      scrape_interval: '5s',
+      scrape_timeout: '5s',
+      evaluation_interval: '5s',
+      external_labels: { stack: 'ws-notifications' },
+    });
     const slow = render(1, { monitoring: { scrapeIntervalMs: 30_000, evaluationIntervalMs: 60_000 } }).global;
     assert.equal(slow.scrape_interval, '30s');
     assert.equal(slow.scrape_timeout, '10s');
@@ -53,17 +64,27 @@ describe('the Prometheus scrape config', () => {
 
 describe('monitoring settings are validated', () => {
   const refuses = (input: Partial<TopologyInput>, field: string, rule: RegExp) =>
-    assert.throws(() => defineTopology(input), (e: unknown) => e instanceof ConfigError && e.problems.some((i) => i.field === field && rule.test(i.rule)));
+    assert.throws(
+      () => defineTopology(input),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((i) => i.field === field && rule.test(i.rule)),
+    );
 
   it('refuses rules evaluated faster than samples are scraped', () =>
-    refuses({ monitoring: { scrapeIntervalMs: 10_000, evaluationIntervalMs: 5_000 } }, 'monitoring.evaluationIntervalMs', /at least monitoring\.scrapeIntervalMs/));
+    refuses(
+      { monitoring: { scrapeIntervalMs: 10_000, evaluationIntervalMs: 5_000 } },
+      'monitoring.evaluationIntervalMs',
+      /at least monitoring\.scrapeIntervalMs/,
+    ));
   it('refuses a published port used twice, naming both', () => {
     refuses({ monitoring: { prometheusPort: 443 } }, 'monitoring.prometheusPort', /already used by proxy\.httpsPort/);
     refuses({ monitoring: { grafanaPort: 9090 } }, 'monitoring.grafanaPort', /already used by monitoring\.prometheusPort/);
   });
-  it('refuses a retention that is not a Prometheus duration', () => refuses({ monitoring: { retention: '7 days' } }, 'monitoring.retention', /Prometheus duration/));
-  it('refuses a capacity ratio above 1', () => refuses({ monitoring: { alerts: { proxyCapacityRatio: 1.5 } } }, 'monitoring.alerts.proxyCapacityRatio', /1/));
-  it('does not check ports of monitoring that is off', () => assert.doesNotThrow(() => defineTopology({ monitoring: { enabled: false, prometheusPort: 443 } })));
+  it('refuses a retention that is not a Prometheus duration', () =>
+    refuses({ monitoring: { retention: '7 days' } }, 'monitoring.retention', /Prometheus duration/));
+  it('refuses a capacity ratio above 1', () =>
+    refuses({ monitoring: { alerts: { proxyCapacityRatio: 1.5 } } }, 'monitoring.alerts.proxyCapacityRatio', /1/));
+  it('does not check ports of monitoring that is off', () =>
+    assert.doesNotThrow(() => defineTopology({ monitoring: { enabled: false, prometheusPort: 443 } })));
 });
 
 describe('the monitoring stack', () => {
@@ -71,9 +92,17 @@ describe('the monitoring stack', () => {
 
   it('runs Prometheus, the nginx exporter and Grafana by default', () => {
     for (const name of ['ws-prometheus', 'ws-nginx-exporter', 'ws-grafana']) containerNamed(s, name);
-    const pulled = resourcesOf(s, 'docker_image').filter((i) => !i.build).map((i) => i.name).sort();
+    const pulled = resourcesOf(s, 'docker_image')
+      .filter((i) => !i.build)
+      .map((i) => i.name)
+      .sort();
     // (and the broker's)
-    assert.deepEqual(pulled, ['grafana/grafana:11.3.0', 'nats:2.10-alpine', 'nginx/nginx-prometheus-exporter:1.3.0', 'prom/prometheus:v2.55.1']);
+    assert.deepEqual(pulled, [
+      'grafana/grafana:11.3.0',
+      'nats:2.10-alpine',
+      'nginx/nginx-prometheus-exporter:1.3.0',
+      'prom/prometheus:v2.55.1',
+    ]);
   });
 
   it('publishes Prometheus and Grafana on 127.0.0.1 only', () => {
@@ -87,11 +116,17 @@ describe('the monitoring stack', () => {
   });
 
   it('renders the scrape targets from the replica count, without touching the Prometheus container', () => {
-    const targets = (n: number) => parse(writtenFiles(synth({ replicas: n }), 'monitoring_prometheus_config')['prometheus.yml']).scrape_configs[0].static_configs.length;
+    const targets = (n: number) =>
+      parse(writtenFiles(synth({ replicas: n }), 'monitoring_prometheus_config')['prometheus.yml']).scrape_configs[0].static_configs.length;
     assert.deepEqual([1, 3, 7].map(targets), [1, 3, 7]);
     const containers = [1, 7].map((n) => containerNamed(synth({ replicas: n }), 'ws-prometheus'));
     assert.deepEqual(containers[0], containers[1]);
-    const reloads = [1, 7].map((n) => Object.entries(synth({ replicas: n }).json.resource.terraform_data).find(([id]) => id.startsWith('monitoring_prometheus_reload'))![1]);
+    const reloads = [1, 7].map(
+      (n) =>
+        Object.entries(synth({ replicas: n }).json.resource.terraform_data).find(([id]) =>
+          id.startsWith('monitoring_prometheus_reload'),
+        )![1],
+    );
     assert.notDeepEqual(reloads[0].triggers_replace, reloads[1].triggers_replace, 'a new config reloads Prometheus');
     assert.match(reloads[0].provisioner[0]['local-exec'].command, /promtool check config .* && docker kill --signal=HUP/);
   });
@@ -122,18 +157,36 @@ describe('the monitoring stack', () => {
 
   it('offline base images replace Prometheus and the exporter and leave Grafana out', () => {
     const offline = synth({}, { BASE_IMAGES: 'offline' });
-    const pulled = resourcesOf(offline, 'docker_image').filter((i) => !i.build).map((i) => i.name).sort();
+    const pulled = resourcesOf(offline, 'docker_image')
+      .filter((i) => !i.build)
+      .map((i) => i.name)
+      .sort();
     assert.deepEqual(pulled, [OFFLINE_BASE_IMAGES.nginxExporter, OFFLINE_BASE_IMAGES.prometheus, OFFLINE_BASE_IMAGES.nats].sort());
     assert.ok(!resourcesOf(offline, 'docker_container').some((c) => c.name === 'ws-grafana'));
   });
 });
 
 describe('the alert rules', () => {
-  const rules = alertRules(defineTopology({ proxy: { targetConnections: 20_000, workerProcesses: 3 }, monitoring: { alerts: { abnormalClosesPerSecond: 3, forMs: 120_000 } } }));
+  const rules = alertRules(
+    defineTopology({
+      proxy: { targetConnections: 20_000, workerProcesses: 3 },
+      monitoring: { alerts: { abnormalClosesPerSecond: 3, forMs: 120_000 } },
+    }),
+  );
   const byName = Object.fromEntries(rules.map((r) => [r.alert, r]));
 
   it('cover the failures the design worries about', () => {
-    for (const name of ['WsReplicaDown', 'NginxDown', 'WsAbnormalClosesRising', 'WsOversizeMessages', 'WsHandshakeRejectionSpike', 'WsSlowConsumers', 'NginxNearCapacity', 'WsBrokerDown', 'WsBrokerConsumerLag']) {
+    for (const name of [
+      'WsReplicaDown',
+      'NginxDown',
+      'WsAbnormalClosesRising',
+      'WsOversizeMessages',
+      'WsHandshakeRejectionSpike',
+      'WsSlowConsumers',
+      'NginxNearCapacity',
+      'WsBrokerDown',
+      'WsBrokerConsumerLag',
+    ]) {
       assert.ok(byName[name], name);
     }
   });
@@ -186,31 +239,61 @@ describe('the dashboard', () => {
 
   it('shows everything the issue lists', () => {
     const required = [
-      'ws_connections_active', 'nginx_connections_active', 'ws_connections_opened_total', 'ws_connections_closed_total',
-      'ws_handshake_rejections_total', 'ws_messages_received_total', 'ws_messages_sent_total', 'ws_received_bytes_total',
-      'ws_sent_bytes_total', 'ws_message_size_bytes_bucket', 'ws_heartbeat_rtt_seconds_bucket', 'ws_slow_consumer_closes_total',
-      'ws_oversize_messages_total', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'load_rtt_seconds', 'load_errors_total',
+      'ws_connections_active',
+      'nginx_connections_active',
+      'ws_connections_opened_total',
+      'ws_connections_closed_total',
+      'ws_handshake_rejections_total',
+      'ws_messages_received_total',
+      'ws_messages_sent_total',
+      'ws_received_bytes_total',
+      'ws_sent_bytes_total',
+      'ws_message_size_bytes_bucket',
+      'ws_heartbeat_rtt_seconds_bucket',
+      'ws_slow_consumer_closes_total',
+      'ws_oversize_messages_total',
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'load_rtt_seconds',
+      'load_errors_total',
     ];
-    assert.deepEqual(required.filter((m) => !used.has(m)), []);
-    assert.ok(exprs.some((e) => /ws_connections_closed_total/.test(e) && /by \(code\)/.test(e)), 'closes by code');
-    assert.ok(exprs.some((e) => /sum by \(replica\) \(ws_connections_active/.test(e)), 'active per replica');
+    assert.deepEqual(
+      required.filter((m) => !used.has(m)),
+      [],
+    );
+    assert.ok(
+      exprs.some((e) => /ws_connections_closed_total/.test(e) && /by \(code\)/.test(e)),
+      'closes by code',
+    );
+    assert.ok(
+      exprs.some((e) => /sum by \(replica\) \(ws_connections_active/.test(e)),
+      'active per replica',
+    );
   });
 
   it('uses only ws_* and load_* names the code defines (the real scrape checks the rest)', async () => {
     const server = await createMetrics('x').registry.getMetricsAsJSON();
     const load = await new LoadMetrics().registry.getMetricsAsJSON();
     const defined = new Set(
-      [...server, ...load].flatMap((m) => (String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name])),
+      [...server, ...load].flatMap((m) =>
+        String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name],
+      ),
     );
     const ours = [...used].filter((m) => /^(ws|load)_/.test(m));
     assert.ok(ours.length > 15);
-    assert.deepEqual(ours.filter((m) => !defined.has(m)), []);
+    assert.deepEqual(
+      ours.filter((m) => !defined.has(m)),
+      [],
+    );
   });
 });
 
 describe('the metric-name scanner', () => {
   it('finds metric names and skips functions, labels, ranges and variables', () => {
-    assert.deepEqual(metricNames('histogram_quantile(0.99, sum by (le) (rate(ws_heartbeat_rtt_seconds_bucket{replica=~"$replica"}[$__rate_interval])))'), ['ws_heartbeat_rtt_seconds_bucket']);
+    assert.deepEqual(
+      metricNames('histogram_quantile(0.99, sum by (le) (rate(ws_heartbeat_rtt_seconds_bucket{replica=~"$replica"}[$__rate_interval])))'),
+      ['ws_heartbeat_rtt_seconds_bucket'],
+    );
     assert.deepEqual(metricNames('up{job="ws-server"} == 0 or nginx_up == 0'), ['nginx_up', 'up']);
     assert.deepEqual(metricNames('sum(rate(a_total[5m])) / ignoring(x) b > 1e3'), ['a_total', 'b']);
   });

@@ -31,20 +31,38 @@ describe('offline applier strictness', () => {
   const refuses = (mutate: (d: any) => void, message: RegExp) => {
     const d = doc();
     mutate(d);
-    assert.throws(() => applier.validate(d), (e: unknown) => e instanceof UnsupportedError && message.test(e.message));
+    assert.throws(
+      () => applier.validate(d),
+      (e: unknown) => e instanceof UnsupportedError && message.test(e.message),
+    );
   };
   const server0 = (d: any) => Object.values(d.resource.docker_container).find((c: any) => c.name === 'ws-server-0') as any;
 
   it('accepts everything the stack emits', () => applier.validate(doc()));
-  it('reads Terraform\'s escapes as literal text, and refuses a template sequence that is not escaped', () => {
+  it("reads Terraform's escapes as literal text, and refuses a template sequence that is not escaped", () => {
     // The proxy's follower script holds ${...} (shell): the stack escapes it, and it arrives whole.
-    const env = (d: any) => Object.values(d.resource.terraform_data as Record<string, any>).flatMap((r) => (r.provisioner ?? []).map((p: any) => p['local-exec'].environment ?? {}));
-    const follower = env(doc()).flatMap((e: Record<string, string>) => Object.values(e)).find((v) => v.includes('follow-tasks'));
+    const env = (d: any) =>
+      Object.values(d.resource.terraform_data as Record<string, any>).flatMap((r) =>
+        (r.provisioner ?? []).map((p: any) => p['local-exec'].environment ?? {}),
+      );
+    const follower = env(doc())
+      .flatMap((e: Record<string, string>) => Object.values(e))
+      .find((v) => v.includes('follow-tasks'));
     assert.ok(follower?.includes('$${d#/proc/}'), 'escaped in the configuration');
-    assert.equal(resolve(follower, () => undefined, 'x'), renderFollowScript(defineTopology({ replicas: 2 }), { configFile: '/etc/nginx/ws/nginx.conf', pidFile: '/run/nginx.pid', controlKeyFile: '/run/secrets/control.key' }));
+    assert.equal(
+      resolve(follower, () => undefined, 'x'),
+      renderFollowScript(defineTopology({ replicas: 2 }), {
+        configFile: '/etc/nginx/ws/nginx.conf',
+        pidFile: '/run/nginx.pid',
+        controlKeyFile: '/run/secrets/control.key',
+      }),
+    );
     refuses((d) => (server0(d).env = ['X=${d#/proc/}']), /unsupported expression/);
     refuses((d) => (server0(d).env = ['X=%{ if true }y%{ endif }']), /unsupported expression/);
-    fc.assert(fc.property(fc.string(), (text) => literal(terraformLiteral(text)) === text), FUZZ);
+    fc.assert(
+      fc.property(fc.string(), (text) => literal(terraformLiteral(text)) === text),
+      FUZZ,
+    );
   });
   it('real terraform reads an escaped script as the script (an output-only configuration, no provider)', (t) => {
     const script = renderFollowScript(defineTopology({ replicas: 2 }), { configFile: '/c', pidFile: '/p', controlKeyFile: '/k' });
@@ -53,7 +71,11 @@ describe('offline applier strictness', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'main.tf.json'), JSON.stringify({ output: { text: { value: terraformLiteral(text) } } }));
     const tf = (...args: string[]) => {
-      const r = spawnSync('terraform', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1' } });
+      const r = spawnSync('terraform', args, {
+        cwd: dir,
+        encoding: 'utf8',
+        env: { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1' },
+      });
       assert.equal(r.status, 0, `terraform ${args.join(' ')}: ${r.stderr}`);
       return r.stdout;
     };
@@ -61,30 +83,47 @@ describe('offline applier strictness', () => {
     tf('apply', '-auto-approve', '-input=false');
     assert.equal(tf('output', '-raw', 'text'), text);
   });
-  it('refuses an unknown resource type', () => refuses((d) => (d.resource.docker_plugin = { p: { name: 'x' } }), /resource type docker_plugin/));
+  it('refuses an unknown resource type', () =>
+    refuses((d) => (d.resource.docker_plugin = { p: { name: 'x' } }), /resource type docker_plugin/));
   it('refuses an unknown attribute, naming the resource', () =>
     refuses((d) => (server0(d).privileged = true), /docker_container\.fleet_ws-server-0_[A-F0-9]+: attribute privileged/));
-  it('knows the swarm target\'s resources as strictly, all the way down the services\' nested blocks', () => {
+  it("knows the swarm target's resources as strictly, all the way down the services' nested blocks", () => {
     const swarm = () => JSON.parse(serviceDoc());
     applier.validate(swarm());
     const service = (x: any, name: string) => Object.values(x.resource.docker_service).find((s: any) => s.name === name) as any;
     const refusesSwarm = (mutate: (d: any) => void, message: RegExp) => {
       const d = swarm();
       mutate(d);
-      assert.throws(() => applier.validate(d), (e: unknown) => e instanceof UnsupportedError && message.test(e.message));
+      assert.throws(
+        () => applier.validate(d),
+        (e: unknown) => e instanceof UnsupportedError && message.test(e.message),
+      );
     };
-    refusesSwarm((x) => (service(x, 'ws-nginx').task_spec.container_spec.configs[0].file_uid = '101'), /task_spec\.container_spec\.configs\.file_uid is not supported/);
+    refusesSwarm(
+      (x) => (service(x, 'ws-nginx').task_spec.container_spec.configs[0].file_uid = '101'),
+      /task_spec\.container_spec\.configs\.file_uid is not supported/,
+    );
     refusesSwarm((x) => (service(x, 'ws-server').mode.replicated_job = {}), /mode\.replicated_job is not supported/);
     refusesSwarm((x) => (service(x, 'ws-nats').task_spec.placement.prefs = ['spread=node.id']), /placement\.prefs is not supported/);
     refusesSwarm((x) => (service(x, 'ws-nginx').endpoint_spec.ports[0].name = 'https'), /endpoint_spec\.ports\.name is not supported/);
-    refusesSwarm((x) => (service(x, 'ws-load-client').task_spec.container_spec.mounts[0].bind_options = {}), /mounts\.bind_options is not supported/);
-    refusesSwarm((x) => ((Object.values(x.resource.docker_config)[0] as any).template_driver = 'golang'), /docker_config\..*: attribute template_driver/);
-    refusesSwarm((x) => ((Object.values(x.resource.docker_secret)[0] as any).lifecycle.ignore_changes = ['data']), /lifecycle\.ignore_changes/);
+    refusesSwarm(
+      (x) => (service(x, 'ws-load-client').task_spec.container_spec.mounts[0].bind_options = {}),
+      /mounts\.bind_options is not supported/,
+    );
+    refusesSwarm(
+      (x) => ((Object.values(x.resource.docker_config)[0] as any).template_driver = 'golang'),
+      /docker_config\..*: attribute template_driver/,
+    );
+    refusesSwarm(
+      (x) => ((Object.values(x.resource.docker_secret)[0] as any).lifecycle.ignore_changes = ['data']),
+      /lifecycle\.ignore_changes/,
+    );
   });
-  it('refuses an unknown nested attribute', () => refuses((d) => (server0(d).healthcheck.start_interval = '1s'), /healthcheck\.start_interval/));
-  it('refuses a volume shape it does not know', () => refuses((d) => (server0(d).volumes = [{ from_container: 'x', container_path: '/x' }]), /volumes\.from_container/));
-  it('refuses an expression it cannot evaluate', () =>
-    refuses((d) => (server0(d).env.push('X=${upper(var.x)}')), /unsupported expression/));
+  it('refuses an unknown nested attribute', () =>
+    refuses((d) => (server0(d).healthcheck.start_interval = '1s'), /healthcheck\.start_interval/));
+  it('refuses a volume shape it does not know', () =>
+    refuses((d) => (server0(d).volumes = [{ from_container: 'x', container_path: '/x' }]), /volumes\.from_container/));
+  it('refuses an expression it cannot evaluate', () => refuses((d) => server0(d).env.push('X=${upper(var.x)}'), /unsupported expression/));
   it('refuses a condition it cannot evaluate', () =>
     refuses((d) => {
       const job = Object.values(d.resource.docker_container).find((c: any) => c.name === 'ws-load-client') as any;
@@ -109,7 +148,17 @@ describe('offline applier: moved blocks', () => {
 
   it('moves the state entry to its new address and keeps the object (no replacement)', async () => {
     const stateFile = join(scratchDir('ws-applier-'), 'state.json');
-    writeFileSync(stateFile, JSON.stringify({ 'terraform_data.old_A': { type: 'terraform_data', config: { triggers_replace: { sha256: 'x' } }, attrs: { id: 'kept-1' }, dependsOn: [] } }));
+    writeFileSync(
+      stateFile,
+      JSON.stringify({
+        'terraform_data.old_A': {
+          type: 'terraform_data',
+          config: { triggers_replace: { sha256: 'x' } },
+          attrs: { id: 'kept-1' },
+          dependsOn: [],
+        },
+      }),
+    );
     const report = await new OfflineApplier(stateFile).apply(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B' }]));
     assert.deepEqual(report.kept, ['terraform_data.new_B']);
     assert.deepEqual([...report.created, ...report.replaced, ...report.destroyed], []);
@@ -121,7 +170,10 @@ describe('offline applier: moved blocks', () => {
   it('refuses a move to another type or to an address that is not configured', () => {
     const applier = new OfflineApplier('/nonexistent/state.json');
     assert.throws(() => applier.validate(doc([{ from: 'docker_image.old_A', to: 'terraform_data.new_B' }])), /cannot change its type/);
-    assert.throws(() => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.gone_C' }])), /gone_C is not in the configuration/);
+    assert.throws(
+      () => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.gone_C' }])),
+      /gone_C is not in the configuration/,
+    );
     assert.throws(() => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B', index: 1 }])), /moved\.index/);
   });
 });

@@ -24,7 +24,13 @@ describe('recent deliveries (recoveries from memory)', () => {
     const recent = new RecentDeliveries<{ offset: number }>(100, { perTopic: 3, maxTopics: 2, maxBytes: Infinity });
     assert.equal(recent.after('a', 99), undefined, 'before the replica started: not in memory');
     assert.deepEqual(recent.after('a', 100), [], 'nothing published since: nothing owed');
-    for (const [topic, offset] of [['a', 101], ['b', 102], ['a', 103], ['a', 104]] as const) recent.add(topic, d(offset), 1);
+    for (const [topic, offset] of [
+      ['a', 101],
+      ['b', 102],
+      ['a', 103],
+      ['a', 104],
+    ] as const)
+      recent.add(topic, d(offset), 1);
     assert.deepEqual(recent.after('a', 100), [d(101), d(103), d(104)]);
     assert.deepEqual(recent.after('a', 103), [d(104)]);
     assert.deepEqual(recent.after('b', 100), [d(102)]);

@@ -13,7 +13,7 @@ import { failoverOf } from '../../app/src/client/failover';
 import type { TimelinePoint } from '../../app/src/client/report-model';
 
 describe('reloads: nginx workers and the shed plan', () => {
-  it('sorts the master\'s children into current and retiring workers, ignoring everything else', () => {
+  it("sorts the master's children into current and retiring workers, ignoring everything else", () => {
     const listing = [
       '1 0 nginx: master process nginx -c /etc/nginx/ws/nginx.conf -g daemon off;',
       '7 1 nginx: worker process is shutting down',
@@ -30,10 +30,11 @@ describe('reloads: nginx workers and the shed plan', () => {
 
   it('reads the worker header nginx stamps, and nothing else', () => {
     assert.deepEqual(parseProxyWorker('ab12cd34ef56/4711'), { proxy: 'ab12cd34ef56', pid: 4711 });
-    for (const bad of [undefined, '', 'host', '/12', 'host/', 'host/x', 'a b/1', ['h/1']]) assert.equal(parseProxyWorker(bad as never), undefined, String(bad));
+    for (const bad of [undefined, '', 'host', '/12', 'host/', 'host/x', 'a b/1', ['h/1']])
+      assert.equal(parseProxyWorker(bad as never), undefined, String(bad));
   });
 
-  it('starts shedding late enough to keep connections, early enough to finish before nginx\'s deadline', () => {
+  it("starts shedding late enough to keep connections, early enough to finish before nginx's deadline", () => {
     const t = defineTopology({ proxy: { shutdownTimeoutMs: 60_000, reload: { shedWindowMs: 20_000, marginMs: 5_000 } } });
     assert.equal(reloadShedDelayMs(t.proxy), 35_000);
     const plan = announcementTiming(t.proxy);
@@ -44,7 +45,9 @@ describe('reloads: nginx workers and the shed plan', () => {
   it('refuses a deadline shorter than the shed window plus the margin, naming the field', () => {
     assert.throws(
       () => defineTopology({ proxy: { shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 20_000 } } }),
-      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.field === 'proxy.shutdownTimeoutMs' && /shedWindowMs \+ proxy\.reload\.marginMs = 25000/.test(p.rule)),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => p.field === 'proxy.shutdownTimeoutMs' && /shedWindowMs \+ proxy\.reload\.marginMs = 25000/.test(p.rule)),
     );
   });
 });
@@ -64,7 +67,7 @@ describe('the rendered nginx config', () => {
     assert.doesNotMatch(tlsServer(conf), /stub_status/);
   });
 
-  it('derives send_timeout and client_header_timeout from the server\'s write deadline', () => {
+  it("derives send_timeout and client_header_timeout from the server's write deadline", () => {
     const conf = tlsServer(render({ server: { writeTimeoutMs: 7_000 } }));
     assert.match(conf, /send_timeout 7s;/);
     assert.match(conf, /client_header_timeout 7s;/);
@@ -94,8 +97,14 @@ describe('local faults', () => {
   });
 
   it('refuses what it cannot execute, saying why', () => {
-    assert.throws(() => parseFault('reboot@10s'), /not a fault kind \(reload-proxy, kill-replica, restart-broker, kill-proxy, stop-proxy\)/);
-    assert.match(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!, /no broker \(it is on by default: drop --no-broker\)/);
+    assert.throws(
+      () => parseFault('reboot@10s'),
+      /not a fault kind \(reload-proxy, kill-replica, restart-broker, kill-proxy, stop-proxy\)/,
+    );
+    assert.match(
+      checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!,
+      /no broker \(it is on by default: drop --no-broker\)/,
+    );
     assert.equal(checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000, broker: true }), undefined);
     assert.throws(() => parseFault('reload-proxy:1@10s'), /takes no :N/);
     assert.throws(() => parseFault('kill-replica'), /is not KIND\[:N\]@TIME/);
@@ -114,7 +123,10 @@ describe('proxy faults (the HA pair)', () => {
     const run = { replicas: 3, durationMs: 60_000 };
     assert.match(checkFaults([parseFault('kill-proxy@20s')], run)!, /needs the HA pair \(--ha\)/);
     assert.equal(checkFaults([parseFault('kill-proxy@20s')], { ...run, proxies: 2 }), undefined);
-    assert.match(checkFaults(['kill-proxy@20s', 'stop-proxy@30s'].map(parseFault), { ...run, proxies: 2 })!, /leaves none to hold the virtual address/);
+    assert.match(
+      checkFaults(['kill-proxy@20s', 'stop-proxy@30s'].map(parseFault), { ...run, proxies: 2 })!,
+      /leaves none to hold the virtual address/,
+    );
     assert.throws(() => parseFault('kill-proxy:1@10s'), /takes no :N/);
   });
 
@@ -134,11 +146,40 @@ describe('proxy faults (the HA pair)', () => {
   });
 
   it('report the failover: the measured time, who was dropped, when all were back, the storm', () => {
-    const mark: FaultMark = { id: 'kill-proxy@20s', kind: 'kill-proxy', cutsAll: true, atSeconds: 20, atEpochMs: 1_000_000, failover: { from: 'ws-nginx-0', to: 'ws-nginx-1', seconds: 2.1 } };
+    const mark: FaultMark = {
+      id: 'kill-proxy@20s',
+      kind: 'kill-proxy',
+      cutsAll: true,
+      atSeconds: 20,
+      atEpochMs: 1_000_000,
+      failover: { from: 'ws-nginx-0', to: 'ws-nginx-1', seconds: 2.1 },
+    };
     const point = (t: number, opensPerSecond: number, open: number) => ({ t, opensPerSecond, open }) as TimelinePoint;
-    const timeline = [point(18, 0, 100), point(19, 0, 100), point(20, 0, 0), point(21, 10, 10), point(22, 60, 70), point(23, 30, 100), point(24, 0, 100), point(30, 0, 100)];
+    const timeline = [
+      point(18, 0, 100),
+      point(19, 0, 100),
+      point(20, 0, 0),
+      point(21, 10, 10),
+      point(22, 60, 70),
+      point(23, 30, 100),
+      point(24, 0, 100),
+      point(30, 0, 100),
+    ];
     const all = failoverOf(mark, { closes: 100, errors: 7, reconnected: 100, lastReconnectEpochMs: 1_003_400 }, timeline)!;
-    assert.deepEqual({ ...all, storm: all.storm.map((p) => p.t) }, { fault: 'kill-proxy@20s', from: 'ws-nginx-0', to: 'ws-nginx-1', seconds: 2.1, dropped: 100, refused: 7, reconnected: 100, allReconnectedSeconds: 3.4, storm: [19, 20, 21, 22, 23, 24] });
+    assert.deepEqual(
+      { ...all, storm: all.storm.map((p) => p.t) },
+      {
+        fault: 'kill-proxy@20s',
+        from: 'ws-nginx-0',
+        to: 'ws-nginx-1',
+        seconds: 2.1,
+        dropped: 100,
+        refused: 7,
+        reconnected: 100,
+        allReconnectedSeconds: 3.4,
+        storm: [19, 20, 21, 22, 23, 24],
+      },
+    );
     const some = failoverOf(mark, { closes: 100, errors: 0, reconnected: 60, lastReconnectEpochMs: 1_002_000 }, timeline)!;
     assert.equal(some.allReconnectedSeconds, undefined, 'not all back: no time is claimed');
     assert.equal(failoverOf({ ...mark, cutsAll: undefined }, { closes: 1, errors: 0, reconnected: 1 }, timeline), undefined);
@@ -152,14 +193,23 @@ describe('shedding when a proxy stops (workers: none)', () => {
     const peers = [peer('a', 'ws-nginx-0', 10), peer('b', 'ws-nginx-0', 11), peer('c', 'ws-nginx-1', 20)];
     const shedding = new Shedding<(typeof peers)[number]>(() => {});
     // A reload of ws-nginx-0 (new worker 12) schedules a and b far in the future.
-    assert.equal(shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [12], shedAfterMs: 60_000, windowMs: 10, maxStaleGenerations: 2 }), 2);
+    assert.equal(
+      shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [12], shedAfterMs: 60_000, windowMs: 10, maxStaleGenerations: 2 }),
+      2,
+    );
     // ws-nginx-0 stops: its connections go now, within the window; ws-nginx-1's stay.
     assert.equal(shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [], shedAfterMs: 0, windowMs: 20, maxStaleGenerations: 2 }), 2);
     await new Promise((r) => setTimeout(r, 60));
     assert.deepEqual(gone.sort(), ['a', 'b']);
     // An announcement whose wave would start later moves nothing (so the check above can fail).
-    assert.equal(shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [21], shedAfterMs: 0, windowMs: 60_000, maxStaleGenerations: 2 }), 1);
-    assert.equal(shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [22], shedAfterMs: 30_000, windowMs: 10, maxStaleGenerations: 2 }), 0);
+    assert.equal(
+      shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [21], shedAfterMs: 0, windowMs: 60_000, maxStaleGenerations: 2 }),
+      1,
+    );
+    assert.equal(
+      shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [22], shedAfterMs: 30_000, windowMs: 10, maxStaleGenerations: 2 }),
+      0,
+    );
     shedding.cancel();
   });
 });

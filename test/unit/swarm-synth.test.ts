@@ -45,16 +45,36 @@ describe('the swarm target in the topology', () => {
     assert.equal(toBrokerEnv(t).WS_BROKER_STREAM_REPLICAS, '1');
   });
 
-  it('keeps the stream on three servers of the swarm\'s cluster, and the replicas read that back', () => {
+  it("keeps the stream on three servers of the swarm's cluster, and the replicas read that back", () => {
     const t = defineTopology({ target: 'swarm' });
     assert.equal(streamReplicas(t), 3);
     assert.equal(fromBrokerEnv(toBrokerEnv(t))?.streamReplicas, 3);
   });
 
   it('refuses what the target cannot do, naming the field', () => {
-    refused({ target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any }, 'swarm.nodeSubnet', /is required with proxy.ha.enabled/);
-    refused({ target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.2.0.200' } } as any, swarm: { nodeSubnet: '10.1.0.0/24' } as any }, 'proxy.ha.virtualAddress', /outside swarm\.nodeSubnet/);
-    refused({ target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.1.0.5' } } as any, swarm: { nodeSubnet: '10.1.0.0/24', publicNames: ['10.1.0.5'] } as any }, 'proxy.ha.virtualAddress', /a node's own address/);
+    refused(
+      { target: 'swarm', proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any },
+      'swarm.nodeSubnet',
+      /is required with proxy.ha.enabled/,
+    );
+    refused(
+      {
+        target: 'swarm',
+        proxy: { ha: { enabled: true, virtualAddress: '10.2.0.200' } } as any,
+        swarm: { nodeSubnet: '10.1.0.0/24' } as any,
+      },
+      'proxy.ha.virtualAddress',
+      /outside swarm\.nodeSubnet/,
+    );
+    refused(
+      {
+        target: 'swarm',
+        proxy: { ha: { enabled: true, virtualAddress: '10.1.0.5' } } as any,
+        swarm: { nodeSubnet: '10.1.0.0/24', publicNames: ['10.1.0.5'] } as any,
+      },
+      'proxy.ha.virtualAddress',
+      /a node's own address/,
+    );
     refused({ target: 'swarm', network: { name: 'n', subnet: '198.18.0.0/24' } }, 'network.subnet', /Swarm allocates/);
     refused({ target: 'swarm', swarm: { brokerNodes: 4 } as any }, 'swarm.brokerNodes', /must be odd/);
     refused({ target: 'swarm', broker: { streamReplicas: 5 } as any }, 'broker.streamReplicas', /runs 3 \(swarm.brokerNodes\)/);
@@ -73,13 +93,23 @@ describe('the synthesized swarm stack', () => {
     // Every service is reached by its tasks' addresses: no virtual IP, no ingress mesh.
     for (const service of s.services) assert.equal(service.endpoint_spec.mode, 'dnsrr', service.name);
     const binds = s.services.flatMap((x) => x.task_spec.container_spec.mounts ?? []);
-    assert.deepEqual(binds.map((m: any) => m.target), ['/reports'], 'only the job\'s report is a bind mount');
+    assert.deepEqual(
+      binds.map((m: any) => m.target),
+      ['/reports'],
+      "only the job's report is a bind mount",
+    );
   });
 
   it('takes the replica count from the topology, and rolls out one drained task at a time with rollback', () => {
     const servers = s.service('ws-server');
     assert.equal(servers.mode.replicated.replicas, 4);
-    assert.deepEqual(servers.update_config, { delay: '0s', failure_action: 'rollback', monitor: '20s', order: 'stop-first', parallelism: 1 });
+    assert.deepEqual(servers.update_config, {
+      delay: '0s',
+      failure_action: 'rollback',
+      monitor: '20s',
+      order: 'stop-first',
+      parallelism: 1,
+    });
     assert.equal(servers.task_spec.container_spec.env.WS_REPLICA_ID, 'ws-server-{{.Task.Slot}}');
     assert.equal(servers.task_spec.container_spec.stop_grace_period, '20s');
   });
@@ -87,19 +117,36 @@ describe('the synthesized swarm stack', () => {
   it('runs the proxy on every node, published in host mode, its key a secret and its config a config', () => {
     const proxy = s.service('ws-nginx');
     assert.deepEqual(proxy.mode, { global: true });
-    assert.deepEqual(proxy.endpoint_spec.ports.map((p: any) => [p.published_port, p.target_port, p.publish_mode]), [[443, 443, 'host'], [80, 80, 'host']]);
+    assert.deepEqual(
+      proxy.endpoint_spec.ports.map((p: any) => [p.published_port, p.target_port, p.publish_mode]),
+      [
+        [443, 443, 'host'],
+        [80, 80, 'host'],
+      ],
+    );
     const spec = proxy.task_spec.container_spec;
-    assert.deepEqual(spec.secrets.map((x: any) => x.file_name), ['/run/secrets/server.key', '/run/secrets/control.key']);
-    assert.deepEqual(spec.configs.map((x: any) => x.file_name), ['/etc/nginx/ws/nginx.conf', '/etc/nginx/ws/follow-tasks.sh', '/etc/nginx/certs/server.crt']);
+    assert.deepEqual(
+      spec.secrets.map((x: any) => x.file_name),
+      ['/run/secrets/server.key', '/run/secrets/control.key'],
+    );
+    assert.deepEqual(
+      spec.configs.map((x: any) => x.file_name),
+      ['/etc/nginx/ws/nginx.conf', '/etc/nginx/ws/follow-tasks.sh', '/etc/nginx/certs/server.crt'],
+    );
     // The servers get the control key the proxies' followers send, as the same secret.
     const servers = s.service('ws-server').task_spec.container_spec;
-    assert.deepEqual(servers.secrets.map((x: any) => [x.file_name, x.secret_name]), [['/run/secrets/control.key', spec.secrets[1].secret_name]]);
+    assert.deepEqual(
+      servers.secrets.map((x: any) => [x.file_name, x.secret_name]),
+      [['/run/secrets/control.key', spec.secrets[1].secret_name]],
+    );
     assert.equal(servers.env.WS_CONTROL_KEY_FILE, '/run/secrets/control.key');
     // Readable by the servers' user only (they do not run as root); the proxies' copy stays root's.
     assert.deepEqual([servers.secrets[0].file_uid, servers.secrets[0].file_mode], ['1000', 0o400]);
     assert.equal(spec.secrets[1].file_uid, undefined);
     // The key's bytes are in the secret only: never in a config.
-    const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString());
+    const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) =>
+      Buffer.from(c.data, 'base64').toString(),
+    );
     assert.ok(!configs.some((c) => c.includes('PRIVATE KEY')));
     const conf = configs.find((c) => c.includes('upstream ws_servers'))!;
     assert.match(conf, /server tasks\.ws-server:8080 max_fails/);
@@ -107,12 +154,16 @@ describe('the synthesized swarm stack', () => {
   });
 
   it('names configs by their content, so a change makes a new one (created before the old goes)', () => {
-    const names = (x: ReturnType<typeof synth>) => Object.values(x.json.resource.docker_config as Record<string, any>).map((c) => c.name).sort();
+    const names = (x: ReturnType<typeof synth>) =>
+      Object.values(x.json.resource.docker_config as Record<string, any>)
+        .map((c) => c.name)
+        .sort();
     const other = synth({ replicas: 2 });
     assert.deepEqual(names(other), names(s), 'the replica count changes no config');
     const changed = synth({ proxy: { readTimeoutMs: 120_000 } as any });
     assert.notDeepEqual(names(changed), names(s));
-    for (const c of Object.values(s.json.resource.docker_config as Record<string, any>)) assert.equal(c.lifecycle.create_before_destroy, true);
+    for (const c of Object.values(s.json.resource.docker_config as Record<string, any>))
+      assert.equal(c.lifecycle.create_before_destroy, true);
   });
 
   it('spreads the NATS cluster one server per node, each named from its slot, routes found by DNS', () => {
@@ -126,10 +177,12 @@ describe('the synthesized swarm stack', () => {
     assert.equal(s.service('ws-server').task_spec.container_spec.env.WS_BROKER_STREAM_REPLICAS, '3');
   });
 
-  it('has Prometheus discover the servers\' tasks by DNS, on a manager', () => {
+  it("has Prometheus discover the servers' tasks by DNS, on a manager", () => {
     const prometheus = s.service('ws-prometheus');
     assert.deepEqual(prometheus.task_spec.placement.constraints, ['node.role == manager']);
-    const config = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString()).find((c) => c.includes('scrape_configs'))!;
+    const config = Object.values(s.json.resource.docker_config as Record<string, any>)
+      .map((c) => Buffer.from(c.data, 'base64').toString())
+      .find((c) => c.includes('scrape_configs'))!;
     assert.match(config, /dns_sd_configs:\n\s+- names:\n\s+- tasks\.ws-server\n\s+type: A\n\s+port: 8080/);
   });
 
@@ -141,25 +194,35 @@ describe('the synthesized swarm stack', () => {
   });
 
   it('puts the names clients use on the certificate', () => {
-    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', s.certificate], { encoding: 'utf8' });
+    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', s.certificate], {
+      encoding: 'utf8',
+    });
     assert.match(text, /DNS:ws\.example\.test/);
     assert.match(text, /IP Address:203\.0\.113\.7/);
   });
 });
 
 describe('the keepalived pair on the swarm target', () => {
-  const s = synth({ proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any, swarm: { nodeSubnet: '10.1.0.0/24', vrrpInterface: 'ens3', vrrpPlacement: ['node.labels.edge == true'] } as any }, scratchDir('ws-swarm-ha-'));
+  const s = synth(
+    {
+      proxy: { ha: { enabled: true, virtualAddress: '10.1.0.200' } } as any,
+      swarm: { nodeSubnet: '10.1.0.0/24', vrrpInterface: 'ens3', vrrpPlacement: ['node.labels.edge == true'] } as any,
+    },
+    scratchDir('ws-swarm-ha-'),
+  );
   const vrrp = s.service('ws-nginx-vrrp');
 
-  it('runs keepalived on the nodes\' own network, two tasks never on one node, where the operator allows', () => {
+  it("runs keepalived on the nodes' own network, two tasks never on one node, where the operator allows", () => {
     assert.deepEqual(vrrp.task_spec.networks_advanced, [{ name: 'host' }]);
     assert.deepEqual(vrrp.task_spec.container_spec.cap_add, ['NET_ADMIN', 'NET_RAW']);
     assert.equal(vrrp.mode.replicated.replicas, 2);
     assert.deepEqual(vrrp.task_spec.placement, { constraints: ['node.labels.edge == true'], max_replicas: 1 });
   });
 
-  it('gives slot N the N-th priority, the address on the nodes\' interface and subnet', () => {
-    const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) => Buffer.from(c.data, 'base64').toString());
+  it("gives slot N the N-th priority, the address on the nodes' interface and subnet", () => {
+    const configs = Object.values(s.json.resource.docker_config as Record<string, any>).map((c) =>
+      Buffer.from(c.data, 'base64').toString(),
+    );
     const conf = (n: number) => configs.find((c) => c.includes('vrrp_instance') && c.includes(`router_id ws-nginx-${n - 1}`))!;
     assert.match(conf(1), /priority 150/);
     assert.match(conf(2), /priority 100/);
@@ -170,14 +233,21 @@ describe('the keepalived pair on the swarm target', () => {
 
   it('gives clients the virtual address, and puts it on the certificate', () => {
     assert.deepEqual(s.json.output.endpoints.value, ['wss://10.1.0.200/ws-notifications']);
-    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', s.certificate], { encoding: 'utf8' });
+    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', s.certificate], {
+      encoding: 'utf8',
+    });
     assert.match(text, /IP Address:10\.1\.0\.200/);
   });
 });
 
-describe('the proxy\'s task follower (nginx/follow-tasks.ts)', () => {
+describe("the proxy's task follower (nginx/follow-tasks.ts)", () => {
   const t = defineTopology({ target: 'swarm', swarm: { followIntervalMs: 1500 } });
-  const script = renderFollowScript(t, { service: 'ws-server', configFile: '/etc/nginx/ws/nginx.conf', pidFile: '/run/nginx.pid', controlKeyFile: '/run/secrets/control.key' });
+  const script = renderFollowScript(t, {
+    service: 'ws-server',
+    configFile: '/etc/nginx/ws/nginx.conf',
+    pidFile: '/run/nginx.pid',
+    controlKeyFile: '/run/secrets/control.key',
+  });
 
   it('resolves the tasks at the interval, checks before it reloads, and announces the reload plan', () => {
     assert.match(script, /getent ahostsv4 tasks\.ws-server/);

@@ -17,7 +17,10 @@ const proxyConfigHash = (s: ReturnType<typeof synth>) =>
 const proxyReloadTriggers = (s: ReturnType<typeof synth>) =>
   Object.entries(s.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_reload'))![1].triggers_replace;
 const serverNames = (s: ReturnType<typeof synth>) =>
-  resourcesOf(s, 'docker_container').map((c) => c.name).filter((n: string) => n.startsWith('ws-server-')).sort();
+  resourcesOf(s, 'docker_container')
+    .map((c) => c.name)
+    .filter((n: string) => n.startsWith('ws-server-'))
+    .sort();
 
 describe('the synthesized stack', () => {
   const s = synth();
@@ -58,7 +61,10 @@ describe('the synthesized stack', () => {
     const proxy = containerNamed(s, 'ws-nginx');
     assert.deepEqual(
       proxy.ports.map((p: any) => [p.internal, p.external]).sort(),
-      [[443, 443], [80, 80]].sort(),
+      [
+        [443, 443],
+        [80, 80],
+      ].sort(),
     );
   });
 
@@ -69,8 +75,13 @@ describe('the synthesized stack', () => {
     assert.match(conf, /^\s*listen 80;/m);
     assert.match(conf, /return 301 https:\/\/\$host:18443\$request_uri;/);
     assert.deepEqual(
-      containerNamed(custom, 'ws-nginx').ports.map((p: any) => [p.internal, p.external]).sort(),
-      [[443, 18443], [80, 18080]].sort(),
+      containerNamed(custom, 'ws-nginx')
+        .ports.map((p: any) => [p.internal, p.external])
+        .sort(),
+      [
+        [443, 18443],
+        [80, 18080],
+      ].sort(),
     );
   });
 
@@ -87,7 +98,10 @@ describe('the synthesized stack', () => {
     assert.equal(job.logs, true);
     assert.equal(job.must_run, false);
     assert.equal(job.rm, false);
-    assert.deepEqual(job.lifecycle.postcondition.map((p: any) => p.condition), ['${self.exit_code == 0}']);
+    assert.deepEqual(
+      job.lifecycle.postcondition.map((p: any) => p.condition),
+      ['${self.exit_code == 0}'],
+    );
     assert.match(job.lifecycle.replace_triggered_by[0], /^terraform_data\.load_run_[A-Z0-9]+$/);
     assert.equal(job.command[0], 'timeout', 'an overall time limit so the job always ends');
     assert.ok(job.env.some((e: string) => e.startsWith('LOAD_URL=wss://ws-nginx:443/ws-notifications')));
@@ -116,24 +130,44 @@ describe('the synthesized stack', () => {
     const [volume] = resourcesOf(s, 'docker_volume');
     assert.equal(volume.name, 'ws-nats-data');
     assert.equal(nats.volumes.length, 1);
-    assert.match(nats.volumes[0].volume_name, /^\$\{docker_volume\.broker_store_[0-9A-F]+\.name\}$/, 'the volume by reference: created first, kept across a replaced container');
-    assert.ok(nats.command.includes('--jetstream') && nats.command.includes(nats.volumes[0].container_path), 'JetStream stores on the volume');
-    assert.deepEqual(nats.ports, [{ internal: 8222, external: 8222, ip: '127.0.0.1' }], 'monitoring on loopback only; clients use the service network');
+    assert.match(
+      nats.volumes[0].volume_name,
+      /^\$\{docker_volume\.broker_store_[0-9A-F]+\.name\}$/,
+      'the volume by reference: created first, kept across a replaced container',
+    );
+    assert.ok(
+      nats.command.includes('--jetstream') && nats.command.includes(nats.volumes[0].container_path),
+      'JetStream stores on the volume',
+    );
+    assert.deepEqual(
+      nats.ports,
+      [{ internal: 8222, external: 8222, ip: '127.0.0.1' }],
+      'monitoring on loopback only; clients use the service network',
+    );
     assert.match(nats.healthcheck.test.join(' '), /8222\/healthz/);
     assert.equal(nats.wait, true);
     for (const name of serverNames(s)) {
       const replica = containerNamed(s, name);
       assert.ok(replica.env.includes('WS_BROKER_URLS=nats://ws-nats:4222'), `${name} connects to the broker`);
-      assert.ok(replica.depends_on.some((d: string) => d.startsWith('docker_container.broker_container_')), `${name} starts after the broker`);
+      assert.ok(
+        replica.depends_on.some((d: string) => d.startsWith('docker_container.broker_container_')),
+        `${name} starts after the broker`,
+      );
     }
     const without = synth({ broker: { enabled: false } });
     assert.equal(resourcesOf(without, 'docker_volume').length, 0);
     assert.ok(!resourcesOf(without, 'docker_container').some((c) => c.name === 'ws-nats'));
-    assert.ok(!containerNamed(without, 'ws-server-0').env.some((e: string) => e.startsWith('WS_BROKER_')), 'per-replica fan-out: no broker variables');
+    assert.ok(
+      !containerNamed(without, 'ws-server-0').env.some((e: string) => e.startsWith('WS_BROKER_')),
+      'per-replica fan-out: no broker variables',
+    );
   });
 
   it('refuses a broker monitoring port another published port already has, naming the field', () => {
-    assert.throws(() => synth({ broker: { monitoringPort: 443 } }), (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'broker.monitoringPort');
+    assert.throws(
+      () => synth({ broker: { monitoringPort: 443 } }),
+      (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'broker.monitoringPort',
+    );
   });
 
   it('a rebalance runs after the reload only when the topology enables it', () => {
@@ -156,14 +190,20 @@ describe('the replica count', () => {
   }
 
   it('proxy.ha: two proxies with keepalived beside nginx, no host ports, the load job and the exporter at the virtual address, Prometheus on both', () => {
-    const s = synth({ network: { subnet: '198.18.1.0/24', ipRange: '198.18.1.0/25' }, proxy: { ha: { enabled: true, virtualAddress: '198.18.1.200' } } });
+    const s = synth({
+      network: { subnet: '198.18.1.0/24', ipRange: '198.18.1.0/25' },
+      proxy: { ha: { enabled: true, virtualAddress: '198.18.1.200' } },
+    });
     const [first, second] = ['ws-nginx-0', 'ws-nginx-1'].map((n) => containerNamed(s, n));
     assert.ok(!resourcesOf(s, 'docker_container').some((c) => c.name === 'ws-nginx'), 'no single proxy');
     for (const p of [first, second]) {
       assert.deepEqual(p.ports ?? [], [], 'two proxies cannot publish the same host ports');
       assert.deepEqual(p.capabilities.add, ['NET_ADMIN', 'NET_RAW']);
       assert.match(p.command.join(' '), /keepalived --dont-fork .* & exec nginx -c/);
-      assert.ok(p.volumes.some((v: any) => v.container_path === '/run/ws-ha' && !v.read_only), 'keepalived writes its state where nginx serves it');
+      assert.ok(
+        p.volumes.some((v: any) => v.container_path === '/run/ws-ha' && !v.read_only),
+        'keepalived writes its state where nginx serves it',
+      );
     }
     const keepalived = (index: number) => writtenFiles(s, `proxy_keepalived-${index}`)['keepalived.conf'];
     assert.match(keepalived(0), /priority 150/);
@@ -177,7 +217,13 @@ describe('the replica count', () => {
     const job = containerNamed(s, 'ws-load-client');
     assert.ok(job.env.includes('LOAD_URL=wss://198.18.1.200:443/ws-notifications'), job.env.join(' '));
     assert.match(containerNamed(s, 'ws-nginx-exporter').command.join(' '), /http:\/\/198\.18\.1\.200:80\/nginx_status/);
-    const plan = reloadPlanSchema.parse(JSON.parse(resourcesOf(s, 'terraform_data').find((r) => r.provisioner?.[0]?.['local-exec']?.environment?.[RELOAD_PLAN_ENV])!.provisioner[0]['local-exec'].environment[RELOAD_PLAN_ENV]));
+    const plan = reloadPlanSchema.parse(
+      JSON.parse(
+        resourcesOf(s, 'terraform_data').find((r) => r.provisioner?.[0]?.['local-exec']?.environment?.[RELOAD_PLAN_ENV])!.provisioner[0][
+          'local-exec'
+        ].environment[RELOAD_PLAN_ENV],
+      ),
+    );
     assert.deepEqual(plan.proxies, ['ws-nginx-0', 'ws-nginx-1'], 'a scale reloads both proxies');
     const prometheus = writtenFiles(s, 'monitoring_prometheus')['prometheus.yml'];
     assert.match(prometheus, /job_name: nginx-vrrp\n\s+metrics_path: \/vrrp_metrics/);
@@ -198,10 +244,16 @@ describe('the replica count', () => {
   });
 
   it('keeps resource ids stable per index, so scaling down removes only the highest', () => {
-    const ids = (n: number) => Object.keys(synth({ replicas: n }).json.resource.docker_container).filter((id) => id.startsWith('fleet_')).sort();
+    const ids = (n: number) =>
+      Object.keys(synth({ replicas: n }).json.resource.docker_container)
+        .filter((id) => id.startsWith('fleet_'))
+        .sort();
     const five = ids(5);
     const two = ids(2);
-    assert.deepEqual(two, five.filter((id) => /ws-server-[01]_/.test(id)));
+    assert.deepEqual(
+      two,
+      five.filter((id) => /ws-server-[01]_/.test(id)),
+    );
   });
 });
 
@@ -209,7 +261,10 @@ describe('private keys never reach the synthesized output', () => {
   it('mounts the real key read-only instead of uploading it', () => {
     const dir = scratchDir('ws-certs-');
     execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', join(dir, 'server.key')]);
-    const keyBody = readFileSync(join(dir, 'server.key'), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+    const keyBody = readFileSync(join(dir, 'server.key'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('-----'))
+      .join('');
     assert.ok(keyBody.length > 40);
 
     const topology = defineTopology({ tls: { dir } });
@@ -224,13 +279,18 @@ describe('private keys never reach the synthesized output', () => {
       else files.push(p);
     };
     walk(outdir);
-    assert.ok(files.some((f) => f.endsWith('cdk.tf.json')), 'synth wrote the stack');
+    assert.ok(
+      files.some((f) => f.endsWith('cdk.tf.json')),
+      'synth wrote the stack',
+    );
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
       assert.ok(!text.includes('PRIVATE KEY'), `${file} holds PEM key material`);
       assert.ok(!text.includes(keyBody.slice(0, 40)), `${file} holds the key`);
     }
-    const proxy = Object.values(JSON.parse(readFileSync(files.find((f) => f.endsWith('cdk.tf.json'))!, 'utf8')).resource.docker_container).find((c: any) => c.name === 'ws-nginx') as any;
+    const proxy = Object.values(
+      JSON.parse(readFileSync(files.find((f) => f.endsWith('cdk.tf.json'))!, 'utf8')).resource.docker_container,
+    ).find((c: any) => c.name === 'ws-nginx') as any;
     assert.ok(proxy.volumes.some((v: any) => v.host_path === dir && v.read_only === true));
     assert.equal(proxy.upload, undefined, 'no upload (its content would land in state)');
   });
@@ -239,13 +299,17 @@ describe('private keys never reach the synthesized output', () => {
 describe('snapshot', () => {
   const normalized = (text: string) =>
     JSON.stringify(JSON.parse(text), null, 2)
-      .split(ROOT).join('<root>')
+      .split(ROOT)
+      .join('<root>')
       .replace(/[0-9a-f]{64}/g, '<sha256>');
   it('matches the stored synthesized JSON', () => {
     matchSnapshot('stack.default.json', `${normalized(synth().text)}\n`);
   });
   it('matches the stored synthesized JSON with the HA pair and the rebalance', () => {
-    const s = synth({ network: { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' }, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10' }, rebalance: { enabled: true } } as any });
+    const s = synth({
+      network: { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' },
+      proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10' }, rebalance: { enabled: true } } as any,
+    });
     matchSnapshot('stack.ha.json', `${normalized(s.text)}\n`);
   });
 });

@@ -37,7 +37,10 @@ describe('topology defaults', () => {
     assert.ok(wc <= t.proxy.maxOpenFiles);
   });
   it('merges partial nested input with defaults', () => {
-    const custom = defineTopology({ server: { pingIntervalMs: 1000, pongTimeoutMs: 2000, writeTimeoutMs: 1000 }, proxy: { readTimeoutMs: 20_000, sendTimeoutMs: 20_000 } });
+    const custom = defineTopology({
+      server: { pingIntervalMs: 1000, pongTimeoutMs: 2000, writeTimeoutMs: 1000 },
+      proxy: { readTimeoutMs: 20_000, sendTimeoutMs: 20_000 },
+    });
     assert.equal(custom.server.pingIntervalMs, 1000);
     assert.equal(custom.server.port, 8080);
     assert.equal(custom.proxy.httpsPort, 443);
@@ -79,16 +82,23 @@ describe('every rule has a failing case', () => {
   it('worker connections must cover two descriptors per target connection', () =>
     refused({ proxy: { workerConnections: 5000 } }, 'proxy.workerConnections', /2 × proxy\.targetConnections \(20000\)/));
   it('a worker must fit in the open-file ceiling', () =>
-    refused({ proxy: { targetConnections: 30_000, workerProcesses: 2 }, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } }, 'proxy.workerProcesses', /maxOpenFiles/));
+    refused(
+      { proxy: { targetConnections: 30_000, workerProcesses: 2 }, load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] } },
+      'proxy.workerProcesses',
+      /maxOpenFiles/,
+    ));
   it('ports must differ', () => refused({ proxy: { httpPort: 443 } }, 'proxy.httpPort', /differ/));
   it('the broker is on by default, and its monitoring port is one more published port', () => {
     assert.equal(defineTopology({}).broker.enabled, true);
     refused({ broker: { monitoringPort: 443 } }, 'broker.monitoringPort', /already used by proxy\.httpsPort/);
     assert.equal(defineTopology({ broker: { enabled: false, monitoringPort: 443 } }).broker.enabled, false, 'no broker, no port');
   });
-  it('proxy.ha: a virtual address in a known subnet, outside the containers\' range, not the gateway; distinct priorities', () => {
+  it("proxy.ha: a virtual address in a known subnet, outside the containers' range, not the gateway; distinct priorities", () => {
     const net = { subnet: '198.18.0.0/24', ipRange: '198.18.0.128/25' };
-    const ha = (extra: Record<string, unknown>, network: Record<string, unknown> = net) => ({ network, proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10', ...extra } } });
+    const ha = (extra: Record<string, unknown>, network: Record<string, unknown> = net) => ({
+      network,
+      proxy: { ha: { enabled: true, virtualAddress: '198.18.0.10', ...extra } },
+    });
     assert.equal(defineTopology(ha({})).proxy.ha.enabled, true);
     refused(ha({ virtualAddress: undefined }), 'proxy.ha.virtualAddress', /required/);
     refused(ha({}, {}), 'network.subnet', /required with proxy\.ha/);
@@ -133,7 +143,10 @@ describe('every rule has a failing case', () => {
 
 describe('server settings travel as environment variables', () => {
   it('round-trips through env', () => {
-    const t = defineTopology({ server: { allowedOrigins: ['https://a.example', 'https://b.example'], compression: 'required' }, load: { compression: true } });
+    const t = defineTopology({
+      server: { allowedOrigins: ['https://a.example', 'https://b.example'], compression: 'required' },
+      load: { compression: true },
+    });
     const back = fromServerEnv(toServerEnv(t.server, 'ws-server-7'));
     assert.equal(back.replicaId, 'ws-server-7');
     const { replicaId, ...settings } = back;

@@ -35,7 +35,12 @@ export const TCP_CANCELLED = 'closed before the connection was established';
  * Connects TCP to the target within `timeoutMs`; `done` gets the socket, or the error (a timeout
  * reads as ws's own handshake timeout, so it is classified the same way).
  */
-export function connectTcp(target: Target, localAddress: string | undefined, timeoutMs: number, done: (error: Error | undefined, socket?: Socket) => void): PendingTcp {
+export function connectTcp(
+  target: Target,
+  localAddress: string | undefined,
+  timeoutMs: number,
+  done: (error: Error | undefined, socket?: Socket) => void,
+): PendingTcp {
   // No Nagle: the HTTP upgrade request follows the TLS Finished at once, and waiting for its ACK
   // (delayed up to 40 ms by the server) put that into every connect time.
   const tcp = netConnect({ host: target.host, port: target.port, localAddress, noDelay: true });

@@ -25,7 +25,6 @@ export interface LoadRunOptions extends Omit<RunnerOptions, 'workerIndex' | 'wor
   faultChannel?: (inject: (event: FaultEvent) => Promise<void>) => void;
 }
 
-
 export interface LoadRunResult {
   stats: Stats;
   peak: number;
@@ -40,8 +39,6 @@ export interface LoadRunResult {
   /** The first stage's ramp: the rate asked, and when all its connections were open (every process's share). */
   ramp: { connections: number; askedPerSecond: number; allOpenSeconds?: number };
 }
-
-
 
 export function workersFor(profile: LoadProfile): number {
   if (profile.workers > 0) return profile.workers;
@@ -69,7 +66,8 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     health.observe(s);
     timeline.add(worker, s);
   };
-  const finals = options.workers <= 1 ? [await runInProcess(options, onSnapshot, faultSinks)] : await runInWorkers(options, onSnapshot, faultSinks);
+  const finals =
+    options.workers <= 1 ? [await runInProcess(options, onSnapshot, faultSinks)] : await runInWorkers(options, onSnapshot, faultSinks);
 
   const stats = Stats.merge(finals.map((f) => f.stats));
   return {
@@ -84,7 +82,9 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
     ramp: {
       connections: options.profile.stages[0].connections,
       askedPerSecond: options.profile.stages[0].rampRate,
-      allOpenSeconds: finals.every((f) => f.firstStageOpenMs !== undefined) ? Math.max(...finals.map((f) => f.firstStageOpenMs!)) / 1000 : undefined,
+      allOpenSeconds: finals.every((f) => f.firstStageOpenMs !== undefined)
+        ? Math.max(...finals.map((f) => f.firstStageOpenMs!)) / 1000
+        : undefined,
     },
   };
 }
@@ -93,37 +93,60 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
 type FaultSinks = ((event: FaultEvent) => Promise<void>)[];
 
 function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot> {
-  const runner = new Runner({ url: options.url, profile: options.profile, ca: options.ca, insecure: options.insecure, workerIndex: 0, workerCount: 1 });
+  const runner = new Runner({
+    url: options.url,
+    profile: options.profile,
+    ca: options.ca,
+    insecure: options.insecure,
+    workerIndex: 0,
+    workerCount: 1,
+  });
   faultSinks.push(async (event) => runner.addFault(event));
   return runner.run((s) => onSnapshot(0, s), options.signal);
 }
 
 /** Messages between the coordinator and a worker process. */
-export type WorkerRequest = { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } } | { type: 'stop' } | Extract<FaultNotice, { type: 'fault' }>;
-export type WorkerReply = { type: 'tick'; snapshot: Snapshot } | { type: 'final'; snapshot: Snapshot } | { type: 'error'; message: string } | Extract<FaultNotice, { type: 'fault-ack' }>;
+export type WorkerRequest =
+  | { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } }
+  | { type: 'stop' }
+  | Extract<FaultNotice, { type: 'fault' }>;
+export type WorkerReply =
+  | { type: 'tick'; snapshot: Snapshot }
+  | { type: 'final'; snapshot: Snapshot }
+  | { type: 'error'; message: string }
+  | Extract<FaultNotice, { type: 'fault-ack' }>;
 
 function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot[]> {
   const entry = join(__dirname, `worker${extname(__filename)}`);
   const children: ChildProcess[] = [];
-  const finals = Array.from({ length: options.workers }, (_, w) =>
-    new Promise<Snapshot>((resolve, reject) => {
-      const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      children.push(child);
-      let final: Snapshot | undefined;
-      child.on('message', (m: WorkerReply) => {
-        if (m.type === 'tick') onSnapshot(w, m.snapshot);
-        else if (m.type === 'final') {
-          final = m.snapshot;
-          onSnapshot(w, m.snapshot);
-        } else if (m.type === 'error') reject(new Error(`worker ${w}: ${m.message}`));
-      });
-      child.on('exit', (code) => (final ? resolve(final) : reject(new Error(`worker ${w} exited with ${code} before reporting`))));
-      const request: WorkerRequest = {
-        type: 'start',
-        options: { url: options.url, profile: options.profile, insecure: options.insecure, ca: options.ca?.toString('base64'), workerIndex: w, workerCount: options.workers },
-      };
-      child.send(request);
-    }),
+  const finals = Array.from(
+    { length: options.workers },
+    (_, w) =>
+      new Promise<Snapshot>((resolve, reject) => {
+        const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        children.push(child);
+        let final: Snapshot | undefined;
+        child.on('message', (m: WorkerReply) => {
+          if (m.type === 'tick') onSnapshot(w, m.snapshot);
+          else if (m.type === 'final') {
+            final = m.snapshot;
+            onSnapshot(w, m.snapshot);
+          } else if (m.type === 'error') reject(new Error(`worker ${w}: ${m.message}`));
+        });
+        child.on('exit', (code) => (final ? resolve(final) : reject(new Error(`worker ${w} exited with ${code} before reporting`))));
+        const request: WorkerRequest = {
+          type: 'start',
+          options: {
+            url: options.url,
+            profile: options.profile,
+            insecure: options.insecure,
+            ca: options.ca?.toString('base64'),
+            workerIndex: w,
+            workerCount: options.workers,
+          },
+        };
+        child.send(request);
+      }),
   );
   options.signal?.addEventListener('abort', () => children.forEach((c) => c.connected && c.send({ type: 'stop' } satisfies WorkerRequest)));
   faultSinks.push((event) => Promise.all(children.map((c) => tellFault(c, event))).then(() => undefined));

@@ -91,10 +91,11 @@ export class DeliveryLedger {
 /** Merges every process's ledger and settles the account. */
 export function settleDeliveries(ledgers: SerializedLedger[]): DeliveryAccount {
   const acknowledged = new Map<string, Set<number>>();
-  for (const l of ledgers) for (const [topic, offsets] of Object.entries(l.acknowledged)) {
-    const set = entry(acknowledged, topic, () => new Set<number>());
-    for (const o of offsets) set.add(o);
-  }
+  for (const l of ledgers)
+    for (const [topic, offsets] of Object.entries(l.acknowledged)) {
+      const set = entry(acknowledged, topic, () => new Set<number>());
+      for (const o of offsets) set.add(o);
+    }
   let windows = 0;
   for (const l of ledgers) for (const list of Object.values(l.windows)) windows += list.length;
   let published = 0;

@@ -20,6 +20,8 @@ export function failoverOf(
     refused: counts.errors,
     reconnected: counts.reconnected,
     ...(allReconnectedSeconds !== undefined ? { allReconnectedSeconds } : {}),
-    storm: timeline.filter((p) => p.t >= mark.atSeconds - 1 && p.t <= end).map((p) => ({ t: p.t, opensPerSecond: p.opensPerSecond, open: p.open })),
+    storm: timeline
+      .filter((p) => p.t >= mark.atSeconds - 1 && p.t <= end)
+      .map((p) => ({ t: p.t, opensPerSecond: p.opensPerSecond, open: p.open })),
   };
 }

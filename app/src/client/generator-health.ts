@@ -38,7 +38,9 @@ export class GeneratorHealthJudge {
     const reasons: string[] = [];
     const badShare = this.intervals ? this.bad / this.intervals : 0;
     if (this.bad >= 2 && badShare >= BUSY_SHARE_LIMIT) {
-      reasons.push(`event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${this.bad} of ${this.intervals} intervals after the warm-up: use more workers or fewer connections`);
+      reasons.push(
+        `event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${this.bad} of ${this.intervals} intervals after the warm-up: use more workers or fewer connections`,
+      );
     }
     return {
       trustworthy: reasons.length === 0,

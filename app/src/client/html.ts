@@ -16,16 +16,17 @@ export function renderHtml(r: LoadReport): string {
       'Open connections per replica',
       r.timeline,
       r.faults,
-      [...new Set(r.timeline.flatMap((p) => Object.keys(p.openPerReplica ?? {})))].sort().map((replica, i) => ({ value: (p) => p.openPerReplica?.[replica] ?? 0, color: REPLICA_COLORS[i % REPLICA_COLORS.length], label: replica })),
+      [...new Set(r.timeline.flatMap((p) => Object.keys(p.openPerReplica ?? {})))].sort().map((replica, i) => ({
+        value: (p) => p.openPerReplica?.[replica] ?? 0,
+        color: REPLICA_COLORS[i % REPLICA_COLORS.length],
+        label: replica,
+      })),
     ),
     chart('Messages per second', r.timeline, r.faults, [
       field('sentPerSecond', '#16a34a', 'sent'),
       field('receivedPerSecond', '#9333ea', 'received'),
     ]),
-    chart('RTT percentiles (ms, per second)', r.timeline, r.faults, [
-      field('rttP50', '#0891b2', 'p50'),
-      field('rttP99', '#dc2626', 'p99'),
-    ]),
+    chart('RTT percentiles (ms, per second)', r.timeline, r.faults, [field('rttP50', '#0891b2', 'p50'), field('rttP99', '#dc2626', 'p99')]),
     chart('Push latency percentiles (ms, publish → delivery, per second)', r.timeline, r.faults, [
       field('pushP50', '#0891b2', 'p50'),
       field('pushP99', '#dc2626', 'p99'),
@@ -42,7 +43,10 @@ export function renderHtml(r: LoadReport): string {
   ];
   const lat = (name: string, l: { p50: number; p90: number; p99: number; p999: number; max: number; count: number }) =>
     `<tr><th>${name}</th>${[l.p50, l.p90, l.p99, l.p999, l.max].map((v) => `<td>${v.toFixed(3)}</td>`).join('')}<td>${l.count}</td></tr>`;
-  const kv = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join('') || '<tr><td>none</td></tr>';
+  const kv = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`)
+      .join('') || '<tr><td>none</td></tr>';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Load report — ${esc(r.target)}</title>
 <style>
@@ -63,7 +67,9 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
 <h2>Per replica</h2><table>${kv(r.connections.perReplica)}</table>
 <h2>Latency percentile spectrum (ms)</h2><div class="charts">${(['connect', 'rtt', 'push'] as const)
     .filter((k) => r.spectrum[k].length)
-    .map((k) => spectrumChart({ connect: 'Connect (socket → open)', rtt: 'RTT (corrected)', push: 'Push (publish → delivery)' }[k], r.spectrum[k]))
+    .map((k) =>
+      spectrumChart({ connect: 'Connect (socket → open)', rtt: 'RTT (corrected)', push: 'Push (publish → delivery)' }[k], r.spectrum[k]),
+    )
     .join('\n')}</div>
 <h2>Latency (ms)</h2><table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr>
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
@@ -104,7 +110,10 @@ function closesTable(r: LoadReport): string {
   if (!codes.length) return '<table><tr><td>none</td></tr></table>';
   const cell = (o: Record<string, number>, code: string) => `<td>${o[code] ?? 0}</td>`;
   return `<table><tr><th>code</th><th>expected</th><th>unexpected</th><th>by faults</th><th>total</th></tr>${codes
-    .map((c) => `<tr><th>${esc(c)}</th>${cell(r.closesExpected, c)}${cell(r.closesUnexpected, c)}${cell(r.closesFault, c)}${cell(r.closes, c)}</tr>`)
+    .map(
+      (c) =>
+        `<tr><th>${esc(c)}</th>${cell(r.closesExpected, c)}${cell(r.closesUnexpected, c)}${cell(r.closesFault, c)}${cell(r.closes, c)}</tr>`,
+    )
     .join('')}</table>`;
 }
 
@@ -123,14 +132,22 @@ function chart(title: string, points: TimelinePoint[], faults: FaultMark[], seri
   const x = (t: number) => pad.l + (t / tMax) * (W - pad.l - pad.r);
   const y = (v: number) => H - pad.b - (v / vMax) * (H - pad.t - pad.b);
   const lines = series
-    .map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(s.value(p)).toFixed(1)}`).join(' ')}"/>`)
+    .map(
+      (s) =>
+        `<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${points.map((p) => `${x(p.t).toFixed(1)},${y(s.value(p)).toFixed(1)}`).join(' ')}"/>`,
+    )
     .join('');
   // A dashed line where each injected fault ran, labelled with its id.
   const marks = faults
     .filter((f) => f.atSeconds <= tMax)
-    .map((f) => `<line x1="${x(f.atSeconds).toFixed(1)}" y1="${pad.t}" x2="${x(f.atSeconds).toFixed(1)}" y2="${H - pad.b}" stroke="#7c3aed" stroke-dasharray="4 3"/><text x="${(x(f.atSeconds) + 3).toFixed(1)}" y="${H - pad.b - 4}" font-size="10" fill="#7c3aed">${esc(f.id)}</text>`)
+    .map(
+      (f) =>
+        `<line x1="${x(f.atSeconds).toFixed(1)}" y1="${pad.t}" x2="${x(f.atSeconds).toFixed(1)}" y2="${H - pad.b}" stroke="#7c3aed" stroke-dasharray="4 3"/><text x="${(x(f.atSeconds) + 3).toFixed(1)}" y="${H - pad.b - 4}" font-size="10" fill="#7c3aed">${esc(f.id)}</text>`,
+    )
     .join('');
-  const legend = series.map((s, i) => `<text x="${pad.l + 8 + i * 90}" y="${pad.t + 12}" fill="${s.color}" font-size="11">■ ${s.label}</text>`).join('');
+  const legend = series
+    .map((s, i) => `<text x="${pad.l + 8 + i * 90}" y="${pad.t + 12}" fill="${s.color}" font-size="11">■ ${s.label}</text>`)
+    .join('');
   // Axes with values: a grid line and a label at each tick, seconds along the bottom.
   const axes = [
     valueGrid(vTicks, y, pad, W),
@@ -153,7 +170,12 @@ type Padding = { l: number; r: number; t: number; b: number };
 
 /** A light grid line and a value label at each tick of the value (y) axis. */
 function valueGrid(values: number[], y: (v: number) => number, pad: Padding, W: number): string {
-  return values.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`).join('');
+  return values
+    .map(
+      (v) =>
+        `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`,
+    )
+    .join('');
 }
 
 /** The x and y axis lines of a chart's plot area. */
@@ -161,7 +183,8 @@ function axisLines(pad: Padding, W: number, H: number): string {
   return `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#999"/><line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#999"/>`;
 }
 
-const fmtValue = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k` : v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2));
+const fmtValue = (v: number) =>
+  v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k` : v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2);
 
 /**
  * A latency percentile spectrum, as HdrHistogram's plotter draws it: the x axis is log(1/(1 − p)),

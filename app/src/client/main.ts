@@ -45,7 +45,8 @@ async function main(): Promise<number> {
       if (!process.send) return;
       process.channel?.unref();
       process.on('message', (m: FaultNotice) => {
-        if (m?.type === 'fault') void inject(m.event).then(() => process.send?.({ type: 'fault-ack', id: m.event.id } satisfies FaultNotice));
+        if (m?.type === 'fault')
+          void inject(m.event).then(() => process.send?.({ type: 'fault-ack', id: m.event.id } satisfies FaultNotice));
       });
     },
     url: options.url,
@@ -65,7 +66,12 @@ async function main(): Promise<number> {
   const partial = buildReport({ ...result, target: options.url, startedAt, profile: options.profile });
   const thresholds = evaluateThresholds(partial, options.thresholds);
   const passed = thresholds.every((t) => t.pass) && !result.interrupted;
-  const report: LoadReport = { ...partial, thresholds, passed, verdict: verdictOf(passed, partial.generator, options.profile.acceptUntrustworthy) };
+  const report: LoadReport = {
+    ...partial,
+    thresholds,
+    passed,
+    verdict: verdictOf(passed, partial.generator, options.profile.acceptUntrustworthy),
+  };
 
   console.log(formatSummary(report));
   for (const [file, text] of [

@@ -12,11 +12,28 @@ export class LoadMetrics {
   private readonly open = new Gauge({ name: 'load_connections_open', help: 'Open connections of the load client.', registers: this.r });
   private readonly users = new Gauge({ name: 'load_users', help: 'Simulated clients the load is driving (target).', registers: this.r });
   private readonly sent = new Counter({ name: 'load_messages_sent_total', help: 'Messages sent by the load client.', registers: this.r });
-  private readonly received = new Counter({ name: 'load_messages_received_total', help: 'Messages received by the load client.', registers: this.r });
-  private readonly errors = new Counter({ name: 'load_errors_total', help: 'Handshake failures and other errors of the load client.', registers: this.r });
-  private readonly unexpected = new Counter({ name: 'load_unexpected_closes_total', help: 'Connections closed by the server or the network.', registers: this.r });
+  private readonly received = new Counter({
+    name: 'load_messages_received_total',
+    help: 'Messages received by the load client.',
+    registers: this.r,
+  });
+  private readonly errors = new Counter({
+    name: 'load_errors_total',
+    help: 'Handshake failures and other errors of the load client.',
+    registers: this.r,
+  });
+  private readonly unexpected = new Counter({
+    name: 'load_unexpected_closes_total',
+    help: 'Connections closed by the server or the network.',
+    registers: this.r,
+  });
   private readonly reconnects = new Counter({ name: 'load_reconnects_total', help: 'Reconnect attempts.', registers: this.r });
-  private readonly rtt = new Gauge({ name: 'load_rtt_seconds', help: 'Echo round-trip time over the last second (corrected for coordinated omission).', labelNames: ['quantile'] as const, registers: this.r });
+  private readonly rtt = new Gauge({
+    name: 'load_rtt_seconds',
+    help: 'Echo round-trip time over the last second (corrected for coordinated omission).',
+    labelNames: ['quantile'] as const,
+    registers: this.r,
+  });
   private readonly server: Server;
   private last = { sent: 0, received: 0, errors: 0, unexpected: 0, reconnects: 0 };
 

@@ -24,7 +24,9 @@ type Env = Record<string, string | undefined>;
 
 function buildCommand(): Command {
   return new Command('load')
-    .description('WebSocket load client: ramps connections through stages, sends echoes and publishes, and measures connect time, RTT and push latency.')
+    .description(
+      'WebSocket load client: ramps connections through stages, sends echoes and publishes, and measures connect time, RTT and push latency.',
+    )
     .argument('[url]', `target, ws:// or wss:// (env ${LOAD_ENV.url})`)
     .option('--ca <file>', `CA certificate to verify a wss:// server against (env ${LOAD_ENV.ca})`)
     .option('--insecure', `skip certificate verification (env ${LOAD_ENV.insecure}=1)`)
@@ -40,16 +42,26 @@ function buildCommand(): Command {
     .option('--publish-rate <n>', 'notifications published per second across all senders')
     .option('--compression', 'offer permessage-deflate')
     .option('--no-reconnect', 'do not reconnect after a failure or a server close')
-    .option('--source-addresses <list>', 'local addresses to spread connections over: a list (127.0.1.1,127.0.2.1) or a count N (127.0.1.1 … 127.0.N.1)')
-    .option('--key-param <name>', 'send each client\'s stable id as this query parameter (for hash balancing)')
+    .option(
+      '--source-addresses <list>',
+      'local addresses to spread connections over: a list (127.0.1.1,127.0.2.1) or a count N (127.0.1.1 … 127.0.N.1)',
+    )
+    .option('--key-param <name>', "send each client's stable id as this query parameter (for hash balancing)")
     .option('--workers <n>', 'worker processes (0: one per 15,000 connections)')
     .option('--connect-timeout <d>', 'handshake timeout')
     .option('--max-duration <d>', 'hard limit for the whole run')
-    .option('-t, --threshold <expr>', 'pass/fail rule, repeatable: rtt.p99<50, errors==0, closes.unexpected==0', (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      '-t, --threshold <expr>',
+      'pass/fail rule, repeatable: rtt.p99<50, errors==0, closes.unexpected==0',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--report <file>', `write the JSON report (env ${LOAD_ENV.report})`)
     .option('--html <file>', `write a self-contained HTML report with charts (env ${LOAD_ENV.html})`)
     .option('--metrics-port <port>', `serve Prometheus /metrics while running (env ${LOAD_ENV.metricsPort})`)
-    .option('--accept-untrustworthy', 'judge by the thresholds alone even when the generator was the bottleneck (otherwise INCONCLUSIVE, exit 4)')
+    .option(
+      '--accept-untrustworthy',
+      'judge by the thresholds alone even when the generator was the bottleneck (otherwise INCONCLUSIVE, exit 4)',
+    )
     .option('-q, --quiet', 'no live progress, only the summary')
     .showHelpAfterError();
 }
@@ -90,7 +102,10 @@ export function parseSourceAddresses(text: string): string[] {
     if (n < 1 || n > 254) throw new ConfigError('load options', [{ field: '--source-addresses', rule: 'a count must be 1 to 254' }]);
     return Array.from({ length: n }, (_, i) => `127.0.${i + 1}.1`);
   }
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Flags > profile (file or env JSON) > defaults. Every problem names its field. */
@@ -121,7 +136,9 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
     const first: Stage = (base.stages as Stage[] | undefined)?.[0] ?? DEFAULT_STAGE;
     const target = connections ?? first.connections;
     const rate = rampRate ?? first.rampRate;
-    merged.stages = [duration !== undefined ? singleStage(target, duration, rate) : { connections: target, rampRate: rate, holdMs: first.holdMs }];
+    merged.stages = [
+      duration !== undefined ? singleStage(target, duration, rate) : { connections: target, rampRate: rate, holdMs: first.holdMs },
+    ];
     if (duration !== undefined && merged.maxDurationMs === undefined) merged.maxDurationMs = hardTimeLimitMs(duration);
   }
   const set = (key: string, value: unknown) => value !== undefined && (merged[key] = value);
@@ -150,7 +167,9 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   const profile = parsed.data;
   for (const address of profile.sourceAddresses) {
     if (!address.startsWith('127.')) {
-      throw new ConfigError(source, [{ field: 'sourceAddresses', rule: `${address} is not a loopback address (127.0.0.0/8); load goes only to this machine` }]);
+      throw new ConfigError(source, [
+        { field: 'sourceAddresses', rule: `${address} is not a loopback address (127.0.0.0/8); load goes only to this machine` },
+      ]);
     }
   }
   const thresholds = profile.thresholds.map((t, i) => {
@@ -168,7 +187,18 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
     throw new ConfigError('load options', [{ field: '--metrics-port', rule: `${metricsPort} is not a port` }]);
   }
-  return { url, ca, caPath, insecure, profile, thresholds, report: o.report ?? env[LOAD_ENV.report], html: o.html ?? env[LOAD_ENV.html], metricsPort, quiet: Boolean(o.quiet) };
+  return {
+    url,
+    ca,
+    caPath,
+    insecure,
+    profile,
+    thresholds,
+    report: o.report ?? env[LOAD_ENV.report],
+    html: o.html ?? env[LOAD_ENV.html],
+    metricsPort,
+    quiet: Boolean(o.quiet),
+  };
 }
 
 function readText(path: string): string {
@@ -179,6 +209,8 @@ function readBinary(path: string, field: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new ConfigError('load options', [{ field, rule: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+    throw new ConfigError('load options', [
+      { field, rule: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` },
+    ]);
   }
 }

@@ -81,7 +81,16 @@ export interface LoadReport {
    * when it did not, what limited it.
    */
   opening: { askedPerSecond: number; achievedPerSecond: number | null; held: boolean; maxHandshakesInFlight: number; bottleneck?: string };
-  messages: { sent: number; received: number; bytesSent: number; bytesReceived: number; published: number; notifications: number; lost: number; serverErrors: number };
+  messages: {
+    sent: number;
+    received: number;
+    bytesSent: number;
+    bytesReceived: number;
+    published: number;
+    notifications: number;
+    lost: number;
+    serverErrors: number;
+  };
   /**
    * Notifications through a broker (they carry offsets): publications the broker acknowledged,
    * deliveries owed to subscribers and owed but never received (client/delivery.ts), duplicates

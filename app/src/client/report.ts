@@ -90,7 +90,12 @@ export function buildReport(args: {
     closesExpected,
     closesUnexpected,
     closesFault,
-    faults: (args.faults ?? []).map((f) => ({ ...f, closes: s.faultCloses.get(f.id) ?? 0, errors: s.faultErrors.get(f.id) ?? 0, reconnected: s.faultReconnects.get(f.id)?.[0] ?? 0 })),
+    faults: (args.faults ?? []).map((f) => ({
+      ...f,
+      closes: s.faultCloses.get(f.id) ?? 0,
+      errors: s.faultErrors.get(f.id) ?? 0,
+      reconnected: s.faultReconnects.get(f.id)?.[0] ?? 0,
+    })),
     ...failoverField(args.faults ?? [], s, args.timeline),
     errors: Object.fromEntries([...s.errors].sort()),
     generator: args.generator,
@@ -104,7 +109,11 @@ function failoverField(faults: FaultMark[], s: Stats, timeline: TimelinePoint[])
   const mark = faults.find((f) => f.cutsAll);
   if (!mark) return {};
   const [reconnected, last] = s.faultReconnects.get(mark.id) ?? [0, undefined];
-  const failover = failoverOf(mark, { closes: s.faultCloses.get(mark.id) ?? 0, errors: s.faultErrors.get(mark.id) ?? 0, reconnected, lastReconnectEpochMs: last }, timeline);
+  const failover = failoverOf(
+    mark,
+    { closes: s.faultCloses.get(mark.id) ?? 0, errors: s.faultErrors.get(mark.id) ?? 0, reconnected, lastReconnectEpochMs: last },
+    timeline,
+  );
   return failover ? { failover } : {};
 }
 
@@ -113,7 +122,10 @@ const SPECTRUM_PERCENTILES = Array.from({ length: 51 }, (_, i) => 100 * (1 - 10 
 
 function spectrumOf(h: Histogram): [number, number][] {
   if (!h.totalCount) return [];
-  return [...SPECTRUM_PERCENTILES.map((p): [number, number] => [Math.round(p * 1e4) / 1e4, usToMs(h.getValueAtPercentile(p))]), [100, usToMs(h.maxValue)]];
+  return [
+    ...SPECTRUM_PERCENTILES.map((p): [number, number] => [Math.round(p * 1e4) / 1e4, usToMs(h.getValueAtPercentile(p))]),
+    [100, usToMs(h.maxValue)],
+  ];
 }
 
 /** Below this share of the asked rate, the ramp did not hold. */
@@ -138,6 +150,8 @@ export function openingOf(
   else if (queue.p99 > SLOTS_FULL_MS) {
     const sustained = connect.p50 > 0 ? Math.round((maxHandshakesInFlight / connect.p50) * 1000) : 0;
     bottleneck = `the target's handshake time: ${maxHandshakesInFlight} in flight at connect p50 ${connect.p50} ms sustain about ${sustained}/s (handshakes waited for a slot: p99 ${queue.p99} ms)`;
-  } else bottleneck = 'neither the client nor the handshake slots were saturated: connections failed or closed during the ramp (see errors and closes)';
+  } else
+    bottleneck =
+      'neither the client nor the handshake slots were saturated: connections failed or closed during the ramp (see errors and closes)';
   return { ...base, bottleneck };
 }

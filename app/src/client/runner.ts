@@ -215,4 +215,3 @@ export class Runner {
     return snapshot;
   }
 }
-

@@ -11,7 +11,12 @@ export type Histogram = hdr.Histogram;
 const HIGHEST_US = 3_600_000_000;
 
 export function newHistogram(): Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_US, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_US,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
 }
 
 /** Records a duration given in milliseconds (fractions allowed) as whole microseconds. */
@@ -24,9 +29,26 @@ export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorr
 export type HistogramName = (typeof HISTOGRAMS)[number];
 
 export const COUNTERS = [
-  'opened', 'failed', 'unfinished', 'reconnects', 'tlsResumed', 'sent', 'received', 'bytesSent', 'bytesReceived', 'published', 'notifications', 'serverErrors', 'lost',
+  'opened',
+  'failed',
+  'unfinished',
+  'reconnects',
+  'tlsResumed',
+  'sent',
+  'received',
+  'bytesSent',
+  'bytesReceived',
+  'published',
+  'notifications',
+  'serverErrors',
+  'lost',
   // Delivery through a broker (notifications with offsets): see virtual-user.ts.
-  'duplicated', 'reordered', 'crossReplica', 'recovered', 'unrecoverable', 'publishRetries',
+  'duplicated',
+  'reordered',
+  'crossReplica',
+  'recovered',
+  'unrecoverable',
+  'publishRetries',
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
@@ -145,7 +167,10 @@ export class Stats {
 
   serialize(): SerializedStats {
     return {
-      histograms: Object.fromEntries(HISTOGRAMS.map((n) => [n, hdr.encodeIntoCompressedBase64(this.histograms[n])])) as Record<HistogramName, string>,
+      histograms: Object.fromEntries(HISTOGRAMS.map((n) => [n, hdr.encodeIntoCompressedBase64(this.histograms[n])])) as Record<
+        HistogramName,
+        string
+      >,
       counters: { ...this.counters },
       open: this.open,
       peak: this.peak,

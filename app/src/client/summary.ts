@@ -6,7 +6,12 @@ import type { FailoverReport, Latency, LoadReport } from './report-model';
 export function formatSummary(r: LoadReport): string {
   const row = (name: string, l: Latency) =>
     `  ${name.padEnd(16)} ${[l.p50, l.p90, l.p99, l.p999, l.max].map((v) => v.toFixed(3).padStart(10)).join(' ')} ${String(l.count).padStart(9)}`;
-  const kv = (o: Record<string, number>) => (Object.keys(o).length ? Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ') : 'none');
+  const kv = (o: Record<string, number>) =>
+    Object.keys(o).length
+      ? Object.entries(o)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')
+      : 'none';
   const lines = [
     `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
     `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  unfinished ${r.connections.unfinished}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
@@ -29,7 +34,10 @@ export function formatSummary(r: LoadReport): string {
     row('push', r.latency.push),
     '',
     `closes       expected: ${kv(r.closesExpected)}   unexpected: ${kv(r.closesUnexpected)}${Object.keys(r.closesFault).length ? `   by faults: ${kv(r.closesFault)}` : ''}`,
-    ...r.faults.map((f) => `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s), ${f.errors} error(s)`),
+    ...r.faults.map(
+      (f) =>
+        `fault        ${f.id} at ${f.atSeconds.toFixed(1)} s${f.replica ? ` (${f.replica})` : ''}: ${f.closes} close(s), ${f.errors} error(s)`,
+    ),
     ...(r.failover ? [formatFailover(r.failover)] : []),
     `errors       ${kv(r.errors)}`,
     `generator    ${r.generator.trustworthy ? 'ok' : `NOT TRUSTWORTHY: ${r.generator.reasons.join('; ')}`}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es), busy in ${r.generator.busyIntervals} of ${r.generator.intervals} intervals after ${r.generator.warmupIntervals} warm-up second(s))`,
@@ -41,8 +49,14 @@ export function formatSummary(r: LoadReport): string {
 
 /** One line for the summary. */
 export function formatFailover(f: FailoverReport): string {
-  const answered = f.seconds === undefined ? 'the virtual address never answered again' : `${f.to ?? 'the backup'} answering after ${f.seconds.toFixed(2)} s`;
-  const back = f.allReconnectedSeconds === undefined ? `${f.reconnected} of ${f.dropped} back` : `all back after ${f.allReconnectedSeconds.toFixed(1)} s`;
+  const answered =
+    f.seconds === undefined
+      ? 'the virtual address never answered again'
+      : `${f.to ?? 'the backup'} answering after ${f.seconds.toFixed(2)} s`;
+  const back =
+    f.allReconnectedSeconds === undefined
+      ? `${f.reconnected} of ${f.dropped} back`
+      : `all back after ${f.allReconnectedSeconds.toFixed(1)} s`;
   const peak = Math.max(0, ...f.storm.map((p) => p.opensPerSecond));
   return `failover     ${f.fault}: ${f.from} → ${answered}; ${f.dropped} dropped, ${f.refused} handshake(s) refused meanwhile, ${back}; storm peak ${peak} opens/s`;
 }

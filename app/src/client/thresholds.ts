@@ -19,9 +19,19 @@ export const THRESHOLD_METRICS: Record<string, (r: MeasuredReport) => number> = 
   'messages.sent': (r) => r.messages.sent,
   'messages.received': (r) => r.messages.received,
   'messages.lost': (r) => r.messages.lost,
-  ...Object.fromEntries((['delivered', 'crossReplica', 'duplicated', 'reordered', 'recovered', 'unrecoverable', 'publishRetries'] as const).map((k) => [`delivery.${k}`, (r: MeasuredReport) => r.delivery[k]])),
+  ...Object.fromEntries(
+    (['delivered', 'crossReplica', 'duplicated', 'reordered', 'recovered', 'unrecoverable', 'publishRetries'] as const).map((k) => [
+      `delivery.${k}`,
+      (r: MeasuredReport) => r.delivery[k],
+    ]),
+  ),
   // Without a broker nothing is owed: NaN fails every comparison, so the threshold cannot pass by default.
-  ...Object.fromEntries((['published', 'expected', 'lost'] as const).map((k) => [`delivery.${k}`, (r: MeasuredReport) => (r.delivery.accounted ? r.delivery[k] : NaN)])),
+  ...Object.fromEntries(
+    (['published', 'expected', 'lost'] as const).map((k) => [
+      `delivery.${k}`,
+      (r: MeasuredReport) => (r.delivery.accounted ? r.delivery[k] : NaN),
+    ]),
+  ),
   ...Object.fromEntries(
     (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
       (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: MeasuredReport) => r.latency[h][p]]),

@@ -51,7 +51,13 @@ export class Timeline {
       reported().every((x) => x.seq >= this.nextSeq || x.done) &&
       reported().some((x) => x.seq >= this.nextSeq)
     ) {
-      this.sample(Math.max(...reported().filter((x) => x.seq >= this.nextSeq).map((x) => x.intervalMs)));
+      this.sample(
+        Math.max(
+          ...reported()
+            .filter((x) => x.seq >= this.nextSeq)
+            .map((x) => x.intervalMs),
+        ),
+      );
       this.nextSeq++;
     }
   }

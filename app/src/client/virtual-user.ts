@@ -165,7 +165,8 @@ export class VirtualUser {
       // Cut off by the run's end while connecting (ws: "closed before the connection was established").
       const kind = this.active ? classifyHandshakeError(error) : UNFINISHED;
       // The first of a kind nobody has named yet is shown as it came, so it can be named.
-      if (kind === 'other' && !ctx.stats.errors.has('other')) console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
+      if (kind === 'other' && !ctx.stats.errors.has('other'))
+        console.error(`unclassified handshake error: ${(error as Error & { code?: string }).code ?? ''} ${error.message}`);
       fail(kind);
     };
 
@@ -177,7 +178,10 @@ export class VirtualUser {
   }
 
   /** The WebSocket (TLS, then the HTTP upgrade) over a TCP connection that is up. */
-  private upgrade(tcp: Socket, attempt: { t0: number; tTcp: number; fail(kind: string): void; failWith(error: Error): void; release(): void }): void {
+  private upgrade(
+    tcp: Socket,
+    attempt: { t0: number; tTcp: number; fail(kind: string): void; failWith(error: Error): void; release(): void },
+  ): void {
     const { ctx } = this;
     const { t0, tTcp, fail, failWith, release } = attempt;
     const { target, profile } = ctx;
@@ -185,14 +189,22 @@ export class VirtualUser {
     const { keyParam } = profile;
     const url = keyParam ? `${ctx.url}${ctx.url.includes('?') ? '&' : '?'}${keyParam}=${this.index}` : ctx.url;
     const ws = new WebSocket(url, {
-      perMessageDeflate: profile.compression ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 } : false,
+      perMessageDeflate: profile.compression
+        ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 }
+        : false,
       // What is left of the connect budget after TCP.
       handshakeTimeout: Math.max(1, profile.connectTimeoutMs - (tTcp - t0)),
       ca: ctx.ca,
       rejectUnauthorized: !ctx.insecure,
       createConnection: ((options: ConnectionOptions) => {
         if (!target.secure) return tcp;
-        const tls = tlsConnect({ ...options, socket: tcp, servername: target.servername, secureContext: ctx.secureContext, session: this.tlsSession });
+        const tls = tlsConnect({
+          ...options,
+          socket: tcp,
+          servername: target.servername,
+          secureContext: ctx.secureContext,
+          session: this.tlsSession,
+        });
         tls.on('session', (session: Buffer) => (this.tlsSession = session));
         tls.once('secureConnect', () => {
           tTls = performance.now();
@@ -299,7 +311,8 @@ export class VirtualUser {
       case 'subscribed':
         if (message.recovered === true) stats.counters.recovered++;
         else if (message.recovered === false) stats.counters.unrecoverable++;
-        if (message.recovered !== true && typeof message.offset === 'number' && typeof message.epoch === 'string') this.startWindow(message.topic, message.offset, message.epoch);
+        if (message.recovered !== true && typeof message.offset === 'number' && typeof message.epoch === 'string')
+          this.startWindow(message.topic, message.offset, message.epoch);
         return;
       case 'error': {
         stats.counters.serverErrors++;
@@ -333,7 +346,8 @@ export class VirtualUser {
   private afterHello(): void {
     const { profile } = this.ctx;
     // After a reconnect, from where it left off: the replica replays what was missed (with a broker).
-    if (profile.topics > 0) this.send({ type: 'subscribe', topic: `t${this.index % profile.topics}`, ...(this.position ? { since: this.position } : {}) });
+    if (profile.topics > 0)
+      this.send({ type: 'subscribe', topic: `t${this.index % profile.topics}`, ...(this.position ? { since: this.position } : {}) });
     if (!this.ctx.isSender(this.index)) return;
     if (profile.messageRate > 0) this.schedule(profile.messageRate, (due) => this.sendEcho(due));
     if (this.ctx.publishRatePerSender > 0 && profile.topics > 0) this.schedule(this.ctx.publishRatePerSender, () => this.publish());
@@ -346,14 +360,17 @@ export class VirtualUser {
     // A random phase, so senders do not fire in lockstep.
     let due = performance.now() + Math.random() * meanMs;
     const arm = (slot: number) => {
-      const timer = setTimeout(() => {
-        if (!this.isOpen) return;
-        // Timers may fire a fraction of a millisecond before a fractional due time; a message
-        // is never "due" later than it is actually sent.
-        fire(performance.timeOrigin + Math.min(due, performance.now()));
-        due += gap();
-        arm(slot);
-      }, Math.max(0, due - performance.now()));
+      const timer = setTimeout(
+        () => {
+          if (!this.isOpen) return;
+          // Timers may fire a fraction of a millisecond before a fractional due time; a message
+          // is never "due" later than it is actually sent.
+          fire(performance.timeOrigin + Math.min(due, performance.now()));
+          due += gap();
+          arm(slot);
+        },
+        Math.max(0, due - performance.now()),
+      );
       this.sendTimers[slot] = timer;
     };
     arm(this.sendTimers.length);

@@ -1,5 +1,16 @@
 import { connect } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, JetStreamApiError, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiError,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
 import type { BrokerConfig } from '../topology';
 import { parseJson } from '../shared/json';
 import type { ServerMessage } from '../shared/protocol';
@@ -155,7 +166,11 @@ export class JetStreamBroker {
     private readonly log: Logger,
   ) {
     this.delivered = startAfter;
-    this.recent = new RecentDeliveries(startAfter, { perTopic: Math.min(RECENT_PER_TOPIC, config.historyPerTopic), maxTopics: RECENT_TOPICS, maxBytes: config.recentBytes });
+    this.recent = new RecentDeliveries(startAfter, {
+      perTopic: Math.min(RECENT_PER_TOPIC, config.historyPerTopic),
+      maxTopics: RECENT_TOPICS,
+      maxBytes: config.recentBytes,
+    });
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') this.isConnected = false;
@@ -231,7 +246,11 @@ export class JetStreamBroker {
     // would be unknown; refused here, nothing goes out and the answer is certain.
     if (!this.isConnected) throw new BrokerUnavailableError('the broker is disconnected');
     try {
-      const ack = await this.js.publish(this.subject(topic), JSON.stringify(notification), id === undefined ? {} : { msgID: dedupeKey(topic, id) });
+      const ack = await this.js.publish(
+        this.subject(topic),
+        JSON.stringify(notification),
+        id === undefined ? {} : { msgID: dedupeKey(topic, id) },
+      );
       return { offset: ack.seq, duplicate: ack.duplicate };
     } catch (error) {
       throw publishFailure(error);
@@ -296,7 +315,10 @@ export class JetStreamBroker {
   private restartConsumer(): void {
     if (this.restarting) return;
     this.restarting = true;
-    this.log.warn({ offset: this.delivered, lag: this.lagNow }, 'broker consumer stalled behind the stream; starting a new one from where it was');
+    this.log.warn(
+      { offset: this.delivered, lag: this.lagNow },
+      'broker consumer stalled behind the stream; starting a new one from where it was',
+    );
     const old = this.messages;
     void Promise.resolve(old?.close())
       .catch(() => undefined)

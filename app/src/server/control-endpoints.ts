@@ -32,7 +32,6 @@ export interface ControlTarget {
   readonly log: Logger;
 }
 
-
 /**
  * The control endpoints (shared/control.ts), on the replica's own port. nginx proxies only the
  * WebSocket path and the publish API, and Docker does not publish the port, but anything on the
@@ -52,20 +51,30 @@ export async function serveControl(req: IncomingMessage, pathname: string, reply
       return undefined;
     }
     const parsed = schema.safeParse(body.value);
-    if (!parsed.success) return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
+    if (!parsed.success)
+      return void json(400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
     return parsed.data;
   };
   switch (pathname) {
     case CONTROL_PATHS.connections: {
       const counts = target.counts();
-      return json(200, { replica: target.replicaId, connections: target.connections(), retired: counts.retired, shedding: counts.shedding, draining: target.draining() } satisfies ConnectionsReport);
+      return json(200, {
+        replica: target.replicaId,
+        connections: target.connections(),
+        retired: counts.retired,
+        shedding: counts.shedding,
+        draining: target.draining(),
+      } satisfies ConnectionsReport);
     }
     case CONTROL_PATHS.proxyWorkers: {
       const a = await post(proxyWorkersAnnouncementSchema);
       if (!a) return;
       const scheduled = target.draining() ? 0 : target.retire(a);
       const { retiredWorkers } = target.counts();
-      target.log.info({ proxy: a.proxy, workers: a.workers, scheduled, retiredWorkers, shedAfterMs: a.shedAfterMs, windowMs: a.windowMs }, 'proxy reloaded: connections of retired workers scheduled for 1001');
+      target.log.info(
+        { proxy: a.proxy, workers: a.workers, scheduled, retiredWorkers, shedAfterMs: a.shedAfterMs, windowMs: a.windowMs },
+        'proxy reloaded: connections of retired workers scheduled for 1001',
+      );
       return json(200, { scheduled, retiredWorkers } satisfies AnnouncementReply);
     }
     case CONTROL_PATHS.shed: {
@@ -73,7 +82,10 @@ export async function serveControl(req: IncomingMessage, pathname: string, reply
       if (!r) return;
       const scheduled = target.draining() ? 0 : target.shed(r.count, r.windowMs);
       target.capUntil(r.holdAtMost, Date.now() + r.capForMs);
-      target.log.info({ asked: r.count, scheduled, windowMs: r.windowMs, holdAtMost: r.holdAtMost }, 'rebalance: connections scheduled for 1001');
+      target.log.info(
+        { asked: r.count, scheduled, windowMs: r.windowMs, holdAtMost: r.holdAtMost },
+        'rebalance: connections scheduled for 1001',
+      );
       return json(200, { scheduled } satisfies ShedReply);
     }
     default:

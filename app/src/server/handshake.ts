@@ -2,7 +2,15 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../topology';
 
-export const REJECT_REASONS = ['path', 'draining', 'capacity', 'rebalancing', 'origin', 'compression_required', 'invalid_handshake'] as const;
+export const REJECT_REASONS = [
+  'path',
+  'draining',
+  'capacity',
+  'rebalancing',
+  'origin',
+  'compression_required',
+  'invalid_handshake',
+] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** HTTP status for each refusal; 503s carry Retry-After so a client (or nginx) tries elsewhere. */

@@ -17,7 +17,10 @@ export type BodyProblem = 'too_large' | 'not_json' | 'too_deep' | 'aborted';
  * left to read it. The bytes are decoded once, at the end, so a character split between two
  * chunks stays whole.
  */
-export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<{ ok: true; value: unknown } | { ok: false; problem: BodyProblem; message: string }> {
+export async function readJsonBody(
+  req: IncomingMessage,
+  limitBytes: number,
+): Promise<{ ok: true; value: unknown } | { ok: false; problem: BodyProblem; message: string }> {
   const chunks: Buffer[] = [];
   let bytes = 0;
   try {

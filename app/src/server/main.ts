@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   // An invalid variable is a ConfigError naming it: exit 2 (shared/exit.ts).
   const settings = fromServerEnv(process.env);
   const brokerConfig = fromBrokerEnv(process.env);
-  const broker = brokerConfig ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel)) : undefined;
+  const broker = brokerConfig
+    ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel))
+    : undefined;
   const apiKey = readKey(settings.apiKeyFile, SERVER_ENV.apiKeyFile);
   const controlKey = readKey(process.env[CONTROL_KEY_ENV], CONTROL_KEY_ENV);
   const { server, log } = createReplica(settings, { broker, apiKey, controlKey });
@@ -64,7 +66,8 @@ function readKey(file: string | undefined, variable: string): string | undefined
   } catch (error) {
     throw new ConfigError('server environment', [{ field: variable, rule: `cannot read ${file}: ${(error as Error).message}` }]);
   }
-  if (key.length < 16) throw new ConfigError('server environment', [{ field: variable, rule: `${file} must hold a key of at least 16 characters` }]);
+  if (key.length < 16)
+    throw new ConfigError('server environment', [{ field: variable, rule: `${file} must hold a key of at least 16 characters` }]);
   return key;
 }
 

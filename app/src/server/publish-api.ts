@@ -20,7 +20,6 @@ export interface PublishApiTarget {
   publish(n: { topic: string; data: unknown; id?: string | number }): Promise<PublishResult>;
 }
 
-
 /**
  * POST /api/publish {topic, data, id?} with `Authorization: Bearer <key>`, for backends. Answers
  * 202 once the publication is stored (with its offset; without a broker, delivered on this
@@ -41,24 +40,40 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
   const read = await readJsonBody(req, limit);
   if (!read.ok) {
     if (read.problem === 'aborted') return; // the client left mid-body: nobody to answer
-    if (read.problem === 'too_large') return refuse(413, '(body)', `larger than ${limit} bytes (data up to the message limit, ${target.maxMessageBytes} bytes, plus the envelope)`);
+    if (read.problem === 'too_large')
+      return refuse(
+        413,
+        '(body)',
+        `larger than ${limit} bytes (data up to the message limit, ${target.maxMessageBytes} bytes, plus the envelope)`,
+      );
     return refuse(400, '(body)', read.message);
   }
   const body = read.value;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return refuse(400, '(body)', 'must be a JSON object {topic, data, id?}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return refuse(400, '(body)', 'must be a JSON object {topic, data, id?}');
   const { topic, data, id } = body as Record<string, unknown>;
   if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) return refuse(400, 'topic', `must match ${TOPIC_PATTERN}`);
   if (data === undefined) return refuse(400, 'data', 'is required (any JSON value)');
-  if (id !== undefined && !(typeof id === 'number' || (typeof id === 'string' && id.length > 0 && id.length <= 128))) return refuse(400, 'id', 'must be a number or a string of 1 to 128 characters');
-  if (Buffer.byteLength(JSON.stringify(data)) > target.maxMessageBytes) return refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`);
+  if (id !== undefined && !(typeof id === 'number' || (typeof id === 'string' && id.length > 0 && id.length <= 128)))
+    return refuse(400, 'id', 'must be a number or a string of 1 to 128 characters');
+  if (Buffer.byteLength(JSON.stringify(data)) > target.maxMessageBytes)
+    return refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`);
   try {
     const result = await target.publish({ topic, data, id: id as string | number | undefined });
     return json(202, { topic, ...(id === undefined ? {} : { id }), ...result });
   } catch (error) {
-    if (error instanceof BrokerUnavailableError) return json(503, { error: BROKER_ERROR_CODE, message: 'the broker refused it: nothing was stored; retry' }, { 'Retry-After': '1' });
+    if (error instanceof BrokerUnavailableError)
+      return json(503, { error: BROKER_ERROR_CODE, message: 'the broker refused it: nothing was stored; retry' }, { 'Retry-After': '1' });
     if (error instanceof BrokerOutcomeUnknownError) {
-      const retry = id === undefined ? 'a retry may store it twice: send an id to make retries safe' : 'retry with the same id: it is stored at most once';
-      return json(504, { error: BROKER_UNKNOWN_CODE, message: `the broker did not answer in time; it may be stored; ${retry}` }, { 'Retry-After': '1' });
+      const retry =
+        id === undefined
+          ? 'a retry may store it twice: send an id to make retries safe'
+          : 'retry with the same id: it is stored at most once';
+      return json(
+        504,
+        { error: BROKER_UNKNOWN_CODE, message: `the broker did not answer in time; it may be stored; ${retry}` },
+        { 'Retry-After': '1' },
+      );
     }
     throw error;
   }

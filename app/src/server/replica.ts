@@ -14,8 +14,19 @@ export interface Replica {
  * process entry point, the tests and the benchmarks all build replicas here. `logLevel`
  * overrides the settings' ('silent' for tests and benchmarks).
  */
-export function createReplica(settings: ServerSettings, options: { logLevel?: string; broker?: JetStreamBroker; apiKey?: string; controlKey?: string } = {}): Replica {
+export function createReplica(
+  settings: ServerSettings,
+  options: { logLevel?: string; broker?: JetStreamBroker; apiKey?: string; controlKey?: string } = {},
+): Replica {
   const log = createLogger(settings.replicaId, options.logLevel ?? settings.logLevel);
   const metrics = createMetrics(settings.replicaId);
-  return { server: new NotificationServer(settings, log, metrics, { broker: options.broker, apiKey: options.apiKey, controlKey: options.controlKey }), log, metrics };
+  return {
+    server: new NotificationServer(settings, log, metrics, {
+      broker: options.broker,
+      apiKey: options.apiKey,
+      controlKey: options.controlKey,
+    }),
+    log,
+    metrics,
+  };
 }

@@ -3,7 +3,17 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { parseProxyWorker, PROXY_WORKER_HEADER } from '../shared/control';
-import { BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE, CloseCode, nowMs, parseClientMessage, REQUEST_TIMEOUT_MS, type ErrorCode, type ServerMessage, type SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
+import {
+  BROKER_ERROR_CODE,
+  BROKER_UNKNOWN_CODE,
+  CloseCode,
+  nowMs,
+  parseClientMessage,
+  REQUEST_TIMEOUT_MS,
+  type ErrorCode,
+  type ServerMessage,
+  type SUBSCRIPTION_LIMIT_CODES,
+} from '../shared/protocol';
 import type { ServerConfig } from '../topology';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
@@ -174,7 +184,8 @@ export class NotificationServer {
         return reply(500, 'metrics unavailable\n');
       }
     }
-    if (pathname === this.settings.path) return reply(426, 'this endpoint speaks WebSocket: send an Upgrade request\n', { Upgrade: 'websocket' });
+    if (pathname === this.settings.path)
+      return reply(426, 'this endpoint speaks WebSocket: send an Upgrade request\n', { Upgrade: 'websocket' });
     return reply(404, 'not found\n');
   }
 
@@ -187,7 +198,11 @@ export class NotificationServer {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (error) => this.log.debug({ err: error }, 'socket error during handshake'));
     const cap = this.rebalanceCap && this.rebalanceCap.until > Date.now() ? this.rebalanceCap.limit : undefined;
-    const reason = checkHandshake(req, this.settings, { draining: this.draining, load: this.peers.size + this.pendingHandshakes, rebalanceCap: cap });
+    const reason = checkHandshake(req, this.settings, {
+      draining: this.draining,
+      load: this.peers.size + this.pendingHandshakes,
+      rebalanceCap: cap,
+    });
     if (reason) return this.refuse(socket, reason);
 
     this.pendingHandshakes++;
@@ -250,7 +265,10 @@ export class NotificationServer {
     // ws has already closed the connection with the matching code (1009 / 1007).
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
       this.metrics.oversizeMessages.inc();
-      this.log.warn({ connection: peer.id, limit: this.settings.maxMessageBytes }, 'oversize message, closed with 1009 (suspected DoS attempt)');
+      this.log.warn(
+        { connection: peer.id, limit: this.settings.maxMessageBytes },
+        'oversize message, closed with 1009 (suspected DoS attempt)',
+      );
     } else if (error.code === 'WS_ERR_INVALID_UTF8') {
       this.metrics.invalidUtf8.inc();
       this.log.warn({ connection: peer.id }, 'invalid UTF-8 in a text message, closed with 1007');
@@ -286,7 +304,8 @@ export class NotificationServer {
         return;
       case 'subscribe': {
         // A second subscribe (with `since` or not) would replay again, or reset the position.
-        if (peer.topics.has(message.topic)) return this.malformed(peer, 'already_subscribed', `already subscribed to ${message.topic}; unsubscribe first`);
+        if (peer.topics.has(message.topic))
+          return this.malformed(peer, 'already_subscribed', `already subscribed to ${message.topic}; unsubscribe first`);
         const limit = this.subscriptionLimit(peer);
         if (limit) {
           this.metrics.subscriptionRejections.inc({ limit: limit.code });
@@ -425,7 +444,10 @@ export class NotificationServer {
       this.metrics.brokerPublishSeconds.observe((performance.now() - started) / 1000);
       return duplicate ? { offset, duplicate } : { offset };
     } catch (error) {
-      this.log.warn({ err: error, topic: n.topic, outcome: error instanceof BrokerOutcomeUnknownError ? 'unknown' : 'not stored' }, 'the broker did not acknowledge a publication');
+      this.log.warn(
+        { err: error, topic: n.topic, outcome: error instanceof BrokerOutcomeUnknownError ? 'unknown' : 'not stored' },
+        'the broker did not acknowledge a publication',
+      );
       throw error;
     }
   }
@@ -433,8 +455,13 @@ export class NotificationServer {
   /** The cap a new subscription of this peer would pass, if any (the subscription is then refused). */
   private subscriptionLimit(peer: Peer): { code: (typeof SUBSCRIPTION_LIMIT_CODES)[number]; message: string } | undefined {
     const { maxSubscriptionsPerConnection: perConnection, maxSubscriptionsPerReplica: perReplica } = this.settings;
-    if (peer.topics.size >= perConnection) return { code: 'too_many_subscriptions', message: `a connection may hold ${perConnection} subscriptions` };
-    if (this.topics.size >= perReplica) return { code: 'replica_subscriptions_full', message: `this replica holds its limit of ${perReplica} subscriptions; try again later` };
+    if (peer.topics.size >= perConnection)
+      return { code: 'too_many_subscriptions', message: `a connection may hold ${perConnection} subscriptions` };
+    if (this.topics.size >= perReplica)
+      return {
+        code: 'replica_subscriptions_full',
+        message: `this replica holds its limit of ${perReplica} subscriptions; try again later`,
+      };
     return undefined;
   }
 
@@ -486,7 +513,10 @@ export class NotificationServer {
   private closeSlowConsumer(peer: Peer): void {
     const { ws } = peer;
     this.metrics.slowConsumerCloses.inc();
-    this.log.warn({ connection: peer.id, unsent: peer.out.unsent, limit: this.settings.sendBufferLimitBytes }, 'slow consumer, closing with 1008');
+    this.log.warn(
+      { connection: peer.id, unsent: peer.out.unsent, limit: this.settings.sendBufferLimitBytes },
+      'slow consumer, closing with 1008',
+    );
     peer.out.drop();
     ws.close(CloseCode.policyViolation, 'slow consumer');
     const graceMs = this.settings.writeTimeoutMs;
@@ -609,4 +639,3 @@ function shuffle<T>(items: T[]): T[] {
   }
   return items;
 }
-

@@ -108,7 +108,10 @@ export class Shedding<P extends Sheddable> {
    * moves the reload's waiting connections up). Only `maxStaleGenerations` reload waves may
    * wait; older ones start at once.
    */
-  retire(peers: Iterable<P>, a: { proxy: string; workers: number[]; shedAfterMs: number; windowMs: number; maxStaleGenerations: number }): number {
+  retire(
+    peers: Iterable<P>,
+    a: { proxy: string; workers: number[]; shedAfterMs: number; windowMs: number; maxStaleGenerations: number },
+  ): number {
     const current = new Set(a.workers);
     const wave = new Wave<P>('reload', a.shedAfterMs, a.windowMs, (p, w) => this.fired(p, w));
     const pids = this.retired.get(a.proxy) ?? new Map<number, Wave<P>>();

@@ -20,7 +20,11 @@ export function nginxDuration(ms: number): string {
 
 /** Renders milliseconds as a Prometheus duration (1m, 5s, 250ms), the largest whole unit. */
 export function prometheusDuration(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`;
   }
   return ms === 0 ? '0s' : `${ms}ms`;

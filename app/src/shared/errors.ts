@@ -6,9 +6,7 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly problems: { field: string; rule: string }[],
   ) {
-    super(
-      `invalid ${source}:\n${problems.map((p) => `  - ${p.field}: ${p.rule}`).join('\n')}`,
-    );
+    super(`invalid ${source}:\n${problems.map((p) => `  - ${p.field}: ${p.rule}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 

@@ -109,7 +109,10 @@ export const loadProfileSchema = z
      * Query parameter carrying each simulated client's stable id (?client=17), for balancing
      * that hashes on a key (nginx `hash $arg_client`); absent: no query.
      */
-    keyParam: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).optional(),
+    keyParam: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/)
+      .optional(),
     /** Worker processes; 0 picks one per ~15,000 connections. */
     workers: z.number().int().min(0).max(64).default(0),
     /**

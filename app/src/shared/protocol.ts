@@ -52,7 +52,16 @@ export type ServerMessage =
    */
   | { type: 'published'; topic: string; id?: number | string; delivered?: number; offset?: number }
   /** `offset` and `epoch` come with a broker (see server/broker.ts); `replica` is where it was published. */
-  | { type: 'notification'; topic: string; data: unknown; id?: number | string; ts?: number; replica: string; offset?: number; epoch?: string }
+  | {
+      type: 'notification';
+      topic: string;
+      data: unknown;
+      id?: number | string;
+      ts?: number;
+      replica: string;
+      offset?: number;
+      epoch?: string;
+    }
   /** `id` names the publication an error answers (broker_unavailable, broker_outcome_unknown), so the client can retry it. */
   | { type: 'error'; code: ErrorCode; message: string; id?: number | string };
 
@@ -74,7 +83,11 @@ export const BROKER_ERROR_CODE = 'broker_unavailable';
 export const BROKER_UNKNOWN_CODE = 'broker_outcome_unknown';
 /** The publish errors after which a retry with the same id is the client's move. */
 export const PUBLISH_RETRY_CODES: readonly string[] = [BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE];
-export type ErrorCode = (typeof ERROR_CODES)[number] | (typeof SUBSCRIPTION_LIMIT_CODES)[number] | typeof BROKER_ERROR_CODE | typeof BROKER_UNKNOWN_CODE;
+export type ErrorCode =
+  | (typeof ERROR_CODES)[number]
+  | (typeof SUBSCRIPTION_LIMIT_CODES)[number]
+  | typeof BROKER_ERROR_CODE
+  | typeof BROKER_UNKNOWN_CODE;
 
 /**
  * A topic: dot-separated names of letters, digits, `_`, `:` and `-`, 128 characters at most. No
@@ -110,7 +123,14 @@ export function parseClientMessage(text: string): ParseResult {
       }
       if (m.type === 'subscribe' && m.since !== undefined) {
         const since = m.since as Record<string, unknown> | null;
-        if (typeof since !== 'object' || since === null || !Number.isSafeInteger(since.offset) || (since.offset as number) < 0 || typeof since.epoch !== 'string' || since.epoch.length > 64) {
+        if (
+          typeof since !== 'object' ||
+          since === null ||
+          !Number.isSafeInteger(since.offset) ||
+          (since.offset as number) < 0 ||
+          typeof since.epoch !== 'string' ||
+          since.epoch.length > 64
+        ) {
           return fail('invalid_field', 'subscribe.since must be {offset: a whole number ≥ 0, epoch: a string}');
         }
         return { ok: true, message: { type: 'subscribe', topic: m.topic, since: { offset: since.offset as number, epoch: since.epoch } } };
@@ -122,7 +142,10 @@ export function parseClientMessage(text: string): ParseResult {
       }
       if (m.id !== undefined && !isId(m.id)) return fail('invalid_field', 'publish.id must be a number or a short string');
       if (m.ts !== undefined && typeof m.ts !== 'number') return fail('invalid_field', 'publish.ts must be a number');
-      return { ok: true, message: { type: 'publish', topic: m.topic, data: m.data, id: m.id as number | string | undefined, ts: m.ts as number | undefined } };
+      return {
+        ok: true,
+        message: { type: 'publish', topic: m.topic, data: m.data, id: m.id as number | string | undefined, ts: m.ts as number | undefined },
+      };
     default:
       return fail('unknown_type', `unknown message type ${JSON.stringify(m.type)}`);
   }

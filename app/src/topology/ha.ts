@@ -119,9 +119,15 @@ export function haProblems(
   const problems: [string[], string][] = [];
   const priorities = haPriorities(ha);
   if (priorities.length !== ha.proxies) problems.push([['proxy', 'ha', 'priorities'], `needs one priority per proxy (${ha.proxies})`]);
-  if (new Set(priorities).size !== priorities.length) problems.push([['proxy', 'ha', 'priorities'], `must be distinct (${priorities.join(', ')}): the highest starts as MASTER`]);
-  if (!ha.virtualAddress) problems.push([['proxy', 'ha', 'virtualAddress'], 'is required with proxy.ha.enabled: the one address clients use']);
-  if (ha.stopDrainMs >= ha.check.fall * ha.check.intervalMs) problems.push([['proxy', 'ha', 'stopDrainMs'], `must be shorter than the check's demotion (fall ${ha.check.fall} × intervalMs ${ha.check.intervalMs}): the address would move before the clients were asked to`]);
+  if (new Set(priorities).size !== priorities.length)
+    problems.push([['proxy', 'ha', 'priorities'], `must be distinct (${priorities.join(', ')}): the highest starts as MASTER`]);
+  if (!ha.virtualAddress)
+    problems.push([['proxy', 'ha', 'virtualAddress'], 'is required with proxy.ha.enabled: the one address clients use']);
+  if (ha.stopDrainMs >= ha.check.fall * ha.check.intervalMs)
+    problems.push([
+      ['proxy', 'ha', 'stopDrainMs'],
+      `must be shorter than the check's demotion (fall ${ha.check.fall} × intervalMs ${ha.check.intervalMs}): the address would move before the clients were asked to`,
+    ]);
   const subnet = network.subnet ? parseCidr(network.subnet) : undefined;
   const subnetName = fields.subnet.join('.');
   if (!subnet) {
@@ -132,11 +138,22 @@ export function haProblems(
   if (!ha.virtualAddress) return problems;
   const vip = ipv4ToInt(ha.virtualAddress);
   const broadcast = subnet.base + 2 ** (32 - subnet.prefix) - 1;
-  if (!cidrContains(subnet, vip)) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is outside ${subnetName} ${network.subnet}`]);
-  else if (vip === subnet.base || vip === broadcast) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is the subnet's network or broadcast address`]);
-  else if (vip === subnet.base + 1) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is the network's gateway (its first address)`]);
+  if (!cidrContains(subnet, vip))
+    problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is outside ${subnetName} ${network.subnet}`]);
+  else if (vip === subnet.base || vip === broadcast)
+    problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is the subnet's network or broadcast address`]);
+  else if (vip === subnet.base + 1)
+    problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is the network's gateway (its first address)`]);
   if (!fields.ipRange) return problems;
-  if (!range) problems.push([fields.ipRange, 'is required with proxy.ha.enabled: containers get addresses there, and the virtual address must stay outside it']);
-  else if (cidrContains(range, vip)) problems.push([['proxy', 'ha', 'virtualAddress'], `${ha.virtualAddress} is inside ${fields.ipRange.join('.')} ${network.ipRange}, where containers get their addresses`]);
+  if (!range)
+    problems.push([
+      fields.ipRange,
+      'is required with proxy.ha.enabled: containers get addresses there, and the virtual address must stay outside it',
+    ]);
+  else if (cidrContains(range, vip))
+    problems.push([
+      ['proxy', 'ha', 'virtualAddress'],
+      `${ha.virtualAddress} is inside ${fields.ipRange.join('.')} ${network.ipRange}, where containers get their addresses`,
+    ]);
   return problems;
 }

@@ -35,17 +35,12 @@ export const OFFLINE_BASE_IMAGES = {
  * experiments (REPLICAS=5). Throws a ConfigError naming each bad field and its rule; nothing is
  * synthesized or deployed from an invalid topology.
  */
-export function defineTopology(
-  input: Partial<TopologyInput> = {},
-  env: Record<string, string | undefined> = {},
-): Topology {
+export function defineTopology(input: Partial<TopologyInput> = {}, env: Record<string, string | undefined> = {}): Topology {
   const merged: Record<string, unknown> = { replicas: DEFAULT_REPLICAS, ...input };
   const replicas = env.REPLICAS;
   if (replicas !== undefined && replicas !== '') {
     if (!/^\s*-?\d+\s*$/.test(replicas)) {
-      throw new ConfigError('topology', [
-        { field: 'replicas', rule: `REPLICAS="${replicas}" is not a whole number (use 1 to 64)` },
-      ]);
+      throw new ConfigError('topology', [{ field: 'replicas', rule: `REPLICAS="${replicas}" is not a whole number (use 1 to 64)` }]);
     }
     merged.replicas = Number(replicas);
   }

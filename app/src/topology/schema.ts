@@ -50,7 +50,12 @@ export const serverSchema = z
     /** Seed: write deadline 15 s per send. */
     writeTimeoutMs: positiveMs.default(15_000),
     /** Seed: read limit 64 KiB ("DoS protection"); larger messages close with 1009. */
-    maxMessageBytes: z.number().int().min(125).max(64 * MiB).default(64 * KiB),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(125)
+      .max(64 * MiB)
+      .default(64 * KiB),
     /** permessage-deflate: off, offered (negotiated when the client asks) or required (seed: 400 without it). */
     compression: z.enum(COMPRESSION_MODES).default('offered'),
     /** A slow consumer whose unsent bytes pass this bound is closed (like Centrifugo's client queue). */
@@ -85,7 +90,10 @@ export const balancingSchema = z
      */
     strategy: z.enum(STRATEGIES).default('least_conn'),
     /** Key for the hash strategy, an nginx variable expression such as $arg_client or $cookie_sid. */
-    hashKey: z.string().regex(/\$[a-z_][a-z0-9_]*/, 'must contain an nginx variable such as $arg_client').optional(),
+    hashKey: z
+      .string()
+      .regex(/\$[a-z_][a-z0-9_]*/, 'must contain an nginx variable such as $arg_client')
+      .optional(),
     /** Ketama consistent hashing for the hash strategy: scaling moves few keys. */
     consistent: z.boolean().default(true),
     /** Passive health: a replica failing this many times within failTimeoutMs is skipped for that long. */
@@ -156,7 +164,10 @@ export const proxySchema = z
     httpsPort: port.default(443),
     httpPort: port.default(80),
     /** The nginx release the config targets; directives only some releases know are gated on it. */
-    nginxVersion: z.string().regex(/^\d+\.\d+(\.\d+)?$/, 'must be a version such as 1.30 or 1.22.1').default('1.30'),
+    nginxVersion: z
+      .string()
+      .regex(/^\d+\.\d+(\.\d+)?$/, 'must be a version such as 1.30 or 1.22.1')
+      .default('1.30'),
     /** Seed: 90 s, "a margin so a packet delayed 5–10 s does not get the connection cut with 1006". */
     readTimeoutMs: positiveMs.default(90_000),
     sendTimeoutMs: positiveMs.default(90_000),
@@ -272,7 +283,10 @@ export const monitoringSchema = z
     /** Rule evaluation interval. */
     evaluationIntervalMs: z.number().int().min(1_000).max(300_000).default(5_000),
     /** How long Prometheus keeps samples (a Prometheus duration such as 15d). */
-    retention: z.string().regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d or 12h').default('7d'),
+    retention: z
+      .string()
+      .regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d or 12h')
+      .default('7d'),
     /** Host ports; published on 127.0.0.1 only: the monitoring UIs are not for the internet. */
     prometheusPort: port.default(9090),
     grafanaPort: port.default(3000),
@@ -302,13 +316,22 @@ export const brokerSchema = z
     /** Off: fan-out stays per replica (a publication reaches only the publishing replica's subscribers). */
     enabled: z.boolean().default(true),
     /** Server URLs the replicas connect to: the stack's own broker container by default (the local topology uses its own nats-server). */
-    urls: z.array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port')).min(1).default([`nats://${BROKER_CONTAINER}:${BROKER_CLIENT_PORT}`]),
+    urls: z
+      .array(z.string().regex(/^nats:\/\/[^\s/]+$/, 'must be nats://host:port'))
+      .min(1)
+      .default([`nats://${BROKER_CONTAINER}:${BROKER_CLIENT_PORT}`]),
     /** Host port (127.0.0.1 only) of the broker container's monitoring endpoint (/healthz, /varz, /jsz). */
     monitoringPort: port.default(8222),
     /** The JetStream stream holding every topic's history. */
-    stream: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('WS_NOTIFICATIONS'),
+    stream: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .default('WS_NOTIFICATIONS'),
     /** Publications of topic T go to subject `<prefix>.T`. */
-    subjectPrefix: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).default('notify'),
+    subjectPrefix: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,31}$/)
+      .default('notify'),
     /** History kept per topic: this many messages (max_msgs_per_subject) ... */
     historyPerTopic: z.number().int().min(1).max(1_000_000).default(1_000),
     /** ... and none older than this (max_age). */
@@ -333,7 +356,10 @@ export const brokerSchema = z
 export const topologySchema = z
   .object({
     /** Stack and resource name prefix. */
-    name: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/).default('ws-notifications'),
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{1,40}$/)
+      .default('ws-notifications'),
     replicas: z
       .number({ error: 'must be a whole number from 1 to 64' })
       .int('must be a whole number from 1 to 64')
@@ -362,14 +388,17 @@ export const topologySchema = z
   })
   .strict()
   .superRefine((t, ctx) => {
-    const issue = (path: (string | number)[], message: string) =>
-      ctx.addIssue({ code: 'custom', path, message });
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     const { server, proxy, load } = t;
-    const ha = t.target === 'swarm' ? haProblems(proxy.ha, { subnet: t.swarm.nodeSubnet }, { subnet: ['swarm', 'nodeSubnet'] }) : haProblems(proxy.ha, t.network);
+    const ha =
+      t.target === 'swarm'
+        ? haProblems(proxy.ha, { subnet: t.swarm.nodeSubnet }, { subnet: ['swarm', 'nodeSubnet'] })
+        : haProblems(proxy.ha, t.network);
     for (const [path, message] of ha) issue(path, message);
     if (t.network.ipRange && t.network.subnet) {
       const [subnet, range] = [parseCidr(t.network.subnet)!, parseCidr(t.network.ipRange)!];
-      if (range.prefix < subnet.prefix || !cidrContains(subnet, range.base)) issue(['network', 'ipRange'], `must lie inside network.subnet ${t.network.subnet}`);
+      if (range.prefix < subnet.prefix || !cidrContains(subnet, range.base))
+        issue(['network', 'ipRange'], `must lie inside network.subnet ${t.network.subnet}`);
     }
     if (t.network.ipRange && !t.network.subnet) issue(['network', 'ipRange'], 'needs network.subnet');
     if (proxy.publishApi && server.apiKeyFile === undefined) {
@@ -377,20 +406,35 @@ export const topologySchema = z
     }
 
     if (server.pongTimeoutMs <= server.pingIntervalMs) {
-      issue(['server', 'pongTimeoutMs'], `must exceed server.pingIntervalMs (${server.pingIntervalMs}) or every peer is dropped before it can answer`);
+      issue(
+        ['server', 'pongTimeoutMs'],
+        `must exceed server.pingIntervalMs (${server.pingIntervalMs}) or every peer is dropped before it can answer`,
+      );
     }
     const leastTimeout = server.pingIntervalMs + proxy.timeoutMarginMs;
     if (proxy.readTimeoutMs < leastTimeout) {
-      issue(['proxy', 'readTimeoutMs'], `must be at least server.pingIntervalMs + proxy.timeoutMarginMs = ${leastTimeout} ms, or Nginx cuts idle WebSockets (1006) between pings`);
+      issue(
+        ['proxy', 'readTimeoutMs'],
+        `must be at least server.pingIntervalMs + proxy.timeoutMarginMs = ${leastTimeout} ms, or Nginx cuts idle WebSockets (1006) between pings`,
+      );
     }
     if (proxy.sendTimeoutMs < leastTimeout) {
-      issue(['proxy', 'sendTimeoutMs'], `must be at least server.pingIntervalMs + proxy.timeoutMarginMs = ${leastTimeout} ms (pongs are the only upstream writes of an idle client)`);
+      issue(
+        ['proxy', 'sendTimeoutMs'],
+        `must be at least server.pingIntervalMs + proxy.timeoutMarginMs = ${leastTimeout} ms (pongs are the only upstream writes of an idle client)`,
+      );
     }
     if (server.writeTimeoutMs >= server.pongTimeoutMs) {
-      issue(['server', 'writeTimeoutMs'], `must be below server.pongTimeoutMs (${server.pongTimeoutMs}) so a stuck write is noticed before the heartbeat gives up`);
+      issue(
+        ['server', 'writeTimeoutMs'],
+        `must be below server.pongTimeoutMs (${server.pongTimeoutMs}) so a stuck write is noticed before the heartbeat gives up`,
+      );
     }
     if (server.drainWindowMs >= server.drainDeadlineMs) {
-      issue(['server', 'drainWindowMs'], `must be below server.drainDeadlineMs (${server.drainDeadlineMs}) so every client gets its 1001 before the exit`);
+      issue(
+        ['server', 'drainWindowMs'],
+        `must be below server.drainDeadlineMs (${server.drainDeadlineMs}) so every client gets its 1001 before the exit`,
+      );
     }
     if (proxy.balancing.strategy === 'hash' && !proxy.balancing.hashKey) {
       issue(['proxy', 'balancing', 'hashKey'], 'is required when the strategy is hash (for example $arg_client)');
@@ -399,7 +443,10 @@ export const topologySchema = z
       issue(['proxy', 'balancing', 'hashKey'], `only applies to the hash strategy, not ${proxy.balancing.strategy}`);
     }
     if (proxy.shutdownTimeoutMs < proxy.reload.shedWindowMs + proxy.reload.marginMs) {
-      issue(['proxy', 'shutdownTimeoutMs'], `must be at least proxy.reload.shedWindowMs + proxy.reload.marginMs = ${proxy.reload.shedWindowMs + proxy.reload.marginMs} ms, or nginx cuts retired workers' WebSockets (1006) before the replicas have closed them`);
+      issue(
+        ['proxy', 'shutdownTimeoutMs'],
+        `must be at least proxy.reload.shedWindowMs + proxy.reload.marginMs = ${proxy.reload.shedWindowMs + proxy.reload.marginMs} ms, or nginx cuts retired workers' WebSockets (1006) before the replicas have closed them`,
+      );
     }
     if (proxy.httpPort === proxy.httpsPort) {
       issue(['proxy', 'httpPort'], 'must differ from proxy.httpsPort');
@@ -409,10 +456,16 @@ export const topologySchema = z
     const needed = 2 * proxy.targetConnections;
     const workerConnections = proxy.workerConnections ?? derivedWorkerConnections(proxy);
     if (workerConnections * proxy.workerProcesses < needed + NGINX_FD_SLACK * proxy.workerProcesses) {
-      issue(['proxy', 'workerConnections'], `${workerConnections} × ${proxy.workerProcesses} workers must cover 2 × proxy.targetConnections (${needed}) plus ${NGINX_FD_SLACK} slack per worker`);
+      issue(
+        ['proxy', 'workerConnections'],
+        `${workerConnections} × ${proxy.workerProcesses} workers must cover 2 × proxy.targetConnections (${needed}) plus ${NGINX_FD_SLACK} slack per worker`,
+      );
     }
     if (workerConnections + NGINX_FD_SLACK > proxy.maxOpenFiles) {
-      issue(['proxy', 'workerProcesses'], `${proxy.workerProcesses} workers need ${workerConnections} connections each, above proxy.maxOpenFiles (${proxy.maxOpenFiles}) minus slack: raise workerProcesses or maxOpenFiles`);
+      issue(
+        ['proxy', 'workerProcesses'],
+        `${proxy.workerProcesses} workers need ${workerConnections} connections each, above proxy.maxOpenFiles (${proxy.maxOpenFiles}) minus slack: raise workerProcesses or maxOpenFiles`,
+      );
     }
 
     // The load job must fit what the proxy and the servers admit.
@@ -421,34 +474,55 @@ export const topologySchema = z
       issue(['load', 'stages'], `peak of ${peak} connections exceeds proxy.targetConnections (${proxy.targetConnections})`);
     }
     if (t.replicas >= 1 && peak > server.maxConnections * t.replicas) {
-      issue(['load', 'stages'], `peak of ${peak} connections exceeds server.maxConnections × replicas (${server.maxConnections * t.replicas})`);
+      issue(
+        ['load', 'stages'],
+        `peak of ${peak} connections exceeds server.maxConnections × replicas (${server.maxConnections * t.replicas})`,
+      );
     }
     const addresses = Math.max(1, load.sourceAddresses.length);
     if (proxy.limits.connectionsPerAddress > 0 && peak > proxy.limits.connectionsPerAddress * addresses) {
-      issue(['load', 'stages'], `peak of ${peak} connections from ${addresses} source address(es) exceeds proxy.limits.connectionsPerAddress (${proxy.limits.connectionsPerAddress}) per address`);
+      issue(
+        ['load', 'stages'],
+        `peak of ${peak} connections from ${addresses} source address(es) exceeds proxy.limits.connectionsPerAddress (${proxy.limits.connectionsPerAddress}) per address`,
+      );
     }
     const rate = peakRampRate(load);
     if (proxy.limits.handshakesPerSecond > 0 && rate > proxy.limits.handshakesPerSecond * addresses) {
-      issue(['load', 'stages'], `ramp rate of ${rate}/s from ${addresses} source address(es) exceeds proxy.limits.handshakesPerSecond (${proxy.limits.handshakesPerSecond}) per address`);
+      issue(
+        ['load', 'stages'],
+        `ramp rate of ${rate}/s from ${addresses} source address(es) exceeds proxy.limits.handshakesPerSecond (${proxy.limits.handshakesPerSecond}) per address`,
+      );
     }
-    if (load.payload.kind === 'fixed' ? load.payload.bytes > server.maxMessageBytes - 256 : load.payload.max > server.maxMessageBytes - 256) {
+    if (
+      load.payload.kind === 'fixed' ? load.payload.bytes > server.maxMessageBytes - 256 : load.payload.max > server.maxMessageBytes - 256
+    ) {
       issue(['load', 'payload'], `payloads must stay below server.maxMessageBytes (${server.maxMessageBytes}) minus 256 bytes of envelope`);
     }
     if (server.compression === 'required' && !load.compression) {
       issue(['load', 'compression'], 'must be true when server.compression is required, or every handshake is refused');
     }
     if (t.broker.enabled && t.broker.dedupeWindowMs > t.broker.historyMaxAgeMs) {
-      issue(['broker', 'dedupeWindowMs'], `must not exceed broker.historyMaxAgeMs (${t.broker.historyMaxAgeMs}): JetStream refuses a duplicate window longer than the stream's max age`);
+      issue(
+        ['broker', 'dedupeWindowMs'],
+        `must not exceed broker.historyMaxAgeMs (${t.broker.historyMaxAgeMs}): JetStream refuses a duplicate window longer than the stream's max age`,
+      );
     }
     if (t.target === 'swarm') {
       if (proxy.ha.enabled && proxy.ha.virtualAddress && t.swarm.publicNames.includes(proxy.ha.virtualAddress)) {
-        issue(['proxy', 'ha', 'virtualAddress'], `${proxy.ha.virtualAddress} is one of swarm.publicNames (a node's own address): the pair needs an address no node has`);
+        issue(
+          ['proxy', 'ha', 'virtualAddress'],
+          `${proxy.ha.virtualAddress} is one of swarm.publicNames (a node's own address): the pair needs an address no node has`,
+        );
       }
-      if (t.network.subnet || t.network.ipRange) issue(['network', 'subnet'], 'is not used on the swarm target: Swarm allocates the overlay\'s addresses');
+      if (t.network.subnet || t.network.ipRange)
+        issue(['network', 'subnet'], "is not used on the swarm target: Swarm allocates the overlay's addresses");
     }
     const servers = t.target === 'swarm' ? t.swarm.brokerNodes : 1;
     if (t.broker.enabled && streamReplicas(t) > servers) {
-      issue(['broker', 'streamReplicas'], `${streamReplicas(t)} copies need as many nats-servers; the ${t.target} target runs ${servers}${t.target === 'swarm' ? ' (swarm.brokerNodes)' : ''}`);
+      issue(
+        ['broker', 'streamReplicas'],
+        `${streamReplicas(t)} copies need as many nats-servers; the ${t.target} target runs ${servers}${t.target === 'swarm' ? ' (swarm.brokerNodes)' : ''}`,
+      );
     }
     if (server.compression === 'off' && load.compression) {
       issue(['load', 'compression'], 'cannot be true when server.compression is off');
@@ -469,12 +543,20 @@ export const topologySchema = z
     }
     if (monitoring.enabled) {
       if (monitoring.evaluationIntervalMs < monitoring.scrapeIntervalMs) {
-        issue(['monitoring', 'evaluationIntervalMs'], `must be at least monitoring.scrapeIntervalMs (${monitoring.scrapeIntervalMs}): rules cannot see samples faster than they are scraped`);
+        issue(
+          ['monitoring', 'evaluationIntervalMs'],
+          `must be at least monitoring.scrapeIntervalMs (${monitoring.scrapeIntervalMs}): rules cannot see samples faster than they are scraped`,
+        );
       }
       if (monitoring.loadMetricsPort === server.port) {
         issue(['monitoring', 'loadMetricsPort'], `must differ from server.port (${server.port})`);
       }
-      const names = [proxy.containerName, monitoring.prometheusContainerName, monitoring.exporterContainerName, monitoring.grafanaContainerName];
+      const names = [
+        proxy.containerName,
+        monitoring.prometheusContainerName,
+        monitoring.exporterContainerName,
+        monitoring.grafanaContainerName,
+      ];
       if (new Set(names).size !== names.length) {
         issue(['monitoring'], `container names must be distinct: ${names.join(', ')}`);
       }
@@ -482,7 +564,11 @@ export const topologySchema = z
   });
 
 /** Copies of the broker's stream: as set, or the target's default (see brokerSchema.streamReplicas). */
-export function streamReplicas(t: { target: Target; broker: Pick<BrokerConfig, 'streamReplicas'>; swarm: Pick<SwarmConfig, 'brokerNodes'> }): number {
+export function streamReplicas(t: {
+  target: Target;
+  broker: Pick<BrokerConfig, 'streamReplicas'>;
+  swarm: Pick<SwarmConfig, 'brokerNodes'>;
+}): number {
   return t.broker.streamReplicas ?? (t.target === 'swarm' ? Math.min(SWARM_STREAM_REPLICAS, t.swarm.brokerNodes) : 1);
 }
 
@@ -520,7 +606,10 @@ export function reloadShedDelayMs(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' |
  * - client_header_timeout: the TLS handshake and the upgrade request of a peer that stalls
  *   (slowloris) are cut just as soon.
  */
-export function nginxClientTimeouts(server: Pick<ServerConfig, 'writeTimeoutMs'>): { sendTimeoutMs: number; clientHeaderTimeoutMs: number } {
+export function nginxClientTimeouts(server: Pick<ServerConfig, 'writeTimeoutMs'>): {
+  sendTimeoutMs: number;
+  clientHeaderTimeoutMs: number;
+} {
   return { sendTimeoutMs: server.writeTimeoutMs, clientHeaderTimeoutMs: server.writeTimeoutMs };
 }
 

@@ -77,17 +77,33 @@ function kindOf(field: FieldDef): string {
  * variable is typed after its field's type (a list, a number, or text), under any default or
  * optional wrapper; a bad value is a ConfigError naming the variable.
  */
-function fromEnv<S extends z.ZodObject>(schema: S, table: Table, env: Record<string, string | undefined>, extra: Record<string, unknown> = {}): z.infer<S> {
+function fromEnv<S extends z.ZodObject>(
+  schema: S,
+  table: Table,
+  env: Record<string, string | undefined>,
+  extra: Record<string, unknown> = {},
+): z.infer<S> {
   const raw: Record<string, unknown> = { ...extra };
   for (const [key, name] of Object.entries(table)) {
     const text = env[name];
     if (text === undefined || text === '') continue;
     const kind = kindOf(schema.shape[key] as unknown as FieldDef);
-    raw[key] = kind === 'array' ? text.split(',').map((s) => s.trim()).filter(Boolean) : kind === 'number' ? Number(text) : text;
+    raw[key] =
+      kind === 'array'
+        ? text
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : kind === 'number'
+          ? Number(text)
+          : text;
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError('server environment', result.error.issues.map((i) => ({ field: table[String(i.path[0])] ?? String(i.path[0]), rule: i.message })));
+    throw new ConfigError(
+      'server environment',
+      result.error.issues.map((i) => ({ field: table[String(i.path[0])] ?? String(i.path[0]), rule: i.message })),
+    );
   }
   return result.data;
 }

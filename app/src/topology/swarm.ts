@@ -39,8 +39,14 @@ export const swarmSchema = z
      * With proxy.ha: the nodes' own network (a.b.c.d/n), where the keepalived pair's virtual
      * address lives (outside every node's address), and the interface on each node that carries it.
      */
-    nodeSubnet: z.string().refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 block such as 10.1.0.0/24').optional(),
-    vrrpInterface: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name (at most 15 characters)').default('eth0'),
+    nodeSubnet: z
+      .string()
+      .refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 block such as 10.1.0.0/24')
+      .optional(),
+    vrrpInterface: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name (at most 15 characters)')
+      .default('eth0'),
     /** Where the pair's keepalived may run, in Swarm's constraint syntax (say `node.labels.edge == true`); anywhere by default. */
     vrrpPlacement: z.array(z.string().min(1)).default([]),
   })

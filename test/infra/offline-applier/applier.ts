@@ -73,7 +73,25 @@ const SHAPES: Record<string, Shape> = {
   docker_image: { ...values('name', 'keep_locally', 'triggers'), build: values('context', 'dockerfile', 'build_args', 'label') },
   terraform_data: { ...values('input', 'triggers_replace', 'provisioner', 'depends_on'), lifecycle: values('replace_triggered_by') },
   docker_container: {
-    ...values('name', 'image', 'command', 'env', 'sysctls', 'restart', 'stop_signal', 'stop_timeout', 'destroy_grace_seconds', 'wait', 'wait_timeout', 'attach', 'logs', 'must_run', 'rm', 'user', 'depends_on'),
+    ...values(
+      'name',
+      'image',
+      'command',
+      'env',
+      'sysctls',
+      'restart',
+      'stop_signal',
+      'stop_timeout',
+      'destroy_grace_seconds',
+      'wait',
+      'wait_timeout',
+      'attach',
+      'logs',
+      'must_run',
+      'rm',
+      'user',
+      'depends_on',
+    ),
     labels: LABELS,
     networks_advanced: values('name', 'aliases'),
     ports: values('internal', 'external', 'ip'),
@@ -100,7 +118,8 @@ const NO_REPLACE = new Set(['depends_on', 'lifecycle', 'wait', 'wait_timeout', '
 
 const ns = (text: string) => parseDuration(text) * 1e6;
 const labelsOf = (list: { label: string; value: string }[] = []) => Object.fromEntries(list.map((l) => [l.label, l.value]));
-const canonical = (v: unknown): string => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
 
 export interface ApplyReport {
   created: string[];
@@ -112,7 +131,10 @@ export interface ApplyReport {
 
 export class ApplyError extends Error {
   /** Attributes of a resource that was created but failed afterwards (Terraform taints it). */
-  constructor(message: string, readonly partial?: Json) {
+  constructor(
+    message: string,
+    readonly partial?: Json,
+  ) {
     super(message);
   }
 }
@@ -135,24 +157,28 @@ export class OfflineApplier {
   /** Checks the whole document before touching anything. */
   validate(doc: Json): void {
     for (const key of Object.keys(doc)) {
-      if (!['//', 'terraform', 'provider', 'resource', 'output', 'moved'].includes(key)) throw new UnsupportedError(`top-level block "${key}" is not supported`);
+      if (!['//', 'terraform', 'provider', 'resource', 'output', 'moved'].includes(key))
+        throw new UnsupportedError(`top-level block "${key}" is not supported`);
     }
     for (const m of (doc.moved ?? []) as Json[]) {
       for (const k of Object.keys(m)) if (!['from', 'to'].includes(k)) throw new UnsupportedError(`moved.${k} is not supported`);
       const [fromType] = String(m.from).split('.');
       const [toType, toName] = String(m.to).split('.');
-      if (!/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(m.from) || !/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(m.to)) throw new UnsupportedError(`moved ${m.from} -> ${m.to}: only plain resource addresses are supported`);
+      if (!/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(m.from) || !/^[a-z_]+\.[A-Za-z0-9_-]+$/.test(m.to))
+        throw new UnsupportedError(`moved ${m.from} -> ${m.to}: only plain resource addresses are supported`);
       if (fromType !== toType) throw new UnsupportedError(`moved ${m.from} -> ${m.to}: a resource cannot change its type`);
       if (!doc.resource?.[toType]?.[toName]) throw new UnsupportedError(`moved ${m.from} -> ${m.to}: ${m.to} is not in the configuration`);
     }
     for (const [key, value] of Object.entries(doc.terraform ?? {})) {
       if (key === 'required_providers') {
-        for (const name of Object.keys(value as Json)) if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
+        for (const name of Object.keys(value as Json))
+          if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
       } else if (key !== 'backend') throw new UnsupportedError(`terraform.${key} is not supported`);
     }
     for (const [name, configs] of Object.entries(doc.provider ?? {})) {
       if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
-      for (const c of configs as Json[]) for (const k of Object.keys(c)) if (k !== 'host') throw new UnsupportedError(`provider.docker.${k} is not supported`);
+      for (const c of configs as Json[])
+        for (const k of Object.keys(c)) if (k !== 'host') throw new UnsupportedError(`provider.docker.${k} is not supported`);
     }
     for (const [type, resources] of Object.entries(doc.resource ?? {})) {
       const shape = SHAPES[type];
@@ -167,7 +193,8 @@ export class OfflineApplier {
             for (const p of value as Json[]) {
               for (const [kind, body] of Object.entries(p)) {
                 if (kind !== 'local-exec') throw new UnsupportedError(`${where}: provisioner ${kind} is not supported`);
-                for (const k of Object.keys(body as Json)) if (!['command', 'environment'].includes(k)) throw new UnsupportedError(`${where}: local-exec.${k} is not supported`);
+                for (const k of Object.keys(body as Json))
+                  if (!['command', 'environment'].includes(k)) throw new UnsupportedError(`${where}: local-exec.${k} is not supported`);
               }
             }
           }
@@ -214,7 +241,12 @@ export class OfflineApplier {
       const triggeredBy = (config.lifecycle?.replace_triggered_by ?? []).map((r: string) => r.split('.').slice(0, 2).join('.'));
       let action: 'create' | 'replace' | 'update' | 'keep' = 'create';
       if (old) {
-        const forcing = (c: Json) => canonical(Object.fromEntries(Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (type !== 'terraform_data' || k === 'triggers_replace'))));
+        const forcing = (c: Json) =>
+          canonical(
+            Object.fromEntries(
+              Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (type !== 'terraform_data' || k === 'triggers_replace')),
+            ),
+          );
         action = forcing(old.config) !== forcing(resolved) || triggeredBy.some((t: string) => changed.has(t)) ? 'replace' : 'keep';
         // The provider updates a service in place (a rolling update, or a new replica count), as Swarm does.
         if (action === 'replace' && type === 'docker_service' && old.config.name === resolved.name) action = 'update';
@@ -258,7 +290,8 @@ export class OfflineApplier {
         changed.add(address);
         (action === 'create' ? report.created : report.replaced).push(address);
         for (const c of config.lifecycle?.postcondition ?? []) {
-          if (!evaluateSelfCondition(c.condition, attrs, address)) throw new ApplyError(`${address}: postcondition failed: ${c.error_message}`);
+          if (!evaluateSelfCondition(c.condition, attrs, address))
+            throw new ApplyError(`${address}: postcondition failed: ${c.error_message}`);
         }
       } catch (error) {
         if (error instanceof ApplyError && error.partial) {
@@ -276,8 +309,18 @@ export class OfflineApplier {
       await this.destroyOne(address, entry);
     }
     // Resources that left the configuration go last, dependents first.
-    report.destroyed.push(...(await this.destroyInOrder(state, Object.keys(state).filter((a) => !configs.has(a)))));
-    for (const image of staleImages) if (!image.keep) await this.docker.getImage(image.id).remove().catch(() => undefined);
+    report.destroyed.push(
+      ...(await this.destroyInOrder(
+        state,
+        Object.keys(state).filter((a) => !configs.has(a)),
+      )),
+    );
+    for (const image of staleImages)
+      if (!image.keep)
+        await this.docker
+          .getImage(image.id)
+          .remove()
+          .catch(() => undefined);
 
     for (const [name, output] of Object.entries(doc.output ?? {})) {
       report.outputs[name] = resolve((output as Json).value, (a) => state[a]?.attrs, `output.${name}`);
@@ -330,7 +373,9 @@ export class OfflineApplier {
           Attachable: Boolean(c.attachable),
           Labels: labelsOf(c.labels),
           CheckDuplicate: true,
-          ...(ipam.length ? { IPAM: { Config: ipam.map((i) => ({ Subnet: i.subnet, ...(i.ip_range ? { IPRange: i.ip_range } : {}) })) } } : {}),
+          ...(ipam.length
+            ? { IPAM: { Config: ipam.map((i) => ({ Subnet: i.subnet, ...(i.ip_range ? { IPRange: i.ip_range } : {}) })) } }
+            : {}),
         });
         return { id: network.id, name: c.name };
       }
@@ -376,10 +421,18 @@ export class OfflineApplier {
       rm: true,
       forcerm: true,
     });
-    const output: Json[] = await new Promise((res, rej) => this.docker.modem.followProgress(stream, (err: Error | null, out: Json[]) => (err ? rej(err) : res(out))));
+    const output: Json[] = await new Promise((res, rej) =>
+      this.docker.modem.followProgress(stream, (err: Error | null, out: Json[]) => (err ? rej(err) : res(out))),
+    );
     const failure = output.find((o) => o.error || o.errorDetail);
     if (failure) {
-      const tail = output.map((o) => o.stream ?? '').join('').trim().split('\n').slice(-8).join('\n');
+      const tail = output
+        .map((o) => o.stream ?? '')
+        .join('')
+        .trim()
+        .split('\n')
+        .slice(-8)
+        .join('\n');
       throw new ApplyError(`${address}: image build failed: ${failure.error ?? failure.errorDetail?.message}\n${tail}`);
     }
     const info = await this.docker.getImage(c.name).inspect();
@@ -388,8 +441,14 @@ export class OfflineApplier {
 
   /** An image the provider would pull: there is no registry here, so it must already be on the engine. */
   private async localImage(address: string, c: Json): Promise<Json> {
-    const info = await this.docker.getImage(c.name).inspect().catch(() => undefined);
-    if (!info) throw new ApplyError(`${address}: image ${c.name} is not on this engine and cannot be pulled here (no registry): build the offline images (scripts/offline-images.sh) and use BASE_IMAGES=offline`);
+    const info = await this.docker
+      .getImage(c.name)
+      .inspect()
+      .catch(() => undefined);
+    if (!info)
+      throw new ApplyError(
+        `${address}: image ${c.name} is not on this engine and cannot be pulled here (no registry): build the offline images (scripts/offline-images.sh) and use BASE_IMAGES=offline`,
+      );
     return { id: info.Id, image_id: info.Id, name: c.name };
   }
 
@@ -412,7 +471,8 @@ export class OfflineApplier {
       HostConfig: {
         PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostIp: p.ip ?? '', HostPort: String(p.external) }]])),
         Binds: (c.volumes ?? []).map((v: Json) => {
-          if ((v.host_path === undefined) === (v.volume_name === undefined)) throw new ApplyError(`${address}: a volume needs exactly one of host_path and volume_name`);
+          if ((v.host_path === undefined) === (v.volume_name === undefined))
+            throw new ApplyError(`${address}: a volume needs exactly one of host_path and volume_name`);
           return `${v.host_path ?? v.volume_name}:${v.container_path}${v.read_only ? ':ro' : ''}`;
         }),
         Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
@@ -424,7 +484,8 @@ export class OfflineApplier {
       },
       NetworkingConfig: networks[0] ? { EndpointsConfig: { [networks[0].name]: { Aliases: networks[0].aliases ?? [] } } } : undefined,
     });
-    for (const extra of networks.slice(1)) await this.docker.getNetwork(extra.name).connect({ Container: container.id, EndpointConfig: { Aliases: extra.aliases ?? [] } });
+    for (const extra of networks.slice(1))
+      await this.docker.getNetwork(extra.name).connect({ Container: container.id, EndpointConfig: { Aliases: extra.aliases ?? [] } });
     await container.start();
     const attrs: Json = { id: container.id, name: c.name };
 
@@ -439,7 +500,8 @@ export class OfflineApplier {
       if (c.wait) await this.waitHealthy(address, container, (c.wait_timeout ?? 60) * 1000);
       const info = await container.inspect();
       attrs.exit_code = info.State.ExitCode;
-      if (c.must_run !== false && !info.State.Running) throw new ApplyError(`${address}: container ${c.name} is not running (exit code ${info.State.ExitCode})`);
+      if (c.must_run !== false && !info.State.Running)
+        throw new ApplyError(`${address}: container ${c.name} is not running (exit code ${info.State.ExitCode})`);
     } catch (error) {
       throw new ApplyError((error as Error).message, attrs);
     }
@@ -459,7 +521,9 @@ export class OfflineApplier {
     }
     const log = (last.State?.Health?.Log ?? []).slice(-1)[0]?.Output?.trim() ?? '';
     const logs = (await container.logs({ stdout: true, stderr: true, tail: 10 }).catch(() => Buffer.from(''))).toString('utf8');
-    throw new ApplyError(`${address}: container ${last.Name?.slice(1)} did not become healthy (state ${last.State?.Status}, health ${last.State?.Health?.Status ?? 'none'}) ${log}\n${logs}`);
+    throw new ApplyError(
+      `${address}: container ${last.Name?.slice(1)} did not become healthy (state ${last.State?.Status}, health ${last.State?.Health?.Status ?? 'none'}) ${log}\n${logs}`,
+    );
   }
 
   private async updateService(address: string, id: string, c: Json): Promise<Json> {
@@ -480,7 +544,10 @@ export class OfflineApplier {
     let replicas = replicasOf(c);
     while (Date.now() < end) {
       // A global service runs one task on every node that takes tasks.
-      if (first(c.mode)?.global) replicas = (await this.docker.listNodes()).filter((n: Json) => n.Status?.State === 'ready' && n.Spec?.Availability === 'active').length;
+      if (first(c.mode)?.global)
+        replicas = (await this.docker.listNodes()).filter(
+          (n: Json) => n.Status?.State === 'ready' && n.Spec?.Availability === 'active',
+        ).length;
       const tasks: Json[] = await this.docker.listTasks({ filters: { service: [id] } });
       const live = tasks.filter((t) => t.DesiredState === 'running');
       running = live.filter((t) => t.Status?.State === 'running').length;
@@ -488,7 +555,10 @@ export class OfflineApplier {
       if (running === replicas && total === replicas) return;
       await sleep(ns(cc.delay ?? '1s') / 1e6);
     }
-    throw new ApplyError(`${address}: service ${c.name} did not converge within ${cc.timeout}: ${running} of ${replicas} task(s) running (${total} desired)`, { id, name: c.name });
+    throw new ApplyError(
+      `${address}: service ${c.name} did not converge within ${cc.timeout}: ${running} of ${replicas} task(s) running (${total} desired)`,
+      { id, name: c.name },
+    );
   }
 
   private async destroyOne(address: string, entry: StateEntry): Promise<void> {
@@ -496,7 +566,10 @@ export class OfflineApplier {
       case 'docker_service': {
         await this.docker.getService(entry.attrs.id).remove().catch(ignoreMissing);
         // Its tasks' containers go asynchronously; the network cannot go before them.
-        await pollWhile(async () => (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length > 0, 30_000);
+        await pollWhile(
+          async () => (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length > 0,
+          30_000,
+        );
         return;
       }
       case 'docker_container': {
@@ -513,7 +586,17 @@ export class OfflineApplier {
             await this.docker.getNetwork(entry.attrs.id).remove();
             // A swarm manager accepts the removal of an overlay still in use and finishes it
             // once the last task has left: gone means gone.
-            await pollWhile(() => this.docker.getNetwork(entry.attrs.id).inspect().then(() => true, () => false), 30_000);
+            await pollWhile(
+              () =>
+                this.docker
+                  .getNetwork(entry.attrs.id)
+                  .inspect()
+                  .then(
+                    () => true,
+                    () => false,
+                  ),
+              30_000,
+            );
             return;
           } catch (error) {
             if ((error as { statusCode?: number }).statusCode === 404) return;
@@ -570,7 +653,14 @@ function serviceSpec(c: Json): Json {
   const container = first(task.container_spec) ?? {};
   const restart = first(task.restart_policy);
   const rollout = (r: Json | undefined) =>
-    r && { Parallelism: r.parallelism, Delay: nsOrUndefined(r.delay), FailureAction: r.failure_action, Monitor: nsOrUndefined(r.monitor), MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio), Order: r.order };
+    r && {
+      Parallelism: r.parallelism,
+      Delay: nsOrUndefined(r.delay),
+      FailureAction: r.failure_action,
+      Monitor: nsOrUndefined(r.monitor),
+      MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio),
+      Order: r.order,
+    };
   const placement = first(task.placement);
   const endpoint = first(c.endpoint_spec);
   // Files from configs and secrets: owner and mode as given (the provider's defaults otherwise: root, 0444).
@@ -592,17 +682,32 @@ function serviceSpec(c: Json): Json {
         Healthcheck: healthcheckSpec(first(container.healthcheck)),
         Configs: (container.configs ?? []).map((f: Json) => ({ ConfigID: f.config_id, ConfigName: f.config_name, File: file(f) })),
         Secrets: (container.secrets ?? []).map((f: Json) => ({ SecretID: f.secret_id, SecretName: f.secret_name, File: file(f) })),
-        Mounts: (container.mounts ?? []).map((m: Json) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: Boolean(m.read_only) })),
+        Mounts: (container.mounts ?? []).map((m: Json) => ({
+          Type: m.type,
+          Source: m.source,
+          Target: m.target,
+          ReadOnly: Boolean(m.read_only),
+        })),
         CapabilityAdd: container.cap_add,
       },
       Networks: (task.networks_advanced ?? []).map((n: Json) => ({ Target: n.name, Aliases: n.aliases })),
-      RestartPolicy: restart && { Condition: restart.condition, Delay: nsOrUndefined(restart.delay), MaxAttempts: restart.max_attempts, Window: nsOrUndefined(restart.window) },
+      RestartPolicy: restart && {
+        Condition: restart.condition,
+        Delay: nsOrUndefined(restart.delay),
+        MaxAttempts: restart.max_attempts,
+        Window: nsOrUndefined(restart.window),
+      },
       Placement: placement && { Constraints: placement.constraints, MaxReplicas: placement.max_replicas },
     },
     Mode: first(c.mode)?.global ? { Global: {} } : { Replicated: { Replicas: replicasOf(c) } },
     EndpointSpec: endpoint && {
       Mode: endpoint.mode,
-      Ports: (endpoint.ports ?? []).map((p: Json) => ({ Protocol: p.protocol ?? 'tcp', TargetPort: p.target_port, PublishedPort: p.published_port, PublishMode: p.publish_mode ?? 'ingress' })),
+      Ports: (endpoint.ports ?? []).map((p: Json) => ({
+        Protocol: p.protocol ?? 'tcp',
+        TargetPort: p.target_port,
+        PublishedPort: p.published_port,
+        PublishMode: p.publish_mode ?? 'ingress',
+      })),
     },
     UpdateConfig: rollout(first(c.update_config)),
     RollbackConfig: rollout(first(c.rollback_config)),
@@ -621,11 +726,16 @@ function stripMeta(config: Json): Json {
 
 function runLocalExec(address: string, body: { command: string; environment?: Record<string, string> }): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('/bin/sh', ['-c', body.command], { env: { ...process.env, ...body.environment }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', body.command], {
+      env: { ...process.env, ...body.environment },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
-    child.on('exit', (code) => (code === 0 ? resolvePromise() : reject(new ApplyError(`${address}: local-exec failed (${code}): ${output.trim()}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolvePromise() : reject(new ApplyError(`${address}: local-exec failed (${code}): ${output.trim()}`)),
+    );
   });
 }
 
@@ -646,4 +756,3 @@ function topoSort(nodes: string[], deps: (n: string) => string[]): string[] {
   for (const n of [...nodes].sort()) visit(n, []);
   return out;
 }
-

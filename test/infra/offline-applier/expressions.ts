@@ -51,7 +51,8 @@ export function resolve(value: unknown, attrs: (address: string) => Record<strin
     const ref = parseReference(value);
     if (!ref) return literal(value);
     const a = attrs(ref.address);
-    if (!a || !(ref.attribute in a)) throw new UnsupportedError(`${where}: ${ref.address}.${ref.attribute} is not known (unsupported attribute or missing resource)`);
+    if (!a || !(ref.attribute in a))
+      throw new UnsupportedError(`${where}: ${ref.address}.${ref.attribute} is not known (unsupported attribute or missing resource)`);
     return a[ref.attribute];
   }
   if (Array.isArray(value)) return value.map((v, i) => resolve(v, attrs, `${where}[${i}]`));
