@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { classifyHandshakeError } from '../../app/src/client/connect-errors';
 import { HandshakeGate } from '../../app/src/client/handshake-gate';
-import { BUSY_SHARE_LIMIT, CPU_LIMIT_PERCENT, GeneratorHealthJudge, LAG_LIMIT_MS } from '../../app/src/client/generator-health';
+import {
+  BUSY_SHARE_LIMIT,
+  CPU_LIMIT_PERCENT,
+  GeneratorHealthJudge,
+  LAG_LIMIT_MS,
+  STARVED_CPU_PERCENT,
+} from '../../app/src/client/generator-health';
 import { openingOf, verdictOf } from '../../app/src/client/report';
 import type { GeneratorHealth } from '../../app/src/client/report-model';
 import type { Snapshot } from '../../app/src/client/runner';
@@ -105,6 +111,13 @@ describe('the generator health', () => {
     assert.equal(h.trustworthy, false);
     assert.equal(h.busyIntervals, allowed + 1);
     assert.match(h.reasons[0], new RegExp(`in ${allowed + 1} of 120 intervals`));
+  });
+  it('says when it lagged with the cores taken by others, and when its own work was the load', () => {
+    const starved = { lag: LAG_LIMIT_MS + 5, cpu: STARVED_CPU_PERCENT - 30 };
+    const own = judged([lagging, busy, busy, calm]);
+    assert.match(own.reasons[0], /use more workers or fewer connections/);
+    const others = judged([starved, starved, busy, calm]);
+    assert.match(others.reasons[0], /in 2 of them it used under 50% CPU: other processes had the cores/);
   });
   it('never judges a short run by a single busy second', () => assert.equal(judged([lagging, calm]).trustworthy, true));
   it("leaves each process's first second (its warm-up) out of the count, but not out of the maxima", () => {

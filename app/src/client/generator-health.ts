@@ -6,6 +6,8 @@ export const LAG_LIMIT_MS = 50;
 export const CPU_LIMIT_PERCENT = 90;
 /** The share of a run's intervals (every process's, each second) that may be busy; and at least 2 must be. */
 export const BUSY_SHARE_LIMIT = 0.1;
+/** A busy interval below this CPU lagged because other processes had the cores, not from its own work. */
+export const STARVED_CPU_PERCENT = 50;
 
 /**
  * Judges whether the load generator itself was the bottleneck, from the event-loop lag and CPU
@@ -22,6 +24,7 @@ export class GeneratorHealthJudge {
   private lagMax = 0;
   private cpuMax = 0;
   private bad = 0;
+  private starved = 0;
   private intervals = 0;
   private warmup = 0;
 
@@ -31,15 +34,21 @@ export class GeneratorHealthJudge {
     this.cpuMax = Math.max(this.cpuMax, s.cpuPercent);
     if (s.seq === 1) return void this.warmup++;
     this.intervals++;
-    if (s.loopLagP99Ms > LAG_LIMIT_MS || s.cpuPercent > CPU_LIMIT_PERCENT) this.bad++;
+    if (s.loopLagP99Ms <= LAG_LIMIT_MS && s.cpuPercent <= CPU_LIMIT_PERCENT) return;
+    this.bad++;
+    if (s.cpuPercent < STARVED_CPU_PERCENT) this.starved++;
   }
 
   verdict(workers: number): GeneratorHealth {
     const reasons: string[] = [];
     const badShare = this.intervals ? this.bad / this.intervals : 0;
     if (this.bad >= 2 && badShare >= BUSY_SHARE_LIMIT) {
+      const advice =
+        this.starved * 2 > this.bad
+          ? `in ${this.starved} of them it used under ${STARVED_CPU_PERCENT}% CPU: other processes had the cores, so give the generator cores of its own`
+          : 'use more workers or fewer connections';
       reasons.push(
-        `event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${this.bad} of ${this.intervals} intervals after the warm-up: use more workers or fewer connections`,
+        `event-loop lag above ${LAG_LIMIT_MS} ms or CPU above ${CPU_LIMIT_PERCENT}% in ${this.bad} of ${this.intervals} intervals after the warm-up: ${advice}`,
       );
     }
     return {
