@@ -9,7 +9,7 @@ import { defineTopology, OFFLINE_BASE_IMAGES, streamReplicas, type Topology } fr
 import { DEFAULT_STAGE } from '../../app/src/shared/profile';
 import { runLoad } from '../../app/src/client/coordinator';
 import { buildReport } from '../../app/src/client/report';
-import { CPU_LIMIT_PERCENT, LAG_LIMIT_MS } from '../../app/src/client/generator-health';
+import { isBusySecond } from '../../app/src/client/generator-health';
 import { ensureTopologyCertificates } from '../../certs/generate';
 import { waitForJob } from '../../control/swarm-job';
 import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
@@ -73,7 +73,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
           publishRate: 10,
           thresholds: ['errors==0', 'closes.unexpected==0'],
           // The job shares this machine's 2 cores with the whole 3-node swarm, so its event loop
-          // lags (55-140 ms) in seconds where it used 13-59% CPU: other processes had the cores.
+          // lags (53-238 ms in five runs) in seconds where it used 13-59% CPU: other processes had the cores.
           // Its latencies are then the lab's, and this test judges counts, not latencies: it is
           // judged by its thresholds and the delivery below, and its generator verdict is printed.
           acceptUntrustworthy: true,
@@ -190,7 +190,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     const job = await waitForJob(manager, LOAD_JOB_NAME, 180_000);
     const load = JSON.parse(readFileSync(join(work, 'reports', REPORT_FILE), 'utf8'));
     const busy = load.timeline
-      .filter((p: any) => p.generatorLagP99Ms > LAG_LIMIT_MS || p.generatorCpuPercent > CPU_LIMIT_PERCENT)
+      .filter((p: any) => isBusySecond(p.generatorLagP99Ms, p.generatorCpuPercent))
       .map((p: any) => `t=${p.t} lag=${p.generatorLagP99Ms} cpu=${p.generatorCpuPercent} open=${p.open}`);
     const judged = { verdict: load.verdict, thresholds: load.thresholds, generator: load.generator, busy };
     console.log(`swarm deploy's load job: ${JSON.stringify(judged)}`);

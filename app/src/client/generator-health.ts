@@ -9,6 +9,11 @@ export const BUSY_SHARE_LIMIT = 0.1;
 /** A busy interval below this CPU lagged because other processes had the cores, not from its own work. */
 export const STARVED_CPU_PERCENT = 50;
 
+/** Whether one process's second was busy: its event loop lagged, or it used nearly all of a core. */
+export function isBusySecond(loopLagP99Ms: number, cpuPercent: number): boolean {
+  return loopLagP99Ms > LAG_LIMIT_MS || cpuPercent > CPU_LIMIT_PERCENT;
+}
+
 /**
  * Judges whether the load generator itself was the bottleneck, from the event-loop lag and CPU
  * each runner reports every second: its latencies then overstate the system's.
@@ -34,7 +39,7 @@ export class GeneratorHealthJudge {
     this.cpuMax = Math.max(this.cpuMax, s.cpuPercent);
     if (s.seq === 1) return void this.warmup++;
     this.intervals++;
-    if (s.loopLagP99Ms <= LAG_LIMIT_MS && s.cpuPercent <= CPU_LIMIT_PERCENT) return;
+    if (!isBusySecond(s.loopLagP99Ms, s.cpuPercent)) return;
     this.bad++;
     if (s.cpuPercent < STARVED_CPU_PERCENT) this.starved++;
   }
