@@ -174,7 +174,7 @@ describe('recovery: subscribe with since (real nats-server)', () => {
       for (let i = from; i < to; i++) publisher.send({ type: 'publish', topic: 'orders', data: { i } });
       for (let i = from; i < to; i++) await publisher.next('published');
     };
-    return { a, b, publisher, publish };
+    return { nats, a, b, publisher, publish };
   }
 
   it('replays what was missed, then goes live: nothing missing, nothing twice', async (t) => {
@@ -222,6 +222,35 @@ describe('recovery: subscribe with since (real nats-server)', () => {
       'from i = 20 to 249, each once, in order',
     );
     assert.equal((await again.next('subscribed')).recovered, true);
+    again.close();
+  });
+
+  it('asks a broker that does not answer again, and recovers once it answers (as while a leader is elected)', async (t) => {
+    const { nats, b, publish } = await setup(t);
+    const first = await TestClient.open(b.url);
+    first.send({ type: 'subscribe', topic: 'orders' });
+    await first.next('subscribed');
+    await publish(0, 5);
+    await eventually(() => notifications(first).length === 5, 5_000, 'five live');
+    const seen = notifications(first)[0];
+    first.close();
+    // A replica that connected after them has none in memory: it must ask the broker.
+    const c = await brokerReplica(nats, 'replica-c');
+    t.after(() => c.server.stop());
+    nats.signal('SIGSTOP');
+    t.after(async () => nats.signal('SIGCONT'));
+    const again = await TestClient.open(c.url);
+    again.send({ type: 'subscribe', topic: 'orders', since: { offset: seen.offset, epoch: seen.epoch } });
+    // The first ask times out (the broker's request timeout); the replica asks again meanwhile.
+    await eventually(async () => (await metricValue(c.metrics.recoveryRetries)) >= 1, 15_000, 'a recovery asked again');
+    nats.signal('SIGCONT');
+    const subscribed = await again.next('subscribed', 15_000);
+    assert.deepEqual({ recovered: subscribed.recovered, replayed: subscribed.replayed }, { recovered: true, replayed: 4 });
+    await eventually(() => notifications(again).length === 4, 5_000, 'the four after it');
+    assert.deepEqual(
+      notifications(again).map((n) => n.data.i),
+      [1, 2, 3, 4],
+    );
     again.close();
   });
 

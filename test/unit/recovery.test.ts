@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mergeAtSeam } from '../../app/src/server/recovery';
+import { askPatiently, mergeAtSeam } from '../../app/src/server/recovery';
 import { RecentDeliveries } from '../../app/src/server/recent-deliveries';
 
 const n = (...offsets: number[]) => offsets.map((offset) => ({ offset }));
@@ -95,5 +95,57 @@ describe('recent deliveries (recoveries from memory)', () => {
     recent.add('a', d(11), 1);
     assert.equal(recent.after('a', 12), undefined);
     assert.equal(recent.after('a', Number.MAX_SAFE_INTEGER), undefined);
+  });
+});
+
+describe('asking a broker that does not answer', () => {
+  const failing = (times: number) => {
+    let calls = 0;
+    return {
+      ask: async () => {
+        if (++calls <= times) throw new Error(`no answer ${calls}`);
+        return calls;
+      },
+      calls: () => calls,
+    };
+  };
+
+  it('asks again until it answers, telling each failure', async () => {
+    const broker = failing(2);
+    const told: boolean[] = [];
+    const answer = await askPatiently(
+      broker.ask,
+      () => true,
+      (_, retrying) => told.push(retrying),
+      10_000,
+    );
+    assert.deepEqual([answer, told], [3, [true, true]]);
+  });
+
+  it('gives up once its patience is spent, or at once when nobody wants the answer any more', async () => {
+    const spent = failing(100);
+    const told: boolean[] = [];
+    assert.equal(
+      await askPatiently(
+        spent.ask,
+        () => true,
+        (_, retrying) => told.push(retrying),
+        1_500,
+      ),
+      undefined,
+    );
+    // Asked at 0, about 1 and 1.5 s: every failure but the last says another ask follows.
+    assert.ok(told.length >= 3 && told.at(-1) === false && told.slice(0, -1).every(Boolean), String(told));
+    const unwanted = failing(100);
+    assert.equal(
+      await askPatiently(
+        unwanted.ask,
+        () => false,
+        () => undefined,
+        10_000,
+      ),
+      undefined,
+    );
+    assert.equal(unwanted.calls(), 1);
   });
 });

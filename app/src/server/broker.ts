@@ -371,6 +371,8 @@ export class JetStreamBroker {
         pending -= got;
       }
       await consumer.delete().catch(() => undefined);
+      // A fetch that came back empty (the stream's leader moving) ended the history short: not complete, asked again.
+      if (pending > 0) throw new Error(`the history of ${topic} stopped ${pending} messages short`);
     }
     const complete = first <= afterOffset + 1 && deliveries.length < this.config.historyPerTopic;
     return { deliveries, complete };

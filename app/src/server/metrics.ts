@@ -184,6 +184,11 @@ export function createMetrics(replica: string) {
       labelNames: ['result'] as const,
       registers: r,
     }),
+    recoveryRetries: new Counter({
+      name: 'ws_recovery_retries_total',
+      help: 'Times a recovery asked the broker again because it did not answer (a leader election, a reconnect, a stall).',
+      registers: r,
+    }),
     recoveryReplayed: new Counter({
       name: 'ws_recovery_replayed_total',
       help: 'Notifications replayed from the broker to recovering subscribers.',

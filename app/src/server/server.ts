@@ -24,7 +24,7 @@ import { BrokerOutcomeUnknownError, notificationOf, type BrokerDelivery, type Je
 import { answerClientError } from './client-error';
 import { PUBLISH_API_PATH, servePublishApi, type PublishResult } from './publish-api';
 import { Outbox } from './outbox';
-import { mergeAtSeam } from './recovery';
+import { askPatiently, mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
 
@@ -395,19 +395,10 @@ export class NotificationServer {
    */
   private async recover(peer: Peer, topic: string, since: { offset: number; epoch: string }): Promise<void> {
     const broker = this.broker!;
-    let replay: Notification[] = [];
-    let recovered = false;
-    let pastEnd = false;
-    try {
-      if (since.epoch === broker.epoch) {
-        const history = await broker.history(topic, since.offset);
-        replay = history.deliveries.map(notificationOf);
-        recovered = history.complete;
-        pastEnd = history.pastEnd === true;
-      }
-    } catch (error) {
-      this.log.warn({ err: error, topic }, 'recovery failed: the broker did not answer');
-    }
+    const history = since.epoch === broker.epoch ? await this.history(peer, topic, since.offset) : undefined;
+    const replay = history?.deliveries.map(notificationOf) ?? [];
+    const recovered = history?.complete === true;
+    const pastEnd = history?.pastEnd === true;
     const held = peer.recovering?.get(topic) ?? [];
     peer.recovering?.delete(topic);
     if (!peer.topics.has(topic)) return; // unsubscribed or closed meanwhile
@@ -424,6 +415,18 @@ export class NotificationServer {
     const out = mergeAtSeam(replay, held, floor);
     for (const n of out) this.send(peer, n);
     this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
+  }
+
+  /** The topic's history after `offset` from the broker, asked again while it does not answer and the peer still wants it. */
+  private history(peer: Peer, topic: string, offset: number) {
+    return askPatiently(
+      () => this.broker!.history(topic, offset),
+      () => peer.topics.has(topic),
+      (error, retrying) => {
+        if (retrying) this.metrics.recoveryRetries.inc();
+        this.log.warn({ err: error, topic }, `recovery: the broker did not answer; ${retrying ? 'asking again' : 'giving up'}`);
+      },
+    );
   }
 
   /** The peer has had the topic up to `offset` of `epoch`: nothing at or below it goes out again. */
