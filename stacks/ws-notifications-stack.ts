@@ -51,23 +51,7 @@ export class WsNotificationsStack extends TerraformStack {
 
     const network = new NotificationNetwork(this, 'network', topology.network);
 
-    const appImage = new LocalImage(this, 'app-image', {
-      name: topology.images.app,
-      context: paths.root,
-      dockerfile: 'app/Dockerfile',
-      buildArgs: { NODE_IMAGE: topology.images.nodeBase },
-      sources: [join(paths.root, 'app'), join(paths.root, 'package-lock.json')],
-      keep: topology.images.keep,
-    });
-    const proxyImage = new LocalImage(this, 'proxy-image', {
-      name: topology.images.proxy,
-      context: join(paths.root, 'nginx'),
-      dockerfile: 'Dockerfile',
-      // The HA pair's proxies also run keepalived (Debian's, installed in the image).
-      buildArgs: { NGINX_IMAGE: topology.images.nginxBase, ...(topology.proxy.ha.enabled ? { WITH_KEEPALIVED: '1' } : {}) },
-      sources: [join(paths.root, 'nginx', 'Dockerfile')],
-      keep: topology.images.keep,
-    });
+    const { appImage, proxyImage } = this.images(topology, paths);
 
     if (topology.broker.enabled) this.broker = new Broker(this, 'broker', { topology, networkName: network.name, labels });
 
@@ -106,19 +90,58 @@ export class WsNotificationsStack extends TerraformStack {
       });
     }
 
-    this.loadJob = new LoadClientJob(this, 'load', {
+    this.loadJob = this.loadClientJob(props, paths, appImage.imageId, network.name, labels);
+
+    this.outputs(topology, paths);
+  }
+
+  /** The load-client job; with monitoring, Prometheus scrapes the run from its first second. */
+  private loadClientJob(
+    props: WsNotificationsStackProps,
+    paths: ReturnType<typeof projectPaths>,
+    imageId: string,
+    networkName: string,
+    labels: Record<string, string>,
+  ): LoadClientJob {
+    const { topology } = props;
+    return new LoadClientJob(this, 'load', {
       topology,
-      imageId: appImage.imageId,
-      networkName: network.name,
+      imageId,
+      networkName,
       caFile: join(paths.certsDir, topology.tls.caCert),
       reportsDir: paths.reportsDir,
       runId: props.loadRunId ?? '1',
       user: props.loadUser,
-      // With monitoring, Prometheus scrapes the run from its first second.
       after: this.monitoring ? [this.proxy.reload, this.monitoring.reload, this.monitoring.exporter] : [this.proxy.reload],
       labels,
     });
+  }
 
+  /** The images built here: the app (server and load client) and the proxy. */
+  private images(topology: Topology, paths: ReturnType<typeof projectPaths>) {
+    const appImage = new LocalImage(this, 'app-image', {
+      name: topology.images.app,
+      context: paths.root,
+      dockerfile: 'app/Dockerfile',
+      buildArgs: { NODE_IMAGE: topology.images.nodeBase },
+      sources: [join(paths.root, 'app'), join(paths.root, 'package-lock.json')],
+      keep: topology.images.keep,
+    });
+    const proxyImage = new LocalImage(this, 'proxy-image', {
+      name: topology.images.proxy,
+      context: join(paths.root, 'nginx'),
+      dockerfile: 'Dockerfile',
+      // The HA pair's proxies also run keepalived (Debian's, installed in the image).
+      buildArgs: { NGINX_IMAGE: topology.images.nginxBase, ...(topology.proxy.ha.enabled ? { WITH_KEEPALIVED: '1' } : {}) },
+      sources: [join(paths.root, 'nginx', 'Dockerfile')],
+      keep: topology.images.keep,
+    });
+
+    return { appImage, proxyImage };
+  }
+
+  /** What `cdktf deploy` prints: the endpoint, the replicas, the load job's report and exit code, the monitoring URLs. */
+  private outputs(topology: Topology, paths: ReturnType<typeof projectPaths>): void {
     new TerraformOutput(this, 'endpoint', {
       // The pair publishes no host port: its virtual address, on the service network.
       value: topology.proxy.ha.enabled

@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { stopGraceMs, tasksOf } from '../../app/src/topology';
+import { stopGraceMs, tasksOf, type Topology } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { containerLabels, healthcheck } from '../container-attributes';
@@ -41,16 +41,7 @@ export class ProxyService extends Construct {
     const certFile = `${PROXY_PATHS.certsDir}/${tls.serverCert}`;
     // Secrets live in memory under /run/secrets.
     const keyFile = `/run/secrets/${tls.serverKey}`;
-    this.config = renderNginxConf(topology, {
-      upstreams: [`${tasksOf(props.serversService)}:${server.port}`],
-      tasks: props.serversService,
-      certFile,
-      keyFile,
-      pidFile: PROXY_PATHS.pid,
-      httpsPort: PROXY_PATHS.httpsPort,
-      httpPort: PROXY_PATHS.httpPort,
-      publicHttpsPort: proxy.httpsPort,
-    });
+    this.config = swarmNginxConf(topology, props.serversService, certFile, keyFile);
     const file = (name: string, content: string, secret = false) =>
       new SwarmFile(this, name, { stem: `${proxy.containerName}-${name}`, content, secret, labels: props.labels });
     const conf = file('conf', this.config);
@@ -96,4 +87,18 @@ export class ProxyService extends Construct {
       dependsOn: props.after,
     });
   }
+}
+
+/** nginx.conf for a swarm node: the servers' tasks by DNS, the proxy's paths inside its container. */
+function swarmNginxConf(topology: Topology, serversService: string, certFile: string, keyFile: string): string {
+  return renderNginxConf(topology, {
+    upstreams: [`${tasksOf(serversService)}:${topology.server.port}`],
+    tasks: serversService,
+    certFile,
+    keyFile,
+    pidFile: PROXY_PATHS.pid,
+    httpsPort: PROXY_PATHS.httpsPort,
+    httpPort: PROXY_PATHS.httpPort,
+    publicHttpsPort: topology.proxy.httpsPort,
+  });
 }

@@ -49,23 +49,10 @@ export class WsNotificationsSwarmStack extends TerraformStack {
     if (topology.target !== 'swarm') throw new Error(`WsNotificationsSwarmStack: topology.target is ${topology.target}, not swarm`);
     const paths = projectPaths(props.root, topology);
     const labels = { 'ws-notifications.stack': topology.name };
-    const pem = (file: string) => {
-      const path = join(paths.certsDir, file);
-      if (!existsSync(path))
-        throw new Error(
-          `${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`,
-        );
-      return readFileSync(path, 'utf8');
-    };
+    const pem = (file: string) => readPem(paths.certsDir, file);
 
     new DockerProvider(this, 'docker', {});
-    const network = new Network(this, 'network', {
-      name: topology.network.name,
-      driver: 'overlay',
-      // Attachable: the tests and an operator's debugging container can join it.
-      attachable: true,
-      labels: [{ label: 'ws-notifications.managed', value: 'true' }],
-    });
+    const network = overlayNetwork(this, topology);
 
     if (topology.broker.enabled) this.broker = new BrokerCluster(this, 'broker', { topology, networkName: network.name, labels });
     // The replicas' control key: the servers check it, the proxies' followers send it.
@@ -104,7 +91,7 @@ export class WsNotificationsSwarmStack extends TerraformStack {
         labels,
         after: [this.proxy.service],
       });
-    if (topology.monitoring.enabled) {
+    if (topology.monitoring.enabled)
       this.monitoring = new MonitoringService(this, 'monitoring', {
         topology,
         networkName: network.name,
@@ -112,19 +99,33 @@ export class WsNotificationsSwarmStack extends TerraformStack {
         loadService: LOAD_JOB_NAME,
         labels,
       });
-    }
-    this.loadJob = new LoadJobService(this, 'load', {
+    this.loadJob = this.loadJobService(props, paths, network.name, labels);
+    this.outputs(topology, paths);
+  }
+
+  /** The load-client job, once the proxies (and Prometheus) run. */
+  private loadJobService(
+    props: WsNotificationsSwarmStackProps,
+    paths: ReturnType<typeof projectPaths>,
+    networkName: string,
+    labels: Record<string, string>,
+  ): LoadJobService {
+    const { topology } = props;
+    return new LoadJobService(this, 'load', {
       topology,
       image: topology.images.app,
-      networkName: network.name,
-      ca: pem(topology.tls.caCert),
+      networkName,
+      ca: readPem(paths.certsDir, topology.tls.caCert),
       reportsDir: paths.reportsDir,
       runId: props.loadRunId ?? '1',
       user: props.loadUser,
       labels,
       after: [this.proxy.service, ...(this.monitoring ? [this.monitoring.service] : [])],
     });
+  }
 
+  /** What `cdktf deploy` prints: the endpoints, the services, the load job's report, Prometheus's port. */
+  private outputs(topology: Topology, paths: ReturnType<typeof projectPaths>): void {
     const { proxy, server, swarm, monitoring } = topology;
     const port = proxy.httpsPort === 443 ? '' : `:${proxy.httpsPort}`;
     const hosts =
@@ -140,4 +141,25 @@ export class WsNotificationsSwarmStack extends TerraformStack {
     new TerraformOutput(this, 'load_report', { value: join(paths.reportsDir, REPORT_FILE) });
     if (monitoring.enabled) new TerraformOutput(this, 'prometheus_port', { value: monitoring.prometheusPort });
   }
+}
+
+/** A certificate or key of the deployment: the swarm target uploads them as configs and secrets. */
+function readPem(certsDir: string, file: string): string {
+  const path = join(certsDir, file);
+  if (!existsSync(path))
+    throw new Error(
+      `${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`,
+    );
+  return readFileSync(path, 'utf8');
+}
+
+/** The services' attachable overlay network. */
+function overlayNetwork(scope: Construct, topology: Topology): Network {
+  return new Network(scope, 'network', {
+    name: topology.network.name,
+    driver: 'overlay',
+    // Attachable: the tests and an operator's debugging container can join it.
+    attachable: true,
+    labels: [{ label: 'ws-notifications.managed', value: 'true' }],
+  });
 }
