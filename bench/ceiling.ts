@@ -23,7 +23,7 @@ import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxErrorLog } from '../nginx/render';
 import { nginxLimitsHit } from '../local/limits';
-import { nginxVersion, startLocalTopology } from '../local/topology';
+import { nginxVersion, startLocalRun } from '../local/run';
 import { cpuBetween, cpuSeconds, machineTicks, rssByPart } from './proc';
 
 const program = new Command('bench:ceiling')
@@ -68,7 +68,7 @@ async function measure(size: number, traffic = false): Promise<Row> {
   console.error(
     `ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`,
   );
-  const local = await startLocalTopology(topology);
+  const local = await startLocalRun(topology);
   const holdEnd = size / DEFAULT_STAGE.rampRate + stage.holdMs / 1000 - 3;
   const [cpuBefore, ticksBefore, t0] = [cpuSeconds(), machineTicks(), performance.now()];
   let [cpuAfter, ticksAfter] = [cpuBefore, ticksBefore];

@@ -12,7 +12,7 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { defineTopology } from '../app/src/topology';
 import { runLoad, workersFor } from '../app/src/client/coordinator';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
-import { nginxVersion, ROOT, startLocalTopology } from '../local/topology';
+import { nginxVersion, ROOT, startLocalRun } from '../local/run';
 
 const program = new Command('bench:client')
   .option('--ws-connections <n>', 'connections per probe over ws://', '3000')
@@ -49,11 +49,11 @@ async function main() {
     proxy: { nginxVersion: version, targetConnections: peak, limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
     load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
   });
-  const local = await startLocalTopology(topology);
+  const local = await startLocalRun(topology);
   const ca = readFileSync(local.caFile);
   // The same topology with an RSA-2048 certificate (kept apart from the ECDSA one).
   const rsaTopology = defineTopology({ ...topology, tls: { ...topology.tls, dir: 'certs/generated-rsa' } });
-  const rsa = await startLocalTopology(rsaTopology, { keyAlgorithm: 'rsa' });
+  const rsa = await startLocalRun(rsaTopology, { keyAlgorithm: 'rsa' });
   const rsaCa = readFileSync(rsa.caFile);
   const wsUrl = `ws://127.0.0.1:${local.replicas[0].port}${topology.server.path}`;
   const rows: string[] = [];

@@ -4,7 +4,7 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { ROOT } from '../local/topology';
+import { ROOT } from '../local/run';
 
 /**
  * `npm run bench:compression`: what permessage-deflate costs the server per connection, for the

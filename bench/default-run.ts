@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import type { LoadReport } from '../app/src/client/report-model';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { DEFAULT_STAGE } from '../app/src/shared/profile';
-import { nginxVersion } from '../local/topology';
+import { nginxVersion } from '../local/run';
 
 const program = new Command('bench:default-run')
   .option('--runs <n>', 'default runs in a row', '3')

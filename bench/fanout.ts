@@ -17,7 +17,7 @@ import { buildReport } from '../app/src/client/report';
 import type { MeasuredReport } from '../app/src/client/report-model';
 import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
-import { nginxVersion, startLocalTopology } from '../local/topology';
+import { nginxVersion, startLocalRun } from '../local/run';
 import { newHistogram, summarize } from '../app/src/client/stats';
 import { cpuBetween, cpuSeconds } from './proc';
 
@@ -79,7 +79,7 @@ async function measure(mode: string, broker: boolean, publishRate: number, reach
     },
   });
   console.error(`fanout: ${mode}: starting the local topology`);
-  const local = await startLocalTopology(topology);
+  const local = await startLocalRun(topology);
   // The hold starts once every user exists (the ramp's asked end); the measured window, once all
   // of them are connected and subscribed (a few seconds after the last opened) to the hold's end.
   const windowEnd = subscribers / rampRate + holdMs / 1000 - 1;

@@ -19,7 +19,7 @@ import { Command } from 'commander';
 import { defineTopology } from '../app/src/topology';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { NGINX_STATUS_PATH } from '../nginx/render';
-import { nginxVersion, startLocalTopology, type LocalTopology } from '../local/topology';
+import { nginxVersion, startLocalRun, type LocalRun } from '../local/run';
 import { processTree, usageOf } from './proc';
 
 const ARTILLERY_VERSION = '2.0.34';
@@ -56,7 +56,7 @@ interface Tool {
   outcome(dir: string, output: string): { opened: number; failed: number } | undefined;
   /** The command for `connections` at `rate`, each held `lifetime` seconds, or why it cannot run here. */
   command(
-    target: LocalTopology,
+    target: LocalRun,
     connections: number,
     rate: number,
     lifetimeSeconds: number,
@@ -64,7 +64,7 @@ interface Tool {
   ): { file: string; args: string[]; env?: Record<string, string> } | { unavailable: string };
 }
 
-async function nginxStatus(target: LocalTopology): Promise<{ active: number; accepts: number }> {
+async function nginxStatus(target: LocalRun): Promise<{ active: number; accepts: number }> {
   const text = await (await fetch(`http://127.0.0.1:${target.httpPort}${NGINX_STATUS_PATH}`)).text();
   const active = Number(/Active connections:\s*(\d+)/.exec(text)?.[1] ?? 0);
   const [accepts] = (/\n\s*(\d+)\s+(\d+)\s+(\d+)/.exec(text) ?? []).slice(1).map(Number);
@@ -73,7 +73,7 @@ async function nginxStatus(target: LocalTopology): Promise<{ active: number; acc
 
 /** Runs one tool and measures it from the outside. */
 async function measure(
-  target: LocalTopology,
+  target: LocalRun,
   run: { file: string; args: string[]; env?: Record<string, string> },
   outcome: (output: string) => Sample['reported'],
 ): Promise<Sample> {
@@ -306,7 +306,7 @@ async function main(): Promise<number> {
     broker: { enabled: false },
     proxy: { nginxVersion: version, targetConnections: Math.max(10_000, large) },
   });
-  const target = await startLocalTopology(topology);
+  const target = await startLocalRun(topology);
   const startedAt = new Date();
   const results: { tool: Tool; samples: Partial<Record<number, Sample>>; unavailable?: string }[] = [];
   try {

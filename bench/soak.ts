@@ -16,7 +16,7 @@ import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { parseFault, scheduleFaults, type FaultSpec } from '../local/faults';
 import type { FaultEvent } from '../app/src/client/faults';
-import { nginxVersion, startLocalTopology } from '../local/topology';
+import { nginxVersion, startLocalRun } from '../local/run';
 
 const program = new Command('bench:soak')
   .option('--connections <n>', 'connections held', '10000')
@@ -52,7 +52,7 @@ async function main(): Promise<number> {
   faults.push(parseFault(`kill-replica:2@${parseDuration(o.killAt) / 1000}s`));
   faults.sort((a, b) => a.atMs - b.atMs);
 
-  const local = await startLocalTopology(topology);
+  const local = await startLocalRun(topology);
   const samples: { t: number; open: number; retiringWorkers: number }[] = [];
   let latest: Progress | undefined;
   const started = Date.now();

@@ -5,7 +5,7 @@ import { announceWorkers } from '../control/reload';
 import { timeUntilAnswering } from './ha';
 import { PROXY_PORTS } from '../nginx/render';
 import { stop } from './processes';
-import type { LocalTopology } from './topology';
+import type { LocalRun } from './run';
 
 /**
  * Faults on demand in the local topology: `--fault KIND[:ARG]@TIME`, each executed for real at
@@ -72,7 +72,7 @@ export function checkFaults(
 }
 
 /** What the load client is told of a fault, before it is executed. */
-export function faultEvent(local: LocalTopology, fault: FaultSpec): FaultEvent {
+export function faultEvent(local: LocalRun, fault: FaultSpec): FaultEvent {
   if (fault.kind === 'kill-replica') return { id: fault.id, kind: fault.kind, replica: local.replicas[fault.replica!].id };
   return PROXY_FAULTS.includes(fault.kind) ? { id: fault.id, kind: fault.kind, cutsAll: true } : { id: fault.id, kind: fault.kind };
 }
@@ -82,7 +82,7 @@ export function faultEvent(local: LocalTopology, fault: FaultSpec): FaultEvent {
  * acts, so the closes it causes are attributed to it. `failed()` says whether one could not act.
  */
 export function scheduleFaults(
-  local: LocalTopology,
+  local: LocalRun,
   faults: FaultSpec[],
   tell: (event: FaultEvent) => Promise<void>,
   log: (line: string) => void,
@@ -105,11 +105,7 @@ export function scheduleFaults(
 }
 
 /** Executes one fault for real; a proxy fault resolves with the failover it caused. */
-export async function executeFault(
-  local: LocalTopology,
-  fault: FaultSpec,
-  log: (line: string) => void,
-): Promise<FailoverMeasure | undefined> {
+export async function executeFault(local: LocalRun, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure | undefined> {
   switch (fault.kind) {
     case 'reload-proxy': {
       const r = await local.reloadProxy();
@@ -136,7 +132,7 @@ export async function executeFault(
 }
 
 /** kill-proxy and stop-proxy: the holder of the virtual address goes, and the failover is timed. */
-async function takeDownProxy(local: LocalTopology, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure> {
+async function takeDownProxy(local: LocalRun, fault: FaultSpec, log: (line: string) => void): Promise<FailoverMeasure> {
   const ha = local.ha;
   if (!ha) throw new Error('no HA pair in this run');
   const holder = ha.holder();

@@ -70,21 +70,21 @@ function holds(namespace: string, address: string): boolean {
 /** The argv prefix that runs a command in a proxy's network and host-name namespaces (its nginx's). */
 const enterProxy = (nginx: Owned) => ['nsenter', '-t', String(nginx.child.pid), '--net', '--uts', '--'];
 
+/** What a pair's proxies are started with: the replicas to balance, the run's files and processes. */
+interface HaPairOptions {
+  upstreams: string[];
+  certFile: string;
+  keyFile: string;
+  ticketKeyFile: string;
+  controlKeyFile: string;
+  runtimeDir: string;
+  own: Own;
+  /** @default 15_000 */
+  timeoutMs?: number;
+}
+
 /** Starts nginx and keepalived in each proxy namespace and waits until one holds the virtual address. */
-export async function startHaPair(
-  topology: Topology,
-  lab: NetnsLab,
-  options: {
-    upstreams: string[];
-    certFile: string;
-    keyFile: string;
-    ticketKeyFile: string;
-    controlKeyFile: string;
-    runtimeDir: string;
-    own: Own;
-    timeoutMs?: number;
-  },
-): Promise<LocalHaPair> {
+export async function startHaPair(topology: Topology, lab: NetnsLab, options: HaPairOptions): Promise<LocalHaPair> {
   const { ha } = topology.proxy;
   if (!ha.enabled || !ha.virtualAddress) throw new Error('startHaPair: proxy.ha is not enabled');
   const virtualAddress = ha.virtualAddress;
@@ -92,73 +92,11 @@ export async function startHaPair(
   for (const [index, name] of proxyNames(topology.proxy).entries()) {
     const ns = lab.namespaces[name];
     if (!ns) throw new Error(`startHaPair: the lab has no namespace for ${name}`);
-    const dir = join(options.runtimeDir, name);
-    mkdirSync(join(dir, 'logs'), { recursive: true });
-    const configFile = join(dir, 'nginx.conf');
-    writeFileSync(
-      configFile,
-      renderNginxConf(topology, {
-        upstreams: options.upstreams,
-        certFile: options.certFile,
-        keyFile: options.keyFile,
-        sessionTicketKeyFile: options.ticketKeyFile,
-        listenAddress: '0.0.0.0',
-        httpsPort: PROXY_PORTS.https,
-        httpPort: PROXY_PORTS.http,
-        runtimeDir: dir,
-      }),
-    );
-    const checkScript = join(dir, 'check.sh');
-    const notifyScript = join(dir, 'notify.sh');
-    const stateFile = join(dir, 'state');
-    writeFileSync(checkScript, renderCheckScript(PROXY_PORTS.http));
-    writeFileSync(notifyScript, renderNotifyScript({ proxy: name, stateFile, metricFile: join(dir, 'vrrp.prom') }));
-    chmodSync(checkScript, 0o755);
-    chmodSync(notifyScript, 0o755);
-    const keepalivedConf = join(dir, 'keepalived.conf');
-    writeFileSync(keepalivedConf, renderKeepalivedConf(topology, { index, interface: 'eth0', checkScript, notifyScript }));
-
-    // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
-    const [nsenter, ...nginxArgs] = inNamespace(ns.name, nginxArgv({ config: configFile, prefix: dir }), { hostname: name });
-    const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
-    const [, ...keepalivedArgs] = inNamespace(
-      ns.name,
-      keepalivedArgv({ config: keepalivedConf, pidFile: join(dir, 'keepalived.pid'), vrrpPidFile: join(dir, 'vrrp.pid') }),
-    );
-    const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, {
-      cwd: dir,
-      logFile: join(dir, 'logs', 'keepalived.log'),
-    });
-    await waitForPort(PROXY_PORTS.https, nginx, 20_000, ns.address);
-    // In nginx's own network and host-name namespaces (entered once nginx listens, so they are
-    // its final ones): the announcement names the proxy by its host name.
-    const follower = startFollower(topology, {
-      name,
-      dir,
-      configFile,
-      pidFile: join(dir, 'nginx.pid'),
-      controlKeyFile: options.controlKeyFile,
-      own: options.own,
-      enter: (argv) => [...enterProxy(nginx), ...argv],
-    });
-    const proxy: LocalHaProxy = {
-      index,
-      name,
-      namespace: ns.name,
-      address: ns.address,
-      dir,
-      configFile,
-      nginx,
-      keepalived,
-      follower,
-      state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
-      access: () => localProxy({ name, pidFile: join(dir, 'nginx.pid'), configFile, prefix: dir, enter: enterProxy(proxy.nginx) }),
-      alive: () => running(proxy.nginx),
-    };
-    proxies.push(proxy);
+    proxies.push(await startHaProxy(topology, { index, name, namespace: ns.name, address: ns.address }, options));
   }
   const holder = () => proxies.find((p) => holds(p.namespace, virtualAddress));
-  const pair: LocalHaPair = {
+  await waitForHolder(proxies, virtualAddress, holder, options.timeoutMs ?? 15_000);
+  return {
     virtualAddress,
     proxies,
     holder,
@@ -168,17 +106,100 @@ export async function startHaPair(
       await Promise.all(proxies.map((p) => stop(p.nginx, 'SIGQUIT', 5_000)));
     },
   };
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+}
+
+/** The files of one proxy of the pair, written into its directory: nginx.conf and keepalived's bundle. */
+function writeHaProxyFiles(topology: Topology, proxy: { index: number; name: string; dir: string }, options: HaPairOptions) {
+  const { index, name, dir } = proxy;
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const files = {
+    configFile: join(dir, 'nginx.conf'),
+    checkScript: join(dir, 'check.sh'),
+    notifyScript: join(dir, 'notify.sh'),
+    stateFile: join(dir, 'state'),
+    keepalivedConf: join(dir, 'keepalived.conf'),
+  };
+  const nginxConf = renderNginxConf(topology, {
+    upstreams: options.upstreams,
+    certFile: options.certFile,
+    keyFile: options.keyFile,
+    sessionTicketKeyFile: options.ticketKeyFile,
+    listenAddress: '0.0.0.0',
+    httpsPort: PROXY_PORTS.https,
+    httpPort: PROXY_PORTS.http,
+    runtimeDir: dir,
+  });
+  writeFileSync(files.configFile, nginxConf);
+  writeFileSync(files.checkScript, renderCheckScript(PROXY_PORTS.http));
+  writeFileSync(files.notifyScript, renderNotifyScript({ proxy: name, stateFile: files.stateFile, metricFile: join(dir, 'vrrp.prom') }));
+  chmodSync(files.checkScript, 0o755);
+  chmodSync(files.notifyScript, 0o755);
+  const { checkScript, notifyScript } = files;
+  writeFileSync(files.keepalivedConf, renderKeepalivedConf(topology, { index, interface: 'eth0', checkScript, notifyScript }));
+  return files;
+}
+
+/** One proxy of the pair in its namespace: nginx (listening), keepalived, and the follower that announces reloads. */
+async function startHaProxy(
+  topology: Topology,
+  place: { index: number; name: string; namespace: string; address: string },
+  options: HaPairOptions,
+): Promise<LocalHaProxy> {
+  const { index, name, namespace, address } = place;
+  const dir = join(options.runtimeDir, name);
+  const { configFile, stateFile, keepalivedConf } = writeHaProxyFiles(topology, { index, name, dir }, options);
+  // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
+  const [nsenter, ...nginxArgs] = inNamespace(namespace, nginxArgv({ config: configFile, prefix: dir }), { hostname: name });
+  const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
+  const vrrpFiles = { config: keepalivedConf, pidFile: join(dir, 'keepalived.pid'), vrrpPidFile: join(dir, 'vrrp.pid') };
+  const [, ...keepalivedArgs] = inNamespace(namespace, keepalivedArgv(vrrpFiles));
+  const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, {
+    cwd: dir,
+    logFile: join(dir, 'logs', 'keepalived.log'),
+  });
+  await waitForPort(PROXY_PORTS.https, nginx, 20_000, address);
+  // In nginx's own network and host-name namespaces (entered once nginx listens, so they are
+  // its final ones): the announcement names the proxy by its host name.
+  const pidFile = join(dir, 'nginx.pid');
+  const enter = (argv: string[]) => [...enterProxy(nginx), ...argv];
+  const follower = startFollower(topology, {
+    name,
+    dir,
+    configFile,
+    pidFile,
+    controlKeyFile: options.controlKeyFile,
+    own: options.own,
+    enter,
+  });
+  const proxy: LocalHaProxy = {
+    index,
+    name,
+    namespace,
+    address,
+    dir,
+    configFile,
+    nginx,
+    keepalived,
+    follower,
+    state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
+    access: () => localProxy({ name, pidFile, configFile, prefix: dir, enter: enterProxy(proxy.nginx) }),
+    alive: () => running(proxy.nginx),
+  };
+  return proxy;
+}
+
+/** Until one proxy holds the virtual address; a process that exits first, or the deadline, is an error with its output. */
+async function waitForHolder(proxies: LocalHaProxy[], virtualAddress: string, holder: () => LocalHaProxy | undefined, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
   while (!holder()) {
     const dead = proxies.flatMap((p) => [p.nginx, p.keepalived]).find((p) => !running(p));
     if (dead) throw new Error(`${dead.name} exited before the virtual address was taken:\n${dead.output().trim()}`);
-    if (Date.now() > deadline)
-      throw new Error(
-        `no proxy took the virtual address ${virtualAddress} within ${options.timeoutMs ?? 15_000} ms:\n${proxies.map((p) => `${p.keepalived.name}: ${p.keepalived.output().trim().split('\n').slice(-5).join('\n')}`).join('\n')}`,
-      );
+    if (Date.now() > deadline) {
+      const tails = proxies.map((p) => `${p.keepalived.name}: ${p.keepalived.output().trim().split('\n').slice(-5).join('\n')}`);
+      throw new Error(`no proxy took the virtual address ${virtualAddress} within ${timeoutMs} ms:\n${tails.join('\n')}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return pair;
 }
 
 /**

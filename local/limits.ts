@@ -29,3 +29,19 @@ export function conntrackFill(procDir = '/proc/sys/net/netfilter'): { count: num
   if (!existsSync(count) || !existsSync(max)) return undefined;
   return { count: Number(readFileSync(count, 'utf8')), max: Number(readFileSync(max, 'utf8')) };
 }
+
+/** What a run hit outside the client, as lines to print: nginx's known limits in its error logs, a nearly full conntrack table. */
+export function limitsHitReport(nginxErrorLogs: string[]): string[] {
+  const lines: string[] = [];
+  const hits = nginxLimitsHit(nginxErrorLogs.map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('\n'));
+  if (Object.keys(hits).length)
+    lines.push(
+      `nginx error log: ${Object.entries(hits)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join('; ')}`,
+    );
+  const conntrack = conntrackFill();
+  if (conntrack && conntrack.count >= 0.9 * conntrack.max)
+    lines.push(`conntrack table ${conntrack.count} of ${conntrack.max}: nearly full (new connections are dropped when it is)`);
+  return lines;
+}

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { CONTROL_KEY_ENV, replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
-import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
+import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, announcementTiming, type ReloadResult } from '../control/reload';
@@ -36,7 +36,7 @@ export interface LocalMonitoring {
   readonly exporter: Owned;
 }
 
-export interface LocalTopology {
+export interface LocalRun {
   readonly topology: Topology;
   /** wss:// URL of the WebSocket path through nginx. */
   readonly url: string;
@@ -56,6 +56,8 @@ export interface LocalTopology {
   readonly followers: Owned[];
   /** Present with proxy.ha: the pair of proxies behind the virtual address (`url` points at it). */
   readonly ha?: LocalHaPair;
+  /** Each nginx's error log (one per proxy). */
+  readonly nginxErrorLogs: string[];
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
   stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Reloads nginx (same config) and announces its new workers to the replicas (control/reload.ts). */
@@ -135,179 +137,252 @@ export function checkListenBacklog(backlog: number, somaxconnFile = '/proc/sys/n
 }
 
 /**
+ * The processes of one run, in its runtime directory: each carries the run's mark and is
+ * recorded, so the next start finds and kills what a crashed run left (local/leftovers.ts).
+ */
+class RunProcesses {
+  readonly children: Owned[] = [];
+  private readonly adopted: number[] = [];
+  readonly runtimeDir: string;
+  readonly logsDir: string;
+
+  constructor() {
+    // A run that died (SIGKILL, a crash) left its processes and directory: clear them first.
+    const reaped = reapDeadRuns();
+    if (reaped.runs.length)
+      console.error(`cleaned up ${reaped.runs.length} dead local run(s): killed ${reaped.killed.length} leftover process(es)`);
+    this.runtimeDir = mkdtempSync(join(tmpdir(), RUN_PREFIX));
+    this.logsDir = join(this.runtimeDir, 'logs');
+    mkdirSync(this.logsDir, { recursive: true });
+  }
+
+  readonly own: Own = (name, command, args, options = {}) => {
+    const p = start(name, command, args, { ...options, env: { ...(options.env ?? process.env), [RUN_MARK_ENV]: this.runtimeDir } });
+    this.children.push(p);
+    this.record();
+    return p;
+  };
+
+  /** A process the caller started as part of the run (the load client). */
+  adopt(pid: number): void {
+    this.adopted.push(pid);
+    this.record();
+  }
+
+  /** After a failed start: everything killed, the directory removed. */
+  async abandon(): Promise<void> {
+    await Promise.all(this.children.map((c) => stop(c, 'SIGKILL')));
+    rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+
+  private record(): void {
+    recordOwner(this.runtimeDir, [...this.children.flatMap((c) => (c.child.pid ? [c.child.pid] : [])), ...this.adopted]);
+  }
+}
+
+type Own = (...args: Parameters<typeof start>) => Owned;
+type Certificates = ReturnType<typeof ensureTopologyCertificates>;
+
+/** The proxy in front of the replicas: one nginx on loopback, or the HA pair in the lab. */
+interface LocalFront {
+  readonly url: string;
+  readonly httpsPort: number;
+  readonly httpPort: number;
+  readonly nginx: Owned;
+  readonly config: string;
+  readonly followers: Owned[];
+  readonly ha?: LocalHaPair;
+  readonly nginxErrorLogs: string[];
+  /** The proxies a reload reaches: the pair's live ones, each in its namespaces, or the one nginx. */
+  access(): ProxyAccess[];
+  stop(): Promise<void>;
+}
+
+/**
  * Starts the topology on loopback with real processes: N server replicas on free ports and
  * nginx in front with the rendered config (TLS on a free port). Everything it starts is
  * stopped by stop(), and killed if this process exits first.
  */
-export async function startLocalTopology(topology: Topology, options: LocalOptions = {}): Promise<LocalTopology> {
+export async function startLocalRun(topology: Topology, options: LocalOptions = {}): Promise<LocalRun> {
   checkListenBacklog(topology.proxy.listenBacklog);
+  const { lab } = options;
+  if (topology.proxy.ha.enabled && !lab) throw new Error('startLocalRun: proxy.ha needs a lab (local/netns.ts) for the proxies');
   // The same files the stack mounts into the proxy.
   const certs = ensureTopologyCertificates(topology, ROOT, { algorithm: options.keyAlgorithm });
-  // A run that died (SIGKILL, a crash) left its processes and directory: clear them first.
-  const reaped = reapDeadRuns();
-  if (reaped.runs.length)
-    console.error(`cleaned up ${reaped.runs.length} dead local run(s): killed ${reaped.killed.length} leftover process(es)`);
-  const runtimeDir = mkdtempSync(join(tmpdir(), RUN_PREFIX));
-  const logsDir = join(runtimeDir, 'logs');
-  mkdirSync(logsDir, { recursive: true });
-  const children: Owned[] = [];
-  const adopted: number[] = [];
-  const record = () => recordOwner(runtimeDir, [...children.flatMap((c) => (c.child.pid ? [c.child.pid] : [])), ...adopted]);
-  /** Every child carries the run's mark and is recorded, so a crashed run can be cleaned up. */
-  const own = (name: string, command: string, args: string[], options: Parameters<typeof start>[3] = {}) => {
-    const p = start(name, command, args, { ...options, env: { ...(options.env ?? process.env), [RUN_MARK_ENV]: runtimeDir } });
-    children.push(p);
-    record();
-    return p;
-  };
-  const replicas: LocalReplica[] = [];
-  const { lab } = options;
-  if (topology.proxy.ha.enabled && !lab) throw new Error('startLocalTopology: proxy.ha needs a lab (local/netns.ts) for the proxies');
-  const replicaHost = lab?.hostAddress ?? '127.0.0.1';
-  let brokerEnv: Record<string, string> = {};
-  const startReplica = async (i: number, port: number) => {
-    const id = replicaName(i);
-    const env = {
-      ...process.env,
-      ...toServerEnv({ ...topology.server, port }, id, { host: replicaHost }),
-      ...brokerEnv,
-      [CONTROL_KEY_ENV]: certs.controlKeyFile,
-    };
-    const p = own(id, process.execPath, SERVER_SOURCE_ARGS, { env, cwd: ROOT, logFile: join(logsDir, `${id}.log`) });
-    return { id, port, process: p };
-  };
-  let nginx: Owned | undefined;
-  let ha: LocalHaPair | undefined;
-  const followers: Owned[] = [];
-  const helpers: Owned[] = [];
-  let broker: LocalBroker | undefined;
+  const processes = new RunProcesses();
   try {
     // The broker first: the replicas connect to it as they start.
-    if (topology.broker.enabled) {
-      broker = await startBroker(runtimeDir, own);
-      brokerEnv = toBrokerEnv({ ...topology, broker: { ...topology.broker, urls: [broker.url] } });
-    }
-    for (let i = 0; i < topology.replicas; i++) replicas.push(await startReplica(i, await freePort()));
-    await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, replicaHost)));
-
-    const upstreams = replicas.map((r) => `${replicaHost}:${r.port}`);
-    let httpsPort: number;
-    let httpPort: number;
-    let config: string;
-    let confFile: string;
-    let url: string;
-    if (lab) {
-      ha = await startHaPair(topology, lab, {
-        upstreams,
-        certFile: certs.certFile,
-        keyFile: certs.keyFile,
-        ticketKeyFile: certs.ticketKeyFile,
-        controlKeyFile: certs.controlKeyFile,
-        runtimeDir,
-        own,
-      });
-      ({ https: httpsPort, http: httpPort } = PROXY_PORTS);
-      nginx = ha.proxies[0].nginx;
-      followers.push(...ha.proxies.map((p) => p.follower));
-      confFile = ha.proxies[0].configFile;
-      config = readFileSync(confFile, 'utf8');
-      url = `wss://${ha.virtualAddress}${topology.server.path}`;
-    } else {
-      httpsPort = options.httpsPort ?? (await freePort());
-      httpPort = options.httpPort ?? (await freePort());
-      config = renderNginxConf(topology, {
-        upstreams,
-        certFile: certs.certFile,
-        keyFile: certs.keyFile,
-        listenAddress: '127.0.0.1',
-        httpsPort,
-        httpPort,
-        runtimeDir,
-      });
-      confFile = join(runtimeDir, 'nginx.conf');
-      writeFileSync(confFile, config);
-      // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
-      const [command, ...args] = nginxArgv({ config: confFile, prefix: runtimeDir });
-      nginx = own('nginx', command, args, { cwd: runtimeDir });
-      await waitForPort(httpsPort, nginx);
-      followers.push(
-        startFollower(topology, {
-          name: 'nginx',
-          dir: runtimeDir,
-          configFile: confFile,
-          pidFile: join(runtimeDir, 'nginx.pid'),
-          controlKeyFile: certs.controlKeyFile,
-          own,
-        }),
-      );
-      url = `wss://localhost:${httpsPort}${topology.server.path}`;
-    }
-
+    const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own) : undefined;
+    const host = lab?.hostAddress ?? '127.0.0.1';
+    const replicas = await startReplicas(topology, processes, { host, certs, brokerUrl: broker?.url });
+    const upstreams = replicas.map((r) => `${host}:${r.port}`);
+    const front = lab
+      ? await startPairFront(topology, processes, { lab, certs, upstreams })
+      : await startSingleFront(topology, processes, { certs, upstreams, httpsPort: options.httpsPort, httpPort: options.httpPort });
     const monitoring = options.monitoring
-      ? await startMonitoring(topology, runtimeDir, replicas, httpPort, (...args) => {
-          const p = own(...args);
-          helpers.push(p);
-          return p;
-        })
+      ? await startMonitoring(topology, processes.runtimeDir, replicas, front.httpPort, processes.own)
       : undefined;
-    const started = nginx;
-    const pair = ha;
-    // The proxies a reload reaches: the pair's live ones, each in its namespaces, or the one nginx.
-    const proxies = (): ProxyAccess[] =>
-      pair
-        ? pair.proxies.filter((p) => p.alive()).map((p) => p.access())
-        : [localProxy({ name: 'nginx', pidFile: join(runtimeDir, 'nginx.pid'), configFile: confFile, prefix: runtimeDir })];
-    const controlKey = readFileSync(certs.controlKeyFile, 'utf8').trim();
-    const replicaAccess = () =>
-      replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${replicaHost}:${r.port}`, controlKey));
-    return {
-      topology,
-      url,
-      httpsPort,
-      httpPort,
-      caFile: certs.caFile,
-      runtimeDir,
-      replicas,
-      nginx: started,
-      config,
-      monitoring,
-      broker,
-      followers,
-      ha,
-      stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, stopGraceMs(topology.server)),
-      async reloadProxy() {
-        // One proxy after the other, as an operator would: each announces its own new workers.
-        const results: ReloadResult[] = [];
-        for (const proxy of proxies())
-          results.push(
-            await reloadAndAnnounce(proxy, replicaAccess(), announcementTiming(topology.proxy), {
-              workerProcesses: topology.proxy.workerProcesses,
-            }),
-          );
-        return mergeReloads(results);
-      },
-      proxyWorkers: () => nginxWorkers(proxies()[0]),
-      replicaAccess,
-      mark: { [RUN_MARK_ENV]: runtimeDir },
-      adopt(pid) {
-        adopted.push(pid);
-        record();
-      },
-      async stop({ keepLogs = false } = {}) {
-        await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', stopGraceMs(topology.server))));
-        if (pair) await pair.stop();
-        else await Promise.all([...followers.map(stopFollower), stop(started, 'SIGQUIT', 5000)]);
-        await Promise.all(helpers.map((h) => stop(h, 'SIGTERM', 10_000)));
-        if (broker) await broker.stop();
-        if (keepLogs) releaseOwner(runtimeDir);
-        else rmSync(runtimeDir, { recursive: true, force: true });
-      },
-    };
+    const replicaAccess = replicaControls(replicas, host, readFileSync(certs.controlKeyFile, 'utf8').trim());
+    return localRun(topology, { processes, certs, broker, replicas, front, monitoring, replicaAccess });
   } catch (error) {
-    await Promise.all(children.map((c) => stop(c, 'SIGKILL')));
-    rmSync(runtimeDir, { recursive: true, force: true });
+    await processes.abandon();
     throw error;
   }
+}
+
+/** The replicas, each on a free port of `host`, connected to the broker when there is one; resolves once all listen. */
+async function startReplicas(
+  topology: Topology,
+  processes: RunProcesses,
+  options: { host: string; certs: Certificates; brokerUrl?: string },
+): Promise<LocalReplica[]> {
+  const brokerEnv = options.brokerUrl ? toBrokerEnv({ ...topology, broker: { ...topology.broker, urls: [options.brokerUrl] } }) : {};
+  const replicas: LocalReplica[] = [];
+  for (let i = 0; i < topology.replicas; i++) {
+    const id = replicaName(i);
+    const port = await freePort();
+    const env = {
+      ...process.env,
+      ...toServerEnv({ ...topology.server, port }, id, { host: options.host }),
+      ...brokerEnv,
+      [CONTROL_KEY_ENV]: options.certs.controlKeyFile,
+    };
+    const p = processes.own(id, process.execPath, SERVER_SOURCE_ARGS, { env, cwd: ROOT, logFile: join(processes.logsDir, `${id}.log`) });
+    replicas.push({ id, port, process: p });
+  }
+  await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, options.host)));
+  return replicas;
+}
+
+/** One nginx on loopback with the rendered config, on free ports unless given, and its follower. */
+async function startSingleFront(
+  topology: Topology,
+  processes: RunProcesses,
+  options: { certs: Certificates; upstreams: string[]; httpsPort?: number; httpPort?: number },
+): Promise<LocalFront> {
+  const { runtimeDir } = processes;
+  const httpsPort = options.httpsPort ?? (await freePort());
+  const httpPort = options.httpPort ?? (await freePort());
+  const { certFile, keyFile, controlKeyFile } = options.certs;
+  const config = renderNginxConf(topology, {
+    upstreams: options.upstreams,
+    certFile,
+    keyFile,
+    listenAddress: '127.0.0.1',
+    httpsPort,
+    httpPort,
+    runtimeDir,
+  });
+  const configFile = join(runtimeDir, 'nginx.conf');
+  const pidFile = join(runtimeDir, 'nginx.pid');
+  writeFileSync(configFile, config);
+  // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
+  const [command, ...args] = nginxArgv({ config: configFile, prefix: runtimeDir });
+  const nginx = processes.own('nginx', command, args, { cwd: runtimeDir });
+  await waitForPort(httpsPort, nginx);
+  const follower = startFollower(topology, { name: 'nginx', dir: runtimeDir, configFile, pidFile, controlKeyFile, own: processes.own });
+  return {
+    url: `wss://localhost:${httpsPort}${topology.server.path}`,
+    httpsPort,
+    httpPort,
+    nginx,
+    config,
+    followers: [follower],
+    nginxErrorLogs: [nginxErrorLog(runtimeDir)],
+    access: () => [localProxy({ name: 'nginx', pidFile, configFile, prefix: runtimeDir })],
+    stop: async () => void (await Promise.all([stopFollower(follower), stop(nginx, 'SIGQUIT', 5000)])),
+  };
+}
+
+/** The HA pair (local/ha.ts) in the lab's namespaces, behind the virtual address. */
+async function startPairFront(
+  topology: Topology,
+  processes: RunProcesses,
+  options: { lab: NetnsLab; certs: Certificates; upstreams: string[] },
+): Promise<LocalFront> {
+  const { certFile, keyFile, ticketKeyFile, controlKeyFile } = options.certs;
+  const ha = await startHaPair(topology, options.lab, {
+    upstreams: options.upstreams,
+    certFile,
+    keyFile,
+    ticketKeyFile,
+    controlKeyFile,
+    runtimeDir: processes.runtimeDir,
+    own: processes.own,
+  });
+  return {
+    url: `wss://${ha.virtualAddress}${topology.server.path}`,
+    httpsPort: PROXY_PORTS.https,
+    httpPort: PROXY_PORTS.http,
+    nginx: ha.proxies[0].nginx,
+    config: readFileSync(ha.proxies[0].configFile, 'utf8'),
+    followers: ha.proxies.map((p) => p.follower),
+    ha,
+    nginxErrorLogs: ha.proxies.map((p) => nginxErrorLog(p.dir)),
+    access: () => ha.proxies.filter((p) => p.alive()).map((p) => p.access()),
+    stop: () => ha.stop(),
+  };
+}
+
+/** The running replicas' control endpoints. */
+function replicaControls(replicas: LocalReplica[], host: string, controlKey: string): () => ReplicaAccess[] {
+  return () => replicas.filter((r) => running(r.process)).map((r) => httpReplica(r.id, `http://${host}:${r.port}`, controlKey));
+}
+
+/** The started parts as one run: what tests and the runner look at, and how it is reloaded and stopped. */
+function localRun(
+  topology: Topology,
+  parts: {
+    processes: RunProcesses;
+    certs: Certificates;
+    broker?: LocalBroker;
+    replicas: LocalReplica[];
+    front: LocalFront;
+    monitoring?: LocalMonitoring;
+    replicaAccess: () => ReplicaAccess[];
+  },
+): LocalRun {
+  const { processes, broker, replicas, front, monitoring, replicaAccess } = parts;
+  const { runtimeDir } = processes;
+  const grace = stopGraceMs(topology.server);
+  return {
+    topology,
+    url: front.url,
+    httpsPort: front.httpsPort,
+    httpPort: front.httpPort,
+    caFile: parts.certs.caFile,
+    runtimeDir,
+    replicas,
+    nginx: front.nginx,
+    config: front.config,
+    monitoring,
+    broker,
+    followers: front.followers,
+    ha: front.ha,
+    nginxErrorLogs: front.nginxErrorLogs,
+    stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, grace),
+    async reloadProxy() {
+      // One proxy after the other, as an operator would: each announces its own new workers.
+      const results: ReloadResult[] = [];
+      for (const proxy of front.access()) {
+        const options = { workerProcesses: topology.proxy.workerProcesses };
+        results.push(await reloadAndAnnounce(proxy, replicaAccess(), announcementTiming(topology.proxy), options));
+      }
+      return mergeReloads(results);
+    },
+    proxyWorkers: () => nginxWorkers(front.access()[0]),
+    replicaAccess,
+    mark: { [RUN_MARK_ENV]: runtimeDir },
+    adopt: (pid) => processes.adopt(pid),
+    async stop({ keepLogs = false } = {}) {
+      await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', grace)));
+      await front.stop();
+      if (monitoring) await Promise.all([monitoring.prometheus, monitoring.exporter].map((h) => stop(h, 'SIGTERM', 10_000)));
+      if (broker) await broker.stop();
+      if (keepLogs) releaseOwner(runtimeDir);
+      else rmSync(runtimeDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
@@ -319,7 +394,7 @@ async function startMonitoring(
   runtimeDir: string,
   replicas: LocalReplica[],
   httpPort: number,
-  own: (...args: Parameters<typeof start>) => Owned,
+  own: Own,
 ): Promise<LocalMonitoring> {
   const tools = monitoringTools();
   if (tools.missing !== undefined) throw new Error(`monitoring: ${tools.missing}`);

@@ -4,7 +4,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology } from '../../app/src/topology';
-import { nginxVersion, startLocalTopology } from '../../local/topology';
+import { nginxVersion, startLocalRun } from '../../local/run';
 import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
 import { TestClient } from '../helpers/server';
 import { scratchDir } from '../helpers/scratch';
@@ -32,7 +32,7 @@ assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get inst
 
 describe('the local topology with the broker (real nginx, TLS, nats-server)', () => {
   it('a publication reaches the subscribers on every replica, through nginx', async (t) => {
-    const local = await startLocalTopology(
+    const local = await startLocalRun(
       defineTopology({ replicas: 3, proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } }, broker: { enabled: true } }),
     );
     t.after(() => local.stop());
@@ -61,7 +61,7 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     const keyFile = join(scratchDir('ws-api-key-'), 'key');
     const key = 'k'.repeat(32);
     writeFileSync(keyFile, key);
-    const routed = await startLocalTopology(
+    const routed = await startLocalRun(
       defineTopology({ replicas: 2, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX, publishApi: true } }),
     );
     t.after(() => routed.stop());
@@ -98,9 +98,7 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     assert.equal((await https(api, ca, { method: 'GET' })).status, 403, 'POST only');
     subscriber.close();
 
-    const unrouted = await startLocalTopology(
-      defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }),
-    );
+    const unrouted = await startLocalRun(defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }));
     t.after(() => unrouted.stop());
     const api2 = new URL(PUBLISH_API_PATH, unrouted.url.replace(/^wss:/, 'https:')).toString();
     const notRouted = await https(api2, readFileSync(unrouted.caFile), {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { runLoad } from '../../app/src/client/coordinator';
 import { ConfigError } from '../../app/src/shared/errors';
 import { defineTopology, type TopologyInput } from '../../app/src/topology';
-import { nginxVersion, startLocalTopology, type LocalTopology } from '../../local/topology';
+import { nginxVersion, startLocalRun, type LocalRun } from '../../local/run';
 import { sleep, TestClient } from '../helpers/server';
 
 const NGINX = nginxVersion();
@@ -18,13 +18,13 @@ function topo(input: Partial<TopologyInput>): ReturnType<typeof defineTopology> 
   return defineTopology({ ...input, proxy: { nginxVersion: NGINX, ...proxy } });
 }
 
-async function withTopology(t: { after(fn: () => Promise<void>): void }, input: Partial<TopologyInput>): Promise<LocalTopology> {
-  const local = await startLocalTopology(topo(input));
+async function withTopology(t: { after(fn: () => Promise<void>): void }, input: Partial<TopologyInput>): Promise<LocalRun> {
+  const local = await startLocalRun(topo(input));
   t.after(() => local.stop());
   return local;
 }
 
-async function load(local: LocalTopology, profile: Record<string, unknown>) {
+async function load(local: LocalRun, profile: Record<string, unknown>) {
   return runLoad({
     url: local.url,
     ca: readFileSync(local.caFile),
@@ -35,7 +35,7 @@ async function load(local: LocalTopology, profile: Record<string, unknown>) {
 }
 
 /** The JSON access log nginx writes, one line per closed WebSocket. */
-function accessLog(local: LocalTopology): { remote_addr: string; uri: string; status: number; upstream: string }[] {
+function accessLog(local: LocalRun): { remote_addr: string; uri: string; status: number; upstream: string }[] {
   return readFileSync(join(local.runtimeDir, 'access.log'), 'utf8')
     .trim()
     .split('\n')

@@ -9,7 +9,7 @@ import type { LoadReport } from '../../app/src/client/report-model';
 import { alertRules } from '../../monitoring/alert-rules';
 import { readDashboard } from '../../monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../monitoring/prometheus-config';
-import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalTopology } from '../../local/topology';
+import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalRun } from '../../local/run';
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';
 import { retrying } from '../helpers/server';
 import { prometheusApi, prometheusQuery } from '../helpers/prometheus';
@@ -39,7 +39,7 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
         maxDurationMs: 90_000,
       },
     });
-    const local = await startLocalTopology(topology, { monitoring: true });
+    const local = await startLocalRun(topology, { monitoring: true });
     t.after(() => local.stop());
     const mon = local.monitoring!;
     const prom = mon.prometheusUrl;

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { runLoad, type Progress } from '../../app/src/client/coordinator';
 import { defineTopology, reloadShedDelayMs, type TopologyInput } from '../../app/src/topology';
 import { localProxy } from '../../control/access';
-import { nginxVersion, startLocalTopology, type LocalTopology } from '../../local/topology';
+import { nginxVersion, startLocalRun, type LocalRun } from '../../local/run';
 import { stopFollower } from '../../local/follower';
 import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/control';
 import { eventually, sleep, TestClient } from '../helpers/server';
@@ -27,7 +27,7 @@ const CONNECTIONS = 100;
 
 async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Partial<TopologyInput>) {
   const topology = defineTopology(input);
-  const local = await startLocalTopology(topology);
+  const local = await startLocalRun(topology);
   t.after(() => local.stop());
   let latest: Progress | undefined;
   const abort = new AbortController();
@@ -82,7 +82,7 @@ async function cutNothingPastTheDeadline(
 }
 
 /** A reload by signal alone, as anyone outside the project would do it; returns when it was sent. */
-async function plainReload(local: LocalTopology): Promise<number> {
+async function plainReload(local: LocalRun): Promise<number> {
   const proxy = localProxy({
     name: 'nginx',
     pidFile: join(local.runtimeDir, 'nginx.pid'),
@@ -95,7 +95,7 @@ async function plainReload(local: LocalTopology): Promise<number> {
 }
 
 /** Waits until nginx has no retired workers left, returning how long after `since` that was. */
-async function retiredWorkersGone(local: LocalTopology, since: number, timeoutMs: number): Promise<number> {
+async function retiredWorkersGone(local: LocalRun, since: number, timeoutMs: number): Promise<number> {
   await eventually(async () => (await local.proxyWorkers()).retiring.length === 0, timeoutMs, 'retired nginx workers exited');
   return Date.now() - since;
 }
@@ -136,7 +136,7 @@ describe('an nginx reload under load', () => {
   });
 
   it('a replica drops a slow consumer; nginx lets go of its client side within the write deadline, not after 60 s', async (t) => {
-    const local = await startLocalTopology(
+    const local = await startLocalRun(
       defineTopology({
         replicas: 1,
         server: { writeTimeoutMs: 1_000, sendBufferLimitBytes: 64 * 1024, pingIntervalMs: 5_000, pongTimeoutMs: 10_000 },

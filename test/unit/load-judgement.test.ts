@@ -17,7 +17,7 @@ import type { Snapshot } from '../../app/src/client/runner';
 import { Stats } from '../../app/src/client/stats';
 import { Timeline } from '../../app/src/client/timeline';
 import { ConfigError } from '../../app/src/shared/errors';
-import { checkListenBacklog } from '../../local/topology';
+import { checkListenBacklog } from '../../local/run';
 import { nginxLimitsHit } from '../../local/limits';
 import { scratchDir } from '../helpers/scratch';
 

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveOptions } from '../../app/src/client/options';
 import { hardTimeLimitMs, loadProfileSchema } from '../../app/src/shared/profile';
+import { ConfigError } from '../../app/src/shared/errors';
+import { localCommand, planLocalRun, type LocalFlags } from '../../local/cli';
 
 describe('the hard time limit of a run', () => {
   it('is one rule: twice the run plus a minute, never under the default', () => {
@@ -14,5 +16,47 @@ describe('the hard time limit of a run', () => {
     const limit = (...flags: string[]) => resolveOptions(['ws://127.0.0.1:1/ws', ...flags], {}).profile.maxDurationMs;
     assert.equal(limit('--duration', '10m'), hardTimeLimitMs(600_000));
     assert.equal(limit('--duration', '10m', '--max-duration', '30m'), 1_800_000);
+  });
+});
+
+describe('the local runner reads its load flags as the load client does', () => {
+  const plan = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    planLocalRun(localCommand().parse(args, { from: 'user' }).opts<LocalFlags>(), '1.22.1', env);
+  const fieldOf = (run: () => unknown) => {
+    try {
+      run();
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      return error.problems.map((p) => p.field);
+    }
+    assert.fail('no ConfigError');
+  };
+
+  it('the same stage and hard time limit for --connections, --duration and --ramp-rate', () => {
+    const flags = ['--connections', '500', '--duration', '10m', '--ramp-rate', '50'];
+    const { load } = plan(flags).topology;
+    const client = resolveOptions(['ws://127.0.0.1:1/ws', ...flags], {}).profile;
+    assert.deepEqual([load.stages, load.maxDurationMs], [client.stages, client.maxDurationMs]);
+    assert.equal(load.maxDurationMs, hardTimeLimitMs(600_000));
+  });
+
+  it('--replicas wins over REPLICAS, which wins over the default', () => {
+    assert.equal(plan(['--replicas', '4'], { REPLICAS: '2' }).topology.replicas, 4);
+    assert.equal(plan([], { REPLICAS: '2' }).topology.replicas, 2);
+  });
+
+  it('refuses what it cannot run before starting anything, naming the flag', () => {
+    const cases: [string[], string][] = [
+      [['--connections', 'many'], '--connections'],
+      [['--duration', 'soon'], '--duration'],
+      [['--fault', 'kill-replica:7@5s', '--replicas', '2'], '--fault'],
+      [['--ha', '--strategy', 'ip_hash'], '--strategy'],
+    ];
+    for (const [args, field] of cases)
+      assert.deepEqual(
+        fieldOf(() => plan(args)),
+        [field],
+        args.join(' '),
+      );
   });
 });

@@ -66,21 +66,23 @@ function buildCommand(): Command {
     .showHelpAfterError();
 }
 
-const num = (field: string, text: string | undefined): number | undefined => {
+/** A number flag (undefined when not given); the error names the flag, in `source` (the CLI's name). */
+export function numberFlag(field: string, text: string | undefined, source = 'load options'): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isFinite(n)) throw new ConfigError('load options', [{ field, rule: `"${text}" is not a number` }]);
+  if (!Number.isFinite(n)) throw new ConfigError(source, [{ field, rule: `"${text}" is not a number` }]);
   return n;
-};
+}
 
-const dur = (field: string, text: string | undefined): number | undefined => {
+/** A duration flag in ms (30s, 2m, plain seconds; undefined when not given), the same way. */
+export function durationFlag(field: string, text: string | undefined, source = 'load options'): number | undefined {
   if (text === undefined) return undefined;
   try {
     return parseDuration(text);
   } catch (error) {
-    throw new ConfigError('load options', [{ field, rule: (error as Error).message }]);
+    throw new ConfigError(source, [{ field, rule: (error as Error).message }]);
   }
-};
+}
 
 /**
  * One source address reaches one nginx port through at most ~28,000 ephemeral ports
@@ -108,26 +110,48 @@ export function parseSourceAddresses(text: string): string[] {
     .filter(Boolean);
 }
 
-/** Flags > profile (file or env JSON) > defaults. Every problem names its field. */
-export function resolveOptions(argv: string[], env: Env): LoadOptions {
-  const command = buildCommand();
-  command.parse(argv, { from: 'user' });
-  const o = command.opts();
-  const url = command.args[0] ?? env[LOAD_ENV.url];
-  if (!url) throw new ConfigError('load options', [{ field: 'url', rule: `give a ws:// or wss:// URL (argument or ${LOAD_ENV.url})` }]);
-  if (!/^wss?:\/\//.test(url)) throw new ConfigError('load options', [{ field: 'url', rule: `"${url}" must start with ws:// or wss://` }]);
+/** The flags that set the load profile: the load client's, and the local runner's (scripts/local.ts), the same parsers and rules. */
+export interface ProfileFlags {
+  connections?: string;
+  duration?: string;
+  rampRate?: string;
+  senders?: string;
+  rate?: string;
+  arrival?: string;
+  payload?: string;
+  topics?: string;
+  publishRate?: string;
+  compression?: boolean;
+  /** false with --no-reconnect */
+  reconnect?: boolean;
+  sourceAddresses?: string;
+  keyParam?: string;
+  workers?: string;
+  connectTimeout?: string;
+  maxDuration?: string;
+  threshold?: string[];
+  acceptUntrustworthy?: boolean;
+}
 
-  let base: Record<string, unknown> = {};
-  const source = o.profile ? `profile ${o.profile}` : env[LOAD_ENV.profile] ? LOAD_ENV.profile : 'load profile';
-  const raw = o.profile ? readText(o.profile) : env[LOAD_ENV.profile];
-  if (raw) {
-    try {
-      base = JSON.parse(raw);
-    } catch (error) {
-      throw new ConfigError(source, [{ field: '(file)', rule: `not valid JSON: ${(error as Error).message}` }]);
-    }
-  }
+/** The load client's flags (buildCommand). */
+interface LoadFlags extends ProfileFlags {
+  profile?: string;
+  ca?: string;
+  insecure?: boolean;
+  report?: string;
+  html?: string;
+  metricsPort?: string;
+  quiet?: boolean;
+}
 
+/**
+ * `base` (a profile file or JSON) with the flags applied: --connections, --duration and
+ * --ramp-rate make one stage, and --duration sets the hard time limit (hardTimeLimitMs) unless
+ * the profile has one. Unvalidated: loadProfileSchema checks the result.
+ */
+export function applyProfileFlags(base: Record<string, unknown>, o: ProfileFlags, source = 'load options'): Record<string, unknown> {
+  const num = (field: string, text: string | undefined) => numberFlag(field, text, source);
+  const dur = (field: string, text: string | undefined) => durationFlag(field, text, source);
   const merged: Record<string, unknown> = { ...base };
   const connections = num('--connections', o.connections);
   const duration = dur('--duration', o.duration);
@@ -147,7 +171,7 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   set('arrival', o.arrival);
   if (o.payload !== undefined) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(o.payload);
-    if (!m) throw new ConfigError('load options', [{ field: '--payload', rule: `"${o.payload}" must be N or MIN-MAX bytes` }]);
+    if (!m) throw new ConfigError(source, [{ field: '--payload', rule: `"${o.payload}" must be N or MIN-MAX bytes` }]);
     merged.payload = m[2] ? { kind: 'uniform', min: Number(m[1]), max: Number(m[2]) } : { kind: 'fixed', bytes: Number(m[1]) };
   }
   set('topics', num('--topics', o.topics));
@@ -161,6 +185,31 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   set('maxDurationMs', dur('--max-duration', o.maxDuration));
   if (o.threshold) merged.thresholds = o.threshold;
   if (o.acceptUntrustworthy) merged.acceptUntrustworthy = true;
+
+  return merged;
+}
+
+/** Flags > profile (file or env JSON) > defaults. Every problem names its field. */
+export function resolveOptions(argv: string[], env: Env): LoadOptions {
+  const command = buildCommand();
+  command.parse(argv, { from: 'user' });
+  const o = command.opts<LoadFlags>();
+  const url = command.args[0] ?? env[LOAD_ENV.url];
+  if (!url) throw new ConfigError('load options', [{ field: 'url', rule: `give a ws:// or wss:// URL (argument or ${LOAD_ENV.url})` }]);
+  if (!/^wss?:\/\//.test(url)) throw new ConfigError('load options', [{ field: 'url', rule: `"${url}" must start with ws:// or wss://` }]);
+
+  let base: Record<string, unknown> = {};
+  const source = o.profile ? `profile ${o.profile}` : env[LOAD_ENV.profile] ? LOAD_ENV.profile : 'load profile';
+  const raw = o.profile ? readText(o.profile) : env[LOAD_ENV.profile];
+  if (raw) {
+    try {
+      base = JSON.parse(raw);
+    } catch (error) {
+      throw new ConfigError(source, [{ field: '(file)', rule: `not valid JSON: ${(error as Error).message}` }]);
+    }
+  }
+
+  const merged = applyProfileFlags(base, o);
 
   const parsed = loadProfileSchema.safeParse(merged);
   if (!parsed.success) throw ConfigError.fromZod(source, parsed.error);
@@ -183,7 +232,7 @@ export function resolveOptions(argv: string[], env: Env): LoadOptions {
   const caPath: string | undefined = o.ca ?? env[LOAD_ENV.ca] ?? undefined;
   const insecure = Boolean(o.insecure) || env[LOAD_ENV.insecure] === '1' || env[LOAD_ENV.insecure] === 'true';
   const ca = caPath ? readBinary(caPath, '--ca') : undefined;
-  const metricsPort = num('--metrics-port', o.metricsPort ?? env[LOAD_ENV.metricsPort]);
+  const metricsPort = numberFlag('--metrics-port', o.metricsPort ?? env[LOAD_ENV.metricsPort]);
   if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
     throw new ConfigError('load options', [{ field: '--metrics-port', rule: `${metricsPort} is not a port` }]);
   }
