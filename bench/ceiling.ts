@@ -66,7 +66,8 @@ async function measure(size: number, traffic = false): Promise<Row> {
     },
   });
   console.error(
-    `ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`,
+    `ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} ` +
+      `s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`,
   );
   const local = await startLocalRun(topology);
   const holdEnd = size / DEFAULT_STAGE.rampRate + stage.holdMs / 1000 - 3;
@@ -144,7 +145,12 @@ ${rows
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') || '0';
     const load = offered(r.size);
-    return `| ${r.size.toLocaleString('en')} | ${load.echoes.toLocaleString('en')} + ${load.deliveries.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.peak} | ${r.report.connections.failed} (${fails}) | ${r.report.opening.achievedPerSecond ?? '—'} | ${parts.map((p) => r.cpu?.parts[p] ?? '—').join(' / ')} | ${r.cpu?.busyPercent ?? '—'}% | ${r.cpu?.seconds ?? '—'} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`;
+    return (
+      `| ${r.size.toLocaleString('en')} | ${load.echoes.toLocaleString('en')} + ${load.deliveries.toLocaleString('en')} | ` +
+      `${r.report.connections.opened} | ${r.report.connections.peak} | ${r.report.connections.failed} (${fails}) | ` +
+      `${r.report.opening.achievedPerSecond ?? '—'} | ${parts.map((p) => r.cpu?.parts[p] ?? '—').join(' / ')} | ` +
+      `${r.cpu?.busyPercent ?? '—'}% | ${r.cpu?.seconds ?? '—'} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`
+    );
   })
   .join('\n')}
 `;
@@ -153,9 +159,11 @@ ${rows
 function markdown(rows: Row[], trafficRows: Row[], startedAt: Date): string {
   const kb = (mb: number | undefined, n: number) => (mb === undefined || !n ? '—' : ((mb * 1000) / n).toFixed(1));
   const parts = ['load client', 'nginx', 'replicas', 'nats-server'];
-  return `# The machine's ceiling: WSS connections held through nginx to 3 replicas
+  return (
+    `# The machine's ceiling: WSS connections held through nginx to 3 replicas
 
-Produced by \`npm run bench:ceiling\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, nginx ${nginxVersion()}).
+Produced by \`npm run bench:ceiling\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, ` +
+    `${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, nginx ${nginxVersion()}).
 Each size on a fresh local topology (nginx with TLS, 3 replicas, nats-server idle), ramped at ${DEFAULT_STAGE.rampRate}/s and held ${o.hold},
 with no application traffic (no echoes, no publications; the server pings each connection every 30 s), so this is what holding
 connections costs. The per-process open-file ceiling here is 20,000 (hard, even for root): the topology sizes nginx's workers
@@ -173,20 +181,24 @@ ${rows
       Object.entries(r.nginxLimits)
         .map(([k, v]) => `${k} ×${v}`)
         .join(', ') || 'none';
-    return `| ${r.size.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.failed} (${fails}) | ${r.report.connections.peak} | ${heldAtFull(r)} | ${r.report.opening.achievedPerSecond ?? '—'} | ${r.nginxWorkers} / ${r.report.generator.workers} | ${limits} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`;
+    return (
+      `| ${r.size.toLocaleString('en')} | ${r.report.connections.opened} | ${r.report.connections.failed} (${fails}) | ` +
+      `${r.report.connections.peak} | ${heldAtFull(r)} | ${r.report.opening.achievedPerSecond ?? '—'} | ${r.nginxWorkers} / ` +
+      `${r.report.generator.workers} | ${limits} | ${r.report.generator.trustworthy ? 'trustworthy' : 'generator lagged'} |`
+    );
   })
   .join('\n')}
 
 ## Memory at the end of the hold (resident, per part; per connection held)
 
 | connections | ${parts.map((p) => `${p} MB`).join(' | ')} | ${parts
-    .slice(0, 3)
-    .map((p) => `${p} KB/conn`)
-    .join(' | ')} |
+      .slice(0, 3)
+      .map((p) => `${p} KB/conn`)
+      .join(' | ')} |
 | ---: | ${parts.map(() => '---:').join(' | ')} | ${parts
-    .slice(0, 3)
-    .map(() => '---:')
-    .join(' | ')} |
+      .slice(0, 3)
+      .map(() => '---:')
+      .join(' | ')} |
 ${rows
   .map(
     (r) =>
@@ -199,7 +211,8 @@ ${rows
 
 KB per connection is the part's whole resident memory over the connections held (baselines included: the difference between
 two rows is the marginal cost). A replica holds a third of them: its own share is the replicas' figure × 3 per connection it holds.
-${trafficTable(trafficRows)}`;
+${trafficTable(trafficRows)}`
+  );
 }
 
 async function main(): Promise<number> {

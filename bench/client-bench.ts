@@ -76,7 +76,9 @@ async function main() {
       const m = (k: 'ours' | 'bare', f: keyof ProbeResult) => median(results[k].map((x) => x[f]));
       const failed = results.ours.concat(results.bare).reduce((a, x) => a + x.failed, 0);
       rows.push(
-        `| ${c.scheme}${c.compression ? ' + deflate' : ''} | ${c.n} | ${m('ours', 'perSecond')} | ${m('bare', 'perSecond')} | ${(m('ours', 'perSecond') / m('bare', 'perSecond')).toFixed(2)} | ${m('ours', 'rssPerConnKB')} | ${m('bare', 'rssPerConnKB')} | ${m('ours', 'heapPerConnKB')} | ${m('bare', 'heapPerConnKB')} | ${failed} |`,
+        `| ${c.scheme}${c.compression ? ' + deflate' : ''} | ${c.n} | ${m('ours', 'perSecond')} | ${m('bare', 'perSecond')} | ` +
+          `${(m('ours', 'perSecond') / m('bare', 'perSecond')).toFixed(2)} | ${m('ours', 'rssPerConnKB')} | ` +
+          `${m('bare', 'rssPerConnKB')} | ${m('ours', 'heapPerConnKB')} | ${m('bare', 'heapPerConnKB')} | ${failed} |`,
       );
       console.log(rows[rows.length - 1]);
     }
@@ -107,7 +109,8 @@ async function main() {
       const unexpected = [...result.stats.closes].reduce((a, [, [, u]]) => a + u, 0);
       const ok = result.stats.counters.opened === n && result.stats.counters.failed === 0 && unexpected === 0;
       stable.push(
-        `| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.counters.opened} | ${result.stats.counters.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`,
+        `| ${n} | ${result.generator.workers} | ${Math.max(1, sources)} | ${result.stats.counters.opened} | ` +
+          `${result.stats.counters.failed} | ${errors} | ${unexpected} | ${result.peak} | ${((Date.now() - started) / 1000).toFixed(0)} s | ${ok ? 'stable' : 'NOT stable'} |`,
       );
       console.log(stable[stable.length - 1]);
       if (!ok) break;

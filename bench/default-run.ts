@@ -59,7 +59,10 @@ async function main(): Promise<number> {
   const allMet = runs.every((r) => r.code === EXIT.ok && meets(r.report));
   const forcedInconclusive = forced.code === EXIT.inconclusive && forced.report.verdict === 'INCONCLUSIVE';
   const row = (name: string, { code, report: r }: { code: number; report: LoadReport }) =>
-    `| ${name} | ${code} ${r.verdict} | ${r.generator.trustworthy ? 'yes' : 'no'} | ${r.opening.askedPerSecond} / ${r.opening.achievedPerSecond ?? '—'} | ${r.latency.connect.p50} | ${r.latency.connect.p99} | ${r.latency.handshakeQueue.p99} | ${r.latency.rtt.p50} | ${r.latency.rtt.p99} | ${r.generator.eventLoopLagP99Ms} / ${r.generator.cpuPercentMax}% | ${r.delivery.crossReplica} | ${r.delivery.accounted ? r.delivery.lost : 'n/a'} |`;
+    `| ${name} | ${code} ${r.verdict} | ${r.generator.trustworthy ? 'yes' : 'no'} | ${r.opening.askedPerSecond} / ` +
+    `${r.opening.achievedPerSecond ?? '—'} | ${r.latency.connect.p50} | ${r.latency.connect.p99} | ` +
+    `${r.latency.handshakeQueue.p99} | ${r.latency.rtt.p50} | ${r.latency.rtt.p99} | ${r.generator.eventLoopLagP99Ms} / ` +
+    `${r.generator.cpuPercentMax}% | ${r.delivery.crossReplica} | ${r.delivery.accounted ? r.delivery.lost : 'n/a'} |`;
   const md = `# The default run: trustworthy, three times in a row
 
 Produced by \`npm run bench:default-run\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, Node ${process.version}, nginx ${nginxVersion()}).

@@ -171,7 +171,12 @@ ${o.subscribers} WSS connections ramped at ${o.rampRate}/s, each subscribed to o
 ${rows
   .map((r) => {
     const p = r.push;
-    return `| ${r.mode} | ${r.publishRate} | ${r.offeredPerSecond.toLocaleString('en')} | ${r.deliveredPerSecond.toLocaleString('en')} (${r.slowestSecond.toLocaleString('en')}–${r.fastestSecond.toLocaleString('en')}) | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.p999)} | ${ms(p.max)} | ${r.report.delivery.accounted ? r.report.delivery.lost : 'n/a'} | ${ms(r.report.latency.push.p99)} |`;
+    return (
+      `| ${r.mode} | ${r.publishRate} | ${r.offeredPerSecond.toLocaleString('en')} | ` +
+      `${r.deliveredPerSecond.toLocaleString('en')} ` +
+      `(${r.slowestSecond.toLocaleString('en')}–${r.fastestSecond.toLocaleString('en')}) | ${ms(p.p50)} | ${ms(p.p99)} | ` +
+      `${ms(p.p999)} | ${ms(p.max)} | ${r.report.delivery.accounted ? r.report.delivery.lost : 'n/a'} | ${ms(r.report.latency.push.p99)} |`
+    );
   })
   .join('\n')}
 
@@ -215,7 +220,14 @@ ${rows
 
 | mode | opened | failed | published (acknowledged) | delivered | duplicated | reordered |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
-${rows.map((r) => `| ${r.mode} | ${r.report.connections.opened} | ${r.report.connections.failed} | ${r.report.delivery.accounted ? r.report.delivery.published : r.report.messages.published} | ${r.report.delivery.delivered} | ${r.report.delivery.duplicated} | ${r.report.delivery.reordered} |`).join('\n')}
+${rows
+  .map(
+    (r) =>
+      `| ${r.mode} | ${r.report.connections.opened} | ${r.report.connections.failed} | ` +
+      `${r.report.delivery.accounted ? r.report.delivery.published : r.report.messages.published} | ${r.report.delivery.delivered} | ` +
+      `${r.report.delivery.duplicated} | ${r.report.delivery.reordered} |`,
+  )
+  .join('\n')}
 `;
 }
 

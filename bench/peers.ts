@@ -352,7 +352,11 @@ function markdown(
   const rows = results.map((r) => {
     const s = r.samples[large];
     if (!s) return `| ${r.tool.name} | ${r.tool.version} | — | — | — | — | — | — | — | ${r.unavailable ?? 'did not run'} |`;
-    return `| ${r.tool.name} | ${r.tool.version} | ${large} / ${s.reported ? `${s.reported.opened} / ${s.reported.failed}` : '? / ?'} | ${s.peakOpen} | ${s.cpuSeconds} | ${s.peakRssMb} | ${perConnKb(r) ?? '—'} | ${s.peakOpenRate} | ${s.exitCode}${s.note ? ` (${s.note.replace(/\|/g, '/')})` : ''} | ${r.tool.latencies} |`;
+    return (
+      `| ${r.tool.name} | ${r.tool.version} | ${large} / ` +
+      `${s.reported ? `${s.reported.opened} / ${s.reported.failed}` : '? / ?'} | ${s.peakOpen} | ${s.cpuSeconds} | ${s.peakRssMb} ` +
+      `| ${perConnKb(r) ?? '—'} | ${s.peakOpenRate} | ${s.exitCode}${s.note ? ` (${s.note.replace(/\|/g, '/')})` : ''} | ${r.tool.latencies} |`
+    );
   });
   const ours = results.find((r) => r.tool.name === 'this client')?.samples[large];
   const bare = results.find((r) => r.tool.name === 'bare ws')?.samples[large];

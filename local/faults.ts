@@ -159,7 +159,8 @@ async function takeDownProxy(local: LocalRun, fault: FaultSpec, log: (line: stri
         `${failed.length} replica(s) did not take the stop (their connections through ${holder.name} will be cut):\n  ${failed.join('\n  ')}`,
       );
     log(
-      `fault ${fault.id}: ${holder.name} stopped listening; ${Object.values(announced).reduce((a, r) => a + r.scheduled, 0)} connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`,
+      `fault ${fault.id}: ${holder.name} stopped listening; ${Object.values(announced).reduce((a, r) => a + r.scheduled, 0)} ` +
+        `connection(s) through it asked to move (1001) within ${proxy.ha.stopDrainMs / 1000} s`,
     );
     // Then the address: keepalived leaves the group (priority 0), the backup takes it at once.
     await new Promise((r) => setTimeout(r, proxy.ha.stopDrainMs + 100));
@@ -169,7 +170,8 @@ async function takeDownProxy(local: LocalRun, fault: FaultSpec, log: (line: stri
   const seconds = await timeUntilAnswering(ha.virtualAddress, PROXY_PORTS.https, { since });
   const to = ha.holder();
   log(
-    `fault ${fault.id}: ${holder.name} ${fault.kind === 'kill-proxy' ? 'killed (SIGKILL, nginx and its workers)' : 'stopped'}; ${to ? `${to.name} holds ${ha.virtualAddress}` : 'no proxy holds the address'}, answering after ${seconds === undefined ? 'never' : `${seconds.toFixed(2)} s`}`,
+    `fault ${fault.id}: ${holder.name} ${fault.kind === 'kill-proxy' ? 'killed (SIGKILL, nginx and its workers)' : 'stopped'}; ` +
+      `${to ? `${to.name} holds ${ha.virtualAddress}` : 'no proxy holds the address'}, answering after ${seconds === undefined ? 'never' : `${seconds.toFixed(2)} s`}`,
   );
   return { from: holder.name, ...(to ? { to: to.name } : {}), ...(seconds !== undefined ? { seconds } : {}) };
 }

@@ -55,7 +55,8 @@ export function alertRules(topology: Topology): AlertRule[] {
       'warning',
       `sum(rate(ws_connections_closed_total{code="${CloseCode.abnormal}"}[5m])) > ${alerts.abnormalClosesPerSecond}`,
       'Connections are closing with 1006 (no close frame)',
-      `{{ $value | humanize }}/s closes without a close frame: Nginx timeouts (proxy_read_timeout ${prometheusDuration(proxy.readTimeoutMs)}) cutting idle sockets, or the network dropping them. Check that the ping interval stays below the proxy timeouts.`,
+      `{{ $value | humanize }}/s closes without a close frame: Nginx timeouts (proxy_read_timeout ` +
+        `${prometheusDuration(proxy.readTimeoutMs)}) cutting idle sockets, or the network dropping them. Check that the ping interval stays below the proxy timeouts.`,
     ),
     rule(
       'WsOversizeMessages',
@@ -90,7 +91,8 @@ export function alertRules(topology: Topology): AlertRule[] {
       'critical',
       'ws_broker_enabled == 1 and ws_broker_connected == 0',
       'Replica {{ $labels.replica }} has lost the broker',
-      'Its WebSockets stay open, but publications are refused (broker_unavailable) and nothing is delivered to its subscribers until the broker is back; then it resumes after the last notification it delivered.',
+      'Its WebSockets stay open, but publications are refused (broker_unavailable) and nothing is delivered to its subscribers ' +
+        'until the broker is back; then it resumes after the last notification it delivered.',
     ),
     rule(
       'WsBrokerConsumerLag',

@@ -91,7 +91,9 @@ export class LoadClientJob extends Construct {
           {
             // biome-ignore lint/suspicious/noTemplateCurlyInString: a Terraform expression, not a JS template
             condition: '${self.exit_code == 0}',
-            errorMessage: `The load-client job exited non-zero: a threshold was breached, the run failed, or it passed its ${limitSeconds}s limit. Its output is in the container_logs attribute and ${REPORT_FILE} under reports/.`,
+            errorMessage:
+              `The load-client job exited non-zero: a threshold was breached, the run failed, or it passed its ` +
+              `${limitSeconds}s limit. Its output is in the container_logs attribute and ${REPORT_FILE} under reports/.`,
           },
         ],
       },

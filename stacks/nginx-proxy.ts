@@ -65,7 +65,8 @@ export const PROXY_COMMAND = ['sh', '-c', `sh ${PROXY_PATHS.follower} & exec ${s
 const HA_COMMAND = [
   'sh',
   '-c',
-  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; ${shellLine(keepalivedArgv({ config: `${PROXY_PATHS.keepalivedDir}/keepalived.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))} & ${PROXY_COMMAND[2]}`,
+  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; ` +
+    `${shellLine(keepalivedArgv({ config: `${PROXY_PATHS.keepalivedDir}/keepalived.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))} & ${PROXY_COMMAND[2]}`,
 ];
 
 /**

@@ -156,7 +156,8 @@ export function buildDashboard(): Dashboard {
     {
       title: 'Reloads and rebalancing',
       description:
-        'After an nginx reload the retired workers keep their WebSockets until the replicas close them with 1001 (before worker_shutdown_timeout); a rebalance closes some with 1001 too. Retired workers should drop to 0 within the shutdown timeout of the last reload.',
+        'After an nginx reload the retired workers keep their WebSockets until the replicas close them with 1001 (before ' +
+        'worker_shutdown_timeout); a rebalance closes some with 1001 too. Retired workers should drop to 0 within the shutdown timeout of the last reload.',
       queries: [
         [`max(ws_proxy_retired_workers${SEL})`, 'retired nginx workers (max over replicas)'],
         [`sum(ws_proxy_retired_connections${SEL})`, 'connections awaiting their 1001'],

@@ -80,7 +80,9 @@ export class PrometheusServer extends Construct {
         provisioners: [
           {
             type: 'local-exec',
-            command: `docker exec "$PROMETHEUS" promtool check config ${MONITORING_PATHS.prometheusConfigDir}/${PROMETHEUS_CONFIG_FILE} >/dev/null && docker kill --signal=HUP "$PROMETHEUS" >/dev/null`,
+            command:
+              `docker exec "$PROMETHEUS" promtool check config ` +
+              `${MONITORING_PATHS.prometheusConfigDir}/${PROMETHEUS_CONFIG_FILE} >/dev/null && docker kill --signal=HUP "$PROMETHEUS" >/dev/null`,
             environment: { PROMETHEUS: monitoring.prometheusContainerName },
           },
         ],

@@ -55,7 +55,8 @@ export class VrrpService extends Construct {
           command: [
             'sh',
             '-c',
-            `mkdir -p ${PROXY_PATHS.haStateDir} && exec ${shellLine(keepalivedArgv({ config: `${dir}/keepalived-$VRRP_SLOT.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))}`,
+            `mkdir -p ${PROXY_PATHS.haStateDir} && exec ` +
+              `${shellLine(keepalivedArgv({ config: `${dir}/keepalived-$VRRP_SLOT.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))}`,
           ],
           configs: [
             ...perSlot,

@@ -142,7 +142,8 @@ function chart(title: string, points: TimelinePoint[], faults: FaultMark[], seri
     .filter((f) => f.atSeconds <= tMax)
     .map(
       (f) =>
-        `<line x1="${x(f.atSeconds).toFixed(1)}" y1="${pad.t}" x2="${x(f.atSeconds).toFixed(1)}" y2="${H - pad.b}" stroke="#7c3aed" stroke-dasharray="4 3"/><text x="${(x(f.atSeconds) + 3).toFixed(1)}" y="${H - pad.b - 4}" font-size="10" fill="#7c3aed">${esc(f.id)}</text>`,
+        `<line x1="${x(f.atSeconds).toFixed(1)}" y1="${pad.t}" x2="${x(f.atSeconds).toFixed(1)}" y2="${H - pad.b}" ` +
+        `stroke="#7c3aed" stroke-dasharray="4 3"/><text x="${(x(f.atSeconds) + 3).toFixed(1)}" y="${H - pad.b - 4}" font-size="10" fill="#7c3aed">${esc(f.id)}</text>`,
     )
     .join('');
   const legend = series
@@ -155,7 +156,10 @@ function chart(title: string, points: TimelinePoint[], faults: FaultMark[], seri
     axisLines(pad, W, H),
     `<text x="${W - pad.r}" y="${H - 1}" font-size="10" text-anchor="end">s</text>`,
   ].join('');
-  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${marks}${legend}</svg></figure>`;
+  return (
+    `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" ` +
+    `width="100%" role="img" aria-label="${esc(title)}">${axes}${lines}${marks}${legend}</svg></figure>`
+  );
 }
 
 /** Nice round tick values from 0 to at least max. */
@@ -173,7 +177,8 @@ function valueGrid(values: number[], y: (v: number) => number, pad: Padding, W: 
   return values
     .map(
       (v) =>
-        `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`,
+        `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#eee"/><text ` +
+        `x="${pad.l - 4}" y="${(y(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmtValue(v)}</text>`,
     )
     .join('');
 }
@@ -204,12 +209,18 @@ function spectrumChart(title: string, points: [number, number][]): string {
     valueGrid(yTicks, y, pad, W),
     ...['0%', '90%', '99%', '99.9%', '99.99%', '99.999%'].map((label, d) => {
       const px = pad.l + (d / decades) * (W - pad.l - pad.r);
-      return `<line x1="${px.toFixed(1)}" y1="${pad.t}" x2="${px.toFixed(1)}" y2="${H - pad.b}" stroke="#eee"/><text x="${px.toFixed(1)}" y="${H - pad.b + 14}" font-size="10" text-anchor="${d === decades ? 'end' : d === 0 ? 'start' : 'middle'}">${label}</text>`;
+      return (
+        `<line x1="${px.toFixed(1)}" y1="${pad.t}" x2="${px.toFixed(1)}" y2="${H - pad.b}" stroke="#eee"/><text ` +
+        `x="${px.toFixed(1)}" y="${H - pad.b + 14}" font-size="10" text-anchor="${d === decades ? 'end' : d === 0 ? 'start' : 'middle'}">${label}</text>`
+      );
     }),
   ].join('');
   const line = `<polyline fill="none" stroke="#2563eb" stroke-width="1.8" points="${points.map(([p, v]) => `${x(p).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`;
   const axes = `${axisLines(pad, W, H)}<text x="${(pad.l + W - pad.r) / 2}" y="${H - 2}" font-size="10" text-anchor="middle">percentile</text><text x="4" y="${pad.t + 8}" font-size="10">ms</text>`;
-  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title)}">${grid}${axes}${line}</svg></figure>`;
+  return (
+    `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" ` +
+    `width="100%" role="img" aria-label="${esc(title)}">${grid}${axes}${line}</svg></figure>`
+  );
 }
 
 function esc(s: string): string {

@@ -15,7 +15,8 @@ export function plannedSeconds(profile: LoadProfile): number {
 }
 
 const line = (p: Progress) =>
-  `${p.elapsedSeconds.toFixed(0)}s open ${p.open}/${p.users} sent ${p.sentPerSecond}/s recv ${p.receivedPerSecond}/s rtt p99 ${p.rttP99.toFixed(2)} ms errors ${p.errors} unexpected closes ${p.unexpectedCloses}`;
+  `${p.elapsedSeconds.toFixed(0)}s open ${p.open}/${p.users} sent ${p.sentPerSecond}/s recv ${p.receivedPerSecond}/s rtt p99 ` +
+  `${p.rttP99.toFixed(2)} ms errors ${p.errors} unexpected closes ${p.unexpectedCloses}`;
 
 /**
  * Live progress on stderr: a bar with the current numbers on a terminal, and a plain line every

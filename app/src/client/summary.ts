@@ -2,6 +2,10 @@ import type { FailoverReport, Latency, LoadReport } from './report-model';
 
 /* The terminal summary of a finished run (the JSON and HTML reports carry the same numbers). */
 
+/** What the verdict line adds when the run is INCONCLUSIVE. */
+const INCONCLUSIVE_NOTE =
+  ' (the thresholds passed, but the generator was the bottleneck: see the generator line; --accept-untrustworthy judges by the thresholds alone)';
+
 /** The summary table printed at the end. */
 export function formatSummary(r: LoadReport): string {
   const row = (name: string, l: Latency) =>
@@ -14,14 +18,17 @@ export function formatSummary(r: LoadReport): string {
       : 'none';
   const lines = [
     `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
-    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  unfinished ${r.connections.unfinished}  peak ${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
+    `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  unfinished ${r.connections.unfinished}  peak ` +
+      `${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
     `per replica  ${kv(r.connections.perReplica)}`,
-    `opening      asked ${r.opening.askedPerSecond}/s  achieved ${r.opening.achievedPerSecond ?? '—'}/s  ${r.opening.held ? 'held' : `NOT HELD: ${r.opening.bottleneck}`}  (at most ${r.opening.maxHandshakesInFlight} handshakes in flight)`,
+    `opening      asked ${r.opening.askedPerSecond}/s  achieved ${r.opening.achievedPerSecond ?? '—'}/s  ` +
+      `${r.opening.held ? 'held' : `NOT HELD: ${r.opening.bottleneck}`}  (at most ${r.opening.maxHandshakesInFlight} handshakes in flight)`,
     `messages     sent ${r.messages.sent}  received ${r.messages.received}  published ${r.messages.published}  notifications ${r.messages.notifications}  lost ${r.messages.lost}`,
     r.delivery.accounted
       ? `delivery     published ${r.delivery.published}  expected ${r.delivery.expected}  delivered ${r.delivery.delivered}  lost ${r.delivery.lost}`
       : `delivery     not accounted: without a broker, notifications carry no offsets (per-replica fan-out)`,
-    `             cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered}  recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
+    `             cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered} ` +
+      ` recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
     '',
     `  latency (ms)            p50        p90        p99      p99.9        max     count`,
     row('connect', r.latency.connect),
@@ -40,9 +47,11 @@ export function formatSummary(r: LoadReport): string {
     ),
     ...(r.failover ? [formatFailover(r.failover)] : []),
     `errors       ${kv(r.errors)}`,
-    `generator    ${r.generator.trustworthy ? 'ok' : `NOT TRUSTWORTHY: ${r.generator.reasons.join('; ')}`}  (event-loop lag p99 ${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es), busy in ${r.generator.busyIntervals} of ${r.generator.intervals} intervals after ${r.generator.warmupIntervals} warm-up second(s))`,
+    `generator    ${r.generator.trustworthy ? 'ok' : `NOT TRUSTWORTHY: ${r.generator.reasons.join('; ')}`}  (event-loop lag p99 ` +
+      `${r.generator.eventLoopLagP99Ms} ms, cpu max ${r.generator.cpuPercentMax}%, ${r.generator.workers} process(es), busy in ` +
+      `${r.generator.busyIntervals} of ${r.generator.intervals} intervals after ${r.generator.warmupIntervals} warm-up second(s))`,
     ...r.thresholds.map((t) => `threshold    ${t.pass ? 'pass' : 'FAIL'}  ${t.expression}  (value ${t.value})`),
-    `verdict      ${r.verdict}${r.verdict === 'INCONCLUSIVE' ? ' (the thresholds passed, but the generator was the bottleneck: see the generator line; --accept-untrustworthy judges by the thresholds alone)' : ''}`,
+    `verdict      ${r.verdict}${r.verdict === 'INCONCLUSIVE' ? INCONCLUSIVE_NOTE : ''}`,
   ];
   return lines.join('\n');
 }

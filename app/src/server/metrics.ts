@@ -166,7 +166,9 @@ export function createMetrics(replica: string) {
     }),
     brokerSkipped: new Counter({
       name: 'ws_broker_skipped_total',
-      help: 'Stored notifications this replica could not deliver or replay and skipped, by reason: undecodable (not JSON, or nested too deep), invalid (not a notification), undeliverable (failed to send).',
+      help:
+        'Stored notifications this replica could not deliver or replay and skipped, by reason: undecodable (not JSON, or ' +
+        'nested too deep), invalid (not a notification), undeliverable (failed to send).',
       labelNames: ['reason'] as const,
       registers: r,
     }),

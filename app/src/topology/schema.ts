@@ -445,7 +445,8 @@ export const topologySchema = z
     if (proxy.shutdownTimeoutMs < proxy.reload.shedWindowMs + proxy.reload.marginMs) {
       issue(
         ['proxy', 'shutdownTimeoutMs'],
-        `must be at least proxy.reload.shedWindowMs + proxy.reload.marginMs = ${proxy.reload.shedWindowMs + proxy.reload.marginMs} ms, or nginx cuts retired workers' WebSockets (1006) before the replicas have closed them`,
+        `must be at least proxy.reload.shedWindowMs + proxy.reload.marginMs = ${proxy.reload.shedWindowMs + proxy.reload.marginMs} ` +
+          `ms, or nginx cuts retired workers' WebSockets (1006) before the replicas have closed them`,
       );
     }
     if (proxy.httpPort === proxy.httpsPort) {
