@@ -236,22 +236,28 @@ describe('recovery: subscribe with since (real nats-server)', () => {
     first.close();
     // A replica that connected after them has none in memory: it must ask the broker.
     const c = await brokerReplica(nats, 'replica-c');
-    t.after(() => c.server.stop());
     nats.signal('SIGSTOP');
     t.after(async () => nats.signal('SIGCONT'));
-    const again = await TestClient.open(c.url);
-    again.send({ type: 'subscribe', topic: 'orders', since: { offset: seen.offset, epoch: seen.epoch } });
-    // The first ask times out (the broker's request timeout); the replica asks again meanwhile.
-    await eventually(async () => (await metricValue(c.metrics.recoveryRetries)) >= 1, 15_000, 'a recovery asked again');
-    nats.signal('SIGCONT');
-    const subscribed = await again.next('subscribed', 15_000);
-    assert.deepEqual({ recovered: subscribed.recovered, replayed: subscribed.replayed }, { recovered: true, replayed: 4 });
-    await eventually(() => notifications(again).length === 4, 5_000, 'the four after it');
-    assert.deepEqual(
-      notifications(again).map((n) => n.data.i),
-      [1, 2, 3, 4],
-    );
-    again.close();
+    // Stopped here, before the setup's hook stops nats-server: a replica closing its broker
+    // connection after the server is gone writes to an ended socket.
+    try {
+      const again = await TestClient.open(c.url);
+      again.send({ type: 'subscribe', topic: 'orders', since: { offset: seen.offset, epoch: seen.epoch } });
+      // The first ask times out (the broker's request timeout); the replica asks again meanwhile.
+      await eventually(async () => (await metricValue(c.metrics.recoveryRetries)) >= 1, 15_000, 'a recovery asked again');
+      nats.signal('SIGCONT');
+      const subscribed = await again.next('subscribed', 15_000);
+      assert.deepEqual({ recovered: subscribed.recovered, replayed: subscribed.replayed }, { recovered: true, replayed: 4 });
+      await eventually(() => notifications(again).length === 4, 5_000, 'the four after it');
+      assert.deepEqual(
+        notifications(again).map((n) => n.data.i),
+        [1, 2, 3, 4],
+      );
+      again.close();
+    } finally {
+      nats.signal('SIGCONT');
+      await c.server.stop();
+    }
   });
 
   it('says recovered: false when the epoch changed or the history no longer reaches back', async (t) => {
