@@ -174,18 +174,22 @@ describe('recovery: subscribe with since (real nats-server)', () => {
       for (let i = from; i < to; i++) publisher.send({ type: 'publish', topic: 'orders', data: { i } });
       for (let i = from; i < to; i++) await publisher.next('published');
     };
-    return { nats, a, b, publisher, publish };
+    /** A subscriber on b that got publications 0 to n - 1 live, then left: what it got. */
+    const seenLive = async (n: number) => {
+      const first = await TestClient.open(b.url);
+      first.send({ type: 'subscribe', topic: 'orders' });
+      await first.next('subscribed');
+      await publish(0, n);
+      await eventually(() => notifications(first).length === n, 5_000, `${n} live`);
+      first.close();
+      return notifications(first);
+    };
+    return { nats, a, b, publisher, publish, seenLive };
   }
 
   it('replays what was missed, then goes live: nothing missing, nothing twice', async (t) => {
-    const { b, publish } = await setup(t);
-    const first = await TestClient.open(b.url);
-    first.send({ type: 'subscribe', topic: 'orders' });
-    await first.next('subscribed');
-    await publish(0, 3);
-    await eventually(() => notifications(first).length === 3, 5_000, 'three live');
-    const last = notifications(first)[2];
-    first.close();
+    const { b, publish, seenLive } = await setup(t);
+    const last = (await seenLive(3))[2];
     await publish(3, 6); // while away
     const again = await TestClient.open(b.url);
     again.send({ type: 'subscribe', topic: 'orders', since: { offset: last.offset, epoch: last.epoch } });
@@ -201,14 +205,8 @@ describe('recovery: subscribe with since (real nats-server)', () => {
   });
 
   it('at the seam, while publications keep coming, every notification arrives once and in order', async (t) => {
-    const { b, publish } = await setup(t);
-    const first = await TestClient.open(b.url);
-    first.send({ type: 'subscribe', topic: 'orders' });
-    await first.next('subscribed');
-    await publish(0, 50);
-    await eventually(() => notifications(first).length === 50, 5_000, 'fifty live');
-    const at = notifications(first)[19]; // the client had seen up to i = 19
-    first.close();
+    const { b, publish, seenLive } = await setup(t);
+    const at = (await seenLive(50))[19]; // the client had seen up to i = 19
     const flood = publish(50, 250); // keeps publishing while the client recovers
     const again = await TestClient.open(b.url);
     again.send({ type: 'subscribe', topic: 'orders', since: { offset: at.offset, epoch: at.epoch } });
@@ -226,14 +224,8 @@ describe('recovery: subscribe with since (real nats-server)', () => {
   });
 
   it('asks a broker that does not answer again, and recovers once it answers (as while a leader is elected)', async (t) => {
-    const { nats, b, publish } = await setup(t);
-    const first = await TestClient.open(b.url);
-    first.send({ type: 'subscribe', topic: 'orders' });
-    await first.next('subscribed');
-    await publish(0, 5);
-    await eventually(() => notifications(first).length === 5, 5_000, 'five live');
-    const seen = notifications(first)[0];
-    first.close();
+    const { nats, seenLive } = await setup(t);
+    const seen = (await seenLive(5))[0];
     // A replica that connected after them has none in memory: it must ask the broker.
     const c = await brokerReplica(nats, 'replica-c');
     nats.signal('SIGSTOP');
