@@ -8,7 +8,8 @@ import { JetStreamBroker, type BrokerDelivery } from '../../app/src/server/broke
 import { createLogger } from '../../app/src/server/logger';
 import { brokerSchema } from '../../app/src/topology';
 import { brokerReplica, natsCluster, startNats, type RunningNats } from '../helpers/nats';
-import { eventually, metricValue, TestClient } from '../helpers/server';
+import { tcpRelay } from '../helpers/relay';
+import { eventually, metricValue, sleep, TestClient } from '../helpers/server';
 
 const replica = (nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') => brokerReplica(nats, id, { storage });
 
@@ -326,6 +327,43 @@ describe('the load client through the broker', () => {
       assert.ok(deliveryAccount.expected > 4 * deliveryAccount.published, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
       assert.equal(deliveryAccount.lost, 0, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
     }
+  });
+
+  it('a run stopped early (Ctrl-C, or a test done with it) still settles: what was acknowledged arrives before anyone leaves', async (t) => {
+    const nats = await startNats();
+    // Replica b hears from the broker 150 ms late: its subscribers get a publication well after
+    // the publishers on replica a got its acknowledgement.
+    const slowLink = await tcpRelay([Number(new URL(nats.url).port)], 150);
+    const a = await brokerReplica(nats, 'replica-a');
+    const b = await brokerReplica({ ...nats, url: `nats://127.0.0.1:${slowLink.port}` }, 'replica-b');
+    const balancer = await tcpRelay([a.port, b.port]);
+    t.after(async () => {
+      await balancer.close();
+      await a.server.stop();
+      await b.server.stop();
+      await slowLink.close();
+      await nats.stop();
+    });
+    const profile = loadProfileSchema.parse({
+      stages: [{ connections: 20, rampRate: 200, holdMs: 60_000 }],
+      senderFraction: 1,
+      messageRate: 0,
+      topics: 1,
+      publishRate: 200,
+      thresholds: [],
+    });
+    const abort = new AbortController();
+    let open = 0;
+    const url = `ws://127.0.0.1:${balancer.port}/ws-notifications`;
+    const load = runLoad({ url, insecure: false, workers: 1, profile, signal: abort.signal, onProgress: (p) => (open = p.open) });
+    t.after(() => abort.abort());
+    await eventually(() => open === 20, 10_000, 'all open');
+    await sleep(1_000);
+    abort.abort();
+    const { stats, deliveryAccount } = await load;
+    assert.deepEqual([...stats.perReplica.keys()].sort(), ['replica-a', 'replica-b'], 'subscribers on both replicas');
+    assert.ok(deliveryAccount.published > 50, JSON.stringify(deliveryAccount));
+    assert.equal(deliveryAccount.lost, 0, JSON.stringify(deliveryAccount));
   });
 });
 

@@ -27,7 +27,7 @@ async function main(): Promise<number> {
   let interrupts = 0;
   const onSignal = () => {
     if (++interrupts > 1) process.exit(EXIT.interrupted);
-    console.error('\nstopping: closing connections and writing the report (again to exit at once)');
+    console.error('\nstopping: publications in flight arrive, then connections close and the report is written (again to exit at once)');
     abort.abort();
   };
   process.on('SIGINT', onSignal);

@@ -159,13 +159,14 @@ export class Runner {
       }
     }
 
-    // Publications in flight arrive before anyone leaves: until a quiet second, at most settleMs
-    // (cut short when interrupted).
+    // Publications in flight arrive before anyone leaves: until a quiet second, at most settleMs.
+    // An interrupted run settles too: its account owes every acknowledged publication, and one
+    // acknowledged a moment ago may still be on its way to subscribers on a slower replica.
     this.settling = true;
     const settleUntil = performance.now() + (profile.publishRate > 0 ? profile.settleMs : 0);
     let heard = this.stats.counters.notifications;
     let quietSince = performance.now();
-    while (performance.now() < settleUntil && performance.now() - quietSince < SETTLE_QUIET_MS && !signal?.aborted) {
+    while (performance.now() < settleUntil && performance.now() - quietSince < SETTLE_QUIET_MS) {
       tick();
       await new Promise((r) => setTimeout(r, 100));
       if (this.stats.counters.notifications !== heard) {
