@@ -72,8 +72,13 @@ export class PrometheusServer extends Construct {
       }),
       ADDRESSES_BEFORE_0_2.prometheus,
     );
-    // On every config change (replicas, thresholds): validate, then reload without a restart.
-    this.reload = movedFrom(
+    this.reload = this.reloadStep(props, files);
+  }
+
+  /** On every config change (replicas, thresholds): validate, then reload without a restart. */
+  private reloadStep(props: PrometheusServerProps, files: ConfigFiles): DataResource {
+    const { monitoring } = props.topology;
+    return movedFrom(
       new DataResource(this, 'reload', {
         triggersReplace: { sha256: files.sha256 },
         dependsOn: [this.container, files.resource],
