@@ -1,3 +1,5 @@
+import type { ComponentSpec } from './spec';
+
 /**
  * How nats-server is started, on every target: the engine's container, each swarm task (with
  * the cluster) and the local runner's process.
@@ -33,4 +35,27 @@ export function natsServerArgv(o: NatsServerLaunch): string[] {
     ...(o.serverName ? ['--server_name', o.serverName] : []),
     ...(o.cluster ? ['--cluster_name', o.cluster.name, '--cluster', o.cluster.listen, '--routes', o.cluster.routes] : []),
   ];
+}
+
+/**
+ * nats-server as a component. Its health is /healthz on the monitoring port, when it has one.
+ * In a cluster only this server's JetStream counts (`js-enabled-only`): Swarm puts a task in DNS
+ * only once it is healthy and the servers find each other by DNS, so a check that waited for the
+ * cluster would never pass.
+ */
+export function brokerSpec(o: NatsServerLaunch): ComponentSpec {
+  const health = o.monitoringPort
+    ? {
+        url: `http://127.0.0.1:${o.monitoringPort}/healthz${o.cluster ? '?js-enabled-only=true' : ''}`,
+        probe: 'wget' as const,
+        startPeriodMs: o.cluster ? 10_000 : 5_000,
+        retries: 5,
+      }
+    : undefined;
+  return {
+    argv: natsServerArgv(o),
+    ports: { client: o.port, ...(o.monitoringPort ? { monitoring: o.monitoringPort } : {}) },
+    ...(health ? { health } : {}),
+    stop: { signal: 'SIGTERM', graceMs: BROKER_STOP_GRACE_MS },
+  };
 }

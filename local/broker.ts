@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, start, stop, waitForPort, type Owned } from './processes';
-import { BROKER_STOP_GRACE_MS, natsServerArgv } from '../components/broker';
+import { freePort, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
+import { brokerSpec } from '../components/broker';
 
 /** nats-server with JetStream (Debian's nats-server) on a free loopback port, its store in a directory of the run. */
 export interface LocalBroker {
@@ -33,10 +33,10 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
   const store = join(dir, 'nats');
   mkdirSync(store, { recursive: true });
   mkdirSync(join(dir, 'logs'), { recursive: true });
+  // Loopback only.
+  const spec = brokerSpec({ store, port, address: '127.0.0.1' });
   const launch = async () => {
-    // Loopback only.
-    const [command, ...args] = natsServerArgv({ store, port, address: '127.0.0.1' });
-    const p = startProcess('nats-server', command, args, { logFile: join(dir, 'logs', 'nats-server.log') });
+    const p = startComponent('nats-server', spec, { logFile: join(dir, 'logs', 'nats-server.log'), startProcess });
     await waitForPort(port, p);
     return p;
   };
@@ -64,15 +64,15 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
     process: () => current,
     async restart(downMs = 1_000) {
       expected = true;
-      await stop(current, 'SIGTERM', BROKER_STOP_GRACE_MS);
+      await stopComponent(current, spec);
       await new Promise((r) => setTimeout(r, downMs));
       current = await launch();
       expected = false;
       supervise(current);
     },
-    async stop(graceMs = BROKER_STOP_GRACE_MS) {
+    async stop(graceMs = spec.stop.graceMs) {
       expected = true;
-      await stop(current, 'SIGTERM', graceMs);
+      await stop(current, spec.stop.signal, graceMs);
     },
   };
 }

@@ -4,7 +4,7 @@ import type { ProxyWorkersAnnouncement } from '../app/src/shared/control';
 import { announceWorkers } from '../control/reload';
 import { timeUntilAnswering } from './ha';
 import { PROXY_PORTS } from '../nginx/render';
-import { stop } from './processes';
+import { stop, stopComponent } from './processes';
 import type { LocalRun } from './run';
 
 /**
@@ -164,7 +164,7 @@ async function takeDownProxy(local: LocalRun, fault: FaultSpec, log: (line: stri
     );
     // Then the address: keepalived leaves the group (priority 0), the backup takes it at once.
     await new Promise((r) => setTimeout(r, proxy.ha.stopDrainMs + 100));
-    await stop(holder.keepalived, 'SIGTERM', 5_000);
+    await stopComponent(holder.keepalived, holder.specs.vrrp);
     log(`fault ${fault.id}: ${holder.name} left the VRRP group`);
   }
   const seconds = await timeUntilAnswering(ha.virtualAddress, PROXY_PORTS.https, { since });

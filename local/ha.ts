@@ -1,17 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { proxyNames, type Topology } from '../app/src/topology';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
-import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
 import { localProxy, type ProxyAccess } from '../control/access';
 import { startFollower, stopFollower } from './follower';
 import { inNamespace, type NetnsLab } from './netns';
-import { running, stop, waitForPort, type Owned, type start } from './processes';
-import { nginxArgv } from '../components/proxy';
-import { keepalivedArgv } from '../components/vrrp';
+import { running, startComponent, stopComponent, waitForPort, type Owned, type start } from './processes';
+import { proxySpec } from '../components/proxy';
+import type { ComponentSpec } from '../components/spec';
+import { vrrpSpec } from '../components/vrrp';
 
 /**
  * The HA pair on this machine (`npm run local -- --ha`): each proxy is nginx plus keepalived in a
@@ -30,6 +30,8 @@ export interface LocalHaProxy {
   readonly configFile: string;
   nginx: Owned;
   keepalived: Owned;
+  /** How its nginx and keepalived run and stop (components/). */
+  readonly specs: { readonly nginx: ComponentSpec; readonly vrrp: ComponentSpec };
   /** Announces this nginx's reloads to the replicas (local/follower.ts). */
   readonly follower: Owned;
   /** keepalived's last state for this node (MASTER, BACKUP, FAULT), from its notify script. */
@@ -101,24 +103,17 @@ export async function startHaPair(topology: Topology, lab: NetnsLab, options: Ha
     proxies,
     holder,
     async stop() {
-      await Promise.all(proxies.map((p) => stop(p.keepalived, 'SIGTERM', 5_000)));
+      await Promise.all(proxies.map((p) => stopComponent(p.keepalived, p.specs.vrrp)));
       await Promise.all(proxies.map((p) => stopFollower(p.follower)));
-      await Promise.all(proxies.map((p) => stop(p.nginx, 'SIGQUIT', 5_000)));
+      await Promise.all(proxies.map((p) => stopComponent(p.nginx, p.specs.nginx)));
     },
   };
 }
 
-/** The files of one proxy of the pair, written into its directory: nginx.conf and keepalived's bundle. */
-function writeHaProxyFiles(topology: Topology, proxy: { index: number; name: string; dir: string }, options: HaPairOptions) {
-  const { index, name, dir } = proxy;
+/** One proxy of the pair's nginx config, written into its directory. */
+function writeHaNginxConf(topology: Topology, dir: string, options: HaPairOptions): string {
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  const files = {
-    configFile: join(dir, 'nginx.conf'),
-    checkScript: join(dir, 'check.sh'),
-    notifyScript: join(dir, 'notify.sh'),
-    stateFile: join(dir, 'state'),
-    keepalivedConf: join(dir, 'keepalived.conf'),
-  };
+  const configFile = join(dir, 'nginx.conf');
   const nginxConf = renderNginxConf(topology, {
     upstreams: options.upstreams,
     certFile: options.certFile,
@@ -129,14 +124,33 @@ function writeHaProxyFiles(topology: Topology, proxy: { index: number; name: str
     httpPort: PROXY_PORTS.http,
     runtimeDir: dir,
   });
-  writeFileSync(files.configFile, nginxConf);
-  writeFileSync(files.checkScript, renderCheckScript(PROXY_PORTS.http));
-  writeFileSync(files.notifyScript, renderNotifyScript({ proxy: name, stateFile: files.stateFile, metricFile: join(dir, 'vrrp.prom') }));
-  chmodSync(files.checkScript, 0o755);
-  chmodSync(files.notifyScript, 0o755);
-  const { checkScript, notifyScript } = files;
-  writeFileSync(files.keepalivedConf, renderKeepalivedConf(topology, { index, interface: 'eth0', checkScript, notifyScript }));
-  return files;
+  writeFileSync(configFile, nginxConf);
+  return configFile;
+}
+
+/** keepalived beside one proxy, in its network namespace, its bundle in the proxy's directory. */
+function startKeepalived(
+  topology: Topology,
+  place: { index: number; name: string; namespace: string; dir: string },
+  options: HaPairOptions,
+) {
+  const { index, name, namespace, dir } = place;
+  const vrrp = vrrpSpec(topology, {
+    index,
+    proxy: name,
+    interface: 'eth0',
+    configDir: dir,
+    stateDir: dir,
+    pidDir: dir,
+    statusPort: PROXY_PORTS.http,
+  });
+  const keepalived = startComponent(`keepalived-${index}`, vrrp, {
+    prefix: inNamespace(namespace, []),
+    cwd: dir,
+    logFile: join(dir, 'logs', 'keepalived.log'),
+    startProcess: options.own,
+  });
+  return { vrrp, keepalived };
 }
 
 /** One proxy of the pair in its namespace: nginx (listening), keepalived, and the follower that announces reloads. */
@@ -147,20 +161,17 @@ async function startHaProxy(
 ): Promise<LocalHaProxy> {
   const { index, name, namespace, address } = place;
   const dir = join(options.runtimeDir, name);
-  const { configFile, stateFile, keepalivedConf } = writeHaProxyFiles(topology, { index, name, dir }, options);
+  const configFile = writeHaNginxConf(topology, dir, options);
   // Its own host name (a UTS namespace), as a container has: replicas tell proxies apart by it.
-  const [nsenter, ...nginxArgs] = inNamespace(namespace, nginxArgv({ config: configFile, prefix: dir }), { hostname: name });
-  const nginx = options.own(name, nsenter, nginxArgs, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log') });
-  const vrrpFiles = { config: keepalivedConf, pidFile: join(dir, 'keepalived.pid'), vrrpPidFile: join(dir, 'vrrp.pid') };
-  const [, ...keepalivedArgs] = inNamespace(namespace, keepalivedArgv(vrrpFiles));
-  const keepalived = options.own(`keepalived-${index}`, nsenter, keepalivedArgs, {
-    cwd: dir,
-    logFile: join(dir, 'logs', 'keepalived.log'),
-  });
+  const pidFile = join(dir, 'nginx.pid');
+  const nginxSpec = proxySpec(topology, { config: configFile, pidFile, prefix: dir });
+  const inItsNamespaces = { ...nginxSpec, argv: inNamespace(namespace, [...nginxSpec.argv], { hostname: name }) };
+  const nginx = startComponent(name, inItsNamespaces, { cwd: dir, logFile: join(dir, 'logs', 'nginx.log'), startProcess: options.own });
+  const { vrrp, keepalived } = startKeepalived(topology, { index, name, namespace, dir }, options);
+  const stateFile = join(dir, 'state');
   await waitForPort(PROXY_PORTS.https, nginx, 20_000, address);
   // In nginx's own network and host-name namespaces (entered once nginx listens, so they are
   // its final ones): the announcement names the proxy by its host name.
-  const pidFile = join(dir, 'nginx.pid');
   const enter = (argv: string[]) => [...enterProxy(nginx), ...argv];
   const follower = startFollower(topology, {
     name,
@@ -180,6 +191,7 @@ async function startHaProxy(
     configFile,
     nginx,
     keepalived,
+    specs: { nginx: nginxSpec, vrrp },
     follower,
     state: () => (existsSync(stateFile) ? readFileSync(stateFile, 'utf8').trim() : undefined),
     access: () => localProxy({ name, pidFile, configFile, prefix: dir, enter: enterProxy(proxy.nginx) }),

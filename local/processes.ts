@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, connect } from 'node:net';
+import type { ComponentSpec } from '../components/spec';
 
 /** A child process we own: killed with us, never left behind. */
 export interface Owned {
@@ -55,6 +57,31 @@ export function start(name: string, command: string, args: string[], options: Sp
   // Not at 'exit': output still in the pipes arrives after it, and would be written after the end.
   child.on('close', () => log?.end());
   return { name, child, exited, output: () => text };
+}
+
+/**
+ * A component spec as a local process: its files written where it reads them, then its argv
+ * (`node` is the Node running us) after `prefix` (nsenter, for a namespace), its environment
+ * over ours. `startProcess` is how the caller owns its children.
+ */
+export function startComponent(
+  name: string,
+  spec: ComponentSpec,
+  options: { logFile?: string; cwd?: string; prefix?: readonly string[]; startProcess?: typeof start } = {},
+): Owned {
+  for (const file of spec.files ?? []) {
+    mkdirSync(dirname(file.path), { recursive: true });
+    writeFileSync(file.path, file.content, { mode: file.mode ?? 0o444 });
+  }
+  const argv = [...(options.prefix ?? []), ...spec.argv.map((word, i) => (i === 0 && word === 'node' ? process.execPath : word))];
+  const [command, ...args] = argv;
+  const env = spec.env ? { ...process.env, ...spec.env } : undefined;
+  return (options.startProcess ?? start)(name, command, args, { logFile: options.logFile, cwd: options.cwd, ...(env ? { env } : {}) });
+}
+
+/** Stops a component's process as its spec says: its signal, then SIGKILL after its grace. */
+export function stopComponent(p: Owned, spec: ComponentSpec): Promise<void> {
+  return stop(p, spec.stop.signal, spec.stop.graceMs);
 }
 
 /**

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CONTROL_KEY_ENV, replicaName, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import { replicaName, stopGraceMs, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
@@ -14,8 +14,10 @@ import { startFollower, stopFollower } from './follower';
 import { startHaPair, type LocalHaPair } from './ha';
 import type { NetnsLab } from './netns';
 import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } from './leftovers';
-import { freePort, running, start, stop, waitForPort, type Owned } from './processes';
-import { nginxArgv } from '../components/proxy';
+import { freePort, running, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
+import { proxySpec } from '../components/proxy';
+import { serverSpec } from '../components/server';
+import { CLIENT_ARGV } from '../components/load-client';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -98,9 +100,8 @@ export function monitoringTools(): { exporter: string; missing?: undefined } | {
   return { exporter: exporter! };
 }
 
-/** How a replica is started: from source through tsx, so what runs is what is checked out. */
-export const SERVER_SOURCE_ARGS = ['--import', 'tsx', join(ROOT, 'app/src/server/main.ts')];
-export const CLIENT_COMMAND = ['--import', 'tsx', join(ROOT, 'app/src/client/main.ts')];
+/** The load client's arguments after `node`: from source through tsx, so what runs is what is checked out (from any directory). */
+export const CLIENT_COMMAND = [...CLIENT_ARGV.source.slice(1, -1), join(ROOT, CLIENT_ARGV.source.at(-1)!)];
 
 export interface LocalOptions {
   httpsPort?: number;
@@ -236,18 +237,19 @@ async function startReplicas(
   processes: RunProcesses,
   options: { host: string; certs: Certificates; brokerUrl?: string },
 ): Promise<LocalReplica[]> {
-  const brokerEnv = options.brokerUrl ? toBrokerEnv({ ...topology, broker: { ...topology.broker, urls: [options.brokerUrl] } }) : {};
   const replicas: LocalReplica[] = [];
   for (let i = 0; i < topology.replicas; i++) {
     const id = replicaName(i);
     const port = await freePort();
-    const env = {
-      ...process.env,
-      ...toServerEnv({ ...topology.server, port }, id, { host: options.host }),
-      ...brokerEnv,
-      [CONTROL_KEY_ENV]: options.certs.controlKeyFile,
-    };
-    const p = processes.own(id, process.execPath, SERVER_SOURCE_ARGS, { env, cwd: ROOT, logFile: join(processes.logsDir, `${id}.log`) });
+    const spec = serverSpec(topology, {
+      replicaId: id,
+      controlKeyFile: options.certs.controlKeyFile,
+      from: 'source',
+      port,
+      host: options.host,
+      brokerUrls: options.brokerUrl ? [options.brokerUrl] : undefined,
+    });
+    const p = startComponent(id, spec, { cwd: ROOT, logFile: join(processes.logsDir, `${id}.log`), startProcess: processes.own });
     replicas.push({ id, port, process: p });
   }
   await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, options.host)));
@@ -277,8 +279,8 @@ async function startSingleFront(
   const pidFile = join(runtimeDir, 'nginx.pid');
   writeFileSync(configFile, config);
   // nginx opens <prefix>/logs/error.log before it reads the config's error_log (logsDir exists).
-  const [command, ...args] = nginxArgv({ config: configFile, prefix: runtimeDir });
-  const nginx = processes.own('nginx', command, args, { cwd: runtimeDir });
+  const spec = proxySpec(topology, { config: configFile, pidFile, prefix: runtimeDir });
+  const nginx = startComponent('nginx', spec, { cwd: runtimeDir, startProcess: processes.own });
   await waitForPort(httpsPort, nginx);
   const follower = startFollower(topology, { name: 'nginx', dir: runtimeDir, configFile, pidFile, controlKeyFile, own: processes.own });
   return {
@@ -290,7 +292,7 @@ async function startSingleFront(
     followers: [follower],
     nginxErrorLogs: [nginxErrorLog(runtimeDir)],
     access: () => [localProxy({ name: 'nginx', pidFile, configFile, prefix: runtimeDir })],
-    stop: async () => void (await Promise.all([stopFollower(follower), stop(nginx, 'SIGQUIT', 5000)])),
+    stop: async () => void (await Promise.all([stopFollower(follower), stopComponent(nginx, spec)])),
   };
 }
 

@@ -2,9 +2,9 @@ import { Construct } from 'constructs';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { Volume } from '@cdktf/provider-docker/lib/volume';
 import { BROKER_CLIENT_PORT, BROKER_CONTAINER } from '../app/src/topology';
-import { containerLabels, httpHealthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
+import { containerLabels, containerOf, type EngineContainerProps } from './container-attributes';
 import { pulledImage } from './local-image';
-import { BROKER_STOP_GRACE_MS, natsServerArgv } from '../components/broker';
+import { brokerSpec } from '../components/broker';
 
 /** Where things are inside the broker container. */
 export const BROKER_PATHS = {
@@ -44,23 +44,21 @@ export class Broker extends Construct {
     this.name = props.name ?? BROKER_CONTAINER;
     this.volume = new Volume(this, 'store', { name: `${this.name}-data`, labels: containerLabels(props.labels) });
     const image = pulledImage(this, 'image', images.nats);
+    const spec = brokerSpec({
+      store: BROKER_PATHS.store,
+      port: BROKER_PATHS.clientPort,
+      monitoringPort: BROKER_PATHS.monitoringPort,
+      serverName: this.name,
+    });
     this.container = new Container(this, 'container', {
       name: this.name,
       image: image.imageId,
       // The public image's entrypoint runs the command; the offline stand-in has nats-server on PATH.
-      command: natsServerArgv({
-        store: BROKER_PATHS.store,
-        port: BROKER_PATHS.clientPort,
-        monitoringPort: BROKER_PATHS.monitoringPort,
-        serverName: this.name,
-      }),
+      ...containerOf({ ...spec, stop: { ...spec.stop, graceMs: props.stopGraceMs ?? spec.stop.graceMs } }),
       volumes: [{ volumeName: this.volume.name, containerPath: BROKER_PATHS.store }],
       ports: [{ internal: BROKER_PATHS.monitoringPort, external: broker.monitoringPort, ip: '127.0.0.1' }],
       networksAdvanced: [{ name: props.networkName, aliases: [this.name] }],
       restart: 'unless-stopped',
-      ...stopAttributes('SIGTERM', props.stopGraceMs ?? BROKER_STOP_GRACE_MS),
-      // /healthz answers 200 only once JetStream is up.
-      healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz`, 'wget', { startPeriod: '5s', retries: 5 }),
       wait: true,
       waitTimeout: 60,
       labels: containerLabels(props.labels),

@@ -1,4 +1,5 @@
 import type { Topology } from '../app/src/topology';
+import type { CommandHealth, ComponentSpec, HttpHealth } from '../components/spec';
 
 /** What every engine construct that runs containers takes (as the swarm's share SwarmServiceProps). */
 export interface EngineContainerProps {
@@ -41,4 +42,27 @@ export function httpHealthcheck(url: string, tool: 'node' | 'wget', o: { startPe
 export function stopAttributes(signal: 'SIGTERM' | 'SIGQUIT', graceMs: number) {
   const seconds = Math.ceil(graceMs / 1000);
   return { stopSignal: signal, stopTimeout: seconds, destroyGraceSeconds: seconds };
+}
+
+/** A spec's health check in the provider's shape. */
+export function specHealthcheck(health: HttpHealth | CommandHealth) {
+  const timing = { startPeriod: `${Math.ceil(health.startPeriodMs / 1000)}s`, retries: health.retries };
+  return 'url' in health ? httpHealthcheck(health.url, health.probe, timing) : healthcheck(['CMD-SHELL', health.command], timing);
+}
+
+/**
+ * A component spec as a `docker_container`'s attributes: the command, environment, stop and
+ * health check, capabilities, sysctls and open-file limit. The image, network, mounts (where the
+ * spec's files come from) and restart policy are the construct's.
+ */
+export function containerOf(spec: ComponentSpec) {
+  return {
+    command: [...spec.argv],
+    ...(spec.env && Object.keys(spec.env).length ? { env: containerEnv(spec.env) } : {}),
+    ...stopAttributes(spec.stop.signal, spec.stop.graceMs),
+    ...(spec.health ? { healthcheck: specHealthcheck(spec.health) } : {}),
+    ...(spec.capabilities?.length ? { capabilities: { add: [...spec.capabilities] } } : {}),
+    ...(spec.sysctls ? { sysctls: { ...spec.sysctls } } : {}),
+    ...(spec.openFiles ? { ulimit: [{ name: 'nofile', soft: spec.openFiles, hard: spec.openFiles }] } : {}),
+  };
 }

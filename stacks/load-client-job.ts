@@ -1,8 +1,7 @@
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { proxyHost, type Topology } from '../app/src/topology';
-import { LOAD_ENV } from '../app/src/shared/load-env';
+import { jobLimitSeconds, loadJobSpec, REPORT_FILE } from '../components/load-client';
 import { containerEnv, containerLabels, type EngineContainerProps } from './container-attributes';
 import { PROXY_PATHS } from './nginx-proxy';
 
@@ -24,16 +23,6 @@ export interface LoadClientJobProps extends EngineContainerProps {
 }
 
 export const LOAD_JOB_NAME = 'ws-load-client';
-export const REPORT_FILE = 'load-report.json';
-export const HTML_REPORT_FILE = 'load-report.html';
-
-/** Seconds the job may run past the profile's own limit before `timeout` kills it. */
-const JOB_GRACE_SECONDS = 60;
-
-/** The job's whole limit: `timeout` bounds it even if the client hangs, so an apply always ends. */
-export function jobLimitSeconds(load: Topology['load']): number {
-  return Math.ceil((load.maxDurationMs + load.settleMs) / 1000) + JOB_GRACE_SECONDS;
-}
 
 /**
  * The load-client job: a one-shot container run through the proxy over WSS. `attach` makes the
@@ -46,31 +35,20 @@ export class LoadClientJob extends Construct {
 
   constructor(scope: Construct, id: string, props: LoadClientJobProps) {
     super(scope, id);
-    const { proxy, server, load, monitoring } = props.topology;
-    const limitSeconds = jobLimitSeconds(load);
+    const limitSeconds = jobLimitSeconds(props.topology.load);
 
     this.run = new DataResource(this, 'run', {
       input: { run_id: props.runId },
       triggersReplace: { run_id: props.runId },
     });
 
-    const env: Record<string, string> = {
-      // The pair's virtual address with proxy.ha (the certificate covers it), else the proxy's name.
-      [LOAD_ENV.url]: `wss://${proxyHost(proxy)}:${PROXY_PATHS.httpsPort}${server.path}`,
-      [LOAD_ENV.ca]: '/certs/ca.crt',
-      [LOAD_ENV.profile]: JSON.stringify(load),
-      [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,
-      [LOAD_ENV.html]: `/reports/${HTML_REPORT_FILE}`,
-      // Prometheus scrapes the run live (monitoring.loadMetricsPort).
-      ...(monitoring.enabled ? { [LOAD_ENV.metricsPort]: String(monitoring.loadMetricsPort) } : {}),
-    };
-
+    const spec = loadJobSpec(props.topology, { httpsPort: PROXY_PATHS.httpsPort, caFile: '/certs/ca.crt', reportsDir: '/reports' });
     this.container = new Container(this, 'container', {
       name: LOAD_JOB_NAME,
       image: props.imageId,
       // `timeout` bounds the whole job even if the client hangs: an apply always ends.
-      command: ['timeout', '--kill-after=10s', `${limitSeconds}s`, 'node', 'dist/client/main.js'],
-      env: containerEnv(env),
+      command: [...spec.argv],
+      env: containerEnv(spec.env ?? {}),
       user: props.user,
       volumes: [
         { hostPath: props.caFile, containerPath: '/certs/ca.crt', readOnly: true },

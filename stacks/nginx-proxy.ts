@@ -1,19 +1,20 @@
 import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
-import { Container, type ContainerVolumes } from '@cdktf/provider-docker/lib/container';
-import { proxyNames, stopGraceMs, type Topology } from '../app/src/topology';
+import { Container } from '@cdktf/provider-docker/lib/container';
+import { proxyNames, type Topology } from '../app/src/topology';
 import { RELOAD_PLAN_ENV, type ReloadPlan } from '../app/src/shared/control';
 import { announcementTiming } from '../control/reload';
 import { renderFollowScript } from '../nginx/follow-tasks';
 import { CONTROL_KEY_PATH } from './server-fleet';
 import { ConfigFiles } from './config-files';
-import { nginxArgv } from '../components/proxy';
+import { proxySpec } from '../components/proxy';
 import { shellLine } from '../components/shell';
-import { keepalivedArgv } from '../components/vrrp';
+import type { ComponentSpec } from '../components/spec';
+import { vrrpSpec } from '../components/vrrp';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
-import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../keepalived/render';
-import { containerLabels, healthcheck, stopAttributes, type EngineContainerProps } from './container-attributes';
+import { containerLabels, containerOf, type EngineContainerProps } from './container-attributes';
 
 export interface NginxProxyProps extends EngineContainerProps {
   readonly imageId: string;
@@ -55,19 +56,22 @@ export const PROXY_PATHS = {
  * How a proxy container runs: the follower (every reload announced to the replicas) beside
  * nginx, which stays the main process, on every target.
  */
-export const PROXY_COMMAND = ['sh', '-c', `sh ${PROXY_PATHS.follower} & exec ${shellLine(nginxArgv({ config: PROXY_PATHS.config }))}`];
+export function proxyContainerSpec(topology: Topology): ComponentSpec {
+  return proxySpec(topology, { config: PROXY_PATHS.config, pidFile: PROXY_PATHS.pid, follower: PROXY_PATHS.follower });
+}
+
+/** Where the HA pair's keepalived keeps its pid files in a proxy container. */
+const HA_PID_DIR = '/run';
 
 /**
  * The HA pair adds keepalived beside them. A restarted container keeps its files: keepalived's
  * pid files from before would name a pid now reused (nginx's), and it would refuse to start, so
  * they go first.
  */
-const HA_COMMAND = [
-  'sh',
-  '-c',
-  `rm -f /run/keepalived.pid /run/keepalived-vrrp.pid; ` +
-    `${shellLine(keepalivedArgv({ config: `${PROXY_PATHS.keepalivedDir}/keepalived.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))} & ${PROXY_COMMAND[2]}`,
-];
+function haCommand(nginx: ComponentSpec, vrrp: ComponentSpec): string[] {
+  const [, , nginxLine] = nginx.argv; // sh -c <the follower and nginx>
+  return ['sh', '-c', `rm -f ${HA_PID_DIR}/keepalived.pid ${HA_PID_DIR}/keepalived-vrrp.pid; ${shellLine(vrrp.argv)} & ${nginxLine}`];
+}
 
 /**
  * The Nginx proxy. Its container's attributes do not depend on the replica count: the rendered
@@ -107,10 +111,12 @@ export class NginxProxy extends Construct {
   private proxyContainer(props: NginxProxyProps, install: ConfigFiles, name: string, index: number): Container {
     const { proxy } = props.topology;
     const pair = proxy.ha.enabled ? this.pairMember(props, name, index) : undefined;
+    const nginx = proxyContainerSpec(props.topology);
     return new Container(this, pair ? `container-${index}` : 'container', {
       name,
       image: props.imageId,
-      command: pair ? HA_COMMAND : PROXY_COMMAND,
+      ...containerOf(nginx),
+      ...(pair ? { command: haCommand(nginx, pair.spec), capabilities: { add: [...(pair.spec.capabilities ?? [])] } } : {}),
       // The pair is reached at its virtual address on the service network; two proxies cannot
       // publish the same host ports.
       ports: pair
@@ -126,19 +132,7 @@ export class NginxProxy extends Construct {
         ...(pair?.volumes ?? []),
       ],
       networksAdvanced: [{ name: props.networkName, aliases: [name] }],
-      // keepalived adds and removes the virtual address, and speaks VRRP on a raw socket.
-      ...(pair ? { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } : {}),
-      // The container's own network namespace: the kernel caps nginx's listen backlog at this.
-      sysctls: { 'net.core.somaxconn': String(proxy.listenBacklog) },
-      ulimit: [{ name: 'nofile', soft: proxy.maxOpenFiles, hard: proxy.maxOpenFiles }],
       restart: 'unless-stopped',
-      // SIGQUIT is nginx's graceful shutdown: in-flight handshakes finish. WebSockets do not end
-      // by themselves, so waiting longer than the fleet's stop grace would only delay a destroy.
-      ...stopAttributes('SIGQUIT', stopGraceMs(props.topology.server)),
-      healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], {
-        startPeriod: '2s',
-        retries: 3,
-      }),
       wait: true,
       waitTimeout: 60,
       labels: containerLabels(props.labels),
@@ -146,30 +140,26 @@ export class NginxProxy extends Construct {
     });
   }
 
-  /** A member of the HA pair: its keepalived files (its priority differs), and a directory it writes its state to. */
-  private pairMember(props: NginxProxyProps, name: string, index: number): { files: ConfigFiles; volumes: ContainerVolumes[] } {
+  /** A member of the HA pair: keepalived's spec and files (its priority differs), and a directory it writes its state to. */
+  private pairMember(props: NginxProxyProps, name: string, index: number) {
+    const spec = vrrpSpec(props.topology, {
+      index,
+      proxy: name,
+      interface: 'eth0',
+      configDir: PROXY_PATHS.keepalivedDir,
+      stateDir: PROXY_PATHS.haStateDir,
+      pidDir: HA_PID_DIR,
+      statusPort: PROXY_PATHS.httpPort,
+    });
     const files = new ConfigFiles(this, `keepalived-${index}`, {
       dir: `${props.haDir}/${name}/config`,
-      files: {
-        'keepalived.conf': renderKeepalivedConf(props.topology, {
-          index,
-          interface: 'eth0',
-          checkScript: `/bin/bash ${PROXY_PATHS.keepalivedDir}/check.sh`,
-          notifyScript: `/bin/sh ${PROXY_PATHS.keepalivedDir}/notify.sh`,
-        }),
-        'check.sh': renderCheckScript(PROXY_PATHS.httpPort),
-        'notify.sh': renderNotifyScript({
-          proxy: name,
-          stateFile: `${PROXY_PATHS.haStateDir}/state`,
-          metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom`,
-        }),
-      },
+      files: Object.fromEntries((spec.files ?? []).map((f) => [basename(f.path), f.content])),
     });
     const volumes = [
       { hostPath: `${props.haDir}/${name}/config`, containerPath: PROXY_PATHS.keepalivedDir, readOnly: true },
       { hostPath: `${props.haDir}/${name}/state`, containerPath: PROXY_PATHS.haStateDir },
     ];
-    return { files, volumes };
+    return { spec, files, volumes };
   }
 
   /**

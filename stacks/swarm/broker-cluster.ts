@@ -1,11 +1,10 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
 import { BROKER_CONTAINER, tasksOf } from '../../app/src/topology';
-import { containerLabels, httpHealthcheck } from '../container-attributes';
+import { containerLabels } from '../container-attributes';
 import { BROKER_PATHS } from '../broker';
-import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
-import { BROKER_STOP_GRACE_MS, natsServerArgv } from '../../components/broker';
-import { shellLine } from '../../components/shell';
+import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
+import { brokerSpec } from '../../components/broker';
 
 /** The cluster's route port (nats-server's default). */
 const ROUTE_PORT = 6222;
@@ -37,6 +36,13 @@ export class BrokerCluster extends Construct {
     const { topology } = props;
     const name = BROKER_CONTAINER;
     const slotName = `${name}-{{.Task.Slot}}`;
+    const spec = brokerSpec({
+      store: BROKER_PATHS.store,
+      port: BROKER_PATHS.clientPort,
+      monitoringPort: BROKER_PATHS.monitoringPort,
+      serverName: '"$NATS_SERVER_NAME"',
+      cluster: { name, listen: `nats://0.0.0.0:${ROUTE_PORT}`, routes: `nats-route://${tasksOf(name)}:${ROUTE_PORT}` },
+    });
     this.service = new Service(this, 'service', {
       name,
       labels: containerLabels(props.labels),
@@ -44,30 +50,11 @@ export class BrokerCluster extends Construct {
         containerSpec: {
           image: topology.images.nats,
           hostname: slotName,
-          env: { NATS_SERVER_NAME: slotName },
           // A shell only to read the server name Swarm templated into the environment.
-          command: [
-            'sh',
-            '-c',
-            `exec ${shellLine(
-              natsServerArgv({
-                store: BROKER_PATHS.store,
-                port: BROKER_PATHS.clientPort,
-                monitoringPort: BROKER_PATHS.monitoringPort,
-                serverName: '"$NATS_SERVER_NAME"',
-                cluster: { name, listen: `nats://0.0.0.0:${ROUTE_PORT}`, routes: `nats-route://${tasksOf(name)}:${ROUTE_PORT}` },
-              }),
-            )}`,
-          ],
-          stopSignal: 'SIGTERM',
-          stopGracePeriod: seconds(props.stopGraceMs ?? BROKER_STOP_GRACE_MS),
-          // This server, with JetStream on; not the cluster's health (plain /healthz): Swarm puts
-          // a task in DNS only once it is healthy, and the servers find each other by DNS, so a
-          // check that waits for the cluster would never pass.
-          healthcheck: httpHealthcheck(`http://127.0.0.1:${BROKER_PATHS.monitoringPort}/healthz?js-enabled-only=true`, 'wget', {
-            startPeriod: '10s',
-            retries: 5,
-          }),
+          ...taskContainerOf(
+            { ...spec, env: { NATS_SERVER_NAME: slotName }, stop: { ...spec.stop, graceMs: props.stopGraceMs ?? spec.stop.graceMs } },
+            { shell: true },
+          ),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '2s' },

@@ -1,8 +1,8 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { LOAD_ENV } from '../../app/src/shared/load-env';
 import { containerLabels } from '../container-attributes';
-import { HTML_REPORT_FILE, jobLimitSeconds, LOAD_JOB_NAME, REPORT_FILE } from '../load-client-job';
+import { loadJobSpec } from '../../components/load-client';
+import { LOAD_JOB_NAME } from '../load-client-job';
 import { PROXY_PATHS } from '../nginx-proxy';
 import { dnsrrEndpoint, ON_A_MANAGER, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
@@ -30,26 +30,22 @@ export class LoadJobService extends Construct {
   constructor(scope: Construct, id: string, props: LoadJobServiceProps) {
     super(scope, id);
     const { topology } = props;
-    const { proxy, server, load, monitoring } = topology;
     const ca = new SwarmFile(this, 'ca', { stem: `${LOAD_JOB_NAME}-ca`, content: props.ca, labels: props.labels });
-    const env: Record<string, string> = {
-      [LOAD_ENV.url]: `wss://${proxy.containerName}:${PROXY_PATHS.httpsPort}${server.path}`,
-      [LOAD_ENV.ca]: '/certs/ca.crt',
-      [LOAD_ENV.profile]: JSON.stringify(load),
-      [LOAD_ENV.report]: `/reports/${REPORT_FILE}`,
-      [LOAD_ENV.html]: `/reports/${HTML_REPORT_FILE}`,
-      ...(monitoring.enabled ? { [LOAD_ENV.metricsPort]: String(monitoring.loadMetricsPort) } : {}),
-      // A new run id is a new task spec: the job runs again.
-      LOAD_RUN_ID: props.runId,
-    };
+    const spec = loadJobSpec(topology, {
+      proxyHost: topology.proxy.containerName,
+      httpsPort: PROXY_PATHS.httpsPort,
+      caFile: '/certs/ca.crt',
+      reportsDir: '/reports',
+    });
     this.service = new Service(this, 'service', {
       name: LOAD_JOB_NAME,
       labels: containerLabels(props.labels),
       taskSpec: {
         containerSpec: {
           image: props.image,
-          command: ['timeout', '--kill-after=10s', `${jobLimitSeconds(load)}s`, 'node', 'dist/client/main.js'],
-          env,
+          command: [...spec.argv],
+          // A new run id is a new task spec: the job runs again.
+          env: { ...spec.env, LOAD_RUN_ID: props.runId },
           user: props.user,
           configs: [ca.asConfig('/certs/ca.crt')],
           mounts: [{ type: 'bind', source: props.reportsDir, target: '/reports' }],

@@ -1,12 +1,12 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { stopGraceMs, tasksOf, type Topology } from '../../app/src/topology';
+import { tasksOf, type Topology } from '../../app/src/topology';
 import { renderNginxConf } from '../../nginx/render';
 import { renderFollowScript } from '../../nginx/follow-tasks';
-import { containerLabels, healthcheck } from '../container-attributes';
-import { PROXY_COMMAND, PROXY_PATHS } from '../nginx-proxy';
+import { containerLabels } from '../container-attributes';
+import { PROXY_PATHS, proxyContainerSpec } from '../nginx-proxy';
 import { CONTROL_KEY_PATH } from '../server-fleet';
-import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
 export interface ProxyServiceProps extends SwarmServiceProps {
@@ -37,7 +37,7 @@ export class ProxyService extends Construct {
   constructor(scope: Construct, id: string, props: ProxyServiceProps) {
     super(scope, id);
     const { topology } = props;
-    const { proxy, tls, server } = topology;
+    const { proxy, tls } = topology;
     const certFile = `${PROXY_PATHS.certsDir}/${tls.serverCert}`;
     // Secrets live in memory under /run/secrets.
     const keyFile = `/run/secrets/${tls.serverKey}`;
@@ -63,17 +63,9 @@ export class ProxyService extends Construct {
       taskSpec: {
         containerSpec: {
           image: props.image,
-          command: PROXY_COMMAND,
+          ...taskContainerOf(proxyContainerSpec(topology)),
           configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(PROXY_PATHS.follower, 0o555), cert.asConfig(certFile)],
           secrets: [key.asSecret(keyFile), props.controlKey.asSecret(CONTROL_KEY_PATH)],
-          sysctl: { 'net.core.somaxconn': String(proxy.listenBacklog) },
-          // SIGQUIT: nginx's graceful stop (see NginxProxy).
-          stopSignal: 'SIGQUIT',
-          stopGracePeriod: seconds(stopGraceMs(server)),
-          healthcheck: healthcheck(['CMD-SHELL', `test -s ${PROXY_PATHS.pid} && kill -0 "$(cat ${PROXY_PATHS.pid})"`], {
-            startPeriod: '2s',
-            retries: 3,
-          }),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '1s' },

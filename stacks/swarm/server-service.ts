@@ -1,10 +1,11 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { CONTROL_KEY_ENV, SERVER_NAME, stopGraceMs, toBrokerEnv, toServerEnv } from '../../app/src/topology';
-import { containerLabels, httpHealthcheck } from '../container-attributes';
-import { CONTROL_KEY_PATH, SERVER_COMMAND, serverHealthUrl } from '../server-fleet';
+import { SERVER_NAME } from '../../app/src/topology';
+import { serverSpec } from '../../components/server';
+import { containerLabels } from '../container-attributes';
+import { CONTROL_KEY_PATH } from '../server-fleet';
 import type { SwarmFile } from './swarm-files';
-import { dnsrrEndpoint, seconds, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 
 /** The servers' service on the swarm target; its tasks are `ws-server.<slot>.<id>`. */
 export const SERVER_SERVICE = SERVER_NAME;
@@ -38,27 +39,16 @@ export class ServerService extends Construct {
   constructor(scope: Construct, id: string, props: ServerServiceProps) {
     super(scope, id);
     const { topology } = props;
-    const { server } = topology;
-    const grace = stopGraceMs(server);
-    const env = {
-      ...toServerEnv(server, `${SERVER_SERVICE}-{{.Task.Slot}}`),
-      ...toBrokerEnv(topology),
-      [CONTROL_KEY_ENV]: CONTROL_KEY_PATH,
-    };
-    // The engine target's check, as the service's: a rollout waits for it.
-    const healthcheck = httpHealthcheck(serverHealthUrl(server), 'node', { startPeriod: '5s', retries: 3 });
+    // The engine target's spec and check, as the service's: a rollout waits for the check.
+    const spec = serverSpec(topology, { replicaId: `${SERVER_SERVICE}-{{.Task.Slot}}`, controlKeyFile: CONTROL_KEY_PATH });
     this.service = new Service(this, 'service', {
       name: SERVER_SERVICE,
       labels: containerLabels(props.labels),
       taskSpec: {
         containerSpec: {
           image: props.image,
-          command: SERVER_COMMAND,
-          env,
+          ...taskContainerOf(spec),
           secrets: [props.controlKey.asSecret(CONTROL_KEY_PATH, SERVER_USER_ID)],
-          stopSignal: 'SIGTERM',
-          stopGracePeriod: seconds(grace),
-          healthcheck,
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '1s' },

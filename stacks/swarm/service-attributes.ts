@@ -1,5 +1,8 @@
 import type { ITerraformDependable } from 'cdktf';
 import type { Topology } from '../../app/src/topology';
+import { shellLine } from '../../components/shell';
+import type { ComponentSpec } from '../../components/spec';
+import { specHealthcheck } from '../container-attributes';
 
 /** Attributes the swarm target's services share, in the provider's shapes. */
 
@@ -53,3 +56,22 @@ export function dnsrrEndpoint(...ports: PublishedPort[]) {
 
 /** Pins a task to a manager: where `docker` runs, published ports and bind-mounted reports are found. */
 export const ON_A_MANAGER = { constraints: ['node.role == manager'] };
+
+/**
+ * A component spec as a service's `containerSpec` attributes: the command, environment, stop and
+ * health check, capabilities and sysctls (a service has no open-file limit of its own: the
+ * daemon's default holds). With `shell`, the command runs through `sh -c` (after the given
+ * prelude) so "$VAR" words Swarm templated into the environment are expanded.
+ */
+export function taskContainerOf(spec: ComponentSpec, o: { shell?: boolean; prelude?: string } = {}) {
+  const command = o.shell ? ['sh', '-c', `${o.prelude ?? ''}exec ${shellLine(spec.argv)}`] : [...spec.argv];
+  return {
+    command,
+    ...(spec.env && Object.keys(spec.env).length ? { env: { ...spec.env } } : {}),
+    stopSignal: spec.stop.signal,
+    stopGracePeriod: seconds(spec.stop.graceMs),
+    ...(spec.health ? { healthcheck: specHealthcheck(spec.health) } : {}),
+    ...(spec.capabilities?.length ? { capAdd: [...spec.capabilities] } : {}),
+    ...(spec.sysctls ? { sysctl: { ...spec.sysctls } } : {}),
+  };
+}

@@ -1,12 +1,11 @@
 import { Construct } from 'constructs';
 import { Service } from '@cdktf/provider-docker/lib/service';
-import { renderCheckScript, renderKeepalivedConf, renderNotifyScript } from '../../keepalived/render';
 import { containerLabels } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
-import type { SwarmServiceProps } from './service-attributes';
+import { taskContainerOf, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
-import { keepalivedArgv } from '../../components/vrrp';
-import { shellLine } from '../../components/shell';
+import type { ComponentFile } from '../../components/spec';
+import { vrrpSpec } from '../../components/vrrp';
 
 export interface VrrpServiceProps extends SwarmServiceProps {
   /** The proxy image with keepalived in it (nginx/Dockerfile, WITH_KEEPALIVED=1). */
@@ -29,54 +28,41 @@ export class VrrpService extends Construct {
     super(scope, id);
     const { topology } = props;
     const { proxy, swarm } = topology;
-    const dir = PROXY_PATHS.keepalivedDir;
     const name = `${proxy.containerName}-vrrp`;
-    const config = (stem: string, content: string, path: string, mode?: number) =>
-      new SwarmFile(this, stem, { stem: `${name}-${stem}`, content, labels: props.labels }).asConfig(path, mode);
-    const perSlot = Array.from({ length: proxy.ha.proxies }, (_, index) =>
-      config(
-        `conf-${index + 1}`,
-        renderKeepalivedConf(topology, {
-          index,
-          interface: swarm.vrrpInterface,
-          checkScript: `/bin/bash ${dir}/check.sh`,
-          notifyScript: `/bin/sh ${dir}/notify.sh`,
-        }),
-        `${dir}/keepalived-${index + 1}.conf`,
-      ),
-    );
+    // The node's nginx, through the port it publishes on the node; its state in the task
+    // (`cat /run/ws-ha/state`): Prometheus does not scrape it on this target.
+    const launch = (index: number, configName: string) =>
+      vrrpSpec(topology, {
+        index,
+        proxy: name,
+        interface: swarm.vrrpInterface,
+        configDir: PROXY_PATHS.keepalivedDir,
+        stateDir: PROXY_PATHS.haStateDir,
+        pidDir: '/run',
+        statusPort: proxy.httpPort,
+        configName,
+      });
+    const config = (stem: string, file: ComponentFile) =>
+      new SwarmFile(this, stem, { stem: `${name}-${stem}`, content: file.content, labels: props.labels }).asConfig(file.path, file.mode);
+    const perSlot = Array.from({ length: proxy.ha.proxies }, (_, index) => launch(index, `keepalived-${index + 1}.conf`));
+    // Every task reads its slot's config: the shell expands $VRRP_SLOT, which Swarm templated.
+    const spec = launch(0, 'keepalived-$VRRP_SLOT.conf');
+    const [, check, notify] = spec.files!;
     this.service = new Service(this, 'service', {
       name,
       labels: containerLabels(props.labels),
       taskSpec: {
         containerSpec: {
           image: props.image,
-          env: { VRRP_SLOT: '{{.Task.Slot}}' },
-          command: [
-            'sh',
-            '-c',
-            `mkdir -p ${PROXY_PATHS.haStateDir} && exec ` +
-              `${shellLine(keepalivedArgv({ config: `${dir}/keepalived-$VRRP_SLOT.conf`, pidFile: '/run/keepalived.pid', vrrpPidFile: '/run/keepalived-vrrp.pid' }))}`,
-          ],
+          ...taskContainerOf(
+            { ...spec, env: { VRRP_SLOT: '{{.Task.Slot}}' } },
+            { shell: true, prelude: `mkdir -p ${PROXY_PATHS.haStateDir} && ` },
+          ),
           configs: [
-            ...perSlot,
-            // The node's nginx, through the port it publishes on the node.
-            config('check', renderCheckScript(proxy.httpPort), `${dir}/check.sh`, 0o555),
-            // Its state in the task (`cat /run/ws-ha/state`); Prometheus does not scrape it on this target.
-            config(
-              'notify',
-              renderNotifyScript({
-                proxy: name,
-                stateFile: `${PROXY_PATHS.haStateDir}/state`,
-                metricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom`,
-              }),
-              `${dir}/notify.sh`,
-              0o555,
-            ),
+            ...perSlot.map((slot, index) => config(`conf-${index + 1}`, slot.files![0])),
+            config('check', check),
+            config('notify', notify),
           ],
-          capAdd: ['NET_ADMIN', 'NET_RAW'],
-          stopSignal: 'SIGTERM',
-          stopGracePeriod: '5s',
         },
         networksAdvanced: [{ name: 'host' }],
         restartPolicy: { condition: 'any', delay: '1s' },
