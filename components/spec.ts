@@ -1,3 +1,5 @@
+import { basename } from 'node:path';
+
 /**
  * How a component runs, the same on every target: the engine's `docker_container`
  * (stacks/container-attributes.ts), a swarm `docker_service` (stacks/swarm/service-attributes.ts)
@@ -27,8 +29,16 @@ export interface ComponentSpec {
    * @default none
    */
   readonly health?: HttpHealth | CommandHealth;
-  /** How it is stopped: the signal, then the grace before it is killed. */
-  readonly stop: { readonly signal: 'SIGTERM' | 'SIGQUIT'; readonly graceMs: number };
+  /**
+   * The image runs argv[0] itself (its entrypoint): a container is given only the arguments.
+   * @default false
+   */
+  readonly imageEntrypoint?: boolean;
+  /**
+   * How it is stopped: the signal, then the grace before it is killed.
+   * @default the target's (SIGTERM, then 10 s)
+   */
+  readonly stop?: { readonly signal: 'SIGTERM' | 'SIGQUIT'; readonly graceMs: number };
   /**
    * Kernel capabilities beyond a container's defaults.
    * @default none
@@ -74,4 +84,15 @@ export interface HttpHealth extends HealthTiming {
 /** A shell command beside the component that must exit 0. */
 export interface CommandHealth extends HealthTiming {
   readonly command: string;
+}
+
+/** A spec's files by file name, for a target that gives them to the component as one directory. */
+export function filesByName(spec: ComponentSpec): Record<string, string> {
+  return Object.fromEntries((spec.files ?? []).map((f) => [basename(f.path), f.content]));
+}
+
+/** The spec with another stop grace, when one is given (a construct prop that overrides it); the signal stays. */
+export function withStopGrace(spec: ComponentSpec, graceMs: number | undefined): ComponentSpec {
+  if (graceMs === undefined) return spec;
+  return { ...spec, stop: { signal: spec.stop?.signal ?? 'SIGTERM', graceMs } };
 }

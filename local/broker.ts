@@ -70,9 +70,9 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
       expected = false;
       supervise(current);
     },
-    async stop(graceMs = spec.stop.graceMs) {
+    async stop(graceMs) {
       expected = true;
-      await stop(current, spec.stop.signal, graceMs);
+      await stop(current, spec.stop?.signal, graceMs ?? spec.stop?.graceMs);
     },
   };
 }

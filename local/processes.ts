@@ -79,9 +79,9 @@ export function startComponent(
   return (options.startProcess ?? start)(name, command, args, { logFile: options.logFile, cwd: options.cwd, ...(env ? { env } : {}) });
 }
 
-/** Stops a component's process as its spec says: its signal, then SIGKILL after its grace. */
+/** Stops a component's process as its spec says: its signal, then SIGKILL after its grace (SIGTERM, 10 s by default). */
 export function stopComponent(p: Owned, spec: ComponentSpec): Promise<void> {
-  return stop(p, spec.stop.signal, spec.stop.graceMs);
+  return stop(p, spec.stop?.signal ?? 'SIGTERM', spec.stop?.graceMs ?? 10_000);
 }
 
 /**

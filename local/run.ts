@@ -6,7 +6,6 @@ import { replicaName, stopGraceMs, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
-import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
 import { nginxWorkers, reloadAndAnnounce, announcementTiming, type ReloadResult } from '../control/reload';
 import { startBroker, type LocalBroker } from './broker';
@@ -17,6 +16,7 @@ import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } fro
 import { freePort, running, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
 import { proxySpec } from '../components/proxy';
 import { serverSpec } from '../components/server';
+import { nginxExporterSpec, prometheusSpec } from '../components/monitoring';
 import { CLIENT_ARGV } from '../components/load-client';
 
 export const ROOT = resolve(__dirname, '..');
@@ -401,34 +401,31 @@ async function startMonitoring(
   const tools = monitoringTools();
   if (tools.missing !== undefined) throw new Error(`monitoring: ${tools.missing}`);
   const [exporterPort, prometheusPort, loadMetricsPort] = [await freePort(), await freePort(), await freePort()];
-  const exporter = own(
-    'nginx-exporter',
-    tools.exporter,
-    nginxExporterArgs({ proxy: `127.0.0.1:${httpPort}`, listen: `127.0.0.1:${exporterPort}` }),
-    { logFile: join(runtimeDir, 'logs', 'nginx-exporter.log') },
-  );
+  const exporterSpec = nginxExporterSpec({
+    proxy: `127.0.0.1:${httpPort}`,
+    listen: `127.0.0.1:${exporterPort}`,
+    program: tools.exporter,
+  });
+  const exporter = startComponent('nginx-exporter', exporterSpec, {
+    logFile: join(runtimeDir, 'logs', 'nginx-exporter.log'),
+    startProcess: own,
+  });
   await waitForPort(exporterPort, exporter);
 
   const dir = join(runtimeDir, 'prometheus');
-  mkdirSync(dir, { recursive: true });
-  const files = renderPrometheusFiles(topology, {
-    servers: replicas.map((r) => ({ replica: r.id, target: `127.0.0.1:${r.port}` })),
-    nginxExporter: `127.0.0.1:${exporterPort}`,
-    loadClient: `127.0.0.1:${loadMetricsPort}`,
-    self: `127.0.0.1:${prometheusPort}`,
+  const spec = prometheusSpec(topology, {
+    configDir: dir,
+    dataDir: join(dir, 'data'),
+    address: '127.0.0.1',
+    port: prometheusPort,
+    targets: {
+      servers: replicas.map((r) => ({ replica: r.id, target: `127.0.0.1:${r.port}` })),
+      nginxExporter: `127.0.0.1:${exporterPort}`,
+      loadClient: `127.0.0.1:${loadMetricsPort}`,
+      self: `127.0.0.1:${prometheusPort}`,
+    },
   });
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  const prometheus = own(
-    'prometheus',
-    'prometheus',
-    prometheusArgs({
-      configDir: dir,
-      dataDir: join(dir, 'data'),
-      retention: topology.monitoring.retention,
-      listen: `127.0.0.1:${prometheusPort}`,
-    }),
-    { logFile: join(runtimeDir, 'logs', 'prometheus.log') },
-  );
+  const prometheus = startComponent('prometheus', spec, { logFile: join(runtimeDir, 'logs', 'prometheus.log'), startProcess: own });
   await waitForPort(prometheusPort, prometheus);
   return { prometheusUrl: `http://127.0.0.1:${prometheusPort}`, exporterPort, loadMetricsPort, prometheus, exporter };
 }

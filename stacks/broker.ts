@@ -5,6 +5,7 @@ import { BROKER_CLIENT_PORT, BROKER_CONTAINER } from '../app/src/topology';
 import { containerLabels, containerOf, type EngineContainerProps } from './container-attributes';
 import { pulledImage } from './local-image';
 import { brokerSpec } from '../components/broker';
+import { withStopGrace } from '../components/spec';
 
 /** Where things are inside the broker container. */
 export const BROKER_PATHS = {
@@ -54,7 +55,7 @@ export class Broker extends Construct {
       name: this.name,
       image: image.imageId,
       // The public image's entrypoint runs the command; the offline stand-in has nats-server on PATH.
-      ...containerOf({ ...spec, stop: { ...spec.stop, graceMs: props.stopGraceMs ?? spec.stop.graceMs } }),
+      ...containerOf(withStopGrace(spec, props.stopGraceMs)),
       volumes: [{ volumeName: this.volume.name, containerPath: BROKER_PATHS.store }],
       ports: [{ internal: BROKER_PATHS.monitoringPort, external: broker.monitoringPort, ip: '127.0.0.1' }],
       networksAdvanced: [{ name: props.networkName, aliases: [this.name] }],

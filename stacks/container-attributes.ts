@@ -57,9 +57,9 @@ export function specHealthcheck(health: HttpHealth | CommandHealth) {
  */
 export function containerOf(spec: ComponentSpec) {
   return {
-    command: [...spec.argv],
+    command: spec.imageEntrypoint ? spec.argv.slice(1) : [...spec.argv],
     ...(spec.env && Object.keys(spec.env).length ? { env: containerEnv(spec.env) } : {}),
-    ...stopAttributes(spec.stop.signal, spec.stop.graceMs),
+    ...(spec.stop ? stopAttributes(spec.stop.signal, spec.stop.graceMs) : {}),
     ...(spec.health ? { healthcheck: specHealthcheck(spec.health) } : {}),
     ...(spec.capabilities?.length ? { capabilities: { add: [...spec.capabilities] } } : {}),
     ...(spec.sysctls ? { sysctls: { ...spec.sysctls } } : {}),

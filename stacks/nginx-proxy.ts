@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
 import { Construct } from 'constructs';
 import { DataResource, type ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
@@ -11,7 +10,7 @@ import { CONTROL_KEY_PATH } from './server-fleet';
 import { ConfigFiles } from './config-files';
 import { proxySpec } from '../components/proxy';
 import { shellLine } from '../components/shell';
-import type { ComponentSpec } from '../components/spec';
+import { filesByName, type ComponentSpec } from '../components/spec';
 import { vrrpSpec } from '../components/vrrp';
 import { PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { containerLabels, containerOf, type EngineContainerProps } from './container-attributes';
@@ -153,7 +152,7 @@ export class NginxProxy extends Construct {
     });
     const files = new ConfigFiles(this, `keepalived-${index}`, {
       dir: `${props.haDir}/${name}/config`,
-      files: Object.fromEntries((spec.files ?? []).map((f) => [basename(f.path), f.content])),
+      files: filesByName(spec),
     });
     const volumes = [
       { hostPath: `${props.haDir}/${name}/config`, containerPath: PROXY_PATHS.keepalivedDir, readOnly: true },

@@ -1,9 +1,9 @@
 import { Construct } from 'constructs';
 import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { nginxExporterArgs } from '../../monitoring/prometheus';
+import { nginxExporterSpec } from '../../components/monitoring';
 import { proxyHost } from '../../app/src/topology';
-import { containerLabels } from '../container-attributes';
+import { containerLabels, containerOf } from '../container-attributes';
 import { PROXY_PATHS } from '../nginx-proxy';
 import { ADDRESSES_BEFORE_0_2, movedFrom, type ComponentProps } from './component';
 import { pulledImage } from '../local-image';
@@ -26,7 +26,7 @@ export class NginxExporter extends Construct {
         name: monitoring.exporterContainerName,
         image: image.imageId,
         // With the pair, the holder of the virtual address: the proxy carrying the clients.
-        command: nginxExporterArgs({ proxy: `${proxyHost(proxy)}:${PROXY_PATHS.httpPort}`, listen: `:${monitoring.exporterPort}` }),
+        ...containerOf(nginxExporterSpec({ proxy: `${proxyHost(proxy)}:${PROXY_PATHS.httpPort}`, listen: `:${monitoring.exporterPort}` })),
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.exporterContainerName] }],
         restart: 'unless-stopped',
         labels: containerLabels(props.labels),

@@ -1,11 +1,13 @@
 import { Construct } from 'constructs';
+import { filesByName } from '../../components/spec';
 import { DataResource } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
-import { PROMETHEUS_CONFIG_FILE, prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
+import { PROMETHEUS_CONFIG_FILE } from '../../monitoring/prometheus';
+import { prometheusSpec } from '../../components/monitoring';
 import { ConfigFiles } from '../config-files';
 import { proxyNames } from '../../app/src/topology';
 import { PROXY_PATHS } from '../nginx-proxy';
-import { containerLabels, httpHealthcheck } from '../container-attributes';
+import { containerLabels, containerOf } from '../container-attributes';
 import { ADDRESSES_BEFORE_0_2, MONITORING_PATHS, movedFrom, type ComponentProps } from './component';
 import { pulledImage } from '../local-image';
 
@@ -32,9 +34,11 @@ export class PrometheusServer extends Construct {
   constructor(scope: Construct, id: string, props: PrometheusServerProps) {
     super(scope, id);
     const { monitoring, images, server } = props.topology;
-    const files = new ConfigFiles(this, 'config', {
-      dir: props.configDir,
-      files: renderPrometheusFiles(props.topology, {
+    const spec = prometheusSpec(props.topology, {
+      configDir: MONITORING_PATHS.prometheusConfigDir,
+      dataDir: MONITORING_PATHS.prometheusData,
+      port: MONITORING_PATHS.prometheusPort,
+      targets: {
         servers: props.replicas.map((replica) => ({ replica, target: `${replica}:${server.port}` })),
         nginxExporter: `${monitoring.exporterContainerName}:${monitoring.exporterPort}`,
         loadClient: `${props.loadClientHost}:${monitoring.loadMetricsPort}`,
@@ -42,7 +46,11 @@ export class PrometheusServer extends Construct {
         ...(props.topology.proxy.ha.enabled
           ? { haProxies: proxyNames(props.topology.proxy).map((proxy) => ({ proxy, target: `${proxy}:${PROXY_PATHS.httpPort}` })) }
           : {}),
-      }),
+      },
+    });
+    const files = new ConfigFiles(this, 'config', {
+      dir: props.configDir,
+      files: filesByName(spec),
     });
     movedFrom(files.resource, ADDRESSES_BEFORE_0_2.prometheusConfig);
     const image = movedFrom(pulledImage(this, 'image', images.prometheus), ADDRESSES_BEFORE_0_2.prometheusImage);
@@ -51,20 +59,11 @@ export class PrometheusServer extends Construct {
         name: monitoring.prometheusContainerName,
         image: image.imageId,
         // The image's entrypoint is the prometheus binary; these replace its default flags.
-        command: prometheusArgs({
-          configDir: MONITORING_PATHS.prometheusConfigDir,
-          dataDir: MONITORING_PATHS.prometheusData,
-          retention: monitoring.retention,
-          listen: `:${MONITORING_PATHS.prometheusPort}`,
-        }),
+        ...containerOf(spec),
         ports: [{ internal: MONITORING_PATHS.prometheusPort, external: monitoring.prometheusPort, ip: '127.0.0.1' }],
         volumes: [{ hostPath: props.configDir, containerPath: MONITORING_PATHS.prometheusConfigDir, readOnly: true }],
         networksAdvanced: [{ name: props.networkName, aliases: [monitoring.prometheusContainerName] }],
         restart: 'unless-stopped',
-        healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', {
-          startPeriod: '5s',
-          retries: 5,
-        }),
         wait: true,
         waitTimeout: 90,
         labels: containerLabels(props.labels),

@@ -5,6 +5,7 @@ import { containerLabels } from '../container-attributes';
 import { BROKER_PATHS } from '../broker';
 import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 import { brokerSpec } from '../../components/broker';
+import { withStopGrace } from '../../components/spec';
 
 /** The cluster's route port (nats-server's default). */
 const ROUTE_PORT = 6222;
@@ -51,10 +52,7 @@ export class BrokerCluster extends Construct {
           image: topology.images.nats,
           hostname: slotName,
           // A shell only to read the server name Swarm templated into the environment.
-          ...taskContainerOf(
-            { ...spec, env: { NATS_SERVER_NAME: slotName }, stop: { ...spec.stop, graceMs: props.stopGraceMs ?? spec.stop.graceMs } },
-            { shell: true },
-          ),
+          ...taskContainerOf({ ...withStopGrace(spec, props.stopGraceMs), env: { NATS_SERVER_NAME: slotName } }, { shell: true }),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '2s' },

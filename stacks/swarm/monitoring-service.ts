@@ -1,10 +1,12 @@
+import { basename } from 'node:path';
 import { Construct } from 'constructs';
+import { filesByName } from '../../components/spec';
 import { Service } from '@cdktf/provider-docker/lib/service';
 import { tasksOf } from '../../app/src/topology';
-import { prometheusArgs, renderPrometheusFiles } from '../../monitoring/prometheus';
-import { containerLabels, httpHealthcheck } from '../container-attributes';
+import { prometheusSpec } from '../../components/monitoring';
+import { containerLabels } from '../container-attributes';
 import { MONITORING_PATHS } from '../monitoring/component';
-import { dnsrrEndpoint, ON_A_MANAGER, SERVICE_ROLLOUT, type SwarmServiceProps } from './service-attributes';
+import { dnsrrEndpoint, ON_A_MANAGER, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
 
 export interface MonitoringServiceProps extends SwarmServiceProps {
@@ -27,17 +29,23 @@ export class MonitoringService extends Construct {
     super(scope, id);
     const { topology } = props;
     const { monitoring, server } = topology;
-    this.files = renderPrometheusFiles(topology, {
-      servers: { dns: tasksOf(props.serversService), port: server.port },
-      loadClient: { dns: tasksOf(props.loadService), port: monitoring.loadMetricsPort },
-      self: `127.0.0.1:${MONITORING_PATHS.prometheusPort}`,
+    const spec = prometheusSpec(topology, {
+      configDir: MONITORING_PATHS.prometheusConfigDir,
+      dataDir: MONITORING_PATHS.prometheusData,
+      port: MONITORING_PATHS.prometheusPort,
+      targets: {
+        servers: { dns: tasksOf(props.serversService), port: server.port },
+        loadClient: { dns: tasksOf(props.loadService), port: monitoring.loadMetricsPort },
+        self: `127.0.0.1:${MONITORING_PATHS.prometheusPort}`,
+      },
     });
-    const configs = Object.entries(this.files).map(([name, content]) =>
-      new SwarmFile(this, name, {
-        stem: `${monitoring.prometheusContainerName}-${name.replace(/\W/g, '-')}`,
-        content,
+    this.files = filesByName(spec);
+    const configs = (spec.files ?? []).map((f) =>
+      new SwarmFile(this, basename(f.path), {
+        stem: `${monitoring.prometheusContainerName}-${basename(f.path).replace(/\W/g, '-')}`,
+        content: f.content,
         labels: props.labels,
-      }).asConfig(`${MONITORING_PATHS.prometheusConfigDir}/${name}`),
+      }).asConfig(f.path),
     );
     this.service = new Service(this, 'service', {
       name: monitoring.prometheusContainerName,
@@ -45,17 +53,8 @@ export class MonitoringService extends Construct {
       taskSpec: {
         containerSpec: {
           image: topology.images.prometheus,
-          args: prometheusArgs({
-            configDir: MONITORING_PATHS.prometheusConfigDir,
-            dataDir: MONITORING_PATHS.prometheusData,
-            retention: monitoring.retention,
-            listen: `:${MONITORING_PATHS.prometheusPort}`,
-          }),
+          ...taskContainerOf(spec),
           configs,
-          healthcheck: httpHealthcheck(`http://127.0.0.1:${MONITORING_PATHS.prometheusPort}/-/ready`, 'wget', {
-            startPeriod: '5s',
-            retries: 5,
-          }),
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '2s' },

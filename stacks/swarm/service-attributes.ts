@@ -57,19 +57,31 @@ export function dnsrrEndpoint(...ports: PublishedPort[]) {
 /** Pins a task to a manager: where `docker` runs, published ports and bind-mounted reports are found. */
 export const ON_A_MANAGER = { constraints: ['node.role == manager'] };
 
+/** What taskContainerOf gives a service's `containerSpec`: `command`, or `args` after the image's entrypoint. */
+export interface TaskContainer {
+  readonly command?: string[];
+  readonly args?: string[];
+  readonly env?: Record<string, string>;
+  readonly stopSignal?: string;
+  readonly stopGracePeriod?: string;
+  readonly healthcheck?: ReturnType<typeof specHealthcheck>;
+  readonly capAdd?: string[];
+  readonly sysctl?: Record<string, string>;
+}
+
 /**
  * A component spec as a service's `containerSpec` attributes: the command, environment, stop and
  * health check, capabilities and sysctls (a service has no open-file limit of its own: the
  * daemon's default holds). With `shell`, the command runs through `sh -c` (after the given
  * prelude) so "$VAR" words Swarm templated into the environment are expanded.
  */
-export function taskContainerOf(spec: ComponentSpec, o: { shell?: boolean; prelude?: string } = {}) {
+export function taskContainerOf(spec: ComponentSpec, o: { shell?: boolean; prelude?: string } = {}): TaskContainer {
   const command = o.shell ? ['sh', '-c', `${o.prelude ?? ''}exec ${shellLine(spec.argv)}`] : [...spec.argv];
   return {
-    command,
+    // The image's entrypoint stays; what follows it are the arguments.
+    ...(spec.imageEntrypoint && !o.shell ? { args: spec.argv.slice(1) } : { command }),
     ...(spec.env && Object.keys(spec.env).length ? { env: { ...spec.env } } : {}),
-    stopSignal: spec.stop.signal,
-    stopGracePeriod: seconds(spec.stop.graceMs),
+    ...(spec.stop ? { stopSignal: spec.stop.signal, stopGracePeriod: seconds(spec.stop.graceMs) } : {}),
     ...(spec.health ? { healthcheck: specHealthcheck(spec.health) } : {}),
     ...(spec.capabilities?.length ? { capAdd: [...spec.capabilities] } : {}),
     ...(spec.sysctls ? { sysctl: { ...spec.sysctls } } : {}),

@@ -7,6 +7,7 @@ import { vrrpSpec } from '../../components/vrrp';
 import { proxySpec } from '../../components/proxy';
 import { CLIENT_ARGV, jobLimitSeconds, loadJobSpec } from '../../components/load-client';
 import type { ComponentSpec } from '../../components/spec';
+import { nginxExporterSpec, prometheusSpec } from '../../components/monitoring';
 import { LOAD_ENV } from '../../app/src/shared/load-env';
 import { containerOf } from '../../stacks/container-attributes';
 import { taskContainerOf } from '../../stacks/swarm/service-attributes';
@@ -127,6 +128,43 @@ describe('component specs: the proxy and the load job', () => {
   });
 });
 
+describe('component specs: Prometheus and the nginx exporter', () => {
+  const prometheus = prometheusSpec(topology, {
+    configDir: '/etc/p',
+    dataDir: '/data',
+    port: 9090,
+    targets: {
+      servers: [{ replica: 'ws-server-0', target: 'ws-server-0:9000' }],
+      nginxExporter: 'e:9113',
+      loadClient: 'l:9464',
+      self: 'localhost:9090',
+    },
+  });
+
+  it('Prometheus: its config and rules in its config directory, the retention, ready once /-/ready answers', () => {
+    assert.deepEqual(
+      prometheus.files!.map((f) => f.path),
+      ['/etc/p/prometheus.yml', '/etc/p/rules.yml'],
+    );
+    assert.match(prometheus.files![0].content, /ws-server-0:9000/);
+    assert.ok(prometheus.argv.includes(`--storage.tsdb.retention.time=${topology.monitoring.retention}`));
+    assert.ok(prometheus.argv.includes('--web.listen-address=:9090'));
+    assert.equal(healthUrl(prometheus), 'http://127.0.0.1:9090/-/ready');
+  });
+
+  it('an image whose entrypoint is the program gets only the arguments, on both container targets', () => {
+    assert.equal(prometheus.imageEntrypoint, true);
+    assert.deepEqual(containerOf(prometheus).command, prometheus.argv.slice(1));
+    const task = taskContainerOf(prometheus);
+    assert.deepEqual(task.args, prometheus.argv.slice(1));
+    assert.equal(task.command, undefined);
+    const exporter = nginxExporterSpec({ proxy: 'p:80', listen: ':9113', program: '/usr/bin/prometheus-nginx-exporter' });
+    assert.equal(exporter.argv[0], '/usr/bin/prometheus-nginx-exporter');
+    assert.deepEqual(containerOf(exporter).command, ['--nginx.scrape-uri=http://p:80/nginx_status', '--web.listen-address=:9113']);
+    assert.equal('stopSignal' in containerOf(exporter), false, "no stop of its own: the target's default");
+  });
+});
+
 describe('the targets translate a spec (containerOf, taskContainerOf)', () => {
   const spec = serverSpec(topology, { replicaId: 'ws-server-0', controlKeyFile: '/k' });
 
@@ -144,8 +182,8 @@ describe('the targets translate a spec (containerOf, taskContainerOf)', () => {
   it("into a service's task: through a shell when asked, so Swarm's templated variables expand", () => {
     const broker = brokerSpec({ store: '/data', port: 4222, serverName: '"$NAME"' });
     const t = taskContainerOf({ ...broker, env: { NAME: '{{.Task.Slot}}' } }, { shell: true, prelude: 'mkdir -p /x && ' });
-    assert.deepEqual(t.command.slice(0, 2), ['sh', '-c']);
-    assert.match(t.command[2], /^mkdir -p \/x && exec nats-server .*--server_name "\$NAME"/);
+    assert.deepEqual(t.command?.slice(0, 2), ['sh', '-c']);
+    assert.match(t.command?.[2] ?? '', /^mkdir -p \/x && exec nats-server .*--server_name "\$NAME"/);
     assert.deepEqual(t.env, { NAME: '{{.Task.Slot}}' });
     assert.equal(t.stopGracePeriod, '10s');
     assert.deepEqual(taskContainerOf(spec).command, SERVER_ARGV.built);
