@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { OfflineApplier } from '../infra/offline-applier/applier';
+import { decide, OfflineApplier, planApply, type PlanStep } from '../infra/offline-applier/applier';
 import fc from 'fast-check';
 import { literal, resolve, UnsupportedError } from '../infra/offline-applier/expressions';
 import { terraformLiteral } from '../../stacks/config-files';
@@ -175,5 +175,79 @@ describe('offline applier: moved blocks', () => {
       /gone_C is not in the configuration/,
     );
     assert.throws(() => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B', index: 1 }])), /moved\.index/);
+  });
+});
+
+describe('offline applier: the plan, before anything is touched', () => {
+  const entry = (type: string, config: Record<string, unknown>, dependsOn: string[] = []) => ({
+    type,
+    config,
+    attrs: { id: 'x' },
+    dependsOn,
+  });
+
+  it('orders the stack dependencies first, and lists what left the configuration, without touching the state it was given', () => {
+    const text = synth({ replicas: 2 }).text;
+    const state = {
+      'docker_container.gone_Z': entry('docker_container', { name: 'gone' }),
+      'docker_volume.old_V': entry('docker_volume', { name: 'v' }),
+    };
+    const before = JSON.stringify(state);
+    const plan = planApply(JSON.parse(text), state);
+    const position = new Map(plan.steps.map((s, i) => [s.address, i]));
+    for (const step of plan.steps)
+      for (const d of step.deps) assert.ok(position.get(d)! < position.get(step.address)!, `${d} before ${step.address}`);
+    assert.deepEqual(plan.orphans.sort(), ['docker_container.gone_Z', 'docker_volume.old_V']);
+    assert.ok(plan.steps.some((s) => s.type === 'docker_container' && s.deps.some((d) => d.startsWith('docker_network.'))));
+    assert.equal(JSON.stringify(state), before, 'planning is pure');
+  });
+
+  it('applies moved blocks to its copy of the state, and the dependents follow', () => {
+    const doc = {
+      resource: { terraform_data: { new_B: { triggers_replace: { v: 1 } } } },
+      moved: [{ from: 'terraform_data.old_A', to: 'terraform_data.new_B' }],
+    };
+    const plan = planApply(doc, {
+      'terraform_data.old_A': entry('terraform_data', { triggers_replace: { v: 1 } }),
+      'terraform_data.dep_C': entry('terraform_data', {}, ['terraform_data.old_A']),
+    });
+    assert.deepEqual(plan.moved, [{ from: 'terraform_data.old_A', to: 'terraform_data.new_B' }]);
+    assert.deepEqual(plan.state['terraform_data.dep_C'].dependsOn, ['terraform_data.new_B']);
+    assert.deepEqual(plan.orphans, ['terraform_data.dep_C']);
+  });
+
+  it('decides create, keep, replace, or an in-place update for a service', () => {
+    const step = (type: string, triggeredBy: string[] = []): PlanStep => ({
+      address: `${type}.a_1`,
+      type,
+      config: {},
+      deps: [],
+      triggeredBy,
+      createFirst: false,
+    });
+    const none = new Set<string>();
+    assert.equal(decide(step('docker_container'), { name: 'c' }, undefined, none), 'create');
+    assert.equal(
+      decide(step('docker_container'), { name: 'c', wait: true }, entry('docker_container', { name: 'c' }), none),
+      'keep',
+      'wait forces nothing',
+    );
+    assert.equal(
+      decide(step('docker_container'), { name: 'c', env: ['A=2'] }, entry('docker_container', { name: 'c', env: ['A=1'] }), none),
+      'replace',
+    );
+    assert.equal(decide(step('docker_service'), { name: 's', x: 2 }, entry('docker_service', { name: 's', x: 1 }), none), 'update');
+    assert.equal(
+      decide(step('docker_service'), { name: 't' }, entry('docker_service', { name: 's' }), none),
+      'replace',
+      'renamed: a new service',
+    );
+    const triggered = step('docker_container', ['terraform_data.run_R']);
+    assert.equal(decide(triggered, { name: 'c' }, entry('docker_container', { name: 'c' }), new Set(['terraform_data.run_R'])), 'replace');
+    // terraform_data is replaced only by triggers_replace.
+    assert.equal(
+      decide(step('terraform_data'), { input: 2, triggers_replace: 1 }, entry('terraform_data', { input: 1, triggers_replace: 1 }), none),
+      'keep',
+    );
   });
 });

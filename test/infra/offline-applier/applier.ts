@@ -24,13 +24,109 @@ import { packContext } from './build-context';
  */
 
 type Json = Record<string, any>;
-interface StateEntry {
+export interface StateEntry {
   type: string;
   config: Json;
   attrs: Json;
   dependsOn: string[];
 }
-type State = Record<string, StateEntry>;
+export type State = Record<string, StateEntry>;
+
+/** One configured resource in plan order, with what its decision needs. */
+export interface PlanStep {
+  readonly address: string;
+  readonly type: string;
+  /** As the document has it, references unresolved (they resolve during the execution). */
+  readonly config: Json;
+  /** What it refers to, depends on, or is replaced with. */
+  readonly deps: string[];
+  /** Replaced whenever one of these was (lifecycle.replace_triggered_by). */
+  readonly triggeredBy: string[];
+  /** lifecycle.create_before_destroy. */
+  readonly createFirst: boolean;
+}
+
+/** What an apply will do, decided before the engine is touched. */
+export interface Plan {
+  /** The state with the moved blocks applied. */
+  readonly state: State;
+  readonly moved: { from: string; to: string }[];
+  /** Every configured resource, dependencies first. */
+  readonly steps: PlanStep[];
+  /** In the state but no longer configured: destroyed last, dependents first. */
+  readonly orphans: string[];
+  readonly outputs: Json;
+}
+
+export type Action = 'create' | 'replace' | 'update' | 'keep';
+
+/** How one resource type is created and destroyed on the engine. */
+interface Driver {
+  create(address: string, config: Json): Promise<Json>;
+  destroy(address: string, entry: StateEntry): Promise<void>;
+}
+
+/** What an execution has done so far. */
+interface ExecutionLog {
+  readonly report: ApplyReport;
+  /** Created, replaced or updated in this apply: what replace_triggered_by looks at. */
+  readonly changed: Set<string>;
+  readonly staleImages: { id: string; keep: boolean }[];
+  readonly deposed: { address: string; entry: StateEntry }[];
+}
+
+/** The first part of a `lifecycle.replace_triggered_by` or reference: `type.name`. */
+const resourceOf = (reference: string) => reference.split('.').slice(0, 2).join('.');
+
+/**
+ * The plan of a (validated) document against a state. Pure: moved blocks are applied to a copy,
+ * as terraform reads them (an object at `from` now lives at `to`, unless `to` already has one).
+ */
+export function planApply(doc: Json, current: State): Plan {
+  const state: State = structuredClone(current);
+  const moved: Plan['moved'] = [];
+  for (const { from, to } of (doc.moved ?? []) as { from: string; to: string }[]) {
+    if (!state[from] || state[to]) continue;
+    moved.push({ from, to });
+    state[to] = state[from];
+    delete state[from];
+    for (const entry of Object.values(state)) entry.dependsOn = entry.dependsOn.map((d) => (d === from ? to : d));
+  }
+  const configs = new Map<string, { type: string; config: Json }>();
+  for (const [type, resources] of Object.entries(doc.resource ?? {})) {
+    for (const [name, config] of Object.entries(resources as Json)) configs.set(`${type}.${name}`, { type, config });
+  }
+  const steps = new Map<string, PlanStep>();
+  for (const [address, { type, config }] of configs) {
+    const { lifecycle, depends_on, ...rest } = config;
+    const triggeredBy: string[] = (lifecycle?.replace_triggered_by ?? []).map(resourceOf);
+    const refs = referencesIn(rest, address).map((r) => r.address);
+    const deps = [...new Set([...refs, ...(depends_on ?? []), ...triggeredBy])];
+    steps.set(address, { address, type, config, deps, triggeredBy, createFirst: Boolean(lifecycle?.create_before_destroy) });
+  }
+  const order = topoSort([...steps.keys()], (a) => steps.get(a)!.deps);
+  const orphans = Object.keys(state).filter((a) => !configs.has(a));
+  return { state, moved, steps: order.map((a) => steps.get(a)!), orphans, outputs: doc.output ?? {} };
+}
+
+/**
+ * What happens to one resource, once its references are resolved: created when it is not in the
+ * state; kept while the attributes that force a replacement (and any replace_triggered_by)
+ * are unchanged; otherwise replaced, except a service the provider updates in place (a
+ * rolling update, or a new replica count), as Swarm does.
+ */
+export function decide(step: PlanStep, resolved: Json, old: StateEntry | undefined, changed: ReadonlySet<string>): Action {
+  if (!old) return 'create';
+  const forcing = (c: Json) =>
+    canonical(
+      Object.fromEntries(
+        Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (step.type !== 'terraform_data' || k === 'triggers_replace')),
+      ),
+    );
+  const replace = forcing(old.config) !== forcing(resolved) || step.triggeredBy.some((t) => changed.has(t));
+  if (!replace) return 'keep';
+  return step.type === 'docker_service' && old.config.name === resolved.name ? 'update' : 'replace';
+}
 
 /**
  * What each resource type may carry, all the way down its nested blocks (`true`: a value, not
@@ -205,128 +301,110 @@ export class OfflineApplier {
     }
   }
 
+  /** Plans the document against the state (nothing touched yet), then executes the plan. */
   async apply(doc: Json): Promise<ApplyReport> {
     this.validate(doc);
-    const state = this.readState();
-    // moved blocks, as terraform reads them: an object at `from` now lives at `to` (unless `to` already has one).
-    for (const { from, to } of (doc.moved ?? []) as { from: string; to: string }[]) {
-      if (!state[from] || state[to]) continue;
-      this.log(`moved ${from} -> ${to}`);
-      state[to] = state[from];
-      delete state[from];
-      for (const entry of Object.values(state)) entry.dependsOn = entry.dependsOn.map((d) => (d === from ? to : d));
-      this.writeState(state);
-    }
-    const configs = new Map<string, { type: string; config: Json }>();
-    for (const [type, resources] of Object.entries(doc.resource ?? {})) {
-      for (const [name, config] of Object.entries(resources as Json)) configs.set(`${type}.${name}`, { type, config });
-    }
-    const deps = (address: string): string[] => {
-      const { config } = configs.get(address)!;
-      const { lifecycle, depends_on, ...rest } = config;
-      const refs = referencesIn(rest, address).map((r) => r.address);
-      const triggered = (lifecycle?.replace_triggered_by ?? []).map((r: string) => r.split('.').slice(0, 2).join('.'));
-      return [...new Set([...refs, ...(depends_on ?? []), ...triggered])];
+    return this.execute(planApply(doc, this.readState()));
+  }
+
+  /**
+   * Carries a plan out: the moved entries saved first, then each resource in order (created,
+   * kept, replaced or updated as `decide` says once its references resolve), then what was
+   * deposed and what left the configuration, dependents first.
+   */
+  async execute(plan: Plan): Promise<ApplyReport> {
+    const { state } = plan;
+    for (const { from, to } of plan.moved) this.log(`moved ${from} -> ${to}`);
+    if (plan.moved.length) this.writeState(state);
+    const run: ExecutionLog = {
+      report: { created: [], replaced: [], destroyed: [], kept: [], outputs: {} },
+      changed: new Set<string>(),
+      staleImages: [],
+      deposed: [],
     };
-    const order = topoSort([...configs.keys()], deps);
-    const report: ApplyReport = { created: [], replaced: [], destroyed: [], kept: [], outputs: {} };
-    const changed = new Set<string>();
-    const staleImages: { id: string; keep: boolean }[] = [];
-    const deposed: { address: string; entry: StateEntry }[] = [];
-
-    for (const address of order) {
-      const { type, config } = configs.get(address)!;
-      const resolved = resolve(stripMeta(config), (a) => state[a]?.attrs, address) as Json;
-      const old = state[address];
-      const triggeredBy = (config.lifecycle?.replace_triggered_by ?? []).map((r: string) => r.split('.').slice(0, 2).join('.'));
-      let action: 'create' | 'replace' | 'update' | 'keep' = 'create';
-      if (old) {
-        const forcing = (c: Json) =>
-          canonical(
-            Object.fromEntries(
-              Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (type !== 'terraform_data' || k === 'triggers_replace')),
-            ),
-          );
-        action = forcing(old.config) !== forcing(resolved) || triggeredBy.some((t: string) => changed.has(t)) ? 'replace' : 'keep';
-        // The provider updates a service in place (a rolling update, or a new replica count), as Swarm does.
-        if (action === 'replace' && type === 'docker_service' && old.config.name === resolved.name) action = 'update';
-      }
-      if (action === 'update') {
-        this.log(`update ${address}`);
-        const attrs = await this.updateService(address, old!.attrs.id, resolved);
-        state[address] = { type, config: resolved, attrs, dependsOn: deps(address) };
-        this.writeState(state);
-        changed.add(address);
-        report.replaced.push(address);
-        continue;
-      }
-      if (action === 'keep') {
-        state[address] = { ...old, config: resolved, dependsOn: deps(address) };
-        report.kept.push(address);
-        continue;
-      }
-      // create_before_destroy: the old object goes once its dependents have moved to the new one.
-      const createFirst = Boolean(config.lifecycle?.create_before_destroy);
-      if (action === 'replace') {
-        this.log(`replace ${address}`);
-        // An image is built before the old one goes (a failed build leaves the old one in place
-        // and in the state); everything else is destroyed first, as the provider does.
-        if (createFirst) deposed.push({ address, entry: old! });
-        else if (type !== 'docker_image') {
-          await this.destroyOne(address, old);
-          delete state[address];
-          this.writeState(state);
-        }
-      } else {
-        this.log(`create ${address}`);
-      }
-      try {
-        const attrs = await this.create(address, type, resolved);
-        if (old && type === 'docker_image' && old.attrs.image_id !== attrs.image_id) {
-          staleImages.push({ id: old.attrs.image_id, keep: Boolean(old.config.keep_locally) });
-        }
-        state[address] = { type, config: resolved, attrs, dependsOn: deps(address) };
-        this.writeState(state);
-        changed.add(address);
-        (action === 'create' ? report.created : report.replaced).push(address);
-        for (const c of config.lifecycle?.postcondition ?? []) {
-          if (!evaluateSelfCondition(c.condition, attrs, address))
-            throw new ApplyError(`${address}: postcondition failed: ${c.error_message}`);
-        }
-      } catch (error) {
-        if (error instanceof ApplyError && error.partial) {
-          // Keep what exists in the state, so destroy removes it (a tainted resource).
-          state[address] = { type, config: { ...resolved, tainted: true }, attrs: error.partial, dependsOn: deps(address) };
-          this.writeState(state);
-        }
-        if (error instanceof ApplyError || error instanceof UnsupportedError) throw error;
-        throw new ApplyError(`${address}: ${(error as Error).message}`);
-      }
-    }
-
-    for (const { address, entry } of deposed) {
+    for (const step of plan.steps) await this.executeStep(step, state, run);
+    for (const { address, entry } of run.deposed) {
       this.log(`destroy ${address} (deposed)`);
-      await this.destroyOne(address, entry);
+      await this.driver(entry.type, address).destroy(address, entry);
     }
-    // Resources that left the configuration go last, dependents first.
-    report.destroyed.push(
-      ...(await this.destroyInOrder(
-        state,
-        Object.keys(state).filter((a) => !configs.has(a)),
-      )),
-    );
-    for (const image of staleImages)
+    run.report.destroyed.push(...(await this.destroyInOrder(state, plan.orphans)));
+    for (const image of run.staleImages)
       if (!image.keep)
         await this.docker
           .getImage(image.id)
           .remove()
           .catch(() => undefined);
-
-    for (const [name, output] of Object.entries(doc.output ?? {})) {
-      report.outputs[name] = resolve((output as Json).value, (a) => state[a]?.attrs, `output.${name}`);
+    for (const [name, output] of Object.entries(plan.outputs)) {
+      run.report.outputs[name] = resolve((output as Json).value, (a) => state[a]?.attrs, `output.${name}`);
     }
     this.writeState(state);
-    return report;
+    return run.report;
+  }
+
+  /** One resource of the plan: its references resolved against the state as it is now, then what `decide` says. */
+  private async executeStep(step: PlanStep, state: State, run: ExecutionLog): Promise<void> {
+    const { address, type, config, deps } = step;
+    const resolved = resolve(stripMeta(config), (a) => state[a]?.attrs, address) as Json;
+    const old = state[address];
+    const action = decide(step, resolved, old, run.changed);
+    if (action === 'keep') {
+      state[address] = { ...old, config: resolved, dependsOn: deps };
+      run.report.kept.push(address);
+      return;
+    }
+    if (action === 'update') {
+      this.log(`update ${address}`);
+      const attrs = await this.updateService(address, old!.attrs.id, resolved);
+      state[address] = { type, config: resolved, attrs, dependsOn: deps };
+      this.writeState(state);
+      run.changed.add(address);
+      run.report.replaced.push(address);
+      return;
+    }
+    this.log(`${action} ${address}`);
+    if (action === 'replace') await this.makeRoom(step, old!, state, run);
+    await this.createStep(step, resolved, old, state, run);
+    (action === 'create' ? run.report.created : run.report.replaced).push(address);
+  }
+
+  /**
+   * Before a replacement: with create_before_destroy the old object waits until its dependents
+   * have moved to the new one; an image is built before the old one goes (a failed build leaves
+   * the old one in place and in the state); anything else is destroyed first, as the provider does.
+   */
+  private async makeRoom(step: PlanStep, old: StateEntry, state: State, run: ExecutionLog): Promise<void> {
+    if (step.createFirst) run.deposed.push({ address: step.address, entry: old });
+    else if (step.type !== 'docker_image') {
+      await this.driver(step.type, step.address).destroy(step.address, old);
+      delete state[step.address];
+      this.writeState(state);
+    }
+  }
+
+  /** Creates one resource and checks its postconditions; what was created but failed stays in the state, tainted. */
+  private async createStep(step: PlanStep, resolved: Json, old: StateEntry | undefined, state: State, run: ExecutionLog): Promise<void> {
+    const { address, type, config, deps } = step;
+    try {
+      const attrs = await this.driver(type, address).create(address, resolved);
+      if (old && type === 'docker_image' && old.attrs.image_id !== attrs.image_id) {
+        run.staleImages.push({ id: old.attrs.image_id, keep: Boolean(old.config.keep_locally) });
+      }
+      state[address] = { type, config: resolved, attrs, dependsOn: deps };
+      this.writeState(state);
+      run.changed.add(address);
+      for (const c of config.lifecycle?.postcondition ?? []) {
+        if (!evaluateSelfCondition(c.condition, attrs, address))
+          throw new ApplyError(`${address}: postcondition failed: ${c.error_message}`);
+      }
+    } catch (error) {
+      if (error instanceof ApplyError && error.partial) {
+        // Keep what exists in the state, so destroy removes it (a tainted resource).
+        state[address] = { type, config: { ...resolved, tainted: true }, attrs: error.partial, dependsOn: deps };
+        this.writeState(state);
+      }
+      if (error instanceof ApplyError || error instanceof UnsupportedError) throw error;
+      throw new ApplyError(`${address}: ${(error as Error).message}`);
+    }
   }
 
   /** Destroys everything in the state, dependents first. A second call finds nothing to do. */
@@ -350,7 +428,7 @@ export class OfflineApplier {
         const dependents = addresses.filter((other) => state[other]?.dependsOn.includes(address));
         done = Promise.all(dependents.map(destroyAfterDependents)).then(async () => {
           this.log(`destroy ${address}`);
-          await this.destroyOne(address, state[address]);
+          await this.driver(state[address].type, address).destroy(address, state[address]);
           delete state[address];
           this.writeState(state);
           destroyed.push(address);
@@ -363,52 +441,74 @@ export class OfflineApplier {
     return destroyed;
   }
 
-  private async create(address: string, type: string, c: Json): Promise<Json> {
-    switch (type) {
-      case 'docker_network': {
-        const ipam = (c.ipam_config ?? []) as Json[];
-        const network = await this.docker.createNetwork({
-          Name: c.name,
-          Driver: c.driver ?? 'bridge',
-          Attachable: Boolean(c.attachable),
-          Labels: labelsOf(c.labels),
-          CheckDuplicate: true,
-          ...(ipam.length
-            ? { IPAM: { Config: ipam.map((i) => ({ Subnet: i.subnet, ...(i.ip_range ? { IPRange: i.ip_range } : {}) })) } }
-            : {}),
-        });
-        return { id: network.id, name: c.name };
-      }
-      case 'docker_volume': {
-        // Like the provider: a volume of that name that already exists is taken over, data and all.
+  /**
+   * How each resource type is created and destroyed on the engine: a type without a driver is
+   * refused, naming it (validate refuses it first).
+   */
+  private readonly drivers: Record<string, Driver> = {
+    docker_network: { create: (_a, c) => this.createNetwork(c), destroy: (_a, e) => this.removeNetwork(e) },
+    // Like the provider: a volume of that name that already exists is taken over, data and all.
+    docker_volume: {
+      create: async (_a, c) => {
         const created = await this.docker.createVolume({ Name: c.name, Driver: c.driver ?? 'local', Labels: labelsOf(c.labels) });
         const info = await created.inspect();
         return { id: info.Name, name: info.Name, mountpoint: info.Mountpoint };
-      }
-      case 'docker_image':
-        return c.build ? this.buildImage(address, c) : this.localImage(address, c);
-      case 'terraform_data': {
-        for (const p of c.provisioner ?? []) await runLocalExec(address, p['local-exec']);
+      },
+      destroy: (_a, e) => this.docker.getVolume(e.attrs.name).remove().catch(ignoreMissing),
+    },
+    docker_image: {
+      create: (a, c) => (c.build ? this.buildImage(a, c) : this.localImage(a, c)),
+      destroy: async (_a, e) => {
+        if (!e.config.keep_locally) await this.docker.getImage(e.attrs.image_id).remove().catch(ignoreMissing);
+      },
+    },
+    terraform_data: {
+      create: async (a, c) => {
+        for (const p of c.provisioner ?? []) await runLocalExec(a, p['local-exec']);
         return { id: `${Date.now()}`, input: c.input, output: c.input };
-      }
-      case 'docker_container':
-        return this.createContainer(address, c);
-      case 'docker_config': {
-        // `data` is base64 already, as the provider and the Engine API both take it.
-        const config = await this.docker.createConfig({ Name: c.name, Data: c.data });
-        return { id: config.id, name: c.name };
-      }
-      case 'docker_secret': {
-        const secret = await this.docker.createSecret({ Name: c.name, Data: c.data, Labels: labelsOf(c.labels) });
-        return { id: secret.id, name: c.name };
-      }
-      case 'docker_service': {
+      },
+      destroy: async () => undefined,
+    },
+    docker_container: { create: (a, c) => this.createContainer(a, c), destroy: (_a, e) => this.removeContainer(e) },
+    // `data` is base64 already, as the provider and the Engine API both take it.
+    docker_config: {
+      create: async (_a, c) => ({ id: (await this.docker.createConfig({ Name: c.name, Data: c.data })).id, name: c.name }),
+      destroy: (_a, e) => this.docker.getConfig(e.attrs.id).remove().catch(ignoreMissing),
+    },
+    docker_secret: {
+      create: async (_a, c) => ({
+        id: (await this.docker.createSecret({ Name: c.name, Data: c.data, Labels: labelsOf(c.labels) })).id,
+        name: c.name,
+      }),
+      destroy: (_a, e) => this.docker.getSecret(e.attrs.id).remove().catch(ignoreMissing),
+    },
+    docker_service: {
+      create: async (a, c) => {
         const service = await this.docker.createService(serviceSpec(c));
-        await this.converge(address, service.id, c);
+        await this.converge(a, service.id, c);
         return { id: service.id, name: c.name };
-      }
-    }
-    throw new UnsupportedError(`${address}: cannot create ${type}`);
+      },
+      destroy: (_a, e) => this.removeService(e),
+    },
+  };
+
+  private driver(type: string, address: string): Driver {
+    const driver = this.drivers[type];
+    if (!driver) throw new UnsupportedError(`${address}: cannot apply ${type}`);
+    return driver;
+  }
+
+  private async createNetwork(c: Json): Promise<Json> {
+    const ipam = (c.ipam_config ?? []) as Json[];
+    const network = await this.docker.createNetwork({
+      Name: c.name,
+      Driver: c.driver ?? 'bridge',
+      Attachable: Boolean(c.attachable),
+      Labels: labelsOf(c.labels),
+      CheckDuplicate: true,
+      ...(ipam.length ? { IPAM: { Config: ipam.map((i) => ({ Subnet: i.subnet, ...(i.ip_range ? { IPRange: i.ip_range } : {}) })) } } : {}),
+    });
+    return { id: network.id, name: c.name };
   }
 
   private async buildImage(address: string, c: Json): Promise<Json> {
@@ -561,65 +661,45 @@ export class OfflineApplier {
     );
   }
 
-  private async destroyOne(address: string, entry: StateEntry): Promise<void> {
-    switch (entry.type) {
-      case 'docker_service': {
-        await this.docker.getService(entry.attrs.id).remove().catch(ignoreMissing);
-        // Its tasks' containers go asynchronously; the network cannot go before them.
-        await pollWhile(
-          async () => (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length > 0,
-          30_000,
-        );
-        return;
-      }
-      case 'docker_container': {
-        const container = this.docker.getContainer(entry.attrs.id);
-        const grace = entry.config.destroy_grace_seconds ?? entry.config.stop_timeout ?? 10;
-        await container.stop({ t: grace }).catch(ignoreMissing);
-        await container.remove({ force: true }).catch(ignoreMissing);
-        return;
-      }
-      case 'docker_network':
-        // An overlay's last endpoints (a removed service's tasks) may take a moment to go.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await this.docker.getNetwork(entry.attrs.id).remove();
-            // A swarm manager accepts the removal of an overlay still in use and finishes it
-            // once the last task has left: gone means gone.
-            await pollWhile(
-              () =>
-                this.docker
-                  .getNetwork(entry.attrs.id)
-                  .inspect()
-                  .then(
-                    () => true,
-                    () => false,
-                  ),
-              30_000,
+  private async removeService(entry: StateEntry): Promise<void> {
+    await this.docker.getService(entry.attrs.id).remove().catch(ignoreMissing);
+    // Its tasks' containers go asynchronously; the network cannot go before them.
+    await pollWhile(
+      async () => (await this.docker.listTasks({ filters: { service: [entry.attrs.id] } }).catch(() => [])).length > 0,
+      30_000,
+    );
+  }
+
+  private async removeContainer(entry: StateEntry): Promise<void> {
+    const container = this.docker.getContainer(entry.attrs.id);
+    const grace = entry.config.destroy_grace_seconds ?? entry.config.stop_timeout ?? 10;
+    await container.stop({ t: grace }).catch(ignoreMissing);
+    await container.remove({ force: true }).catch(ignoreMissing);
+  }
+
+  /** An overlay's last endpoints (a removed service's tasks) may take a moment to go. */
+  private async removeNetwork(entry: StateEntry): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.docker.getNetwork(entry.attrs.id).remove();
+        // A swarm manager accepts the removal of an overlay still in use and finishes it once
+        // the last task has left: gone means gone.
+        const exists = () =>
+          this.docker
+            .getNetwork(entry.attrs.id)
+            .inspect()
+            .then(
+              () => true,
+              () => false,
             );
-            return;
-          } catch (error) {
-            if ((error as { statusCode?: number }).statusCode === 404) return;
-            if (attempt >= 40) throw error;
-            await sleep(POLL_MS);
-          }
-        }
-      case 'docker_volume':
-        await this.docker.getVolume(entry.attrs.name).remove().catch(ignoreMissing);
+        await pollWhile(exists, 30_000);
         return;
-      case 'docker_config':
-        await this.docker.getConfig(entry.attrs.id).remove().catch(ignoreMissing);
-        return;
-      case 'docker_secret':
-        await this.docker.getSecret(entry.attrs.id).remove().catch(ignoreMissing);
-        return;
-      case 'docker_image':
-        if (!entry.config.keep_locally) await this.docker.getImage(entry.attrs.image_id).remove().catch(ignoreMissing);
-        return;
-      case 'terraform_data':
-        return;
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return;
+        if (attempt >= 40) throw error;
+        await sleep(POLL_MS);
+      }
     }
-    throw new UnsupportedError(`${address}: cannot destroy ${entry.type}`);
   }
 }
 
