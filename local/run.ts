@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { replicaName, stopGraceMs, type Topology } from '../app/src/topology';
+import { replicaName, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
@@ -16,6 +16,7 @@ import { reapDeadRuns, recordOwner, releaseOwner, RUN_MARK_ENV, RUN_PREFIX } fro
 import { freePort, running, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
 import { proxySpec } from '../components/proxy';
 import { serverSpec } from '../components/server';
+import type { ComponentSpec } from '../components/spec';
 import { nginxExporterSpec, prometheusSpec } from '../components/monitoring';
 import { CLIENT_ARGV } from '../components/load-client';
 
@@ -24,6 +25,8 @@ export const ROOT = resolve(__dirname, '..');
 export interface LocalReplica {
   readonly id: string;
   readonly port: number;
+  /** How it runs and stops (components/server.ts). */
+  readonly spec: ComponentSpec;
   process: Owned;
 }
 
@@ -250,7 +253,7 @@ async function startReplicas(
       brokerUrls: options.brokerUrl ? [options.brokerUrl] : undefined,
     });
     const p = startComponent(id, spec, { cwd: ROOT, logFile: join(processes.logsDir, `${id}.log`), startProcess: processes.own });
-    replicas.push({ id, port, process: p });
+    replicas.push({ id, port, spec, process: p });
   }
   await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, options.host)));
   return replicas;
@@ -346,7 +349,6 @@ function localRun(
 ): LocalRun {
   const { processes, broker, replicas, front, monitoring, replicaAccess } = parts;
   const { runtimeDir } = processes;
-  const grace = stopGraceMs(topology.server);
   return {
     topology,
     url: front.url,
@@ -362,7 +364,7 @@ function localRun(
     followers: front.followers,
     ha: front.ha,
     nginxErrorLogs: front.nginxErrorLogs,
-    stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, grace),
+    stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, replicas[i].spec.stop?.graceMs),
     async reloadProxy() {
       // One proxy after the other, as an operator would: each announces its own new workers.
       const results: ReloadResult[] = [];
@@ -377,7 +379,7 @@ function localRun(
     mark: { [RUN_MARK_ENV]: runtimeDir },
     adopt: (pid) => processes.adopt(pid),
     async stop({ keepLogs = false } = {}) {
-      await Promise.all(replicas.map((r) => stop(r.process, 'SIGTERM', grace)));
+      await Promise.all(replicas.map((r) => stopComponent(r.process, r.spec)));
       await front.stop();
       if (monitoring) await Promise.all([monitoring.prometheus, monitoring.exporter].map((h) => stop(h, 'SIGTERM', 10_000)));
       if (broker) await broker.stop();

@@ -9,7 +9,8 @@ import { createLogger } from '../../app/src/server/logger';
 import { brokerSchema } from '../../app/src/topology';
 import { brokerReplica, natsCluster, startNats, type RunningNats } from '../helpers/nats';
 import { tcpRelay } from '../helpers/relay';
-import { eventually, metricValue, sleep, TestClient } from '../helpers/server';
+import { eventually, metricValue, TestClient } from '../helpers/server';
+import type { Progress } from '../../app/src/client/timeline';
 
 const replica = (nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') => brokerReplica(nats, id, { storage });
 
@@ -295,6 +296,11 @@ describe('recovery: subscribe with since (real nats-server)', () => {
   });
 });
 
+/** Every user publishes on, and subscribes to, one topic at `publishRate` in all; no echoes, no thresholds. */
+function publishersOnOneTopic(stage: { connections: number; rampRate: number; holdMs: number }, publishRate: number) {
+  return loadProfileSchema.parse({ stages: [stage], senderFraction: 1, messageRate: 0, topics: 1, publishRate, thresholds: [] });
+}
+
 describe('the load client through the broker', () => {
   it('two runs in a row against the same broker both get their notifications (publication ids are unique to a run)', async (t) => {
     const nats = await startNats();
@@ -303,14 +309,7 @@ describe('the load client through the broker', () => {
       await a.server.stop();
       await nats.stop();
     });
-    const profile = loadProfileSchema.parse({
-      stages: [{ connections: 5, rampRate: 50, holdMs: 1_500 }],
-      senderFraction: 1,
-      messageRate: 0,
-      topics: 1,
-      publishRate: 10,
-      thresholds: [],
-    });
+    const profile = publishersOnOneTopic({ connections: 5, rampRate: 50, holdMs: 1_500 }, 10);
     for (const run of [1, 2]) {
       const { stats, deliveryAccount } = await runLoad({ url: a.url, insecure: false, workers: 1, profile });
       assert.ok(stats.counters.published > 0, `run ${run} published`);
@@ -337,28 +336,26 @@ describe('the load client through the broker', () => {
     const a = await brokerReplica(nats, 'replica-a');
     const b = await brokerReplica({ ...nats, url: `nats://127.0.0.1:${slowLink.port}` }, 'replica-b');
     const balancer = await tcpRelay([a.port, b.port]);
+    const abort = new AbortController();
+    let load: ReturnType<typeof runLoad> | undefined;
+    // A failed assertion stops the load before what it runs against.
     t.after(async () => {
+      abort.abort();
+      await load?.catch(() => undefined);
       await balancer.close();
       await a.server.stop();
       await b.server.stop();
       await slowLink.close();
       await nats.stop();
     });
-    const profile = loadProfileSchema.parse({
-      stages: [{ connections: 20, rampRate: 200, holdMs: 60_000 }],
-      senderFraction: 1,
-      messageRate: 0,
-      topics: 1,
-      publishRate: 200,
-      thresholds: [],
-    });
-    const abort = new AbortController();
-    let open = 0;
+    let latest: Progress | undefined;
     const url = `ws://127.0.0.1:${balancer.port}/ws-notifications`;
-    const load = runLoad({ url, insecure: false, workers: 1, profile, signal: abort.signal, onProgress: (p) => (open = p.open) });
-    t.after(() => abort.abort());
-    await eventually(() => open === 20, 10_000, 'all open');
-    await sleep(1_000);
+    const profile = publishersOnOneTopic({ connections: 20, rampRate: 200, holdMs: 60_000 }, 200);
+    load = runLoad({ url, insecure: false, workers: 1, profile, signal: abort.signal, onProgress: (p) => (latest = p) });
+    await eventually(() => latest?.open === 20, 10_000, 'all open');
+    // Publications flowing to every subscriber, so some are in flight at the stop.
+    const flowingFrom = latest!.receivedTotal;
+    await eventually(() => latest!.receivedTotal > flowingFrom + 2_000, 10_000, 'notifications flowing');
     abort.abort();
     const { stats, deliveryAccount } = await load;
     assert.deepEqual([...stats.perReplica.keys()].sort(), ['replica-a', 'replica-b'], 'subscribers on both replicas');
