@@ -25,7 +25,7 @@ export interface ComponentSpec {
    */
   readonly ports?: Readonly<Record<string, number>>;
   /**
-   * What says it is up and well; a local process is waited for on its first port instead.
+   * What says it is up and well (a container's check; the local runner waits for its port instead).
    * @default none
    */
   readonly health?: HttpHealth | CommandHealth;
