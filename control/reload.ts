@@ -1,5 +1,5 @@
 import { reloadShedDelayMs, type ProxyConfig } from '../app/src/topology';
-import { CONTROL_PATHS, type AnnouncementReply, type ProxyWorkersAnnouncement } from '../app/src/shared/control';
+import { type AnnouncementReply, type AnnouncementTiming, CONTROL_PATHS, type ProxyWorkersAnnouncement } from '../app/src/shared/control';
 import type { ProxyAccess, ReplicaAccess } from './access';
 
 /**
@@ -57,9 +57,7 @@ export async function nginxWorkers(proxy: ProxyAccess): Promise<NginxWorkers> {
 }
 
 /** The timing of the announcement the replicas get after a reload (one home: proxy.reload). */
-export function announcementTiming(
-  proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>,
-): Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'> {
+export function announcementTiming(proxy: Pick<ProxyConfig, 'shutdownTimeoutMs' | 'reload'>): AnnouncementTiming {
   return {
     shedAfterMs: reloadShedDelayMs(proxy),
     windowMs: proxy.reload.shedWindowMs,
@@ -109,7 +107,7 @@ export async function announceWorkers(
 export async function reloadAndAnnounce(
   proxy: ProxyAccess,
   replicas: readonly ReplicaAccess[],
-  plan: Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers'>,
+  plan: AnnouncementTiming,
   options: { workerProcesses: number; timeoutMs?: number },
 ): Promise<ReloadResult> {
   const started = Date.now();
@@ -132,7 +130,7 @@ export async function reloadAndAnnounce(
   }
   const hostname = (await proxy.sh('cat /proc/sys/kernel/hostname')).trim();
   if (!hostname) throw new Error(`${proxy.name}: could not read the host name nginx stamps into its header`);
-  const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, ...plan };
+  const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, retired: now.retiring, ...plan };
   const { announced, failed } = await announceWorkers(replicas, announcement);
   if (failed.length)
     throw new Error(

@@ -149,6 +149,7 @@ async function takeDownProxy(local: LocalRun, fault: FaultSpec, log: (line: stri
     const announcement: ProxyWorkersAnnouncement = {
       proxy: holder.name,
       workers: [],
+      retired: [],
       shedAfterMs: 0,
       windowMs: proxy.ha.stopDrainMs,
       maxStaleGenerations: proxy.reload.maxStaleGenerations,

@@ -61,14 +61,14 @@ ${options.service ? '  follow_tasks\n' : ''}  now=$(workers)
     continue
   fi
   since=0
+  announce "$now" "$known"
   known=$now
-  announce "$now"
 done
 `;
 }
 
 /** The shell functions that tell the replicas a reload's workers. */
-function renderAnnounceFunctions(topology: Topology, options: FollowOptions): string {
+export function renderAnnounceFunctions(topology: Topology, options: FollowOptions): string {
   const plan = announcementTiming(topology.proxy);
   return `# Every replica address (ipv4:port) of the loaded config's upstream; a name resolves to all its addresses.
 peers() {
@@ -76,10 +76,11 @@ peers() {
     getent ahostsv4 "\${peer%:*}" | awk -v port="\${peer##*:}" '{ print $1 ":" port }'
   done | sort -u
 }
-# Tells every replica that $1 are the proxy's current workers.
+# Tells every replica that $1 are the proxy's current workers, and $2 those the reload retired.
 announce() {
   list=$(echo $1 | tr ' ' ',')
-  body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
+  retired=$(echo $2 | tr ' ' ',')
+  body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"retired\\":[$retired],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
   told=0
   for peer in $(peers); do
     if curl -fsS -m 5 -X POST -H 'content-type: application/json' -H "authorization: Bearer $key" -d "$body" "http://$peer${CONTROL_PATHS.proxyWorkers}" >/dev/null; then

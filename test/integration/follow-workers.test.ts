@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { renderWorkerFunctions } from '../../nginx/follow-tasks';
+import { CONTROL_PATHS, PROXY_WORKER_HEADER, type ConnectionsReport } from '../../app/src/shared/control';
+import { defineTopology } from '../../app/src/topology';
+import { httpReplica } from '../../control/access';
+import { renderAnnounceFunctions, renderWorkerFunctions } from '../../nginx/follow-tasks';
 import { freePort, start, stop } from '../../local/processes';
-import { eventually } from '../helpers/server';
+import { eventually, startServer, TEST_CONTROL_KEY, TestClient } from '../helpers/server';
 import { scratchDir } from '../helpers/scratch';
 
 const sh = (script: string) => spawnSync('sh', ['-c', script], { encoding: 'utf8' });
@@ -61,5 +65,32 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
       assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`PPid:\\s+${master}\\n`));
       assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^nginx: worker process\0*$/);
     }
+  });
+});
+
+describe("the follower's announcement (nginx/follow-tasks.ts)", () => {
+  it("names the reload's retired workers: a late handshake through one that held nothing is shed too", async (t) => {
+    const dir = scratchDir('ws-announce-');
+    const server = await startServer();
+    t.after(async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const options = { configFile: join(dir, 'nginx.conf'), pidFile: join(dir, 'nginx.pid'), controlKeyFile: join(dir, 'key') };
+    writeFileSync(options.configFile, `upstream ws {\n  server ${new URL(server.httpUrl).host} max_fails=0;\n}\n`);
+    writeFileSync(options.controlKeyFile, TEST_CONTROL_KEY);
+    const fns = renderAnnounceFunctions(defineTopology({}), options);
+    // Not spawnSync: the replica answering curl runs in this process.
+    const out = await promisify(execFile)('sh', [
+      '-c',
+      `log() { echo "$*" >&2; }\n${fns}\nkey=$(cat ${options.controlKeyFile})\nannounce "200 201 " "100 101 "`,
+    ]);
+    assert.match(out.stderr, /workers 200 201\s+announced to 1 replica/, out.stderr);
+
+    const hostname = readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
+    const late = await TestClient.open(server.url, { headers: { [PROXY_WORKER_HEADER]: `${hostname}/101` } });
+    t.after(() => late.close());
+    const report = await httpReplica('test', server.httpUrl, TEST_CONTROL_KEY).request<ConnectionsReport>('GET', CONTROL_PATHS.connections);
+    assert.equal(report.retired, 1, 'the handshake through retired worker 101 waits for its 1001');
   });
 });

@@ -90,6 +90,22 @@ describe('after a proxy reload', () => {
     assert.deepEqual(await Promise.all([early.closed, late.closed].map((p) => p.then((c) => c.code))), [1001, 1001]);
   });
 
+  it('a handshake in flight through a retired worker that held nothing here yet joins the wave too', async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const stays = await via(server, 'px', 101);
+    const reply = await announce(server, { proxy: 'px', workers: [200], retired: [100, 101], shedAfterMs: 300, windowMs: 100 });
+    assert.deepEqual(reply, { scheduled: 1, retiredWorkers: 1 });
+    const late = await via(server, 'px', 100);
+    assert.equal((await connections(server)).retired, 2, "the late handshake is counted with its worker's wave");
+    assert.deepEqual(await Promise.all([stays.closed, late.closed].map((p) => p.then((c) => c.code))), [1001, 1001]);
+    // A worker that is current is never retired, whatever an announcement lists.
+    await announce(server, { proxy: 'px', workers: [300], retired: [300], shedAfterMs: 0, windowMs: 0 });
+    const current = await via(server, 'px', 300);
+    assert.equal((await connections(server)).retired, 0);
+    current.close();
+  });
+
   it('keeps at most maxStaleGenerations reloads waiting: a further reload sheds the oldest at once', async (t) => {
     const server = await startServer();
     t.after(() => server.stop());

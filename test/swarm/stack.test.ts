@@ -132,11 +132,12 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     const closes = r.timeline
       .filter((p) => p.closes > 0 || p.errors > 0)
       .map((p) => `t=${p.t} open=${p.open} closes=${p.closes} errors=${p.errors} ${JSON.stringify(p.openPerReplica)}`);
+    // The closes last: a CI log's excerpt keeps the end.
     return [
-      `started ${since.toISOString()}; closes ${JSON.stringify(r.closes)}; errors ${JSON.stringify(r.errors)}`,
-      ...closes,
       logs('ws-nginx', /follow-tasks/),
       logs(SERVER_SERVICE, /reloaded|draining|drained|terminat|listening|broker/),
+      `started ${since.toISOString()}; closes ${JSON.stringify(r.closes)}; errors ${JSON.stringify(r.errors)}`,
+      ...closes,
     ].join('\n');
   };
   const prometheusUp = async (): Promise<number> => {

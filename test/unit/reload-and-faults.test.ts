@@ -194,20 +194,44 @@ describe('shedding when a proxy stops (workers: none)', () => {
     const shedding = new Shedding<(typeof peers)[number]>(() => {});
     // A reload of ws-nginx-0 (new worker 12) schedules a and b far in the future.
     assert.equal(
-      shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [12], shedAfterMs: 60_000, windowMs: 10, maxStaleGenerations: 2 }),
+      shedding.retire(peers, {
+        proxy: 'ws-nginx-0',
+        workers: [12],
+        retired: [],
+        shedAfterMs: 60_000,
+        windowMs: 10,
+        maxStaleGenerations: 2,
+      }),
       2,
     );
     // ws-nginx-0 stops: its connections go now, within the window; ws-nginx-1's stay.
-    assert.equal(shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [], shedAfterMs: 0, windowMs: 20, maxStaleGenerations: 2 }), 2);
+    assert.equal(
+      shedding.retire(peers, { proxy: 'ws-nginx-0', workers: [], retired: [], shedAfterMs: 0, windowMs: 20, maxStaleGenerations: 2 }),
+      2,
+    );
     await new Promise((r) => setTimeout(r, 60));
     assert.deepEqual(gone.sort(), ['a', 'b']);
     // An announcement whose wave would start later moves nothing (so the check above can fail).
     assert.equal(
-      shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [21], shedAfterMs: 0, windowMs: 60_000, maxStaleGenerations: 2 }),
+      shedding.retire([peers[2]], {
+        proxy: 'ws-nginx-1',
+        workers: [21],
+        retired: [],
+        shedAfterMs: 0,
+        windowMs: 60_000,
+        maxStaleGenerations: 2,
+      }),
       1,
     );
     assert.equal(
-      shedding.retire([peers[2]], { proxy: 'ws-nginx-1', workers: [22], shedAfterMs: 30_000, windowMs: 10, maxStaleGenerations: 2 }),
+      shedding.retire([peers[2]], {
+        proxy: 'ws-nginx-1',
+        workers: [22],
+        retired: [],
+        shedAfterMs: 30_000,
+        windowMs: 10,
+        maxStaleGenerations: 2,
+      }),
       0,
     );
     shedding.cancel();

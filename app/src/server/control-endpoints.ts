@@ -72,7 +72,15 @@ export async function serveControl(req: IncomingMessage, pathname: string, reply
       const scheduled = target.draining() ? 0 : target.retire(a);
       const { retiredWorkers } = target.counts();
       target.log.info(
-        { proxy: a.proxy, workers: a.workers, scheduled, retiredWorkers, shedAfterMs: a.shedAfterMs, windowMs: a.windowMs },
+        {
+          proxy: a.proxy,
+          workers: a.workers,
+          retired: a.retired,
+          scheduled,
+          retiredWorkers,
+          shedAfterMs: a.shedAfterMs,
+          windowMs: a.windowMs,
+        },
         'proxy reloaded: connections of retired workers scheduled for 1001',
       );
       return json(200, { scheduled, retiredWorkers } satisfies AnnouncementReply);

@@ -69,6 +69,11 @@ class Wave<P extends Sheddable> {
     return this.startAt <= Date.now();
   }
 
+  /** When its last 1001 is due (epoch ms). */
+  get endsAt(): number {
+    return this.endAt;
+  }
+
   /** When its first 1001 may go (epoch ms). */
   get startsAt(): number {
     return this.startAt;
@@ -110,12 +115,13 @@ export class Shedding<P extends Sheddable> {
    */
   retire(
     peers: Iterable<P>,
-    a: { proxy: string; workers: number[]; shedAfterMs: number; windowMs: number; maxStaleGenerations: number },
+    a: { proxy: string; workers: number[]; retired: number[]; shedAfterMs: number; windowMs: number; maxStaleGenerations: number },
   ): number {
     const current = new Set(a.workers);
     const wave = new Wave<P>('reload', a.shedAfterMs, a.windowMs, (p, w) => this.fired(p, w));
-    const pids = this.retired.get(a.proxy) ?? new Map<number, Wave<P>>();
-    this.retired.set(a.proxy, pids);
+    const pids = this.retiredPids(a.proxy);
+    // Retired workers holding nothing here yet: a handshake still in flight through one joins this wave.
+    for (const pid of a.retired) if (!current.has(pid) && !pids.has(pid)) pids.set(pid, wave);
     let scheduled = 0;
     for (const peer of peers) {
       const via = peer.via;
@@ -157,7 +163,9 @@ export class Shedding<P extends Sheddable> {
   /** A new connection: one that came through a retired worker (a handshake in flight at the reload) joins its wave. */
   opened(peer: P): void {
     const wave = peer.via && this.retired.get(peer.via.proxy)?.get(peer.via.pid);
-    if (wave) this.join(peer, wave);
+    if (!wave) return;
+    if (!this.waves.includes(wave)) this.waves.push(wave);
+    this.join(peer, wave);
   }
 
   closed(peer: P): void {
@@ -187,6 +195,17 @@ export class Shedding<P extends Sheddable> {
     this.waves.length = 0;
     this.waveOf.clear();
     this.retired.clear();
+  }
+
+  /**
+   * The proxy's retired pids and their waves, less those of waves that never held anything and
+   * whose window is over (their workers are about to exit; nothing in flight is that late).
+   */
+  private retiredPids(proxy: string): Map<number, Wave<P>> {
+    const pids = this.retired.get(proxy) ?? new Map<number, Wave<P>>();
+    this.retired.set(proxy, pids);
+    for (const [pid, wave] of pids) if (wave.size === 0 && wave.endsAt < Date.now()) pids.delete(pid);
+    return pids;
   }
 
   private join(peer: P, wave: Wave<P>): void {

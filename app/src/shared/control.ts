@@ -34,6 +34,12 @@ export const proxyWorkersAnnouncementSchema = z
     proxy: z.string().min(1).max(255),
     /** Pids of the workers the new configuration runs; none: the proxy is stopping, all its connections retire. */
     workers: z.array(z.number().int().positive()),
+    /**
+     * Pids of the workers the reload retired, as the announcer saw them. A handshake still in
+     * flight through one of them when this arrives joins the wave even if that worker held
+     * nothing here yet (else nginx's deadline would cut it, 1006).
+     */
+    retired: z.array(z.number().int().positive()).max(1024).default([]),
     /** Keep retired workers' connections this long before the first 1001. */
     shedAfterMs: z.number().int().min(0),
     /** Spread the 1001s over this window. */
@@ -43,6 +49,8 @@ export const proxyWorkersAnnouncementSchema = z
   })
   .strict();
 export type ProxyWorkersAnnouncement = z.infer<typeof proxyWorkersAnnouncementSchema>;
+/** An announcement's timing, the same for every reload of a proxy (proxy.reload). */
+export type AnnouncementTiming = Omit<ProxyWorkersAnnouncement, 'proxy' | 'workers' | 'retired'>;
 
 /**
  * A rebalance round: close this many connections with 1001, spread over the window, and while
@@ -98,7 +106,7 @@ export const reloadPlanSchema = z
     /** The replica containers and their port. */
     replicas: z.array(z.string().min(1)).min(1),
     port: z.number().int().min(1).max(65535),
-    announce: proxyWorkersAnnouncementSchema.omit({ proxy: true, workers: true }),
+    announce: proxyWorkersAnnouncementSchema.omit({ proxy: true, workers: true, retired: true }),
     /** Present when proxy.rebalance.enabled: a rebalance runs after the reload. */
     rebalance: rebalanceSchema.optional(),
   })
