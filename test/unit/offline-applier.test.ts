@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { decide, OfflineApplier, planApply, type PlanStep } from '../infra/offline-applier/applier';
 import fc from 'fast-check';
 import { literal, resolve, UnsupportedError } from '../infra/offline-applier/expressions';
+import type { TerraformDocument } from '../infra/offline-applier/resources';
 import { terraformLiteral } from '../../stacks/config-files';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { FUZZ } from '../helpers/fuzz';
@@ -144,7 +145,10 @@ describe('offline applier strictness', () => {
 });
 
 describe('offline applier: moved blocks', () => {
-  const doc = (moved: unknown[]) => ({ resource: { terraform_data: { new_B: { triggers_replace: { sha256: 'x' } } } }, moved });
+  const doc = (moved: { from: string; to: string }[]): TerraformDocument => ({
+    resource: { terraform_data: { new_B: { triggers_replace: { sha256: 'x' } } } },
+    moved,
+  });
 
   it('moves the state entry to its new address and keeps the object (no replacement)', async () => {
     const stateFile = join(scratchDir('ws-applier-'), 'state.json');
@@ -174,7 +178,10 @@ describe('offline applier: moved blocks', () => {
       () => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.gone_C' }])),
       /gone_C is not in the configuration/,
     );
-    assert.throws(() => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B', index: 1 }])), /moved\.index/);
+    assert.throws(
+      () => applier.validate(doc([{ from: 'terraform_data.old_A', to: 'terraform_data.new_B', index: 1 } as { from: string; to: string }])),
+      /moved\.index/,
+    );
   });
 });
 
@@ -235,6 +242,16 @@ describe('offline applier: the plan, before anything is touched', () => {
     assert.equal(
       decide(step('docker_container'), { name: 'c', env: ['A=2'] }, entry('docker_container', { name: 'c', env: ['A=1'] }), none),
       'replace',
+    );
+    assert.equal(
+      decide(
+        step('docker_container'),
+        { name: 'c', env: ['B=1', 'A=1'] },
+        entry('docker_container', { name: 'c', env: ['A=1', 'B=1'] }),
+        none,
+      ),
+      'keep',
+      "a container's env is a set in the provider: its order is no change",
     );
     assert.equal(decide(step('docker_service'), { name: 's', x: 2 }, entry('docker_service', { name: 's', x: 1 }), none), 'update');
     assert.equal(

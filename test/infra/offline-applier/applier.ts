@@ -2,9 +2,25 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import Docker from 'dockerode';
-import { parseDuration } from '../../../app/src/shared/duration';
-import { evaluateSelfCondition, parseSelfCondition, referencesIn, resolve, UnsupportedError } from './expressions';
 import { packContext } from './build-context';
+import { healthcheckSpec, labelsOf, ns, serviceSpec } from './engine-api';
+import { evaluateSelfCondition, parseSelfCondition, referencesIn, resolve, UnsupportedError } from './expressions';
+import {
+  type Attrs,
+  type ContainerConfig,
+  type DataConfig,
+  first,
+  type ImageConfig,
+  type LocalExec,
+  type NetworkConfig,
+  type RawConfig,
+  type ResolvedConfig,
+  replicasOf,
+  type ServiceConfig,
+  type StoredFileConfig,
+  type TerraformDocument,
+  type VolumeConfig,
+} from './resources';
 
 /**
  * The offline stand-in for `terraform apply` with the kreuzwerker/docker provider, used by the
@@ -23,11 +39,10 @@ import { packContext } from './build-context';
  * after the others are applied.
  */
 
-type Json = Record<string, any>;
-export interface StateEntry {
+export interface StateEntry<C = ResolvedConfig> {
   type: string;
-  config: Json;
-  attrs: Json;
+  config: C;
+  attrs: Attrs;
   dependsOn: string[];
 }
 export type State = Record<string, StateEntry>;
@@ -37,7 +52,7 @@ export interface PlanStep {
   readonly address: string;
   readonly type: string;
   /** As the document has it, references unresolved (they resolve during the execution). */
-  readonly config: Json;
+  readonly config: RawConfig;
   /** What it refers to, depends on, or is replaced with. */
   readonly deps: string[];
   /** Replaced whenever one of these was (lifecycle.replace_triggered_by). */
@@ -55,15 +70,15 @@ export interface Plan {
   readonly steps: PlanStep[];
   /** In the state but no longer configured: destroyed last, dependents first. */
   readonly orphans: string[];
-  readonly outputs: Json;
+  readonly outputs: NonNullable<TerraformDocument['output']>;
 }
 
 export type Action = 'create' | 'replace' | 'update' | 'keep';
 
 /** How one resource type is created and destroyed on the engine. */
-interface Driver {
-  create(address: string, config: Json): Promise<Json>;
-  destroy(address: string, entry: StateEntry): Promise<void>;
+interface Driver<C extends object = object> {
+  create(address: string, config: C): Promise<Attrs>;
+  destroy(address: string, entry: StateEntry<C>): Promise<void>;
 }
 
 /** What an execution has done so far. */
@@ -82,19 +97,19 @@ const resourceOf = (reference: string) => reference.split('.').slice(0, 2).join(
  * The plan of a (validated) document against a state. Pure: moved blocks are applied to a copy,
  * as terraform reads them (an object at `from` now lives at `to`, unless `to` already has one).
  */
-export function planApply(doc: Json, current: State): Plan {
+export function planApply(doc: TerraformDocument, current: State): Plan {
   const state: State = structuredClone(current);
   const moved: Plan['moved'] = [];
-  for (const { from, to } of (doc.moved ?? []) as { from: string; to: string }[]) {
+  for (const { from, to } of doc.moved ?? []) {
     if (!state[from] || state[to]) continue;
     moved.push({ from, to });
     state[to] = state[from];
     delete state[from];
     for (const entry of Object.values(state)) entry.dependsOn = entry.dependsOn.map((d) => (d === from ? to : d));
   }
-  const configs = new Map<string, { type: string; config: Json }>();
+  const configs = new Map<string, { type: string; config: RawConfig }>();
   for (const [type, resources] of Object.entries(doc.resource ?? {})) {
-    for (const [name, config] of Object.entries(resources as Json)) configs.set(`${type}.${name}`, { type, config });
+    for (const [name, config] of Object.entries(resources)) configs.set(`${type}.${name}`, { type, config });
   }
   const steps = new Map<string, PlanStep>();
   for (const [address, { type, config }] of configs) {
@@ -115,12 +130,15 @@ export function planApply(doc: Json, current: State): Plan {
  * are unchanged; otherwise replaced, except a service the provider updates in place (a
  * rolling update, or a new replica count), as Swarm does.
  */
-export function decide(step: PlanStep, resolved: Json, old: StateEntry | undefined, changed: ReadonlySet<string>): Action {
+export function decide(step: PlanStep, resolved: ResolvedConfig, old: StateEntry | undefined, changed: ReadonlySet<string>): Action {
   if (!old) return 'create';
-  const forcing = (c: Json) =>
+  const sets = SETS[step.type] ?? [];
+  const forcing = (c: ResolvedConfig) =>
     canonical(
       Object.fromEntries(
-        Object.entries(c).filter(([k]) => !NO_REPLACE.has(k) && (step.type !== 'terraform_data' || k === 'triggers_replace')),
+        Object.entries(c)
+          .filter(([k]) => !NO_REPLACE.has(k) && (step.type !== 'terraform_data' || k === 'triggers_replace'))
+          .map(([k, v]) => [k, sets.includes(k) && Array.isArray(v) ? [...v].sort() : v]),
       ),
     );
   const replace = forcing(old.config) !== forcing(resolved) || step.triggeredBy.some((t) => changed.has(t));
@@ -202,18 +220,19 @@ const SHAPES: Record<string, Shape> = {
 function checkShape(value: unknown, shape: true | Shape, where: string): void {
   if (shape === true || value === null || typeof value !== 'object') return;
   for (const item of Array.isArray(value) ? value : [value]) {
-    for (const [k, v] of Object.entries(item as Json)) {
+    for (const [k, v] of Object.entries(item as object)) {
       if (!Object.hasOwn(shape, k)) throw new UnsupportedError(`${where}.${k} is not supported`);
       checkShape(v, shape[k], `${where}.${k}`);
     }
   }
 }
 
+/** Attributes the provider keeps as sets (the cdktf bindings read them through tolist): their order is no change. */
+const SETS: Record<string, string[]> = { docker_container: ['env'] };
+
 /** Attributes that do not force a replacement when they change. */
 const NO_REPLACE = new Set(['depends_on', 'lifecycle', 'wait', 'wait_timeout', 'destroy_grace_seconds', 'keep_locally']);
 
-const ns = (text: string) => parseDuration(text) * 1e6;
-const labelsOf = (list: { label: string; value: string }[] = []) => Object.fromEntries(list.map((l) => [l.label, l.value]));
 const canonical = (v: unknown): string =>
   JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
 
@@ -222,14 +241,14 @@ export interface ApplyReport {
   replaced: string[];
   destroyed: string[];
   kept: string[];
-  outputs: Json;
+  outputs: Record<string, unknown>;
 }
 
 export class ApplyError extends Error {
   /** Attributes of a resource that was created but failed afterwards (Terraform taints it). */
   constructor(
     message: string,
-    readonly partial?: Json,
+    readonly partial?: Attrs,
   ) {
     super(message);
   }
@@ -251,12 +270,12 @@ export class OfflineApplier {
   }
 
   /** Checks the whole document before touching anything. */
-  validate(doc: Json): void {
+  validate(doc: TerraformDocument): void {
     for (const key of Object.keys(doc)) {
       if (!['//', 'terraform', 'provider', 'resource', 'output', 'moved'].includes(key))
         throw new UnsupportedError(`top-level block "${key}" is not supported`);
     }
-    for (const m of (doc.moved ?? []) as Json[]) {
+    for (const m of doc.moved ?? []) {
       for (const k of Object.keys(m)) if (!['from', 'to'].includes(k)) throw new UnsupportedError(`moved.${k} is not supported`);
       const [fromType] = String(m.from).split('.');
       const [toType, toName] = String(m.to).split('.');
@@ -267,29 +286,29 @@ export class OfflineApplier {
     }
     for (const [key, value] of Object.entries(doc.terraform ?? {})) {
       if (key === 'required_providers') {
-        for (const name of Object.keys(value as Json))
+        for (const name of Object.keys(value as object))
           if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
       } else if (key !== 'backend') throw new UnsupportedError(`terraform.${key} is not supported`);
     }
     for (const [name, configs] of Object.entries(doc.provider ?? {})) {
       if (name !== 'docker') throw new UnsupportedError(`provider ${name} is not supported`);
-      for (const c of configs as Json[])
+      for (const c of configs)
         for (const k of Object.keys(c)) if (k !== 'host') throw new UnsupportedError(`provider.docker.${k} is not supported`);
     }
     for (const [type, resources] of Object.entries(doc.resource ?? {})) {
       const shape = SHAPES[type];
       if (!shape) throw new UnsupportedError(`resource type ${type} is not supported`);
-      for (const [name, config] of Object.entries(resources as Json)) {
+      for (const [name, config] of Object.entries(resources)) {
         const where = `${type}.${name}`;
-        for (const [key, value] of Object.entries(config as Json)) {
+        for (const [key, value] of Object.entries(config)) {
           if (key === '//') continue;
           if (!Object.hasOwn(shape, key)) throw new UnsupportedError(`${where}: attribute ${key} is not supported`);
           checkShape(value, shape[key], `${where}: attribute ${key}`);
           if (key === 'provisioner') {
-            for (const p of value as Json[]) {
+            for (const p of value as object[]) {
               for (const [kind, body] of Object.entries(p)) {
                 if (kind !== 'local-exec') throw new UnsupportedError(`${where}: provisioner ${kind} is not supported`);
-                for (const k of Object.keys(body as Json))
+                for (const k of Object.keys(body as object))
                   if (!['command', 'environment'].includes(k)) throw new UnsupportedError(`${where}: local-exec.${k} is not supported`);
               }
             }
@@ -302,7 +321,7 @@ export class OfflineApplier {
   }
 
   /** Plans the document against the state (nothing touched yet), then executes the plan. */
-  async apply(doc: Json): Promise<ApplyReport> {
+  async apply(doc: TerraformDocument): Promise<ApplyReport> {
     this.validate(doc);
     return this.execute(planApply(doc, this.readState()));
   }
@@ -335,7 +354,7 @@ export class OfflineApplier {
           .remove()
           .catch(() => undefined);
     for (const [name, output] of Object.entries(plan.outputs)) {
-      run.report.outputs[name] = resolve((output as Json).value, (a) => state[a]?.attrs, `output.${name}`);
+      run.report.outputs[name] = resolve(output.value, (a) => state[a]?.attrs, `output.${name}`);
     }
     this.writeState(state);
     return run.report;
@@ -344,7 +363,8 @@ export class OfflineApplier {
   /** One resource of the plan: its references resolved against the state as it is now, then what `decide` says. */
   private async executeStep(step: PlanStep, state: State, run: ExecutionLog): Promise<void> {
     const { address, type, config, deps } = step;
-    const resolved = resolve(stripMeta(config), (a) => state[a]?.attrs, address) as Json;
+    // validate() checked every key against SHAPES: the resolved value has the document's shape.
+    const resolved = resolve(stripMeta(config), (a) => state[a]?.attrs, address) as ResolvedConfig;
     const old = state[address];
     const action = decide(step, resolved, old, run.changed);
     if (action === 'keep') {
@@ -354,7 +374,7 @@ export class OfflineApplier {
     }
     if (action === 'update') {
       this.log(`update ${address}`);
-      const attrs = await this.updateService(address, old!.attrs.id, resolved);
+      const attrs = await this.updateService(address, old!.attrs.id, resolved as unknown as ServiceConfig);
       state[address] = { type, config: resolved, attrs, dependsOn: deps };
       this.writeState(state);
       run.changed.add(address);
@@ -382,11 +402,17 @@ export class OfflineApplier {
   }
 
   /** Creates one resource and checks its postconditions; what was created but failed stays in the state, tainted. */
-  private async createStep(step: PlanStep, resolved: Json, old: StateEntry | undefined, state: State, run: ExecutionLog): Promise<void> {
+  private async createStep(
+    step: PlanStep,
+    resolved: ResolvedConfig,
+    old: StateEntry | undefined,
+    state: State,
+    run: ExecutionLog,
+  ): Promise<void> {
     const { address, type, config, deps } = step;
     try {
       const attrs = await this.driver(type, address).create(address, resolved);
-      if (old && type === 'docker_image' && old.attrs.image_id !== attrs.image_id) {
+      if (old?.attrs.image_id && type === 'docker_image' && old.attrs.image_id !== attrs.image_id) {
         run.staleImages.push({ id: old.attrs.image_id, keep: Boolean(old.config.keep_locally) });
       }
       state[address] = { type, config: resolved, attrs, dependsOn: deps };
@@ -446,44 +472,52 @@ export class OfflineApplier {
    * refused, naming it (validate refuses it first).
    */
   private readonly drivers: Record<string, Driver> = {
-    docker_network: { create: (_a, c) => this.createNetwork(c), destroy: (_a, e) => this.removeNetwork(e) },
+    docker_network: {
+      create: (_a, c: NetworkConfig) => this.createNetwork(c),
+      destroy: (_a, e) => this.removeNetwork(e),
+    },
     // Like the provider: a volume of that name that already exists is taken over, data and all.
     docker_volume: {
-      create: async (_a, c) => {
+      create: async (_a, c: VolumeConfig) => {
         const created = await this.docker.createVolume({ Name: c.name, Driver: c.driver ?? 'local', Labels: labelsOf(c.labels) });
         const info = await created.inspect();
         return { id: info.Name, name: info.Name, mountpoint: info.Mountpoint };
       },
-      destroy: (_a, e) => this.docker.getVolume(e.attrs.name).remove().catch(ignoreMissing),
+      destroy: (_a, e) => this.docker.getVolume(e.attrs.id).remove().catch(ignoreMissing),
     },
     docker_image: {
-      create: (a, c) => (c.build ? this.buildImage(a, c) : this.localImage(a, c)),
-      destroy: async (_a, e) => {
-        if (!e.config.keep_locally) await this.docker.getImage(e.attrs.image_id).remove().catch(ignoreMissing);
+      create: (a, c: ImageConfig) => (c.build ? this.buildImage(a, c) : this.localImage(a, c)),
+      destroy: async (_a, e: StateEntry<ImageConfig>) => {
+        if (!e.config.keep_locally) await this.docker.getImage(e.attrs.id).remove().catch(ignoreMissing);
       },
     },
     terraform_data: {
-      create: async (a, c) => {
+      create: async (a, c: DataConfig) => {
         for (const p of c.provisioner ?? []) await runLocalExec(a, p['local-exec']);
         return { id: `${Date.now()}`, input: c.input, output: c.input };
       },
       destroy: async () => undefined,
     },
-    docker_container: { create: (a, c) => this.createContainer(a, c), destroy: (_a, e) => this.removeContainer(e) },
-    // `data` is base64 already, as the provider and the Engine API both take it.
+    docker_container: {
+      create: (a, c: ContainerConfig) => this.createContainer(a, c),
+      destroy: (_a, e: StateEntry<ContainerConfig>) => this.removeContainer(e),
+    },
     docker_config: {
-      create: async (_a, c) => ({ id: (await this.docker.createConfig({ Name: c.name, Data: c.data })).id, name: c.name }),
+      create: async (_a, c: StoredFileConfig) => ({
+        id: (await this.docker.createConfig({ Name: c.name, Data: c.data })).id,
+        name: c.name,
+      }),
       destroy: (_a, e) => this.docker.getConfig(e.attrs.id).remove().catch(ignoreMissing),
     },
     docker_secret: {
-      create: async (_a, c) => ({
+      create: async (_a, c: StoredFileConfig) => ({
         id: (await this.docker.createSecret({ Name: c.name, Data: c.data, Labels: labelsOf(c.labels) })).id,
         name: c.name,
       }),
       destroy: (_a, e) => this.docker.getSecret(e.attrs.id).remove().catch(ignoreMissing),
     },
     docker_service: {
-      create: async (a, c) => {
+      create: async (a, c: ServiceConfig) => {
         const service = await this.docker.createService(serviceSpec(c));
         await this.converge(a, service.id, c);
         return { id: service.id, name: c.name };
@@ -498,8 +532,8 @@ export class OfflineApplier {
     return driver;
   }
 
-  private async createNetwork(c: Json): Promise<Json> {
-    const ipam = (c.ipam_config ?? []) as Json[];
+  private async createNetwork(c: NetworkConfig): Promise<Attrs> {
+    const ipam = c.ipam_config ?? [];
     const network = await this.docker.createNetwork({
       Name: c.name,
       Driver: c.driver ?? 'bridge',
@@ -511,7 +545,7 @@ export class OfflineApplier {
     return { id: network.id, name: c.name };
   }
 
-  private async buildImage(address: string, c: Json): Promise<Json> {
+  private async buildImage(address: string, c: ImageConfig): Promise<Attrs> {
     const build = first(c.build)!;
     const stream = await this.docker.buildImage(packContext(build.context), {
       t: c.name,
@@ -521,8 +555,8 @@ export class OfflineApplier {
       rm: true,
       forcerm: true,
     });
-    const output: Json[] = await new Promise((res, rej) =>
-      this.docker.modem.followProgress(stream, (err: Error | null, out: Json[]) => (err ? rej(err) : res(out))),
+    const output: BuildEvent[] = await new Promise((res, rej) =>
+      this.docker.modem.followProgress(stream, (err: Error | null, out: BuildEvent[]) => (err ? rej(err) : res(out))),
     );
     const failure = output.find((o) => o.error || o.errorDetail);
     if (failure) {
@@ -540,7 +574,7 @@ export class OfflineApplier {
   }
 
   /** An image the provider would pull: there is no registry here, so it must already be on the engine. */
-  private async localImage(address: string, c: Json): Promise<Json> {
+  private async localImage(address: string, c: ImageConfig): Promise<Attrs> {
     const info = await this.docker
       .getImage(c.name)
       .inspect()
@@ -552,42 +586,45 @@ export class OfflineApplier {
     return { id: info.Id, image_id: info.Id, name: c.name };
   }
 
-  private async createContainer(address: string, c: Json): Promise<Json> {
-    const networks: Json[] = c.networks_advanced ?? [];
-    const ports: Json[] = c.ports ?? [];
-    const hc = first(c.healthcheck);
+  private async createContainer(address: string, c: ContainerConfig): Promise<Attrs> {
+    const networks = c.networks_advanced ?? [];
+    const ports = c.ports ?? [];
     const caps = first(c.capabilities);
     const container = await this.docker.createContainer({
       name: c.name,
       Image: c.image,
-      Cmd: c.command,
-      Env: c.env,
+      Cmd: c.command && [...c.command],
+      Env: c.env && [...c.env],
       User: c.user,
       Labels: labelsOf(c.labels),
       StopSignal: c.stop_signal,
       StopTimeout: c.stop_timeout,
       ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, {}])),
-      Healthcheck: healthcheckSpec(hc),
+      Healthcheck: healthcheckSpec(c.healthcheck),
       HostConfig: {
         PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/tcp`, [{ HostIp: p.ip ?? '', HostPort: String(p.external) }]])),
-        Binds: (c.volumes ?? []).map((v: Json) => {
+        Binds: (c.volumes ?? []).map((v) => {
           if ((v.host_path === undefined) === (v.volume_name === undefined))
             throw new ApplyError(`${address}: a volume needs exactly one of host_path and volume_name`);
           return `${v.host_path ?? v.volume_name}:${v.container_path}${v.read_only ? ':ro' : ''}`;
         }),
-        Ulimits: (c.ulimit ?? []).map((u: Json) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
+        Ulimits: (c.ulimit ?? []).map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
         Sysctls: c.sysctls,
-        CapAdd: caps?.add,
-        CapDrop: caps?.drop,
+        CapAdd: caps?.add && [...caps.add],
+        CapDrop: caps?.drop && [...caps.drop],
         RestartPolicy: c.restart ? { Name: c.restart } : undefined,
         NetworkMode: networks[0]?.name,
       },
-      NetworkingConfig: networks[0] ? { EndpointsConfig: { [networks[0].name]: { Aliases: networks[0].aliases ?? [] } } } : undefined,
+      NetworkingConfig: networks[0]
+        ? { EndpointsConfig: { [networks[0].name]: { Aliases: [...(networks[0].aliases ?? [])] } } }
+        : undefined,
     });
     for (const extra of networks.slice(1))
-      await this.docker.getNetwork(extra.name).connect({ Container: container.id, EndpointConfig: { Aliases: extra.aliases ?? [] } });
+      await this.docker
+        .getNetwork(extra.name)
+        .connect({ Container: container.id, EndpointConfig: { Aliases: [...(extra.aliases ?? [])] } });
     await container.start();
-    const attrs: Json = { id: container.id, name: c.name };
+    const attrs: Attrs = { id: container.id, name: c.name };
 
     if (c.attach) {
       const { StatusCode } = await container.wait();
@@ -610,7 +647,7 @@ export class OfflineApplier {
 
   private async waitHealthy(address: string, container: Docker.Container, timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
-    let last: Json = {};
+    let last: Docker.ContainerInspectInfo | undefined;
     while (Date.now() < end) {
       last = await container.inspect();
       const health = last.State.Health?.Status;
@@ -619,14 +656,14 @@ export class OfflineApplier {
       if (health === 'unhealthy') break;
       await sleep(POLL_MS);
     }
-    const log = (last.State?.Health?.Log ?? []).slice(-1)[0]?.Output?.trim() ?? '';
+    const log = (last?.State.Health?.Log ?? []).slice(-1)[0]?.Output?.trim() ?? '';
     const logs = (await container.logs({ stdout: true, stderr: true, tail: 10 }).catch(() => Buffer.from(''))).toString('utf8');
     throw new ApplyError(
-      `${address}: container ${last.Name?.slice(1)} did not become healthy (state ${last.State?.Status}, health ${last.State?.Health?.Status ?? 'none'}) ${log}\n${logs}`,
+      `${address}: container ${last?.Name.slice(1)} did not become healthy (state ${last?.State.Status}, health ${last?.State.Health?.Status ?? 'none'}) ${log}\n${logs}`,
     );
   }
 
-  private async updateService(address: string, id: string, c: Json): Promise<Json> {
+  private async updateService(address: string, id: string, c: ServiceConfig): Promise<Attrs> {
     const service = this.docker.getService(id);
     const { Version } = await service.inspect();
     await service.update({ version: Version.Index, ...serviceSpec(c) });
@@ -635,7 +672,7 @@ export class OfflineApplier {
   }
 
   /** Like the provider's converge_config: waits until the service runs exactly its replicas (healthy, where checked). */
-  private async converge(address: string, id: string, c: Json): Promise<void> {
+  private async converge(address: string, id: string, c: ServiceConfig): Promise<void> {
     const cc = first(c.converge_config);
     if (!cc) return;
     const end = Date.now() + ns(cc.timeout ?? '3m') / 1e6;
@@ -645,10 +682,10 @@ export class OfflineApplier {
     while (Date.now() < end) {
       // A global service runs one task on every node that takes tasks.
       if (first(c.mode)?.global)
-        replicas = (await this.docker.listNodes()).filter(
-          (n: Json) => n.Status?.State === 'ready' && n.Spec?.Availability === 'active',
+        replicas = ((await this.docker.listNodes()) as SwarmNode[]).filter(
+          (n) => n.Status?.State === 'ready' && n.Spec?.Availability === 'active',
         ).length;
-      const tasks: Json[] = await this.docker.listTasks({ filters: { service: [id] } });
+      const tasks = (await this.docker.listTasks({ filters: { service: [id] } })) as SwarmTask[];
       const live = tasks.filter((t) => t.DesiredState === 'running');
       running = live.filter((t) => t.Status?.State === 'running').length;
       total = live.length;
@@ -661,7 +698,7 @@ export class OfflineApplier {
     );
   }
 
-  private async removeService(entry: StateEntry): Promise<void> {
+  private async removeService(entry: StateEntry<object>): Promise<void> {
     await this.docker.getService(entry.attrs.id).remove().catch(ignoreMissing);
     // Its tasks' containers go asynchronously; the network cannot go before them.
     await pollWhile(
@@ -670,7 +707,7 @@ export class OfflineApplier {
     );
   }
 
-  private async removeContainer(entry: StateEntry): Promise<void> {
+  private async removeContainer(entry: StateEntry<ContainerConfig>): Promise<void> {
     const container = this.docker.getContainer(entry.attrs.id);
     const grace = entry.config.destroy_grace_seconds ?? entry.config.stop_timeout ?? 10;
     await container.stop({ t: grace }).catch(ignoreMissing);
@@ -678,7 +715,7 @@ export class OfflineApplier {
   }
 
   /** An overlay's last endpoints (a removed service's tasks) may take a moment to go. */
-  private async removeNetwork(entry: StateEntry): Promise<void> {
+  private async removeNetwork(entry: StateEntry<object>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.docker.getNetwork(entry.attrs.id).remove();
@@ -711,87 +748,20 @@ async function pollWhile(busy: () => Promise<boolean>, timeoutMs: number): Promi
   for (const end = Date.now() + timeoutMs; Date.now() < end && (await busy()); ) await sleep(POLL_MS);
 }
 
-/** A duration attribute ("5s") in nanoseconds, as the Engine API wants it; absent stays absent. */
-const nsOrUndefined = (text: string | undefined) => (text ? ns(text) : undefined);
-
-/** A healthcheck block as the Engine API wants it (containers and services alike). */
-function healthcheckSpec(hc: Json | undefined): Json | undefined {
-  return hc && { Test: hc.test, Interval: ns(hc.interval), Timeout: ns(hc.timeout), StartPeriod: ns(hc.start_period), Retries: hc.retries };
+/** What the Engine API says of a node and a task, as far as converging reads it (dockerode types neither). */
+interface SwarmNode {
+  Status?: { State?: string };
+  Spec?: { Availability?: string };
 }
-
-/** A replicated service's replica count. */
-const replicasOf = (c: Json): number => first(first(c.mode)?.replicated)?.replicas ?? 1;
-
-/** A nested block as the JSON has it: an object, or a list of one. */
-function first(block: Json): Json | undefined {
-  return Array.isArray(block) ? block[0] : block;
+interface SwarmTask {
+  DesiredState?: string;
+  Status?: { State?: string };
 }
-
-/** The Engine API's service spec from a docker_service's attributes. */
-function serviceSpec(c: Json): Json {
-  const task = first(c.task_spec) ?? {};
-  const container = first(task.container_spec) ?? {};
-  const restart = first(task.restart_policy);
-  const rollout = (r: Json | undefined) =>
-    r && {
-      Parallelism: r.parallelism,
-      Delay: nsOrUndefined(r.delay),
-      FailureAction: r.failure_action,
-      Monitor: nsOrUndefined(r.monitor),
-      MaxFailureRatio: r.max_failure_ratio === undefined ? undefined : Number(r.max_failure_ratio),
-      Order: r.order,
-    };
-  const placement = first(task.placement);
-  const endpoint = first(c.endpoint_spec);
-  // Files from configs and secrets: owner and mode as given (the provider's defaults otherwise: root, 0444).
-  const file = (f: Json) => ({ Name: f.file_name, UID: f.file_uid ?? '0', GID: f.file_gid ?? '0', Mode: f.file_mode ?? 0o444 });
-  return {
-    Name: c.name,
-    Labels: labelsOf(c.labels),
-    TaskTemplate: {
-      ContainerSpec: {
-        Image: container.image,
-        Command: container.command,
-        Args: container.args,
-        Env: Object.entries(container.env ?? {}).map(([k, v]) => `${k}=${v}`),
-        Hostname: container.hostname,
-        User: container.user,
-        Sysctls: container.sysctl,
-        StopSignal: container.stop_signal,
-        StopGracePeriod: nsOrUndefined(container.stop_grace_period),
-        Healthcheck: healthcheckSpec(first(container.healthcheck)),
-        Configs: (container.configs ?? []).map((f: Json) => ({ ConfigID: f.config_id, ConfigName: f.config_name, File: file(f) })),
-        Secrets: (container.secrets ?? []).map((f: Json) => ({ SecretID: f.secret_id, SecretName: f.secret_name, File: file(f) })),
-        Mounts: (container.mounts ?? []).map((m: Json) => ({
-          Type: m.type,
-          Source: m.source,
-          Target: m.target,
-          ReadOnly: Boolean(m.read_only),
-        })),
-        CapabilityAdd: container.cap_add,
-      },
-      Networks: (task.networks_advanced ?? []).map((n: Json) => ({ Target: n.name, Aliases: n.aliases })),
-      RestartPolicy: restart && {
-        Condition: restart.condition,
-        Delay: nsOrUndefined(restart.delay),
-        MaxAttempts: restart.max_attempts,
-        Window: nsOrUndefined(restart.window),
-      },
-      Placement: placement && { Constraints: placement.constraints, MaxReplicas: placement.max_replicas },
-    },
-    Mode: first(c.mode)?.global ? { Global: {} } : { Replicated: { Replicas: replicasOf(c) } },
-    EndpointSpec: endpoint && {
-      Mode: endpoint.mode,
-      Ports: (endpoint.ports ?? []).map((p: Json) => ({
-        Protocol: p.protocol ?? 'tcp',
-        TargetPort: p.target_port,
-        PublishedPort: p.published_port,
-        PublishMode: p.publish_mode ?? 'ingress',
-      })),
-    },
-    UpdateConfig: rollout(first(c.update_config)),
-    RollbackConfig: rollout(first(c.rollback_config)),
-  };
+/** One line of an image build's progress. */
+interface BuildEvent {
+  stream?: string;
+  error?: string;
+  errorDetail?: { message: string };
 }
 
 function ignoreMissing(error: { statusCode?: number }): void {
@@ -799,12 +769,12 @@ function ignoreMissing(error: { statusCode?: number }): void {
   if (error.statusCode !== 404 && error.statusCode !== 304) throw error;
 }
 
-function stripMeta(config: Json): Json {
+function stripMeta(config: RawConfig): RawConfig {
   const { '//': _meta, depends_on: _d, lifecycle, ...rest } = config;
   return lifecycle ? { ...rest, lifecycle: { postcondition: lifecycle.postcondition } } : rest;
 }
 
-function runLocalExec(address: string, body: { command: string; environment?: Record<string, string> }): Promise<void> {
+function runLocalExec(address: string, body: LocalExec): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn('/bin/sh', ['-c', body.command], {
       env: { ...process.env, ...body.environment },
