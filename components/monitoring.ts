@@ -1,4 +1,5 @@
 import type { Topology } from '../app/src/topology';
+import { GRAFANA_PATHS, grafanaPathOf, renderGrafanaFiles } from '../monitoring/grafana-provisioning';
 import { nginxExporterArgs, prometheusArgs, renderPrometheusFiles } from '../monitoring/prometheus';
 import type { PrometheusRenderOptions } from '../monitoring/prometheus-config';
 import type { ComponentSpec } from './spec';
@@ -55,5 +56,29 @@ export function nginxExporterSpec(o: NginxExporterLaunch): ComponentSpec {
   return {
     argv: [o.program ?? 'nginx-prometheus-exporter', ...nginxExporterArgs({ proxy: o.proxy, listen: o.listen })],
     imageEntrypoint: true,
+  };
+}
+
+/** The port Grafana's image listens on (its default; nothing here changes it). */
+export const GRAFANA_PORT = 3000;
+
+/** Grafana with its provisioned data source and dashboard, read-only for anonymous viewers. */
+export function grafanaSpec(topology: Topology, o: { readonly prometheusUrl: string }): ComponentSpec {
+  const files = renderGrafanaFiles({ prometheusUrl: o.prometheusUrl, scrapeIntervalMs: topology.monitoring.scrapeIntervalMs });
+  return {
+    argv: ['grafana'],
+    imageEntrypoint: true,
+    env: {
+      // Read-only viewing without a login; the admin account (admin/admin, changed at first
+      // login) can still sign in.
+      GF_AUTH_ANONYMOUS_ENABLED: 'true',
+      GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer',
+      GF_ANALYTICS_REPORTING_ENABLED: 'false',
+      GF_ANALYTICS_CHECK_FOR_UPDATES: 'false',
+      GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH: `${GRAFANA_PATHS.dashboards}/ws-notifications.json`,
+    },
+    files: Object.entries(files).map(([name, content]) => ({ path: grafanaPathOf(name), content })),
+    ports: { http: GRAFANA_PORT },
+    health: { url: `http://127.0.0.1:${GRAFANA_PORT}/api/health`, probe: 'wget', startPeriodMs: 10_000, retries: 10 },
   };
 }

@@ -55,6 +55,23 @@ export function renderGrafanaFiles(o: { prometheusUrl: string; scrapeIntervalMs:
 /** The directories renderGrafanaFiles writes, each mounted at the GRAFANA_PATHS entry of the same key. */
 export const GRAFANA_DIRS = { datasources: 'datasources', dashboardProviders: 'dashboards', dashboards: 'dashboard-json' } as const;
 
+const MOUNTED = Object.keys(GRAFANA_DIRS) as (keyof typeof GRAFANA_DIRS)[];
+
+/** Where Grafana reads a file renderGrafanaFiles names ("datasources/prometheus.yml"). */
+export function grafanaPathOf(name: string): string {
+  const [dir, file] = name.split('/');
+  const key = MOUNTED.find((k) => GRAFANA_DIRS[k] === dir);
+  if (!key || !file) throw new Error(`${name} is not in a directory Grafana's container mounts`);
+  return `${GRAFANA_PATHS[key]}/${file}`;
+}
+
+/** The name renderGrafanaFiles gives the file Grafana reads at `path` (grafanaPathOf undone). */
+export function grafanaNameOf(path: string): string {
+  const key = MOUNTED.find((k) => path.startsWith(`${GRAFANA_PATHS[k]}/`));
+  if (!key) throw new Error(`${path} is not in a directory Grafana's container mounts`);
+  return `${GRAFANA_DIRS[key]}/${path.slice(GRAFANA_PATHS[key].length + 1)}`;
+}
+
 /** Tells Grafana to load every dashboard file in the dashboards directory. */
 export function renderDashboardProvider(): string {
   return stringify({

@@ -50,6 +50,12 @@ export function specHealthcheck(health: HttpHealth | CommandHealth) {
   return 'url' in health ? httpHealthcheck(health.url, health.probe, timing) : healthcheck(['CMD-SHELL', health.command], timing);
 }
 
+/** The command a container runs: none when the image's entrypoint runs without arguments. */
+function commandOf(spec: ComponentSpec): { command?: string[] } {
+  const command = spec.imageEntrypoint ? spec.argv.slice(1) : [...spec.argv];
+  return command.length ? { command } : {};
+}
+
 /**
  * A component spec as a `docker_container`'s attributes: the command, environment, stop and
  * health check, capabilities, sysctls and open-file limit. The image, network, mounts (where the
@@ -57,7 +63,7 @@ export function specHealthcheck(health: HttpHealth | CommandHealth) {
  */
 export function containerOf(spec: ComponentSpec) {
   return {
-    command: spec.imageEntrypoint ? spec.argv.slice(1) : [...spec.argv],
+    ...commandOf(spec),
     ...(spec.env && Object.keys(spec.env).length ? { env: containerEnv(spec.env) } : {}),
     ...(spec.stop ? stopAttributes(spec.stop.signal, spec.stop.graceMs) : {}),
     ...(spec.health ? { healthcheck: specHealthcheck(spec.health) } : {}),

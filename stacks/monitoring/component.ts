@@ -13,7 +13,6 @@ export const MONITORING_PATHS = {
   prometheusConfigDir: '/etc/prometheus/ws',
   prometheusData: '/prometheus',
   prometheusPort: 9090,
-  grafanaPort: 3000,
 } as const;
 
 /**

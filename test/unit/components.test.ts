@@ -7,7 +7,8 @@ import { vrrpSpec } from '../../components/vrrp';
 import { proxySpec } from '../../components/proxy';
 import { CLIENT_ARGV, jobLimitSeconds, loadJobSpec } from '../../components/load-client';
 import type { ComponentSpec } from '../../components/spec';
-import { nginxExporterSpec, prometheusSpec } from '../../components/monitoring';
+import { grafanaSpec, nginxExporterSpec, prometheusSpec } from '../../components/monitoring';
+import { GRAFANA_PATHS, grafanaNameOf } from '../../monitoring/grafana-provisioning';
 import { LOAD_ENV } from '../../app/src/shared/load-env';
 import { containerOf } from '../../stacks/container-attributes';
 import { taskContainerOf } from '../../stacks/swarm/service-attributes';
@@ -162,6 +163,33 @@ describe('component specs: Prometheus and the nginx exporter', () => {
     assert.equal(exporter.argv[0], '/usr/bin/prometheus-nginx-exporter');
     assert.deepEqual(containerOf(exporter).command, ['--nginx.scrape-uri=http://p:80/nginx_status', '--web.listen-address=:9113']);
     assert.equal('stopSignal' in containerOf(exporter), false, "no stop of its own: the target's default");
+  });
+});
+
+describe('component specs: Grafana', () => {
+  const grafana = grafanaSpec(topology, { prometheusUrl: 'http://prom:9090' });
+
+  it('its provisioning where the image reads it, the data source at the given URL, healthy once /api/health answers', () => {
+    assert.deepEqual(
+      grafana.files!.map((f) => f.path),
+      [
+        `${GRAFANA_PATHS.datasources}/prometheus.yml`,
+        `${GRAFANA_PATHS.dashboardProviders}/ws-notifications.yml`,
+        `${GRAFANA_PATHS.dashboards}/ws-notifications.json`,
+      ],
+    );
+    assert.match(grafana.files![0].content, /url: http:\/\/prom:9090/);
+    assert.equal(grafana.env!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, grafana.files![2].path);
+    assert.equal(healthUrl(grafana), 'http://127.0.0.1:3000/api/health');
+  });
+
+  it('the image runs with no arguments: the container gets no command; its files map back to the host names', () => {
+    assert.equal('command' in containerOf(grafana), false);
+    assert.deepEqual(
+      grafana.files!.map((f) => grafanaNameOf(f.path)),
+      ['datasources/prometheus.yml', 'dashboards/ws-notifications.yml', 'dashboard-json/ws-notifications.json'],
+    );
+    assert.throws(() => grafanaNameOf('/etc/passwd'), /not in a directory Grafana's container mounts/);
   });
 });
 
