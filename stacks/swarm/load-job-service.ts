@@ -15,6 +15,10 @@ export interface LoadJobServiceProps extends SwarmServiceProps {
   readonly reportsDir: string;
   /** Changing it runs the job again. */
   readonly runId: string;
+  /**
+   * `uid:gid` the job runs as, so its reports belong to whoever deployed.
+   * @default the image's user
+   */
   readonly user?: string;
 }
 

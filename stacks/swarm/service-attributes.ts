@@ -13,7 +13,10 @@ export interface SwarmServiceProps {
   /** The stack's overlay network. */
   readonly networkName: string;
   readonly labels: Record<string, string>;
-  /** Running before this service starts. Default: nothing. */
+  /**
+   * Running before this service starts.
+   * @default nothing
+   */
   readonly after?: ITerraformDependable[];
 }
 

@@ -14,6 +14,10 @@ export interface SwarmFileProps {
   /** The name's stem; the object is `<stem>-<hash of the content>`. */
   readonly stem: string;
   readonly content: string | Buffer;
+  /**
+   * A docker_secret (encrypted in the swarm's store, mounted in memory) instead of a docker_config.
+   * @default false
+   */
   readonly secret?: boolean;
   readonly labels: Record<string, string>;
 }

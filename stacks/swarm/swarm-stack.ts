@@ -21,9 +21,15 @@ export interface WsNotificationsSwarmStackProps {
   readonly topology: Topology;
   /** Absolute path of the repository root. */
   readonly root: string;
-  /** Changing it runs the load-client job again; defaults to "1". */
+  /**
+   * Changing it runs the load-client job again.
+   * @default "1"
+   */
   readonly loadRunId?: string;
-  /** `uid:gid` for the load-client job (the deploying user, so reports are theirs). */
+  /**
+   * `uid:gid` for the load-client job (the deploying user, so reports are theirs).
+   * @default the image's user
+   */
   readonly loadUser?: string;
 }
 
