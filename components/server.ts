@@ -2,8 +2,9 @@ import { CONTROL_KEY_ENV, stopGraceMs, toBrokerEnv, toServerEnv, type Topology }
 import type { ComponentSpec } from './spec';
 
 /**
- * How a server starts: `built`, the compiled server the app image runs; `source`, the TypeScript
- * through tsx, as the local runner runs it from a checkout (relative to the repository's root).
+ * How a server starts: `built`, the compiled server (relative to the directory holding dist/: the
+ * app image's, or the local runner's build, local/build.ts); `source`, the TypeScript through tsx
+ * (relative to the repository's root), what the local runner ran before and the bench compares.
  */
 export const SERVER_ARGV = {
   built: ['node', 'dist/server/main.js'],

@@ -14,7 +14,7 @@ import { scheduleFaults } from './faults';
 import { limitsHitReport } from './limits';
 import { inNamespace, type NetnsLab } from './netns';
 import { GENERATOR_NICE, prioritizeGenerator } from './priority';
-import { CLIENT_COMMAND, type LocalRun } from './run';
+import type { LocalRun } from './run';
 
 /** The lab role the load client runs in, with --ha. */
 export const CLIENT_ROLE = 'client';
@@ -51,7 +51,7 @@ export function describeRun(local: LocalRun, lab: NetnsLab | undefined, lingerin
 function startClient(local: LocalRun, flags: LocalFlags, lab: NetnsLab | undefined): ChildProcess {
   const metricsArgs = local.monitoring ? ['--metrics-port', String(local.monitoring.loadMetricsPort)] : [];
   const reports = ['--report', resolve(flags.report), '--html', resolve(flags.html)];
-  const argv = [process.execPath, ...CLIENT_COMMAND, local.url, '--ca', local.caFile, ...reports, ...metricsArgs];
+  const argv = [process.execPath, ...local.clientCommand, local.url, '--ca', local.caFile, ...reports, ...metricsArgs];
   const [command, ...args] = lab ? inNamespace(lab.namespaces[CLIENT_ROLE].name, argv) : argv;
   const client = spawn(command, args, {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],

@@ -19,6 +19,7 @@ import { serverSpec } from '../components/server';
 import type { ComponentSpec } from '../components/spec';
 import { nginxExporterSpec, prometheusSpec } from '../components/monitoring';
 import { CLIENT_ARGV } from '../components/load-client';
+import { builtApp } from './build';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -63,6 +64,8 @@ export interface LocalRun {
   readonly ha?: LocalHaPair;
   /** Each nginx's error log (one per proxy). */
   readonly nginxErrorLogs: string[];
+  /** The load client's arguments after `node`: the same compiled app as the replicas (local/build.ts). */
+  readonly clientCommand: readonly string[];
   /** Stops one replica (SIGTERM: a graceful drain; SIGKILL: a crash). */
   stopReplica(index: number, signal?: NodeJS.Signals): Promise<void>;
   /** Reloads nginx (same config) and announces its new workers to the replicas (control/reload.ts). */
@@ -102,9 +105,6 @@ export function monitoringTools(): { exporter: string; missing?: undefined } | {
     return { missing: `${missing.join(' and ')} not installed. On Debian/Ubuntu: sudo apt-get install -y ${missing.join(' ')}` };
   return { exporter: exporter! };
 }
-
-/** The load client's arguments after `node`: from source through tsx, so what runs is what is checked out (from any directory). */
-export const CLIENT_COMMAND = [...CLIENT_ARGV.source.slice(1, -1), join(ROOT, CLIENT_ARGV.source.at(-1)!)];
 
 export interface LocalOptions {
   httpsPort?: number;
@@ -218,7 +218,8 @@ export async function startLocalRun(topology: Topology, options: LocalOptions = 
     // The broker first: the replicas connect to it as they start.
     const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own) : undefined;
     const host = lab?.hostAddress ?? '127.0.0.1';
-    const replicas = await startReplicas(topology, processes, { host, certs, brokerUrl: broker?.url });
+    const appDir = await builtApp();
+    const replicas = await startReplicas(topology, processes, { appDir, host, certs, brokerUrl: broker?.url });
     const upstreams = replicas.map((r) => `${host}:${r.port}`);
     const front = lab
       ? await startPairFront(topology, processes, { lab, certs, upstreams })
@@ -227,7 +228,7 @@ export async function startLocalRun(topology: Topology, options: LocalOptions = 
       ? await startMonitoring(topology, processes.runtimeDir, replicas, front.httpPort, processes.own)
       : undefined;
     const replicaAccess = replicaControls(replicas, host, readFileSync(certs.controlKeyFile, 'utf8').trim());
-    return localRun(topology, { processes, certs, broker, replicas, front, monitoring, replicaAccess });
+    return localRun(topology, { processes, certs, appDir, broker, replicas, front, monitoring, replicaAccess });
   } catch (error) {
     await processes.abandon();
     throw error;
@@ -238,7 +239,7 @@ export async function startLocalRun(topology: Topology, options: LocalOptions = 
 async function startReplicas(
   topology: Topology,
   processes: RunProcesses,
-  options: { host: string; certs: Certificates; brokerUrl?: string },
+  options: { appDir: string; host: string; certs: Certificates; brokerUrl?: string },
 ): Promise<LocalReplica[]> {
   const replicas: LocalReplica[] = [];
   for (let i = 0; i < topology.replicas; i++) {
@@ -247,12 +248,12 @@ async function startReplicas(
     const spec = serverSpec(topology, {
       replicaId: id,
       controlKeyFile: options.certs.controlKeyFile,
-      from: 'source',
       port,
       host: options.host,
       brokerUrls: options.brokerUrl ? [options.brokerUrl] : undefined,
     });
-    const p = startComponent(id, spec, { cwd: ROOT, logFile: join(processes.logsDir, `${id}.log`), startProcess: processes.own });
+    // The compiled app, as the image runs it (dist/ in its working directory).
+    const p = startComponent(id, spec, { cwd: options.appDir, logFile: join(processes.logsDir, `${id}.log`), startProcess: processes.own });
     replicas.push({ id, port, spec, process: p });
   }
   await Promise.all(replicas.map((r) => waitForPort(r.port, r.process, undefined, options.host)));
@@ -340,6 +341,7 @@ function localRun(
   parts: {
     processes: RunProcesses;
     certs: Certificates;
+    appDir: string;
     broker?: LocalBroker;
     replicas: LocalReplica[];
     front: LocalFront;
@@ -364,6 +366,7 @@ function localRun(
     followers: front.followers,
     ha: front.ha,
     nginxErrorLogs: front.nginxErrorLogs,
+    clientCommand: [join(parts.appDir, CLIENT_ARGV.built.at(-1)!)],
     stopReplica: (i, signal = 'SIGTERM') => stop(replicas[i].process, signal, replicas[i].spec.stop?.graceMs),
     async reloadProxy() {
       // One proxy after the other, as an operator would: each announces its own new workers.

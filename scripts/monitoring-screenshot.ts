@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { defineTopology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
-import { CLIENT_COMMAND, nginxVersion, ROOT, startLocalRun, type LocalRun } from '../local/run';
+import { nginxVersion, ROOT, startLocalRun, type LocalRun } from '../local/run';
 
 /**
  * Makes docs/images/prometheus-graph.png from a real run: the local topology with Prometheus,
@@ -36,7 +36,7 @@ function screenshotTopology(nginxVersion: string) {
 /** The load client through the run; mid-hold one replica is stopped (its clients get 1001 and reconnect to the others). */
 async function runLoad(local: LocalRun): Promise<void> {
   const mon = local.monitoring!;
-  const args = [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--quiet', '--metrics-port', String(mon.loadMetricsPort)];
+  const args = [...local.clientCommand, local.url, '--ca', local.caFile, '--quiet', '--metrics-port', String(mon.loadMetricsPort)];
   const env = { ...process.env, [LOAD_ENV.profile]: JSON.stringify(local.topology.load) };
   const client = spawn(process.execPath, args, { stdio: 'inherit', env });
   const exited = new Promise((r) => client.on('exit', r));

@@ -9,7 +9,7 @@ import type { LoadReport } from '../../app/src/client/report-model';
 import { alertRules } from '../../monitoring/alert-rules';
 import { readDashboard } from '../../monitoring/grafana-provisioning';
 import { SCRAPE_JOBS } from '../../monitoring/prometheus-config';
-import { CLIENT_COMMAND, monitoringTools, nginxVersion, startLocalRun } from '../../local/run';
+import { monitoringTools, nginxVersion, startLocalRun } from '../../local/run';
 import { metricNames, withoutGrafanaVariables } from '../helpers/promql';
 import { retrying } from '../helpers/server';
 import { prometheusApi, prometheusQuery } from '../helpers/prometheus';
@@ -47,7 +47,7 @@ describe('Prometheus scrapes the local topology during a load run (real nginx, T
     const reportFile = join(scratchDir('ws-mon-'), 'report.json');
     const client = spawn(
       process.execPath,
-      [...CLIENT_COMMAND, local.url, '--ca', local.caFile, '--report', reportFile, '--metrics-port', String(mon.loadMetricsPort)],
+      [...local.clientCommand, local.url, '--ca', local.caFile, '--report', reportFile, '--metrics-port', String(mon.loadMetricsPort)],
       {
         env: { ...process.env, [LOAD_ENV.profile]: JSON.stringify(topology.load) },
         stdio: ['ignore', 'ignore', 'pipe'],
