@@ -28,16 +28,19 @@ async function sample(mode: Mode, appDir: string, keyFile: string): Promise<Samp
   const port = await freePort();
   const topology = defineTopology({ broker: { enabled: false } });
   const spec = serverSpec(topology, { replicaId: 'ws-server-0', controlKeyFile: keyFile, from: mode, port, host: '127.0.0.1' });
+  // The spec's own check, as the containers run it.
+  if (!spec.health || !('url' in spec.health)) throw new Error("a replica's spec has no HTTP health check");
+  const health = spec.health.url;
   const started = performance.now();
   const p = startComponent(`replica-${mode}`, spec, { cwd: mode === 'built' ? appDir : ROOT });
   try {
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      const ok = await fetch(health).then(
         (r) => r.ok,
         () => false,
       );
       if (ok) break;
-      if (performance.now() - started > 60_000) throw new Error(`${mode}: no /healthz within 60 s:\n${p.output()}`);
+      if (performance.now() - started > 60_000) throw new Error(`${mode}: no answer from ${health} within 60 s:\n${p.output()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const startMs = performance.now() - started;
