@@ -1,4 +1,6 @@
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { holdForTurn } from './turn-cork';
 
 /**
  * A connection's outgoing messages, held in the replica until its socket has room. ws hands every
@@ -19,6 +21,8 @@ export class Outbox {
 
   constructor(
     private readonly ws: WebSocket,
+    /** The connection's socket (the one ws writes to), held for the turn so a turn's frames leave in one write; none: each on its own. */
+    private readonly socket: Duplex | undefined,
     /** Unsent bytes the socket may hold before messages wait here. */
     private readonly highWater: number,
   ) {}
@@ -44,6 +48,7 @@ export class Outbox {
 
   private sendNow(data: Buffer): void {
     if (this.pending++ === 0) this.lastProgress = Date.now();
+    if (this.socket) holdForTurn(this.socket);
     this.ws.send(data, { binary: false }, () => {
       this.pending--;
       this.lastProgress = Date.now();

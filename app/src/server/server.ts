@@ -217,11 +217,11 @@ export class NotificationServer {
     const via = parseProxyWorker(req.headers[PROXY_WORKER_HEADER]);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       settle();
-      this.onConnection(ws, via);
+      this.onConnection(ws, socket, via);
     });
   }
 
-  private onConnection(ws: WebSocket, via: Peer['via']): void {
+  private onConnection(ws: WebSocket, socket: Duplex, via: Peer['via']): void {
     const now = Date.now();
     const peer: Peer = {
       id: `${this.settings.replicaId}-${++this.nextId}`,
@@ -233,7 +233,11 @@ export class NotificationServer {
       topics: new Set(),
       lastSeen: now,
       lastPingAt: now,
-      out: new Outbox(ws, socketHighWater(this.settings.sendBufferLimitBytes)),
+      out: new Outbox(
+        ws,
+        this.settings.writeCoalescing === 'turn' ? socket : undefined,
+        socketHighWater(this.settings.sendBufferLimitBytes),
+      ),
     };
     this.peers.add(peer);
     this.shedding.opened(peer);

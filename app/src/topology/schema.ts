@@ -60,6 +60,12 @@ export const serverSchema = z
     compression: z.enum(COMPRESSION_MODES).default('offered'),
     /** A slow consumer whose unsent bytes pass this bound is closed (like Centrifugo's client queue). */
     sendBufferLimitBytes: z.number().int().min(KiB).default(MiB),
+    /**
+     * `turn`: the frames due for one connection in one turn of the event loop leave in one write
+     * (one TLS record through nginx); `off`: each frame is a write of its own, what the fan-out
+     * bench compares against (docs/benchmarks/fanout.md).
+     */
+    writeCoalescing: z.enum(['turn', 'off']).default('turn'),
     /** Per-replica connection cap; handshakes beyond it get 503. */
     maxConnections: z.number().int().positive().default(50_000),
     /** Topics one connection may subscribe to; a subscribe past it is answered with an error (Centrifugo's default is 128). */

@@ -15,6 +15,7 @@ export const SERVER_ENV = {
   maxMessageBytes: 'WS_MAX_MESSAGE_BYTES',
   compression: 'WS_COMPRESSION',
   sendBufferLimitBytes: 'WS_SEND_BUFFER_LIMIT_BYTES',
+  writeCoalescing: 'WS_WRITE_COALESCING',
   maxConnections: 'WS_MAX_CONNECTIONS',
   maxSubscriptionsPerConnection: 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION',
   maxSubscriptionsPerReplica: 'WS_MAX_SUBSCRIPTIONS_PER_REPLICA',
