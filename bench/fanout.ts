@@ -49,6 +49,7 @@ const COALESCING_GOAL_US = 36;
 interface Row {
   mode: string;
   broker: boolean;
+  writeCoalescing: 'turn' | 'off';
   publishRate: number;
   offeredPerSecond: number;
   /** Mean over the window, and the slowest and fastest second in it. */
@@ -132,6 +133,7 @@ async function measure(
   return {
     mode,
     broker,
+    writeCoalescing,
     publishRate,
     offeredPerSecond: Math.round(publishRate * (subscribers / Number(o.topics)) * reach),
     deliveredPerSecond: mean,
@@ -159,8 +161,8 @@ function partUs(r: Row, part: string): number {
 function coalescingLine(rows: Row[]): string {
   const mean = (rs: Row[]) => Math.round(rs.reduce((a, r) => a + perDeliveryUs(r), 0) / Math.max(1, rs.length));
   const broker = rows.filter((r) => r.broker);
-  const off = broker.filter((r) => r.mode.includes('a write per frame'));
-  const turn = broker.filter((r) => !off.includes(r));
+  const off = broker.filter((r) => r.writeCoalescing === 'off');
+  const turn = broker.filter((r) => r.writeCoalescing === 'turn');
   const [a, b] = [mean(turn), mean(off)];
   const perConnection = Number(o.publishRate) / Number(o.topics);
   return `**Write coalescing** (the goal: ≤ ${COALESCING_GOAL_US} µs of CPU per delivery end to end): ${a} µs with a turn's frames in one write, ${b} µs with a write per frame (×${b ? (a / b).toFixed(2) : '—'}), the mean of ${turn.length} and ${off.length} run(s): **${a <= COALESCING_GOAL_US ? 'met' : 'not met'}**.

@@ -62,7 +62,7 @@ export const serverSchema = z
     sendBufferLimitBytes: z.number().int().min(KiB).default(MiB),
     /**
      * `turn`: the frames due for one connection in one turn of the event loop leave in one write
-     * (one TLS record through nginx); `off`: each frame is a write of its own, what the fan-out
+     * (which nginx can relay in one TLS record); `off`: each frame is a write of its own, what the fan-out
      * bench compares against (docs/benchmarks/fanout.md).
      */
     writeCoalescing: z.enum(['turn', 'off']).default('turn'),
