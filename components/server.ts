@@ -1,4 +1,4 @@
-import { CONTROL_KEY_ENV, stopGraceMs, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import { CONTROL_KEY_ENV, stopGraceMs, toAuthEnv, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
 import type { ComponentSpec } from './spec';
 
 /**
@@ -51,6 +51,7 @@ export function serverSpec(topology: Topology, o: ServerLaunch): ComponentSpec {
     env: {
       ...toServerEnv({ ...topology.server, port }, o.replicaId, { host: o.host }),
       ...toBrokerEnv({ ...topology, broker }),
+      ...toAuthEnv(topology.auth),
       [CONTROL_KEY_ENV]: o.controlKeyFile,
     },
     ports: { http: port },

@@ -1,5 +1,5 @@
 import WebSocket, { type ClientOptions } from 'ws';
-import { serverSchema, type ServerConfig } from '../../app/src/topology';
+import { serverSchema, type AuthConfig, type ServerConfig } from '../../app/src/topology';
 import type { ServerMetrics } from '../../app/src/server/metrics';
 import { createReplica } from '../../app/src/server/replica';
 import type { NotificationServer } from '../../app/src/server/server';
@@ -18,9 +18,13 @@ export interface RunningServer {
 export const TEST_CONTROL_KEY = 'test-control-key-0123456789abcdef';
 
 /** A real server on an ephemeral loopback port, with the topology defaults plus overrides. */
-export async function startServer(overrides: Partial<ServerConfig> = {}, replicaId = 'test-0'): Promise<RunningServer> {
+export async function startServer(
+  overrides: Partial<ServerConfig> = {},
+  replicaId = 'test-0',
+  options: { auth?: AuthConfig } = {},
+): Promise<RunningServer> {
   const settings = { ...serverSchema.parse(overrides), replicaId };
-  const { server, metrics } = createReplica(settings, { logLevel: 'silent', controlKey: TEST_CONTROL_KEY });
+  const { server, metrics } = createReplica(settings, { logLevel: 'silent', controlKey: TEST_CONTROL_KEY, auth: options.auth });
   const address = await server.listen(0, '127.0.0.1');
   return {
     server,

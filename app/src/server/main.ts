@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { CONTROL_KEY_ENV, fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
+import { CONTROL_KEY_ENV, fromAuthEnv, fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
 import { ConfigError } from '../shared/errors';
 import { selfExitMs } from '../topology/schema';
 import { EXIT, reportFailure } from '../shared/exit';
@@ -16,12 +16,13 @@ async function main(): Promise<void> {
   // An invalid variable is a ConfigError naming it: exit 2 (shared/exit.ts).
   const settings = fromServerEnv(process.env);
   const brokerConfig = fromBrokerEnv(process.env);
+  const auth = fromAuthEnv(process.env);
   const broker = brokerConfig
     ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel))
     : undefined;
   const apiKey = readKey(settings.apiKeyFile, SERVER_ENV.apiKeyFile);
   const controlKey = readKey(process.env[CONTROL_KEY_ENV], CONTROL_KEY_ENV);
-  const { server, log } = createReplica(settings, { broker, apiKey, controlKey });
+  const { server, log } = createReplica(settings, { broker, apiKey, controlKey, auth });
   try {
     await server.listen(settings.port, settings.host);
   } catch (error) {

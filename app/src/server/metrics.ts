@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CloseCode, ERROR_CODES, SUBSCRIPTION_LIMIT_CODES } from '../shared/protocol';
+import { GRANT_ACTIONS } from '../topology/auth';
+import { AUTH_FAILURE_REASONS } from './auth/verifier';
 import { REJECT_REASONS } from './handshake';
 
 /**
@@ -202,6 +204,25 @@ export function createMetrics(replica: string) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: r,
     }),
+    authFailures: new Counter({
+      name: 'ws_auth_failures_total',
+      help: 'Tokens refused (connect or refresh) and connections closed for auth, by reason.',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    authDenials: new Counter({
+      name: 'ws_auth_denials_total',
+      help: 'Subscribes and publishes refused for want of a grant, by action.',
+      labelNames: ['action'] as const,
+      registers: r,
+    }),
+    authRefreshes: new Counter({ name: 'ws_auth_refreshes_total', help: 'Tokens refreshed in-band.', registers: r }),
+    jwksFetches: new Counter({
+      name: 'ws_auth_jwks_fetches_total',
+      help: "Fetches of the OpenID provider's key set, by result.",
+      labelNames: ['result'] as const,
+      registers: r,
+    }),
     ready: new Gauge({ name: 'ws_ready', help: '1 while accepting connections, 0 while draining.', registers: r }),
   };
   for (const code of TRACKED_CLOSE_CODES) metrics.connectionsClosed.inc({ code: String(code) }, 0);
@@ -211,6 +232,9 @@ export function createMetrics(replica: string) {
   for (const reason of ['reload', 'rebalance']) metrics.shedCloses.inc({ reason }, 0);
   for (const result of ['recovered', 'unrecoverable']) metrics.recoveries.inc({ result }, 0);
   for (const reason of ['undecodable', 'invalid', 'undeliverable']) metrics.brokerSkipped.inc({ reason }, 0);
+  for (const reason of AUTH_FAILURE_REASONS) metrics.authFailures.inc({ reason }, 0);
+  for (const action of GRANT_ACTIONS) metrics.authDenials.inc({ action }, 0);
+  for (const result of ['ok', 'failed']) metrics.jwksFetches.inc({ result }, 0);
   return metrics;
 }
 

@@ -1,3 +1,4 @@
+import type { AuthConfig } from '../topology/auth';
 import { createLogger, type Logger } from './logger';
 import { createMetrics, type ServerMetrics } from './metrics';
 import type { JetStreamBroker } from './broker';
@@ -16,7 +17,7 @@ export interface Replica {
  */
 export function createReplica(
   settings: ServerSettings,
-  options: { logLevel?: string; broker?: JetStreamBroker; apiKey?: string; controlKey?: string } = {},
+  options: { logLevel?: string; broker?: JetStreamBroker; apiKey?: string; controlKey?: string; auth?: AuthConfig } = {},
 ): Replica {
   const log = createLogger(settings.replicaId, options.logLevel ?? settings.logLevel);
   const metrics = createMetrics(settings.replicaId);
@@ -25,6 +26,7 @@ export function createReplica(
       broker: options.broker,
       apiKey: options.apiKey,
       controlKey: options.controlKey,
+      auth: options.auth,
     }),
     log,
     metrics,

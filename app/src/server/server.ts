@@ -10,11 +10,14 @@ import {
   nowMs,
   parseClientMessage,
   REQUEST_TIMEOUT_MS,
+  type ClientMessage,
   type ErrorCode,
   type ServerMessage,
   type SUBSCRIPTION_LIMIT_CODES,
 } from '../shared/protocol';
-import type { ServerConfig } from '../topology';
+import type { AuthConfig, GrantAction, ServerConfig } from '../topology';
+import { AuthGate, type AuthClose, type PeerAuth } from './auth/gate';
+import { TokenVerifier } from './auth/verifier';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
@@ -37,6 +40,8 @@ interface Peer extends Sheddable {
   readonly id: string;
   readonly ws: WebSocket;
   readonly topics: Set<string>;
+  /** Who it is and what it may do (auth/gate.ts). */
+  readonly auth: PeerAuth;
   /** Last time anything (a pong or a message) arrived. */
   lastSeen: number;
   lastPingAt: number;
@@ -65,6 +70,8 @@ export class NotificationServer {
   private readonly topics = new TopicRegistry<Peer>();
   private readonly shedding = new Shedding<Peer>((reason) => this.metrics.shedCloses.inc({ reason }));
   private readonly broker?: JetStreamBroker;
+  private readonly gate: AuthGate;
+  private readonly verifier?: TokenVerifier;
   private pendingHandshakes = 0;
   /** A rebalance round's cap on this replica's connections, and until when it holds. */
   private rebalanceCap?: { limit: number; until: number };
@@ -84,9 +91,17 @@ export class NotificationServer {
       apiKey?: string;
       /** The control endpoints' bearer key (read from CONTROL_KEY_ENV's file); without, they are off. */
       controlKey?: string;
+      /** Who may connect (topology `auth`); without, anyone may do anything. */
+      auth?: AuthConfig;
     } = {},
   ) {
     this.broker = options.broker;
+    if (options.auth?.mode === 'jwt')
+      this.verifier = new TokenVerifier(options.auth, {
+        jwksFetched: (result) => this.metrics.jwksFetches.inc({ result }),
+        log: (error, what) => this.log.warn({ err: error }, what),
+      });
+    this.gate = new AuthGate(options.auth ?? ({ mode: 'none' } as AuthConfig), this.verifier);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: settings.maxMessageBytes,
@@ -231,6 +246,7 @@ export class NotificationServer {
         if (ws.readyState === WebSocket.OPEN) ws.close(CloseCode.goingAway, reason);
       },
       topics: new Set(),
+      auth: this.gate.open(now),
       lastSeen: now,
       lastPingAt: now,
       out: new Outbox(
@@ -255,13 +271,74 @@ export class NotificationServer {
     });
     ws.on('error', (error: Error & { code?: string }) => this.onPeerError(peer, error));
     ws.on('close', (code) => this.onClose(peer, code));
+    // With auth, hello answers the accepted connect.
+    if (!peer.auth.pending) this.hello(peer);
+  }
 
+  private hello(peer: Peer): void {
+    const identity = peer.auth.identity;
     this.send(peer, {
       type: 'hello',
       replica: this.settings.replicaId,
       connection: peer.id,
       pingIntervalMs: this.settings.pingIntervalMs,
       maxMessageBytes: this.settings.maxMessageBytes,
+      ...(identity ? { sub: identity.sub, expiresAt: identity.expiresAt } : {}),
+    });
+  }
+
+  /**
+   * Before its `connect` is accepted a connection may send only that one `connect`; anything else
+   * closes it (3501), as does a refused token (auth/gate.ts).
+   */
+  private beforeConnect(peer: Peer, message: ClientMessage): void {
+    if (message.type !== 'connect' || peer.auth.pending!.verifying)
+      return this.authClose(peer, { code: CloseCode.badRequest, reason: 'send connect first and wait for hello', failure: 'protocol' });
+    this.gate.connect(peer.auth, message.token).then(
+      (outcome) => {
+        if (!outcome.ok) return this.authClose(peer, outcome.close);
+        this.log.debug({ connection: peer.id, sub: peer.auth.identity?.sub }, 'authenticated');
+        this.hello(peer);
+      },
+      (error: Error) => this.log.error({ err: error, connection: peer.id }, 'connect failed'),
+    );
+  }
+
+  /** `connect` and `refresh` once connected. */
+  private onAuthMessage(peer: Peer, message: Extract<ClientMessage, { type: 'connect' | 'refresh' }>): void {
+    if (!this.gate.enabled)
+      return this.malformed(peer, 'auth_off', 'this server runs without auth (auth.mode none): send no connect or refresh');
+    if (message.type === 'connect' || !peer.auth.identity)
+      return this.authClose(peer, {
+        code: CloseCode.badRequest,
+        reason: 'already connected; refresh needs a token connection',
+        failure: 'protocol',
+      });
+    this.gate.refresh(peer.auth, message.token).then(
+      (outcome) => {
+        if (!outcome.ok) return this.authClose(peer, outcome.close);
+        this.metrics.authRefreshes.inc();
+        this.send(peer, { type: 'refreshed', expiresAt: peer.auth.identity!.expiresAt });
+      },
+      (error: Error) => this.log.error({ err: error, connection: peer.id }, 'refresh failed'),
+    );
+  }
+
+  private authClose(peer: Peer, close: AuthClose): void {
+    this.metrics.authFailures.inc({ reason: close.failure });
+    this.log.info({ connection: peer.id, code: close.code, reason: close.reason }, 'closed for auth');
+    if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(close.code, close.reason);
+  }
+
+  /** A subscribe or publish no grant allows: answered, the connection stays. */
+  private forbidden(peer: Peer, action: GrantAction, topic: string, id?: number | string): void {
+    this.metrics.authDenials.inc({ action });
+    this.send(peer, {
+      type: 'error',
+      code: 'forbidden',
+      message: `no grant allows ${action} on ${topic}`,
+      topic,
+      ...(id === undefined ? {} : { id }),
     });
   }
 
@@ -301,8 +378,12 @@ export class NotificationServer {
     if (!parsed.ok) return this.malformed(peer, parsed.code, parsed.message);
     const message = parsed.message;
     this.metrics.messagesReceived.inc({ type: message.type });
+    if (peer.auth.pending) return this.beforeConnect(peer, message);
 
     switch (message.type) {
+      case 'connect':
+      case 'refresh':
+        return this.onAuthMessage(peer, message);
       case 'echo':
         this.send(peer, message);
         return;
@@ -310,6 +391,7 @@ export class NotificationServer {
         // A second subscribe (with `since` or not) would replay again, or reset the position.
         if (peer.topics.has(message.topic))
           return this.malformed(peer, 'already_subscribed', `already subscribed to ${message.topic}; unsubscribe first`);
+        if (!this.gate.allows(peer.auth, 'subscribe', message.topic)) return this.forbidden(peer, 'subscribe', message.topic);
         const limit = this.subscriptionLimit(peer);
         if (limit) {
           this.metrics.subscriptionRejections.inc({ limit: limit.code });
@@ -340,6 +422,7 @@ export class NotificationServer {
         return;
       case 'publish': {
         const { topic, id } = message;
+        if (!this.gate.allows(peer.auth, 'publish', topic)) return this.forbidden(peer, 'publish', topic, id);
         this.publish({ topic, data: message.data, id, ts: message.ts, replica: this.settings.replicaId }).then(
           (result) => this.send(peer, { type: 'published', topic, id, ...result }),
           (error: Error) => {
@@ -556,6 +639,14 @@ export class NotificationServer {
         peer.ws.terminate();
         continue;
       }
+      const auth = this.gate.due(peer.auth, now);
+      if (auth === 'warn') {
+        peer.auth.warned = true;
+        this.send(peer, { type: 'expiring', expiresAt: peer.auth.identity!.expiresAt });
+      } else if (auth) {
+        this.authClose(peer, auth);
+        continue;
+      }
       if (now - peer.lastPingAt >= pingIntervalMs) {
         peer.lastPingAt = now;
         peer.pingSentAt = now;
@@ -608,6 +699,7 @@ export class NotificationServer {
   /** Stops at once: no drain (tests and fatal errors). */
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.verifier?.close();
     this.shedding.cancel();
     await this.broker?.close().catch(() => undefined);
     for (const peer of this.peers) peer.ws.terminate();

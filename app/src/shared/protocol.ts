@@ -22,6 +22,14 @@ export function publishBodyLimit(maxMessageBytes: number): number {
  */
 
 export type ClientMessage =
+  /**
+   * With auth (topology `auth.mode: jwt`), the first message: an access token from the OpenID
+   * provider, never in the URL (URLs land in access logs). Without a token, the connection gets
+   * only the anonymous topics, if the topology lists any.
+   */
+  | { type: 'connect'; token?: string }
+  /** A fresh token for the same subject, sent when the server warns with `expiring`. */
+  | { type: 'refresh'; token: string }
   /** Echoed back as is (id, ts, payload): parity with the seed's echo server, and RTT measurement. */
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
   /**
@@ -34,8 +42,22 @@ export type ClientMessage =
   | { type: 'publish'; topic: string; data: unknown; id?: number | string; ts?: number };
 
 export type ServerMessage =
-  /** Sent once on connect: names the replica, so balancing is observable end to end. */
-  | { type: 'hello'; replica: string; connection: string; pingIntervalMs: number; maxMessageBytes: number }
+  /**
+   * Sent once the connection may act: on open, or with auth once its `connect` is accepted (then
+   * with the token's subject and expiry). Names the replica, so balancing is observable end to end.
+   */
+  | {
+      type: 'hello';
+      replica: string;
+      connection: string;
+      pingIntervalMs: number;
+      maxMessageBytes: number;
+      sub?: string;
+      expiresAt?: number;
+    }
+  /** The token expires at `expiresAt` (ms since the epoch): send `refresh`, or be closed with 3005 after the grace. */
+  | { type: 'expiring'; expiresAt: number }
+  | { type: 'refreshed'; expiresAt: number }
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
   /**
    * With `since`: `recovered` says whether the replay covered everything missed (false: the
@@ -62,8 +84,11 @@ export type ServerMessage =
       offset?: number;
       epoch?: string;
     }
-  /** `id` names the publication an error answers (broker_unavailable, broker_outcome_unknown), so the client can retry it. */
-  | { type: 'error'; code: ErrorCode; message: string; id?: number | string };
+  /**
+   * `id` names the publication an error answers (broker_unavailable, broker_outcome_unknown), so
+   * the client can retry it; `topic` the subscribe or publish a grant did not allow (forbidden).
+   */
+  | { type: 'error'; code: ErrorCode; message: string; id?: number | string; topic?: string };
 
 /**
  * Codes of the errors that answer a message the server cannot take as it is: not JSON, nested
@@ -83,8 +108,14 @@ export const BROKER_ERROR_CODE = 'broker_unavailable';
 export const BROKER_UNKNOWN_CODE = 'broker_outcome_unknown';
 /** The publish errors after which a retry with the same id is the client's move. */
 export const PUBLISH_RETRY_CODES: readonly string[] = [BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE];
+/**
+ * Codes of the errors auth answers with, the connection staying open: `forbidden`, a subscribe or
+ * publish no grant allows; `auth_off`, a `connect` or `refresh` to a server running without auth.
+ */
+export const AUTH_ERROR_CODES = ['forbidden', 'auth_off'] as const;
 export type ErrorCode =
   | (typeof ERROR_CODES)[number]
+  | (typeof AUTH_ERROR_CODES)[number]
   | (typeof SUBSCRIPTION_LIMIT_CODES)[number]
   | typeof BROKER_ERROR_CODE
   | typeof BROKER_UNKNOWN_CODE;
@@ -111,6 +142,12 @@ export function parseClientMessage(text: string): ParseResult {
   }
   const m = value as Record<string, unknown>;
   switch (m.type) {
+    case 'connect':
+      if (m.token !== undefined && typeof m.token !== 'string') return fail('invalid_field', 'connect.token must be a string');
+      return { ok: true, message: m.token === undefined ? { type: 'connect' } : { type: 'connect', token: m.token } };
+    case 'refresh':
+      if (typeof m.token !== 'string') return fail('invalid_field', 'refresh.token must be a string');
+      return { ok: true, message: { type: 'refresh', token: m.token } };
     case 'echo':
       if (!isId(m.id)) return fail('invalid_field', 'echo.id must be a number or a short string');
       if (typeof m.ts !== 'number') return fail('invalid_field', 'echo.ts must be a number');
@@ -156,8 +193,19 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** Close codes the project uses (RFC 6455 §7.4). */
+/**
+ * Close codes the project uses: RFC 6455 §7.4, and for auth Centrifugo's (its 3000–3499 mean
+ * "reconnect", 3500–3999 "do not reconnect as you are"), so its SDKs read them right.
+ */
 export const CloseCode = {
+  /** The token expired and was not refreshed: reconnect with a fresh one. */
+  tokenExpired: 3005,
+  /** The token was refused (bad signature, issuer, audience, algorithm...): the reason says why. */
+  invalidToken: 3500,
+  /** A message other than `connect` before the connection was authenticated. */
+  badRequest: 3501,
+  /** No `connect` within auth.connectTimeoutMs (Centrifugo's "stale"). */
+  authTimeout: 3502,
   normal: 1000,
   goingAway: 1001,
   protocolError: 1002,

@@ -3,6 +3,7 @@ import { topologySchema, type Topology, type TopologyInput } from './schema';
 
 export * from './schema';
 export * from './swarm';
+export * from './auth';
 
 const DEFAULT_REPLICAS = 3;
 

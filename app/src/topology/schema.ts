@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
 import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Target } from './swarm';
+import { authSchema } from './auth';
 import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 
 /**
@@ -388,6 +389,8 @@ export const topologySchema = z
     load: loadProfileSchema.default(loadProfileSchema.parse({})),
     monitoring: monitoringSchema.default(monitoringSchema.parse({})),
     broker: brokerSchema.default(brokerSchema.parse({})),
+    /** Who may connect, subscribe and publish (app/src/topology/auth.ts). */
+    auth: authSchema.default(authSchema.parse({})),
     /** Containers on one Docker engine, or services on a Docker Swarm (app/src/topology/swarm.ts). */
     target: z.enum(TARGETS).default('engine'),
     swarm: swarmSchema.default(swarmSchema.parse({})),

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ConfigError } from '../shared/errors';
+import { authSchema, type AuthConfig } from './auth';
 import { brokerSchema, serverSchema, streamReplicas, type BrokerConfig, type ServerConfig, type Topology } from './schema';
 
 /**
@@ -45,6 +46,23 @@ export const BROKER_ENV = {
   streamReplicas: 'WS_BROKER_STREAM_REPLICAS',
 } as const satisfies Record<Exclude<keyof BrokerConfig, 'enabled' | 'monitoringPort'>, string>; // the monitoring port is the broker container's, not the replicas'
 
+/** Who may connect (auth.ts), as the replicas read it; the grants travel as JSON. */
+export const AUTH_ENV = {
+  mode: 'WS_AUTH_MODE',
+  issuer: 'WS_AUTH_ISSUER',
+  jwksUri: 'WS_AUTH_JWKS_URI',
+  audience: 'WS_AUTH_AUDIENCE',
+  algorithms: 'WS_AUTH_ALGORITHMS',
+  clockSkewMs: 'WS_AUTH_CLOCK_SKEW_MS',
+  connectTimeoutMs: 'WS_AUTH_CONNECT_TIMEOUT_MS',
+  refreshAheadMs: 'WS_AUTH_REFRESH_AHEAD_MS',
+  expiryGraceMs: 'WS_AUTH_EXPIRY_GRACE_MS',
+  maxTokenBytes: 'WS_AUTH_MAX_TOKEN_BYTES',
+  tokenGrantsClaim: 'WS_AUTH_TOKEN_GRANTS_CLAIM',
+  grants: 'WS_AUTH_GRANTS',
+  anonymous: 'WS_AUTH_ANONYMOUS',
+} as const satisfies Record<keyof AuthConfig, string>;
+
 /** Names the replica in its hello message and metrics. */
 export const REPLICA_ID_ENV = 'WS_REPLICA_ID';
 /**
@@ -61,7 +79,8 @@ function toEnv(values: Record<string, unknown>, table: Table): Record<string, st
   for (const [key, name] of Object.entries(table)) {
     const value = values[key];
     if (value === undefined) continue;
-    env[name] = Array.isArray(value) ? value.join(',') : String(value);
+    // Lists of objects (auth.grants) as JSON; lists of names comma-separated.
+    env[name] = Array.isArray(value) ? (value.some((v) => typeof v === 'object') ? JSON.stringify(value) : value.join(',')) : String(value);
   }
   return env;
 }
@@ -90,14 +109,16 @@ function fromEnv<S extends z.ZodObject>(
     if (text === undefined || text === '') continue;
     const kind = kindOf(schema.shape[key] as unknown as FieldDef);
     raw[key] =
-      kind === 'array'
-        ? text
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean)
-        : kind === 'number'
-          ? Number(text)
-          : text;
+      kind === 'array' && text.startsWith('[')
+        ? parseJsonList(text)
+        : kind === 'array'
+          ? text
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : kind === 'number'
+            ? Number(text)
+            : text;
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
@@ -107,6 +128,25 @@ function fromEnv<S extends z.ZodObject>(
     );
   }
   return result.data;
+}
+
+/** A JSON list from a variable; anything else is left for the schema to refuse. */
+function parseJsonList(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The auth section's variables (the mode alone when it is `none`). */
+export function toAuthEnv(auth: AuthConfig): Record<string, string> {
+  return auth.mode === 'none' ? { [AUTH_ENV.mode]: 'none' } : toEnv(auth, AUTH_ENV);
+}
+
+/** The auth settings a replica was given; unset, `none`. */
+export function fromAuthEnv(env: Record<string, string | undefined>): AuthConfig {
+  return fromEnv(authSchema, AUTH_ENV, env);
 }
 
 export function toServerEnv(server: ServerConfig, replicaId: string, options: { host?: string } = {}): Record<string, string> {

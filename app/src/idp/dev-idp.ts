@@ -1,0 +1,73 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { JWK } from 'jose';
+import { createDevProvider, newSigningKey } from './provider';
+
+/** Where the development IdP's key rotation is asked for (POST, with the clients' secret as a bearer key). */
+export const ROTATE_KEYS_PATH = '/dev/rotate-keys';
+
+/**
+ * The development IdP as an HTTP server. Its keys rotate as a careful provider's do: the next key
+ * is published before it signs anything (so replicas that fetched the JWKS since know it, and no
+ * token waits on a refetch), and the previous one stays published after, so tokens it signed stay
+ * valid until they expire. A rotation swaps in a provider with the new key set.
+ */
+export class DevIdp {
+  /** The key that signs, the one that will next, the one that did. */
+  private keys?: { signing: JWK; next: JWK; previous?: JWK };
+  private handle?: (req: IncomingMessage, res: ServerResponse) => void;
+  private readonly server: Server;
+
+  constructor(private readonly o: { readonly issuer: string; readonly clientSecret: string; readonly tokenTtlSeconds?: number }) {
+    this.server = createServer((req, res) => {
+      if (req.url === ROTATE_KEYS_PATH) return void this.onRotate(req, res);
+      this.handle!(req, res);
+    });
+  }
+
+  get issuer(): string {
+    return this.o.issuer;
+  }
+
+  /** Starts with a fresh key; resolves with the bound address. */
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    await this.rotateKeys();
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** The next key starts signing; a new next one is published; the one that signed stays published. Resolves with the signing kid. */
+  async rotateKeys(): Promise<string> {
+    const next = await newSigningKey();
+    this.keys = this.keys ? { signing: this.keys.next, next, previous: this.keys.signing } : { signing: await newSigningKey(), next };
+    const { signing, previous } = this.keys;
+    const provider = createDevProvider({
+      issuer: this.o.issuer,
+      keys: [signing, next, ...(previous ? [previous] : [])],
+      signingKid: signing.kid!,
+      clientSecret: this.o.clientSecret,
+      tokenTtlSeconds: this.o.tokenTtlSeconds,
+    });
+    this.handle = provider.callback();
+    return signing.kid!;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async onRotate(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST' || req.headers.authorization !== `Bearer ${this.o.clientSecret}`) {
+      res.writeHead(req.method === 'POST' ? 401 : 405).end();
+      return;
+    }
+    const kid = await this.rotateKeys();
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ kid }));
+  }
+}

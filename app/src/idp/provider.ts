@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import Provider, {
+  type KoaContextWithOIDC,
+  type ResourceServer,
+  type ResourceServerInstance,
+  type TokenEndpointGrantContext,
+} from 'oidc-provider';
+
+/**
+ * The development OpenID provider: panva's oidc-provider, certified, with its real discovery,
+ * JWKS and token endpoint. It is what `npm run local -- --auth`, the tests and `npm run token`
+ * use; production points auth.issuer at the user's own provider (Keycloak, Auth0, ...).
+ */
+
+/** The tokens' `aud`. */
+export const DEV_AUDIENCE = 'ws-notifications';
+/** The resource indicator (RFC 8707) the tokens are for: an absolute URI, as the provider requires. */
+const DEV_RESOURCE = `urn:${DEV_AUDIENCE}`;
+/** The client backends and the load client use (client credentials): tokens with `sub` = this id. */
+export const BACKEND_CLIENT = 'ws-backend';
+/** The client that may mint a token for any user (`npm run token`, the load client's virtual users). */
+export const DEV_CLIENT = 'ws-dev';
+/**
+ * The grant for a person's token without a login page, as Keycloak's direct access grant gives
+ * one: `sub`, optional `roles` and `grants` (space-separated), `ttl` in seconds.
+ */
+export const DEV_USER_GRANT = 'urn:ws-notifications:grant-type:dev-user';
+/** The longest token the dev grant mints. */
+const MAX_TTL_SECONDS = 24 * 3600;
+
+export interface DevProviderOptions {
+  /** The issuer URL, as clients reach it (the discovery document names it). */
+  readonly issuer: string;
+  /** The published keys (its JWKS). */
+  readonly keys: readonly JWK[];
+  /** The kid of the one that signs. */
+  readonly signingKid: string;
+  /** The secret of both clients. */
+  readonly clientSecret: string;
+  /**
+   * Lifetime of client-credentials tokens.
+   * @default 600
+   */
+  readonly tokenTtlSeconds?: number;
+}
+
+/** A fresh ES256 signing key with a random kid, as the provider's JWKS needs it. */
+export async function newSigningKey(): Promise<JWK> {
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256', use: 'sig' };
+}
+
+interface DevUserParams {
+  sub?: string;
+  roles?: string;
+  grants?: string;
+  ttl?: string;
+}
+
+/** The claims a dev user's token carries: Keycloak's layout (realm_access.roles, preferred_username, azp) and the listed grants. */
+interface DevClaims {
+  preferred_username: string;
+  realm_access: { roles: string[] };
+  notify_grants?: string[];
+}
+
+/** The provider's resource server class: public at run time, missing from its types. */
+type WithResourceServer = { ResourceServer: new (identifier: string, info: ResourceServer) => ResourceServerInstance };
+
+export function createDevProvider(o: DevProviderOptions): Provider {
+  const words = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean);
+  const resourceServer: ResourceServer = {
+    scope: 'notify',
+    audience: DEV_AUDIENCE,
+    accessTokenTTL: o.tokenTtlSeconds ?? 600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'ES256', kid: o.signingKid } },
+  };
+  const provider = new Provider(o.issuer, {
+    jwks: { keys: [...o.keys] },
+    ttl: { ClientCredentials: o.tokenTtlSeconds ?? 600 },
+    clients: [
+      {
+        client_id: BACKEND_CLIENT,
+        client_secret: o.clientSecret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        id_token_signed_response_alg: 'ES256',
+      },
+      {
+        client_id: DEV_CLIENT,
+        client_secret: o.clientSecret,
+        grant_types: [DEV_USER_GRANT],
+        redirect_uris: [],
+        response_types: [],
+        id_token_signed_response_alg: 'ES256',
+      },
+    ],
+    features: {
+      clientCredentials: { enabled: true },
+      devInteractions: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => DEV_RESOURCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => resourceServer,
+      },
+    },
+    extraTokenClaims: (_ctx: KoaContextWithOIDC, token) => (token as { extra?: object }).extra as Record<string, unknown> | undefined,
+  });
+  provider.registerGrantType<DevUserParams>(
+    DEV_USER_GRANT,
+    async (ctx: TokenEndpointGrantContext<DevUserParams>) => {
+      const { sub, roles, grants, ttl } = ctx.oidc.params;
+      const seconds = Number(ttl ?? 600);
+      if (!sub || !/^[A-Za-z0-9_:-]{1,64}$/.test(sub) || !Number.isInteger(seconds) || seconds < 1 || seconds > MAX_TTL_SECONDS) {
+        ctx.status = 400;
+        ctx.body = {
+          error: 'invalid_request',
+          error_description: `sub must be a name (letters, digits, _ : -) and ttl 1..${MAX_TTL_SECONDS} seconds`,
+        };
+        return;
+      }
+      const claims: DevClaims = { preferred_username: sub, realm_access: { roles: words(roles) } };
+      if (grants) claims.notify_grants = words(grants);
+      const token = new provider.AccessToken({
+        client: ctx.oidc.client,
+        accountId: sub,
+        grantId: randomUUID(),
+        gty: DEV_USER_GRANT,
+        scope: 'notify',
+        resourceServer: new (provider as unknown as WithResourceServer).ResourceServer(DEV_RESOURCE, resourceServer),
+        expiresIn: seconds,
+        extra: { ...claims, azp: ctx.oidc.client.clientId },
+      });
+      ctx.body = { access_token: await token.save(), token_type: 'Bearer', expires_in: seconds, scope: 'notify' };
+    },
+    ['sub', 'roles', 'grants', 'ttl', 'resource'],
+  );
+  return provider;
+}

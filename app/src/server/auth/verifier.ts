@@ -1,0 +1,174 @@
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { AuthConfig } from '../../topology/auth';
+
+/** Why a token was refused: the `reason` label of ws_auth_failures_total, and the close reason's first word. */
+export const AUTH_FAILURE_REASONS = [
+  'missing',
+  'too_large',
+  'malformed',
+  'algorithm',
+  'signature',
+  'unknown_key',
+  'expired',
+  'not_yet_valid',
+  'issuer',
+  'audience',
+  'claims',
+  'subject_changed',
+  'jwks_unavailable',
+  'connect_timeout',
+  /** A message out of order: anything but `connect` first, a second `connect`. */
+  'protocol',
+  'not_refreshed',
+] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+export class AuthFailure extends Error {
+  constructor(
+    readonly reason: AuthFailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A verified token: its subject, expiry and claims. */
+export interface Identity {
+  readonly sub: string;
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number;
+  readonly jti?: string;
+  readonly claims: JWTPayload;
+}
+
+/** How long one JWKS or discovery request may take. */
+const FETCH_TIMEOUT_MS = 5_000;
+/** An unknown `kid` refetches the JWKS at most this often (jose's cooldown). */
+const UNKNOWN_KID_COOLDOWN_MS = 30_000;
+/** The keys are refetched in the background this often; a failure keeps the known ones. */
+const BACKGROUND_REFRESH_MS = 10 * 60_000;
+
+/** Observers the replica counts with (ws_auth_jwks_fetches_total). */
+export interface VerifierEvents {
+  jwksFetched(result: 'ok' | 'failed'): void;
+  log(error: Error, what: string): void;
+}
+
+/**
+ * Checks access tokens against the provider's JWKS (jose). The keys are fetched on first use and
+ * cached with no age limit: a connect never waits on the provider for a key it knows, and a
+ * provider that is down or hangs blocks only tokens signed with a key not seen yet. The set is
+ * refreshed in the background, and at once (at most every 30 s) on an unknown `kid`: that is how
+ * a rotated key is picked up.
+ */
+export class TokenVerifier {
+  private keys?: Promise<ReturnType<typeof createRemoteJWKSet>>;
+  private refresher?: NodeJS.Timeout;
+
+  constructor(
+    private readonly auth: AuthConfig,
+    private readonly events: VerifierEvents,
+  ) {}
+
+  /** Verifies a token; throws AuthFailure with the reason. */
+  async verify(token: unknown): Promise<Identity> {
+    if (typeof token !== 'string' || token.length === 0) throw new AuthFailure('missing', 'connect needs a token');
+    if (Buffer.byteLength(token) > this.auth.maxTokenBytes)
+      throw new AuthFailure('too_large', `the token is over ${this.auth.maxTokenBytes} bytes`);
+    // Checked before any key is looked up: `alg: none` or HS256 never reach the JWKS.
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw new AuthFailure('malformed', 'the token is not a JWS');
+    }
+    if (!alg || !(this.auth.algorithms as readonly string[]).includes(alg))
+      throw new AuthFailure('algorithm', `the token's algorithm ${JSON.stringify(alg)} is not accepted`);
+    const keys = await this.jwks();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keys, {
+        algorithms: [...this.auth.algorithms],
+        issuer: this.auth.issuer,
+        audience: this.auth.audience,
+        clockTolerance: Math.round(this.auth.clockSkewMs / 1000),
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (error) {
+      throw this.failure(error as Error);
+    }
+    return { sub: payload.sub!, expiresAt: payload.exp! * 1000, jti: payload.jti, claims: payload };
+  }
+
+  /** Stops the background refresh. */
+  close(): void {
+    if (this.refresher) clearInterval(this.refresher);
+  }
+
+  private failure(error: Error): AuthFailure {
+    if (error instanceof errors.JWTExpired) return new AuthFailure('expired', 'the token has expired');
+    if (error instanceof errors.JWTClaimValidationFailed) {
+      const reason =
+        error.claim === 'iss' ? 'issuer' : error.claim === 'aud' ? 'audience' : error.claim === 'nbf' ? 'not_yet_valid' : 'claims';
+      return new AuthFailure(reason, `the token's ${error.claim} claim is not accepted: ${error.reason}`);
+    }
+    if (error instanceof errors.JOSEAlgNotAllowed) return new AuthFailure('algorithm', "the token's algorithm is not accepted");
+    if (error instanceof errors.JWSSignatureVerificationFailed)
+      return new AuthFailure('signature', "the token's signature does not verify");
+    if (error instanceof errors.JWKSNoMatchingKey)
+      return new AuthFailure('unknown_key', "the token's key (kid) is not in the provider's JWKS");
+    if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError)) {
+      this.events.log(error, 'the JWKS could not be fetched');
+      return new AuthFailure('jwks_unavailable', "the provider's keys could not be fetched; try again");
+    }
+    if (error.code === 'ERR_JOSE_GENERIC') {
+      this.events.log(error, 'the JWKS answer was not usable');
+      return new AuthFailure('jwks_unavailable', "the provider's keys could not be fetched; try again");
+    }
+    return new AuthFailure('malformed', 'the token is not a valid JWT');
+  }
+
+  /** The key set, found through discovery once; a failed discovery is tried again on the next connect. */
+  private jwks(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    this.keys ??= this.jwksUri().then((uri) => {
+      const set = createRemoteJWKSet(new URL(uri), {
+        timeoutDuration: FETCH_TIMEOUT_MS,
+        cooldownDuration: UNKNOWN_KID_COOLDOWN_MS,
+        cacheMaxAge: Number.POSITIVE_INFINITY,
+        // Each fetch counted (ws_auth_jwks_fetches_total); jose's own fetch does the rest.
+        [customFetch]: (url, init) =>
+          fetch(url, init).then(
+            (response) => {
+              this.events.jwksFetched(response.status === 200 ? 'ok' : 'failed');
+              return response;
+            },
+            (error: Error) => {
+              this.events.jwksFetched('failed');
+              throw error;
+            },
+          ),
+      });
+      this.refresher = setInterval(() => {
+        set.reload().catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
+      }, BACKGROUND_REFRESH_MS).unref();
+      return set;
+    });
+    this.keys.catch(() => (this.keys = undefined));
+    return this.keys.catch((error: Error) => {
+      this.events.log(error, 'OpenID discovery failed');
+      throw new AuthFailure('jwks_unavailable', 'the provider could not be reached; try again');
+    });
+  }
+
+  private async jwksUri(): Promise<string> {
+    if (this.auth.jwksUri) return this.auth.jwksUri;
+    const url = `${this.auth.issuer!.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'manual' });
+    if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+    const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
+    if (document.issuer !== this.auth.issuer)
+      throw new Error(`${url} names issuer ${JSON.stringify(document.issuer)}, not ${this.auth.issuer}`);
+    if (typeof document.jwks_uri !== 'string') throw new Error(`${url} names no jwks_uri`);
+    return document.jwks_uri;
+  }
+}

@@ -1,0 +1,281 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { base64url, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { authSchema, type AuthConfig } from '../../app/src/topology';
+import { CloseCode, type ServerMessage } from '../../app/src/shared/protocol';
+import { ROTATE_KEYS_PATH } from '../../app/src/idp/dev-idp';
+import { startIdp, TEST_IDP_SECRET, type RunningIdp } from '../helpers/idp';
+import { eventually, metricValue, startServer, TestClient, type RunningServer } from '../helpers/server';
+
+/** What the tests' topology grants: readers get news, everyone their own user topics. */
+function authFor(idp: { issuer: string }, extra: Partial<AuthConfig> = {}): AuthConfig {
+  return authSchema.parse({
+    mode: 'jwt',
+    issuer: idp.issuer,
+    audience: 'ws-notifications',
+    clockSkewMs: 0,
+    grants: [
+      { claim: 'realm_access.roles', role: 'notify-reader', topics: ['news.*'], allow: ['subscribe'] },
+      { topics: ['user.{sub}.>'], allow: ['subscribe', 'publish'] },
+    ],
+    ...extra,
+  });
+}
+
+/** Opens, sends `connect` with the token, and resolves with the client once hello came or the connection closed. */
+async function connectWith(server: RunningServer, token: string | undefined): Promise<TestClient> {
+  const client = await TestClient.open(server.url);
+  client.send(token === undefined ? { type: 'connect' } : { type: 'connect', token });
+  await Promise.race([client.next('hello', 8000), client.closed]);
+  return client;
+}
+
+/** The close a refused token gets, and that the failure was counted under its reason. */
+async function refused(server: RunningServer, token: string | undefined, code: number, reason: string): Promise<void> {
+  const before = await metricValue(server.metrics.authFailures, { reason });
+  const client = await connectWith(server, token);
+  const closed = await client.closed;
+  assert.equal(closed.code, code, `close code for ${reason} (got reason "${closed.reason}")`);
+  assert.match(closed.reason, new RegExp(`^${reason}`));
+  assert.equal(client.messages.filter((m) => m.type === 'hello').length, 0, 'no hello for a refused token');
+  assert.equal(await metricValue(server.metrics.authFailures, { reason }), before + 1, `counted as ${reason}`);
+}
+
+/** A token shaped by hand: header and claims as given, signed (or not) as given. */
+function handMade(header: object, claims: object, signature = ''): string {
+  const part = (o: object) => base64url.encode(JSON.stringify(o));
+  return `${part(header)}.${part(claims)}.${signature}`;
+}
+
+describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider over HTTP)', () => {
+  let idp: RunningIdp;
+  let server: RunningServer;
+  /** Connected before any bad input, checked after: nothing refused elsewhere touches it. */
+  let bystander: TestClient;
+  const now = () => Math.floor(Date.now() / 1000);
+
+  before(async () => {
+    idp = await startIdp();
+    server = await startServer({}, 'auth-0', { auth: authFor(idp) });
+    bystander = await connectWith(server, await idp.token({ sub: 'carol', roles: ['notify-reader'] }));
+    bystander.send({ type: 'subscribe', topic: 'news.world' });
+    await bystander.next('subscribed');
+  });
+  after(async () => {
+    bystander?.close();
+    await server?.stop();
+    await idp?.stop();
+  });
+
+  it('a valid token: hello names the subject; grants decide subscribe and publish, a denial keeps the connection', async () => {
+    const alice = await connectWith(server, await idp.token({ sub: 'alice', roles: ['notify-reader'], ttlSeconds: 300 }));
+    const hello = helloOf(alice);
+    assert.equal(hello.sub, 'alice');
+    assert.ok(hello.expiresAt! > Date.now() + 250_000 && hello.expiresAt! <= Date.now() + 300_000, 'expiresAt is the token exp');
+    alice.send({ type: 'subscribe', topic: 'news.sport' });
+    assert.equal((await alice.next('subscribed')).topic, 'news.sport');
+    alice.send({ type: 'subscribe', topic: 'user.alice.inbox' });
+    assert.equal((await alice.next('subscribed')).topic, 'user.alice.inbox');
+    // Another user's private topic, a topic with no grant, a publish without a grant.
+    for (const topic of ['user.bob.inbox', 'billing.invoices']) {
+      alice.send({ type: 'subscribe', topic });
+      const error = await alice.next('error');
+      assert.deepEqual([error.code, error.topic], ['forbidden', topic]);
+    }
+    alice.send({ type: 'publish', topic: 'news.sport', data: 'forged', id: 'p-1' });
+    const denied = await alice.next('error');
+    assert.deepEqual([denied.code, denied.topic, denied.id], ['forbidden', 'news.sport', 'p-1']);
+    assert.equal(await metricValue(server.metrics.authDenials, { action: 'subscribe' }), 2);
+    assert.equal(await metricValue(server.metrics.authDenials, { action: 'publish' }), 1);
+    // Still open and still served: its own topic takes a publish.
+    alice.send({ type: 'publish', topic: 'user.alice.inbox', data: 'note to self' });
+    assert.equal((await alice.next('notification')).data, 'note to self');
+    alice.close();
+  });
+
+  it('grants listed in the token itself (notify_grants) hold; a token without roles gets only its own topics', async () => {
+    const bob = await connectWith(server, await idp.token({ sub: 'bob', grants: ['alerts.>:subscribe,publish'] }));
+    bob.send({ type: 'subscribe', topic: 'alerts.eu.fire' });
+    assert.equal((await bob.next('subscribed')).topic, 'alerts.eu.fire');
+    bob.send({ type: 'subscribe', topic: 'news.world' });
+    assert.equal((await bob.next('error')).code, 'forbidden', 'no notify-reader role: no news');
+    bob.close();
+  });
+
+  it('refuses bad tokens with their codes, counted by reason, the replica and other connections untouched', async () => {
+    const { privateKey: stranger } = await generateKeyPair('ES256');
+    const claims = { sub: 'mallory', iss: idp.issuer, aud: 'ws-notifications', exp: now() + 300, iat: now() };
+    const good = await idp.token({ sub: 'mallory', ttlSeconds: 300 });
+    const [h, p, sig] = good.split('.');
+    // The provider's public key, as an attacker would take it from the JWKS.
+    const jwks = (await (await fetch(`${idp.issuer}/jwks`)).json()) as { keys: JWK[] };
+    const kid = JSON.parse(Buffer.from(h, 'base64url').toString()).kid as string;
+    const publicJwk = jwks.keys.find((k) => k.kid === kid)!;
+    const { importJWK } = await import('jose');
+    const publicPem = await exportSPKI((await importJWK(publicJwk, 'ES256')) as Parameters<typeof exportSPKI>[0]);
+
+    await refused(server, undefined, CloseCode.invalidToken, 'missing');
+    await refused(server, 'not-a-jwt', CloseCode.invalidToken, 'malformed');
+    await refused(server, handMade({ alg: 'none', typ: 'JWT' }, claims), CloseCode.invalidToken, 'algorithm');
+    // Algorithm confusion: HS256 keyed with the provider's public key.
+    const confused = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid }).sign(new TextEncoder().encode(publicPem));
+    await refused(server, confused, CloseCode.invalidToken, 'algorithm');
+    // A tampered payload under the provider's own signature.
+    const tampered = `${h}.${base64url.encode(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: 'alice' }))}.${sig}`;
+    await refused(server, tampered, CloseCode.invalidToken, 'signature');
+    const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'not-in-the-jwks' }).sign(stranger);
+    await refused(server, unknownKid, CloseCode.invalidToken, 'unknown_key');
+    // Signed by a stranger's key under the provider's kid.
+    const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).sign(stranger);
+    await refused(server, forged, CloseCode.invalidToken, 'signature');
+    await refused(server, 'x'.repeat(60 * 1024), CloseCode.invalidToken, 'too_large');
+
+    const expired = await idp.token({ sub: 'mallory', ttlSeconds: 1 });
+    const exp = JSON.parse(Buffer.from(expired.split('.')[1], 'base64url').toString()).exp as number;
+    await eventually(() => now() > exp, 3000, 'the token expired');
+    await refused(server, expired, CloseCode.invalidToken, 'expired');
+
+    // The wrong audience and the wrong issuer: servers that expect others, same provider and keys.
+    const otherAudience = await startServer({}, 'auth-aud', { auth: authFor(idp, { audience: 'another-service' }) });
+    const otherIssuer = await startServer({}, 'auth-iss', {
+      auth: authFor(idp, { issuer: 'https://login.example.org/realms/other', jwksUri: `${idp.issuer}/jwks` }),
+    });
+    try {
+      await refused(otherAudience, good, CloseCode.invalidToken, 'audience');
+      await refused(otherIssuer, good, CloseCode.invalidToken, 'issuer');
+    } finally {
+      await Promise.all([otherAudience.stop(), otherIssuer.stop()]);
+    }
+
+    // Out of order: a subscribe before connect, and silence past the connect timeout.
+    const early = await TestClient.open(server.url);
+    early.send({ type: 'subscribe', topic: 'news.world' });
+    assert.equal((await early.closed).code, CloseCode.badRequest);
+
+    // The replica is up, and the bystander still gets its topic.
+    const publisher = await connectWith(server, await idp.token({ sub: 'desk', grants: ['news.*:publish'] }));
+    publisher.send({ type: 'publish', topic: 'news.world', data: 'still here' });
+    assert.equal((await bystander.next('notification', 5000)).data, 'still here');
+    publisher.close();
+  });
+
+  it('a key rotation: new tokens verify without a refetch, tokens signed before stay valid, nothing is closed', async () => {
+    const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).kid as string;
+    const before = await idp.token({ sub: 'olga', ttlSeconds: 300 });
+    const olga = await connectWith(server, before);
+    const fetches = await metricValue(server.metrics.jwksFetches, { result: 'ok' });
+    const rotated = await fetch(`${idp.issuer}${ROTATE_KEYS_PATH}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_IDP_SECRET}` },
+    });
+    const { kid } = (await rotated.json()) as { kid: string };
+    const after = await idp.token({ sub: 'pat', ttlSeconds: 300 });
+    assert.equal(kidOf(after), kid, 'the new key signs');
+    assert.notEqual(kid, kidOf(before));
+    assert.equal(helloOf(await connectWith(server, after)).sub, 'pat');
+    assert.equal(helloOf(await connectWith(server, before)).sub, 'olga', 'a token signed before the rotation still verifies');
+    assert.equal(await metricValue(server.metrics.jwksFetches, { result: 'ok' }), fetches, 'the new key was published ahead: no refetch');
+    assert.equal(olga.ws.readyState, olga.ws.OPEN);
+    const unauthorized = await fetch(`${idp.issuer}${ROTATE_KEYS_PATH}`, { method: 'POST' });
+    assert.equal(unauthorized.status, 401);
+  });
+
+  it('closes a connection that sends no connect in time (3502)', async () => {
+    const quick = await startServer({}, 'auth-quick', { auth: authFor(idp, { connectTimeoutMs: 300 }) });
+    try {
+      const silent = await TestClient.open(quick.url);
+      const closed = await silent.closed;
+      assert.equal(closed.code, CloseCode.authTimeout);
+      assert.equal(await metricValue(quick.metrics.authFailures, { reason: 'connect_timeout' }), 1);
+    } finally {
+      await quick.stop();
+    }
+  });
+
+  it('warns before exp, takes a refresh for the same subject, refuses another subject, closes an unrefreshed one with 3005', async () => {
+    const short = await startServer({}, 'auth-exp', { auth: authFor(idp, { refreshAheadMs: 1500, expiryGraceMs: 500 }) });
+    try {
+      const dave = await connectWith(short, await idp.token({ sub: 'dave', ttlSeconds: 3 }));
+      const warned = await dave.next('expiring', 5000);
+      assert.ok(warned.expiresAt - Date.now() <= 1600, 'warned within refreshAheadMs of exp');
+      dave.send({ type: 'refresh', token: await idp.token({ sub: 'dave', ttlSeconds: 300 }) });
+      const refreshed = await dave.next('refreshed');
+      assert.ok(refreshed.expiresAt > Date.now() + 250_000);
+      assert.equal(await metricValue(short.metrics.authRefreshes), 1);
+
+      const erin = await connectWith(short, await idp.token({ sub: 'erin', ttlSeconds: 300 }));
+      erin.send({ type: 'refresh', token: await idp.token({ sub: 'mallory', ttlSeconds: 300 }) });
+      const swapped = await erin.closed;
+      assert.deepEqual([swapped.code, swapped.reason.split(':')[0]], [CloseCode.invalidToken, 'subject_changed']);
+
+      const frank = await connectWith(short, await idp.token({ sub: 'frank', ttlSeconds: 2 }));
+      await frank.next('expiring', 4000);
+      const expired = await frank.closed;
+      assert.equal(expired.code, CloseCode.tokenExpired);
+      assert.ok(Date.now() >= helloOf(frank).expiresAt! + 500, 'closed only after exp plus the grace');
+      assert.equal(dave.ws.readyState, dave.ws.OPEN, 'the refreshed connection stays');
+      dave.close();
+    } finally {
+      await short.stop();
+    }
+  });
+
+  it('a provider whose JWKS hangs: known keys still verify at once, a replica without keys closes with 1013 (try again)', async () => {
+    // A JWKS endpoint that serves the provider's keys, then hangs once told to.
+    let hang = false;
+    const hung: Server = createServer((req, res) => {
+      if (hang) return; // never answers
+      fetch(`${idp.issuer}/jwks`).then(async (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(await r.text()));
+      void req;
+    });
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
+    const jwksUri = `http://127.0.0.1:${(hung.address() as AddressInfo).port}/jwks`;
+    const viaHang = await startServer({}, 'auth-hang', { auth: authFor(idp, { jwksUri }) });
+    try {
+      const first = await connectWith(viaHang, await idp.token({ sub: 'gina' }));
+      assert.equal(helloOf(first).sub, 'gina', 'keys fetched while the endpoint answered');
+      hang = true;
+      const started = Date.now();
+      const second = await connectWith(viaHang, await idp.token({ sub: 'hal' }));
+      assert.equal(helloOf(second).sub, 'hal');
+      assert.ok(Date.now() - started < 1000, 'a known key does not wait on the hung endpoint');
+      // A replica that has no keys yet (the endpoint hung from its start): try again later.
+      const cold = await startServer({}, 'auth-cold', { auth: authFor(idp, { jwksUri }) });
+      try {
+        await refused(cold, await idp.token({ sub: 'ivy' }), CloseCode.tryAgainLater, 'jwks_unavailable');
+      } finally {
+        await cold.stop();
+      }
+      first.close();
+      second.close();
+    } finally {
+      await viaHang.stop();
+      hung.closeAllConnections();
+      hung.close();
+    }
+  });
+
+  it('with auth off, connect is answered auth_off and the connection stays', async () => {
+    const open = await startServer({}, 'auth-none');
+    try {
+      const client = await TestClient.open(open.url);
+      await client.next('hello');
+      client.send({ type: 'connect', token: 'anything' });
+      assert.equal((await client.next('error')).code, 'auth_off');
+      client.send({ type: 'subscribe', topic: 'news.world' });
+      await client.next('subscribed');
+      client.close();
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
+/** The hello a client got (connectWith waited for it). */
+function helloOf(client: TestClient): Extract<ServerMessage, { type: 'hello' }> {
+  const hello = client.messages.find((m) => m.type === 'hello');
+  assert.ok(hello?.type === 'hello', 'the connect was answered with hello');
+  return hello;
+}

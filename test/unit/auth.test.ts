@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { permissionsFor } from '../../app/src/server/auth/grants';
+import { ConfigError } from '../../app/src/shared/errors';
+import { authSchema, defineTopology, fromAuthEnv, toAuthEnv, type TopologyInput } from '../../app/src/topology';
+
+const auth = (input: Record<string, unknown>) => authSchema.parse({ mode: 'jwt', issuer: 'https://idp.example/realms/acme', ...input });
+
+describe('auth grants', () => {
+  const config = auth({
+    grants: [
+      { claim: 'realm_access.roles', role: 'notify-reader', topics: ['news.*'], allow: ['subscribe'] },
+      { claim: 'editor', topics: ['news.>'], allow: ['publish'] },
+      { topics: ['user.{sub}.>'], allow: ['subscribe', 'publish'] },
+    ],
+    anonymous: ['public.status'],
+  });
+
+  it('maps a Keycloak-shaped token to its topics: roles, claims, its own subject', () => {
+    const p = permissionsFor({ sub: 'alice', realm_access: { roles: ['notify-reader'] } }, config);
+    assert.ok(p.allows('subscribe', 'news.sport'));
+    assert.ok(!p.allows('subscribe', 'news.sport.live'), '* is one name');
+    assert.ok(!p.allows('publish', 'news.sport'), 'no editor claim');
+    assert.ok(p.allows('subscribe', 'user.alice.inbox') && p.allows('publish', 'user.alice.a.b'));
+    assert.ok(!p.allows('subscribe', 'user.alice'), '> needs at least one name');
+    assert.ok(!p.allows('subscribe', 'user.bob.inbox'), "another user's topic");
+    assert.ok(p.allows('subscribe', 'public.status') && !p.allows('publish', 'public.status'), 'anonymous topics: subscribe only');
+
+    const editor = permissionsFor({ sub: 'ed', editor: true }, config);
+    assert.ok(editor.allows('publish', 'news.a.b.c') && !editor.allows('subscribe', 'news.a'));
+    assert.ok(!permissionsFor({ sub: 'ed', editor: false }, config).allows('publish', 'news.a'), 'a false claim grants nothing');
+    assert.ok(
+      permissionsFor({ sub: 'r', realm_access: { roles: 'notify-reader' } }, config).allows('subscribe', 'news.x'),
+      'a claim equal to the role',
+    );
+  });
+
+  it('a subject that cannot stand in a topic name matches no {sub} pattern', () => {
+    for (const sub of ['a.b', 'alice bob', '', '*', '>'])
+      assert.ok(!permissionsFor({ sub }, config).allows('subscribe', `user.${sub}.x`), JSON.stringify(sub));
+    assert.ok(!permissionsFor(undefined, config).allows('subscribe', 'user.x.y'), 'anonymous');
+  });
+
+  it("takes the token's own grants, skipping malformed ones", () => {
+    const p = permissionsFor(
+      { sub: 'bot', notify_grants: ['alerts.*:subscribe,publish', 'ops.>:delete', 'bad pattern:subscribe', 'a.>.b:publish', 42] },
+      config,
+    );
+    assert.ok(p.allows('publish', 'alerts.eu') && p.allows('subscribe', 'alerts.us'));
+    assert.ok(!p.allows('subscribe', 'ops.x') && !p.allows('publish', 'a.x.b'));
+  });
+
+  it('a pattern built from a topic by replacing names with * (or a tail with >) matches it, and only topics of its shape', () => {
+    const name = fc.stringMatching(/^[a-z0-9]{1,6}$/);
+    fc.assert(
+      fc.property(
+        fc.array(name, { minLength: 1, maxLength: 5 }),
+        fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
+        fc.nat(5),
+        (names, stars, tail) => {
+          const pattern = names.map((n, i) => (stars[i] ? '*' : n));
+          const cut = Math.min(tail, names.length - 1);
+          const withTail = cut > 0 ? [...pattern.slice(0, names.length - cut), '>'] : pattern;
+          const p = permissionsFor({ sub: 's', notify_grants: [`${withTail.join('.')}:subscribe`] }, authSchema.parse({ mode: 'none' }));
+          return p.allows('subscribe', names.join('.')) && !p.allows('subscribe', [...names, 'extra'].join('.')) === (cut === 0);
+        },
+      ),
+    );
+  });
+});
+
+describe('auth topology validation', () => {
+  function refused(input: Record<string, unknown>, field: string, rule: RegExp) {
+    assert.throws(
+      () => defineTopology({ auth: input } as Partial<TopologyInput>),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const problem = error.problems.find((p) => p.field === field);
+        assert.ok(problem, `expected a problem on ${field}, got: ${error.message}`);
+        assert.match(problem.rule, rule);
+        return true;
+      },
+    );
+  }
+
+  it('refuses what cannot work, naming the field', () => {
+    refused({ mode: 'jwt' }, 'auth.issuer', /needs the provider/);
+    refused({ mode: 'jwt', issuer: 'not a url' }, 'auth.issuer', /URL/i);
+    refused({ mode: 'jwt', issuer: 'https://idp', algorithms: ['HS256'] }, 'auth.algorithms.0', /RS256/);
+    refused(
+      { mode: 'jwt', issuer: 'https://idp', grants: [{ topics: ['news..x'], allow: ['subscribe'] }] },
+      'auth.grants.0.topics.0',
+      /topic pattern/,
+    );
+    refused(
+      { mode: 'jwt', issuer: 'https://idp', grants: [{ topics: ['a.>.b'], allow: ['subscribe'] }] },
+      'auth.grants.0.topics.0',
+      /topic pattern/,
+    );
+    refused(
+      { mode: 'jwt', issuer: 'https://idp', grants: [{ role: 'x', topics: ['a'], allow: ['subscribe'] }] },
+      'auth.grants.0.role',
+      /claim/,
+    );
+    refused({ mode: 'jwt', issuer: 'https://idp', grants: [{ topics: ['a'], allow: ['delete'] }] }, 'auth.grants.0.allow.0', /subscribe/);
+    refused({ mode: 'jwt', issuer: 'https://idp', anonymous: ['user.{sub}.x'] }, 'auth.anonymous.0', /no subject/);
+    refused({ mode: 'oauth' }, 'auth.mode', /jwt/);
+  });
+
+  it('travels to the replicas as variables and back unchanged', () => {
+    const config = auth({
+      audience: 'ws',
+      grants: [{ claim: 'realm_access.roles', role: 'r', topics: ['news.*', 'user.{sub}.>'], allow: ['subscribe'] }],
+      anonymous: ['public.a', 'public.b'],
+    });
+    assert.deepEqual(fromAuthEnv(toAuthEnv(config)), config);
+    assert.deepEqual(toAuthEnv(authSchema.parse({})), { WS_AUTH_MODE: 'none' });
+    assert.throws(() => fromAuthEnv({ WS_AUTH_MODE: 'jwt' }), /WS_AUTH_ISSUER/);
+    assert.throws(
+      () => fromAuthEnv({ WS_AUTH_MODE: 'jwt', WS_AUTH_ISSUER: 'https://idp', WS_AUTH_GRANTS: '[{"topics":[]}]' }),
+      /WS_AUTH_GRANTS/,
+    );
+  });
+});
