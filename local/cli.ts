@@ -46,6 +46,8 @@ export interface LocalFlags extends LoadFlags {
   ha?: boolean;
   monitoring?: boolean;
   linger?: string;
+  auth?: boolean;
+  tokenTtl: string;
 }
 
 export function localCommand(): Command {
@@ -85,6 +87,11 @@ export function localCommand(): Command {
       'two nginx proxies behind a keepalived virtual address, each in a network namespace of its own, the client in a third (Linux, root; Debian: keepalived)',
     )
     .option('--monitoring', 'also run Prometheus and the nginx exporter (Debian: prometheus, prometheus-nginx-exporter) and scrape the run')
+    .option(
+      '--auth',
+      'require tokens: run the development OpenID provider (oidc-provider), give every virtual user its own token and refresh it before expiry',
+    )
+    .option('--token-ttl <d>', 'with --auth: the lifetime of each token (refreshed in-band when the server warns)', '10m')
     .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it');
 }
 
@@ -107,6 +114,8 @@ export interface LocalPlan {
   topology: Topology;
   faults: FaultSpec[];
   lingerMs: number;
+  /** With --auth: the tokens' lifetime (the provider and the auth section are set when the run starts: local/idp.ts). */
+  auth?: { tokenTtlMs: number };
 }
 
 /** The flags as a validated topology and faults; every problem names its flag (ConfigError). */
@@ -136,7 +145,15 @@ export function planLocalRun(o: LocalFlags, nginxVersion: string, env: NodeJS.Pr
     },
     topologyEnv,
   );
-  return { topology, faults: faultsOf(o, topology), lingerMs: durationFlag('--linger', o.linger, SOURCE) ?? 0 };
+  const auth = o.auth ? { tokenTtlMs: tokenTtlOf(o.tokenTtl) } : undefined;
+  return { topology, faults: faultsOf(o, topology, Boolean(auth)), lingerMs: durationFlag('--linger', o.linger, SOURCE) ?? 0, auth };
+}
+
+/** --token-ttl: at least 5 s, so a token outlives its own refresh. */
+function tokenTtlOf(text: string): number {
+  const ms = durationFlag('--token-ttl', text, SOURCE)!;
+  if (ms < 5_000 || ms > 86_400_000) throw new ConfigError(SOURCE, [{ field: '--token-ttl', rule: 'must be from 5s to 24h' }]);
+  return ms;
 }
 
 /** The client's namespace has one address with --ha: what needs more, or another place, is refused. */
@@ -174,7 +191,7 @@ function sourceAddressesOf(o: LocalFlags, replicas: number, connections: number)
 }
 
 /** The --fault flags, checked against what the topology runs. */
-function faultsOf(o: LocalFlags, topology: Topology): FaultSpec[] {
+function faultsOf(o: LocalFlags, topology: Topology, auth: boolean): FaultSpec[] {
   const faults = o.fault.map((text) => {
     try {
       return parseFault(text);
@@ -186,6 +203,8 @@ function faultsOf(o: LocalFlags, topology: Topology): FaultSpec[] {
     replicas: topology.replicas,
     durationMs: durationFlag('--duration', o.duration, SOURCE)!,
     broker: topology.broker.enabled,
+    auth,
+    connections: numberFlag('--connections', o.connections, SOURCE)!,
     proxies: topology.proxy.ha.enabled ? topology.proxy.ha.proxies : undefined,
   });
   if (problem) throw new ConfigError(SOURCE, [{ field: '--fault', rule: problem }]);

@@ -32,6 +32,10 @@ export function describeRun(local: LocalRun, lab: NetnsLab | undefined, lingerin
   } else
     lines.push(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
   lines.push(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
+  if (local.idp)
+    lines.push(
+      `identity provider ${local.idp.issuer} (oidc-provider; discovery ${local.idp.issuer}/.well-known/openid-configuration; clients' secret in ${local.idp.secretFile})`,
+    );
   if (local.broker) lines.push(`broker ${local.broker.url} (nats-server with JetStream; every replica delivers every notification)`);
   if (topology.server.apiKeyFile)
     for (const r of local.replicas) lines.push(`publish API ${r.id}: http://127.0.0.1:${r.port}${PUBLISH_API_PATH}`);

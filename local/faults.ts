@@ -4,7 +4,11 @@ import type { ProxyWorkersAnnouncement } from '../app/src/shared/control';
 import { announceWorkers } from '../control/reload';
 import { timeUntilAnswering } from './ha';
 import { PROXY_PORTS } from '../nginx/render';
-import { stop, stopComponent } from './processes';
+import { readFileSync } from 'node:fs';
+import { running, stop, stopComponent } from './processes';
+import { virtualUserSubject } from '../app/src/client/tokens';
+import { peakConnections } from '../app/src/shared/profile';
+import { REVOKE_API_PATH } from '../app/src/shared/protocol';
 import type { LocalRun } from './run';
 
 /**
@@ -25,8 +29,13 @@ import type { LocalRun } from './run';
  *   proxy.ha.stopDrainMs, then its keepalived leaves the group (priority 0: the backup takes the
  *   address at once). Moving the address first would leave those connections half-open on the
  *   old node (docs/architecture.md).
+ * - `rotate-keys` (--auth): the provider's signing key rotates (the next one was published
+ *   ahead); new tokens use it, tokens signed before stay valid until they expire: nothing closes.
+ * - `revoke:N` (--auth): N virtual users' subjects are revoked through the admin API; exactly
+ *   their connections close (4501), and they come back with fresh tokens.
  */
-export const FAULT_KINDS = ['reload-proxy', 'kill-replica', 'restart-broker', 'kill-proxy', 'stop-proxy'] as const;
+export const FAULT_KINDS = ['reload-proxy', 'kill-replica', 'restart-broker', 'kill-proxy', 'stop-proxy', 'rotate-keys', 'revoke'] as const;
+const AUTH_FAULTS: readonly FaultKind[] = ['rotate-keys', 'revoke'];
 const PROXY_FAULTS: readonly FaultKind[] = ['kill-proxy', 'stop-proxy'];
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -35,6 +44,8 @@ export interface FaultSpec {
   kind: FaultKind;
   /** The replica index, for kill-replica. */
   replica?: number;
+  /** How many virtual users, for revoke. */
+  count?: number;
   atMs: number;
 }
 
@@ -44,17 +55,23 @@ export function parseFault(text: string): FaultSpec {
   if (!match) throw new Error(`"${text}" is not KIND[:N]@TIME (e.g. reload-proxy@20s, kill-replica:1@40s)`);
   const [, kind, arg, at] = match;
   if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`"${kind}" is not a fault kind (${FAULT_KINDS.join(', ')})`);
-  if (arg !== undefined && kind !== 'kill-replica') throw new Error(`${kind} takes no :N`);
+  if (arg !== undefined && kind !== 'kill-replica' && kind !== 'revoke') throw new Error(`${kind} takes no :N`);
   const atMs = parseDuration(at);
-  return { id: text.trim(), kind: kind as FaultKind, replica: kind === 'kill-replica' ? Number(arg ?? 0) : undefined, atMs };
+  const fault: FaultSpec = { id: text.trim(), kind: kind as FaultKind, atMs };
+  if (kind === 'kill-replica') fault.replica = Number(arg ?? 0);
+  if (kind === 'revoke') fault.count = Number(arg ?? 1);
+  return fault;
 }
 
 /** Checks the faults against the run: replicas that exist, times inside the load, a broker to restart. */
 export function checkFaults(
   faults: FaultSpec[],
-  run: { replicas: number; durationMs: number; broker?: boolean; proxies?: number },
+  run: { replicas: number; durationMs: number; broker?: boolean; proxies?: number; auth?: boolean; connections?: number },
 ): string | undefined {
   for (const f of faults) {
+    if (AUTH_FAULTS.includes(f.kind) && !run.auth) return `${f.id}: needs tokens (--auth)`;
+    if (f.count !== undefined && (f.count < 1 || f.count > (run.connections ?? 0)))
+      return `${f.id}: revoke between 1 and the run's ${run.connections} connections`;
     if (PROXY_FAULTS.includes(f.kind) && !run.proxies)
       return `${f.id}: needs the HA pair (--ha): with one proxy it takes the whole service down`;
     if (f.kind === 'restart-broker' && !run.broker) return `${f.id}: the run has no broker (it is on by default: drop --no-broker)`;
@@ -128,7 +145,35 @@ export async function executeFault(local: LocalRun, fault: FaultSpec, log: (line
     case 'kill-proxy':
     case 'stop-proxy':
       return takeDownProxy(local, fault, log);
+    case 'rotate-keys': {
+      const kid = await local.idp!.rotateKeys();
+      log(`fault ${fault.id}: the provider signs with key ${kid} now; the previous key stays published`);
+      return;
+    }
+    case 'revoke':
+      await revokeUsers(local, fault.count!, log, fault.id);
+      return;
   }
+}
+
+/** Revokes `count` virtual users spread over the run (their subjects), through a running replica's admin API. */
+async function revokeUsers(local: LocalRun, count: number, log: (line: string) => void, id: string): Promise<void> {
+  const connections = peakConnections(local.topology.load);
+  const replica = local.replicas.find((r) => running(r.process));
+  if (!replica) throw new Error('no replica is running to take the revocations');
+  const key = readFileSync(local.topology.server.apiKeyFile!, 'utf8').trim();
+  const subjects = Array.from({ length: count }, (_, i) => virtualUserSubject(Math.floor((i * connections) / count)));
+  for (const sub of subjects) {
+    const r = await fetch(`http://127.0.0.1:${replica.port}${REVOKE_API_PATH}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ sub }),
+    });
+    if (r.status !== 202) throw new Error(`revoking ${sub} answered ${r.status}: ${await r.text()}`);
+  }
+  log(
+    `fault ${id}: revoked ${count} virtual user(s) (${subjects.slice(0, 3).join(', ')}${count > 3 ? ', ...' : ''}) through ${replica.id}`,
+  );
 }
 
 /** kill-proxy and stop-proxy: the holder of the virtual address goes, and the failover is timed. */

@@ -20,6 +20,7 @@ import type { ComponentSpec } from '../components/spec';
 import { nginxExporterSpec, prometheusSpec } from '../components/monitoring';
 import { CLIENT_ARGV } from '../components/load-client';
 import { builtApp } from './build';
+import { startIdp, withDevAuth, writeSecret, type LocalIdp } from './idp';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -58,6 +59,8 @@ export interface LocalRun {
   readonly monitoring?: LocalMonitoring;
   /** Present when the topology enables the broker. */
   readonly broker?: LocalBroker;
+  /** Present with auth (LocalOptions.auth): the development OpenID provider. */
+  readonly idp?: LocalIdp;
   /** The follower beside each nginx (local/follower.ts): every reload is announced to the replicas. */
   readonly followers: Owned[];
   /** Present with proxy.ha: the pair of proxies behind the virtual address (`url` points at it). */
@@ -117,6 +120,11 @@ export interface LocalOptions {
    * listen on the lab's host address, where the proxy namespaces reach them.
    */
   lab?: NetnsLab;
+  /**
+   * Auth on, against the development OpenID provider started for the run: the topology gets
+   * devAuth's grants and the load client a token per virtual user, of this lifetime.
+   */
+  auth?: { tokenTtlMs: number };
 }
 
 /**
@@ -207,7 +215,8 @@ interface LocalFront {
  * nginx in front with the rendered config (TLS on a free port). Everything it starts is
  * stopped by stop(), and killed if this process exits first.
  */
-export async function startLocalRun(topology: Topology, options: LocalOptions = {}): Promise<LocalRun> {
+export async function startLocalRun(asked: Topology, options: LocalOptions = {}): Promise<LocalRun> {
+  let topology = asked;
   checkListenBacklog(topology.proxy.listenBacklog);
   const { lab } = options;
   if (topology.proxy.ha.enabled && !lab) throw new Error('startLocalRun: proxy.ha needs a lab (local/netns.ts) for the proxies');
@@ -219,6 +228,14 @@ export async function startLocalRun(topology: Topology, options: LocalOptions = 
     const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own) : undefined;
     const host = lab?.hostAddress ?? '127.0.0.1';
     const appDir = await builtApp();
+    const idp = options.auth
+      ? await startIdp(processes.runtimeDir, { appDir, logsDir: processes.logsDir, startProcess: processes.own })
+      : undefined;
+    if (idp)
+      topology = withDevAuth(topology, idp, {
+        tokenTtlMs: options.auth!.tokenTtlMs,
+        apiKeyFile: writeSecret(processes.runtimeDir, 'api-key'),
+      });
     const replicas = await startReplicas(topology, processes, { appDir, host, certs, brokerUrl: broker?.url });
     const upstreams = replicas.map((r) => `${host}:${r.port}`);
     const front = lab
@@ -228,7 +245,7 @@ export async function startLocalRun(topology: Topology, options: LocalOptions = 
       ? await startMonitoring(topology, processes.runtimeDir, replicas, front.httpPort, processes.own)
       : undefined;
     const replicaAccess = replicaControls(replicas, host, readFileSync(certs.controlKeyFile, 'utf8').trim());
-    return localRun(topology, { processes, certs, appDir, broker, replicas, front, monitoring, replicaAccess });
+    return localRun(topology, { processes, certs, appDir, broker, idp, replicas, front, monitoring, replicaAccess });
   } catch (error) {
     await processes.abandon();
     throw error;
@@ -343,13 +360,14 @@ function localRun(
     certs: Certificates;
     appDir: string;
     broker?: LocalBroker;
+    idp?: LocalIdp;
     replicas: LocalReplica[];
     front: LocalFront;
     monitoring?: LocalMonitoring;
     replicaAccess: () => ReplicaAccess[];
   },
 ): LocalRun {
-  const { processes, broker, replicas, front, monitoring, replicaAccess } = parts;
+  const { processes, broker, idp, replicas, front, monitoring, replicaAccess } = parts;
   const { runtimeDir } = processes;
   return {
     topology,
@@ -363,6 +381,7 @@ function localRun(
     config: front.config,
     monitoring,
     broker,
+    idp,
     followers: front.followers,
     ha: front.ha,
     nginxErrorLogs: front.nginxErrorLogs,
@@ -386,6 +405,7 @@ function localRun(
       await front.stop();
       if (monitoring) await Promise.all([monitoring.prometheus, monitoring.exporter].map((h) => stop(h, 'SIGTERM', 10_000)));
       if (broker) await broker.stop();
+      await idp?.stop();
       if (keepLogs) releaseOwner(runtimeDir);
       else rmSync(runtimeDir, { recursive: true, force: true });
     },

@@ -116,6 +116,39 @@ describe('npm run local', () => {
     assert.deepEqual(r.closesUnexpected, {}, 'the reload cut nothing');
   });
 
+  it('with --auth: every user connects with its own token from the real provider, refreshes it, survives a key rotation; a revocation closes exactly its users', async () => {
+    const dir = scratchDir('ws-runner-auth-');
+    const report = join(dir, 'r.json');
+    const run = local([
+      '--auth',
+      '--replicas',
+      '2',
+      '--connections',
+      '150',
+      '--duration',
+      '24s',
+      '--token-ttl',
+      '8s',
+      '--fault',
+      'rotate-keys@8s',
+      '--fault',
+      'revoke:4@14s',
+      '--report',
+      report,
+      '--html',
+      join(dir, 'r.html'),
+    ]);
+    assert.equal(await run.exited, 0, run.output());
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    assert.ok(r.auth.tokens >= 150 && r.auth.refreshed >= 150, `every user refreshed: ${JSON.stringify(r.auth)}`);
+    assert.deepEqual([r.auth.denied, r.auth.expiredCloses, r.auth.revokedCloses], [0, 0, 4], JSON.stringify(r.auth));
+    assert.deepEqual(r.closesFault, { '4501': 4 }, 'the revocation closed its users, with the revocation code');
+    assert.equal(r.faults.find((f: { kind: string }) => f.kind === 'rotate-keys').closes, 0, 'the rotation closed nothing');
+    assert.deepEqual([r.connections.failed, r.delivery.lost], [0, 0]);
+    assert.deepEqual(r.closesUnexpected, {});
+    assert.match(run.output(), /identity provider http:\/\/127\.0\.0\.1:\d+ \(oidc-provider/);
+  });
+
   it('a run forced past the load client is INCONCLUSIVE (exit 4, an amber badge), not a green PASS; --accept-untrustworthy judges by the thresholds', async () => {
     // 3,000 TLS handshakes asked at 2,000/s on this 2-core machine, everything else sharing it:
     // the client's event loop and CPU saturate (checked on the reference machine; docs/benchmarks/default-run.md).

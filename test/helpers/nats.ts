@@ -6,7 +6,7 @@ import { freePort, start, stop, waitForPort, type Owned } from '../../local/proc
 import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
 import { createReplica } from '../../app/src/server/replica';
-import { brokerSchema, serverSchema, type BrokerConfig } from '../../app/src/topology';
+import { brokerSchema, serverSchema, type AuthConfig, type BrokerConfig } from '../../app/src/topology';
 import { scratchDir } from './scratch';
 
 export interface RunningNats {
@@ -38,12 +38,17 @@ export async function startNats(): Promise<RunningNats> {
 }
 
 /** A replica connected to the broker on `nats`, listening on an ephemeral loopback port. */
-export async function brokerReplica(nats: RunningNats, id: string, broker: Partial<BrokerConfig> = {}, options: { apiKey?: string } = {}) {
+export async function brokerReplica(
+  nats: RunningNats,
+  id: string,
+  broker: Partial<BrokerConfig> = {},
+  options: { apiKey?: string; auth?: AuthConfig } = {},
+) {
   const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', ...broker, enabled: true, urls: [nats.url] });
   const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
   const { server, metrics } = createReplica(
     { ...serverSchema.parse({}), replicaId: id },
-    { logLevel: 'silent', broker: client, apiKey: options.apiKey },
+    { logLevel: 'silent', broker: client, apiKey: options.apiKey, auth: options.auth },
   );
   const { port } = await server.listen(0, '127.0.0.1');
   return { server, metrics, port, url: `ws://127.0.0.1:${port}/ws-notifications` };

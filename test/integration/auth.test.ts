@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { base64url, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { authSchema, type AuthConfig } from '../../app/src/topology';
-import { CloseCode, type ServerMessage } from '../../app/src/shared/protocol';
+import { CloseCode, REVOKE_API_PATH, type ServerMessage } from '../../app/src/shared/protocol';
 import { ROTATE_KEYS_PATH } from '../../app/src/idp/dev-idp';
 import { startIdp, TEST_IDP_SECRET, type RunningIdp } from '../helpers/idp';
+import { brokerReplica, startNats } from '../helpers/nats';
 import { eventually, metricValue, startServer, TestClient, type RunningServer } from '../helpers/server';
 
 /** What the tests' topology grants: readers get news, everyone their own user topics. */
@@ -36,7 +37,7 @@ async function connectWith(server: RunningServer, token: string | undefined): Pr
 async function refused(server: RunningServer, token: string | undefined, code: number, reason: string): Promise<void> {
   const before = await metricValue(server.metrics.authFailures, { reason });
   const client = await connectWith(server, token);
-  const closed = await client.closed;
+  const closed = await within(client.closed, 10_000, 'client closed');
   assert.equal(closed.code, code, `close code for ${reason} (got reason "${closed.reason}")`);
   assert.match(closed.reason, new RegExp(`^${reason}`));
   assert.equal(client.messages.filter((m) => m.type === 'hello').length, 0, 'no hello for a refused token');
@@ -152,7 +153,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     // Out of order: a subscribe before connect, and silence past the connect timeout.
     const early = await TestClient.open(server.url);
     early.send({ type: 'subscribe', topic: 'news.world' });
-    assert.equal((await early.closed).code, CloseCode.badRequest);
+    assert.equal((await within(early.closed, 10_000, 'early closed')).code, CloseCode.badRequest);
 
     // The replica is up, and the bystander still gets its topic.
     const publisher = await connectWith(server, await idp.token({ sub: 'desk', grants: ['news.*:publish'] }));
@@ -186,7 +187,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     const quick = await startServer({}, 'auth-quick', { auth: authFor(idp, { connectTimeoutMs: 300 }) });
     try {
       const silent = await TestClient.open(quick.url);
-      const closed = await silent.closed;
+      const closed = await within(silent.closed, 10_000, 'silent closed');
       assert.equal(closed.code, CloseCode.authTimeout);
       assert.equal(await metricValue(quick.metrics.authFailures, { reason: 'connect_timeout' }), 1);
     } finally {
@@ -207,12 +208,12 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
 
       const erin = await connectWith(short, await idp.token({ sub: 'erin', ttlSeconds: 300 }));
       erin.send({ type: 'refresh', token: await idp.token({ sub: 'mallory', ttlSeconds: 300 }) });
-      const swapped = await erin.closed;
+      const swapped = await within(erin.closed, 10_000, 'erin closed');
       assert.deepEqual([swapped.code, swapped.reason.split(':')[0]], [CloseCode.invalidToken, 'subject_changed']);
 
       const frank = await connectWith(short, await idp.token({ sub: 'frank', ttlSeconds: 2 }));
       await frank.next('expiring', 4000);
-      const expired = await frank.closed;
+      const expired = await within(frank.closed, 10_000, 'frank closed');
       assert.equal(expired.code, CloseCode.tokenExpired);
       assert.ok(Date.now() >= helloOf(frank).expiresAt! + 500, 'closed only after exp plus the grace');
       assert.equal(dave.ws.readyState, dave.ws.OPEN, 'the refreshed connection stays');
@@ -257,6 +258,57 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     }
   });
 
+  it('a revocation reaches every replica through the broker: closes within 2 s (4501), refuses those tokens later, a fresh one connects', async () => {
+    const nats = await startNats();
+    const key = 'test-admin-key-0123456789abcdef';
+    const [a, b] = [
+      await brokerReplica(nats, 'rev-a', {}, { apiKey: key, auth: authFor(idp) }),
+      await brokerReplica(nats, 'rev-b', {}, { apiKey: key, auth: authFor(idp) }),
+    ];
+    const onA = { url: a.url, metrics: a.metrics } as RunningServer;
+    const onB = { url: b.url, metrics: b.metrics } as RunningServer;
+    try {
+      const oldToken = await idp.token({ sub: 'quinn', ttlSeconds: 300 });
+      const [q1, q2] = [await connectWith(onA, oldToken), await connectWith(onB, oldToken)];
+      const other = await connectWith(onB, await idp.token({ sub: 'rita' }));
+      const revoke = (body: unknown, bearer = key) =>
+        fetch(`http://127.0.0.1:${a.port}${REVOKE_API_PATH}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      assert.equal((await revoke({ sub: 'quinn' }, 'wrong-key-0123456789abcdef')).status, 401);
+      assert.equal((await revoke({ subject: 'quinn' })).status, 400);
+      // A subject's revocation covers tokens issued before its second (iat has whole seconds).
+      const iat = JSON.parse(Buffer.from(oldToken.split('.')[1], 'base64url').toString()).iat as number;
+      await eventually(() => Date.now() >= (iat + 1) * 1000, 2000, 'the second after the token was issued');
+      const asked = Date.now();
+      const answer = await revoke({ sub: 'quinn' });
+      assert.equal(answer.status, 202);
+      assert.equal(((await answer.json()) as { scope: string }).scope, 'fleet');
+      const closes = await within(Promise.all([q1.closed, q2.closed]), 5000, 'the revoked connections closed');
+      assert.ok(Date.now() - asked < 2000, `both closed within 2 s (${Date.now() - asked} ms)`);
+      for (const c of closes) assert.deepEqual([c.code, c.reason], [CloseCode.revoked, 'revoked']);
+      assert.equal(other.ws.readyState, other.ws.OPEN, 'another subject stays');
+      await refused(onB, oldToken, CloseCode.revoked, 'revoked');
+      // Issued after the revocation's second: valid.
+      await eventually(() => Date.now() >= (Math.floor(asked / 1000) + 1) * 1000, 2000, 'the next second');
+      assert.equal(helloOf(await connectWith(onA, await idp.token({ sub: 'quinn' }))).sub, 'quinn');
+      // By token: only that one.
+      const t1 = await idp.token({ sub: 'sam' });
+      const t2 = await idp.token({ sub: 'sam' });
+      const claims = JSON.parse(Buffer.from(t1.split('.')[1], 'base64url').toString()) as { jti: string; exp: number };
+      assert.equal((await revoke({ jti: claims.jti, exp: claims.exp })).status, 202);
+      await eventually(async () => (await metricValue(b.metrics.authRevocations)) === 2, 2000, 'the jti revocation reached b');
+      await refused(onB, t1, CloseCode.revoked, 'revoked');
+      assert.equal(helloOf(await connectWith(onB, t2)).sub, 'sam', "the subject's other token is fine");
+      other.close();
+    } finally {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+      await nats.stop();
+    }
+  });
+
   it('with auth off, connect is answered auth_off and the connection stays', async () => {
     const open = await startServer({}, 'auth-none');
     try {
@@ -272,6 +324,13 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     }
   });
 });
+
+/** The promise's value, or a failure naming what did not happen in time. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 /** The hello a client got (connectWith waited for it). */
 function helloOf(client: TestClient): Extract<ServerMessage, { type: 'hello' }> {

@@ -91,15 +91,24 @@ describe('rebalance rounds', () => {
 
 describe('local faults', () => {
   it('parses kind[:n]@time', () => {
-    assert.deepEqual(parseFault('reload-proxy@20s'), { id: 'reload-proxy@20s', kind: 'reload-proxy', replica: undefined, atMs: 20_000 });
+    assert.deepEqual(parseFault('reload-proxy@20s'), { id: 'reload-proxy@20s', kind: 'reload-proxy', atMs: 20_000 });
     assert.deepEqual(parseFault('kill-replica@40s'), { id: 'kill-replica@40s', kind: 'kill-replica', replica: 0, atMs: 40_000 });
     assert.equal(parseFault('kill-replica:2@1500ms').replica, 2);
+    assert.deepEqual(parseFault('revoke:10@40s'), { id: 'revoke:10@40s', kind: 'revoke', count: 10, atMs: 40_000 });
+  });
+
+  it('refuses auth faults without --auth, and a revocation of more users than connect', () => {
+    const run = { replicas: 3, durationMs: 60_000, connections: 100 };
+    assert.match(checkFaults([parseFault('rotate-keys@20s')], run)!, /needs tokens \(--auth\)/);
+    assert.match(checkFaults([parseFault('revoke:5@20s')], run)!, /needs tokens \(--auth\)/);
+    assert.match(checkFaults([parseFault('revoke:101@20s')], { ...run, auth: true })!, /between 1 and the run's 100 connections/);
+    assert.equal(checkFaults(['rotate-keys@20s', 'revoke:100@30s'].map(parseFault), { ...run, auth: true }), undefined);
   });
 
   it('refuses what it cannot execute, saying why', () => {
     assert.throws(
       () => parseFault('reboot@10s'),
-      /not a fault kind \(reload-proxy, kill-replica, restart-broker, kill-proxy, stop-proxy\)/,
+      /not a fault kind \(reload-proxy, kill-replica, restart-broker, kill-proxy, stop-proxy, rotate-keys, revoke\)/,
     );
     assert.match(
       checkFaults([parseFault('restart-broker@5s')], { replicas: 2, durationMs: 60_000 })!,

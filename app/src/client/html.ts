@@ -73,7 +73,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{border:1px solid #ddd;padding
     .join('\n')}</div>
 <h2>Latency (ms)</h2><table><tr><th></th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>count</th></tr>
 ${lat('connect', r.latency.connect)}${lat('· tcp', r.latency.connect.tcp)}${lat('· tls', r.latency.connect.tls)}${lat('· upgrade', r.latency.connect.upgrade)}
-${lat('slot wait (client)', r.latency.handshakeQueue)}${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
+${lat('ready (hello)', r.latency.ready)}${lat('slot wait (client)', r.latency.handshakeQueue)}${lat('rtt (corrected)', r.latency.rtt)}${lat('rtt (as sent)', r.latency.rttUncorrected)}${lat('push', r.latency.push)}</table>
 <h2>Messages</h2><table>${kv(r.messages as unknown as Record<string, number>)}</table>
 <h2>Delivery (through a broker)</h2>${r.delivery.accounted ? '' : '<p>Not accounted: without a broker, notifications carry no offsets (per-replica fan-out).</p>'}<table>${kv(Object.fromEntries(Object.entries(r.delivery).filter(([, v]) => typeof v === 'number')) as Record<string, number>)}</table>
 <h2>Closes by code</h2>${closesTable(r)}

@@ -112,6 +112,12 @@ export interface LoadReport {
     unrecoverable: number;
     publishRetries: number;
   };
+  /**
+   * With auth (profile `tokens`): tokens fetched from the provider, refreshes the server took,
+   * connections refused for their token (3500-3502), closed for a token that expired unrefreshed
+   * (3005), and closed by a revocation (4501). Absent without tokens.
+   */
+  auth?: { tokens: number; refreshed: number; denied: number; expiredCloses: number; revokedCloses: number };
   latency: {
     connect: Latency & { tcp: Latency; tls: Latency; upgrade: Latency };
     /** Corrected for coordinated omission: timed from when each message was due. */
@@ -122,6 +128,8 @@ export interface LoadReport {
     push: Latency;
     /** Waiting for a handshake slot (maxHandshakesInFlight): the client's own queue, not the target. */
     handshakeQueue: Latency;
+    /** From the socket to the hello: the connection may act (with auth, once its token was checked). */
+    ready: Latency;
   };
   /**
    * Latency percentile spectra, HdrHistogram-plotter style: [percentile, ms] from 0% through

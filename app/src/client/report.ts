@@ -78,12 +78,24 @@ export function buildReport(args: {
       unrecoverable: s.counters.unrecoverable,
       publishRetries: s.counters.publishRetries,
     },
+    ...(args.profile.tokens
+      ? {
+          auth: {
+            tokens: s.counters.tokens,
+            refreshed: s.counters.refreshed,
+            denied: s.counters.denied,
+            expiredCloses: s.counters.expiredCloses,
+            revokedCloses: s.counters.revokedCloses,
+          },
+        }
+      : {}),
     latency: {
       connect: { ...lat('connect'), tcp: lat('tcp'), tls: lat('tls'), upgrade: lat('upgrade') },
       rtt: lat('rtt'),
       rttUncorrected: lat('rttUncorrected'),
       push: lat('push'),
       handshakeQueue: lat('handshakeQueue'),
+      ready: lat('ready'),
     },
     spectrum: { connect: spectrumOf(s.histograms.connect), rtt: spectrumOf(s.histograms.rtt), push: spectrumOf(s.histograms.push) },
     closes,

@@ -5,6 +5,7 @@ import { DeliveryLedger, type SerializedLedger } from './delivery';
 import { HandshakeGate } from './handshake-gate';
 import { FaultLog, type FaultEvent } from './faults';
 import { Stats, type IntervalHistograms, type SerializedStats } from './stats';
+import { TokenSource } from './tokens';
 import { VirtualUser, type RunContext } from './virtual-user';
 import { sharedSecureContext, targetOf } from './connector';
 
@@ -101,6 +102,7 @@ export class Runner {
       faultOfKind: (kind) => this.faults.ofKind(kind),
       faultRefusing: () => this.faults.refusing(),
       runId: this.runId,
+      tokens: profile.tokens ? new TokenSource(profile.tokens) : undefined,
     };
   }
 
@@ -108,6 +110,14 @@ export class Runner {
   async run(onTick: (s: Snapshot) => void, signal?: AbortSignal): Promise<Snapshot> {
     const { profile, workerIndex, workerCount } = this.options;
     const ctx = this.context();
+    if (ctx.tokens) {
+      const peak = shareOf(peakConnections(profile), workerIndex, workerCount);
+      const users = Array.from({ length: peak }, (_, k) => workerIndex + k * workerCount).map((index) => ({
+        index,
+        sender: ctx.isSender(index),
+      }));
+      await ctx.tokens.prefetch(users, () => this.stats.counters.tokens++);
+    }
     this.lag.enable();
     const started = performance.now();
     const deadline = started + profile.maxDurationMs;

@@ -24,8 +24,12 @@ export function recordMs(h: Histogram, ms: number): void {
   h.recordValue(Math.min(HIGHEST_US, Math.max(1, Math.round(ms * 1000))));
 }
 
-/** `handshakeQueue`: how long a connection waited for a handshake slot (client-side, not the target's). */
-export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'rtt', 'rttUncorrected', 'push', 'handshakeQueue'] as const;
+/**
+ * `handshakeQueue`: how long a connection waited for a handshake slot (client-side, not the
+ * target's). `ready`: from the socket to the server's hello, when the connection may act (with
+ * auth, its token checked): what a connect costs an application, compared with and without auth.
+ */
+export const HISTOGRAMS = ['connect', 'tcp', 'tls', 'upgrade', 'ready', 'rtt', 'rttUncorrected', 'push', 'handshakeQueue'] as const;
 export type HistogramName = (typeof HISTOGRAMS)[number];
 
 export const COUNTERS = [
@@ -49,6 +53,12 @@ export const COUNTERS = [
   'recovered',
   'unrecoverable',
   'publishRetries',
+  // With auth (a token per virtual user): see virtual-user.ts.
+  'tokens',
+  'refreshed',
+  'denied',
+  'expiredCloses',
+  'revokedCloses',
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 

@@ -29,12 +29,19 @@ export function formatSummary(r: LoadReport): string {
       : `delivery     not accounted: without a broker, notifications carry no offsets (per-replica fan-out)`,
     `             cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered} ` +
       ` recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
+    ...(r.auth
+      ? [
+          `auth         tokens ${r.auth.tokens}  refreshed ${r.auth.refreshed}  denied ${r.auth.denied}  ` +
+            `expired closes ${r.auth.expiredCloses}  revoked closes ${r.auth.revokedCloses}`,
+        ]
+      : []),
     '',
     `  latency (ms)            p50        p90        p99      p99.9        max     count`,
     row('connect', r.latency.connect),
     row('  tcp', r.latency.connect.tcp),
     row('  tls', r.latency.connect.tls),
     row('  upgrade', r.latency.connect.upgrade),
+    row('ready (hello)', r.latency.ready),
     row('slot wait', r.latency.handshakeQueue),
     row('rtt (corrected)', r.latency.rtt),
     row('rtt (as sent)', r.latency.rttUncorrected),

@@ -32,8 +32,15 @@ export const THRESHOLD_METRICS: Record<string, (r: MeasuredReport) => number> = 
       (r: MeasuredReport) => (r.delivery.accounted ? r.delivery[k] : NaN),
     ]),
   ),
+  // Without tokens there is no auth section: NaN, so a threshold on it fails rather than passes.
   ...Object.fromEntries(
-    (['connect', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
+    (['tokens', 'refreshed', 'denied', 'expiredCloses', 'revokedCloses'] as const).map((k) => [
+      `auth.${k}`,
+      (r: MeasuredReport) => r.auth?.[k] ?? NaN,
+    ]),
+  ),
+  ...Object.fromEntries(
+    (['connect', 'ready', 'rtt', 'rttUncorrected', 'push'] as const).flatMap((h) =>
       (['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => [`${h}.${p}`, (r: MeasuredReport) => r.latency[h][p]]),
     ),
   ),

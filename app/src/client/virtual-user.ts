@@ -9,6 +9,7 @@ import { connectTcp, TCP_CANCELLED, type PendingTcp, type Target } from './conne
 import type { DeliveryLedger, Window } from './delivery';
 import type { HandshakeGate } from './handshake-gate';
 import { recordMs, type Stats } from './stats';
+import type { HeldToken, TokenSource } from './tokens';
 
 /** What every virtual user of one process shares. */
 export interface RunContext {
@@ -49,6 +50,8 @@ export interface RunContext {
    * never takes one run's publications for another's.
    */
   readonly runId: string;
+  /** With auth: where each user gets its tokens. */
+  readonly tokens?: TokenSource;
 }
 
 /**
@@ -60,6 +63,10 @@ export interface RunContext {
 const PUBLISH_RETRIES = 20;
 
 const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode.serviceRestart, CloseCode.tryAgainLater];
+/** Closes that refuse the token a connection offered. */
+const TOKEN_REFUSED_CODES: readonly number[] = [CloseCode.invalidToken, CloseCode.badRequest, CloseCode.authTimeout];
+/** A held token is used for a new connection only with this much life left; otherwise a fresh one is fetched first. */
+const TOKEN_MIN_LIFE_MS = 5_000;
 
 const payloadCache = new Map<number, string>();
 function payloadOf(bytes: number): string {
@@ -99,6 +106,10 @@ export class VirtualUser {
   /** Publications of this connection not yet acknowledged, by id, with their retries so far. */
   private readonly unacknowledged = new Map<string, { message: object; tries: number }>();
   private readonly outstanding = new Map<number, number>();
+  /** When the current connection's socket was asked for (performance.now()), until its hello. */
+  private connectStartedAt?: number;
+  /** With auth: the token it connects and refreshes with. */
+  private token?: HeldToken;
 
   constructor(
     private readonly index: number,
@@ -131,10 +142,41 @@ export class VirtualUser {
     });
   }
 
-  /** Opens a connection once the handshake gate has a slot. */
+  /** Opens a connection once the handshake gate has a slot (with auth, once it holds a token with life left). */
   private connect(): void {
+    const { tokens } = this.ctx;
+    this.token ??= tokens?.take(this.index);
+    if (tokens && !(this.token && this.token.expiresAt - Date.now() > TOKEN_MIN_LIFE_MS)) {
+      this.fetchToken(tokens).then(
+        () => this.connect(),
+        () => this.scheduleReconnect(),
+      );
+      return;
+    }
     const queuedAt = performance.now();
     this.ctx.gate.enter((release) => this.open(release, queuedAt));
+  }
+
+  /** A fresh token from the provider; a failure is counted as an error (token_fetch) and rethrown. */
+  private async fetchToken(tokens: TokenSource): Promise<HeldToken> {
+    try {
+      this.token = await tokens.token(this.index, this.ctx.isSender(this.index));
+      this.ctx.stats.counters.tokens++;
+      return this.token;
+    } catch (error) {
+      this.ctx.stats.error('token_fetch');
+      throw error;
+    }
+  }
+
+  /** The server warned that the token expires: a fresh one goes in a refresh. */
+  private refresh(): void {
+    const { tokens } = this.ctx;
+    if (!tokens) return;
+    this.fetchToken(tokens).then(
+      (held) => this.send({ type: 'refresh', token: held.token }),
+      () => undefined, // counted; the server closes with 3005 after the grace, and the reconnect fetches again
+    );
   }
 
   private open(release: () => void, queuedAt: number): void {
@@ -142,6 +184,7 @@ export class VirtualUser {
     if (!this.active || !ctx.running()) return release();
     // Connect time starts here, at the socket: the wait for a slot is the client's, reported apart.
     const t0 = performance.now();
+    this.connectStartedAt = t0;
     recordMs(ctx.stats.histograms.handshakeQueue, t0 - queuedAt);
     let failed = false;
     this.closingByUs = false;
@@ -236,6 +279,8 @@ export class VirtualUser {
       recordMs(stats.histograms.tcp, tTcp - t0);
       if (target.secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
       recordMs(stats.histograms.upgrade, now - (tTls || tTcp || t0));
+      // With auth the token goes first; hello answers it.
+      if (this.token) this.send({ type: 'connect', token: this.token.token });
       if (!this.active) void this.stop();
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
@@ -254,7 +299,10 @@ export class VirtualUser {
         return;
       }
       this.isOpen = false;
-      const fault = this.replica === undefined ? undefined : ctx.faultOn(this.replica);
+      this.countAuthClose(code);
+      // A revocation closes exactly the revoked users: the revoke fault's closes.
+      const revoked = code === CloseCode.revoked ? ctx.faultOfKind('revoke') : undefined;
+      const fault = revoked ?? (this.replica === undefined ? undefined : ctx.faultOn(this.replica));
       const kind = this.closingByUs || RECONNECT_CLOSE_CODES.includes(code) ? 'expected' : fault ? { fault } : 'unexpected';
       ctx.stats.closed(code, kind);
       if (typeof kind === 'object') this.cutBy = kind.fault;
@@ -262,6 +310,16 @@ export class VirtualUser {
       this.replica = undefined;
       if (!this.closingByUs) this.scheduleReconnect();
     });
+  }
+
+  /** Auth's closes, counted; a refused or revoked token is dropped, so the reconnect fetches a fresh one. */
+  private countAuthClose(code: number): void {
+    const { counters } = this.ctx.stats;
+    if (code === CloseCode.tokenExpired) counters.expiredCloses++;
+    else if (code === CloseCode.revoked) counters.revokedCloses++;
+    else if (TOKEN_REFUSED_CODES.includes(code)) counters.denied++;
+    else return;
+    this.token = undefined;
   }
 
   private onMessage(data: Buffer): void {
@@ -277,6 +335,8 @@ export class VirtualUser {
     }
     switch (message.type) {
       case 'hello':
+        if (this.connectStartedAt !== undefined) recordMs(stats.histograms.ready, performance.now() - this.connectStartedAt);
+        this.connectStartedAt = undefined;
         this.replica = message.replica;
         stats.landed(message.replica);
         this.afterHello();
@@ -303,6 +363,12 @@ export class VirtualUser {
             if (this.window) this.ctx.ledger.receive(this.window, message.offset);
           }
         }
+        return;
+      case 'expiring':
+        this.refresh();
+        return;
+      case 'refreshed':
+        stats.counters.refreshed++;
         return;
       case 'published':
         if (message.id !== undefined) this.unacknowledged.delete(String(message.id));

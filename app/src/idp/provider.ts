@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { DEV_AUDIENCE } from '../topology/auth';
+import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT } from './clients';
 import Provider, {
   type KoaContextWithOIDC,
   type ResourceServer,
@@ -13,19 +15,8 @@ import Provider, {
  * use; production points auth.issuer at the user's own provider (Keycloak, Auth0, ...).
  */
 
-/** The tokens' `aud`. */
-export const DEV_AUDIENCE = 'ws-notifications';
 /** The resource indicator (RFC 8707) the tokens are for: an absolute URI, as the provider requires. */
 const DEV_RESOURCE = `urn:${DEV_AUDIENCE}`;
-/** The client backends and the load client use (client credentials): tokens with `sub` = this id. */
-export const BACKEND_CLIENT = 'ws-backend';
-/** The client that may mint a token for any user (`npm run token`, the load client's virtual users). */
-export const DEV_CLIENT = 'ws-dev';
-/**
- * The grant for a person's token without a login page, as Keycloak's direct access grant gives
- * one: `sub`, optional `roles` and `grants` (space-separated), `ttl` in seconds.
- */
-export const DEV_USER_GRANT = 'urn:ws-notifications:grant-type:dev-user';
 /** The longest token the dev grant mints. */
 const MAX_TTL_SECONDS = 24 * 3600;
 

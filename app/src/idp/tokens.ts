@@ -1,4 +1,4 @@
-import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT } from './provider';
+import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT } from './clients';
 
 /** A person's token from the development IdP: its `sub`, Keycloak-style roles, listed grants (`news.*:subscribe`), lifetime. */
 export interface DevUserToken {
@@ -9,6 +9,23 @@ export interface DevUserToken {
   readonly ttlSeconds?: number;
 }
 
+/** Each issuer's token endpoint, from its discovery document (asked once per process; a failure is asked again). */
+const endpoints = new Map<string, Promise<string>>();
+function tokenEndpoint(issuer: string): Promise<string> {
+  let endpoint = endpoints.get(issuer);
+  if (!endpoint) {
+    endpoint = fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)
+      .then((r) => r.json() as Promise<{ token_endpoint?: string }>)
+      .then((d) => {
+        if (typeof d.token_endpoint !== 'string') throw new Error(`${issuer} names no token_endpoint`);
+        return d.token_endpoint;
+      });
+    endpoint.catch(() => endpoints.delete(issuer));
+    endpoints.set(issuer, endpoint);
+  }
+  return endpoint;
+}
+
 /** Asks an OpenID provider's token endpoint (found by discovery) for an access token; throws with the provider's error. */
 async function tokenRequest(
   issuer: string,
@@ -16,10 +33,8 @@ async function tokenRequest(
   secret: string,
   form: Record<string, string>,
 ): Promise<{ token: string; expiresIn: number }> {
-  const discovery = (await (await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)).json()) as {
-    token_endpoint: string;
-  };
-  const response = await fetch(discovery.token_endpoint, {
+  const endpoint = await tokenEndpoint(issuer);
+  const response = await fetch(endpoint, {
     method: 'POST',
     headers: {
       authorization: `Basic ${Buffer.from(`${encodeURIComponent(client)}:${encodeURIComponent(secret)}`).toString('base64')}`,

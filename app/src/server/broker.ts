@@ -195,6 +195,11 @@ export class JetStreamBroker {
     this.lagTimer.unref();
   }
 
+  /** The connection, for what else the replicas share through the broker (auth/revocations.ts). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
   /** The last offset this replica delivered: a subscription registered now gets every later one. */
   get position(): number {
     return this.delivered;

@@ -216,6 +216,7 @@ export function createMetrics(replica: string) {
       labelNames: ['action'] as const,
       registers: r,
     }),
+    authRevocations: new Counter({ name: 'ws_auth_revocations_total', help: 'Revocations applied (by subject or token).', registers: r }),
     authRefreshes: new Counter({ name: 'ws_auth_refreshes_total', help: 'Tokens refreshed in-band.', registers: r }),
     jwksFetches: new Counter({
       name: 'ws_auth_jwks_fetches_total',

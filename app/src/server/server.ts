@@ -8,6 +8,7 @@ import {
   BROKER_UNKNOWN_CODE,
   CloseCode,
   nowMs,
+  REVOKE_API_PATH,
   parseClientMessage,
   REQUEST_TIMEOUT_MS,
   type ClientMessage,
@@ -18,6 +19,8 @@ import {
 import type { AuthConfig, GrantAction, ServerConfig } from '../topology';
 import { AuthGate, type AuthClose, type PeerAuth } from './auth/gate';
 import { TokenVerifier } from './auth/verifier';
+import { RevocationBus, RevocationList, type Revocation } from './auth/revocations';
+import { serveRevokeApi } from './auth/revoke-api';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
@@ -72,6 +75,9 @@ export class NotificationServer {
   private readonly broker?: JetStreamBroker;
   private readonly gate: AuthGate;
   private readonly verifier?: TokenVerifier;
+  private readonly revocations = new RevocationList();
+  /** With auth and a broker: revocations reach every replica. */
+  private revocationBus?: RevocationBus;
   private pendingHandshakes = 0;
   /** A rebalance round's cap on this replica's connections, and until when it holds. */
   private rebalanceCap?: { limit: number; until: number };
@@ -101,7 +107,9 @@ export class NotificationServer {
         jwksFetched: (result) => this.metrics.jwksFetches.inc({ result }),
         log: (error, what) => this.log.warn({ err: error }, what),
       });
-    this.gate = new AuthGate(options.auth ?? ({ mode: 'none' } as AuthConfig), this.verifier);
+    this.gate = new AuthGate(options.auth ?? ({ mode: 'none' } as AuthConfig), this.verifier, (identity) =>
+      this.revocations.revokes(identity),
+    );
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: settings.maxMessageBytes,
@@ -128,6 +136,17 @@ export class NotificationServer {
       (d) => this.deliver(d),
       (reason) => this.metrics.brokerSkipped.inc({ reason }),
     );
+    this.verifier?.prime();
+    const auth = this.options.auth;
+    if (this.broker && auth?.mode === 'jwt') {
+      const { config } = this.broker;
+      this.revocationBus = await RevocationBus.open(
+        this.broker.connection,
+        { bucket: `${config.stream}_REVOKED`, ttlMs: auth.revocationTtlMs, replicas: config.streamReplicas ?? 1 },
+        (r) => this.applyRevocation(r),
+        (error) => this.log.error({ err: error }, 'the revocation watch ended: revocations no longer reach this replica'),
+      );
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -175,6 +194,20 @@ export class NotificationServer {
         apiKey: this.options.apiKey,
         maxMessageBytes: this.settings.maxMessageBytes,
         publish: (n) => this.publish({ ...n, ts: nowMs(), replica: this.settings.replicaId }),
+      });
+    }
+    if (pathname === REVOKE_API_PATH) {
+      return serveRevokeApi(req, reply, {
+        apiKey: this.options.apiKey,
+        authOn: this.gate.enabled,
+        revoke: async (r) => {
+          if (!this.revocationBus) {
+            this.applyRevocation(r);
+            return 'replica';
+          }
+          await this.revocationBus.publish(r);
+          return 'fleet';
+        },
       });
     }
     if (pathname.startsWith('/internal/')) {
@@ -322,6 +355,20 @@ export class NotificationServer {
       },
       (error: Error) => this.log.error({ err: error, connection: peer.id }, 'refresh failed'),
     );
+  }
+
+  /** A revocation, from the bucket or (without a broker) the admin API: its connections close with 4501. */
+  private applyRevocation(r: Revocation): void {
+    this.revocations.add(r);
+    this.metrics.authRevocations.inc();
+    let closed = 0;
+    for (const peer of this.peers) {
+      const identity = peer.auth.identity;
+      if (!identity || !this.revocations.revokes(identity)) continue;
+      this.authClose(peer, { code: CloseCode.revoked, reason: 'revoked', failure: 'revoked' });
+      closed++;
+    }
+    this.log.info({ revocation: r, closed }, 'revocation applied');
   }
 
   private authClose(peer: Peer, close: AuthClose): void {
@@ -700,6 +747,7 @@ export class NotificationServer {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.verifier?.close();
+    this.revocationBus?.close();
     this.shedding.cancel();
     await this.broker?.close().catch(() => undefined);
     for (const peer of this.peers) peer.ws.terminate();

@@ -113,6 +113,21 @@ export const loadProfileSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,32}$/)
       .optional(),
+    /**
+     * Tokens for the virtual users, when the target runs with auth: each gets its own from this
+     * OpenID provider (the development IdP's dev-user grant, `sub` vu-<index>, Keycloak-style
+     * roles), connects with it, and refreshes it when the server warns. Absent: no tokens.
+     */
+    tokens: z
+      .object({
+        issuer: z.string().url(),
+        /** The file holding the provider's client secret (never the secret itself: profiles are logged and stored). */
+        secretFile: z.string().min(1),
+        /** Each token's lifetime. */
+        ttlMs: z.number().int().min(2_000).max(86_400_000).default(600_000),
+      })
+      .strict()
+      .optional(),
     /** Worker processes; 0 picks one per ~15,000 connections. */
     workers: z.number().int().min(0).max(64).default(0),
     /**

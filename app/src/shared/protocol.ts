@@ -2,6 +2,8 @@ import { parseJson } from './json';
 
 /** The publish API for backends (POST, JSON): on each replica's port, and through the proxy when the topology routes it. */
 export const PUBLISH_API_PATH = '/api/publish';
+/** Revocation of a subject's or a token's access (POST, JSON), under the publish API's key (server/auth/revoke-api.ts). */
+export const REVOKE_API_PATH = '/api/revoke';
 
 /**
  * How long a plain HTTP request (the publish API, a control call) may take to arrive whole at a
@@ -206,6 +208,11 @@ export const CloseCode = {
   badRequest: 3501,
   /** No `connect` within auth.connectTimeoutMs (Centrifugo's "stale"). */
   authTimeout: 3502,
+  /**
+   * Its token (by `jti`) or subject (tokens issued before the revocation) was revoked: in
+   * Centrifugo's application range that means "do not reconnect as you are" (a fresh token may).
+   */
+  revoked: 4501,
   normal: 1000,
   goingAway: 1001,
   protocolError: 1002,

@@ -74,6 +74,11 @@ export const authSchema = z
     refreshAheadMs: positiveMs.default(30_000),
     /** A connection whose token expired and was not refreshed is closed (3005) this long after `exp`. */
     expiryGraceMs: z.number().int().min(0).default(5_000),
+    /**
+     * How long a revocation is kept (in the broker's bucket): at least the longest token lifetime,
+     * after which every token it covered has expired anyway.
+     */
+    revocationTtlMs: positiveMs.default(86_400_000),
     /** Tokens longer than this are refused (3500) before any parsing. */
     maxTokenBytes: z.number().int().min(256).max(60_000).default(8_192),
     /**
@@ -95,3 +100,28 @@ export const authSchema = z
     });
   });
 export type AuthConfig = z.infer<typeof authSchema>;
+
+/** The `aud` of the development IdP's tokens. */
+export const DEV_AUDIENCE = 'ws-notifications';
+
+/** The roles the development IdP gives virtual users and `npm run token` users (Keycloak realm roles). */
+export const DEV_ROLES = { reader: 'notify-reader', publisher: 'notify-publisher' } as const;
+
+/**
+ * The auth section for a run against the development IdP (the local runner's --auth, the Docker
+ * stack's ws-idp): readers may subscribe to any topic, publishers publish to any, everyone to
+ * their own `user.<sub>.>` topics. Its audience is the IdP's.
+ */
+export function devAuth(issuer: string, overrides: Partial<z.input<typeof authSchema>> = {}): AuthConfig {
+  return authSchema.parse({
+    mode: 'jwt',
+    issuer,
+    audience: DEV_AUDIENCE,
+    grants: [
+      { claim: 'realm_access.roles', role: DEV_ROLES.reader, topics: ['>'], allow: ['subscribe'] },
+      { claim: 'realm_access.roles', role: DEV_ROLES.publisher, topics: ['>'], allow: ['publish'] },
+      { topics: ['user.{sub}.>'], allow: ['subscribe', 'publish'] },
+    ],
+    ...overrides,
+  });
+}

@@ -58,6 +58,7 @@ export const AUTH_ENV = {
   refreshAheadMs: 'WS_AUTH_REFRESH_AHEAD_MS',
   expiryGraceMs: 'WS_AUTH_EXPIRY_GRACE_MS',
   maxTokenBytes: 'WS_AUTH_MAX_TOKEN_BYTES',
+  revocationTtlMs: 'WS_AUTH_REVOCATION_TTL_MS',
   tokenGrantsClaim: 'WS_AUTH_TOKEN_GRANTS_CLAIM',
   grants: 'WS_AUTH_GRANTS',
   anonymous: 'WS_AUTH_ANONYMOUS',

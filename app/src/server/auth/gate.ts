@@ -36,6 +36,8 @@ export class AuthGate {
   constructor(
     private readonly auth: AuthConfig,
     private readonly verifier: TokenVerifier | undefined,
+    /** Whether a verified token was revoked since (auth/revocations.ts). */
+    private readonly revoked: (identity: Identity) => boolean = () => false,
   ) {}
 
   get enabled(): boolean {
@@ -61,7 +63,7 @@ export class AuthGate {
       return { ok: true };
     }
     try {
-      const identity = await this.verifier!.verify(token);
+      const identity = await this.checked(token);
       state.pending = undefined;
       this.adopt(state, identity);
       return { ok: true };
@@ -74,7 +76,7 @@ export class AuthGate {
   /** A `refresh`: a valid token for the same subject replaces the current one (and its grants). */
   async refresh(state: PeerAuth, token: string): Promise<AuthOutcome> {
     try {
-      const identity = await this.verifier!.verify(token);
+      const identity = await this.checked(token);
       if (identity.sub !== state.identity?.sub)
         return { ok: false, close: closeFor(new AuthFailure('subject_changed', 'a refresh must carry the same subject')) };
       this.adopt(state, identity);
@@ -102,6 +104,13 @@ export class AuthGate {
     return undefined;
   }
 
+  /** A token verified and not revoked. */
+  private async checked(token: string | undefined): Promise<Identity> {
+    const identity = await this.verifier!.verify(token);
+    if (this.revoked(identity)) throw new AuthFailure('revoked', 'this token was revoked');
+    return identity;
+  }
+
   private adopt(state: PeerAuth, identity: Identity): void {
     state.identity = identity;
     state.adoptedAt = Date.now();
@@ -113,7 +122,8 @@ export class AuthGate {
 /** A refused token's close: 1013 when the provider could not be asked (try again), 3500 otherwise. */
 function closeFor(error: unknown): AuthClose {
   if (!(error instanceof AuthFailure)) throw error;
-  const code = error.reason === 'jwks_unavailable' ? CloseCode.tryAgainLater : CloseCode.invalidToken;
+  const code =
+    error.reason === 'jwks_unavailable' ? CloseCode.tryAgainLater : error.reason === 'revoked' ? CloseCode.revoked : CloseCode.invalidToken;
   // A close reason is at most 123 bytes.
   return { code, reason: `${error.reason}: ${error.message}`.slice(0, 120), failure: error.reason };
 }

@@ -20,6 +20,7 @@ export const AUTH_FAILURE_REASONS = [
   /** A message out of order: anything but `connect` first, a second `connect`. */
   'protocol',
   'not_refreshed',
+  'revoked',
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
@@ -37,6 +38,8 @@ export interface Identity {
   readonly sub: string;
   /** Milliseconds since the epoch. */
   readonly expiresAt: number;
+  /** Its `iat`, seconds since the epoch (0 when absent: then any revocation of its subject covers it). */
+  readonly issuedAt: number;
   readonly jti?: string;
   readonly claims: JWTPayload;
 }
@@ -97,7 +100,17 @@ export class TokenVerifier {
     } catch (error) {
       throw this.failure(error as Error);
     }
-    return { sub: payload.sub!, expiresAt: payload.exp! * 1000, jti: payload.jti, claims: payload };
+    return { sub: payload.sub!, expiresAt: payload.exp! * 1000, issuedAt: payload.iat ?? 0, jti: payload.jti, claims: payload };
+  }
+
+  /**
+   * Fetches the keys now (at the replica's start), so the first connects do not wait on the
+   * provider; a failure is logged and the first connect tries again.
+   */
+  prime(): void {
+    this.jwks()
+      .then((set) => set.reload())
+      .catch((error: Error) => this.events.log(error, 'the first JWKS fetch failed; the first connect tries again'));
   }
 
   /** Stops the background refresh. */

@@ -1,0 +1,23 @@
+/** The development IdP's clients and grant: what its callers need, without loading the provider. */
+
+/** The client backends use (client credentials): tokens with `sub` = this id. */
+export const BACKEND_CLIENT = 'ws-backend';
+/** The client that may mint a token for any user (`npm run token`, the load client's virtual users). */
+export const DEV_CLIENT = 'ws-dev';
+/**
+ * The grant for a person's token without a login page, as Keycloak's direct access grant gives
+ * one: `sub`, optional `roles` and `grants` (space-separated), `ttl` in seconds.
+ */
+export const DEV_USER_GRANT = 'urn:ws-notifications:grant-type:dev-user';
+
+/** The development IdP's settings, as its process reads them. */
+export const IDP_ENV = {
+  port: 'WS_IDP_PORT',
+  /** The bind address. @default every address */
+  host: 'WS_IDP_HOST',
+  /** The URL clients and replicas reach it at: its tokens' `iss`. */
+  issuer: 'WS_IDP_ISSUER',
+  /** The file holding the secret of both clients (and of its key-rotation endpoint). */
+  secretFile: 'WS_IDP_SECRET_FILE',
+  tokenTtlSeconds: 'WS_IDP_TOKEN_TTL_S',
+} as const;

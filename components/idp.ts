@@ -1,0 +1,38 @@
+import { IDP_ENV } from '../app/src/idp/clients';
+import type { ComponentSpec } from './spec';
+
+/** How the development IdP starts: compiled (the app image's, the local runner's build), or its TypeScript through tsx. */
+export const IDP_ARGV = {
+  built: ['node', 'dist/idp/main.js'],
+  source: ['node', '--import', 'tsx', 'app/src/idp/main.ts'],
+} as const;
+
+export interface IdpLaunch {
+  /** The URL replicas and clients reach it at (its tokens' `iss`). */
+  readonly issuer: string;
+  readonly port: number;
+  /** @default every address */
+  readonly host?: string;
+  /** Where it reads the clients' secret. */
+  readonly secretFile: string;
+  /** @default 'built' */
+  readonly from?: keyof typeof IDP_ARGV;
+}
+
+/**
+ * The development OpenID provider (oidc-provider, app/src/idp), the same as a container and as a
+ * local process: discovery at /.well-known/openid-configuration, which is also its health.
+ */
+export function idpSpec(o: IdpLaunch): ComponentSpec {
+  return {
+    argv: IDP_ARGV[o.from ?? 'built'],
+    env: {
+      [IDP_ENV.issuer]: o.issuer,
+      [IDP_ENV.port]: String(o.port),
+      [IDP_ENV.secretFile]: o.secretFile,
+      ...(o.host ? { [IDP_ENV.host]: o.host } : {}),
+    },
+    ports: { http: o.port },
+    health: { url: `http://127.0.0.1:${o.port}/.well-known/openid-configuration`, probe: 'node', startPeriodMs: 5_000, retries: 3 },
+  };
+}

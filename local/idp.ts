@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROTATE_KEYS_PATH } from '../app/src/idp/dev-idp';
+import { devAuth, type Topology } from '../app/src/topology';
+import { idpSpec } from '../components/idp';
+import { freePort, startComponent, stopComponent, waitForPort, type Owned, type start } from './processes';
+
+/** The development OpenID provider of a local run (`npm run local -- --auth`). */
+export interface LocalIdp {
+  /** http://127.0.0.1:PORT: its tokens' `iss`. */
+  readonly issuer: string;
+  /** The clients' secret (also the key-rotation endpoint's key). */
+  readonly secretFile: string;
+  readonly process: Owned;
+  /** Rotates its signing key for real (the next key was published ahead); resolves with the new kid. */
+  rotateKeys(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** A fresh secret in a file of the run (mode 0600). */
+export function writeSecret(dir: string, name: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  return file;
+}
+
+/** Starts the provider from the run's compiled app, on a free loopback port; resolves once it answers. */
+export async function startIdp(
+  runtimeDir: string,
+  o: { appDir: string; logsDir: string; startProcess: (...args: Parameters<typeof start>) => Owned },
+): Promise<LocalIdp> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const secretFile = writeSecret(runtimeDir, 'idp-secret');
+  const spec = idpSpec({ issuer, port, host: '127.0.0.1', secretFile });
+  const p = startComponent('idp', spec, { cwd: o.appDir, logFile: join(o.logsDir, 'idp.log'), startProcess: o.startProcess });
+  await waitForPort(port, p, undefined, '127.0.0.1');
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  return {
+    issuer,
+    secretFile,
+    process: p,
+    async rotateKeys() {
+      const r = await fetch(`${issuer}${ROTATE_KEYS_PATH}`, { method: 'POST', headers: { authorization: `Bearer ${secret}` } });
+      if (!r.ok) throw new Error(`the IdP's key rotation answered ${r.status}`);
+      return ((await r.json()) as { kid: string }).kid;
+    },
+    stop: () => stopComponent(p, spec),
+  };
+}
+
+/**
+ * The run's topology with auth on against this provider: the dev grants (topology/auth.ts),
+ * tokens for the load client's virtual users, and the admin API's key (revocations) when none was given.
+ */
+export function withDevAuth(topology: Topology, idp: LocalIdp, o: { tokenTtlMs: number; apiKeyFile: string }): Topology {
+  return {
+    ...topology,
+    auth: devAuth(idp.issuer),
+    server: { ...topology.server, apiKeyFile: topology.server.apiKeyFile ?? o.apiKeyFile },
+    load: { ...topology.load, tokens: { issuer: idp.issuer, secretFile: idp.secretFile, ttlMs: o.tokenTtlMs } },
+  };
+}
