@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROTATE_KEYS_PATH } from '../app/src/idp/dev-idp';
+import { ROTATE_KEYS_PATH } from '../app/src/idp/clients';
 import { devAuth, type Topology } from '../app/src/topology';
 import { idpSpec } from '../components/idp';
+import { alive, RUN_PREFIX } from './leftovers';
 import { freePort, startComponent, stopComponent, waitForPort, type Owned, type start } from './processes';
 
 /** The development OpenID provider of a local run (`npm run local -- --auth`). */
@@ -16,6 +18,29 @@ export interface LocalIdp {
   /** Rotates its signing key for real (the next key was published ahead); resolves with the new kid. */
   rotateKeys(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Where a run records its provider, in its runtime directory. */
+const IDP_RECORD = 'idp.json';
+
+/**
+ * The provider of a local run that is up now (the newest, if several): what `npm run token` asks
+ * when no --issuer is given.
+ */
+export function findLocalIdp(root = tmpdir()): { issuer: string; secretFile: string } | undefined {
+  const found = readdirSync(root)
+    .filter((name) => name.startsWith(RUN_PREFIX))
+    .flatMap((name) => {
+      const file = join(root, name, IDP_RECORD);
+      try {
+        const record = JSON.parse(readFileSync(file, 'utf8')) as { issuer: string; secretFile: string; pid: number };
+        return alive(record.pid) ? [{ ...record, at: statSync(file).mtimeMs }] : [];
+      } catch {
+        return [];
+      }
+    })
+    .sort((a, b) => b.at - a.at);
+  return found[0] && { issuer: found[0].issuer, secretFile: found[0].secretFile };
 }
 
 /** A fresh secret in a file of the run (mode 0600). */
@@ -37,6 +62,8 @@ export async function startIdp(
   const p = startComponent('idp', spec, { cwd: o.appDir, logFile: join(o.logsDir, 'idp.log'), startProcess: o.startProcess });
   await waitForPort(port, p, undefined, '127.0.0.1');
   const secret = readFileSync(secretFile, 'utf8').trim();
+  // Where `npm run token` finds the running provider (local/idp.ts: findLocalIdp).
+  writeFileSync(join(runtimeDir, IDP_RECORD), JSON.stringify({ issuer, secretFile, pid: p.child.pid }));
   return {
     issuer,
     secretFile,

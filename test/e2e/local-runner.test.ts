@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { belongsToRun } from '../../local/leftovers';
-import { eventually } from '../helpers/server';
+import { eventually, TestClient } from '../helpers/server';
+import { ROOT } from '../helpers/synth';
 import { runLocal } from '../helpers/local-run';
 import { scratchDir } from '../helpers/scratch';
 
@@ -147,6 +149,32 @@ describe('npm run local', () => {
     assert.deepEqual([r.connections.failed, r.delivery.lost], [0, 0]);
     assert.deepEqual(r.closesUnexpected, {});
     assert.match(run.output(), /identity provider http:\/\/127\.0\.0\.1:\d+ \(oidc-provider/);
+  });
+
+  it('`npm run token` prints a token from the running provider that any WebSocket client can connect with through nginx', async () => {
+    const dir = scratchDir('ws-runner-token-');
+    const run = local(['--auth', '--replicas', '1', '--connections', '10', '--duration', '3s', '--linger', '2m', '--report', join(dir, 'r.json')]);
+    try {
+      await eventually(() => run.output().includes('load finished'), 60_000, 'the load finished and the run lingers');
+      const made = spawnSync('npm', ['run', '--silent', 'token', '--', '--sub', 'alice', '--grant', 'news.*:subscribe', '--ttl', '10m'], {
+        encoding: 'utf8',
+      });
+      assert.equal(made.status, 0, made.stderr);
+      const token = made.stdout.trim();
+      assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'stdout is the token alone');
+      const url = /^proxy (wss:\S+)/m.exec(run.output())![1];
+      const client = await TestClient.open(url, { ca: readFileSync(join(ROOT, 'certs/generated/ca.crt')) });
+      client.send({ type: 'connect', token });
+      assert.equal((await client.next('hello', 5000)).sub, 'alice');
+      client.send({ type: 'subscribe', topic: 'news.world' });
+      await client.next('subscribed');
+      client.send({ type: 'subscribe', topic: 'billing.invoices' });
+      assert.deepEqual([(await client.next('error')).code], ['forbidden']);
+      client.close();
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+    }
   });
 
   it('a run forced past the load client is INCONCLUSIVE (exit 4, an amber badge), not a green PASS; --accept-untrustworthy judges by the thresholds', async () => {

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { base64url, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { authSchema, type AuthConfig } from '../../app/src/topology';
 import { CloseCode, REVOKE_API_PATH, type ServerMessage } from '../../app/src/shared/protocol';
-import { ROTATE_KEYS_PATH } from '../../app/src/idp/dev-idp';
+import { ROTATE_KEYS_PATH } from '../../app/src/idp/clients';
 import { startIdp, TEST_IDP_SECRET, type RunningIdp } from '../helpers/idp';
 import { brokerReplica, startNats } from '../helpers/nats';
 import { eventually, metricValue, startServer, TestClient, type RunningServer } from '../helpers/server';

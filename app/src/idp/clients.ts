@@ -10,6 +10,9 @@ export const DEV_CLIENT = 'ws-dev';
  */
 export const DEV_USER_GRANT = 'urn:ws-notifications:grant-type:dev-user';
 
+/** Where the development IdP's key rotation is asked for (POST, with the clients' secret as a bearer key). */
+export const ROTATE_KEYS_PATH = '/dev/rotate-keys';
+
 /** The development IdP's settings, as its process reads them. */
 export const IDP_ENV = {
   port: 'WS_IDP_PORT',

@@ -1,10 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
+import { ROTATE_KEYS_PATH } from './clients';
 import { createDevProvider, newSigningKey } from './provider';
 
-/** Where the development IdP's key rotation is asked for (POST, with the clients' secret as a bearer key). */
-export const ROTATE_KEYS_PATH = '/dev/rotate-keys';
 
 /**
  * The development IdP as an HTTP server. Its keys rotate as a careful provider's do: the next key
