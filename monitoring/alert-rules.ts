@@ -102,6 +102,14 @@ export function alertRules(topology: Topology): AlertRule[] {
       'Its subscribers get notifications late: the replica delivers slower than publications arrive (CPU, slow consumers, or too many subscriptions on it).',
     ),
     rule(
+      'WsAuthFailureSpike',
+      'warning',
+      `sum by (reason) (rate(ws_auth_failures_total[5m])) > ${alerts.authFailuresPerSecond}`,
+      'Tokens refused: {{ $labels.reason }}',
+      '{{ $value | humanize }}/s connections refused or closed for {{ $labels.reason }}: forged or tampered tokens (signature, algorithm), ' +
+        "clients not refreshing (not_refreshed), a clock or issuer mismatch (expired, issuer, audience), or the provider's keys unreachable (jwks_unavailable).",
+    ),
+    rule(
       'NginxNearCapacity',
       'warning',
       `nginx_connections_active > ${capacity}`,

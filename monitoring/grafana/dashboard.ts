@@ -198,6 +198,27 @@ export function buildDashboard(): Dashboard {
       unit: 'ops',
     },
   ]);
+  l.section('Auth', [
+    {
+      title: 'Auth failures by reason',
+      description:
+        'Tokens refused at connect or refresh and connections closed for auth (3500 invalid, 3502 no connect in time, 3005 not refreshed, 4501 revoked, 1013 keys unreachable).',
+      queries: [[`sum by (reason) (${rate('ws_auth_failures_total')}) > 0`, '{{reason}}']],
+      unit: 'ops',
+    },
+    {
+      title: 'Refreshes, revocations, denials, key fetches',
+      description:
+        'Tokens refreshed in-band, revocations applied, subscribes and publishes no grant allowed, fetches of the provider key set.',
+      queries: [
+        [`sum(${rate('ws_auth_refreshes_total')})`, 'refreshed'],
+        [`sum(${rate('ws_auth_revocations_total')})`, 'revocations'],
+        [`sum by (action) (${rate('ws_auth_denials_total')})`, 'denied: {{action}}'],
+        [`sum by (result) (${rate('ws_auth_jwks_fetches_total')})`, 'JWKS fetch: {{result}}'],
+      ],
+      unit: 'ops',
+    },
+  ]);
   l.section('Traffic', [
     {
       title: 'Messages per second',

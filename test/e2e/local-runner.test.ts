@@ -153,7 +153,19 @@ describe('npm run local', () => {
 
   it('`npm run token` prints a token from the running provider that any WebSocket client can connect with through nginx', async () => {
     const dir = scratchDir('ws-runner-token-');
-    const run = local(['--auth', '--replicas', '1', '--connections', '10', '--duration', '3s', '--linger', '2m', '--report', join(dir, 'r.json')]);
+    const run = local([
+      '--auth',
+      '--replicas',
+      '1',
+      '--connections',
+      '10',
+      '--duration',
+      '3s',
+      '--linger',
+      '2m',
+      '--report',
+      join(dir, 'r.json'),
+    ]);
     try {
       await eventually(() => run.output().includes('load finished'), 60_000, 'the load finished and the run lingers');
       const made = spawnSync('npm', ['run', '--silent', 'token', '--', '--sub', 'alice', '--grant', 'news.*:subscribe', '--ttl', '10m'], {

@@ -42,9 +42,9 @@ describe('promtool accepts what we render', () => {
       const { dir, topology } = writeConfig(input);
       const config = promtool(['check', 'config', 'prometheus.yml'], dir);
       assert.equal(config.status, 0, `${config.stdout}${config.stderr}`);
-      // Every rule we render is one promtool found (10 since the broker's two).
+      // Every rule we render is one promtool found (11 since the auth spike).
       assert.match(config.stdout, new RegExp(`SUCCESS: ${alertRules(topology).length} rules found`));
-      assert.equal(alertRules(topology).length, 10);
+      assert.equal(alertRules(topology).length, 11);
       const rules = promtool(['check', 'rules', 'rules.yml'], dir);
       assert.equal(rules.status, 0, `${rules.stdout}${rules.stderr}`);
     });
@@ -99,6 +99,9 @@ describe('the alert rules fire on the failures they describe (promtool test rule
             { series: 'ws_broker_connected{replica="ws-server-2"}', values: '0x10' },
             { series: 'ws_broker_consumer_lag{replica="ws-server-0"}', values: '0 0 5000 5000 5000 5000 5000 5000 5000 5000 5000' },
             { series: 'ws_broker_consumer_lag{replica="ws-server-1"}', values: '10x10' },
+            // Forged tokens at 10/s; a few expired ones (0.1/s) are normal churn.
+            { series: 'ws_auth_failures_total{reason="signature",replica="ws-server-0"}', values: '0+600x10' },
+            { series: 'ws_auth_failures_total{reason="expired",replica="ws-server-1"}', values: '0+6x10' },
           ],
           alert_rule_test: [
             { eval_time: '1m', alertname: 'WsReplicaDown', exp_alerts: [] },
@@ -115,6 +118,12 @@ describe('the alert rules fire on the failures they describe (promtool test rule
               exp_alerts: [expected('WsHandshakeRejectionSpike', { reason: 'capacity' }, '20')],
             },
             { eval_time: '8m', alertname: 'WsSlowConsumers', exp_alerts: [] },
+            { eval_time: '1m', alertname: 'WsAuthFailureSpike', exp_alerts: [] },
+            {
+              eval_time: '8m',
+              alertname: 'WsAuthFailureSpike',
+              exp_alerts: [expected('WsAuthFailureSpike', { reason: 'signature' }, '10')],
+            },
             { eval_time: '1m', alertname: 'WsBrokerDown', exp_alerts: [] },
             { eval_time: '5m', alertname: 'WsBrokerDown', exp_alerts: [expected('WsBrokerDown', { replica: 'ws-server-1' })] },
             {

@@ -186,6 +186,7 @@ describe('the alert rules', () => {
       'NginxNearCapacity',
       'WsBrokerDown',
       'WsBrokerConsumerLag',
+      'WsAuthFailureSpike',
     ]) {
       assert.ok(byName[name], name);
     }

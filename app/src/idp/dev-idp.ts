@@ -4,7 +4,6 @@ import type { JWK } from 'jose';
 import { ROTATE_KEYS_PATH } from './clients';
 import { createDevProvider, newSigningKey } from './provider';
 
-
 /**
  * The development IdP as an HTTP server. Its keys rotate as a careful provider's do: the next key
  * is published before it signs anything (so replicas that fetched the JWKS since know it, and no

@@ -271,6 +271,8 @@ export const alertsSchema = z
     oversizeMessagesPerSecond: z.number().positive().default(0.1),
     /** Slow-consumer closes per second over 5 minutes. */
     slowConsumerClosesPerSecond: z.number().positive().default(0.5),
+    /** Tokens refused (or connections closed for auth) per second, by reason, over 5 minutes: forged or stale tokens, a provider problem. */
+    authFailuresPerSecond: z.number().positive().default(1),
     /** Publications a replica may be behind the broker's stream before it is warned about. */
     brokerLagMessages: z.number().int().positive().default(1_000),
     /** Share of proxy.targetConnections at which Nginx is warned to be near capacity. */
