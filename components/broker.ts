@@ -17,6 +17,8 @@ export interface NatsServerLaunch {
   serverName?: string;
   /** Route to the other servers of a cluster. @default a single server */
   cluster?: { name: string; listen: string; routes: string };
+  /** A config file with the users (components/broker-auth.ts). @default none: anyone may connect */
+  authFile?: string;
 }
 
 /** How long nats-server gets to flush its store on stop. */
@@ -25,6 +27,8 @@ export const BROKER_STOP_GRACE_MS = 10_000;
 export function natsServerArgv(o: NatsServerLaunch): string[] {
   return [
     'nats-server',
+    // The users come from a file; the flags below override anything else in it.
+    ...(o.authFile ? ['--config', o.authFile] : []),
     '--jetstream',
     '--store_dir',
     o.store,

@@ -1,4 +1,12 @@
-import { CONTROL_KEY_ENV, stopGraceMs, toAuthEnv, toBrokerEnv, toServerEnv, type Topology } from '../app/src/topology';
+import {
+  BROKER_CREDENTIALS_ENV,
+  CONTROL_KEY_ENV,
+  stopGraceMs,
+  toAuthEnv,
+  toBrokerEnv,
+  toServerEnv,
+  type Topology,
+} from '../app/src/topology';
 import type { ComponentSpec } from './spec';
 
 /**
@@ -36,6 +44,11 @@ export interface ServerLaunch {
    * @default broker.urls
    */
   readonly brokerUrls?: string[];
+  /**
+   * The broker user it connects as, and where it reads the password (components/broker-auth.ts).
+   * @default none: it connects without credentials
+   */
+  readonly brokerCredentials?: { readonly user: string; readonly passwordFile: string };
 }
 
 /**
@@ -53,6 +66,12 @@ export function serverSpec(topology: Topology, o: ServerLaunch): ComponentSpec {
       ...toBrokerEnv({ ...topology, broker }),
       ...toAuthEnv(topology.auth),
       [CONTROL_KEY_ENV]: o.controlKeyFile,
+      ...(o.brokerCredentials
+        ? {
+            [BROKER_CREDENTIALS_ENV.user]: o.brokerCredentials.user,
+            [BROKER_CREDENTIALS_ENV.passwordFile]: o.brokerCredentials.passwordFile,
+          }
+        : {}),
     },
     ports: { http: port },
     health: { url: `http://127.0.0.1:${port}/healthz`, probe: 'node', startPeriodMs: 5_000, retries: 3 },

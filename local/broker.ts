@@ -1,8 +1,26 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
 import { brokerSpec } from '../components/broker';
+import { BROKER_USERS, renderBrokerAuth, type BrokerPasswords } from '../components/broker-auth';
+import { writeSecret } from './idp';
+
+/** Generated passwords in secret files of the run, and the users' file nats-server includes. */
+function writeCredentials(dir: string, o: { subjectPrefix: string; stream: string }) {
+  const files = { replica: writeSecret(dir, 'nats-replica-password'), backend: writeSecret(dir, 'nats-backend-password') };
+  const passwords: BrokerPasswords = {
+    replica: readFileSync(files.replica, 'utf8').trim(),
+    backend: readFileSync(files.backend, 'utf8').trim(),
+  };
+  const authFile = join(dir, 'nats-auth.conf');
+  writeFileSync(authFile, renderBrokerAuth({ ...o, passwords }), { mode: 0o600 });
+  const users = {
+    replica: { user: BROKER_USERS.replica, passwordFile: files.replica },
+    backend: { user: BROKER_USERS.backend, passwordFile: files.backend },
+  };
+  return { authFile, users };
+}
 
 /** nats-server with JetStream (Debian's nats-server) on a free loopback port, its store in a directory of the run. */
 export interface LocalBroker {
@@ -14,6 +32,8 @@ export interface LocalBroker {
   restart(downMs?: number): Promise<void>;
   /** Stops it for good (SIGTERM, then SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
+  /** With credentials: each user's name and password file (components/broker-auth.ts). */
+  readonly credentials?: Record<keyof BrokerPasswords, { user: string; passwordFile: string }>;
 }
 
 /** How long after an unexpected exit the broker is started again. */
@@ -24,7 +44,11 @@ const RESTART_DELAY_MS = 1_000;
  * is how the caller owns its children (the local runner marks and records them; tests start them
  * plainly).
  */
-export async function startBroker(dir: string, startProcess: (...args: Parameters<typeof start>) => Owned = start): Promise<LocalBroker> {
+export async function startBroker(
+  dir: string,
+  startProcess: (...args: Parameters<typeof start>) => Owned = start,
+  options: { credentials?: { subjectPrefix: string; stream: string } } = {},
+): Promise<LocalBroker> {
   if (spawnSync('nats-server', ['--version']).error)
     throw new Error(
       'the broker needs nats-server. On Debian/Ubuntu: sudo apt-get install -y nats-server (or turn the broker off: broker.enabled false, npm run local -- --no-broker)',
@@ -33,8 +57,9 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
   const store = join(dir, 'nats');
   mkdirSync(store, { recursive: true });
   mkdirSync(join(dir, 'logs'), { recursive: true });
+  const credentials = options.credentials ? writeCredentials(dir, options.credentials) : undefined;
   // Loopback only.
-  const spec = brokerSpec({ store, port, address: '127.0.0.1' });
+  const spec = brokerSpec({ store, port, address: '127.0.0.1', authFile: credentials?.authFile });
   const launch = async () => {
     const p = startComponent('nats-server', spec, { logFile: join(dir, 'logs', 'nats-server.log'), startProcess });
     await waitForPort(port, p);
@@ -61,6 +86,7 @@ export async function startBroker(dir: string, startProcess: (...args: Parameter
   supervise(current);
   return {
     url: `nats://127.0.0.1:${port}`,
+    credentials: credentials?.users,
     process: () => current,
     async restart(downMs = 1_000) {
       expected = true;

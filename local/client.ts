@@ -36,7 +36,12 @@ export function describeRun(local: LocalRun, lab: NetnsLab | undefined, lingerin
     lines.push(
       `identity provider ${local.idp.issuer} (oidc-provider; discovery ${local.idp.issuer}/.well-known/openid-configuration; clients' secret in ${local.idp.secretFile})`,
     );
-  if (local.broker) lines.push(`broker ${local.broker.url} (nats-server with JetStream; every replica delivers every notification)`);
+  if (local.broker) {
+    const users = local.broker.credentials
+      ? `; users ${local.broker.credentials.replica.user} and ${local.broker.credentials.backend.user} (password files ${local.broker.credentials.backend.passwordFile.replace(/[^/]+$/, '')}), nobody else`
+      : '';
+    lines.push(`broker ${local.broker.url} (nats-server with JetStream; every replica delivers every notification${users})`);
+  }
   if (topology.server.apiKeyFile)
     for (const r of local.replicas) lines.push(`publish API ${r.id}: http://127.0.0.1:${r.port}${PUBLISH_API_PATH}`);
   if (topology.proxy.publishApi)

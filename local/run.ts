@@ -225,7 +225,9 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
   const processes = new RunProcesses();
   try {
     // The broker first: the replicas connect to it as they start.
-    const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own) : undefined;
+    // With auth the broker is closed to strangers too: users with generated passwords (components/broker-auth.ts).
+    const credentials = options.auth ? { subjectPrefix: topology.broker.subjectPrefix, stream: topology.broker.stream } : undefined;
+    const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own, { credentials }) : undefined;
     const host = lab?.hostAddress ?? '127.0.0.1';
     const appDir = await builtApp();
     const idp = options.auth
@@ -236,7 +238,13 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
         tokenTtlMs: options.auth!.tokenTtlMs,
         apiKeyFile: writeSecret(processes.runtimeDir, 'api-key'),
       });
-    const replicas = await startReplicas(topology, processes, { appDir, host, certs, brokerUrl: broker?.url });
+    const replicas = await startReplicas(topology, processes, {
+      appDir,
+      host,
+      certs,
+      brokerUrl: broker?.url,
+      brokerCredentials: broker?.credentials?.replica,
+    });
     const upstreams = replicas.map((r) => `${host}:${r.port}`);
     const front = lab
       ? await startPairFront(topology, processes, { lab, certs, upstreams })
@@ -256,7 +264,13 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
 async function startReplicas(
   topology: Topology,
   processes: RunProcesses,
-  options: { appDir: string; host: string; certs: Certificates; brokerUrl?: string },
+  options: {
+    appDir: string;
+    host: string;
+    certs: Certificates;
+    brokerUrl?: string;
+    brokerCredentials?: { user: string; passwordFile: string };
+  },
 ): Promise<LocalReplica[]> {
   const replicas: LocalReplica[] = [];
   for (let i = 0; i < topology.replicas; i++) {
@@ -268,6 +282,7 @@ async function startReplicas(
       port,
       host: options.host,
       brokerUrls: options.brokerUrl ? [options.brokerUrl] : undefined,
+      brokerCredentials: options.brokerCredentials,
     });
     // The compiled app, as the image runs it (dist/ in its working directory).
     const p = startComponent(id, spec, { cwd: options.appDir, logFile: join(processes.logsDir, `${id}.log`), startProcess: processes.own });

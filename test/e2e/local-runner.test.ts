@@ -149,6 +149,7 @@ describe('npm run local', () => {
     assert.deepEqual([r.connections.failed, r.delivery.lost], [0, 0]);
     assert.deepEqual(r.closesUnexpected, {});
     assert.match(run.output(), /identity provider http:\/\/127\.0\.0\.1:\d+ \(oidc-provider/);
+    assert.match(run.output(), /users ws-replica and ws-backend .*nobody else/, 'the broker took users');
   });
 
   it('`npm run token` prints a token from the running provider that any WebSocket client can connect with through nginx', async () => {

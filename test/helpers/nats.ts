@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBroker } from '../../local/broker';
 import { natsServerArgv } from '../../components/broker';
@@ -11,6 +11,8 @@ import { scratchDir } from './scratch';
 
 export interface RunningNats {
   url: string;
+  /** With credentials: each user's name and password. */
+  credentials?: Record<'replica' | 'backend', { user: string; pass: string }>;
   /** Stops the server and starts it again on the same port and store (file streams survive). */
   restart(downMs?: number): Promise<void>;
   /** Sends the running server a signal (SIGSTOP: a broker that stalls without disconnecting). */
@@ -20,12 +22,21 @@ export interface RunningNats {
   stop(): Promise<void>;
 }
 
-/** A real nats-server with JetStream, started as the local runner starts it, in a temporary folder. */
-export async function startNats(): Promise<RunningNats> {
+/**
+ * A real nats-server with JetStream, started as the local runner starts it, in a temporary folder;
+ * with `credentials`, closed to strangers as the stream of `WS_TEST` needs (components/broker-auth.ts).
+ */
+export async function startNats(options: { credentials?: boolean } = {}): Promise<RunningNats> {
   const dir = scratchDir('ws-nats-test-');
-  const broker = await startBroker(dir);
+  const broker = await startBroker(
+    dir,
+    undefined,
+    options.credentials ? { credentials: { subjectPrefix: 'notify', stream: 'WS_TEST' } } : {},
+  );
+  const read = (c: { user: string; passwordFile: string }) => ({ user: c.user, pass: readFileSync(c.passwordFile, 'utf8').trim() });
   return {
     url: broker.url,
+    credentials: broker.credentials && { replica: read(broker.credentials.replica), backend: read(broker.credentials.backend) },
     restart: (downMs) => broker.restart(downMs),
     signal: (signal) => broker.process().child.kill(signal),
     pid: () => broker.process().child.pid,
@@ -45,7 +56,7 @@ export async function brokerReplica(
   options: { apiKey?: string; auth?: AuthConfig } = {},
 ) {
   const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', ...broker, enabled: true, urls: [nats.url] });
-  const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'));
+  const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'), nats.credentials?.replica);
   const { server, metrics } = createReplica(
     { ...serverSchema.parse({}), replicaId: id },
     { logLevel: 'silent', broker: client, apiKey: options.apiKey, auth: options.auth },

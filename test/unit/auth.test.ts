@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { permissionsFor } from '../../app/src/server/auth/grants';
+import { parseRevocation, RevocationList } from '../../app/src/server/auth/revocations';
 import { ConfigError } from '../../app/src/shared/errors';
 import { authSchema, defineTopology, fromAuthEnv, toAuthEnv, type TopologyInput } from '../../app/src/topology';
 
@@ -121,5 +122,23 @@ describe('auth topology validation', () => {
       () => fromAuthEnv({ WS_AUTH_MODE: 'jwt', WS_AUTH_ISSUER: 'https://idp', WS_AUTH_GRANTS: '[{"topics":[]}]' }),
       /WS_AUTH_GRANTS/,
     );
+  });
+});
+
+describe('revocations', () => {
+  it("close a subject's connections authenticated by then, whatever the token's iat; refuse earlier tokens later", () => {
+    const list = new RevocationList();
+    const at = 1_800_000_000_500;
+    const second = Math.floor(at / 1000);
+    list.add({ sub: 'alice', before: second, at });
+    const sameSecond = { sub: 'alice', issuedAt: second };
+    assert.ok(list.revokes(sameSecond, at - 100), 'refreshed in the same second, before the revocation: closed');
+    assert.ok(!list.revokes(sameSecond, at + 100), 'taken after the revocation: stays');
+    assert.ok(!list.revokes(sameSecond), 'a later connect with a token of that second is taken');
+    assert.ok(list.revokes({ sub: 'alice', issuedAt: second - 1 }), 'an earlier token is refused');
+    assert.ok(!list.revokes({ sub: 'bob', issuedAt: 0 }, 0), 'other subjects are untouched');
+    list.add({ jti: 't-1', until: Math.floor(Date.now() / 1000) + 60 });
+    assert.ok(list.revokes({ sub: 'bob', issuedAt: 0, jti: 't-1' }) && !list.revokes({ sub: 'bob', issuedAt: 0, jti: 't-2' }));
+    assert.deepEqual(parseRevocation({ sub: 'alice', before: 1 }), undefined, 'a subject revocation needs its time');
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CONTROL_KEY_ENV, REPLICA_ID_ENV, defineTopology, fromBrokerEnv, fromServerEnv, stopGraceMs } from '../../app/src/topology';
 import { brokerSpec, natsServerArgv } from '../../components/broker';
+import { renderBrokerAuth } from '../../components/broker-auth';
 import { SERVER_ARGV, serverSpec } from '../../components/server';
 import { vrrpSpec } from '../../components/vrrp';
 import { proxySpec } from '../../components/proxy';
@@ -215,5 +216,29 @@ describe('the targets translate a spec (containerOf, taskContainerOf)', () => {
     assert.deepEqual(t.env, { NAME: '{{.Task.Slot}}' });
     assert.equal(t.stopGracePeriod, '10s');
     assert.deepEqual(taskContainerOf(spec).command, SERVER_ARGV.built);
+  });
+});
+
+describe('the broker users (components/broker-auth.ts)', () => {
+  it('derive the permissions from the subject prefix and refuse a password that could break the config', () => {
+    const text = renderBrokerAuth({
+      subjectPrefix: 'alerts',
+      stream: 'S',
+      passwords: { replica: 'a'.repeat(32), backend: 'b'.repeat(32) },
+    });
+    assert.match(
+      text,
+      /user: "ws-backend", password: "b{32}", permissions: \{ publish: \{ allow: \["alerts\.>"\] \}, subscribe: \{ allow: \["_INBOX_ws-backend\.>"\] \}/,
+    );
+    assert.match(text, /"\$KV\.S_REVOKED\.>"/);
+    assert.throws(
+      () => renderBrokerAuth({ subjectPrefix: 'a', stream: 'S', passwords: { replica: 'x" }, { user: "y', backend: 'b' } }),
+      /not a safe/,
+    );
+    assert.deepEqual(brokerSpec({ store: '/s', port: 4222, authFile: '/run/secrets/nats-auth.conf' }).argv.slice(0, 3), [
+      'nats-server',
+      '--config',
+      '/run/secrets/nats-auth.conf',
+    ]);
   });
 });

@@ -214,8 +214,20 @@ export class JetStreamBroker {
   }
 
   /** Connects, and creates the stream (or brings its limits to the topology's). */
-  static async connect(config: BrokerConfig, name: string, log: Logger): Promise<JetStreamBroker> {
-    const nc = await connect({ servers: config.urls, name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  static async connect(
+    config: BrokerConfig,
+    name: string,
+    log: Logger,
+    credentials?: { user: string; pass: string },
+  ): Promise<JetStreamBroker> {
+    const nc = await connect({
+      servers: config.urls,
+      name,
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      ...credentials,
+    });
     // jetstreamManager asks for the account's JetStream info: a leaderless cluster times it out too.
     const jsm = await whenReady('the JetStream check', log, () => jetstreamManager(nc));
     const wanted = streamConfig(config);

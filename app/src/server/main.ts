@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { CONTROL_KEY_ENV, fromAuthEnv, fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
+import { BROKER_CREDENTIALS_ENV, CONTROL_KEY_ENV, fromAuthEnv, fromBrokerEnv, fromServerEnv, SERVER_ENV } from '../topology/server-env';
 import { ConfigError } from '../shared/errors';
 import { selfExitMs } from '../topology/schema';
 import { EXIT, reportFailure } from '../shared/exit';
@@ -17,8 +17,16 @@ async function main(): Promise<void> {
   const settings = fromServerEnv(process.env);
   const brokerConfig = fromBrokerEnv(process.env);
   const auth = fromAuthEnv(process.env);
+  const user = process.env[BROKER_CREDENTIALS_ENV.user];
+  const credentials = user
+    ? { user, pass: readKey(process.env[BROKER_CREDENTIALS_ENV.passwordFile], BROKER_CREDENTIALS_ENV.passwordFile)! }
+    : undefined;
+  if (user && !credentials?.pass)
+    throw new ConfigError('server environment', [
+      { field: BROKER_CREDENTIALS_ENV.passwordFile, rule: `must name the password file of ${user}` },
+    ]);
   const broker = brokerConfig
-    ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel))
+    ? await JetStreamBroker.connect(brokerConfig, settings.replicaId, createLogger(settings.replicaId, settings.logLevel), credentials)
     : undefined;
   const apiKey = readKey(settings.apiKeyFile, SERVER_ENV.apiKeyFile);
   const controlKey = readKey(process.env[CONTROL_KEY_ENV], CONTROL_KEY_ENV);

@@ -364,7 +364,7 @@ export class NotificationServer {
     let closed = 0;
     for (const peer of this.peers) {
       const identity = peer.auth.identity;
-      if (!identity || !this.revocations.revokes(identity)) continue;
+      if (!identity || !this.revocations.revokes(identity, peer.auth.adoptedAt)) continue;
       this.authClose(peer, { code: CloseCode.revoked, reason: 'revoked', failure: 'revoked' });
       closed++;
     }

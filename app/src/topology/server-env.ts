@@ -64,6 +64,12 @@ export const AUTH_ENV = {
   anonymous: 'WS_AUTH_ANONYMOUS',
 } as const satisfies Record<keyof AuthConfig, string>;
 
+/**
+ * The broker user a replica connects as and the file holding its password (components/broker-auth.ts).
+ * Set by each target, never by hand; without them it connects without credentials.
+ */
+export const BROKER_CREDENTIALS_ENV = { user: 'WS_BROKER_USER', passwordFile: 'WS_BROKER_PASSWORD_FILE' } as const;
+
 /** Names the replica in its hello message and metrics. */
 export const REPLICA_ID_ENV = 'WS_REPLICA_ID';
 /**

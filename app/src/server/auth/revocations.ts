@@ -2,36 +2,46 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { Identity } from './verifier';
 
 /**
- * A revocation: every token of a subject issued before a second (a person locked out, as
- * Keycloak's not-before policy does), or one token by its `jti` until it expires anyway.
+ * A revocation: a subject's tokens (a person locked out), or one token by its `jti` until it
+ * expires anyway. For a subject, `at` is when it was revoked (ms): every connection it had
+ * authenticated by then closes, whatever its token; `before` (seconds) is the not-before for later
+ * connects, as Keycloak's policy has it: `iat` has whole seconds, so a token issued in the
+ * revocation's own second (perhaps just after it) is still taken.
  */
-export type Revocation = { sub: string; before: number } | { jti: string; until: number };
+export type Revocation = { sub: string; before: number; at: number } | { jti: string; until: number };
 
 /** Checks a revocation as it comes off the wire (an admin request, the bucket). */
 export function parseRevocation(value: unknown): Revocation | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const r = value as Record<string, unknown>;
   const text = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
-  if (text(r.sub) && Number.isSafeInteger(r.before)) return { sub: r.sub as string, before: r.before as number };
+  if (text(r.sub) && Number.isSafeInteger(r.before) && Number.isSafeInteger(r.at))
+    return { sub: r.sub as string, before: r.before as number, at: r.at as number };
   if (text(r.jti) && Number.isSafeInteger(r.until)) return { jti: r.jti as string, until: r.until as number };
   return undefined;
 }
 
 /** What this replica knows is revoked. Entries for tokens that have expired anyway are dropped. */
 export class RevocationList {
-  private readonly subjects = new Map<string, number>();
+  private readonly subjects = new Map<string, { before: number; at: number }>();
   private readonly tokens = new Map<string, number>();
 
   add(r: Revocation): void {
-    if ('sub' in r) this.subjects.set(r.sub, Math.max(r.before, this.subjects.get(r.sub) ?? 0));
-    else this.tokens.set(r.jti, r.until);
+    if ('sub' in r) {
+      const known = this.subjects.get(r.sub);
+      this.subjects.set(r.sub, { before: Math.max(r.before, known?.before ?? 0), at: Math.max(r.at, known?.at ?? 0) });
+    } else this.tokens.set(r.jti, r.until);
     const now = Date.now() / 1000;
     for (const [jti, until] of this.tokens) if (until < now) this.tokens.delete(jti);
   }
 
-  revokes(identity: Pick<Identity, 'sub' | 'jti' | 'issuedAt'>): boolean {
-    const before = this.subjects.get(identity.sub);
-    if (before !== undefined && identity.issuedAt < before) return true;
+  /**
+   * Whether a token is revoked; `adoptedAt` (ms), when a connection took it: a connection that
+   * authenticated before its subject's revocation is revoked whatever the token's `iat`.
+   */
+  revokes(identity: Pick<Identity, 'sub' | 'jti' | 'issuedAt'>, adoptedAt?: number): boolean {
+    const subject = this.subjects.get(identity.sub);
+    if (subject && (identity.issuedAt < subject.before || (adoptedAt !== undefined && adoptedAt <= subject.at))) return true;
     return identity.jti !== undefined && this.tokens.has(identity.jti);
   }
 }

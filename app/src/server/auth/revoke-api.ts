@@ -33,8 +33,8 @@ export async function serveRevokeApi(req: IncomingMessage, reply: Reply, target:
   let revocation: Revocation;
   if (body.sub !== undefined) {
     if (!text(body.sub)) return refuse(400, 'sub', 'must be a string of 1 to 256 characters');
-    // Tokens issued in this second stay valid: `iat` has whole seconds, and a token issued just after would otherwise be refused.
-    revocation = { sub: body.sub as string, before: Math.floor(Date.now() / 1000) };
+    const at = Date.now();
+    revocation = { sub: body.sub as string, before: Math.floor(at / 1000), at };
   } else if (body.jti !== undefined) {
     if (!text(body.jti)) return refuse(400, 'jti', 'must be a string of 1 to 256 characters');
     if (!Number.isSafeInteger(body.exp)) return refuse(400, 'exp', "must be the token's exp (seconds since the epoch)");
