@@ -5,11 +5,11 @@
  * `connect` (socket to open), against the goal of issue 25 (ready p99 with auth ≤ 1.3× without),
  * and writes docs/benchmarks/auth.md with the exact commands.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname } from 'node:path';
 import { Command } from 'commander';
+import { benchLocalRun } from './local-run';
 import type { LoadReport } from '../app/src/client/report-model';
 import { runEntryPoint, EXIT } from '../app/src/shared/exit';
 import { DEFAULT_STAGE } from '../app/src/shared/profile';
@@ -22,27 +22,8 @@ const o = new Command('bench:auth')
 
 /** The goal of issue 25: connect p99 with auth at most this many times without. */
 const GOAL_RATIO = 1.3;
-const ROOT = resolve(__dirname, '..');
 
-function local(args: string[]): Promise<{ code: number; report: LoadReport }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-auth-'));
-  const report = join(dir, 'r.json');
-  return new Promise((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args, '--report', report, '--html', join(dir, 'r.html')],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    child.on('error', fail);
-    child.on('close', (code) => {
-      try {
-        done({ code: code ?? 1, report: JSON.parse(readFileSync(report, 'utf8')) });
-      } catch (error) {
-        fail(new Error(`npm run local ${args.join(' ')} exited ${code} without a report: ${(error as Error).message}`));
-      }
-    });
-  });
-}
+const local = (args: string[]) => benchLocalRun(args, 'bench-auth-');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -5,11 +5,11 @@
  * ≤ 25 ms, every time) and that the forced run is INCONCLUSIVE, and writes
  * docs/benchmarks/default-run.md with the exact commands.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { Command } from 'commander';
+import { benchLocalRun } from './local-run';
 import type { LoadReport } from '../app/src/client/report-model';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { DEFAULT_STAGE } from '../app/src/shared/profile';
@@ -23,27 +23,8 @@ const o = program.opts();
 
 /** The goals of issue 14 for the default run. */
 const GOAL = { connectP99Ms: 150, rttP99Ms: 25 };
-const ROOT = resolve(__dirname, '..');
 
-function local(args: string[]): Promise<{ code: number; report: LoadReport }> {
-  const dir = mkdtempSync(join(tmpdir(), 'default-run-'));
-  const report = join(dir, 'r.json');
-  return new Promise((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'scripts/local.ts'), ...args, '--report', report, '--html', join(dir, 'r.html')],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    child.on('error', fail);
-    child.on('close', (code) => {
-      try {
-        done({ code: code ?? 1, report: JSON.parse(readFileSync(report, 'utf8')) });
-      } catch (error) {
-        fail(new Error(`npm run local ${args.join(' ')} exited ${code} without a report: ${(error as Error).message}`));
-      }
-    });
-  });
-}
+const local = (args: string[]) => benchLocalRun(args, 'default-run-');
 
 async function main(): Promise<number> {
   const startedAt = new Date();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { freePort, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
 import { brokerSpec } from '../components/broker';
 import { BROKER_USERS, renderBrokerAuth, type BrokerPasswords } from '../components/broker-auth';
-import { writeSecret } from './idp';
+import { writeSecret } from './secrets';
 
 /** Generated passwords in secret files of the run, and the users' file nats-server includes. */
 function writeCredentials(dir: string, o: { subjectPrefix: string; stream: string }) {

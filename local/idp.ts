@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { ROTATE_KEYS_PATH } from '../app/src/idp/clients';
 import { devAuth, type Topology } from '../app/src/topology';
 import { idpSpec } from '../components/idp';
 import { alive, RUN_PREFIX } from './leftovers';
+import { writeSecret } from './secrets';
 import { freePort, startComponent, stopComponent, waitForPort, type Owned, type start } from './processes';
 
 /** The development OpenID provider of a local run (`npm run local -- --auth`). */
@@ -41,13 +41,6 @@ export function findLocalIdp(root = tmpdir()): { issuer: string; secretFile: str
     })
     .sort((a, b) => b.at - a.at);
   return found[0] && { issuer: found[0].issuer, secretFile: found[0].secretFile };
-}
-
-/** A fresh secret in a file of the run (mode 0600). */
-export function writeSecret(dir: string, name: string): string {
-  const file = join(dir, name);
-  writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-  return file;
 }
 
 /** Starts the provider from the run's compiled app, on a free loopback port; resolves once it answers. */

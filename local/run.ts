@@ -20,7 +20,8 @@ import type { ComponentSpec } from '../components/spec';
 import { nginxExporterSpec, prometheusSpec } from '../components/monitoring';
 import { CLIENT_ARGV } from '../components/load-client';
 import { builtApp } from './build';
-import { startIdp, withDevAuth, writeSecret, type LocalIdp } from './idp';
+import { startIdp, withDevAuth, type LocalIdp } from './idp';
+import { writeSecret } from './secrets';
 
 export const ROOT = resolve(__dirname, '..');
 

@@ -1,4 +1,5 @@
 import { DevIdp } from '../../app/src/idp/dev-idp';
+import { freePort } from '../../local/processes';
 import { devUserToken, type DevUserToken } from '../../app/src/idp/tokens';
 
 export const TEST_IDP_SECRET = 'test-idp-secret-0123456789abcdef';
@@ -14,13 +15,7 @@ export interface RunningIdp {
 /** The real development OpenID provider (oidc-provider) on an ephemeral loopback port. */
 export async function startIdp(): Promise<RunningIdp> {
   // The issuer names the port, which is known only once bound: reserve one first.
-  const { createServer } = await import('node:net');
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
+  const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const idp = new DevIdp({ issuer, clientSecret: TEST_IDP_SECRET });
   await idp.listen(port, '127.0.0.1');

@@ -16,7 +16,7 @@ import {
   type ServerMessage,
   type SUBSCRIPTION_LIMIT_CODES,
 } from '../shared/protocol';
-import type { AuthConfig, GrantAction, ServerConfig } from '../topology';
+import { authSchema, type AuthConfig, type GrantAction, type ServerConfig } from '../topology';
 import { AuthGate, type AuthClose, type PeerAuth } from './auth/gate';
 import { TokenVerifier } from './auth/verifier';
 import { RevocationBus, RevocationList, type Revocation } from './auth/revocations';
@@ -107,9 +107,7 @@ export class NotificationServer {
         jwksFetched: (result) => this.metrics.jwksFetches.inc({ result }),
         log: (error, what) => this.log.warn({ err: error }, what),
       });
-    this.gate = new AuthGate(options.auth ?? ({ mode: 'none' } as AuthConfig), this.verifier, (identity) =>
-      this.revocations.revokes(identity),
-    );
+    this.gate = new AuthGate(options.auth ?? authSchema.parse({}), this.verifier, (identity) => this.revocations.revokes(identity));
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: settings.maxMessageBytes,

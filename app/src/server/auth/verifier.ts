@@ -130,12 +130,9 @@ export class TokenVerifier {
       return new AuthFailure('signature', "the token's signature does not verify");
     if (error instanceof errors.JWKSNoMatchingKey)
       return new AuthFailure('unknown_key', "the token's key (kid) is not in the provider's JWKS");
-    if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError)) {
+    // A fetch that failed, timed out, or answered something other than a key set (jose's generic error).
+    if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError) || error.code === 'ERR_JOSE_GENERIC') {
       this.events.log(error, 'the JWKS could not be fetched');
-      return new AuthFailure('jwks_unavailable', "the provider's keys could not be fetched; try again");
-    }
-    if (error.code === 'ERR_JOSE_GENERIC') {
-      this.events.log(error, 'the JWKS answer was not usable');
       return new AuthFailure('jwks_unavailable', "the provider's keys could not be fetched; try again");
     }
     return new AuthFailure('malformed', 'the token is not a valid JWT');
