@@ -202,7 +202,7 @@ export function buildDashboard(): Dashboard {
     {
       title: 'Auth failures by reason',
       description:
-        'Tokens refused at connect or refresh and connections closed for auth (3500 invalid, 3502 no connect in time, 3005 not refreshed, 4501 revoked, 1013 keys unreachable).',
+        'Tokens refused at connect or refresh and connections closed for auth (4500 invalid, 4001 no connect in time, 4005 not refreshed, 4501 revoked, 1013 keys unreachable).',
       queries: [[`sum by (reason) (${rate('ws_auth_failures_total')}) > 0`, '{{reason}}']],
       unit: 'ops',
     },

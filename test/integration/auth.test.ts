@@ -183,7 +183,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     assert.equal(unauthorized.status, 401);
   });
 
-  it('closes a connection that sends no connect in time (3502)', async () => {
+  it('closes a connection that sends no connect in time (4001)', async () => {
     const quick = await startServer({}, 'auth-quick', { auth: authFor(idp, { connectTimeoutMs: 300 }) });
     try {
       const silent = await TestClient.open(quick.url);
@@ -195,7 +195,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     }
   });
 
-  it('warns before exp, takes a refresh for the same subject, refuses another subject, closes an unrefreshed one with 3005', async () => {
+  it('warns before exp, takes a refresh for the same subject, refuses another subject, closes an unrefreshed one with 4005', async () => {
     const short = await startServer({}, 'auth-exp', { auth: authFor(idp, { refreshAheadMs: 1500, expiryGraceMs: 500 }) });
     try {
       const dave = await connectWith(short, await idp.token({ sub: 'dave', ttlSeconds: 3 }));

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { permissionsFor } from '../../app/src/server/auth/grants';
 import { parseRevocation, RevocationList } from '../../app/src/server/auth/revocations';
 import { ConfigError } from '../../app/src/shared/errors';
+import { APP_CLOSE_CODES } from '../../app/src/shared/protocol';
 import { authSchema, defineTopology, fromAuthEnv, toAuthEnv, type TopologyInput } from '../../app/src/topology';
 
 const auth = (input: Record<string, unknown>) => authSchema.parse({ mode: 'jwt', issuer: 'https://idp.example/realms/acme', ...input });
@@ -140,5 +143,16 @@ describe('revocations', () => {
     list.add({ jti: 't-1', until: Math.floor(Date.now() / 1000) + 60 });
     assert.ok(list.revokes({ sub: 'bob', issuedAt: 0, jti: 't-1' }) && !list.revokes({ sub: 'bob', issuedAt: 0, jti: 't-2' }));
     assert.deepEqual(parseRevocation({ sub: 'alice', before: 1 }), undefined, 'a subject revocation needs its time');
+  });
+});
+
+describe('close codes', () => {
+  it("the README's table lists every application close code, with its reconnect advice", () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| (4\d{3}) \|[^|]*\| ([^|]*?) *\|$/gm)].map((m) => [Number(m[1]), !m[2].startsWith('do not')]);
+    const table = Object.values(APP_CLOSE_CODES).map((c) => [c.code, c.reconnect]);
+    assert.deepEqual(rows.sort(), table.sort());
+    for (const { code, reconnect } of Object.values(APP_CLOSE_CODES))
+      assert.equal(reconnect, code < 4500, `${code} is in its half of the range`);
   });
 });

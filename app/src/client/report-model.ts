@@ -114,8 +114,8 @@ export interface LoadReport {
   };
   /**
    * With auth (profile `tokens`): tokens fetched from the provider, refreshes the server took,
-   * connections refused for their token (3500-3502), closed for a token that expired unrefreshed
-   * (3005), and closed by a revocation (4501). Absent without tokens.
+   * connections refused for their token (4500, 4502, 4001), closed for a token that expired unrefreshed
+   * (4005), and closed by a revocation (4501). Absent without tokens.
    */
   auth?: { tokens: number; refreshed: number; denied: number; expiredCloses: number; revokedCloses: number };
   latency: {

@@ -54,14 +54,14 @@ export interface RunContext {
   readonly tokens?: TokenSource;
 }
 
+/** A refused publication is sent again at most this often (about 10 s of broker outage). */
+const PUBLISH_RETRIES = 20;
+
 /**
  * Closes the server sends to move a client elsewhere: going away (drain, a reload's retired
  * proxy worker, a rebalance), service restart, try again later. The client reconnects, as
  * asked: nothing was cut.
  */
-/** A refused publication is sent again at most this often (about 10 s of broker outage). */
-const PUBLISH_RETRIES = 20;
-
 const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode.serviceRestart, CloseCode.tryAgainLater];
 /** Closes that refuse the token a connection offered. */
 const TOKEN_REFUSED_CODES: readonly number[] = [CloseCode.invalidToken, CloseCode.badRequest, CloseCode.authTimeout];
@@ -175,7 +175,7 @@ export class VirtualUser {
     if (!tokens) return;
     this.fetchToken(tokens).then(
       (held) => this.send({ type: 'refresh', token: held.token }),
-      () => undefined, // counted; the server closes with 3005 after the grace, and the reconnect fetches again
+      () => undefined, // counted; the server closes with 4005 after the grace, and the reconnect fetches again
     );
   }
 

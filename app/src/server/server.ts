@@ -320,7 +320,7 @@ export class NotificationServer {
 
   /**
    * Before its `connect` is accepted a connection may send only that one `connect`; anything else
-   * closes it (3501), as does a refused token (auth/gate.ts).
+   * closes it (4502), as does a refused token (auth/gate.ts).
    */
   private beforeConnect(peer: Peer, message: ClientMessage): void {
     if (message.type !== 'connect' || peer.auth.pending!.verifying)

@@ -57,7 +57,7 @@ export type ServerMessage =
       sub?: string;
       expiresAt?: number;
     }
-  /** The token expires at `expiresAt` (ms since the epoch): send `refresh`, or be closed with 3005 after the grace. */
+  /** The token expires at `expiresAt` (ms since the epoch): send `refresh`, or be closed with 4005 after the grace. */
   | { type: 'expiring'; expiresAt: number }
   | { type: 'refreshed'; expiresAt: number }
   | { type: 'echo'; id: number | string; ts: number; payload?: string }
@@ -196,23 +196,31 @@ export function nowMs(): number {
 }
 
 /**
- * Close codes the project uses: RFC 6455 §7.4, and for auth Centrifugo's (its 3000–3499 mean
- * "reconnect", 3500–3999 "do not reconnect as you are"), so its SDKs read them right.
+ * The project's own close codes, in RFC 6455's application range (4000–4999), split the way
+ * Centrifugo splits its 3000s: 4000–4499 mean "reconnect", 4500–4999 "do not reconnect as you
+ * are" (fix the client or get a new token first). One table: the server closes with these, the
+ * load client reads them from here, and a test holds the README's table to it.
  */
-export const CloseCode = {
-  /** The token expired and was not refreshed: reconnect with a fresh one. */
-  tokenExpired: 3005,
+export const APP_CLOSE_CODES = {
+  /** No `connect` within auth.connectTimeoutMs. */
+  authTimeout: { code: 4001, reconnect: true },
+  /** The token expired and was not refreshed within the grace: reconnect with a fresh one. */
+  tokenExpired: { code: 4005, reconnect: true },
   /** The token was refused (bad signature, issuer, audience, algorithm...): the reason says why. */
-  invalidToken: 3500,
-  /** A message other than `connect` before the connection was authenticated. */
-  badRequest: 3501,
-  /** No `connect` within auth.connectTimeoutMs (Centrifugo's "stale"). */
-  authTimeout: 3502,
-  /**
-   * Its token (by `jti`) or subject (tokens issued before the revocation) was revoked: in
-   * Centrifugo's application range that means "do not reconnect as you are" (a fresh token may).
-   */
-  revoked: 4501,
+  invalidToken: { code: 4500, reconnect: false },
+  /** Its token (by `jti`) or subject (tokens issued before the revocation) was revoked. */
+  revoked: { code: 4501, reconnect: false },
+  /** A message other than `connect` before the connection was authenticated, or a second `connect`. */
+  badRequest: { code: 4502, reconnect: false },
+} as const satisfies Record<string, { code: number; reconnect: boolean }>;
+
+/** Close codes the project uses: RFC 6455 §7.4, and the application's own above. */
+export const CloseCode = {
+  tokenExpired: APP_CLOSE_CODES.tokenExpired.code,
+  invalidToken: APP_CLOSE_CODES.invalidToken.code,
+  badRequest: APP_CLOSE_CODES.badRequest.code,
+  authTimeout: APP_CLOSE_CODES.authTimeout.code,
+  revoked: APP_CLOSE_CODES.revoked.code,
   normal: 1000,
   goingAway: 1001,
   protocolError: 1002,

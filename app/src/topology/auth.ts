@@ -68,18 +68,18 @@ export const authSchema = z
     algorithms: z.array(z.enum(TOKEN_ALGORITHMS)).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
     /** How far apart the provider's clock and a replica's may be, for `exp` and `nbf`. */
     clockSkewMs: z.number().int().min(0).max(300_000).default(5_000),
-    /** A connection that has not sent its `connect` within this is closed (3502). */
+    /** A connection that has not sent its `connect` within this is closed (4001). */
     connectTimeoutMs: positiveMs.default(10_000),
     /** The server warns (`expiring`) this long before a token's `exp`, or at half its remaining life if that is sooner. */
     refreshAheadMs: positiveMs.default(30_000),
-    /** A connection whose token expired and was not refreshed is closed (3005) this long after `exp`. */
+    /** A connection whose token expired and was not refreshed is closed (4005) this long after `exp`. */
     expiryGraceMs: z.number().int().min(0).default(5_000),
     /**
      * How long a revocation is kept (in the broker's bucket): at least the longest token lifetime,
      * after which every token it covered has expired anyway.
      */
     revocationTtlMs: positiveMs.default(86_400_000),
-    /** Tokens longer than this are refused (3500) before any parsing. */
+    /** Tokens longer than this are refused (4500) before any parsing. */
     maxTokenBytes: z.number().int().min(256).max(60_000).default(8_192),
     /**
      * A claim in which the provider lists grants itself, as `pattern:action[,action]` strings

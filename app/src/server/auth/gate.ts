@@ -119,7 +119,7 @@ export class AuthGate {
   }
 }
 
-/** A refused token's close: 1013 when the provider could not be asked (try again), 3500 otherwise. */
+/** A refused token's close: 1013 when the provider could not be asked (try again), 4500 otherwise. */
 function closeFor(error: unknown): AuthClose {
   if (!(error instanceof AuthFailure)) throw error;
   const code =
