@@ -209,7 +209,7 @@ export function ensureTopologyCertificates(
 }
 
 /** A secret file, made when missing or forced, with its mode; returns its path. */
-function ensureSecret(file: string, make: () => Buffer | string, mode: number, force = false): string {
+export function ensureSecret(file: string, make: () => Buffer | string, mode: number, force = false): string {
   if (!existsSync(file) || force) writeFileSync(file, make());
   chmodSync(file, mode);
   return file;

@@ -12,6 +12,14 @@
 /** The users' names. */
 export const BROKER_USERS = { replica: 'ws-replica', backend: 'ws-backend' } as const;
 
+/** The secret files' names, beside the certificates (certs/generate.ts) or in a local run's directory. */
+export const BROKER_SECRET_FILES = {
+  replica: 'nats-replica-password',
+  backend: 'nats-backend-password',
+  /** The rendered users (renderBrokerAuth), which hold both passwords. */
+  config: 'nats-auth.conf',
+} as const;
+
 /** The inbox prefix a backend must connect with (nats.js `inboxPrefix`) to get JetStream's acknowledgements. */
 export const BACKEND_INBOX_PREFIX = `_INBOX_${BROKER_USERS.backend}`;
 

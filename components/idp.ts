@@ -7,6 +7,9 @@ export const IDP_ARGV = {
   source: ['node', '--import', 'tsx', 'app/src/idp/main.ts'],
 } as const;
 
+/** The clients' secret file's name, beside the certificates (certs/generate.ts) or in a local run's directory. */
+export const IDP_SECRET_FILE = 'idp-secret';
+
 export interface IdpLaunch {
   /** The URL replicas and clients reach it at (its tokens' `iss`). */
   readonly issuer: string;

@@ -1,5 +1,6 @@
 import { proxyHost, type Topology } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
+import { loadTokensSchema } from '../app/src/shared/profile';
 import type { ComponentSpec } from './spec';
 
 /**
@@ -31,6 +32,12 @@ export interface LoadJobLaunch {
   readonly caFile: string;
   /** The directory the reports are written to. */
   readonly reportsDir: string;
+  /**
+   * The provider each virtual user takes its token from, and where the job reads the client
+   * secret: the deployment's development IdP (its lifetime stays the profile's).
+   * @default the profile's own `tokens`, if any
+   */
+  readonly tokens?: { readonly issuer: string; readonly secretFile: string };
 }
 
 /**
@@ -39,7 +46,8 @@ export interface LoadJobLaunch {
  * is on. SIGTERM ends a run early: it settles and writes its report.
  */
 export function loadJobSpec(topology: Topology, o: LoadJobLaunch): ComponentSpec {
-  const { proxy, server, load, monitoring } = topology;
+  const { proxy, server, monitoring } = topology;
+  const load = o.tokens ? { ...topology.load, tokens: loadTokensSchema.parse({ ...topology.load.tokens, ...o.tokens }) } : topology.load;
   return {
     argv: ['timeout', '--kill-after=10s', `${jobLimitSeconds(load)}s`, ...CLIENT_ARGV.built],
     env: {

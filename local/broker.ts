@@ -3,17 +3,17 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
 import { brokerSpec } from '../components/broker';
-import { BROKER_USERS, renderBrokerAuth, type BrokerPasswords } from '../components/broker-auth';
+import { BROKER_SECRET_FILES, BROKER_USERS, renderBrokerAuth, type BrokerPasswords } from '../components/broker-auth';
 import { writeSecret } from './secrets';
 
 /** Generated passwords in secret files of the run, and the users' file nats-server includes. */
 function writeCredentials(dir: string, o: { subjectPrefix: string; stream: string }) {
-  const files = { replica: writeSecret(dir, 'nats-replica-password'), backend: writeSecret(dir, 'nats-backend-password') };
+  const files = { replica: writeSecret(dir, BROKER_SECRET_FILES.replica), backend: writeSecret(dir, BROKER_SECRET_FILES.backend) };
   const passwords: BrokerPasswords = {
     replica: readFileSync(files.replica, 'utf8').trim(),
     backend: readFileSync(files.backend, 'utf8').trim(),
   };
-  const authFile = join(dir, 'nats-auth.conf');
+  const authFile = join(dir, BROKER_SECRET_FILES.config);
   writeFileSync(authFile, renderBrokerAuth({ ...o, passwords }), { mode: 0o600 });
   const users = {
     replica: { user: BROKER_USERS.replica, passwordFile: files.replica },

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROTATE_KEYS_PATH } from '../app/src/idp/clients';
 import { devAuth, type Topology } from '../app/src/topology';
-import { idpSpec } from '../components/idp';
+import { IDP_SECRET_FILE, idpSpec } from '../components/idp';
 import { alive, RUN_PREFIX } from './leftovers';
 import { writeSecret } from './secrets';
 import { freePort, startComponent, stopComponent, waitForPort, type Owned, type start } from './processes';
@@ -50,7 +50,7 @@ export async function startIdp(
 ): Promise<LocalIdp> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const secretFile = writeSecret(runtimeDir, 'idp-secret');
+  const secretFile = writeSecret(runtimeDir, IDP_SECRET_FILE);
   const spec = idpSpec({ issuer, port, host: '127.0.0.1', secretFile });
   const p = startComponent('idp', spec, { cwd: o.appDir, logFile: join(o.logsDir, 'idp.log'), startProcess: o.startProcess });
   await waitForPort(port, p, undefined, '127.0.0.1');

@@ -9,6 +9,7 @@ import type { Topology } from '../app/src/topology';
 import { deploymentTopology } from '../deployment';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { ensureTopologyCertificates } from '../certs/generate';
+import { ensureServiceSecrets } from '../certs/secrets';
 import { projectPaths } from '../stacks/paths';
 import Docker from 'dockerode';
 import { jobLimitSeconds, REPORT_FILE } from '../components/load-client';
@@ -39,6 +40,8 @@ function main(action: string | undefined): number | Promise<number> {
   if (action === 'deploy') {
     const { outcome } = ensureTopologyCertificates(topology, ROOT);
     console.log(`certificates ${outcome} in ${paths.certsDir}`);
+    ensureServiceSecrets(topology, paths.secretsDir);
+    console.log(`broker and IdP secrets in ${paths.secretsDir}`);
     mkdirSync(paths.reportsDir, { recursive: true });
   }
 

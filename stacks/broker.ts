@@ -12,6 +12,8 @@ export const BROKER_PATHS = {
   clientPort: BROKER_CLIENT_PORT,
   monitoringPort: 8222,
   store: '/data',
+  /** The users (components/broker-auth.ts), bind-mounted read-only. */
+  authFile: '/etc/nats/auth.conf',
 } as const;
 
 /** Reads the topology's `broker` and `images.nats`. */
@@ -26,11 +28,14 @@ export interface BrokerProps extends EngineContainerProps {
    * @default 10 s
    */
   readonly stopGraceMs?: number;
+  /** The users' file on this machine (certs/generate.ts renders it): nobody connects without a password. */
+  readonly authFile: string;
 }
 
 /**
  * The broker every replica shares: nats-server with JetStream, its file store on a named volume
  * that outlives the container (a replaced container keeps every topic's history and the epoch).
+ * Closed to strangers: only the users of its auth file connect (the replicas', a backend's).
  * The monitoring endpoint (/healthz, /varz, /jsz) is published on 127.0.0.1 only; clients reach
  * the broker over the service network alone.
  */
@@ -50,13 +55,17 @@ export class Broker extends Construct {
       port: BROKER_PATHS.clientPort,
       monitoringPort: BROKER_PATHS.monitoringPort,
       serverName: this.name,
+      authFile: BROKER_PATHS.authFile,
     });
     this.container = new Container(this, 'container', {
       name: this.name,
       image: image.imageId,
       // The public image's entrypoint runs the command; the offline stand-in has nats-server on PATH.
       ...containerOf(withStopGrace(spec, props.stopGraceMs)),
-      volumes: [{ volumeName: this.volume.name, containerPath: BROKER_PATHS.store }],
+      volumes: [
+        { volumeName: this.volume.name, containerPath: BROKER_PATHS.store },
+        { hostPath: props.authFile, containerPath: BROKER_PATHS.authFile, readOnly: true },
+      ],
       ports: [{ internal: BROKER_PATHS.monitoringPort, external: broker.monitoringPort, ip: '127.0.0.1' }],
       networksAdvanced: [{ name: props.networkName, aliases: [this.name] }],
       restart: 'unless-stopped',

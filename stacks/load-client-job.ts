@@ -4,6 +4,8 @@ import { Container } from '@cdktf/provider-docker/lib/container';
 import { jobLimitSeconds, loadJobSpec, REPORT_FILE } from '../components/load-client';
 import { containerEnv, containerLabels, type EngineContainerProps } from './container-attributes';
 import { PROXY_PATHS } from './nginx-proxy';
+import { IDP_SECRET_PATH } from './idp';
+import { DEV_IDP_ISSUER } from '../app/src/topology';
 
 export interface LoadClientJobProps extends EngineContainerProps {
   readonly imageId: string;
@@ -18,6 +20,11 @@ export interface LoadClientJobProps extends EngineContainerProps {
    * @default the image's user
    */
   readonly user?: string;
+  /**
+   * The development IdP's client secret on this machine: each virtual user takes a token from ws-idp.
+   * @default no tokens (auth off, or the profile's own)
+   */
+  readonly idpSecretFile?: string;
   /** The job starts once these are done (the proxy's config is live). */
   readonly after: ITerraformDependable[];
 }
@@ -42,7 +49,8 @@ export class LoadClientJob extends Construct {
       triggersReplace: { run_id: props.runId },
     });
 
-    const spec = loadJobSpec(props.topology, { httpsPort: PROXY_PATHS.httpsPort, caFile: '/certs/ca.crt', reportsDir: '/reports' });
+    const tokens = props.idpSecretFile ? { issuer: DEV_IDP_ISSUER, secretFile: IDP_SECRET_PATH } : undefined;
+    const spec = loadJobSpec(props.topology, { httpsPort: PROXY_PATHS.httpsPort, caFile: '/certs/ca.crt', reportsDir: '/reports', tokens });
     this.container = new Container(this, 'container', {
       name: LOAD_JOB_NAME,
       image: props.imageId,
@@ -53,6 +61,7 @@ export class LoadClientJob extends Construct {
       volumes: [
         { hostPath: props.caFile, containerPath: '/certs/ca.crt', readOnly: true },
         { hostPath: props.reportsDir, containerPath: '/reports' },
+        ...(props.idpSecretFile ? [{ hostPath: props.idpSecretFile, containerPath: IDP_SECRET_PATH, readOnly: true }] : []),
       ],
       networksAdvanced: [{ name: props.networkName }],
       attach: true,

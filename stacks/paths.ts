@@ -10,6 +10,8 @@ export interface ProjectPaths {
   readonly root: string;
   /** Certificates (bind-mounted read-only; never uploaded, so keys stay out of state). */
   readonly certsDir: string;
+  /** The broker's and the development IdP's secrets (certs/secrets.ts): bind-mounted file by file. */
+  readonly secretsDir: string;
   /** Live files of a deployment (the proxy's rendered config), written at apply time. */
   readonly deployDir: string;
   /** Where the load-client job writes its report. */
@@ -21,6 +23,7 @@ export function projectPaths(root: string, topology: Topology): ProjectPaths {
   return {
     root,
     certsDir: abs(topology.tls.dir),
+    secretsDir: resolve(root, '.secrets', topology.name),
     deployDir: resolve(root, '.deploy', topology.name),
     reportsDir: resolve(root, 'reports'),
   };

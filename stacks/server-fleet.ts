@@ -3,6 +3,7 @@ import type { ITerraformDependable } from 'cdktf';
 import { Container } from '@cdktf/provider-docker/lib/container';
 import { replicaName, SERVER_NAME } from '../app/src/topology';
 import { serverSpec } from '../components/server';
+import { BROKER_USERS } from '../components/broker-auth';
 import { containerLabels, containerOf, type EngineContainerProps } from './container-attributes';
 
 /** Reads the topology's `replicas` and `server`. */
@@ -15,7 +16,15 @@ export interface ServerFleetProps extends EngineContainerProps {
   readonly after?: ITerraformDependable[];
   /** The control key's file on this machine (tls.controlKey), bind-mounted read-only at CONTROL_KEY_PATH. */
   readonly controlKeyFile: string;
+  /**
+   * The replicas' broker password on this machine, bind-mounted read-only at BROKER_PASSWORD_PATH.
+   * @default none: they connect without credentials (no broker, or one open to all)
+   */
+  readonly brokerPasswordFile?: string;
 }
+
+/** Where a server container finds its broker password. */
+export const BROKER_PASSWORD_PATH = '/run/secrets/nats-password';
 
 /** Where a server container (or task) finds the control key: a read-only mount, or a swarm secret. */
 export const CONTROL_KEY_PATH = '/run/secrets/control.key';
@@ -27,6 +36,7 @@ export class ServerFleet extends Construct {
 
   constructor(scope: Construct, id: string, props: ServerFleetProps) {
     super(scope, id);
+    const brokerCredentials = props.brokerPasswordFile ? { user: BROKER_USERS.replica, passwordFile: BROKER_PASSWORD_PATH } : undefined;
     for (let i = 0; i < props.topology.replicas; i++) {
       // The construct id is the name too, so ids are stable per index.
       const name = replicaName(i);
@@ -35,9 +45,14 @@ export class ServerFleet extends Construct {
         name,
         image: props.imageId,
         // SIGTERM drains (1001 spread over the window); Docker kills after the stop grace.
-        ...containerOf(serverSpec(props.topology, { replicaId: name, controlKeyFile: CONTROL_KEY_PATH })),
+        ...containerOf(serverSpec(props.topology, { replicaId: name, controlKeyFile: CONTROL_KEY_PATH, brokerCredentials })),
         networksAdvanced: [{ name: props.networkName, aliases: [SERVER_NAME] }],
-        volumes: [{ hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true }],
+        volumes: [
+          { hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true },
+          ...(props.brokerPasswordFile
+            ? [{ hostPath: props.brokerPasswordFile, containerPath: BROKER_PASSWORD_PATH, readOnly: true }]
+            : []),
+        ],
         restart: 'unless-stopped',
         // A replica that never turns healthy fails the deploy, naming this resource.
         wait: true,

@@ -2,7 +2,9 @@ import type { Construct } from 'constructs';
 import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { join } from 'node:path';
-import { proxyHost, type Topology } from '../app/src/topology';
+import { proxyHost, usesDevelopmentIdp, type Topology } from '../app/src/topology';
+import { serviceSecretFiles } from '../certs/secrets';
+import { DevIdentityProvider } from './idp';
 import { REPORT_FILE } from '../components/load-client';
 import { LOAD_JOB_NAME, LoadClientJob } from './load-client-job';
 import { Broker } from './broker';
@@ -32,7 +34,8 @@ export interface WsNotificationsStackProps {
 }
 
 /**
- * The whole system on one Docker engine: network, broker (NATS JetStream), server fleet, Nginx proxy, monitoring
+ * The whole system on one Docker engine: network, broker (NATS JetStream, closed to strangers),
+ * the development IdP (auth.mode jwt without a provider), server fleet, Nginx proxy, monitoring
  * (Prometheus, the nginx exporter, Grafana; switchable off in the topology) and the load-client job.
  */
 export class WsNotificationsStack extends TerraformStack {
@@ -41,6 +44,8 @@ export class WsNotificationsStack extends TerraformStack {
   readonly loadJob: LoadClientJob;
   readonly monitoring?: Monitoring;
   readonly broker?: Broker;
+  /** The development OpenID provider, with auth.mode jwt and no provider named. */
+  readonly idp?: DevIdentityProvider;
 
   constructor(scope: Construct, id: string, props: WsNotificationsStackProps) {
     super(scope, id);
@@ -54,15 +59,26 @@ export class WsNotificationsStack extends TerraformStack {
 
     const { appImage, proxyImage } = this.images(topology, paths);
 
-    if (topology.broker.enabled) this.broker = new Broker(this, 'broker', { topology, networkName: network.name, labels });
+    const secrets = serviceSecretFiles(paths.secretsDir);
+    if (topology.broker.enabled)
+      this.broker = new Broker(this, 'broker', { topology, networkName: network.name, labels, authFile: secrets.broker.config });
+    if (usesDevelopmentIdp(topology.auth))
+      this.idp = new DevIdentityProvider(this, 'idp', {
+        topology,
+        networkName: network.name,
+        labels,
+        imageId: appImage.imageId,
+        secretFile: secrets.idp,
+      });
 
     this.fleet = new ServerFleet(this, 'fleet', {
       topology,
       imageId: appImage.imageId,
       networkName: network.name,
       labels,
-      after: this.broker ? [this.broker.container] : undefined,
+      after: [this.broker?.container, this.idp?.container].filter((c) => c !== undefined),
       controlKeyFile: join(paths.certsDir, topology.tls.controlKey),
+      ...(this.broker ? { brokerPasswordFile: secrets.broker.replica } : {}),
     });
 
     this.proxy = new NginxProxy(this, 'proxy', {
@@ -113,6 +129,7 @@ export class WsNotificationsStack extends TerraformStack {
       reportsDir: paths.reportsDir,
       runId: props.loadRunId ?? '1',
       user: props.loadUser,
+      ...(this.idp ? { idpSecretFile: serviceSecretFiles(paths.secretsDir).idp } : {}),
       after: this.monitoring ? [this.proxy.reload, this.monitoring.reload, this.monitoring.exporter] : [this.proxy.reload],
       labels,
     });

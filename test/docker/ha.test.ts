@@ -9,8 +9,9 @@ import { runLoad } from '../../app/src/client/coordinator';
 import { buildReport } from '../../app/src/client/report';
 import { defineTopology, proxyNames } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
-import { projectPaths } from '../../stacks/paths';
 import { ensureTopologyCertificates } from '../../certs/generate';
+import { ensureServiceSecrets } from '../../certs/secrets';
+import { projectPaths } from '../../stacks/paths';
 import { VRRP_MASTER_METRIC } from '../../keepalived/render';
 import { prometheusQuery } from '../helpers/prometheus';
 import { retrying } from '../helpers/server';
@@ -78,6 +79,7 @@ describe('the HA pair on a real Docker engine', { concurrency: false }, () => {
     await readyEngine(docker, offlineImages);
     // The certificate must cover the virtual address (issued again by the same CA if it does not).
     ensureTopologyCertificates(topology, ROOT);
+    ensureServiceSecrets(topology, projectPaths(ROOT, topology).secretsDir);
     stackDir = synth(3);
     deployer = chooseDeployer(stackDir, (l) => logLines.push(l));
     for (const c of await docker.listContainers({ all: true, filters: { label: [`ws-notifications.stack=${topology.name}`] } }))

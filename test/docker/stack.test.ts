@@ -19,6 +19,12 @@ import { nginxWorkers } from '../../control/reload';
 import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/control';
 import { PROXY_PATHS } from '../../stacks/nginx-proxy';
 import { scratchDir } from '../helpers/scratch';
+import { ensureServiceSecrets, serviceSecretFiles } from '../../certs/secrets';
+import { projectPaths } from '../../stacks/paths';
+import { BROKER_USERS } from '../../components/broker-auth';
+import { BROKER_PATHS } from '../../stacks/broker';
+import { DEV_IDP } from '../../app/src/topology';
+import { CloseCode } from '../../app/src/shared/protocol';
 
 /**
  * The synthesized stack on a real Docker engine: deploy, scale in code under load, destroy, and
@@ -115,6 +121,15 @@ async function brokerStream(): Promise<{ created: string; messages: number }> {
   return { created: stream.created, messages: stream.state.messages };
 }
 
+/**
+ * What nats-server answers a client that connects from the service network (inside ws-server-0)
+ * with these credentials: the raw protocol, CONNECT then PING; "PONG" when let in.
+ */
+function natsAnswer(credentials: { user: string; pass: string } | Record<string, never>): string {
+  const script = `const s=require('net').connect(${BROKER_PATHS.clientPort},'ws-nats');let b='';s.on('data',d=>{b+=d;if(/PONG|-ERR/.test(b)){console.log(b.split('\\r\\n').filter(l=>/PONG|-ERR/.test(l)).join(' '));s.destroy()}});s.write('CONNECT '+JSON.stringify(${JSON.stringify({ verbose: false, ...credentials })})+'\\r\\nPING\\r\\n');setTimeout(()=>console.log('timeout'),5000).unref()`;
+  return spawnSync('docker', ['exec', 'ws-server-0', 'node', '-e', script], { encoding: 'utf8' }).stdout.trim();
+}
+
 const retiringWorkers = async () =>
   (await nginxWorkers(dockerProxy({ container: 'ws-nginx', pidFile: PROXY_PATHS.pid, configFile: PROXY_PATHS.config }))).retiring;
 
@@ -125,6 +140,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
   before(async () => {
     await readyEngine(docker, offlineImages);
     ensureTopologyCertificates(topologyFor(3), ROOT);
+    ensureServiceSecrets(topologyFor(3), projectPaths(ROOT, topologyFor(3)).secretsDir);
     stackDir = synth(3);
     deployer = chooseDeployer(stackDir, log);
     // Leftovers of an interrupted earlier run would collide with the names.
@@ -168,6 +184,11 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.ok(report.delivery.accounted && report.delivery.published > 0, JSON.stringify(report.delivery));
     assert.equal(report.delivery.lost, 0, JSON.stringify(report.delivery));
     assert.ok(report.delivery.crossReplica > 0, 'notifications crossed replicas');
+    // The broker is closed to strangers: the replicas' user is let in, nobody without a password.
+    const secrets = serviceSecretFiles(projectPaths(ROOT, topologyFor(3)).secretsDir);
+    assert.match(natsAnswer({}), /-ERR 'Authorization Violation'/);
+    assert.match(natsAnswer({ user: BROKER_USERS.replica, pass: 'wrong' }), /-ERR 'Authorization Violation'/);
+    assert.equal(natsAnswer({ user: BROKER_USERS.replica, pass: readFileSync(secrets.broker.replica, 'utf8').trim() }), 'PONG');
 
     // One publication on one replica, delivered on all three.
     const { tls } = topologyFor(3);
@@ -377,6 +398,32 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     await deployer.apply(stackDir);
     assert.notEqual((await running()).get('ws-nats')!.Id, oldId, 'a new container');
     assert.deepEqual(await retrying(brokerStream, 30_000), before, 'the same stream, created at the same time, with the same messages');
+  });
+
+  it('with auth.mode jwt: the ws-idp container issues the tokens, the load job passes with them, a stranger is refused', async () => {
+    rmSync(REPORT, { force: true });
+    stackDir = synth(2, { auth: { mode: 'jwt' } });
+    const { outputs } = await deployer.apply(stackDir);
+    assert.equal((await running()).get(DEV_IDP.host)?.State, 'running');
+    assert.equal(outputs.load_exit_code, 0);
+    const report = JSON.parse(readFileSync(REPORT, 'utf8'));
+    assert.equal(report.connections.failed, 0);
+    assert.ok(report.auth, 'the report counts auth');
+    assert.equal(report.auth.tokens, 300, 'a token per virtual user, from ws-idp');
+    assert.equal(report.auth.denied, 0);
+    assert.equal(report.delivery.lost, 0, JSON.stringify(report.delivery));
+    assert.equal(report.passed, true);
+    // Without a token, nothing but connect: a subscribe first is closed with the documented code.
+    const { tls } = topologyFor(2);
+    const stranger = await TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, {
+      ca: readFileSync(join(ROOT, tls.dir, tls.caCert)),
+    });
+    stranger.send({ type: 'subscribe', topic: 'docker-test' });
+    const closed = await stranger.closed;
+    assert.equal(closed.code, CloseCode.badRequest);
+    console.log(
+      `auth on docker: ${report.auth.tokens} tokens from ws-idp, ${report.connections.opened} connections, lost ${report.delivery.lost}`,
+    );
   });
 
   it('destroy removes everything it created; a second destroy is a no-op', async () => {

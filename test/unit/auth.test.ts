@@ -7,7 +7,17 @@ import { permissionsFor } from '../../app/src/server/auth/grants';
 import { parseRevocation, RevocationList } from '../../app/src/server/auth/revocations';
 import { ConfigError } from '../../app/src/shared/errors';
 import { APP_CLOSE_CODES } from '../../app/src/shared/protocol';
-import { authSchema, defineTopology, fromAuthEnv, toAuthEnv, type TopologyInput } from '../../app/src/topology';
+import {
+  authSchema,
+  DEV_AUDIENCE,
+  DEV_GRANTS,
+  DEV_IDP_ISSUER,
+  defineTopology,
+  fromAuthEnv,
+  toAuthEnv,
+  type TopologyInput,
+  usesDevelopmentIdp,
+} from '../../app/src/topology';
 
 const auth = (input: Record<string, unknown>) => authSchema.parse({ mode: 'jwt', issuer: 'https://idp.example/realms/acme', ...input });
 
@@ -89,7 +99,6 @@ describe('auth topology validation', () => {
   }
 
   it('refuses what cannot work, naming the field', () => {
-    refused({ mode: 'jwt' }, 'auth.issuer', /needs the provider/);
     refused({ mode: 'jwt', issuer: 'not a url' }, 'auth.issuer', /URL/i);
     refused({ mode: 'jwt', issuer: 'https://idp', algorithms: ['HS256'] }, 'auth.algorithms.0', /RS256/);
     refused(
@@ -110,6 +119,20 @@ describe('auth topology validation', () => {
     refused({ mode: 'jwt', issuer: 'https://idp', grants: [{ topics: ['a'], allow: ['delete'] }] }, 'auth.grants.0.allow.0', /subscribe/);
     refused({ mode: 'jwt', issuer: 'https://idp', anonymous: ['user.{sub}.x'] }, 'auth.anonymous.0', /no subject/);
     refused({ mode: 'oauth' }, 'auth.mode', /jwt/);
+  });
+
+  it('jwt without a provider means the development IdP: on the engine target, never on swarm', () => {
+    const { auth } = defineTopology({ auth: { mode: 'jwt', anonymous: ['status'] } });
+    assert.ok(usesDevelopmentIdp(auth));
+    assert.deepEqual([auth.issuer, auth.audience, auth.grants, auth.anonymous], [DEV_IDP_ISSUER, DEV_AUDIENCE, DEV_GRANTS, ['status']]);
+    const own = [{ topics: ['a'], allow: ['subscribe' as const] }];
+    assert.deepEqual(defineTopology({ auth: { mode: 'jwt', grants: own } }).auth.grants, own, "the topology's grants stay");
+    assert.ok(!usesDevelopmentIdp(defineTopology({ auth: { mode: 'jwt', issuer: 'https://idp' } }).auth));
+    assert.throws(
+      () => defineTopology({ target: 'swarm', auth: { mode: 'jwt' } }),
+      /auth\.issuer: the swarm target runs no development IdP/,
+    );
+    assert.throws(() => authSchema.parse({ mode: 'jwt' }), /needs the provider/, 'a replica is never left to guess');
   });
 
   it('travels to the replicas as variables and back unchanged', () => {

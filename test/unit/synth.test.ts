@@ -129,7 +129,7 @@ describe('the synthesized stack', () => {
     const nats = containerNamed(s, 'ws-nats');
     const [volume] = resourcesOf(s, 'docker_volume');
     assert.equal(volume.name, 'ws-nats-data');
-    assert.equal(nats.volumes.length, 1);
+    assert.equal(nats.volumes.length, 2, 'the store and the users');
     assert.match(
       nats.volumes[0].volume_name,
       /^\$\{docker_volume\.broker_store_[0-9A-F]+\.name\}$/,
@@ -146,9 +146,17 @@ describe('the synthesized stack', () => {
     );
     assert.match(nats.healthcheck.test.join(' '), /8222\/healthz/);
     assert.equal(nats.wait, true);
+    // Closed to strangers: the users come from a secret file, never from the state or an env.
+    const users = nats.volumes[1];
+    assert.deepEqual([users.container_path, users.read_only], ['/etc/nats/auth.conf', true]);
+    assert.match(users.host_path, /\/\.secrets\/ws-notifications\/nats-auth\.conf$/);
+    assert.match(nats.command.join(' '), /^nats-server --config \/etc\/nats\/auth\.conf /);
     for (const name of serverNames(s)) {
       const replica = containerNamed(s, name);
       assert.ok(replica.env.includes('WS_BROKER_URLS=nats://ws-nats:4222'), `${name} connects to the broker`);
+      assert.ok(replica.env.includes('WS_BROKER_USER=ws-replica'), `${name} as the replicas' user`);
+      assert.ok(replica.env.includes('WS_BROKER_PASSWORD_FILE=/run/secrets/nats-password'), `${name} reads its password from a file`);
+      assert.ok(!replica.env.some((e: string) => /PASSWORD=(?!\/)/.test(e)), 'no password in the environment');
       assert.ok(
         replica.depends_on.some((d: string) => d.startsWith('docker_container.broker_container_')),
         `${name} starts after the broker`,
@@ -168,6 +176,28 @@ describe('the synthesized stack', () => {
       () => synth({ broker: { monitoringPort: 443 } }),
       (e: unknown) => e instanceof ConfigError && e.problems[0].field === 'broker.monitoringPort',
     );
+  });
+
+  it('auth.mode jwt without a provider: the ws-idp container, replicas after it, the load job with tokens from it', () => {
+    const jwt = synth({ auth: { mode: 'jwt' } });
+    assert.throws(() => containerNamed(s, 'ws-idp'), /no container named ws-idp/, 'no IdP with auth off');
+    const idp = containerNamed(jwt, 'ws-idp');
+    assert.deepEqual(idp.command, ['node', 'dist/idp/main.js']);
+    assert.ok(idp.env.includes('WS_IDP_ISSUER=http://ws-idp:8090'), idp.env.join(' '));
+    assert.deepEqual(idp.ports ?? [], [], 'no host port');
+    assert.match(idp.volumes[0].host_path, /\/\.secrets\/ws-notifications\/idp-secret$/);
+    for (const name of serverNames(jwt)) {
+      const replica = containerNamed(jwt, name);
+      assert.ok(replica.env.includes('WS_AUTH_ISSUER=http://ws-idp:8090'), `${name} trusts ws-idp`);
+      assert.ok(
+        replica.depends_on.some((d: string) => d.startsWith('docker_container.idp_container_')),
+        `${name} starts after ws-idp`,
+      );
+    }
+    const job = containerNamed(jwt, 'ws-load-client');
+    const profile = JSON.parse(job.env.find((e: string) => e.startsWith('LOAD_PROFILE=')).slice('LOAD_PROFILE='.length));
+    assert.deepEqual(profile.tokens, { issuer: 'http://ws-idp:8090', secretFile: '/run/secrets/idp-secret', ttlMs: 600_000 });
+    assert.ok(job.volumes.some((v: any) => v.container_path === '/run/secrets/idp-secret' && v.read_only));
   });
 
   it('a rebalance runs after the reload only when the topology enables it', () => {

@@ -68,6 +68,17 @@ export function hardTimeLimitMs(durationMs: number): number {
   return Math.max(DEFAULT_MAX_DURATION_MS, durationMs * 2 + 60_000);
 }
 
+/** Where the virtual users' tokens come from (LoadProfile's `tokens`). */
+export const loadTokensSchema = z
+  .object({
+    issuer: z.string().url(),
+    /** The file holding the provider's client secret (never the secret itself: profiles are logged and stored). */
+    secretFile: z.string().min(1),
+    /** Each token's lifetime. */
+    ttlMs: z.number().int().min(2_000).max(86_400_000).default(600_000),
+  })
+  .strict();
+
 export const loadProfileSchema = z
   .object({
     stages: z
@@ -118,16 +129,7 @@ export const loadProfileSchema = z
      * OpenID provider (the development IdP's dev-user grant, `sub` vu-<index>, Keycloak-style
      * roles), connects with it, and refreshes it when the server warns. Absent: no tokens.
      */
-    tokens: z
-      .object({
-        issuer: z.string().url(),
-        /** The file holding the provider's client secret (never the secret itself: profiles are logged and stored). */
-        secretFile: z.string().min(1),
-        /** Each token's lifetime. */
-        ttlMs: z.number().int().min(2_000).max(86_400_000).default(600_000),
-      })
-      .strict()
-      .optional(),
+    tokens: loadTokensSchema.optional(),
     /** Worker processes; 0 picks one per ~15,000 connections. */
     workers: z.number().int().min(0).max(64).default(0),
     /**

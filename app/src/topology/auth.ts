@@ -93,13 +93,19 @@ export const authSchema = z
   .strict()
   .superRefine((a, ctx) => {
     if (a.mode === 'jwt' && a.issuer === undefined && a.jwksUri === undefined)
-      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'auth.mode jwt needs the provider: set auth.issuer (or auth.jwksUri)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message:
+          'auth.mode jwt needs the provider: set auth.issuer (or auth.jwksUri), or leave both out in a topology for the development IdP',
+      });
     a.anonymous.forEach((p, i) => {
       if (p.includes(SUBJECT_PLACEHOLDER))
         ctx.addIssue({ code: 'custom', path: ['anonymous', i], message: 'an anonymous connection has no subject: {sub} cannot match' });
     });
   });
 export type AuthConfig = z.infer<typeof authSchema>;
+export type AuthInput = z.input<typeof authSchema>;
 
 /** The `aud` of the development IdP's tokens. */
 export const DEV_AUDIENCE = 'ws-notifications';
@@ -107,21 +113,39 @@ export const DEV_AUDIENCE = 'ws-notifications';
 /** The roles the development IdP gives virtual users and `npm run token` users (Keycloak realm roles). */
 export const DEV_ROLES = { reader: 'notify-reader', publisher: 'notify-publisher' } as const;
 
+/** The development grants: readers subscribe to any topic, publishers publish to any, everyone to their own `user.<sub>.>`. */
+export const DEV_GRANTS: readonly Grant[] = [
+  { claim: 'realm_access.roles', role: DEV_ROLES.reader, topics: ['>'], allow: ['subscribe'] },
+  { claim: 'realm_access.roles', role: DEV_ROLES.publisher, topics: ['>'], allow: ['publish'] },
+  { topics: ['user.{sub}.>'], allow: ['subscribe', 'publish'] },
+];
+
 /**
  * The auth section for a run against the development IdP (the local runner's --auth, the Docker
- * stack's ws-idp): readers may subscribe to any topic, publishers publish to any, everyone to
- * their own `user.<sub>.>` topics. Its audience is the IdP's.
+ * stack's ws-idp): the dev grants, and the IdP's audience.
  */
 export function devAuth(issuer: string, overrides: Partial<z.input<typeof authSchema>> = {}): AuthConfig {
-  return authSchema.parse({
-    mode: 'jwt',
-    issuer,
-    audience: DEV_AUDIENCE,
-    grants: [
-      { claim: 'realm_access.roles', role: DEV_ROLES.reader, topics: ['>'], allow: ['subscribe'] },
-      { claim: 'realm_access.roles', role: DEV_ROLES.publisher, topics: ['>'], allow: ['publish'] },
-      { topics: ['user.{sub}.>'], allow: ['subscribe', 'publish'] },
-    ],
-    ...overrides,
-  });
+  return authSchema.parse({ mode: 'jwt', issuer, audience: DEV_AUDIENCE, grants: DEV_GRANTS, ...overrides });
 }
+
+/** Where the engine stack's development IdP (the ws-idp container) is reached on the service network. */
+export const DEV_IDP = { host: 'ws-idp', port: 8090 } as const;
+export const DEV_IDP_ISSUER = `http://${DEV_IDP.host}:${DEV_IDP.port}`;
+
+/**
+ * `auth.mode: 'jwt'` with no provider named means the development IdP the deployment runs (the
+ * ws-idp container, or the local runner's process): its issuer, its audience and, unless the
+ * topology sets them, the dev grants. Applied to the topology's input, before validation.
+ */
+export function withDevelopmentIdp(auth: AuthInput): AuthInput {
+  // Runs before validation: anything may come (authSchema then names the field).
+  if (typeof auth !== 'object' || auth === null) return auth;
+  if (auth.mode !== 'jwt' || auth.issuer !== undefined || auth.jwksUri !== undefined) return auth;
+  return { audience: DEV_AUDIENCE, grants: [...DEV_GRANTS], ...auth, issuer: DEV_IDP_ISSUER };
+}
+
+/** The topology's auth section: withDevelopmentIdp, then authSchema. */
+export const topologyAuthSchema = z.preprocess(withDevelopmentIdp, authSchema);
+
+/** Whether the deployment runs the development IdP (withDevelopmentIdp). */
+export const usesDevelopmentIdp = (auth: AuthConfig): boolean => auth.mode === 'jwt' && auth.issuer === DEV_IDP_ISSUER;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
 import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Target } from './swarm';
-import { authSchema } from './auth';
+import { authSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
 import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 
 /**
@@ -392,7 +392,7 @@ export const topologySchema = z
     monitoring: monitoringSchema.default(monitoringSchema.parse({})),
     broker: brokerSchema.default(brokerSchema.parse({})),
     /** Who may connect, subscribe and publish (app/src/topology/auth.ts). */
-    auth: authSchema.default(authSchema.parse({})),
+    auth: topologyAuthSchema.default(authSchema.parse({})),
     /** Containers on one Docker engine, or services on a Docker Swarm (app/src/topology/swarm.ts). */
     target: z.enum(TARGETS).default('engine'),
     swarm: swarmSchema.default(swarmSchema.parse({})),
@@ -528,6 +528,8 @@ export const topologySchema = z
       }
       if (t.network.subnet || t.network.ipRange)
         issue(['network', 'subnet'], "is not used on the swarm target: Swarm allocates the overlay's addresses");
+      if (usesDevelopmentIdp(t.auth))
+        issue(['auth', 'issuer'], 'the swarm target runs no development IdP: name your provider (auth.issuer or auth.jwksUri)');
     }
     const servers = t.target === 'swarm' ? t.swarm.brokerNodes : 1;
     if (t.broker.enabled && streamReplicas(t) > servers) {
