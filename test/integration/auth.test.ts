@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { base64url, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { authSchema, type AuthConfig } from '../../app/src/topology';
-import { CloseCode, REVOKE_API_PATH, type ServerMessage } from '../../app/src/shared/protocol';
+import { CloseCode, PUBLISH_API_PATH, REVOKE_API_PATH, type ServerMessage } from '../../app/src/shared/protocol';
+import { backendToken } from '../../app/src/idp/tokens';
 import { ROTATE_KEYS_PATH } from '../../app/src/idp/clients';
 import { startIdp, TEST_IDP_SECRET, type RunningIdp } from '../helpers/idp';
 import { brokerReplica, startNats } from '../helpers/nats';
@@ -306,6 +307,40 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     } finally {
       await Promise.all([a.server.stop(), b.server.stop()]);
       await nats.stop();
+    }
+  });
+
+  it("the publish API takes a backend's token with a publish grant beside the key; no grant is 403 naming the topic", async () => {
+    const publisher = { claim: 'realm_access.roles', role: 'notify-publisher', topics: ['news.*'], allow: ['publish' as const] };
+    const withApi = await startServer({}, 'auth-api', { auth: authFor(idp, { grants: [...authFor(idp).grants, publisher] }) });
+    try {
+      const reader = await connectWith(withApi, await idp.token({ sub: 'una', roles: ['notify-reader'] }));
+      reader.send({ type: 'subscribe', topic: 'news.world' });
+      await reader.next('subscribed');
+      const post = (bearer: string, topic: string) =>
+        fetch(`${withApi.httpUrl}${PUBLISH_API_PATH}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ topic, data: { from: 'backend' } }),
+        });
+      // Client credentials: the ws-backend service account carries the publisher role.
+      const { token: backend } = await backendToken(idp.issuer, TEST_IDP_SECRET);
+      assert.equal((await post(backend, 'news.world')).status, 202);
+      assert.deepEqual((await reader.next('notification')).data, { from: 'backend' });
+      const denied = await post(backend, 'billing.invoices');
+      assert.equal(denied.status, 403);
+      assert.deepEqual(await denied.json(), { field: 'topic', error: 'forbidden: the token grants no publish on billing.invoices' });
+      const user = await idp.token({ sub: 'una', roles: ['notify-reader'] });
+      assert.equal((await post(user, 'news.world')).status, 403, 'a reader may not publish');
+      assert.equal(await metricValue(withApi.metrics.authDenials, { action: 'publish' }), 2);
+      const forged = await post(`${backend.slice(0, -4)}AAAA`, 'news.world');
+      assert.equal(forged.status, 401);
+      assert.match(((await forged.json()) as { error: string }).error, /^signature/);
+      assert.equal((await post('not-a-token', 'news.world')).status, 401);
+      assert.equal(await metricValue(withApi.metrics.authFailures, { reason: 'signature' }), 1);
+      reader.close();
+    } finally {
+      await withApi.stop();
     }
   });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import { DEV_AUDIENCE } from '../topology/auth';
+import { DEV_AUDIENCE, DEV_ROLES } from '../topology/auth';
 import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT } from './clients';
 import Provider, {
   type KoaContextWithOIDC,
@@ -99,7 +99,12 @@ export function createDevProvider(o: DevProviderOptions): Provider {
         getResourceServerInfo: () => resourceServer,
       },
     },
-    extraTokenClaims: (_ctx: KoaContextWithOIDC, token) => (token as { extra?: object }).extra as Record<string, unknown> | undefined,
+    extraTokenClaims: (_ctx: KoaContextWithOIDC, token) => {
+      // A backend's token carries its service account's role, as Keycloak's does: it may publish.
+      if (token.kind === 'ClientCredentials' && token.clientId === BACKEND_CLIENT)
+        return { realm_access: { roles: [DEV_ROLES.publisher] }, azp: BACKEND_CLIENT };
+      return (token as { extra?: object }).extra as Record<string, unknown> | undefined;
+    },
   });
   provider.registerGrantType<DevUserParams>(
     DEV_USER_GRANT,

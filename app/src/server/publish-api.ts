@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { BROKER_ERROR_CODE, BROKER_UNKNOWN_CODE, PUBLISH_API_PATH, publishBodyLimit, TOPIC_PATTERN } from '../shared/protocol';
-import { bearerMatches } from './bearer';
+import { bearerMatches, bearerOf } from './bearer';
+import type { Permissions } from './auth/grants';
+import { AuthFailure } from './auth/verifier';
 import { BrokerOutcomeUnknownError, BrokerUnavailableError } from './broker';
 import { readJsonBody, replyJson, type Reply } from './http-json';
 
@@ -14,14 +16,23 @@ export { PUBLISH_API_PATH };
 export type PublishResult = { offset: number; duplicate?: true } | { delivered: number };
 
 export interface PublishApiTarget {
-  /** The bearer key; undefined: the API is off (404). */
+  /** The bearer key; undefined: the API takes tokens only, or (without verifyToken) is off (404). */
   readonly apiKey?: string;
+  /**
+   * With auth on: a bearer that is not the key is an access token, checked like a connection's
+   * (signature, issuer, audience, expiry, revocation); resolves with its permissions, rejects with an AuthFailure.
+   * @default tokens are not taken
+   */
+  readonly verifyToken?: (token: string) => Promise<Permissions>;
+  /** Told of each publication a token's grants refused. @default nothing */
+  readonly denied?: () => void;
   readonly maxMessageBytes: number;
   publish(n: { topic: string; data: unknown; id?: string | number }): Promise<PublishResult>;
 }
 
 /**
- * POST /api/publish {topic, data, id?} with `Authorization: Bearer <key>`, for backends. Answers
+ * POST /api/publish {topic, data, id?} with `Authorization: Bearer <key>`, or with auth on a
+ * backend's access token whose grants allow publishing to the topic (403 naming it otherwise). Answers
  * 202 once the publication is stored (with its offset; without a broker, delivered on this
  * replica), and a 4xx naming the field for bad input: 401 key, 400 JSON/depth/topic/id, 413 body
  * or data over the limits. 503: the broker refused it, nothing was stored, retry. 504: the broker
@@ -32,9 +43,14 @@ export interface PublishApiTarget {
 export async function servePublishApi(req: IncomingMessage, reply: Reply, target: PublishApiTarget): Promise<void> {
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) => replyJson(reply, status, body, headers);
   const refuse = (status: number, field: string, error: string) => json(status, { field, error });
-  if (target.apiKey === undefined) return json(404, { error: 'the publish API is off (no key configured: server.apiKeyFile)' });
+  if (target.apiKey === undefined && !target.verifyToken)
+    return json(404, { error: 'the publish API is off (no key configured: server.apiKeyFile)' });
   if (req.method !== 'POST') return json(405, { error: `${PUBLISH_API_PATH} takes POST` }, { Allow: 'POST' });
-  if (!bearerMatches(req.headers.authorization, target.apiKey)) return refuse(401, 'Authorization', 'a valid "Bearer <key>" is required');
+  const caller = await callerOf(req.headers.authorization, target);
+  if (caller instanceof AuthFailure) {
+    if (caller.reason === 'jwks_unavailable') return json(503, { field: 'Authorization', error: caller.message }, { 'Retry-After': '5' });
+    return refuse(401, 'Authorization', caller.reason === 'missing' ? caller.message : `${caller.reason}: ${caller.message}`);
+  }
 
   const limit = publishBodyLimit(target.maxMessageBytes);
   const read = await readJsonBody(req, limit);
@@ -56,6 +72,10 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
   if (data === undefined) return refuse(400, 'data', 'is required (any JSON value)');
   if (id !== undefined && !(typeof id === 'number' || (typeof id === 'string' && id.length > 0 && id.length <= 128)))
     return refuse(400, 'id', 'must be a number or a string of 1 to 128 characters');
+  if (caller !== 'key' && !caller.allows('publish', topic)) {
+    target.denied?.();
+    return refuse(403, 'topic', `forbidden: the token grants no publish on ${topic}`);
+  }
   if (Buffer.byteLength(JSON.stringify(data)) > target.maxMessageBytes)
     return refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`);
   try {
@@ -77,4 +97,16 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
     }
     throw error;
   }
+}
+
+/** Who is asking: the key's holder, a token's permissions, or why neither. */
+async function callerOf(header: string | undefined, target: PublishApiTarget): Promise<'key' | Permissions | AuthFailure> {
+  if (target.apiKey !== undefined && bearerMatches(header, target.apiKey)) return 'key';
+  const token = bearerOf(header);
+  const wanted = target.verifyToken ? 'a valid "Bearer <key>" or "Bearer <access token>"' : 'a valid "Bearer <key>"';
+  if (token === undefined || !target.verifyToken) return new AuthFailure('missing', `${wanted} is required`);
+  return target.verifyToken(token).catch((error: unknown) => {
+    if (error instanceof AuthFailure) return error;
+    throw error;
+  });
 }

@@ -18,7 +18,7 @@ import {
 } from '../shared/protocol';
 import { authSchema, type AuthConfig, type GrantAction, type ServerConfig } from '../topology';
 import { AuthGate, type AuthClose, type PeerAuth } from './auth/gate';
-import { TokenVerifier } from './auth/verifier';
+import { AuthFailure, TokenVerifier } from './auth/verifier';
 import { RevocationBus, RevocationList, type Revocation } from './auth/revocations';
 import { serveRevokeApi } from './auth/revoke-api';
 import { deflateFor } from './compression';
@@ -192,6 +192,16 @@ export class NotificationServer {
         apiKey: this.options.apiKey,
         maxMessageBytes: this.settings.maxMessageBytes,
         publish: (n) => this.publish({ ...n, ts: nowMs(), replica: this.settings.replicaId }),
+        ...(this.gate.enabled
+          ? {
+              verifyToken: (token: string) =>
+                this.gate.bearer(token).catch((error: unknown) => {
+                  if (error instanceof AuthFailure) this.metrics.authFailures.inc({ reason: error.reason });
+                  throw error;
+                }),
+              denied: () => this.metrics.authDenials.inc({ action: 'publish' }),
+            }
+          : {}),
       });
     }
     if (pathname === REVOKE_API_PATH) {

@@ -104,6 +104,11 @@ export class AuthGate {
     return undefined;
   }
 
+  /** A backend's bearer token (the publish API): its permissions, or an AuthFailure. */
+  async bearer(token: string): Promise<Permissions> {
+    return permissionsFor((await this.checked(token)).claims, this.auth);
+  }
+
   /** A token verified and not revoked. */
   private async checked(token: string | undefined): Promise<Identity> {
     const identity = await this.verifier!.verify(token);
