@@ -6,11 +6,14 @@ import { BROKER_PATHS } from '../broker';
 import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 import { brokerSpec } from '../../components/broker';
 import { withStopGrace } from '../../components/spec';
+import type { SwarmFile } from './swarm-files';
 
 /** The cluster's route port (nats-server's default). */
 const ROUTE_PORT = 6222;
 
 export interface BrokerClusterProps extends SwarmServiceProps {
+  /** Its users (components/broker-auth.ts) as a secret, at BROKER_PATHS.authFile in every task. */
+  readonly users: SwarmFile;
   /**
    * How long nats-server gets to leave the cluster and flush on stop.
    * @default BROKER_STOP_GRACE_MS (10 s)
@@ -28,6 +31,8 @@ export interface BrokerClusterProps extends SwarmServiceProps {
  * one per attempt and learns the rest from it), and the replicas reach it by the service name,
  * which resolves the same way (endpoint mode dnsrr). A task's store lives on its own filesystem:
  * a replacement starts empty and catches up from the other two, which is what R3 is for.
+ * Clients connect only as one of its users (a secret); the routes between servers are on the
+ * overlay, which only the stack's services join.
  */
 export class BrokerCluster extends Construct {
   readonly service: Service;
@@ -43,6 +48,7 @@ export class BrokerCluster extends Construct {
       monitoringPort: BROKER_PATHS.monitoringPort,
       serverName: '"$NATS_SERVER_NAME"',
       cluster: { name, listen: `nats://0.0.0.0:${ROUTE_PORT}`, routes: `nats-route://${tasksOf(name)}:${ROUTE_PORT}` },
+      authFile: BROKER_PATHS.authFile,
     });
     this.service = new Service(this, 'service', {
       name,
@@ -53,6 +59,7 @@ export class BrokerCluster extends Construct {
           hostname: slotName,
           // A shell only to read the server name Swarm templated into the environment.
           ...taskContainerOf({ ...withStopGrace(spec, props.stopGraceMs), env: { NATS_SERVER_NAME: slotName } }, { shell: true }),
+          secrets: [props.users.asSecret(BROKER_PATHS.authFile)],
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '2s' },

@@ -3,7 +3,8 @@ import { Service } from '@cdktf/provider-docker/lib/service';
 import { SERVER_NAME } from '../../app/src/topology';
 import { serverSpec } from '../../components/server';
 import { containerLabels } from '../container-attributes';
-import { CONTROL_KEY_PATH } from '../server-fleet';
+import { BROKER_PASSWORD_PATH, CONTROL_KEY_PATH } from '../server-fleet';
+import { BROKER_USERS } from '../../components/broker-auth';
 import type { SwarmFile } from './swarm-files';
 import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 
@@ -18,6 +19,11 @@ export interface ServerServiceProps extends SwarmServiceProps {
   readonly image: string;
   /** The control key (tls.controlKey) as a secret, at CONTROL_KEY_PATH in every task. */
   readonly controlKey: SwarmFile;
+  /**
+   * The replicas' broker password as a secret, at BROKER_PASSWORD_PATH in every task.
+   * @default none: no broker
+   */
+  readonly brokerPassword?: SwarmFile;
 }
 
 /**
@@ -40,7 +46,11 @@ export class ServerService extends Construct {
     super(scope, id);
     const { topology } = props;
     // The engine target's spec and check, as the service's: a rollout waits for the check.
-    const spec = serverSpec(topology, { replicaId: `${SERVER_SERVICE}-{{.Task.Slot}}`, controlKeyFile: CONTROL_KEY_PATH });
+    const spec = serverSpec(topology, {
+      replicaId: `${SERVER_SERVICE}-{{.Task.Slot}}`,
+      controlKeyFile: CONTROL_KEY_PATH,
+      ...(props.brokerPassword ? { brokerCredentials: { user: BROKER_USERS.replica, passwordFile: BROKER_PASSWORD_PATH } } : {}),
+    });
     this.service = new Service(this, 'service', {
       name: SERVER_SERVICE,
       labels: containerLabels(props.labels),
@@ -48,7 +58,10 @@ export class ServerService extends Construct {
         containerSpec: {
           image: props.image,
           ...taskContainerOf(spec),
-          secrets: [props.controlKey.asSecret(CONTROL_KEY_PATH, SERVER_USER_ID)],
+          secrets: [
+            props.controlKey.asSecret(CONTROL_KEY_PATH, SERVER_USER_ID),
+            ...(props.brokerPassword ? [props.brokerPassword.asSecret(BROKER_PASSWORD_PATH, SERVER_USER_ID)] : []),
+          ],
         },
         networksAdvanced: [{ name: props.networkName }],
         restartPolicy: { condition: 'any', delay: '1s' },

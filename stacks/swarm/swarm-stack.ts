@@ -8,6 +8,7 @@ import type { Topology } from '../../app/src/topology';
 import { REPORT_FILE } from '../../components/load-client';
 import { LOAD_JOB_NAME } from '../load-client-job';
 import { projectPaths } from '../paths';
+import { serviceSecretFiles } from '../../certs/secrets';
 import { BrokerCluster } from './broker-cluster';
 import { LoadJobService } from './load-job-service';
 import { MonitoringService } from './monitoring-service';
@@ -35,7 +36,7 @@ export interface WsNotificationsSwarmStackProps {
 
 /**
  * The whole system as Docker Swarm services (`target: 'swarm'`), deployed through a manager:
- * an attachable overlay network; the NATS cluster; the servers (replicas from the topology);
+ * an attachable overlay network; the NATS cluster, closed to strangers; the servers (replicas from the topology);
  * nginx on every node, following the servers' tasks; Prometheus discovering them; and the
  * load-client job. Files are docker_config/docker_secret objects, so no node needs this
  * machine's files (the job's report excepted: it is written on the manager that runs it).
@@ -61,7 +62,17 @@ export class WsNotificationsSwarmStack extends TerraformStack {
     new DockerProvider(this, 'docker', {});
     const network = overlayNetwork(this, topology);
 
-    if (topology.broker.enabled) this.broker = new BrokerCluster(this, 'broker', { topology, networkName: network.name, labels });
+    // The broker's users and the replicas' password: secrets from certs/secrets.ts's files.
+    const secrets = serviceSecretFiles(paths.secretsDir);
+    const secret = (stem: string, file: string) => new SwarmFile(this, stem, { stem, content: readSecretFile(file), secret: true, labels });
+    const brokerPassword = topology.broker.enabled ? secret('ws-nats-replica-password', secrets.broker.replica) : undefined;
+    if (topology.broker.enabled)
+      this.broker = new BrokerCluster(this, 'broker', {
+        topology,
+        networkName: network.name,
+        labels,
+        users: secret('ws-nats-users', secrets.broker.config),
+      });
     // The replicas' control key: the servers check it, the proxies' followers send it.
     const controlKey = new SwarmFile(this, 'control-key', {
       stem: 'ws-control-key',
@@ -75,6 +86,7 @@ export class WsNotificationsSwarmStack extends TerraformStack {
       networkName: network.name,
       labels,
       controlKey,
+      brokerPassword,
       after: this.broker ? [this.broker.service] : undefined,
     });
     this.proxy = new ProxyService(this, 'proxy', {
@@ -157,6 +169,12 @@ function readPem(certsDir: string, file: string): string {
     throw new Error(
       `${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`,
     );
+  return readFileSync(path, 'utf8');
+}
+
+/** A service secret of the deployment (certs/secrets.ts): uploaded as a docker_secret. */
+function readSecretFile(path: string): string {
+  if (!existsSync(path)) throw new Error(`${path} is missing: the swarm target uploads the broker's users as secrets (run npm run deploy)`);
   return readFileSync(path, 'utf8');
 }
 

@@ -11,6 +11,8 @@ import { runLoad } from '../../app/src/client/coordinator';
 import { buildReport } from '../../app/src/client/report';
 import { isBusySecond } from '../../app/src/client/generator-health';
 import { ensureTopologyCertificates } from '../../certs/generate';
+import { ensureServiceSecrets } from '../../certs/secrets';
+import { projectPaths } from '../../stacks/paths';
 import { waitForJob } from '../../control/swarm-job';
 import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
 import { SERVER_SERVICE } from '../../stacks/swarm/server-service';
@@ -169,6 +171,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     manager = new Docker({ socketPath: swarm.nodes[0].host.replace(/^unix:\/\//, '') });
     applier = new OfflineApplier(join(work, 'state.json'), manager);
     const certs = ensureTopologyCertificates(topology(3), work);
+    ensureServiceSecrets(topology(3), projectPaths(work, topology(3)).secretsDir);
     ca = readFileSync(certs.caFile);
     mkdirSync(join(work, 'reports'), { recursive: true });
   });

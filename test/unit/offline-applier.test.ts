@@ -15,6 +15,8 @@ import { Testing } from 'cdktf';
 import { defineTopology } from '../../app/src/topology';
 import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
+import { ensureServiceSecrets } from '../../certs/secrets';
+import { projectPaths } from '../../stacks/paths';
 import { scratchDir } from '../helpers/scratch';
 
 /** The whole swarm target's stack, synthesized (its certificates made in a temp root). */
@@ -22,6 +24,7 @@ function serviceDoc(): string {
   const root = scratchDir('ws-applier-swarm-');
   const topology = defineTopology({ replicas: 3, target: 'swarm' });
   ensureTopologyCertificates(topology, root);
+  ensureServiceSecrets(topology, projectPaths(root, topology).secretsDir);
   return Testing.synth(new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology, root }));
 }
 

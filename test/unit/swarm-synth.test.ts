@@ -5,6 +5,8 @@ import { Testing } from 'cdktf';
 import { defineTopology, fromBrokerEnv, streamReplicas, toBrokerEnv, type TopologyInput } from '../../app/src/topology';
 import { ConfigError } from '../../app/src/shared/errors';
 import { ensureTopologyCertificates } from '../../certs/generate';
+import { ensureServiceSecrets } from '../../certs/secrets';
+import { projectPaths } from '../../stacks/paths';
 import { WsNotificationsSwarmStack } from '../../stacks/swarm/swarm-stack';
 import { renderFollowScript } from '../../nginx/follow-tasks';
 import { announcementTiming } from '../../control/reload';
@@ -29,6 +31,7 @@ const defaultRoot = scratchDir('ws-swarm-synth-');
 function synth(input: Partial<TopologyInput> = {}, root = defaultRoot) {
   const topology = defineTopology({ replicas: 4, target: 'swarm', swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] }, ...input });
   ensureTopologyCertificates(topology, root);
+  ensureServiceSecrets(topology, projectPaths(root, topology).secretsDir);
   const stack = new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology, root });
   const json = JSON.parse(Testing.synth(stack));
   const certificate = join(root, topology.tls.dir, topology.tls.serverCert);
@@ -136,10 +139,21 @@ describe('the synthesized swarm stack', () => {
     // The servers get the control key the proxies' followers send, as the same secret.
     const servers = s.service('ws-server').task_spec.container_spec;
     assert.deepEqual(
-      servers.secrets.map((x: any) => [x.file_name, x.secret_name]),
-      [['/run/secrets/control.key', spec.secrets[1].secret_name]],
+      servers.secrets.map((x: any) => x.file_name),
+      ['/run/secrets/control.key', '/run/secrets/nats-password'],
     );
+    assert.equal(servers.secrets[0].secret_name, spec.secrets[1].secret_name);
     assert.equal(servers.env.WS_CONTROL_KEY_FILE, '/run/secrets/control.key');
+    // The broker is closed to strangers: its users a secret of its tasks, the replicas' password a secret of theirs.
+    assert.deepEqual([servers.env.WS_BROKER_USER, servers.env.WS_BROKER_PASSWORD_FILE], ['ws-replica', '/run/secrets/nats-password']);
+    assert.deepEqual([servers.secrets[1].file_uid, servers.secrets[1].file_mode], ['1000', 0o400]);
+    const nats = s.service('ws-nats').task_spec.container_spec;
+    assert.deepEqual(
+      nats.secrets.map((x: any) => x.file_name),
+      ['/etc/nats/auth.conf'],
+    );
+    assert.match(nats.command.join(' '), /--config \/etc\/nats\/auth\.conf/);
+    assert.ok(!JSON.stringify(s.json.resource.docker_service).includes('password:'), 'no password in a service');
     // Readable by the servers' user only (they do not run as root); the proxies' copy stays root's.
     assert.deepEqual([servers.secrets[0].file_uid, servers.secrets[0].file_mode], ['1000', 0o400]);
     assert.equal(spec.secrets[1].file_uid, undefined);
