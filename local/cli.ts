@@ -91,6 +91,7 @@ export function localCommand(): Command {
       '--auth',
       'require tokens: run the development OpenID provider (oidc-provider), give every virtual user its own token and refresh it before expiry',
     )
+    .option('--no-auth', 'no tokens (the default, except for `npm start`, which passes --auth: `npm start -- --no-auth`)')
     .option('--token-ttl <d>', 'with --auth: the lifetime of each token (refreshed in-band when the server warns)', '10m')
     .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it');
 }

@@ -37,4 +37,5 @@ fi
 
 npx tsx certs/cli.ts
 # node itself (not the tsx wrapper), so the runner is npm's child and sees npm go (see scripts/local.ts).
-exec node --import tsx scripts/local.ts "${monitoring[@]}" "${broker[@]}" "$@"
+# With the development OpenID provider: tokens for every virtual user (`npm start -- --no-auth` turns it off).
+exec node --import tsx scripts/local.ts "${monitoring[@]}" "${broker[@]}" --auth "$@"

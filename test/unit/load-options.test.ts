@@ -32,6 +32,12 @@ describe('the local runner reads its load flags as the load client does', () => 
     assert.fail('no ConfigError');
   };
 
+  it('--auth turns tokens on and a later --no-auth off again (npm start passes --auth first)', () => {
+    assert.equal(plan([]).auth, undefined);
+    assert.deepEqual(plan(['--auth', '--token-ttl', '20s']).auth, { tokenTtlMs: 20_000 });
+    assert.equal(plan(['--auth', '--no-auth']).auth, undefined);
+  });
+
   it('the same stage and hard time limit for --connections, --duration and --ramp-rate', () => {
     const flags = ['--connections', '500', '--duration', '10m', '--ramp-rate', '50'];
     const { load } = plan(flags).topology;
