@@ -1,4 +1,4 @@
-import { IDP_ENV } from '../app/src/idp/clients';
+import { IDP_ENV } from '../app/src/idp/settings';
 import type { ComponentSpec } from './spec';
 
 /** How the development IdP starts: compiled (the app image's, the local runner's build), or its TypeScript through tsx. */

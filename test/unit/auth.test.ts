@@ -7,6 +7,7 @@ import { permissionsFor } from '../../app/src/server/auth/grants';
 import { parseRevocation, RevocationList } from '../../app/src/server/auth/revocations';
 import { ConfigError } from '../../app/src/shared/errors';
 import { APP_CLOSE_CODES } from '../../app/src/shared/protocol';
+import { idpSettingsFromEnv } from '../../app/src/idp/settings';
 import {
   authSchema,
   DEV_AUDIENCE,
@@ -177,5 +178,27 @@ describe('close codes', () => {
     assert.deepEqual(rows.sort(), table.sort());
     for (const { code, reconnect } of Object.values(APP_CLOSE_CODES))
       assert.equal(reconnect, code < 4500, `${code} is in its half of the range`);
+  });
+});
+
+describe('the development IdP reads its settings from IDP_ENV', () => {
+  it('takes the defaults, and names the variable of a bad or missing value', () => {
+    const settings = idpSettingsFromEnv({ WS_IDP_ISSUER: 'http://ws-idp:8090', WS_IDP_SECRET_FILE: '/run/secrets/idp-secret' });
+    assert.deepEqual([settings.port, settings.host, settings.tokenTtlSeconds], [8090, '0.0.0.0', 600]);
+    const fields = (env: Record<string, string>) => {
+      try {
+        idpSettingsFromEnv(env);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        return error.problems.map((p) => p.field).sort();
+      }
+      return [];
+    };
+    assert.deepEqual(fields({}), ['WS_IDP_ISSUER', 'WS_IDP_SECRET_FILE']);
+    assert.deepEqual(fields({ WS_IDP_ISSUER: 'not a url', WS_IDP_SECRET_FILE: 'f', WS_IDP_PORT: '70000', WS_IDP_TOKEN_TTL_S: '1.5' }), [
+      'WS_IDP_ISSUER',
+      'WS_IDP_PORT',
+      'WS_IDP_TOKEN_TTL_S',
+    ]);
   });
 });

@@ -12,15 +12,3 @@ export const DEV_USER_GRANT = 'urn:ws-notifications:grant-type:dev-user';
 
 /** Where the development IdP's key rotation is asked for (POST, with the clients' secret as a bearer key). */
 export const ROTATE_KEYS_PATH = '/dev/rotate-keys';
-
-/** The development IdP's settings, as its process reads them. */
-export const IDP_ENV = {
-  port: 'WS_IDP_PORT',
-  /** The bind address. @default every address */
-  host: 'WS_IDP_HOST',
-  /** The URL clients and replicas reach it at: its tokens' `iss`. */
-  issuer: 'WS_IDP_ISSUER',
-  /** The file holding the secret of both clients (and of its key-rotation endpoint). */
-  secretFile: 'WS_IDP_SECRET_FILE',
-  tokenTtlSeconds: 'WS_IDP_TOKEN_TTL_S',
-} as const;

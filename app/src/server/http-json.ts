@@ -34,3 +34,14 @@ export async function readJsonBody(
   }
   return parseJson(Buffer.concat(chunks).toString('utf8'));
 }
+
+/**
+ * The first answers of a POST-only API (the publish and revoke APIs): 404 while it is off (saying
+ * why), 405 for any other method. True when the request may go on.
+ */
+export function postAccepted(req: IncomingMessage, reply: Reply, api: { path: string; off?: string }): boolean {
+  if (api.off !== undefined) replyJson(reply, 404, { error: api.off });
+  else if (req.method !== 'POST') replyJson(reply, 405, { error: `${api.path} takes POST` }, { Allow: 'POST' });
+  else return true;
+  return false;
+}

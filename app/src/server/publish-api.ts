@@ -4,7 +4,7 @@ import { bearerMatches, bearerOf } from './bearer';
 import type { Permissions } from './auth/grants';
 import { AuthFailure } from './auth/verifier';
 import { BrokerOutcomeUnknownError, BrokerUnavailableError } from './broker';
-import { readJsonBody, replyJson, type Reply } from './http-json';
+import { postAccepted, readJsonBody, replyJson, type Reply } from './http-json';
 
 export { PUBLISH_API_PATH };
 
@@ -43,9 +43,9 @@ export interface PublishApiTarget {
 export async function servePublishApi(req: IncomingMessage, reply: Reply, target: PublishApiTarget): Promise<void> {
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) => replyJson(reply, status, body, headers);
   const refuse = (status: number, field: string, error: string) => json(status, { field, error });
-  if (target.apiKey === undefined && !target.verifyToken)
-    return json(404, { error: 'the publish API is off (no key configured: server.apiKeyFile)' });
-  if (req.method !== 'POST') return json(405, { error: `${PUBLISH_API_PATH} takes POST` }, { Allow: 'POST' });
+  const off =
+    target.apiKey === undefined && !target.verifyToken ? 'the publish API is off (no key configured: server.apiKeyFile)' : undefined;
+  if (!postAccepted(req, reply, { path: PUBLISH_API_PATH, off })) return;
   const caller = await callerOf(req.headers.authorization, target);
   if (caller instanceof AuthFailure) {
     if (caller.reason === 'jwks_unavailable') return json(503, { field: 'Authorization', error: caller.message }, { 'Retry-After': '5' });

@@ -104,11 +104,12 @@ function kindOf(field: FieldDef): string {
  * variable is typed after its field's type (a list, a number, or text), under any default or
  * optional wrapper; a bad value is a ConfigError naming the variable.
  */
-function fromEnv<S extends z.ZodObject>(
+export function fromEnv<S extends z.ZodObject>(
   schema: S,
   table: Table,
   env: Record<string, string | undefined>,
   extra: Record<string, unknown> = {},
+  source = 'server environment',
 ): z.infer<S> {
   const raw: Record<string, unknown> = { ...extra };
   for (const [key, name] of Object.entries(table)) {
@@ -130,7 +131,7 @@ function fromEnv<S extends z.ZodObject>(
   const result = schema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(
-      'server environment',
+      source,
       result.error.issues.map((i) => ({ field: table[String(i.path[0])] ?? String(i.path[0]), rule: i.message })),
     );
   }

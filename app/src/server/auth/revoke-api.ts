@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { REVOKE_API_PATH } from '../../shared/protocol';
 import { bearerMatches } from '../bearer';
-import { readJsonBody, replyJson, type Reply } from '../http-json';
+import { postAccepted, readJsonBody, replyJson, type Reply } from '../http-json';
 import type { Revocation } from './revocations';
 
 export interface RevokeApiTarget {
@@ -22,8 +22,8 @@ export interface RevokeApiTarget {
 export async function serveRevokeApi(req: IncomingMessage, reply: Reply, target: RevokeApiTarget): Promise<void> {
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) => replyJson(reply, status, body, headers);
   const refuse = (status: number, field: string, error: string) => json(status, { field, error });
-  if (target.apiKey === undefined) return json(404, { error: 'the admin API is off (no key configured: server.apiKeyFile)' });
-  if (req.method !== 'POST') return json(405, { error: `${REVOKE_API_PATH} takes POST` }, { Allow: 'POST' });
+  const off = target.apiKey === undefined ? 'the admin API is off (no key configured: server.apiKeyFile)' : undefined;
+  if (!postAccepted(req, reply, { path: REVOKE_API_PATH, off }) || target.apiKey === undefined) return;
   if (!bearerMatches(req.headers.authorization, target.apiKey)) return refuse(401, 'Authorization', 'a valid "Bearer <key>" is required');
   if (!target.authOn) return json(409, { error: 'auth is off (auth.mode none): no token to revoke' });
   const read = await readJsonBody(req, 4096);
