@@ -193,6 +193,8 @@ ${
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
         ssl_prefer_server_ciphers off;
+        # Held per connection for nginx's own writes only: relayed frames bypass it (proxy.tlsBufferBytes).
+        ssl_buffer_size ${proxy.tlsBufferBytes};
         ssl_session_cache shared:ws_tls:10m;
         ssl_session_timeout 1h;
 ${
@@ -223,6 +225,8 @@ ${
             # worker_shutdown_timeout would cut them (docs/architecture.md, "Reloads").
             proxy_set_header ${PROXY_WORKER_HEADER} "$hostname/$pid";
             proxy_buffering off;
+            # One relay buffer each way per connection; a frame larger than it is relayed as several TLS records.
+            proxy_buffer_size ${proxy.relayBufferBytes};
 
             # Derived from the heartbeat: the server pings every ${nginxDuration(server.pingIntervalMs)}, so an idle
             # socket sees traffic well within these.

@@ -192,6 +192,20 @@ export const proxySchema = z
      * container, and the local runner refuses a backlog above this machine's.
      */
     listenBacklog: z.number().int().min(16).max(65_535).default(4096),
+    /**
+     * nginx's `ssl_buffer_size`: the buffer it keeps per TLS connection for what it sends itself
+     * (the 101 and API answers). Relayed WebSocket frames never go through it (they are written
+     * per relay buffer), yet nginx's 16k default is held for the connection's whole life: the
+     * largest single part of a held WSS connection (docs/benchmarks/ceiling.md, "nginx settings").
+     */
+    tlsBufferBytes: z.number().int().min(512).max(16_384).default(1024),
+    /**
+     * nginx's `proxy_buffer_size` on the WebSocket path: a relay buffer each way for the
+     * connection's life, and the largest piece of a frame written as one TLS record. nginx's
+     * default (a page) keeps a typical notification in one record; 1k saves 6 KB a connection
+     * and splits larger frames into more records (more CPU per delivery).
+     */
+    relayBufferBytes: z.number().int().min(1024).max(65_536).default(4096),
     /** Derived from targetConnections when absent: the fewest workers (at least 2) whose share fits maxOpenFiles. */
     workerProcesses: z.number().int().min(1).max(64).optional(),
     /** Derived from targetConnections when absent (2 descriptors per proxied connection). */
