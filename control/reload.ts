@@ -116,6 +116,8 @@ export async function reloadAndAnnounce(
   });
   const before = await nginxWorkers(proxy);
   await proxy.sh(`kill -HUP "$(cat '${proxy.pidFile}')"`);
+  // nginx's deadline for the old workers runs from here, not from the announcement.
+  const hupAt = Date.now();
   const deadline = Date.now() + (options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS);
   let now = before;
   // The master starts the new workers after it has read the config; wait for all of them.
@@ -130,7 +132,13 @@ export async function reloadAndAnnounce(
   }
   const hostname = (await proxy.sh('cat /proc/sys/kernel/hostname')).trim();
   if (!hostname) throw new Error(`${proxy.name}: could not read the host name nginx stamps into its header`);
-  const announcement: ProxyWorkersAnnouncement = { proxy: hostname, workers: now.current, retired: now.retiring, ...plan };
+  const announcement: ProxyWorkersAnnouncement = {
+    proxy: hostname,
+    workers: now.current,
+    retired: now.retiring,
+    ...plan,
+    shedAfterMs: Math.max(0, plan.shedAfterMs - (Date.now() - hupAt)),
+  };
   const { announced, failed } = await announceWorkers(replicas, announcement);
   if (failed.length)
     throw new Error(

@@ -50,19 +50,26 @@ ${options.service ? renderTaskFunctions(topology, options.service, options.confi
 key=$(cat ${options.controlKeyFile}) || { log "cannot read the control key ${options.controlKeyFile}"; exit 1; }
 known=$(workers)
 since=0
+# When the reload being waited for began (ms): nginx's deadline for the old workers runs from
+# then, so the announcement's delay counts against shedAfterMs (a slow announcement must not
+# push the replicas' 1001s past the deadline).
+changed_at=""
+now_ms() { t=$(date +%s%3N 2>/dev/null); case $t in ''|*[!0-9]*) echo $(($(date +%s) * 1000)) ;; *) echo "$t" ;; esac; }
 log "watching nginx's workers every ${WATCH_INTERVAL_S} s${options.service ? `; following ${tasksOf(options.service)} every ${(topology.swarm.followIntervalMs / 1000).toFixed(1)} s` : ''}"
 while sleep ${WATCH_INTERVAL_S}; do
 ${options.service ? '  follow_tasks\n' : ''}  now=$(workers)
   if [ "$now" = "$known" ]; then since=0; continue; fi
+  [ -n "$changed_at" ] || changed_at=$(now_ms)
   # Mid-reload (old and new listed together) or a worker respawned: wait for a whole new set.
   if ! fresh "$known" "$now"; then
     since=$((since + 1))
-    [ $since -ne ${Math.round(NEW_WORKERS_WAIT_S / WATCH_INTERVAL_S)} ] || log "workers $now are not a whole new set after ${NEW_WORKERS_WAIT_S} s (before: $known); waiting for the next reload"
+    [ $since -ne ${Math.round(NEW_WORKERS_WAIT_S / WATCH_INTERVAL_S)} ] || { log "workers $now are not a whole new set after ${NEW_WORKERS_WAIT_S} s (before: $known); waiting for the next reload"; changed_at=""; }
     continue
   fi
   since=0
-  announce "$now" "$known"
+  announce "$now" "$known" "$(( $(now_ms) - \${changed_at:-$(now_ms)} ))"
   known=$now
+  changed_at=""
 done
 `;
 }
@@ -76,11 +83,13 @@ peers() {
     getent ahostsv4 "\${peer%:*}" | awk -v port="\${peer##*:}" '{ print $1 ":" port }'
   done | sort -u
 }
-# Tells every replica that $1 are the proxy's current workers, and $2 those the reload retired.
+# Tells every replica that $1 are the proxy's current workers, and $2 those the reload retired,
+# $3 ms after the reload began (taken off shedAfterMs).
 announce() {
   list=$(echo $1 | tr ' ' ',')
   retired=$(echo $2 | tr ' ' ',')
-  body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"retired\\":[$retired],\\"shedAfterMs\\":${plan.shedAfterMs},\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
+  after=$(( ${plan.shedAfterMs} - \${3:-0} )); [ "$after" -ge 0 ] || after=0
+  body="{\\"proxy\\":\\"$(cat /proc/sys/kernel/hostname)\\",\\"workers\\":[$list],\\"retired\\":[$retired],\\"shedAfterMs\\":$after,\\"windowMs\\":${plan.windowMs},\\"maxStaleGenerations\\":${plan.maxStaleGenerations}}"
   told=0
   for peer in $(peers); do
     if curl -fsS -m 5 -X POST -H 'content-type: application/json' -H "authorization: Bearer $key" -d "$body" "http://$peer${CONTROL_PATHS.proxyWorkers}" >/dev/null; then
@@ -108,6 +117,7 @@ follow_tasks() {
   [ -n "$tasks_now" ] && [ "$tasks_now" != "$tasks_known" ] || return 0
   if ! nginx -t -q -c ${configFile}; then log "config check failed; nginx not reloaded"; return 0; fi
   kill -HUP "$(cat ${pidFile})"
+  changed_at=$(now_ms)
   tasks_known=$tasks_now
   log "tasks now $tasks_now; nginx reloaded"
 }`;
