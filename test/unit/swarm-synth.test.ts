@@ -272,7 +272,10 @@ describe("the proxy's task follower (nginx/follow-tasks.ts)", () => {
     // shedAfterMs less the time since the reload began: nginx's deadline runs from the HUP, not from the announcement.
     assert.match(script, new RegExp(`after=\\$\\(\\( ${plan.shedAfterMs} - \\$\\{3:-0\\} \\)\\)`));
     assert.match(script, new RegExp(`"shedAfterMs\\\\":\\$after,\\\\"windowMs\\\\":${plan.windowMs}`));
-    assert.ok(script.indexOf('kill -HUP') < script.indexOf('changed_at=$(now_ms)\n  tasks_known'), 'the follower times its own reload from the HUP');
+    assert.ok(
+      script.indexOf('kill -HUP') < script.indexOf('changed_at=$(now_ms)\n  tasks_known'),
+      'the follower times its own reload from the HUP',
+    );
     assert.match(script, /http:\/\/\$peer\/internal\/proxy-workers/);
     assert.match(script, /key=\$\(cat \/run\/secrets\/control\.key\)/);
     assert.match(script, /-H "authorization: Bearer \$key"/, 'every announcement carries the control key');
