@@ -18,31 +18,41 @@ export function serviceSecretFiles(dir: string) {
   };
 }
 
-const password = () => `${randomBytes(24).toString('base64url')}\n`;
+/** A fresh secret as a file holds it: 24 random bytes, base64url (nothing to escape in any config), and a newline. */
+export const newSecret = (): string => `${randomBytes(24).toString('base64url')}\n`;
+
+/**
+ * The broker users' passwords, made when missing, and the users' file nats-server reads, rendered
+ * each time (the subjects may have changed; 0600: nats-server runs as root, or as this user
+ * locally). `replicaMode`: 0644 where an unprivileged container user reads the replicas' password
+ * through a bind mount (inside a 0700 directory, like the control key), 0600 otherwise.
+ */
+export function ensureBrokerCredentials(
+  dir: string,
+  broker: { subjectPrefix: string; stream: string },
+  o: { replicaMode: number; force?: boolean },
+): { replica: string; backend: string; config: string } {
+  const files = serviceSecretFiles(dir).broker;
+  ensureSecret(files.replica, newSecret, o.replicaMode, o.force);
+  ensureSecret(files.backend, newSecret, 0o600, o.force);
+  const passwords = { replica: readFileSync(files.replica, 'utf8').trim(), backend: readFileSync(files.backend, 'utf8').trim() };
+  writeFileSync(files.config, renderBrokerAuth({ ...broker, passwords }), { mode: 0o600 });
+  chmodSync(files.config, 0o600);
+  return files;
+}
 
 /**
  * The broker's and the development IdP's secrets, made once and kept (like the TLS keys) in a
- * directory of their own, so the proxy, which mounts the certificates, never sees them:
- * - the broker users' passwords (components/broker-auth.ts), and the users' file nats-server
- *   reads (rewritten each time: the topology's subjects may have changed; 0600, nats-server runs
- *   as root);
- * - the IdP clients' secret.
- * Files an unprivileged container user reads through a bind mount (the replicas' password, the
- * IdP secret) are 0644 inside the 0700 directory, like the control key.
+ * directory of their own, so the proxy, which mounts the certificates, never sees them: the
+ * broker users' (ensureBrokerCredentials) and the IdP clients' secret (0644 inside the 0700
+ * directory: the ws-idp container's user reads it through a bind mount).
  */
 export function ensureServiceSecrets(topology: Topology, dir: string, force = false): ReturnType<typeof serviceSecretFiles> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const files = serviceSecretFiles(dir);
-  ensureSecret(files.broker.replica, password, 0o644, force);
-  ensureSecret(files.broker.backend, password, 0o600, force);
-  const passwords = {
-    replica: readFileSync(files.broker.replica, 'utf8').trim(),
-    backend: readFileSync(files.broker.backend, 'utf8').trim(),
-  };
   const { subjectPrefix, stream } = topology.broker;
-  writeFileSync(files.broker.config, renderBrokerAuth({ subjectPrefix, stream, passwords }), { mode: 0o600 });
-  chmodSync(files.broker.config, 0o600);
-  ensureSecret(files.idp, password, 0o644, force);
+  ensureBrokerCredentials(dir, { subjectPrefix, stream }, { replicaMode: 0o644, force });
+  const files = serviceSecretFiles(dir);
+  ensureSecret(files.idp, newSecret, 0o644, force);
   return files;
 }

@@ -12,7 +12,7 @@
 /** The users' names. */
 export const BROKER_USERS = { replica: 'ws-replica', backend: 'ws-backend' } as const;
 
-/** The secret files' names, beside the certificates (certs/generate.ts) or in a local run's directory. */
+/** The secret files' names, in a deployment's secrets directory (certs/secrets.ts) or a local run's. */
 export const BROKER_SECRET_FILES = {
   replica: 'nats-replica-password',
   backend: 'nats-backend-password',

@@ -7,7 +7,7 @@ export const IDP_ARGV = {
   source: ['node', '--import', 'tsx', 'app/src/idp/main.ts'],
 } as const;
 
-/** The clients' secret file's name, beside the certificates (certs/generate.ts) or in a local run's directory. */
+/** The clients' secret file's name, in a deployment's secrets directory (certs/secrets.ts) or a local run's. */
 export const IDP_SECRET_FILE = 'idp-secret';
 
 export interface IdpLaunch {

@@ -1,25 +1,19 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, start, startComponent, stop, stopComponent, waitForPort, type Owned } from './processes';
 import { brokerSpec } from '../components/broker';
-import { BROKER_SECRET_FILES, BROKER_USERS, renderBrokerAuth, type BrokerPasswords } from '../components/broker-auth';
-import { writeSecret } from './secrets';
+import { BROKER_USERS, type BrokerPasswords } from '../components/broker-auth';
+import { ensureBrokerCredentials } from '../certs/secrets';
 
 /** Generated passwords in secret files of the run, and the users' file nats-server includes. */
-function writeCredentials(dir: string, o: { subjectPrefix: string; stream: string }) {
-  const files = { replica: writeSecret(dir, BROKER_SECRET_FILES.replica), backend: writeSecret(dir, BROKER_SECRET_FILES.backend) };
-  const passwords: BrokerPasswords = {
-    replica: readFileSync(files.replica, 'utf8').trim(),
-    backend: readFileSync(files.backend, 'utf8').trim(),
-  };
-  const authFile = join(dir, BROKER_SECRET_FILES.config);
-  writeFileSync(authFile, renderBrokerAuth({ ...o, passwords }), { mode: 0o600 });
+function writeCredentials(dir: string, broker: { subjectPrefix: string; stream: string }) {
+  const files = ensureBrokerCredentials(dir, broker, { replicaMode: 0o600 });
   const users = {
     replica: { user: BROKER_USERS.replica, passwordFile: files.replica },
     backend: { user: BROKER_USERS.backend, passwordFile: files.backend },
   };
-  return { authFile, users };
+  return { authFile: files.config, users };
 }
 
 /** nats-server with JetStream (Debian's nats-server) on a free loopback port, its store in a directory of the run. */

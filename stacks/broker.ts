@@ -28,7 +28,7 @@ export interface BrokerProps extends EngineContainerProps {
    * @default 10 s
    */
   readonly stopGraceMs?: number;
-  /** The users' file on this machine (certs/generate.ts renders it): nobody connects without a password. */
+  /** The users' file on this machine (certs/secrets.ts renders it): nobody connects without a password. */
   readonly authFile: string;
 }
 

@@ -107,7 +107,7 @@ export class WsNotificationsStack extends TerraformStack {
       });
     }
 
-    this.loadJob = this.loadClientJob(props, paths, appImage.imageId, network.name, labels);
+    this.loadJob = this.loadClientJob(props, paths, appImage.imageId, network.name, labels, secrets.idp);
 
     this.outputs(topology, paths);
   }
@@ -119,6 +119,7 @@ export class WsNotificationsStack extends TerraformStack {
     imageId: string,
     networkName: string,
     labels: Record<string, string>,
+    idpSecretFile: string,
   ): LoadClientJob {
     const { topology } = props;
     return new LoadClientJob(this, 'load', {
@@ -129,7 +130,7 @@ export class WsNotificationsStack extends TerraformStack {
       reportsDir: paths.reportsDir,
       runId: props.loadRunId ?? '1',
       user: props.loadUser,
-      ...(this.idp ? { idpSecretFile: serviceSecretFiles(paths.secretsDir).idp } : {}),
+      ...(this.idp ? { idpSecretFile } : {}),
       after: this.monitoring ? [this.proxy.reload, this.monitoring.reload, this.monitoring.exporter] : [this.proxy.reload],
       labels,
     });

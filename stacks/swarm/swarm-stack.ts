@@ -64,7 +64,8 @@ export class WsNotificationsSwarmStack extends TerraformStack {
 
     // The broker's users and the replicas' password: secrets from certs/secrets.ts's files.
     const secrets = serviceSecretFiles(paths.secretsDir);
-    const secret = (stem: string, file: string) => new SwarmFile(this, stem, { stem, content: readSecretFile(file), secret: true, labels });
+    const secret = (stem: string, file: string) =>
+      new SwarmFile(this, stem, { stem, content: readUploaded(file, 'npm run deploy'), secret: true, labels });
     const brokerPassword = topology.broker.enabled ? secret('ws-nats-replica-password', secrets.broker.replica) : undefined;
     if (topology.broker.enabled)
       this.broker = new BrokerCluster(this, 'broker', {
@@ -162,21 +163,14 @@ export class WsNotificationsSwarmStack extends TerraformStack {
   }
 }
 
-/** A certificate or key of the deployment: the swarm target uploads them as configs and secrets. */
-function readPem(certsDir: string, file: string): string {
-  const path = join(certsDir, file);
-  if (!existsSync(path))
-    throw new Error(
-      `${path} is missing: the swarm target uploads the certificates as configs and secrets (run npm run certs, or npm run deploy)`,
-    );
+/** A certificate, key or service secret of the deployment, read at synth: the swarm target uploads them as configs and secrets. */
+function readUploaded(path: string, makeWith: string): string {
+  if (!existsSync(path)) throw new Error(`${path} is missing: the swarm target uploads it as a config or secret (run ${makeWith})`);
   return readFileSync(path, 'utf8');
 }
 
-/** A service secret of the deployment (certs/secrets.ts): uploaded as a docker_secret. */
-function readSecretFile(path: string): string {
-  if (!existsSync(path)) throw new Error(`${path} is missing: the swarm target uploads the broker's users as secrets (run npm run deploy)`);
-  return readFileSync(path, 'utf8');
-}
+/** A certificate or key of the deployment. */
+const readPem = (certsDir: string, file: string) => readUploaded(join(certsDir, file), 'npm run certs, or npm run deploy');
 
 /** The services' attachable overlay network. */
 function overlayNetwork(scope: Construct, topology: Topology): Network {
