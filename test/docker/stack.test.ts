@@ -127,7 +127,7 @@ async function brokerStream(): Promise<{ created: string; messages: number }> {
  */
 function natsAnswer(credentials: { user: string; pass: string } | Record<string, never>): string {
   const script = `const s=require('net').connect(${BROKER_PATHS.clientPort},'ws-nats');let b='';s.on('data',d=>{b+=d;if(/PONG|-ERR/.test(b)){console.log(b.split('\\r\\n').filter(l=>/PONG|-ERR/.test(l)).join(' '));s.destroy()}});s.write('CONNECT '+JSON.stringify(${JSON.stringify({ verbose: false, ...credentials })})+'\\r\\nPING\\r\\n');setTimeout(()=>console.log('timeout'),5000).unref()`;
-  return spawnSync('docker', ['exec', 'ws-server-0', 'node', '-e', script], { encoding: 'utf8' }).stdout.trim();
+  return spawnSync('docker', ['exec', 'ws-server-0', 'node', '-e', script], { encoding: 'utf8', timeout: 15_000 }).stdout.trim();
 }
 
 const retiringWorkers = async () =>
@@ -400,7 +400,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.deepEqual(await retrying(brokerStream, 30_000), before, 'the same stream, created at the same time, with the same messages');
   });
 
-  it('with auth.mode jwt: the ws-idp container issues the tokens, the load job passes with them, a stranger is refused', async () => {
+  it('with auth.mode jwt: the ws-idp container issues the tokens, the load job passes with them, a stranger is refused', async (t) => {
     rmSync(REPORT, { force: true });
     stackDir = synth(2, { auth: { mode: 'jwt' } });
     const { outputs } = await deployer.apply(stackDir);
@@ -418,6 +418,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     const stranger = await TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, {
       ca: readFileSync(join(ROOT, tls.dir, tls.caCert)),
     });
+    t.after(() => stranger.close());
     stranger.send({ type: 'subscribe', topic: 'docker-test' });
     const closed = await stranger.closed;
     assert.equal(closed.code, CloseCode.badRequest);
