@@ -1,4 +1,5 @@
 import { derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
+import { CENTRIFUGE_PATH } from '../app/src/shared/centrifuge';
 import { PROXY_WORKER_HEADER } from '../app/src/shared/control';
 import { PUBLISH_API_PATH, publishBodyLimit, REQUEST_TIMEOUT_MS } from '../app/src/shared/protocol';
 import { nginxDuration } from '../app/src/shared/duration';
@@ -100,6 +101,38 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
     .join(' ');
   const clientTimeouts = nginxClientTimeouts(server);
 
+  const webSocketBody = `            proxy_pass http://ws_servers;
+            ${http11}
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            # Which worker carries this WebSocket: after a reload the replicas are told the new
+            # workers and close the retired workers' connections with 1001 before
+            # worker_shutdown_timeout would cut them (docs/architecture.md, "Reloads").
+            proxy_set_header ${PROXY_WORKER_HEADER} "$hostname/$pid";
+            proxy_buffering off;
+            # One relay buffer each way per connection; a frame larger than it is relayed as several TLS records.
+            proxy_buffer_size ${proxy.relayBufferBytes};
+
+            # Derived from the heartbeat: the server pings every ${nginxDuration(server.pingIntervalMs)}, so an idle
+            # socket sees traffic well within these.
+            proxy_read_timeout ${nginxDuration(proxy.readTimeoutMs)};
+            proxy_send_timeout ${nginxDuration(proxy.sendTimeoutMs)};
+            proxy_connect_timeout ${nginxDuration(proxy.connectTimeoutMs)};
+            # A draining or full replica answers the handshake 503: try the next one (a handshake
+            # is an idempotent GET). These also count towards max_fails, so the replica rests.
+            proxy_next_upstream error timeout http_502 http_503;
+
+            ${limitLines.join('\n            ')}
+
+            # Handshakes are bodiless GETs. This does NOT bound WebSocket frames: after the upgrade
+            # nginx relays frames without inspecting them; the server's maxMessageBytes
+            # (${server.maxMessageBytes} bytes, close 1009) is the limit.
+            client_max_body_size 1k;
+`;
   return `# Rendered by ws-notifications from the topology; do not edit by hand.
 # Target nginx ${proxy.nginxVersion}; ${options.tasks ? `every task of ${options.tasks}, resolved at each (re)load` : `${options.upstreams.length} replica(s)`}; strategy ${balancing.strategy}.
 worker_processes ${proxy.workerProcesses};
@@ -212,39 +245,16 @@ ${
         send_timeout ${nginxDuration(clientTimeouts.sendTimeoutMs)};
 
         location ${server.path} {
-            proxy_pass http://ws_servers;
-            ${http11}
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            # Which worker carries this WebSocket: after a reload the replicas are told the new
-            # workers and close the retired workers' connections with 1001 before
-            # worker_shutdown_timeout would cut them (docs/architecture.md, "Reloads").
-            proxy_set_header ${PROXY_WORKER_HEADER} "$hostname/$pid";
-            proxy_buffering off;
-            # One relay buffer each way per connection; a frame larger than it is relayed as several TLS records.
-            proxy_buffer_size ${proxy.relayBufferBytes};
-
-            # Derived from the heartbeat: the server pings every ${nginxDuration(server.pingIntervalMs)}, so an idle
-            # socket sees traffic well within these.
-            proxy_read_timeout ${nginxDuration(proxy.readTimeoutMs)};
-            proxy_send_timeout ${nginxDuration(proxy.sendTimeoutMs)};
-            proxy_connect_timeout ${nginxDuration(proxy.connectTimeoutMs)};
-            # A draining or full replica answers the handshake 503: try the next one (a handshake
-            # is an idempotent GET). These also count towards max_fails, so the replica rests.
-            proxy_next_upstream error timeout http_502 http_503;
-
-            ${limitLines.join('\n            ')}
-
-            # Handshakes are bodiless GETs. This does NOT bound WebSocket frames: after the upgrade
-            # nginx relays frames without inspecting them; the server's maxMessageBytes
-            # (${server.maxMessageBytes} bytes, close 1009) is the limit.
-            client_max_body_size 1k;
-        }
-
+${webSocketBody}        }
+${
+  server.centrifuge
+    ? `
+        # Centrifugo's client protocol (server.centrifuge): the same replicas, limits and reloads.
+        location = ${CENTRIFUGE_PATH} {
+${webSocketBody}        }
+`
+    : ''
+}
 ${proxy.publishApi ? publishApiLocation(topology, http11) : ''}        location / {
             return 404;
         }

@@ -1,5 +1,6 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { CENTRIFUGE_PATH } from '../shared/centrifuge';
 import type { ServerConfig } from '../topology';
 
 export const REJECT_REASONS = [
@@ -35,7 +36,7 @@ export interface HandshakeState {
 /** Decides whether an upgrade request may proceed; returns the reason to refuse it, if any. */
 export function checkHandshake(req: IncomingMessage, settings: ServerConfig, state: HandshakeState): RejectReason | undefined {
   const pathname = (req.url ?? '/').split('?')[0];
-  if (pathname !== settings.path) return 'path';
+  if (pathname !== settings.path && !(settings.centrifuge && pathname === CENTRIFUGE_PATH)) return 'path';
   if (state.draining) return 'draining';
   if (state.load >= settings.maxConnections) return 'capacity';
   if (state.rebalanceCap !== undefined && state.load >= state.rebalanceCap) return 'rebalancing';

@@ -21,6 +21,8 @@ import { AuthGate, type AuthClose, type PeerAuth } from './auth/gate';
 import { AuthFailure, TokenVerifier } from './auth/verifier';
 import { RevocationBus, RevocationList, type Revocation } from './auth/revocations';
 import { serveRevokeApi } from './auth/revoke-api';
+import { CENTRIFUGE_PATH } from '../shared/centrifuge';
+import { CentrifugeProtocol, type CentrifugeHost, type CentrifugeSession, type SubscribeOutcome } from './centrifuge';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
@@ -38,10 +40,16 @@ export interface ServerSettings extends ServerConfig {
   readonly replicaId: string;
 }
 
+/** The client protocols: the project's own, and Centrifugo's (server/centrifuge.ts) at CENTRIFUGE_PATH. */
+type Protocol = 'native' | 'centrifuge';
+
 /** One open connection and what the server tracks for it. */
 interface Peer extends Sheddable {
   readonly id: string;
   readonly ws: WebSocket;
+  readonly protocol: Protocol;
+  /** A Centrifugo connection's own state. */
+  readonly centrifuge?: CentrifugeSession;
   readonly topics: Set<string>;
   /** Who it is and what it may do (auth/gate.ts). */
   readonly auth: PeerAuth;
@@ -76,6 +84,7 @@ export class NotificationServer {
   private readonly gate: AuthGate;
   private readonly verifier?: TokenVerifier;
   private readonly revocations = new RevocationList();
+  private readonly centrifuge: CentrifugeProtocol<Peer>;
   /** With auth and a broker: revocations reach every replica. */
   private revocationBus?: RevocationBus;
   private pendingHandshakes = 0;
@@ -108,6 +117,7 @@ export class NotificationServer {
         log: (error, what) => this.log.warn({ err: error }, what),
       });
     this.gate = new AuthGate(options.auth ?? authSchema.parse({}), this.verifier, (identity) => this.revocations.revokes(identity));
+    this.centrifuge = new CentrifugeProtocol(this.centrifugeHost());
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: settings.maxMessageBytes,
@@ -240,7 +250,7 @@ export class NotificationServer {
         return reply(500, 'metrics unavailable\n');
       }
     }
-    if (pathname === this.settings.path)
+    if (pathname === this.settings.path || (this.settings.centrifuge && pathname === CENTRIFUGE_PATH))
       return reply(426, 'this endpoint speaks WebSocket: send an Upgrade request\n', { Upgrade: 'websocket' });
     return reply(404, 'not found\n');
   }
@@ -271,21 +281,22 @@ export class NotificationServer {
     };
     socket.once('close', settle);
     const via = parseProxyWorker(req.headers[PROXY_WORKER_HEADER]);
+    const protocol: Protocol = plainPath(req.url) === CENTRIFUGE_PATH ? 'centrifuge' : 'native';
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       settle();
-      this.onConnection(ws, socket, via);
+      this.onConnection(ws, socket, via, protocol);
     });
   }
 
-  private onConnection(ws: WebSocket, socket: Duplex, via: Peer['via']): void {
+  private onConnection(ws: WebSocket, socket: Duplex, via: Peer['via'], protocol: Protocol): void {
     const now = Date.now();
     const peer: Peer = {
       id: `${this.settings.replicaId}-${++this.nextId}`,
       ws,
+      protocol,
+      ...(protocol === 'centrifuge' ? { centrifuge: CentrifugeProtocol.session() } : {}),
       via,
-      goAway: (reason) => {
-        if (ws.readyState === WebSocket.OPEN) ws.close(CloseCode.goingAway, reason);
-      },
+      goAway: (reason) => this.closePeer(peer, CloseCode.goingAway, reason),
       topics: new Set(),
       auth: this.gate.open(now),
       lastSeen: now,
@@ -302,18 +313,66 @@ export class NotificationServer {
     this.metrics.connectionsActive.set(this.peers.size);
 
     ws.on('message', (data, isBinary) => this.onMessage(peer, data, isBinary));
-    ws.on('pong', () => {
-      const at = Date.now();
-      if (peer.pingSentAt !== undefined) {
-        this.metrics.heartbeatRtt.observe((at - peer.pingSentAt) / 1000);
-        peer.pingSentAt = undefined;
-      }
-      peer.lastSeen = at;
-    });
+    ws.on('pong', () => this.ponged(peer));
     ws.on('error', (error: Error & { code?: string }) => this.onPeerError(peer, error));
     ws.on('close', (code) => this.onClose(peer, code));
-    // With auth, hello answers the accepted connect.
-    if (!peer.auth.pending) this.hello(peer);
+    // With auth, hello answers the accepted connect; a Centrifugo client always sends connect.
+    if (!peer.auth.pending && protocol === 'native') this.hello(peer);
+  }
+
+  /** Closes with a code (after what is queued for it). */
+  private closePeer(peer: Peer, code: number, reason: string): void {
+    if (peer.centrifuge) this.centrifuge.flush(peer);
+    if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(code, reason);
+  }
+
+  /** The core as the Centrifugo protocol sees it: the same calls the native messages make. */
+  private centrifugeHost(): CentrifugeHost<Peer> {
+    return {
+      pingIntervalMs: this.settings.pingIntervalMs,
+      authEnabled: this.gate.enabled,
+      epoch: () => this.broker?.epoch,
+      connect: (peer, token) => this.gate.connect(peer.auth, token),
+      refresh: (peer, token) =>
+        this.gate.refresh(peer.auth, token).then((outcome) => {
+          if (outcome.ok) this.metrics.authRefreshes.inc();
+          return outcome;
+        }),
+      allows: (peer, action, topic) => {
+        if (this.gate.allows(peer.auth, action, topic)) return true;
+        this.metrics.authDenials.inc({ action });
+        return false;
+      },
+      subscribe: (peer, topic, since, answer) => this.subscribeTopic(peer, topic, since, answer),
+      unsubscribe: (peer, topic) => this.unsubscribeTopic(peer, topic),
+      publish: (_peer, topic, data) => this.publish({ topic, data, ts: nowMs(), replica: this.settings.replicaId }),
+      history: async (topic, afterOffset) => {
+        const history = await this.broker!.history(topic, afterOffset);
+        return { notifications: history.deliveries.map(notificationOf), complete: history.complete, offset: this.broker!.position };
+      },
+      write: (peer, frame) => {
+        const sent = this.write(peer, frame);
+        if (sent) this.countSent('centrifuge', frame.length, 1);
+        return sent;
+      },
+      authClosed: (peer, close) => {
+        this.metrics.authFailures.inc({ reason: close.failure });
+        this.log.info({ connection: peer.id, code: close.code, reason: close.reason }, 'closed for auth');
+      },
+      pong: (peer) => this.ponged(peer),
+      log: (peer, what, error) =>
+        error ? this.log.error({ err: error, connection: peer.id }, what) : this.log.debug({ connection: peer.id }, what),
+    };
+  }
+
+  /** A pong (WebSocket's, or a Centrifugo client's empty command): the heartbeat's round trip. */
+  private ponged(peer: Peer): void {
+    const at = Date.now();
+    if (peer.pingSentAt !== undefined) {
+      this.metrics.heartbeatRtt.observe((at - peer.pingSentAt) / 1000);
+      peer.pingSentAt = undefined;
+    }
+    peer.lastSeen = at;
   }
 
   private hello(peer: Peer): void {
@@ -380,6 +439,7 @@ export class NotificationServer {
   }
 
   private authClose(peer: Peer, close: AuthClose): void {
+    if (peer.centrifuge) return this.centrifuge.authClose(peer, close);
     this.metrics.authFailures.inc({ reason: close.failure });
     this.log.info({ connection: peer.id, code: close.code, reason: close.reason }, 'closed for auth');
     if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(close.code, close.reason);
@@ -387,7 +447,7 @@ export class NotificationServer {
 
   /** A subscribe or publish no grant allows: answered, the connection stays. */
   private forbidden(peer: Peer, action: GrantAction, topic: string, id?: number | string): void {
-    this.metrics.authDenials.inc({ action });
+    if (action === 'publish') this.metrics.authDenials.inc({ action }); // subscribe's is counted by subscribeTopic
     this.send(peer, {
       type: 'error',
       code: 'forbidden',
@@ -427,6 +487,10 @@ export class NotificationServer {
     const buffer = data as Buffer;
     this.metrics.bytesReceived.inc(buffer.length);
     this.metrics.messageSize.observe({ direction: 'in' }, buffer.length);
+    if (peer.centrifuge) {
+      if (isBinary) return this.centrifuge.disconnect(peer, { code: 3501, reason: 'bad request' }, 'binary frame on the JSON protocol');
+      return this.centrifuge.onFrame(peer, buffer.toString('utf8'));
+    }
     if (isBinary) return this.malformed(peer, 'binary_unsupported', 'messages are JSON text');
 
     const parsed = parseClientMessage(buffer.toString('utf8'));
@@ -442,37 +506,10 @@ export class NotificationServer {
       case 'echo':
         this.send(peer, message);
         return;
-      case 'subscribe': {
-        // A second subscribe (with `since` or not) would replay again, or reset the position.
-        if (peer.topics.has(message.topic))
-          return this.malformed(peer, 'already_subscribed', `already subscribed to ${message.topic}; unsubscribe first`);
-        if (!this.gate.allows(peer.auth, 'subscribe', message.topic)) return this.forbidden(peer, 'subscribe', message.topic);
-        const limit = this.subscriptionLimit(peer);
-        if (limit) {
-          this.metrics.subscriptionRejections.inc({ limit: limit.code });
-          this.send(peer, { type: 'error', code: limit.code, message: limit.message });
-          return;
-        }
-        // Recovering: registered at once, live notifications held back until the replay is out.
-        const since = this.broker ? message.since : undefined;
-        if (since) (peer.recovering ??= new Map()).set(message.topic, []);
-        if (this.topics.subscribe(message.topic, peer)) peer.topics.add(message.topic);
-        this.metrics.subscriptions.set(this.topics.size);
-        if (since) return this.startRecovery(peer, message.topic, since);
-        if (!this.broker) return void this.send(peer, { type: 'subscribed', topic: message.topic });
-        // Live from the replica's position on: nothing at or before it is sent, everything after is.
-        const { epoch, position } = this.broker;
-        const sent = peer.lastOffset?.get(message.topic);
-        const offset = sent?.epoch === epoch ? Math.max(sent.offset, position) : position;
-        this.sentUpTo(peer, message.topic, epoch, offset);
-        this.send(peer, { type: 'subscribed', topic: message.topic, offset, epoch });
-        return;
-      }
+      case 'subscribe':
+        return this.subscribeTopic(peer, message.topic, message.since, (outcome) => this.answerSubscribe(peer, message.topic, outcome));
       case 'unsubscribe':
-        if (this.topics.unsubscribe(message.topic, peer)) peer.topics.delete(message.topic);
-        peer.lastOffset?.delete(message.topic);
-        peer.recovering?.delete(message.topic);
-        this.metrics.subscriptions.set(this.topics.size);
+        this.unsubscribeTopic(peer, message.topic);
         this.send(peer, { type: 'unsubscribed', topic: message.topic });
         return;
       case 'publish': {
@@ -490,12 +527,75 @@ export class NotificationServer {
     }
   }
 
+  /**
+   * A subscribe, in either protocol: checked (a second one for the topic, grants, limits),
+   * registered, and answered once live, or once recovered from `since` (with a broker): the
+   * outcome carries the replay, which the answer sends before any live notification.
+   */
+  private subscribeTopic(
+    peer: Peer,
+    topic: string,
+    since: { offset: number; epoch: string } | undefined,
+    answer: (o: SubscribeOutcome) => void,
+  ): void {
+    // A second subscribe (with `since` or not) would replay again, or reset the position.
+    if (peer.topics.has(topic))
+      return answer({ ok: false, code: 'already_subscribed', message: `already subscribed to ${topic}; unsubscribe first` });
+    if (!this.gate.allows(peer.auth, 'subscribe', topic)) {
+      this.metrics.authDenials.inc({ action: 'subscribe' });
+      return answer({ ok: false, code: 'forbidden', message: `no grant allows subscribe on ${topic}` });
+    }
+    const limit = this.subscriptionLimit(peer);
+    if (limit) {
+      this.metrics.subscriptionRejections.inc({ limit: limit.code });
+      return answer({ ok: false, ...limit });
+    }
+    // Recovering: registered at once, live notifications held back until the replay is out.
+    const from = this.broker ? since : undefined;
+    if (from) (peer.recovering ??= new Map()).set(topic, []);
+    if (this.topics.subscribe(topic, peer)) peer.topics.add(topic);
+    this.metrics.subscriptions.set(this.topics.size);
+    if (from) return this.startRecovery(peer, topic, from, answer);
+    if (!this.broker) return answer({ ok: true, replay: [] });
+    // Live from the replica's position on: nothing at or before it is sent, everything after is.
+    const { epoch, position } = this.broker;
+    const sent = peer.lastOffset?.get(topic);
+    const offset = sent?.epoch === epoch ? Math.max(sent.offset, position) : position;
+    this.sentUpTo(peer, topic, epoch, offset);
+    answer({ ok: true, offset, epoch, replay: [] });
+  }
+
+  /** The native protocol's answer to a subscribe: `subscribed` and the replay, or an error. */
+  private answerSubscribe(peer: Peer, topic: string, outcome: SubscribeOutcome): void {
+    if (!outcome.ok) {
+      if (outcome.code === 'forbidden') return this.forbidden(peer, 'subscribe', topic);
+      if (outcome.code === 'already_subscribed') return this.malformed(peer, outcome.code, outcome.message);
+      return void this.send(peer, { type: 'error', code: outcome.code, message: outcome.message });
+    }
+    const { offset, epoch, recovered, replay } = outcome;
+    this.send(peer, {
+      type: 'subscribed',
+      topic,
+      ...(recovered === undefined ? {} : { recovered, replayed: replay.length }),
+      ...(epoch === undefined ? {} : { offset, epoch }),
+    });
+    for (const n of replay) this.send(peer, n);
+  }
+
+  private unsubscribeTopic(peer: Peer, topic: string): void {
+    if (this.topics.unsubscribe(topic, peer)) peer.topics.delete(topic);
+    peer.lastOffset?.delete(topic);
+    peer.recovering?.delete(topic);
+    this.metrics.subscriptions.set(this.topics.size);
+  }
+
   /** Sends a notification to this replica's subscribers of its topic; returns how many it reached. */
   private fanOut(notification: Notification): number {
-    // Encoded once for every subscriber (ws would turn a string into bytes on each send).
-    const data = Buffer.from(JSON.stringify(notification));
-    const bytes = data.length;
+    // Encoded once per protocol for every subscriber (ws would turn a string into bytes on each send).
+    let native: Buffer | undefined;
+    let push: Buffer | undefined;
     let delivered = 0;
+    let pushed = 0;
     const { topic, offset } = notification;
     for (const subscriber of this.topics.subscribers(topic)) {
       const held = subscriber.recovering?.get(topic);
@@ -508,11 +608,14 @@ export class NotificationServer {
         if (last && last.epoch === notification.epoch && offset <= last.offset) continue;
         this.sentUpTo(subscriber, topic, notification.epoch, offset);
       }
-      if (this.write(subscriber, data)) delivered++;
+      if (subscriber.centrifuge) {
+        this.centrifuge.send(subscriber, (push ??= this.centrifuge.encodePush(notification)));
+        pushed++;
+      } else if (this.write(subscriber, (native ??= Buffer.from(JSON.stringify(notification))))) delivered++;
     }
-    this.metrics.notificationsDelivered.inc(delivered);
-    this.countSent('notification', bytes, delivered);
-    return delivered;
+    this.metrics.notificationsDelivered.inc(delivered + pushed);
+    if (native) this.countSent('notification', native.length, delivered);
+    return delivered + pushed;
   }
 
   /** A publication from the broker's stream: delivered to this replica's subscribers, with its offset and epoch. */
@@ -521,12 +624,12 @@ export class NotificationServer {
   }
 
   /** Recovers a topic for a peer; whatever fails is logged and the subscription is closed for it, never the process. */
-  private startRecovery(peer: Peer, topic: string, since: { offset: number; epoch: string }): void {
-    this.recover(peer, topic, since).catch((error: Error) => {
+  private startRecovery(peer: Peer, topic: string, since: { offset: number; epoch: string }, answer: (o: SubscribeOutcome) => void): void {
+    this.recover(peer, topic, since, answer).catch((error: Error) => {
       this.log.error({ err: error, topic, connection: peer.id }, 'recovery failed');
       peer.recovering?.delete(topic);
       if (this.topics.unsubscribe(topic, peer)) peer.topics.delete(topic);
-      this.send(peer, { type: 'error', code: BROKER_ERROR_CODE, message: `recovery of ${topic} failed; subscribe again` });
+      answer({ ok: false, code: BROKER_ERROR_CODE, message: `recovery of ${topic} failed; subscribe again` });
     });
   }
 
@@ -535,7 +638,12 @@ export class NotificationServer {
    * the last stored when the subscription was registered, then the live ones held meanwhile that
    * came after the replay (so nothing is missed at the seam and nothing sent twice).
    */
-  private async recover(peer: Peer, topic: string, since: { offset: number; epoch: string }): Promise<void> {
+  private async recover(
+    peer: Peer,
+    topic: string,
+    since: { offset: number; epoch: string },
+    answer: (o: SubscribeOutcome) => void,
+  ): Promise<void> {
     const broker = this.broker!;
     const history = since.epoch === broker.epoch ? await this.history(peer, topic, since.offset) : undefined;
     const replay = history?.deliveries.map(notificationOf) ?? [];
@@ -552,10 +660,9 @@ export class NotificationServer {
     // back everything to come, and the replica's position is the floor.
     const epoch = broker.epoch;
     const offset = recovered ? since.offset : broker.position;
-    this.send(peer, { type: 'subscribed', topic, recovered, replayed: replay.length, offset, epoch });
     const floor = since.epoch !== epoch ? 0 : pastEnd ? broker.position : since.offset;
     const out = mergeAtSeam(replay, held, floor);
-    for (const n of out) this.send(peer, n);
+    answer({ ok: true, recovered, replay: out, offset, epoch });
     this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
   }
 
@@ -697,7 +804,7 @@ export class NotificationServer {
       const auth = this.gate.due(peer.auth, now);
       if (auth === 'warn') {
         peer.auth.warned = true;
-        this.send(peer, { type: 'expiring', expiresAt: peer.auth.identity!.expiresAt });
+        if (!peer.centrifuge) this.send(peer, { type: 'expiring', expiresAt: peer.auth.identity!.expiresAt });
       } else if (auth) {
         this.authClose(peer, auth);
         continue;
@@ -705,7 +812,8 @@ export class NotificationServer {
       if (now - peer.lastPingAt >= pingIntervalMs) {
         peer.lastPingAt = now;
         peer.pingSentAt = now;
-        peer.ws.ping();
+        if (peer.centrifuge) this.centrifuge.ping(peer);
+        else peer.ws.ping();
       }
     }
   }
@@ -736,7 +844,7 @@ export class NotificationServer {
         const due = order.length <= 1 || drainWindowMs === 0 ? order.length : Math.floor((elapsed / drainWindowMs) * order.length) + 1;
         for (; next < Math.min(due, order.length); next++) {
           const peer = order[next];
-          if (peer.ws.readyState === WebSocket.OPEN) peer.ws.close(CloseCode.goingAway, 'server draining');
+          this.closePeer(peer, CloseCode.goingAway, 'server draining');
         }
         if (this.peers.size === 0 && next >= order.length) finish('all closed');
         else if (elapsed >= drainDeadlineMs) finish('deadline');

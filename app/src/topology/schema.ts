@@ -44,6 +44,11 @@ export const serverSchema = z
       .string()
       .regex(/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, 'must be an absolute URL path such as /ws-notifications')
       .default('/ws-notifications'),
+    /**
+     * Centrifugo's client protocol (JSON, v2) at /connection/websocket beside `path`, through the
+     * same proxy, replicas and broker, so its SDKs (`centrifuge` on npm and others) work unchanged.
+     */
+    centrifuge: z.boolean().default(true),
     /** Seed: ping every 30 s, "more often than Nginx's timeout". */
     pingIntervalMs: positiveMs.default(30_000),
     /** Seed: pong wait 60 s; a peer silent for this long is terminated. */

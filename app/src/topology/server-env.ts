@@ -10,6 +10,7 @@ import { brokerSchema, serverSchema, streamReplicas, type BrokerConfig, type Ser
 export const SERVER_ENV = {
   port: 'WS_PORT',
   path: 'WS_PATH',
+  centrifuge: 'WS_CENTRIFUGE',
   pingIntervalMs: 'WS_PING_INTERVAL_MS',
   pongTimeoutMs: 'WS_PONG_TIMEOUT_MS',
   writeTimeoutMs: 'WS_WRITE_TIMEOUT_MS',
@@ -126,7 +127,9 @@ export function fromEnv<S extends z.ZodObject>(
               .filter(Boolean)
           : kind === 'number'
             ? Number(text)
-            : text;
+            : kind === 'boolean' && (text === 'true' || text === 'false')
+              ? text === 'true'
+              : text;
   }
   const result = schema.safeParse(raw);
   if (!result.success) {

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { Centrifuge } from 'centrifuge';
+import { defineTopology } from '../../app/src/topology';
+import { CENTRIFUGE_PATH } from '../../app/src/shared/centrifuge';
+import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
+import { devUserToken } from '../../app/src/idp/tokens';
+import { DEV_ROLES } from '../../app/src/topology/auth';
+import { nginxVersion, startLocalRun, type LocalRun } from '../../local/run';
+import { Recorder, sdkClient } from '../helpers/centrifuge-sdk';
+import { eventually } from '../helpers/server';
+
+const NGINX = nginxVersion();
+assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
+
+/** A publication through a replica's publish API (its own port), retried while the broker restarts. */
+async function publish(local: LocalRun, replica: number, topic: string, data: unknown, id: string): Promise<number> {
+  const key = readFileSync(local.topology.server.apiKeyFile!, 'utf8').trim();
+  const url = `http://127.0.0.1:${local.replicas[replica].port}${PUBLISH_API_PATH}`;
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ topic, data, id }),
+    });
+    const body = (await response.json()) as { offset?: number };
+    if (response.status === 202) return body.offset!;
+    if (response.status !== 503 || attempt > 50) throw new Error(`publish answered ${response.status}: ${JSON.stringify(body)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The offsets a subscription's publication events carried, in order. */
+const offsets = (r: Recorder) => r.seen.filter((s) => s.event === 'publication').map((s) => s.ctx.offset as number);
+
+describe('the centrifuge SDK, unchanged, through nginx and TLS (Centrifugo client protocol)', () => {
+  it('connects, subscribes on two replicas, receives, recovers after a replica kill and a broker restart, refreshes its token, and is denied a forbidden channel', async (t) => {
+    const local = await startLocalRun(
+      defineTopology({
+        replicas: 2,
+        server: { pingIntervalMs: 2_000 },
+        proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } },
+        broker: { enabled: true },
+      }),
+      { auth: { tokenTtlMs: 600_000 } },
+    );
+    const clients: Centrifuge[] = [];
+    t.after(async () => {
+      for (const c of clients) c.disconnect();
+      await local.stop();
+    });
+    const ca = readFileSync(local.caFile);
+    const url = new URL(CENTRIFUGE_PATH, local.url).toString();
+    const secret = readFileSync(local.idp!.secretFile, 'utf8').trim();
+    let tokensIssued = 0;
+    const tokenFor = (sub: string, roles: string[], ttlSeconds: number) => async () => {
+      tokensIssued++;
+      return (await devUserToken(local.idp!.issuer, secret, { sub, roles, ttlSeconds })).token;
+    };
+
+    // Two readers; round robin puts them on different replicas. Their tokens live 4 s: the SDK
+    // refreshes them in-band through getToken, without a disconnect.
+    const readers = ['alice', 'bob'].map((name) => {
+      const client = sdkClient(url, ca, { getToken: tokenFor(name, [DEV_ROLES.reader], 4) });
+      clients.push(client);
+      const events = new Recorder(client, ['connecting', 'connected', 'disconnected', 'error']);
+      const sub = client.newSubscription('news');
+      const subEvents = new Recorder(sub, ['subscribing', 'subscribed', 'unsubscribed', 'publication', 'error']);
+      sub.subscribe();
+      client.connect();
+      return { client, events, subEvents };
+    });
+    const connected = await Promise.all(readers.map((r) => r.events.wait('connected')));
+    const homes = connected.map((c) => local.replicas.findIndex((r) => String(c.ctx.client).startsWith(`${r.id}-`)));
+    assert.deepEqual([...homes].sort(), [0, 1], `one reader on each replica: ${connected.map((c) => c.ctx.client)}`);
+    await Promise.all(readers.map((r) => r.subEvents.wait('subscribed')));
+
+    // A publication through the API reaches both, with its offset.
+    const first = await publish(local, 0, 'news', { n: 1 }, 'n-1');
+    for (const r of readers) {
+      const pub = await r.subEvents.wait('publication', (c) => c.offset === first);
+      assert.deepEqual(pub.ctx.data, { n: 1 });
+    }
+
+    // Kill alice's replica: the SDK reconnects (to the other one) and recovers what was published meanwhile.
+    const [alice, bob] = readers;
+    const survivor = 1 - homes[0];
+    const mark = alice.subEvents.seen.length;
+    await local.stopReplica(homes[0], 'SIGKILL');
+    await alice.events.wait('connecting', (c) => c.code !== 0);
+    const missed: number[] = [];
+    for (let n = 2; n <= 4; n++) missed.push(await publish(local, survivor, 'news', { n }, `n-${n}`));
+    const resubscribed = await alice.subEvents.wait('subscribed', () => true, 20_000, mark);
+    assert.equal(resubscribed.ctx.wasRecovering, true, 'the SDK asked to recover');
+    assert.equal(resubscribed.ctx.recovered, true, 'and the server recovered every publication');
+    await alice.subEvents.wait('publication', (c) => c.offset === missed.at(-1));
+
+    // The broker restarts; what is published around it reaches both, in order, with no gap.
+    await local.broker!.restart(1_000);
+    const after = await publish(local, survivor, 'news', { n: 5 }, 'n-5');
+    for (const r of readers) await r.subEvents.wait('publication', (c) => c.offset === after);
+    assert.deepEqual(offsets(alice.subEvents), offsets(bob.subEvents), 'both saw the same publications, once each, in order');
+    assert.deepEqual(offsets(alice.subEvents), [first, ...missed, after]);
+    for (const r of readers) {
+      const unrecovered = r.subEvents.seen.filter((s) => s.event === 'subscribed' && s.ctx.wasRecovering && !s.ctx.recovered);
+      assert.equal(unrecovered.length, 0, 'never "not recovered"');
+    }
+
+    // Tokens live 4 s: each reader's SDK refreshes in-band through getToken; bob (never cut) stays connected throughout.
+    await eventually(() => tokensIssued >= 6, 15_000, `two refreshes per reader (${tokensIssued} tokens so far)`);
+    assert.equal(bob.events.count('disconnected') + bob.events.count('connecting'), 1, `bob only connected once: ${bob.events.names()}`);
+
+    // A channel no grant allows: the SDK's permission error (103), the subscription ends.
+    const carol = sdkClient(url, ca, { getToken: tokenFor('carol', [], 60) });
+    clients.push(carol);
+    const forbidden = carol.newSubscription('user.bob.inbox');
+    const forbiddenEvents = new Recorder(forbidden, ['subscribed', 'unsubscribed', 'error']);
+    forbidden.subscribe();
+    carol.connect();
+    const ended = await forbiddenEvents.wait('unsubscribed');
+    assert.equal(ended.ctx.code, 103, `permission denied: ${JSON.stringify(ended.ctx)}`);
+    assert.equal(forbiddenEvents.count('subscribed'), 0);
+  });
+});
