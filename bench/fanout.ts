@@ -20,6 +20,7 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxVersion, startLocalRun } from '../local/run';
 import { newHistogram, summarize } from '../app/src/client/stats';
 import { cpuBetween, cpuSeconds } from './proc';
+import type { LoadProfile } from '../app/src/shared/profile';
 
 const program = new Command('bench:fanout')
   .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')
@@ -50,6 +51,7 @@ interface Row {
   mode: string;
   broker: boolean;
   writeCoalescing: 'turn' | 'off';
+  protocol: LoadProfile['protocol'];
   publishRate: number;
   offeredPerSecond: number;
   /** Mean over the window, and the slowest and fastest second in it. */
@@ -69,6 +71,7 @@ async function measure(
   publishRate: number,
   reach: number,
   writeCoalescing: 'turn' | 'off' = 'turn',
+  protocol: LoadProfile['protocol'] = 'native',
 ): Promise<Row> {
   const version = nginxVersion();
   if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
@@ -87,6 +90,7 @@ async function measure(
       messageRate: 0,
       topics: Number(o.topics),
       publishRate,
+      protocol,
       workers: Number(o.workers),
       thresholds: [],
       maxDurationMs: holdMs + Math.ceil((subscribers / rampRate) * 1000) + 120_000,
@@ -134,6 +138,7 @@ async function measure(
     mode,
     broker,
     writeCoalescing,
+    protocol,
     publishRate,
     offeredPerSecond: Math.round(publishRate * (subscribers / Number(o.topics)) * reach),
     deliveredPerSecond: mean,
@@ -162,12 +167,26 @@ function coalescingLine(rows: Row[]): string {
   const mean = (rs: Row[]) => Math.round(rs.reduce((a, r) => a + perDeliveryUs(r), 0) / Math.max(1, rs.length));
   const broker = rows.filter((r) => r.broker);
   const off = broker.filter((r) => r.writeCoalescing === 'off');
-  const turn = broker.filter((r) => r.writeCoalescing === 'turn');
+  const turn = broker.filter((r) => r.writeCoalescing === 'turn' && r.protocol === 'native');
   const [a, b] = [mean(turn), mean(off)];
   const perConnection = Number(o.publishRate) / Number(o.topics);
   return `**Write coalescing** (the goal: ≤ ${COALESCING_GOAL_US} µs of CPU per delivery end to end): ${a} µs with a turn's frames in one write, ${b} µs with a write per frame (×${b ? (a / b).toFixed(2) : '—'}), the mean of ${turn.length} and ${off.length} run(s): **${a <= COALESCING_GOAL_US ? 'met' : 'not met'}**.
   Here each connection receives ${perConnection} notifications/s of its one topic, so two rarely fall in one turn of a replica's event loop:
   coalescing saves a write only where frames for one connection bunch up (a recovery's replay, a busy topic, several topics).`;
+}
+
+/** Centrifugo's protocol beside the native one (issue 26), the broker rows with a turn's frames in one write. */
+function protocolLine(rows: Row[]): string {
+  const of = (protocol: LoadProfile['protocol']) => rows.filter((r) => r.broker && r.writeCoalescing === 'turn' && r.protocol === protocol);
+  const mean = (rs: Row[], f: (r: Row) => number) => rs.reduce((a, r) => a + f(r), 0) / Math.max(1, rs.length);
+  const describe = (rs: Row[]) =>
+    `${Math.round(mean(rs, (r) => r.deliveredPerSecond)).toLocaleString('en')} deliveries/s, push p99 ${mean(rs, (r) => r.push.p99).toFixed(1)} ms, ` +
+    `${Math.round(mean(rs, perDeliveryUs))} µs of CPU per delivery (client ${Math.round(mean(rs, (r) => partUs(r, 'load client')))}, nginx ${Math.round(mean(rs, (r) => partUs(r, 'nginx')))}, replicas ${Math.round(mean(rs, (r) => partUs(r, 'replicas')))})`;
+  const [native, centrifuge] = [of('native'), of('centrifuge')];
+  if (centrifuge.length === 0) return '**Protocols**: only the native one was measured.';
+  return `**Protocols** (the mean of ${native.length} and ${centrifuge.length} run(s)): native ${describe(native)}; Centrifugo's ${describe(centrifuge)}.
+  A Centrifugo push carries the same publication in a \`{"push":{"channel","pub":{"data","offset","tags"}}}\` envelope, and what is due for a
+  connection in one turn leaves as one frame, a push per line.`;
 }
 
 /** Share of both cores the whole system used in the window. */
@@ -238,6 +257,8 @@ ${rows.map((r) => `| ${r.mode} | ${parts.map((p) => partUs(r, p)).join(' | ')} |
 
 - ${coalescingLine(rows)}
 
+- ${protocolLine(rows)}
+
 - **What a delivery costs**: ${rows.map((r) => `${r.mode}: ${perDeliveryUs(r)} µs of CPU per delivery`).join('; ')}, spread over
   the client (TLS decryption, JSON), nginx (a TLS record per frame, relaying) and the replicas (framing, one
   write per subscriber). nats-server takes almost nothing: it stores each publication once and sends it once
@@ -280,7 +301,11 @@ async function main(): Promise<number> {
   // Interleaved, so the machine's drift falls on both: the replicas' frames as each turn's one write, and a write per frame.
   for (let i = 1; i <= brokerRuns; i++) {
     const run = brokerRuns > 1 ? `, run ${i}` : '';
-    rows.push(await measure(`broker${run}`, true, rate, 1), await measure(`broker, a write per frame${run}`, true, rate, 1, 'off'));
+    rows.push(
+      await measure(`broker${run}`, true, rate, 1),
+      await measure(`broker, a write per frame${run}`, true, rate, 1, 'off'),
+      await measure(`broker, Centrifugo protocol${run}`, true, rate, 1, 'turn', 'centrifuge'),
+    );
   }
   rows.push(
     // Without the broker a publication reaches only its own replica's subscribers: a third.

@@ -20,6 +20,8 @@ export interface IdpLaunch {
   readonly secretFile: string;
   /** @default 'built' */
   readonly from?: keyof typeof IDP_ARGV;
+  /** Origins the notification page is served at: its public client may sign in from there. @default none */
+  readonly pageOrigins?: readonly string[];
 }
 
 /**
@@ -34,6 +36,7 @@ export function idpSpec(o: IdpLaunch): ComponentSpec {
       [IDP_ENV.port]: String(o.port),
       [IDP_ENV.secretFile]: o.secretFile,
       ...(o.host ? { [IDP_ENV.host]: o.host } : {}),
+      ...(o.pageOrigins?.length ? { [IDP_ENV.pageOrigins]: o.pageOrigins.join(',') } : {}),
     },
     ports: { http: o.port },
     health: { url: `http://127.0.0.1:${o.port}/.well-known/openid-configuration`, probe: 'node', startPeriodMs: 5_000, retries: 3 },

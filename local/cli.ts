@@ -15,6 +15,7 @@ import {
   numberFlag,
   ONE_ADDRESS_LIMIT,
   parseSourceAddresses,
+  PROTOCOL_OPTION,
   sourceAddressesNeeded,
   type ProfileFlags,
 } from '../app/src/client/options';
@@ -60,6 +61,7 @@ export function localCommand(): Command {
     .option('--ramp-rate <n>', `connections opened per second (default: the profile's, ${DEFAULT_STAGE.rampRate})`)
     .option('--topics <n>', "topics the connections subscribe to (round-robin; default: the profile's, 10)")
     .option('--publish-rate <n>', "publications per second across all topics (default: the profile's, 2)")
+    .addOption(PROTOCOL_OPTION())
     .option('--workers <n>', "load client processes (default: the profile's: one per 15,000 connections)")
     .option('--source-addresses <n|list>', 'spread the client over loopback addresses (default for ip_hash: 2 per replica)')
     .option('--report <file>', 'JSON report', 'reports/local-report.json')

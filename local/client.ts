@@ -15,6 +15,7 @@ import { limitsHitReport } from './limits';
 import { inNamespace, type NetnsLab } from './netns';
 import { GENERATOR_NICE, prioritizeGenerator } from './priority';
 import type { LocalRun } from './run';
+import { CENTRIFUGE_PATH } from '../app/src/shared/centrifuge';
 
 /** The lab role the load client runs in, with --ha. */
 export const CLIENT_ROLE = 'client';
@@ -31,6 +32,11 @@ export function describeRun(local: LocalRun, lab: NetnsLab | undefined, lingerin
     lines.push(`clients use ${local.url} from namespace ${lab!.namespaces[CLIENT_ROLE].name}`);
   } else
     lines.push(`proxy ${local.url} (http ${local.httpPort} redirects; stub_status http://127.0.0.1:${local.httpPort}${NGINX_STATUS_PATH})`);
+  if (!local.ha && topology.proxy.page.enabled) {
+    const origin = `https://localhost:${local.httpsPort}`;
+    const signIn = local.idp ? '; sign in with any name' : '';
+    lines.push(`page ${origin}/ (live notifications through the centrifuge SDK at ${origin}${CENTRIFUGE_PATH}${signIn})`);
+  }
   lines.push(`runtime ${local.runtimeDir} (logs; removed at the end unless --keep-logs)`);
   if (local.idp)
     lines.push(

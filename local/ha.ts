@@ -12,6 +12,7 @@ import { running, startComponent, stopComponent, waitForPort, type Owned, type s
 import { proxySpec } from '../components/proxy';
 import type { ComponentSpec } from '../components/spec';
 import { vrrpSpec } from '../components/vrrp';
+import { builtPage } from '../web/build';
 
 /**
  * The HA pair on this machine (`npm run local -- --ha`): each proxy is nginx plus keepalived in a
@@ -123,6 +124,7 @@ function writeHaNginxConf(topology: Topology, dir: string, options: HaPairOption
     httpsPort: PROXY_PORTS.https,
     httpPort: PROXY_PORTS.http,
     runtimeDir: dir,
+    pageDir: builtPage(),
   });
   writeFileSync(configFile, nginxConf);
   return configFile;

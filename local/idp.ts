@@ -46,12 +46,12 @@ export function findLocalIdp(root = tmpdir()): { issuer: string; secretFile: str
 /** Starts the provider from the run's compiled app, on a free loopback port; resolves once it answers. */
 export async function startIdp(
   runtimeDir: string,
-  o: { appDir: string; logsDir: string; startProcess: (...args: Parameters<typeof start>) => Owned },
+  o: { appDir: string; logsDir: string; startProcess: (...args: Parameters<typeof start>) => Owned; pageOrigins?: readonly string[] },
 ): Promise<LocalIdp> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const secretFile = writeSecret(runtimeDir, IDP_SECRET_FILE);
-  const spec = idpSpec({ issuer, port, host: '127.0.0.1', secretFile });
+  const spec = idpSpec({ issuer, port, host: '127.0.0.1', secretFile, pageOrigins: o.pageOrigins });
   const p = startComponent('idp', spec, { cwd: o.appDir, logFile: join(o.logsDir, 'idp.log'), startProcess: o.startProcess });
   await waitForPort(port, p, undefined, '127.0.0.1');
   const secret = readFileSync(secretFile, 'utf8').trim();

@@ -20,6 +20,7 @@ import type { ComponentSpec } from '../components/spec';
 import { nginxExporterSpec, prometheusSpec } from '../components/monitoring';
 import { CLIENT_ARGV } from '../components/load-client';
 import { builtApp } from './build';
+import { builtPage } from '../web/build';
 import { startIdp, withDevAuth, type LocalIdp } from './idp';
 import { writeSecret } from './secrets';
 
@@ -231,8 +232,12 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
     const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own, { credentials }) : undefined;
     const host = lab?.hostAddress ?? '127.0.0.1';
     const appDir = await builtApp();
+    // The page's origin is the proxy's: known before the provider starts, which lets it sign people in there.
+    const httpsPort = lab ? undefined : (options.httpsPort ?? (await freePort()));
+    const pageOrigins =
+      httpsPort && topology.proxy.page.enabled ? [`https://localhost:${httpsPort}`, `https://127.0.0.1:${httpsPort}`] : [];
     const idp = options.auth
-      ? await startIdp(processes.runtimeDir, { appDir, logsDir: processes.logsDir, startProcess: processes.own })
+      ? await startIdp(processes.runtimeDir, { appDir, logsDir: processes.logsDir, startProcess: processes.own, pageOrigins })
       : undefined;
     if (idp)
       topology = withDevAuth(topology, idp, {
@@ -249,7 +254,7 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
     const upstreams = replicas.map((r) => `${host}:${r.port}`);
     const front = lab
       ? await startPairFront(topology, processes, { lab, certs, upstreams })
-      : await startSingleFront(topology, processes, { certs, upstreams, httpsPort: options.httpsPort, httpPort: options.httpPort });
+      : await startSingleFront(topology, processes, { certs, upstreams, httpsPort, httpPort: options.httpPort });
     const monitoring = options.monitoring
       ? await startMonitoring(topology, processes.runtimeDir, replicas, front.httpPort, processes.own)
       : undefined;
@@ -311,6 +316,7 @@ async function startSingleFront(
     httpsPort,
     httpPort,
     runtimeDir,
+    pageDir: builtPage(),
   });
   const configFile = join(runtimeDir, 'nginx.conf');
   const pidFile = join(runtimeDir, 'nginx.pid');

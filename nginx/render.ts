@@ -1,5 +1,6 @@
 import { derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
 import { CENTRIFUGE_PATH } from '../app/src/shared/centrifuge';
+import { pageConfig } from '../web/page-config';
 import { PROXY_WORKER_HEADER } from '../app/src/shared/control';
 import { PUBLISH_API_PATH, publishBodyLimit, REQUEST_TIMEOUT_MS } from '../app/src/shared/protocol';
 import { nginxDuration } from '../app/src/shared/duration';
@@ -38,6 +39,8 @@ export interface NginxRenderOptions {
   readonly sessionTicketKeyFile?: string;
   /** The HA pair: keepalived's metric file (keepalived/render.ts), served at VRRP_METRICS_PATH on the status port. */
   readonly vrrpMetricFile?: string;
+  /** The built notification page (web/build.ts) as nginx sees it: served at / when proxy.page is on. */
+  readonly pageDir?: string;
 }
 
 /** Where a proxy of the HA pair serves its VRRP state metric (Prometheus scrapes each proxy). */
@@ -255,11 +258,48 @@ ${webSocketBody}        }
 `
     : ''
 }
-${proxy.publishApi ? publishApiLocation(topology, http11) : ''}        location / {
+${proxy.publishApi ? publishApiLocation(topology, http11) : ''}${proxy.page.enabled && options.pageDir ? pageLocations(topology, options.pageDir) : ''}        location / {
             return 404;
         }
     }
 }
+`;
+}
+
+/**
+ * The notification page (proxy.page): its two built files, and its config rendered here from the
+ * topology, so nothing about the deployment is baked into the bundle. The page may talk to its
+ * own origin and to the OpenID provider only.
+ */
+function pageLocations(topology: Topology, pageDir: string): string {
+  const config = pageConfig(topology);
+  const json = JSON.stringify(config);
+  // Inside nginx's single quotes, `$` would start a variable and `'` end the string.
+  if (/[$'\\]/.test(json)) throw new Error(`the page's config cannot go into nginx.conf as is: ${json}`);
+  const provider = config.auth.mode === 'jwt' ? ` ${new URL(config.auth.issuer).origin}` : '';
+  const headers = `add_header Content-Security-Policy "default-src 'self'; connect-src 'self'${provider}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'" always;
+            add_header X-Content-Type-Options nosniff always;`;
+  return `        location = / {
+            root ${pageDir};
+            try_files /index.html =404;
+            types { }
+            default_type "text/html; charset=utf-8";
+            ${headers}
+        }
+
+        location = /app.js {
+            root ${pageDir};
+            types { }
+            default_type "application/javascript; charset=utf-8";
+            ${headers}
+        }
+
+        location = /config.json {
+            default_type application/json;
+            ${headers}
+            return 200 '${json}';
+        }
+
 `;
 }
 

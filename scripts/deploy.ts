@@ -10,6 +10,7 @@ import { deploymentTopology } from '../deployment';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { ensureTopologyCertificates } from '../certs/generate';
 import { ensureServiceSecrets } from '../certs/secrets';
+import { installPage } from '../web/build';
 import { projectPaths } from '../stacks/paths';
 import Docker from 'dockerode';
 import { jobLimitSeconds, REPORT_FILE } from '../components/load-client';
@@ -42,6 +43,10 @@ function main(action: string | undefined): number | Promise<number> {
     console.log(`certificates ${outcome} in ${paths.certsDir}`);
     ensureServiceSecrets(topology, paths.secretsDir);
     console.log(`broker and IdP secrets in ${paths.secretsDir}`);
+    if (topology.proxy.page.enabled) {
+      installPage(paths.pageDir);
+      console.log(`notification page in ${paths.pageDir}`);
+    }
     mkdirSync(paths.reportsDir, { recursive: true });
   }
 

@@ -4,7 +4,8 @@
 
 # What `npm test` uses: the real proxy and the follower beside it (curl), certificates,
 # monitoring (Prometheus, promtool and the exporter), the broker, the HA pair (keepalived, and
-# iptables for the namespaces' forwarding).
+# iptables for the namespaces' forwarding), and headless Chromium for the page's tests (driven by
+# playwright-core: no browser is downloaded).
 TEST_PACKAGES=(
   nginx:nginx-light
   curl:curl
@@ -14,6 +15,7 @@ TEST_PACKAGES=(
   nats-server:nats-server
   keepalived:keepalived
   iptables:iptables
+  chromium:chromium
 )
 # What CI adds for `npm run test:docker` and `test:swarm`: the engine, and debootstrap for the
 # offline base images (no image registry is reachable).

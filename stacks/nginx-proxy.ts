@@ -27,6 +27,8 @@ export interface NginxProxyProps extends EngineContainerProps {
   readonly configDir: string;
   /** Host directory holding the certificate and key, bind-mounted read-only. */
   readonly certsDir: string;
+  /** The notification page's files on the host (stacks/paths.ts: pageDir), mounted when proxy.page is on. */
+  readonly pageDir: string;
   /**
    * With the HA pair: host directory for each proxy's keepalived files (`<dir>/<proxy>/`).
    * @default none: required when `proxy.ha.enabled`
@@ -43,6 +45,8 @@ export const PROXY_PATHS = {
   /** The follower beside nginx (nginx/follow-tasks.ts). */
   follower: '/etc/nginx/ws/follow-tasks.sh',
   certsDir: '/etc/nginx/certs',
+  /** The notification page's built files (proxy.page). */
+  pageDir: '/etc/nginx/page',
   pid: '/run/nginx.pid',
   httpsPort: PROXY_PORTS.https,
   httpPort: PROXY_PORTS.http,
@@ -127,6 +131,7 @@ export class NginxProxy extends Construct {
       volumes: [
         { hostPath: props.configDir, containerPath: PROXY_PATHS.configDir, readOnly: true },
         { hostPath: props.certsDir, containerPath: PROXY_PATHS.certsDir, readOnly: true },
+        ...(proxy.page.enabled ? [{ hostPath: props.pageDir, containerPath: PROXY_PATHS.pageDir, readOnly: true }] : []),
         { hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true },
         ...(pair?.volumes ?? []),
       ],
@@ -206,6 +211,7 @@ function renderProxyConf(topology: Topology, replicas: readonly string[]): strin
     httpsPort: PROXY_PATHS.httpsPort,
     httpPort: PROXY_PATHS.httpPort,
     publicHttpsPort: proxy.httpsPort,
+    pageDir: PROXY_PATHS.pageDir,
     ...(proxy.ha.enabled
       ? { sessionTicketKeyFile: `${PROXY_PATHS.certsDir}/${tls.sessionTicketKey}`, vrrpMetricFile: `${PROXY_PATHS.haStateDir}/vrrp.prom` }
       : {}),

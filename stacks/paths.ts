@@ -14,6 +14,8 @@ export interface ProjectPaths {
   readonly secretsDir: string;
   /** Live files of a deployment (the proxy's rendered config), written at apply time. */
   readonly deployDir: string;
+  /** The notification page's files (web/build.ts: installPage, by scripts/deploy.ts), mounted by the proxies. */
+  readonly pageDir: string;
   /** Where the load-client job writes its report. */
   readonly reportsDir: string;
 }
@@ -25,6 +27,7 @@ export function projectPaths(root: string, topology: Topology): ProjectPaths {
     certsDir: abs(topology.tls.dir),
     secretsDir: resolve(root, '.secrets', topology.name),
     deployDir: resolve(root, '.deploy', topology.name),
+    pageDir: resolve(root, '.deploy', topology.name, 'page'),
     reportsDir: resolve(root, 'reports'),
   };
 }

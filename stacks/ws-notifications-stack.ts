@@ -90,6 +90,7 @@ export class WsNotificationsStack extends TerraformStack {
       fleet: this.fleet.containers,
       configDir: join(paths.deployDir, 'nginx'),
       certsDir: paths.certsDir,
+      pageDir: paths.pageDir,
       controlKeyFile: join(paths.certsDir, topology.tls.controlKey),
       ...(topology.proxy.ha.enabled ? { haDir: join(paths.deployDir, 'ha') } : {}),
       labels,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { get } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { App } from 'cdktf';
@@ -20,6 +21,8 @@ import { CONTROL_PATHS, type ConnectionsReport } from '../../app/src/shared/cont
 import { PROXY_PATHS } from '../../stacks/nginx-proxy';
 import { scratchDir } from '../helpers/scratch';
 import { ensureServiceSecrets, serviceSecretFiles } from '../../certs/secrets';
+import { installPage } from '../../web/build';
+import { CENTRIFUGE_PATH } from '../../app/src/shared/centrifuge';
 import { projectPaths } from '../../stacks/paths';
 import { BROKER_USERS } from '../../components/broker-auth';
 import { BROKER_PATHS } from '../../stacks/broker';
@@ -130,6 +133,18 @@ function natsAnswer(credentials: { user: string; pass: string } | Record<string,
   return spawnSync('docker', ['exec', 'ws-server-0', 'node', '-e', script], { encoding: 'utf8', timeout: 15_000 }).stdout.trim();
 }
 
+/** One HTTPS GET with the stack's CA: status, content type and body. */
+function httpsGet(url: string, ca: Buffer): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { ca }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
+    }).on('error', reject);
+  });
+}
+
 const retiringWorkers = async () =>
   (await nginxWorkers(dockerProxy({ container: 'ws-nginx', pidFile: PROXY_PATHS.pid, configFile: PROXY_PATHS.config }))).retiring;
 
@@ -141,6 +156,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     await readyEngine(docker, offlineImages);
     ensureTopologyCertificates(topologyFor(3), ROOT);
     ensureServiceSecrets(topologyFor(3), projectPaths(ROOT, topologyFor(3)).secretsDir);
+    installPage(projectPaths(ROOT, topologyFor(3)).pageDir);
     stackDir = synth(3);
     deployer = chooseDeployer(stackDir, log);
     // Leftovers of an interrupted earlier run would collide with the names.
@@ -213,6 +229,14 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
       const n = await c.next('notification');
       assert.deepEqual([n.data, n.offset], ['to all', offset], `delivered on ${replica}`);
     }
+
+    // The notification page, from the files the deploy installed, and its config from the topology.
+    const page = await httpsGet(`https://localhost:${HTTPS}/`, ca);
+    assert.deepEqual([page.status, page.type], [200, 'text/html; charset=utf-8']);
+    assert.match(page.body, /<script src="app.js">/);
+    assert.equal((await httpsGet(`https://localhost:${HTTPS}/app.js`, ca)).status, 200);
+    const config = JSON.parse((await httpsGet(`https://localhost:${HTTPS}/config.json`, ca)).body);
+    assert.equal(config.centrifugePath, CENTRIFUGE_PATH);
     for (const c of clients) c.close();
 
     // Monitoring: Prometheus scraped the replicas, the exporter and the load job while it ran.

@@ -4,32 +4,19 @@ import { describe, it } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
 import { defineTopology } from '../../app/src/topology';
 import { CENTRIFUGE_PATH } from '../../app/src/shared/centrifuge';
-import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
 import { devUserToken } from '../../app/src/idp/tokens';
 import { DEV_ROLES } from '../../app/src/topology/auth';
 import { nginxVersion, startLocalRun, type LocalRun } from '../../local/run';
 import { Recorder, sdkClient } from '../helpers/centrifuge-sdk';
+import { publishVia } from '../helpers/publish';
 import { eventually } from '../helpers/server';
 
 const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
 
-/** A publication through a replica's publish API (its own port), retried while the broker restarts. */
-async function publish(local: LocalRun, replica: number, topic: string, data: unknown, id: string): Promise<number> {
-  const key = readFileSync(local.topology.server.apiKeyFile!, 'utf8').trim();
-  const url = `http://127.0.0.1:${local.replicas[replica].port}${PUBLISH_API_PATH}`;
-  for (let attempt = 0; ; attempt++) {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ topic, data, id }),
-    });
-    const body = (await response.json()) as { offset?: number };
-    if (response.status === 202) return body.offset!;
-    if (response.status !== 503 || attempt > 50) throw new Error(`publish answered ${response.status}: ${JSON.stringify(body)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** A publication through a replica's API, retried while the broker restarts. */
+const publish = (local: LocalRun, replica: number, topic: string, data: unknown, id: string) =>
+  publishVia(local, replica, { topic, data, id }, 50);
 
 /** The offsets a subscription's publication events carried, in order. */
 const offsets = (r: Recorder) => r.seen.filter((s) => s.event === 'publication').map((s) => s.ctx.offset as number);

@@ -118,6 +118,54 @@ describe('npm run local', () => {
     assert.deepEqual(r.closesUnexpected, {}, 'the reload cut nothing');
   });
 
+  it("--protocol centrifuge: the same accounting over Centrifugo's protocol: recovery after a replica kill and a broker restart, token refreshes on the client's timer, a revocation's closes", async () => {
+    const dir = scratchDir('ws-runner-centrifuge-');
+    const report = join(dir, 'r.json');
+    const run = local([
+      '--protocol',
+      'centrifuge',
+      '--auth',
+      '--token-ttl',
+      '6s',
+      '--replicas',
+      '2',
+      '--connections',
+      '100',
+      '--duration',
+      '16s',
+      '--topics',
+      '5',
+      '--publish-rate',
+      '20',
+      '--fault',
+      'kill-replica:1@4s',
+      '--fault',
+      'restart-broker@8s',
+      '--fault',
+      'revoke:3@12s',
+      '--report',
+      report,
+      '--html',
+      join(dir, 'r.html'),
+    ]);
+    assert.equal(await run.exited, 0, run.output());
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    assert.match(r.target, /\/connection\/websocket$/);
+    assert.ok(r.delivery.accounted && r.delivery.published > 0 && r.delivery.expected > r.delivery.published, JSON.stringify(r.delivery));
+    assert.deepEqual(
+      [r.delivery.lost, r.delivery.duplicated, r.delivery.reordered, r.delivery.unrecoverable],
+      [0, 0, 0, 0],
+      JSON.stringify(r.delivery),
+    );
+    assert.ok(r.delivery.recovered > 0, `the killed replica's clients recovered: ${JSON.stringify(r.delivery)}`);
+    assert.ok(r.auth.refreshed >= 100, `every user refreshed in-band: ${JSON.stringify(r.auth)}`);
+    assert.deepEqual([r.auth.denied, r.auth.expiredCloses, r.auth.revokedCloses], [0, 0, 3], JSON.stringify(r.auth));
+    assert.equal(r.closesFault['3503'], 3, `the revocation closed its users with Centrifugo's code: ${JSON.stringify(r.closesFault)}`);
+    assert.deepEqual(r.errors, {}, "refusals while the broker restarts are the fault's");
+    assert.deepEqual(r.closesUnexpected, {});
+    assert.equal(r.connections.failed, 0);
+  });
+
   it('with --auth: every user connects with its own token from the real provider, refreshes it, survives a key rotation; a revocation closes exactly its users', async () => {
     const dir = scratchDir('ws-runner-auth-');
     const report = join(dir, 'r.json');

@@ -11,6 +11,7 @@ import type { LoadReport } from './report-model';
 import { formatSummary } from './summary';
 import { evaluateThresholds } from './thresholds';
 import type { FaultNotice } from './faults';
+import { urlFor } from './wire';
 
 /**
  * Exit codes (shared/exit.ts): 0 PASS, 1 FAIL (a threshold failed), 2 bad options, 3 interrupted,
@@ -63,7 +64,9 @@ async function main(): Promise<number> {
   progress.stop();
   await metrics?.close();
 
-  const partial = buildReport({ ...result, target: options.url, startedAt, profile: options.profile });
+  // The URL connected to: Centrifugo's protocol has its own path.
+  const target = urlFor(options.url, options.profile.protocol);
+  const partial = buildReport({ ...result, target, startedAt, profile: options.profile });
   const thresholds = evaluateThresholds(partial, options.thresholds);
   const passed = thresholds.every((t) => t.pass) && !result.interrupted;
   const report: LoadReport = {

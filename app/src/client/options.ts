@@ -41,6 +41,7 @@ function buildCommand(): Command {
     .option('--topics <n>', 'topics to subscribe to (0: none)')
     .option('--publish-rate <n>', 'notifications published per second across all senders')
     .option('--compression', 'offer permessage-deflate')
+    .addOption(PROTOCOL_OPTION())
     .option('--no-reconnect', 'do not reconnect after a failure or a server close')
     .option(
       '--source-addresses <list>',
@@ -110,6 +111,13 @@ export function parseSourceAddresses(text: string): string[] {
     .filter(Boolean);
 }
 
+/** `--protocol`: the same flag in both CLIs. */
+export const PROTOCOL_OPTION = () =>
+  new Option('--protocol <name>', "the client protocol: native, or Centrifugo's at /connection/websocket").choices([
+    'native',
+    'centrifuge',
+  ]);
+
 /** The flags that set the load profile: the load client's, and the local runner's (scripts/local.ts), the same parsers and rules. */
 export interface ProfileFlags {
   connections?: string;
@@ -122,6 +130,7 @@ export interface ProfileFlags {
   topics?: string;
   publishRate?: string;
   compression?: boolean;
+  protocol?: string;
   /** false with --no-reconnect */
   reconnect?: boolean;
   sourceAddresses?: string;
@@ -177,6 +186,7 @@ export function applyProfileFlags(base: Record<string, unknown>, o: ProfileFlags
   set('topics', num('--topics', o.topics));
   set('publishRate', num('--publish-rate', o.publishRate));
   if (o.compression) merged.compression = true;
+  set('protocol', o.protocol);
   if (o.reconnect === false) merged.reconnect = { ...((base.reconnect as object) ?? {}), enabled: false };
   if (o.sourceAddresses) merged.sourceAddresses = parseSourceAddresses(o.sourceAddresses);
   set('keyParam', o.keyParam);

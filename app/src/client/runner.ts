@@ -8,6 +8,7 @@ import { Stats, type IntervalHistograms, type SerializedStats } from './stats';
 import { TokenSource } from './tokens';
 import { VirtualUser, type RunContext } from './virtual-user';
 import { sharedSecureContext, targetOf } from './connector';
+import { urlFor } from './wire';
 
 export interface RunnerOptions {
   url: string;
@@ -82,7 +83,7 @@ export class Runner {
     const senders = Math.round(totalPeak * profile.senderFraction);
     const addresses = profile.sourceAddresses;
     return {
-      url: this.options.url,
+      url: urlFor(this.options.url, profile.protocol),
       profile,
       stats: this.stats,
       ca: this.options.ca,

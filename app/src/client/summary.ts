@@ -17,7 +17,7 @@ export function formatSummary(r: LoadReport): string {
           .join(' ')
       : 'none';
   const lines = [
-    `target ${r.target}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
+    `target ${r.target}${r.profile?.protocol === 'centrifuge' ? ' (Centrifugo protocol)' : ''}  duration ${r.durationSeconds.toFixed(1)} s${r.interrupted ? '  (interrupted)' : ''}`,
     `connections  opened ${r.connections.opened}  failed ${r.connections.failed}  unfinished ${r.connections.unfinished}  peak ` +
       `${r.connections.peak}  reconnects ${r.connections.reconnects}  tls resumed ${r.connections.tlsResumed}`,
     `per replica  ${kv(r.connections.perReplica)}`,

@@ -10,6 +10,7 @@ import type { DeliveryLedger, Window } from './delivery';
 import type { HandshakeGate } from './handshake-gate';
 import { recordMs, type Stats } from './stats';
 import type { HeldToken, TokenSource } from './tokens';
+import { wireFor, type Outgoing, type Wire } from './wire';
 
 /** What every virtual user of one process shares. */
 export interface RunContext {
@@ -104,17 +105,23 @@ export class VirtualUser {
   /** What this user's subscription is owed (with a broker): see delivery.ts. */
   private window?: Window;
   /** Publications of this connection not yet acknowledged, by id, with their retries so far. */
-  private readonly unacknowledged = new Map<string, { message: object; tries: number }>();
+  private readonly unacknowledged = new Map<string, { message: Outgoing; tries: number }>();
   private readonly outstanding = new Map<number, number>();
   /** When the current connection's socket was asked for (performance.now()), until its hello. */
   private connectStartedAt?: number;
   /** With auth: the token it connects and refreshes with. */
   private token?: HeldToken;
+  /** The current connection's protocol (a Centrifugo wire keeps per-connection state). */
+  private wire: Wire;
+  /** Centrifugo's protocol: the token is refreshed on the client's own timer. */
+  private refreshTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly index: number,
     private readonly ctx: RunContext,
-  ) {}
+  ) {
+    this.wire = wireFor(ctx.profile.protocol);
+  }
 
   start(): void {
     this.connect();
@@ -167,6 +174,13 @@ export class VirtualUser {
       this.ctx.stats.error('token_fetch');
       throw error;
     }
+  }
+
+  /** Centrifugo's protocol: a fresh token goes a second before the current one expires. */
+  private armRefresh(expiresAt: number | undefined): void {
+    clearTimeout(this.refreshTimer);
+    if (!this.wire.refreshesOnTimer || expiresAt === undefined) return;
+    this.refreshTimer = setTimeout(() => this.refresh(), Math.max(0, expiresAt - Date.now() - 1000));
   }
 
   /** The server warned that the token expires: a fresh one goes in a refresh. */
@@ -231,6 +245,7 @@ export class VirtualUser {
     let tTls = 0;
     const { keyParam } = profile;
     const url = keyParam ? `${ctx.url}${ctx.url.includes('?') ? '&' : '?'}${keyParam}=${this.index}` : ctx.url;
+    this.wire = wireFor(profile.protocol);
     const ws = new WebSocket(url, {
       perMessageDeflate: profile.compression
         ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 }
@@ -280,11 +295,13 @@ export class VirtualUser {
       if (target.secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
       recordMs(stats.histograms.upgrade, now - (tTls || tTcp || t0));
       // With auth the token goes first; hello answers it.
-      if (this.token) this.send({ type: 'connect', token: this.token.token });
+      if (this.token || this.wire.connectsAlways) this.send({ type: 'connect', ...(this.token ? { token: this.token.token } : {}) });
       if (!this.active) void this.stop();
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
-    ws.on('close', (code: number) => {
+    ws.on('close', (actualCode: number) => {
+      // Judged by what it means natively (a Centrifugo 3005 is a 4005); counted as it came.
+      const code = this.wire.nativeClose(actualCode);
       release();
       this.clearTimers();
       // Echoes still unanswered are lost when the connection broke, not when we closed it.
@@ -304,7 +321,7 @@ export class VirtualUser {
       const revoked = code === CloseCode.revoked ? ctx.faultOfKind('revoke') : undefined;
       const fault = revoked ?? (this.replica === undefined ? undefined : ctx.faultOn(this.replica));
       const kind = this.closingByUs || RECONNECT_CLOSE_CODES.includes(code) ? 'expected' : fault ? { fault } : 'unexpected';
-      ctx.stats.closed(code, kind);
+      ctx.stats.closed(actualCode, kind);
       if (typeof kind === 'object') this.cutBy = kind.fault;
       if (this.replica !== undefined) ctx.stats.left(this.replica);
       this.replica = undefined;
@@ -326,19 +343,21 @@ export class VirtualUser {
     const { stats } = this.ctx;
     stats.counters.received++;
     stats.counters.bytesReceived += data.length;
-    let message: ServerMessage;
-    try {
-      message = JSON.parse(data.toString());
-    } catch {
-      stats.error('bad_server_message');
-      return;
-    }
+    const decoded = this.wire.decode(data.toString());
+    if (!decoded) return stats.error('bad_server_message');
+    if (decoded.answer) this.ws?.send(decoded.answer);
+    for (const message of decoded.messages) this.handle(message);
+  }
+
+  private handle(message: ServerMessage): void {
+    const { stats } = this.ctx;
     switch (message.type) {
       case 'hello':
         if (this.connectStartedAt !== undefined) recordMs(stats.histograms.ready, performance.now() - this.connectStartedAt);
         this.connectStartedAt = undefined;
         this.replica = message.replica;
         stats.landed(message.replica);
+        this.armRefresh(message.expiresAt);
         this.afterHello();
         return;
       case 'echo': {
@@ -369,6 +388,7 @@ export class VirtualUser {
         return;
       case 'refreshed':
         stats.counters.refreshed++;
+        this.armRefresh(message.expiresAt);
         return;
       case 'published':
         if (message.id !== undefined) this.unacknowledged.delete(String(message.id));
@@ -455,7 +475,13 @@ export class VirtualUser {
     const topics = this.ctx.profile.topics;
     this.ctx.stats.counters.published++;
     const id = `${this.ctx.runId}-${this.index}-${++this.nextId}`;
-    const message = { type: 'publish', topic: `t${Math.floor(Math.random() * topics)}`, data: { from: this.index }, ts: nowMs(), id };
+    const message: Outgoing = {
+      type: 'publish',
+      topic: `t${Math.floor(Math.random() * topics)}`,
+      data: { from: this.index },
+      ts: nowMs(),
+      id,
+    };
     this.unacknowledged.set(id, { message, tries: 0 });
     this.send(message);
   }
@@ -473,10 +499,10 @@ export class VirtualUser {
     setTimeout(() => this.unacknowledged.get(id) === pending && this.send(pending.message), 200 + Math.random() * 800);
   }
 
-  private send(message: object): void {
+  private send(message: Outgoing): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const text = JSON.stringify(message);
+    const text = this.wire.encode(message);
     this.ctx.stats.counters.sent++;
     this.ctx.stats.counters.bytesSent += Buffer.byteLength(text);
     ws.send(text);
@@ -500,5 +526,6 @@ export class VirtualUser {
   private clearTimers(): void {
     for (const t of this.sendTimers) clearTimeout(t);
     this.sendTimers = [];
+    clearTimeout(this.refreshTimer);
   }
 }

@@ -2,6 +2,8 @@
 
 /** The client backends use (client credentials): tokens with `sub` = this id. */
 export const BACKEND_CLIENT = 'ws-backend';
+/** The notification page's public client (authorization code with PKCE, no secret): proxy.page.clientId's default. */
+export const PAGE_CLIENT = 'ws-page';
 /** The client that may mint a token for any user (`npm run token`, the load client's virtual users). */
 export const DEV_CLIENT = 'ws-dev';
 /**

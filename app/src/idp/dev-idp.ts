@@ -16,7 +16,14 @@ export class DevIdp {
   private handle?: (req: IncomingMessage, res: ServerResponse) => void;
   private readonly server: Server;
 
-  constructor(private readonly o: { readonly issuer: string; readonly clientSecret: string; readonly tokenTtlSeconds?: number }) {
+  constructor(
+    private readonly o: {
+      readonly issuer: string;
+      readonly clientSecret: string;
+      readonly tokenTtlSeconds?: number;
+      readonly pageOrigins?: readonly string[];
+    },
+  ) {
     this.server = createServer((req, res) => {
       if (req.url === ROTATE_KEYS_PATH) return void this.onRotate(req, res);
       this.handle!(req, res);
@@ -48,6 +55,7 @@ export class DevIdp {
       signingKid: signing.kid!,
       clientSecret: this.o.clientSecret,
       tokenTtlSeconds: this.o.tokenTtlSeconds,
+      pageOrigins: this.o.pageOrigins,
     });
     this.handle = provider.callback();
     return signing.kid!;

@@ -14,6 +14,7 @@ async function main(): Promise<number> {
     issuer: settings.issuer,
     clientSecret: readSecret(settings.secretFile),
     tokenTtlSeconds: settings.tokenTtlSeconds,
+    pageOrigins: settings.pageOrigins,
   });
   const address = await idp.listen(settings.port, settings.host);
   console.log(JSON.stringify({ msg: 'listening', issuer: settings.issuer, port: address.port }));

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { DEV_AUDIENCE, DEV_ROLES } from '../topology/auth';
-import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT } from './clients';
+import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT, PAGE_CLIENT } from './clients';
 import Provider, {
+  type ClientMetadata,
   type KoaContextWithOIDC,
   type ResourceServer,
   type ResourceServerInstance,
@@ -34,6 +35,12 @@ export interface DevProviderOptions {
    * @default 600
    */
   readonly tokenTtlSeconds?: number;
+  /**
+   * Origins of the notification page: its public client (PAGE_CLIENT) signs people in there with
+   * the authorization code flow and PKCE, through oidc-provider's development login form.
+   * @default none: no page client, no login form
+   */
+  readonly pageOrigins?: readonly string[];
 }
 
 /** A fresh ES256 signing key with a random kid, as the provider's JWKS needs it. */
@@ -60,6 +67,7 @@ interface DevClaims {
 type WithResourceServer = { ResourceServer: new (identifier: string, info: ResourceServer) => ResourceServerInstance };
 
 export function createDevProvider(o: DevProviderOptions): Provider {
+  const pages = o.pageOrigins ?? [];
   const words = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean);
   const resourceServer: ResourceServer = {
     scope: 'notify',
@@ -88,10 +96,26 @@ export function createDevProvider(o: DevProviderOptions): Provider {
         response_types: [],
         id_token_signed_response_alg: 'ES256',
       },
+      ...(pages.length > 0
+        ? [
+            {
+              client_id: PAGE_CLIENT,
+              token_endpoint_auth_method: 'none',
+              grant_types: ['authorization_code', 'refresh_token'],
+              response_types: ['code'],
+              redirect_uris: pages.map((origin) => `${origin}/`),
+              id_token_signed_response_alg: 'ES256',
+            } satisfies ClientMetadata,
+          ]
+        : []),
     ],
+    // The page calls the token endpoint from its own origin.
+    clientBasedCORS: (_ctx, origin, client) => client.clientId === PAGE_CLIENT && pages.includes(origin),
+    // Whoever signs in on the development login form is that user: no passwords, no store.
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub, preferred_username: sub }) }),
     features: {
       clientCredentials: { enabled: true },
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: pages.length > 0 },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => DEV_RESOURCE,
@@ -103,6 +127,9 @@ export function createDevProvider(o: DevProviderOptions): Provider {
       // A backend's token carries its service account's role, as Keycloak's does: it may publish.
       if (token.kind === 'ClientCredentials' && token.clientId === BACKEND_CLIENT)
         return { realm_access: { roles: [DEV_ROLES.publisher] }, azp: BACKEND_CLIENT };
+      // A person signed in on the page: no roles, so their own topics (user.{sub}.>) only.
+      if (token.kind === 'AccessToken' && token.clientId === PAGE_CLIENT)
+        return { preferred_username: token.accountId, realm_access: { roles: [] }, azp: PAGE_CLIENT };
       return (token as { extra?: object }).extra as Record<string, unknown> | undefined;
     },
   });

@@ -11,6 +11,8 @@ export const IDP_ENV = {
   /** The file holding the secret of both clients (and of its key-rotation endpoint). */
   secretFile: 'WS_IDP_SECRET_FILE',
   tokenTtlSeconds: 'WS_IDP_TOKEN_TTL_S',
+  /** Origins of the notification page (comma-separated): its public client signs in from there. */
+  pageOrigins: 'WS_IDP_PAGE_ORIGINS',
 } as const;
 
 export const idpSettingsSchema = z
@@ -20,6 +22,14 @@ export const idpSettingsSchema = z
     host: z.string().min(1).default('0.0.0.0'),
     secretFile: z.string().min(1, 'must name the file holding the clients’ secret'),
     tokenTtlSeconds: z.number().int().min(1).default(600),
+    pageOrigins: z
+      .array(
+        z
+          .string()
+          .url()
+          .refine((u) => new URL(u).origin === u, 'must be an origin such as https://localhost:8443'),
+      )
+      .default([]),
   })
   .strict();
 export type IdpSettings = z.infer<typeof idpSettingsSchema>;

@@ -48,7 +48,8 @@ export interface CentrifugeHost<P extends CentrifugePeer> {
   allows(peer: P, action: GrantAction, topic: string): boolean;
   subscribe(peer: P, topic: string, since: { offset: number; epoch: string } | undefined, answer: (o: SubscribeOutcome) => void): void;
   unsubscribe(peer: P, topic: string): void;
-  publish(peer: P, topic: string, data: unknown): Promise<unknown>;
+  /** Resolves with the stored offset (with a broker). */
+  publish(peer: P, topic: string, data: unknown, idempotencyKey?: string): Promise<{ offset?: number }>;
   history(topic: string, afterOffset: number): Promise<{ notifications: Notification[]; complete: boolean; offset: number }>;
   /** Writes one frame (bounded like every write: a slow consumer is cut). */
   write(peer: P, frame: Buffer): boolean;
@@ -168,7 +169,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
         this.host.unsubscribe(peer, command.channel);
         return this.reply(peer, command.id, { unsubscribe: {} });
       case 'publish':
-        return this.publish(peer, command.id, command.channel, command.data);
+        return this.publish(peer, command.id, command.channel, command.data, command.idempotencyKey);
       case 'history':
         return this.history(peer, command);
       case 'refresh':
@@ -270,10 +271,11 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
     });
   }
 
-  private publish(peer: P, id: number, channel: string, data: unknown): void {
+  /** The reply names the stored offset (an extension the SDKs ignore), so a publisher can account for it. */
+  private publish(peer: P, id: number, channel: string, data: unknown, idempotencyKey?: string): void {
     if (!this.host.allows(peer, 'publish', channel)) return this.error(peer, id, CENTRIFUGE_ERRORS.permissionDenied);
-    this.host.publish(peer, channel, data).then(
-      () => this.reply(peer, id, { publish: {} }),
+    this.host.publish(peer, channel, data, idempotencyKey).then(
+      ({ offset }) => this.reply(peer, id, { publish: offset === undefined ? {} : { offset } }),
       (error: Error) => this.error(peer, id, CENTRIFUGE_ERRORS.internal, error.message),
     );
   }

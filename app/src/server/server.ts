@@ -47,8 +47,7 @@ type Protocol = 'native' | 'centrifuge';
 interface Peer extends Sheddable {
   readonly id: string;
   readonly ws: WebSocket;
-  readonly protocol: Protocol;
-  /** A Centrifugo connection's own state. */
+  /** A Centrifugo connection's own state; none for the native protocol. */
   readonly centrifuge?: CentrifugeSession;
   readonly topics: Set<string>;
   /** Who it is and what it may do (auth/gate.ts). */
@@ -293,7 +292,6 @@ export class NotificationServer {
     const peer: Peer = {
       id: `${this.settings.replicaId}-${++this.nextId}`,
       ws,
-      protocol,
       ...(protocol === 'centrifuge' ? { centrifuge: CentrifugeProtocol.session() } : {}),
       via,
       goAway: (reason) => this.closePeer(peer, CloseCode.goingAway, reason),
@@ -345,7 +343,10 @@ export class NotificationServer {
       },
       subscribe: (peer, topic, since, answer) => this.subscribeTopic(peer, topic, since, answer),
       unsubscribe: (peer, topic) => this.unsubscribeTopic(peer, topic),
-      publish: (_peer, topic, data) => this.publish({ topic, data, ts: nowMs(), replica: this.settings.replicaId }),
+      publish: async (_peer, topic, data, id) => {
+        const result = await this.publish({ topic, data, id, ts: nowMs(), replica: this.settings.replicaId });
+        return 'offset' in result ? { offset: result.offset } : {};
+      },
       history: async (topic, afterOffset) => {
         const history = await this.broker!.history(topic, afterOffset);
         return { notifications: history.deliveries.map(notificationOf), complete: history.complete, offset: this.broker!.position };
@@ -489,6 +490,7 @@ export class NotificationServer {
     this.metrics.messageSize.observe({ direction: 'in' }, buffer.length);
     if (peer.centrifuge) {
       if (isBinary) return this.centrifuge.disconnect(peer, { code: 3501, reason: 'bad request' }, 'binary frame on the JSON protocol');
+      this.metrics.messagesReceived.inc({ type: 'centrifuge' });
       return this.centrifuge.onFrame(peer, buffer.toString('utf8'));
     }
     if (isBinary) return this.malformed(peer, 'binary_unsupported', 'messages are JSON text');

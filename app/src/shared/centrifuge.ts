@@ -74,7 +74,11 @@ export type CentrifugeRequest =
   | { kind: 'connect'; token?: string }
   | { kind: 'subscribe'; request: SubscribeRequest }
   | { kind: 'unsubscribe'; channel: string }
-  | { kind: 'publish'; channel: string; data: unknown }
+  /**
+   * `idempotency_key` is this server's extension, named after the key of Centrifugo's server API: a
+   * retry with the same key is stored once (the broker's dedupe window). The SDKs send none.
+   */
+  | { kind: 'publish'; channel: string; data: unknown; idempotencyKey?: string }
   | { kind: 'history'; channel: string; limit: number; since?: StreamPosition; reverse: boolean }
   | { kind: 'refresh'; token: string }
   | { kind: 'sub_refresh'; channel: string; token: string }
@@ -165,7 +169,10 @@ function requestOf(method: (typeof REQUESTS)[number], r: Fields): Body {
       return isChannel(r.channel) ? { kind: 'unsubscribe', channel: r.channel } : `channel must match ${TOPIC_PATTERN}`;
     case 'publish':
       if (!isChannel(r.channel)) return `channel must match ${TOPIC_PATTERN}`;
-      return r.data === undefined ? 'data is required' : { kind: 'publish', channel: r.channel, data: r.data };
+      if (r.data === undefined) return 'data is required';
+      if (r.idempotency_key !== undefined && !(typeof r.idempotency_key === 'string' && r.idempotency_key.length <= 128))
+        return 'idempotency_key must be a string of at most 128 characters';
+      return { kind: 'publish', channel: r.channel, data: r.data, ...(r.idempotency_key ? { idempotencyKey: r.idempotency_key } : {}) };
     case 'history':
       return historyOf(r);
     case 'refresh':

@@ -98,6 +98,11 @@ export const loadProfileSchema = z
     publishRate: z.number().min(0).max(100_000).default(2),
     compression: z.boolean().default(false),
     /**
+     * The client protocol: the project's own at server.path, or Centrifugo's at /connection/websocket
+     * (the load client's own lean implementation of it, app/src/client/centrifuge-wire.ts).
+     */
+    protocol: z.enum(['native', 'centrifuge']).default('native'),
+    /**
      * After the last stage, publishing stops and connections stay open until no notification has
      * arrived for a second, at most this long, so what is in flight arrives before the delivery
      * account is settled (client/delivery.ts).

@@ -3,6 +3,7 @@ import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
 import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Target } from './swarm';
 import { authSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
 import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
+import { PAGE_CLIENT } from '../idp/clients';
 
 /**
  * The topology: one typed, validated object that the stack, the Nginx renderer, the server,
@@ -170,6 +171,9 @@ export const rebalanceSchema = z
   })
   .strict();
 
+/** What the page follows unless proxy.page.topics says otherwise. */
+const PAGE_TOPICS = ['news', 'user.{sub}.inbox'] as const;
+
 export const proxySchema = z
   .object({
     containerName: containerName.default('ws-nginx'),
@@ -232,6 +236,19 @@ export const proxySchema = z
      * backends reach the replicas on the service network only. Needs server.apiKeyFile.
      */
     publishApi: z.boolean().default(false),
+    /**
+     * The live notification page at / on the TLS port (web/page): the centrifuge SDK bundled, the
+     * topics it follows (`{sub}`: the signed-in user's, skipped when anonymous), and with
+     * `auth.mode: jwt` a sign-in with PKCE as the public client `clientId` at auth.issuer.
+     */
+    page: z
+      .object({
+        enabled: z.boolean().default(true),
+        topics: z.array(z.string().min(1)).default([...PAGE_TOPICS]),
+        clientId: z.string().min(1).default(PAGE_CLIENT),
+      })
+      .strict()
+      .default({ enabled: true, topics: [...PAGE_TOPICS], clientId: PAGE_CLIENT }),
     /** Addresses allowed to read stub_status (loopback always is). */
     statusAllow: z.array(z.string()).default(['172.16.0.0/12', '10.0.0.0/8', '192.168.0.0/16']),
   })
@@ -431,6 +448,11 @@ export const topologySchema = z
         issue(['network', 'ipRange'], `must lie inside network.subnet ${t.network.subnet}`);
     }
     if (t.network.ipRange && !t.network.subnet) issue(['network', 'ipRange'], 'needs network.subnet');
+    if (proxy.page.enabled && !server.centrifuge)
+      issue(
+        ['proxy', 'page', 'enabled'],
+        'the page speaks the Centrifugo protocol, which server.centrifuge turns off: turn either both on or the page off',
+      );
     if (proxy.publishApi && server.apiKeyFile === undefined) {
       issue(['proxy', 'publishApi'], 'routes the publish API, which is off without server.apiKeyFile: set the key file too');
     }
