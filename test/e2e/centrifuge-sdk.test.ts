@@ -22,7 +22,7 @@ const publish = (local: LocalRun, replica: number, topic: string, data: unknown,
 const offsets = (r: Recorder) => r.seen.filter((s) => s.event === 'publication').map((s) => s.ctx.offset as number);
 
 describe('the centrifuge SDK, unchanged, through nginx and TLS (Centrifugo client protocol)', () => {
-  it('connects, subscribes on two replicas, receives, recovers after a replica kill and a broker restart, refreshes its token, and is denied a forbidden channel', async (t) => {
+  it('connects, subscribes on two replicas, receives, recovers after a replica kill and a broker restart, refreshes its token, is denied a forbidden channel, and holds a private one by subscription token', async (t) => {
     const local = await startLocalRun(
       defineTopology({
         replicas: 2,
@@ -108,5 +108,29 @@ describe('the centrifuge SDK, unchanged, through nginx and TLS (Centrifugo clien
     const ended = await forbiddenEvents.wait('unsubscribed');
     assert.equal(ended.ctx.code, 103, `permission denied: ${JSON.stringify(ended.ctx)}`);
     assert.equal(forbiddenEvents.count('subscribed'), 0);
+
+    // A private topic: no grant, but a subscription token for it (4 s), refreshed through the
+    // subscription's getToken (sub_refresh) without a resubscribe; one for another topic is refused.
+    let subscriptionTokens = 0;
+    const subscriptionToken = (channel: string) => async () => {
+      subscriptionTokens++;
+      return (await devUserToken(local.idp!.issuer, secret, { sub: 'carol', channel, ttlSeconds: 4 })).token;
+    };
+    const ops = carol.newSubscription('team.ops', { getToken: subscriptionToken('team.ops') });
+    const opsEvents = new Recorder(ops, ['subscribing', 'subscribed', 'unsubscribed', 'publication', 'error']);
+    ops.subscribe();
+    await opsEvents.wait('subscribed');
+    const opsOffset = await publish(local, survivor, 'team.ops', { n: 'ops' }, 'ops-1');
+    await opsEvents.wait('publication', (c) => c.offset === opsOffset);
+    await eventually(() => subscriptionTokens >= 3, 15_000, `two sub_refresh rounds (${subscriptionTokens} tokens so far)`);
+    assert.deepEqual(
+      [opsEvents.count('subscribing'), opsEvents.count('subscribed'), opsEvents.count('unsubscribed')],
+      [1, 1, 0],
+      opsEvents.names(),
+    );
+    const wrong = carol.newSubscription('team.finance', { getToken: subscriptionToken('team.ops') });
+    const wrongEvents = new Recorder(wrong, ['subscribed', 'unsubscribed']);
+    wrong.subscribe();
+    assert.equal((await wrongEvents.wait('unsubscribed')).ctx.code, 103, 'a token for another topic: permission denied');
   });
 });

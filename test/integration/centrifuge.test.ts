@@ -4,6 +4,8 @@ import WebSocket from 'ws';
 import { CENTRIFUGE_PATH } from '../../app/src/shared/centrifuge';
 import { brokerReplica, startNats } from '../helpers/nats';
 import { startServer } from '../helpers/server';
+import { startIdp } from '../helpers/idp';
+import { devAuth } from '../../app/src/topology/auth';
 
 type Reply = Record<string, any>;
 
@@ -184,5 +186,35 @@ describe("Centrifugo's client protocol on a replica", () => {
       [3, 2, 1],
       'everything, newest first',
     );
+  });
+
+  it('a subscription token holds a topic no grant allows until it expires; then an unsubscribe push (2501) asks for a fresh one', async (t) => {
+    const idp = await startIdp();
+    const server = await startServer({}, 'test-0', { auth: devAuth(idp.issuer, { expiryGraceMs: 0 }) });
+    t.after(async () => {
+      await server.stop();
+      await idp.stop();
+    });
+    const c = await RawClient.open(httpBase(server.url));
+    t.after(() => c.close());
+    const connection = await idp.token({ sub: 'erin', ttlSeconds: 60 });
+    const forOps = await idp.token({ sub: 'erin', channel: 'team.ops', ttlSeconds: 2 });
+    c.send({ id: 1, connect: { token: connection } }, { id: 2, subscribe: { channel: 'team.ops' } });
+    assert.equal((await c.reply(2)).error.code, 103, 'no grant, no token: permission denied');
+    c.send({ id: 3, subscribe: { channel: 'team.ops', token: forOps } });
+    const held = (await c.reply(3)).subscribe;
+    assert.equal(held.expires, true);
+    assert.ok(held.ttl >= 1 && held.ttl <= 2, `ttl ${held.ttl}`);
+    c.send({ id: 4, subscribe: { channel: 'team.finance', token: forOps } });
+    assert.equal((await c.reply(4)).error.code, 103, 'a token for another topic');
+    const other = await idp.token({ sub: 'mallory', channel: 'team.finance', ttlSeconds: 60 });
+    c.send({ id: 5, subscribe: { channel: 'team.finance', token: other } });
+    assert.equal((await c.reply(5)).error.code, 103, "another subject's token");
+    const refreshed = await idp.token({ sub: 'erin', channel: 'team.ops', ttlSeconds: 2 });
+    c.send({ id: 6, sub_refresh: { channel: 'team.ops', token: refreshed } });
+    assert.equal((await c.reply(6)).sub_refresh.expires, true);
+    // Not refreshed again: past its expiry the topic is let go, with the push that makes the SDK resubscribe.
+    const push = await c.next((r) => r.push?.unsubscribe !== undefined, 'the unsubscribe push');
+    assert.deepEqual(push.push, { channel: 'team.ops', unsubscribe: { code: 2501, reason: 'subscription expired' } });
   });
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { DEV_AUDIENCE, DEV_ROLES } from '../topology/auth';
+import { TOPIC_PATTERN } from '../shared/protocol';
 import { BACKEND_CLIENT, DEV_CLIENT, DEV_USER_GRANT, PAGE_CLIENT } from './clients';
 import Provider, {
   type ClientMetadata,
@@ -54,6 +55,8 @@ interface DevUserParams {
   roles?: string;
   grants?: string;
   ttl?: string;
+  /** A subscription token's topic (Centrifugo's protocol: its `channel` claim). */
+  channel?: string;
 }
 
 /** The claims a dev user's token carries: Keycloak's layout (realm_access.roles, preferred_username, azp) and the listed grants. */
@@ -61,6 +64,7 @@ interface DevClaims {
   preferred_username: string;
   realm_access: { roles: string[] };
   notify_grants?: string[];
+  channel?: string;
 }
 
 /** The provider's resource server class: public at run time, missing from its types. */
@@ -136,18 +140,27 @@ export function createDevProvider(o: DevProviderOptions): Provider {
   provider.registerGrantType<DevUserParams>(
     DEV_USER_GRANT,
     async (ctx: TokenEndpointGrantContext<DevUserParams>) => {
-      const { sub, roles, grants, ttl } = ctx.oidc.params;
+      const { sub, roles, grants, ttl, channel } = ctx.oidc.params;
       const seconds = Number(ttl ?? 600);
-      if (!sub || !/^[A-Za-z0-9_:-]{1,64}$/.test(sub) || !Number.isInteger(seconds) || seconds < 1 || seconds > MAX_TTL_SECONDS) {
+      const badChannel = channel !== undefined && !TOPIC_PATTERN.test(channel);
+      if (
+        !sub ||
+        !/^[A-Za-z0-9_:-]{1,64}$/.test(sub) ||
+        badChannel ||
+        !Number.isInteger(seconds) ||
+        seconds < 1 ||
+        seconds > MAX_TTL_SECONDS
+      ) {
         ctx.status = 400;
         ctx.body = {
           error: 'invalid_request',
-          error_description: `sub must be a name (letters, digits, _ : -) and ttl 1..${MAX_TTL_SECONDS} seconds`,
+          error_description: `sub must be a name (letters, digits, _ : -), channel a topic and ttl 1..${MAX_TTL_SECONDS} seconds`,
         };
         return;
       }
       const claims: DevClaims = { preferred_username: sub, realm_access: { roles: words(roles) } };
       if (grants) claims.notify_grants = words(grants);
+      if (channel) claims.channel = channel;
       const token = new provider.AccessToken({
         client: ctx.oidc.client,
         accountId: sub,
@@ -160,7 +173,7 @@ export function createDevProvider(o: DevProviderOptions): Provider {
       });
       ctx.body = { access_token: await token.save(), token_type: 'Bearer', expires_in: seconds, scope: 'notify' };
     },
-    ['sub', 'roles', 'grants', 'ttl', 'resource'],
+    ['sub', 'roles', 'grants', 'ttl', 'channel', 'resource'],
   );
   return provider;
 }

@@ -7,6 +7,8 @@ export interface DevUserToken {
   readonly grants?: readonly string[];
   /** @default 600 */
   readonly ttlSeconds?: number;
+  /** A subscription token for this topic (its `channel` claim), for Centrifugo's protocol. @default none */
+  readonly channel?: string;
 }
 
 /** Each issuer's token endpoint, from its discovery document (asked once per process; a failure is asked again). */
@@ -56,6 +58,7 @@ export function devUserToken(issuer: string, secret: string, user: DevUserToken)
     ...(user.roles?.length ? { roles: user.roles.join(' ') } : {}),
     ...(user.grants?.length ? { grants: user.grants.join(' ') } : {}),
     ttl: String(user.ttlSeconds ?? 600),
+    ...(user.channel ? { channel: user.channel } : {}),
   });
 }
 

@@ -4,6 +4,7 @@ import {
   CENTRIFUGE_ERRORS,
   parseCommands,
   REJECT_UNRECOVERED_FLAG,
+  UNSUBSCRIBE_EXPIRED,
   type CentrifugeCommand,
   type CentrifugeError,
   type CentrifugePublication,
@@ -27,6 +28,8 @@ export interface CentrifugeSession {
   connecting?: CentrifugeCommand[];
   /** Frames due this turn: sent as one WebSocket frame, one per line, at the turn's end. */
   batch: Buffer[];
+  /** Topics held by a subscription token, and when it expires (ms). */
+  expiries?: Map<string, number>;
 }
 
 export interface CentrifugePeer {
@@ -41,12 +44,27 @@ export interface CentrifugePeer {
 export interface CentrifugeHost<P extends CentrifugePeer> {
   readonly pingIntervalMs: number;
   readonly authEnabled: boolean;
+  /** How long past its expiry a token is still honoured (auth.expiryGraceMs). */
+  readonly expiryGraceMs: number;
   /** The broker's epoch: positions and recovery exist only with a broker. */
   epoch(): string | undefined;
   connect(peer: P, token: string | undefined): Promise<AuthOutcome>;
   refresh(peer: P, token: string): Promise<AuthOutcome>;
   allows(peer: P, action: GrantAction, topic: string): boolean;
-  subscribe(peer: P, topic: string, since: { offset: number; epoch: string } | undefined, answer: (o: SubscribeOutcome) => void): void;
+  /** `granted`: a subscription token allows it, whatever the grants say. */
+  subscribe(
+    peer: P,
+    topic: string,
+    since: { offset: number; epoch: string } | undefined,
+    answer: (o: SubscribeOutcome) => void,
+    granted?: boolean,
+  ): void;
+  /** A subscription token for `topic` (auth/gate.ts: subscription). */
+  subscriptionToken(
+    peer: P,
+    topic: string,
+    token: string,
+  ): Promise<{ ok: true; expiresAt: number } | { ok: false; failure: string; reason: string }>;
   unsubscribe(peer: P, topic: string): void;
   /** Resolves with the stored offset (with a broker). */
   publish(peer: P, topic: string, data: unknown, idempotencyKey?: string): Promise<{ offset?: number }>;
@@ -167,6 +185,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
         return this.subscribe(peer, command.id, command.request);
       case 'unsubscribe':
         this.host.unsubscribe(peer, command.channel);
+        session.expiries?.delete(command.channel);
         return this.reply(peer, command.id, { unsubscribe: {} });
       case 'publish':
         return this.publish(peer, command.id, command.channel, command.data, command.idempotencyKey);
@@ -177,12 +196,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
       case 'ping':
         return this.reply(peer, command.id, { ping: {} });
       case 'sub_refresh':
-        return this.error(
-          peer,
-          command.id,
-          CENTRIFUGE_ERRORS.notAvailable,
-          'subscription tokens are not supported: grants come with the connection token',
-        );
+        return this.subRefresh(peer, command.id, command.channel, command.token);
       case 'unsupported':
         return this.error(peer, command.id, CENTRIFUGE_ERRORS.notAvailable, `${command.method} is not available on this server`);
     }
@@ -249,26 +263,66 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
     );
   }
 
+  /** A subscribe: with a subscription token (auth on), checked first; it then stands in for the grants until it expires. */
   private subscribe(peer: P, id: number, request: SubscribeRequest): void {
+    if (!request.token || !this.host.authEnabled) return this.subscribeChecked(peer, id, request);
+    this.host.subscriptionToken(peer, request.channel, request.token).then(
+      (outcome) => {
+        if (!outcome.ok) return this.error(peer, id, tokenError(outcome.failure), outcome.reason);
+        this.subscribeChecked(peer, id, request, outcome.expiresAt);
+      },
+      (error: unknown) => this.host.log(peer, 'subscription token check failed', error),
+    );
+  }
+
+  private subscribeChecked(peer: P, id: number, request: SubscribeRequest, tokenExpiresAt?: number): void {
     const { channel } = request;
-    if (request.token)
-      return this.error(
-        peer,
-        id,
-        CENTRIFUGE_ERRORS.notAvailable,
-        'subscription tokens are not supported: grants come with the connection token',
-      );
     const epoch = this.host.epoch();
     // An empty epoch means "any" to Centrifugo: the current one.
     const since = request.recover && epoch !== undefined ? { offset: request.offset ?? 0, epoch: request.epoch || epoch } : undefined;
-    this.host.subscribe(peer, channel, since, (outcome) => {
+    const answer = (outcome: SubscribeOutcome) => {
       if (!outcome.ok) return this.error(peer, id, errorFor(outcome.code), outcome.message);
       if (since && !outcome.recovered && (request.flag ?? 0) & REJECT_UNRECOVERED_FLAG) {
         this.host.unsubscribe(peer, channel);
         return this.error(peer, id, CENTRIFUGE_ERRORS.unrecoverablePosition);
       }
-      this.reply(peer, id, { subscribe: subscribeResult(outcome, since !== undefined) });
-    });
+      const expiry = tokenExpiresAt === undefined ? {} : this.holdUntil(peer, channel, tokenExpiresAt);
+      this.reply(peer, id, { subscribe: { ...subscribeResult(outcome, since !== undefined), ...expiry } });
+    };
+    this.host.subscribe(peer, channel, since, answer, tokenExpiresAt !== undefined);
+  }
+
+  /** The topic is held by a token until `expiresAt`: the reply's `expires` and `ttl`, after which the SDK sends `sub_refresh`. */
+  private holdUntil(peer: P, topic: string, expiresAt: number): { expires: true; ttl: number } {
+    (peer.centrifuge!.expiries ??= new Map()).set(topic, expiresAt);
+    return { expires: true, ttl: Math.max(1, Math.floor((expiresAt - Date.now()) / 1000)) };
+  }
+
+  /** A fresh subscription token for a topic held by one. */
+  private subRefresh(peer: P, id: number, channel: string, token: string): void {
+    if (!peer.centrifuge!.expiries?.has(channel))
+      return this.error(peer, id, CENTRIFUGE_ERRORS.badRequest, `${channel} is not held by a subscription token`);
+    this.host.subscriptionToken(peer, channel, token).then(
+      (outcome) => {
+        if (!outcome.ok) return this.error(peer, id, tokenError(outcome.failure), outcome.reason);
+        if (!peer.centrifuge!.expiries?.has(channel))
+          return this.error(peer, id, CENTRIFUGE_ERRORS.badRequest, `${channel} was unsubscribed`);
+        this.reply(peer, id, { sub_refresh: this.holdUntil(peer, channel, outcome.expiresAt) });
+      },
+      (error: unknown) => this.host.log(peer, 'subscription token check failed', error),
+    );
+  }
+
+  /** Subscriptions whose token expired past the grace end, with the push that makes the SDK subscribe again with a fresh one. */
+  sweep(peer: P, now: number): void {
+    const expiries = peer.centrifuge!.expiries;
+    if (!expiries) return;
+    for (const [topic, expiresAt] of expiries) {
+      if (now <= expiresAt + this.host.expiryGraceMs) continue;
+      expiries.delete(topic);
+      this.host.unsubscribe(peer, topic);
+      this.send(peer, Buffer.from(JSON.stringify({ push: { channel: topic, unsubscribe: UNSUBSCRIBE_EXPIRED } })));
+    }
   }
 
   /** The reply names the stored offset (an extension the SDKs ignore), so a publisher can account for it. */
@@ -323,6 +377,11 @@ function subscribeResult(outcome: Extract<SubscribeOutcome, { ok: true }>, recov
     ...(recovering ? { was_recovering: true, recovered: outcome.recovered === true } : {}),
     ...(publications.length > 0 ? { publications } : {}),
   };
+}
+
+/** A refused subscription token: expired (the SDK asks its getToken again), or not this connection's or topic's. */
+function tokenError(failure: string): CentrifugeError {
+  return failure === 'expired' ? CENTRIFUGE_ERRORS.tokenExpired : CENTRIFUGE_ERRORS.permissionDenied;
 }
 
 function errorFor(code: ErrorCode): CentrifugeError {

@@ -329,6 +329,7 @@ export class NotificationServer {
     return {
       pingIntervalMs: this.settings.pingIntervalMs,
       authEnabled: this.gate.enabled,
+      expiryGraceMs: this.options.auth?.expiryGraceMs ?? 0,
       epoch: () => this.broker?.epoch,
       connect: (peer, token) => this.gate.connect(peer.auth, token),
       refresh: (peer, token) =>
@@ -341,7 +342,12 @@ export class NotificationServer {
         this.metrics.authDenials.inc({ action });
         return false;
       },
-      subscribe: (peer, topic, since, answer) => this.subscribeTopic(peer, topic, since, answer),
+      subscribe: (peer, topic, since, answer, granted) => this.subscribeTopic(peer, topic, since, answer, granted),
+      subscriptionToken: (peer, topic, token) =>
+        this.gate.subscription(peer.auth, topic, token).then((outcome) => {
+          if (!outcome.ok) this.metrics.authFailures.inc({ reason: outcome.failure });
+          return outcome;
+        }),
       unsubscribe: (peer, topic) => this.unsubscribeTopic(peer, topic),
       publish: async (_peer, topic, data, id) => {
         const result = await this.publish({ topic, data, id, ts: nowMs(), replica: this.settings.replicaId });
@@ -539,11 +545,13 @@ export class NotificationServer {
     topic: string,
     since: { offset: number; epoch: string } | undefined,
     answer: (o: SubscribeOutcome) => void,
+    /** A subscription token allows it (Centrifugo's protocol), whatever the grants say. */
+    granted = false,
   ): void {
     // A second subscribe (with `since` or not) would replay again, or reset the position.
     if (peer.topics.has(topic))
       return answer({ ok: false, code: 'already_subscribed', message: `already subscribed to ${topic}; unsubscribe first` });
-    if (!this.gate.allows(peer.auth, 'subscribe', topic)) {
+    if (!granted && !this.gate.allows(peer.auth, 'subscribe', topic)) {
       this.metrics.authDenials.inc({ action: 'subscribe' });
       return answer({ ok: false, code: 'forbidden', message: `no grant allows subscribe on ${topic}` });
     }
@@ -803,6 +811,7 @@ export class NotificationServer {
         peer.ws.terminate();
         continue;
       }
+      if (peer.centrifuge) this.centrifuge.sweep(peer, now);
       const auth = this.gate.due(peer.auth, now);
       if (auth === 'warn') {
         peer.auth.warned = true;

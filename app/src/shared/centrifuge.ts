@@ -41,6 +41,9 @@ export const CENTRIFUGE_DISCONNECTS = {
   forceNoReconnect: { code: 3503, reason: 'force disconnect' },
 } as const satisfies Record<string, { code: number; reason: string }>;
 
+/** The unsubscribe push of a subscription whose token expired: the SDK subscribes again with a fresh one. */
+export const UNSUBSCRIBE_EXPIRED = { code: 2501, reason: 'subscription expired' } as const;
+
 /** Subscribe flags (SubscribeRequest.flag): the SDK asks for an error instead of an unrecovered subscription. */
 export const REJECT_UNRECOVERED_FLAG = 2;
 

@@ -104,6 +104,28 @@ export class AuthGate {
     return undefined;
   }
 
+  /**
+   * A subscription token (Centrifugo's, for a private topic): signed by the same provider, for
+   * this connection's subject, naming the topic in its `channel` claim. It lets the connection
+   * subscribe to that topic whatever the grants say, until it expires. Resolves with its expiry.
+   */
+  async subscription(
+    state: PeerAuth,
+    topic: string,
+    token: string,
+  ): Promise<{ ok: true; expiresAt: number } | { ok: false; failure: AuthFailureReason; reason: string }> {
+    try {
+      const identity = await this.checked(token);
+      if (identity.sub !== state.identity?.sub)
+        throw new AuthFailure('subject_changed', "a subscription token must carry the connection's subject");
+      if (identity.claims.channel !== topic) throw new AuthFailure('claims', `the subscription token is not for ${topic}`);
+      return { ok: true, expiresAt: identity.expiresAt };
+    } catch (error) {
+      if (!(error instanceof AuthFailure)) throw error;
+      return { ok: false, failure: error.reason, reason: error.message };
+    }
+  }
+
   /** A backend's bearer token (the publish API): its permissions, or an AuthFailure. */
   async bearer(token: string): Promise<Permissions> {
     return permissionsFor((await this.checked(token)).claims, this.auth);
