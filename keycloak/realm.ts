@@ -1,5 +1,6 @@
 import { BACKEND_CLIENT } from '../app/src/idp/clients';
 import { DEV_AUDIENCE, type AuthConfig } from '../app/src/topology';
+import { PAGE_CLIENT } from '../app/src/idp/clients';
 
 /**
  * A Keycloak realm import (`kc.sh import --file`, or the admin console's "Partial import") for a
@@ -22,8 +23,8 @@ interface KeycloakRole {
   description: string;
 }
 
-/** The browser applications' client. */
-export const WEB_CLIENT = 'ws-web';
+/** The browser applications' client: the notification page's (proxy.page.clientId) unless told otherwise. */
+export const WEB_CLIENT = PAGE_CLIENT;
 
 /** The claims Keycloak puts roles in: realm roles, and each client's roles. */
 const REALM_ROLES = 'realm_access.roles';
@@ -32,6 +33,8 @@ const CLIENT_ROLES = /^resource_access\.([A-Za-z0-9_-]+)\.roles$/;
 export interface RealmOptions {
   /** @default the name in auth.issuer's `/realms/<name>`, else "ws-notifications" */
   readonly realm?: string;
+  /** The browser client's id: the page's, proxy.page.clientId. @default WEB_CLIENT */
+  readonly webClient?: string;
   /** Where the browser client may return after login. @default ['https://localhost/*'] */
   readonly redirectUris?: readonly string[];
 }
@@ -82,7 +85,7 @@ export function renderKeycloakRealm(auth: AuthConfig, o: RealmOptions = {}): { r
         protocolMappers: [audienceMapper(audience)],
       },
       {
-        clientId: WEB_CLIENT,
+        clientId: o.webClient ?? WEB_CLIENT,
         enabled: true,
         publicClient: true,
         standardFlowEnabled: true,

@@ -22,20 +22,22 @@ function main(): number {
     .option('--realm <name>', "the realm's name (default: the one in auth.issuer's /realms/<name>, else ws-notifications)")
     .option(
       '--redirect-uri <url>',
-      'where the browser client (ws-web) may return after login (repeatable)',
+      "where the browser client (the page's, proxy.page.clientId: ws-page) may return after login (repeatable)",
       (v, all: string[]) => [...all, v],
       [],
     )
     .option('--out <file>', 'write it to this file instead of stdout')
     .parse()
     .opts<RealmFlags>();
-  const { auth: asDeployed } = deploymentTopology(process.env);
+  const topology = deploymentTopology(process.env);
+  const asDeployed = topology.auth;
   // With auth off there are no grants to map: the ones `auth: { mode: 'jwt' }` would use.
   const auth = asDeployed.mode === 'jwt' ? asDeployed : devAuth(DEV_IDP_ISSUER);
   if (asDeployed.mode !== 'jwt')
     console.error("auth.mode is none in deployment.ts: rendering the grants `auth: { mode: 'jwt' }` would use");
   const { realm, unmapped } = renderKeycloakRealm(auth, {
     realm: o.realm,
+    webClient: topology.proxy.page.clientId,
     ...(o.redirectUri.length ? { redirectUris: o.redirectUri } : {}),
   });
   for (const claim of unmapped) console.error(`not in the realm: ${claim}`);

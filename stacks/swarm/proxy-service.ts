@@ -8,6 +8,9 @@ import { PROXY_PATHS, proxyContainerSpec } from '../nginx-proxy';
 import { CONTROL_KEY_PATH } from '../server-fleet';
 import { dnsrrEndpoint, SERVICE_ROLLOUT, taskContainerOf, type SwarmServiceProps } from './service-attributes';
 import { SwarmFile } from './swarm-files';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { builtPage, PAGE_FILES } from '../../web/build';
 
 export interface ProxyServiceProps extends SwarmServiceProps {
   /** The proxy image, by name (nginx/Dockerfile: with curl, for the follower). */
@@ -56,6 +59,8 @@ export class ProxyService extends Construct {
     );
     const cert = file('cert', props.certificate);
     const key = file('key', props.key, true);
+    // The page's built files travel as configs like the rest: no node needs the deploying machine's files.
+    const page = proxy.page.enabled ? pageConfigs(file) : [];
 
     this.service = new Service(this, 'service', {
       name: proxy.containerName,
@@ -64,7 +69,7 @@ export class ProxyService extends Construct {
         containerSpec: {
           image: props.image,
           ...taskContainerOf(proxyContainerSpec(topology)),
-          configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(PROXY_PATHS.follower, 0o555), cert.asConfig(certFile)],
+          configs: [conf.asConfig(PROXY_PATHS.config), follow.asConfig(PROXY_PATHS.follower, 0o555), cert.asConfig(certFile), ...page],
           secrets: [key.asSecret(keyFile), props.controlKey.asSecret(CONTROL_KEY_PATH)],
         },
         networksAdvanced: [{ name: props.networkName }],
@@ -92,5 +97,14 @@ function swarmNginxConf(topology: Topology, serversService: string, certFile: st
     httpsPort: PROXY_PATHS.httpsPort,
     httpPort: PROXY_PATHS.httpPort,
     publicHttpsPort: topology.proxy.httpsPort,
+    pageDir: PROXY_PATHS.pageDir,
   });
+}
+
+/** The notification page's files (web/build.ts), built at synth time, as configs in the page's directory. */
+function pageConfigs(file: (name: string, content: string) => SwarmFile) {
+  const built = builtPage();
+  return PAGE_FILES.map((name) =>
+    file(`page-${name.replace('.', '-')}`, readFileSync(join(built, name), 'utf8')).asConfig(`${PROXY_PATHS.pageDir}/${name}`),
+  );
 }

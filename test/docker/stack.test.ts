@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { get } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { App } from 'cdktf';
@@ -22,6 +21,7 @@ import { PROXY_PATHS } from '../../stacks/nginx-proxy';
 import { scratchDir } from '../helpers/scratch';
 import { ensureServiceSecrets, serviceSecretFiles } from '../../certs/secrets';
 import { installPage } from '../../web/build';
+import { httpsRequest } from '../helpers/https';
 import { CENTRIFUGE_PATH } from '../../app/src/shared/centrifuge';
 import { projectPaths } from '../../stacks/paths';
 import { BROKER_USERS } from '../../components/broker-auth';
@@ -133,18 +133,6 @@ function natsAnswer(credentials: { user: string; pass: string } | Record<string,
   return spawnSync('docker', ['exec', 'ws-server-0', 'node', '-e', script], { encoding: 'utf8', timeout: 15_000 }).stdout.trim();
 }
 
-/** One HTTPS GET with the stack's CA: status, content type and body. */
-function httpsGet(url: string, ca: Buffer): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, { ca }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
-    }).on('error', reject);
-  });
-}
-
 const retiringWorkers = async () =>
   (await nginxWorkers(dockerProxy({ container: 'ws-nginx', pidFile: PROXY_PATHS.pid, configFile: PROXY_PATHS.config }))).retiring;
 
@@ -231,11 +219,11 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     }
 
     // The notification page, from the files the deploy installed, and its config from the topology.
-    const page = await httpsGet(`https://localhost:${HTTPS}/`, ca);
+    const page = await httpsRequest(`https://localhost:${HTTPS}/`, ca);
     assert.deepEqual([page.status, page.type], [200, 'text/html; charset=utf-8']);
     assert.match(page.body, /<script src="app.js">/);
-    assert.equal((await httpsGet(`https://localhost:${HTTPS}/app.js`, ca)).status, 200);
-    const config = JSON.parse((await httpsGet(`https://localhost:${HTTPS}/config.json`, ca)).body);
+    assert.equal((await httpsRequest(`https://localhost:${HTTPS}/app.js`, ca)).status, 200);
+    const config = JSON.parse((await httpsRequest(`https://localhost:${HTTPS}/config.json`, ca)).body);
     assert.equal(config.centrifugePath, CENTRIFUGE_PATH);
     for (const c of clients) c.close();
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { defineTopology } from '../../app/src/topology';
@@ -8,24 +7,7 @@ import { nginxVersion, startLocalRun } from '../../local/run';
 import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
 import { TestClient } from '../helpers/server';
 import { scratchDir } from '../helpers/scratch';
-
-/** One HTTPS request with the local CA: status, content type and body. */
-function https(
-  url: string,
-  ca: Buffer,
-  init: { method: string; headers?: Record<string, string>; body?: string },
-): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const req = request(url, { method: init.method, headers: init.headers, ca }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolvePromise({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
-    });
-    req.on('error', reject);
-    req.end(init.body);
-  });
-}
+import { httpsRequest } from '../helpers/https';
 
 const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
@@ -71,7 +53,11 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     subscriber.send({ type: 'subscribe', topic: 'orders' });
     await subscriber.next('subscribed');
     const post = (body: unknown, auth = `Bearer ${key}`) =>
-      https(api, ca, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      httpsRequest(api, ca, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
 
     const stored = await post({ topic: 'orders', data: { n: 1 }, id: 'via-proxy-1' });
     assert.equal(stored.status, 202, stored.body);
@@ -95,13 +81,13 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
       [413, '(body)'],
       `nginx refuses the body before it is read: ${bodyTooLarge.body}`,
     );
-    assert.equal((await https(api, ca, { method: 'GET' })).status, 403, 'POST only');
+    assert.equal((await httpsRequest(api, ca, { method: 'GET' })).status, 403, 'POST only');
     subscriber.close();
 
     const unrouted = await startLocalRun(defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }));
     t.after(() => unrouted.stop());
     const api2 = new URL(PUBLISH_API_PATH, unrouted.url.replace(/^wss:/, 'https:')).toString();
-    const notRouted = await https(api2, readFileSync(unrouted.caFile), {
+    const notRouted = await httpsRequest(api2, readFileSync(unrouted.caFile), {
       method: 'POST',
       headers: { authorization: `Bearer ${key}` },
       body: JSON.stringify({ topic: 'orders', data: 1 }),

@@ -26,6 +26,7 @@ import { retrying, TestClient } from '../helpers/server';
 import { ROOT } from '../helpers/synth';
 import { readyEngine } from '../docker/deployer';
 import { scratchDir } from '../helpers/scratch';
+import { httpsRequest } from '../helpers/https';
 
 /**
  * The swarm target (stacks/swarm/) on a 3-node swarm made here, applied by the offline applier
@@ -215,6 +216,13 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     const stream = jsz.account_details.flatMap((a: any) => a.stream_detail ?? []).find((s: any) => s.name === topology(3).broker.stream);
     assert.equal(stream.config.num_replicas, streamReplicas(topology(3)));
     assert.equal(stream.cluster.replicas.length + 1, 3, JSON.stringify(stream.cluster));
+
+    // Every node's proxy serves the notification page, its files shipped as configs.
+    for (const n of swarm.nodes) {
+      const page = await httpsRequest(`https://${n.address}/`, ca);
+      assert.deepEqual([page.status, page.type], [200, 'text/html; charset=utf-8'], `the page on ${n.address}`);
+      assert.equal((await httpsRequest(`https://${n.address}/app.js`, ca)).status, 200);
+    }
 
     // Prometheus found the servers' tasks by DNS.
     await retrying(async () => assert.equal(await prometheusUp(), 3), 30_000);

@@ -134,7 +134,14 @@ describe('the synthesized swarm stack', () => {
     );
     assert.deepEqual(
       spec.configs.map((x: any) => x.file_name),
-      ['/etc/nginx/ws/nginx.conf', '/etc/nginx/ws/follow-tasks.sh', '/etc/nginx/certs/server.crt'],
+      [
+        '/etc/nginx/ws/nginx.conf',
+        '/etc/nginx/ws/follow-tasks.sh',
+        '/etc/nginx/certs/server.crt',
+        '/etc/nginx/page/index.html',
+        '/etc/nginx/page/app.js',
+      ],
+      'the page ships as configs too',
     );
     // The servers get the control key the proxies' followers send, as the same secret.
     const servers = s.service('ws-server').task_spec.container_spec;
