@@ -1,15 +1,11 @@
-import { CENTRIFUGE_DISCONNECTS, type CentrifugePublication } from '../shared/centrifuge';
-import { BROKER_ERROR_CODE, CloseCode, type ServerMessage } from '../shared/protocol';
+import { DISCONNECT_FOR_CLOSE, type CentrifugePublication } from '../shared/centrifuge';
+import { BROKER_ERROR_CODE, type ServerMessage } from '../shared/protocol';
 import type { Outgoing, Wire } from './wire';
 
-/** Centrifugo's disconnects and the native closes that mean the same. */
-const NATIVE_CLOSE_OF: Record<number, number> = {
-  [CENTRIFUGE_DISCONNECTS.expired.code]: CloseCode.tokenExpired,
-  [CENTRIFUGE_DISCONNECTS.forceNoReconnect.code]: CloseCode.revoked,
-  [CENTRIFUGE_DISCONNECTS.invalidToken.code]: CloseCode.invalidToken,
-  [CENTRIFUGE_DISCONNECTS.badRequest.code]: CloseCode.badRequest,
-  [CENTRIFUGE_DISCONNECTS.stale.code]: CloseCode.authTimeout,
-};
+/** Centrifugo's disconnects and the native closes that mean the same: the server's table, read backwards. */
+const NATIVE_CLOSE_OF: Record<number, number> = Object.fromEntries(
+  Object.entries(DISCONNECT_FOR_CLOSE).map(([native, disconnect]) => [disconnect.code, Number(native)]),
+);
 
 /** What a command's reply answers: kept by command id until it comes. */
 type Pending =

@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import {
   CENTRIFUGE_DISCONNECTS,
   CENTRIFUGE_ERRORS,
+  DISCONNECT_FOR_CLOSE,
   parseCommands,
   REJECT_UNRECOVERED_FLAG,
   UNSUBSCRIBE_EXPIRED,
@@ -68,7 +69,7 @@ export interface CentrifugeHost<P extends CentrifugePeer> {
   unsubscribe(peer: P, topic: string): void;
   /** Resolves with the stored offset (with a broker). */
   publish(peer: P, topic: string, data: unknown, idempotencyKey?: string): Promise<{ offset?: number }>;
-  history(topic: string, afterOffset: number): Promise<{ notifications: Notification[]; complete: boolean; offset: number }>;
+  history(topic: string, afterOffset: number): Promise<{ notifications: Notification[]; offset: number }>;
   /** Writes one frame (bounded like every write: a slow consumer is cut). */
   write(peer: P, frame: Buffer): boolean;
   authClosed(peer: P, close: AuthClose): void;
@@ -133,17 +134,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
   authClose(peer: P, close: AuthClose): void {
     this.host.authClosed(peer, close);
     if (close.code === CloseCode.tryAgainLater) return this.disconnect(peer, { code: close.code, reason: 'try again later' }, close.reason);
-    const disconnect =
-      close.failure === 'connect_timeout'
-        ? CENTRIFUGE_DISCONNECTS.stale
-        : close.failure === 'not_refreshed'
-          ? CENTRIFUGE_DISCONNECTS.expired
-          : close.failure === 'revoked'
-            ? CENTRIFUGE_DISCONNECTS.forceNoReconnect
-            : close.failure === 'protocol'
-              ? CENTRIFUGE_DISCONNECTS.badRequest
-              : CENTRIFUGE_DISCONNECTS.invalidToken;
-    this.disconnect(peer, disconnect, close.reason);
+    this.disconnect(peer, DISCONNECT_FOR_CLOSE[close.code] ?? CENTRIFUGE_DISCONNECTS.invalidToken, close.reason);
   }
 
   disconnect(peer: P, disconnect: { code: number; reason: string }, detail?: string): void {

@@ -21,7 +21,7 @@ import { AuthGate, type AuthClose, type PeerAuth } from './auth/gate';
 import { AuthFailure, TokenVerifier } from './auth/verifier';
 import { RevocationBus, RevocationList, type Revocation } from './auth/revocations';
 import { serveRevokeApi } from './auth/revoke-api';
-import { CENTRIFUGE_PATH } from '../shared/centrifuge';
+import { CENTRIFUGE_DISCONNECTS, CENTRIFUGE_PATH } from '../shared/centrifuge';
 import { CentrifugeProtocol, type CentrifugeHost, type CentrifugeSession, type SubscribeOutcome } from './centrifuge';
 import { deflateFor } from './compression';
 import { serveControl } from './control-endpoints';
@@ -355,7 +355,7 @@ export class NotificationServer {
       },
       history: async (topic, afterOffset) => {
         const history = await this.broker!.history(topic, afterOffset);
-        return { notifications: history.deliveries.map(notificationOf), complete: history.complete, offset: this.broker!.position };
+        return { notifications: history.deliveries.map(notificationOf), offset: this.broker!.position };
       },
       write: (peer, frame) => {
         const sent = this.write(peer, frame);
@@ -495,7 +495,7 @@ export class NotificationServer {
     this.metrics.bytesReceived.inc(buffer.length);
     this.metrics.messageSize.observe({ direction: 'in' }, buffer.length);
     if (peer.centrifuge) {
-      if (isBinary) return this.centrifuge.disconnect(peer, { code: 3501, reason: 'bad request' }, 'binary frame on the JSON protocol');
+      if (isBinary) return this.centrifuge.disconnect(peer, CENTRIFUGE_DISCONNECTS.badRequest, 'binary frame on the JSON protocol');
       this.metrics.messagesReceived.inc({ type: 'centrifuge' });
       return this.centrifuge.onFrame(peer, buffer.toString('utf8'));
     }

@@ -1,5 +1,5 @@
 import { parseJson } from './json';
-import { TOPIC_PATTERN } from './protocol';
+import { APP_CLOSE_CODES, TOPIC_PATTERN } from './protocol';
 
 /**
  * Centrifugo's bidirectional client protocol, version 2, JSON encoding: what the `centrifuge` SDKs
@@ -40,6 +40,18 @@ export const CENTRIFUGE_DISCONNECTS = {
   stale: { code: 3502, reason: 'stale' },
   forceNoReconnect: { code: 3503, reason: 'force disconnect' },
 } as const satisfies Record<string, { code: number; reason: string }>;
+
+/**
+ * The project's own auth closes (APP_CLOSE_CODES) and the Centrifugo disconnects that mean the
+ * same: the server closes a Centrifugo connection with these, and the load client reads them back.
+ */
+export const DISCONNECT_FOR_CLOSE: Readonly<Record<number, { code: number; reason: string }>> = {
+  [APP_CLOSE_CODES.authTimeout.code]: CENTRIFUGE_DISCONNECTS.stale,
+  [APP_CLOSE_CODES.tokenExpired.code]: CENTRIFUGE_DISCONNECTS.expired,
+  [APP_CLOSE_CODES.invalidToken.code]: CENTRIFUGE_DISCONNECTS.invalidToken,
+  [APP_CLOSE_CODES.revoked.code]: CENTRIFUGE_DISCONNECTS.forceNoReconnect,
+  [APP_CLOSE_CODES.badRequest.code]: CENTRIFUGE_DISCONNECTS.badRequest,
+};
 
 /** The unsubscribe push of a subscription whose token expired: the SDK subscribes again with a fresh one. */
 export const UNSUBSCRIBE_EXPIRED = { code: 2501, reason: 'subscription expired' } as const;
