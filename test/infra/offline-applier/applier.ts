@@ -679,6 +679,7 @@ export class OfflineApplier {
     let running = 0;
     let total = 0;
     let replicas = replicasOf(c);
+    let why = '';
     while (Date.now() < end) {
       // A global service runs one task on every node that takes tasks.
       if (first(c.mode)?.global)
@@ -690,10 +691,11 @@ export class OfflineApplier {
       running = live.filter((t) => t.Status?.State === 'running').length;
       total = live.length;
       if (running === replicas && total === replicas) return;
+      why = lastTaskError(tasks);
       await sleep(ns(cc.delay ?? '1s') / 1e6);
     }
     throw new ApplyError(
-      `${address}: service ${c.name} did not converge within ${cc.timeout}: ${running} of ${replicas} task(s) running (${total} desired)`,
+      `${address}: service ${c.name} did not converge within ${cc.timeout}: ${running} of ${replicas} task(s) running (${total} desired)${why}`,
       { id, name: c.name },
     );
   }
@@ -755,13 +757,22 @@ interface SwarmNode {
 }
 interface SwarmTask {
   DesiredState?: string;
-  Status?: { State?: string };
+  Status?: { State?: string; Err?: string; Message?: string; Timestamp?: string };
 }
 /** One line of an image build's progress. */
 interface BuildEvent {
   stream?: string;
   error?: string;
   errorDetail?: { message: string };
+}
+
+/** The newest task failure, as the provider shows it: what a user needs to see why tasks do not run. */
+function lastTaskError(tasks: SwarmTask[]): string {
+  const failed = tasks
+    .filter((t) => t.Status?.Err || (t.Status?.State && t.Status.State !== 'running'))
+    .sort((a, b) => (b.Status?.Timestamp ?? '').localeCompare(a.Status?.Timestamp ?? ''))[0];
+  if (!failed?.Status) return '';
+  return `; last task ${failed.Status.State}: ${failed.Status.Err || failed.Status.Message || 'no message'}`;
 }
 
 function ignoreMissing(error: { statusCode?: number }): void {
