@@ -89,7 +89,7 @@ describe("Outbox: a replica's sends to one connection", () => {
     const [ws, req] = await accepted;
     await once(client, 'open');
     const writes = countWrites(req.socket);
-    const out = new Outbox(ws, req.socket, 64 * 1024);
+    const out = new Outbox(ws, req.socket, { highWater: 64 * 1024, holdTurn: true, deflateOnce: false });
     const got: string[] = [];
     client.on('message', (m) => got.push(String(m)));
     for (let i = 0; i < 10; i++) out.push(Buffer.from(`n${i}`));

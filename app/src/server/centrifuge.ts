@@ -13,6 +13,7 @@ import {
 } from '../shared/centrifuge';
 import { CloseCode, type ErrorCode, type ServerMessage } from '../shared/protocol';
 import type { AuthClose, AuthOutcome, PeerAuth } from './auth/gate';
+import { Payload } from './deflate-once';
 import type { GrantAction } from '../topology';
 
 type Notification = Extract<ServerMessage, { type: 'notification' }>;
@@ -28,7 +29,7 @@ export interface CentrifugeSession {
   /** While the connect's token is checked: the commands sent behind it (the SDK does not wait), handled after it in order. */
   connecting?: CentrifugeCommand[];
   /** Frames due this turn: sent as one WebSocket frame, one per line, at the turn's end. */
-  batch: Buffer[];
+  batch: Payload[];
   /** Topics held by a subscription token, and when it expires (ms). */
   expiries?: Map<string, number>;
 }
@@ -71,13 +72,12 @@ export interface CentrifugeHost<P extends CentrifugePeer> {
   publish(peer: P, topic: string, data: unknown, idempotencyKey?: string): Promise<{ offset?: number }>;
   history(topic: string, afterOffset: number): Promise<{ notifications: Notification[]; offset: number }>;
   /** Writes one frame (bounded like every write: a slow consumer is cut). */
-  write(peer: P, frame: Buffer): boolean;
+  write(peer: P, frame: Payload): boolean;
   authClosed(peer: P, close: AuthClose): void;
   pong(peer: P): void;
   log(peer: P, what: string, error?: unknown): void;
 }
 
-const NEWLINE = Buffer.from('\n');
 /** Commands a client may send behind its connect before it is answered (the SDK sends its subscriptions). */
 const MAX_WAITING_COMMANDS = 256;
 
@@ -106,13 +106,14 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
   }
 
   /** A publication as a push frame: encoded once per fan-out for every Centrifugo subscriber. */
-  encodePush(n: Notification): Buffer {
-    return Buffer.from(JSON.stringify({ push: { channel: n.topic, pub: publicationOf(n) } }));
+  encodePush(n: Notification): Payload {
+    return Payload.of(Buffer.from(JSON.stringify({ push: { channel: n.topic, pub: publicationOf(n) } })));
   }
 
   /** Queues a frame: whatever is due for a connection in one turn leaves as one frame. */
-  send(peer: P, frame: Buffer): void {
+  send(peer: P, message: Buffer | Payload): void {
     const session = peer.centrifuge!;
+    const frame = message instanceof Payload ? message : Payload.of(message);
     if (session.batch.push(frame) === 1 && this.due.push(peer) === 1) setImmediate(() => this.flushAll());
   }
 
@@ -126,8 +127,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
     const batch = peer.centrifuge!.batch;
     if (batch.length === 0) return;
     peer.centrifuge!.batch = [];
-    const frame = batch.length === 1 ? batch[0] : Buffer.concat(batch.flatMap((b, i) => (i === 0 ? [b] : [NEWLINE, b])));
-    this.host.write(peer, frame);
+    this.host.write(peer, Payload.lines(batch));
   }
 
   /** An auth close in Centrifugo's codes, so the SDK reconnects (or not) as it should. */

@@ -2,6 +2,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CENTRIFUGE_PATH } from '../shared/centrifuge';
 import type { ServerConfig } from '../topology';
+import { deflateOfferAcceptable } from './compression';
 
 export const REJECT_REASONS = [
   'path',
@@ -44,6 +45,10 @@ export function checkHandshake(req: IncomingMessage, settings: ServerConfig, sta
   // Browsers always send Origin; the allow-list stops other sites' pages (cross-site WebSocket
   // hijacking). Non-browser clients send none and are not affected.
   if (settings.allowedOrigins.length > 0 && origin !== undefined && !settings.allowedOrigins.includes(origin)) return 'origin';
+  const offer = req.headers['sec-websocket-extensions'];
+  // An offer our settings cannot take is declined, as RFC 7692 asks: the connection goes uncompressed.
+  if (offer !== undefined && settings.compression !== 'off' && !deflateOfferAcceptable(offer))
+    delete req.headers['sec-websocket-extensions'];
   if (settings.compression === 'required' && !/\bpermessage-deflate\b/i.test(req.headers['sec-websocket-extensions'] ?? '')) {
     return 'compression_required';
   }

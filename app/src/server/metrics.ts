@@ -91,6 +91,11 @@ export function createMetrics(replica: string) {
       help: 'Peers terminated because a send made no progress within the write timeout.',
       registers: r,
     }),
+    inflateReleases: new Counter({
+      name: 'ws_inflate_releases_total',
+      help: "Idle connections' inflate streams released (server.inflateIdleMs).",
+      registers: r,
+    }),
     oversizeMessages: new Counter({
       name: 'ws_oversize_messages_total',
       help: 'Messages above the size limit (closed with 1009; suspected DoS).',

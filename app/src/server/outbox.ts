@@ -1,6 +1,20 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { Payload, writeDeflatedFrame } from './deflate-once';
 import { holdForTurn } from './turn-cork';
+
+/** A message as the server hands it over: its UTF-8 bytes, or a payload shared with other connections. */
+export type Outgoing = Buffer | Payload;
+
+/** How a connection's messages leave. */
+export interface OutboxOptions {
+  /** Unsent bytes the socket may hold before messages wait here. */
+  highWater: number;
+  /** Hold the socket for the turn, so a turn's frames leave in one write (writeCoalescing `turn`). */
+  holdTurn: boolean;
+  /** The connection negotiated permessage-deflate and the server deflates once per message (server.deflate `once`). */
+  deflateOnce: boolean;
+}
 
 /**
  * A connection's outgoing messages, held in the replica until its socket has room. ws hands every
@@ -11,7 +25,7 @@ import { holdForTurn } from './turn-cork';
  * socket already has. Order is kept: nothing jumps the queue.
  */
 export class Outbox {
-  private queue: Buffer[] = [];
+  private queue: Outgoing[] = [];
   private head = 0;
   private queuedBytes = 0;
   /** Sends handed to ws whose write has not completed. */
@@ -21,10 +35,9 @@ export class Outbox {
 
   constructor(
     private readonly ws: WebSocket,
-    /** The connection's socket (the one ws writes to), held for the turn so a turn's frames leave in one write; none: each on its own. */
-    private readonly socket: Duplex | undefined,
-    /** Unsent bytes the socket may hold before messages wait here. */
-    private readonly highWater: number,
+    /** The connection's socket, the one ws writes to. */
+    private readonly socket: Duplex,
+    private readonly options: OutboxOptions,
   ) {}
 
   /** Bytes not yet handed to the kernel: in the socket, and waiting here. */
@@ -33,8 +46,8 @@ export class Outbox {
   }
 
   /** Sends a text frame (bytes already UTF-8) now, or after what is waiting. */
-  push(data: Buffer): void {
-    if (this.queuedBytes === 0 && this.ws.bufferedAmount < this.highWater) return this.sendNow(data);
+  push(data: Outgoing): void {
+    if (this.queuedBytes === 0 && this.ws.bufferedAmount < this.options.highWater) return this.sendNow(data);
     this.queue.push(data);
     this.queuedBytes += data.length;
   }
@@ -46,19 +59,25 @@ export class Outbox {
     this.queuedBytes = 0;
   }
 
-  private sendNow(data: Buffer): void {
+  private sendNow(data: Outgoing): void {
     if (this.pending++ === 0) this.lastProgress = Date.now();
-    if (this.socket) holdForTurn(this.socket);
-    this.ws.send(data, { binary: false }, () => {
+    if (this.options.holdTurn) holdForTurn(this.socket);
+    const sent = () => {
       this.pending--;
       this.lastProgress = Date.now();
       this.pump();
-    });
+    };
+    if (!this.options.deflateOnce) return this.ws.send(data instanceof Payload ? data.text : data, { binary: false }, sent);
+    // ws's own deflate stays unused (never created), so its writes are never queued behind one and ours keep their order.
+    const payload = data instanceof Payload ? data : Payload.of(data);
+    const body = payload.deflated;
+    if (body) writeDeflatedFrame(this.socket, body, sent);
+    else this.ws.send(payload.text, { binary: false, compress: false }, sent);
   }
 
   /** Hands waiting messages to the socket while it has room. */
   private pump(): void {
-    while (this.queuedBytes > 0 && this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount < this.highWater) {
+    while (this.queuedBytes > 0 && this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount < this.options.highWater) {
       const data = this.queue[this.head++];
       this.queuedBytes -= data.length;
       if (this.head === this.queue.length) this.drop();

@@ -23,7 +23,8 @@ import { RevocationBus, RevocationList, type Revocation } from './auth/revocatio
 import { serveRevokeApi } from './auth/revoke-api';
 import { CENTRIFUGE_DISCONNECTS, CENTRIFUGE_PATH } from '../shared/centrifuge';
 import { CentrifugeProtocol, type CentrifugeHost, type CentrifugeSession, type SubscribeOutcome } from './centrifuge';
-import { deflateFor } from './compression';
+import { deflateFor, negotiatedDeflate, releaseInflate } from './compression';
+import { Payload } from './deflate-once';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
@@ -31,7 +32,7 @@ import type { ServerMetrics } from './metrics';
 import { BrokerOutcomeUnknownError, notificationOf, type BrokerDelivery, type JetStreamBroker } from './broker';
 import { answerClientError } from './client-error';
 import { PUBLISH_API_PATH, servePublishApi, type PublishResult } from './publish-api';
-import { Outbox } from './outbox';
+import { Outbox, type Outgoing } from './outbox';
 import { askPatiently, mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
@@ -54,6 +55,8 @@ interface Peer extends Sheddable {
   readonly auth: PeerAuth;
   /** Last time anything (a pong or a message) arrived. */
   lastSeen: number;
+  /** Last time a message arrived (pongs aside): an idle client's inflate stream is released. */
+  lastMessageAt: number;
   lastPingAt: number;
   pingSentAt?: number;
   /** What is being sent to it: the socket's share and what waits for room. */
@@ -298,12 +301,13 @@ export class NotificationServer {
       topics: new Set(),
       auth: this.gate.open(now),
       lastSeen: now,
+      lastMessageAt: now,
       lastPingAt: now,
-      out: new Outbox(
-        ws,
-        this.settings.writeCoalescing === 'turn' ? socket : undefined,
-        socketHighWater(this.settings.sendBufferLimitBytes),
-      ),
+      out: new Outbox(ws, socket, {
+        highWater: socketHighWater(this.settings.sendBufferLimitBytes),
+        holdTurn: this.settings.writeCoalescing === 'turn',
+        deflateOnce: this.settings.deflate === 'once' && negotiatedDeflate(ws),
+      }),
     };
     this.peers.add(peer);
     this.shedding.opened(peer);
@@ -490,7 +494,7 @@ export class NotificationServer {
   }
 
   private onMessage(peer: Peer, data: RawData, isBinary: boolean): void {
-    peer.lastSeen = Date.now();
+    peer.lastSeen = peer.lastMessageAt = Date.now();
     const buffer = data as Buffer;
     this.metrics.bytesReceived.inc(buffer.length);
     this.metrics.messageSize.observe({ direction: 'in' }, buffer.length);
@@ -602,8 +606,8 @@ export class NotificationServer {
   /** Sends a notification to this replica's subscribers of its topic; returns how many it reached. */
   private fanOut(notification: Notification): number {
     // Encoded once per protocol for every subscriber (ws would turn a string into bytes on each send).
-    let native: Buffer | undefined;
-    let push: Buffer | undefined;
+    let native: Payload | undefined;
+    let push: Payload | undefined;
     let delivered = 0;
     let pushed = 0;
     const { topic, offset } = notification;
@@ -621,7 +625,7 @@ export class NotificationServer {
       if (subscriber.centrifuge) {
         this.centrifuge.send(subscriber, (push ??= this.centrifuge.encodePush(notification)));
         pushed++;
-      } else if (this.write(subscriber, (native ??= Buffer.from(JSON.stringify(notification))))) delivered++;
+      } else if (this.write(subscriber, (native ??= Payload.of(Buffer.from(JSON.stringify(notification)))))) delivered++;
     }
     this.metrics.notificationsDelivered.inc(delivered + pushed);
     if (native) this.countSent('notification', native.length, delivered);
@@ -754,7 +758,7 @@ export class NotificationServer {
    * Sends with two bounds: unsent data may not pass the send buffer limit (a slow consumer is
    * closed, not allowed to grow memory), and a write must progress within the write timeout.
    */
-  private write(peer: Peer, data: Buffer): boolean {
+  private write(peer: Peer, data: Outgoing): boolean {
     if (peer.ws.readyState !== WebSocket.OPEN) return false;
     if (peer.out.unsent + data.length > this.settings.sendBufferLimitBytes) {
       this.closeSlowConsumer(peer);
@@ -811,6 +815,7 @@ export class NotificationServer {
         peer.ws.terminate();
         continue;
       }
+      if (now - peer.lastMessageAt > this.settings.inflateIdleMs && releaseInflate(peer.ws)) this.metrics.inflateReleases.inc();
       if (peer.centrifuge) this.centrifuge.sweep(peer, now);
       const auth = this.gate.due(peer.auth, now);
       if (auth === 'warn') {

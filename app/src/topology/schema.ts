@@ -65,6 +65,17 @@ export const serverSchema = z
       .default(64 * KiB),
     /** permessage-deflate: off, offered (negotiated when the client asks) or required (seed: 400 without it). */
     compression: z.enum(COMPRESSION_MODES).default('offered'),
+    /**
+     * Where compressed connections' messages are deflated: `once` per message, the same bytes for every
+     * connection (no deflate stream per connection); `per-connection`, ws's own stream on each, which
+     * the compression bench compares against (docs/compression.md).
+     */
+    deflate: z.enum(['once', 'per-connection']).default('once'),
+    /**
+     * A connection's inflate stream (made when its client sends a compressed message) is released
+     * after this long without a message from it, so quiet clients hold no zlib state.
+     */
+    inflateIdleMs: z.number().int().min(100).default(10_000),
     /** A slow consumer whose unsent bytes pass this bound is closed (like Centrifugo's client queue). */
     sendBufferLimitBytes: z.number().int().min(KiB).default(MiB),
     /**

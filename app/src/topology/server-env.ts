@@ -16,6 +16,8 @@ export const SERVER_ENV = {
   writeTimeoutMs: 'WS_WRITE_TIMEOUT_MS',
   maxMessageBytes: 'WS_MAX_MESSAGE_BYTES',
   compression: 'WS_COMPRESSION',
+  deflate: 'WS_DEFLATE',
+  inflateIdleMs: 'WS_INFLATE_IDLE_MS',
   sendBufferLimitBytes: 'WS_SEND_BUFFER_LIMIT_BYTES',
   writeCoalescing: 'WS_WRITE_COALESCING',
   maxConnections: 'WS_MAX_CONNECTIONS',
