@@ -8,9 +8,9 @@ import { DEFLATE_OPTIONS } from './compression';
  * With no context takeover a compressed message depends only on itself, so one publication's
  * deflated bytes are valid for every connection that negotiated our window (ws accepts no offer
  * below DEFLATE_OPTIONS.serverMaxWindowBits, so every negotiated connection has it). ws cannot send
- * bytes that are already deflated: `send` runs the connection's own deflate stream (~100 KB each,
- * kept for the connection's life), and its frame writer is internal. Hence the frame header
- * below, the one piece of RFC 6455 written here.
+ * bytes that are already deflated: `send` runs the connection's own deflate stream, kept for the
+ * connection's life (with the inflate stream, ~116 KB a connection: docs/compression.md), and its
+ * frame writer is internal. Hence the frame header below, the one piece of RFC 6455 written here.
  */
 
 /** The empty stored block a sync flush ends with; RFC 7692 7.2.1 strips it from the message. */
