@@ -6,7 +6,7 @@ import { freePort, start, stop, waitForPort, type Owned } from '../../local/proc
 import { JetStreamBroker } from '../../app/src/server/broker';
 import { createLogger } from '../../app/src/server/logger';
 import { createReplica } from '../../app/src/server/replica';
-import { brokerSchema, serverSchema, type AuthConfig, type BrokerConfig } from '../../app/src/topology';
+import { brokerSchema, serverSchema, type AuthConfig, type BrokerConfig, type ServerConfig } from '../../app/src/topology';
 import { scratchDir } from './scratch';
 
 export interface RunningNats {
@@ -53,12 +53,12 @@ export async function brokerReplica(
   nats: RunningNats,
   id: string,
   broker: Partial<BrokerConfig> = {},
-  options: { apiKey?: string; auth?: AuthConfig } = {},
+  options: { apiKey?: string; auth?: AuthConfig; server?: Partial<ServerConfig> } = {},
 ) {
   const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', ...broker, enabled: true, urls: [nats.url] });
   const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'), nats.credentials?.replica);
   const { server, metrics } = createReplica(
-    { ...serverSchema.parse({}), replicaId: id },
+    { ...serverSchema.parse(options.server ?? {}), replicaId: id },
     { logLevel: 'silent', broker: client, apiKey: options.apiKey, auth: options.auth },
   );
   const { port } = await server.listen(0, '127.0.0.1');

@@ -34,6 +34,8 @@ export class CentrifugeWire implements Wire {
   private readonly pending = new Map<number, Pending>();
   /** Each subscription's epoch, from its reply: pushes carry only offsets. */
   private readonly epochs = new Map<string, string>();
+  /** Subscriptions that negotiated deltas: their data is text, full or a delta (client/deltas.ts). */
+  private readonly deltaTopics = new Set<string>();
 
   encode(m: Outgoing): string {
     const id = ++this.nextId;
@@ -48,7 +50,7 @@ export class CentrifugeWire implements Wire {
       case 'subscribe': {
         this.pending.set(id, { kind: 'subscribe', topic: m.topic, recovering: m.since !== undefined });
         const recover = m.since ? { recover: true, offset: m.since.offset, epoch: m.since.epoch } : {};
-        return JSON.stringify({ id, subscribe: { channel: m.topic, ...recover } });
+        return JSON.stringify({ id, subscribe: { channel: m.topic, ...recover, ...(m.delta ? { delta: m.delta } : {}) } });
       }
       case 'publish':
         this.pending.set(id, { kind: 'publish', topic: m.topic, publication: m.id });
@@ -113,6 +115,7 @@ export class CentrifugeWire implements Wire {
   private subscribed(topic: string, recovering: boolean, result: Record<string, unknown>): ServerMessage[] {
     const epoch = typeof result.epoch === 'string' ? result.epoch : undefined;
     if (epoch) this.epochs.set(topic, epoch);
+    if (result.delta === true) this.deltaTopics.add(topic);
     const subscribed: ServerMessage = {
       type: 'subscribed',
       topic,
@@ -126,10 +129,12 @@ export class CentrifugeWire implements Wire {
   private notification(topic: string, pub: CentrifugePublication): ServerMessage {
     const data = pub.data as { ts?: number } | null;
     const sentAt = typeof data?.ts === 'number' ? data.ts : Number(pub.tags?.ts);
+    const text = !this.deltaTopics.has(topic) ? undefined : pub.delta ? { delta: String(pub.data) } : { json: String(pub.data) };
     return {
       type: 'notification',
       topic,
-      data: pub.data,
+      data: text ? undefined : pub.data,
+      ...text,
       replica: pub.tags?.replica ?? '',
       ...(pub.tags?.id === undefined ? {} : { id: pub.tags.id }),
       ...(Number.isFinite(sentAt) ? { ts: sentAt } : {}),

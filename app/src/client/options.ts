@@ -3,7 +3,16 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '../shared/errors';
 import { parseDuration } from '../shared/duration';
 import { LOAD_ENV } from '../shared/load-env';
-import { DEFAULT_STAGE, loadProfileSchema, hardTimeLimitMs, singleStage, type LoadProfile, type Stage } from '../shared/profile';
+import {
+  DEFAULT_STAGE,
+  loadProfileSchema,
+  hardTimeLimitMs,
+  singleStage,
+  WEBHOOK_SOURCE,
+  type LoadProfile,
+  type LoadProfileInput,
+  type Stage,
+} from '../shared/profile';
 import { parseThreshold, type Threshold } from './thresholds';
 
 export interface LoadOptions {
@@ -37,10 +46,11 @@ function buildCommand(): Command {
     .option('--senders <fraction>', 'fraction of connections that send echoes and publish (0..1)')
     .option('--rate <n>', 'echo messages per second per sender')
     .addOption(new Option('--arrival <kind>', 'spacing of sends').choices(['poisson', 'fixed']))
-    .option('--payload <bytes>', 'payload size: N, or MIN-MAX for a uniform distribution')
+    .option('--payload <spec>', 'payload size: N, or MIN-MAX for a uniform distribution; or real ones: github-webhooks:push,issues,...')
     .option('--topics <n>', 'topics to subscribe to (0: none)')
     .option('--publish-rate <n>', 'notifications published per second across all senders')
     .option('--compression', 'offer permessage-deflate')
+    .option('--delta', "subscribe asking for fossil deltas (on the server's server.deltaTopics)")
     .addOption(PROTOCOL_OPTION())
     .option('--no-reconnect', 'do not reconnect after a failure or a server close')
     .option(
@@ -130,6 +140,7 @@ export interface ProfileFlags {
   topics?: string;
   publishRate?: string;
   compression?: boolean;
+  delta?: boolean;
   protocol?: string;
   /** false with --no-reconnect */
   reconnect?: boolean;
@@ -179,13 +190,12 @@ export function applyProfileFlags(base: Record<string, unknown>, o: ProfileFlags
   set('messageRate', num('--rate', o.rate));
   set('arrival', o.arrival);
   if (o.payload !== undefined) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(o.payload);
-    if (!m) throw new ConfigError(source, [{ field: '--payload', rule: `"${o.payload}" must be N or MIN-MAX bytes` }]);
-    merged.payload = m[2] ? { kind: 'uniform', min: Number(m[1]), max: Number(m[2]) } : { kind: 'fixed', bytes: Number(m[1]) };
+    merged.payload = payloadFlag(o.payload, source);
   }
   set('topics', num('--topics', o.topics));
   set('publishRate', num('--publish-rate', o.publishRate));
   if (o.compression) merged.compression = true;
+  if (o.delta) merged.delta = true;
   set('protocol', o.protocol);
   if (o.reconnect === false) merged.reconnect = { ...((base.reconnect as object) ?? {}), enabled: false };
   if (o.sourceAddresses) merged.sourceAddresses = parseSourceAddresses(o.sourceAddresses);
@@ -272,4 +282,13 @@ function readBinary(path: string, field: string): Buffer {
       { field, rule: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` },
     ]);
   }
+}
+
+/** `--payload`: N bytes, MIN-MAX bytes, or `github-webhooks:push,issues` (the events' real payloads). */
+function payloadFlag(text: string, source: string): LoadProfileInput['payload'] {
+  const webhooks = `${WEBHOOK_SOURCE}:`;
+  if (text.startsWith(webhooks)) return { source: WEBHOOK_SOURCE, events: text.slice(webhooks.length).split(',').filter(Boolean) };
+  const m = /^(\d+)(?:-(\d+))?$/.exec(text);
+  if (!m) throw new ConfigError(source, [{ field: '--payload', rule: `"${text}" must be N or MIN-MAX bytes, or ${webhooks}EVENT,...` }]);
+  return m[2] ? { kind: 'uniform', min: Number(m[1]), max: Number(m[2]) } : { kind: 'fixed', bytes: Number(m[1]) };
 }

@@ -118,6 +118,11 @@ export interface LoadReport {
    * (4005), and closed by a revocation (4501). Absent without tokens.
    */
   auth?: { tokens: number; refreshed: number; denied: number; expiredCloses: number; revokedCloses: number };
+  /**
+   * With profile `delta`: notifications whose data came in full and as fossil deltas, the bytes
+   * of data that came on the wire, and the bytes of data they rebuilt. Absent without.
+   */
+  deltas?: { full: number; applied: number; wireBytes: number; dataBytes: number };
   latency: {
     connect: Latency & { tcp: Latency; tls: Latency; upgrade: Latency };
     /** Corrected for coordinated omission: timed from when each message was due. */

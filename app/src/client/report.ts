@@ -78,6 +78,16 @@ export function buildReport(args: {
       unrecoverable: s.counters.unrecoverable,
       publishRetries: s.counters.publishRetries,
     },
+    ...(args.profile.delta
+      ? {
+          deltas: {
+            full: s.counters.deltaFull,
+            applied: s.counters.deltaApplied,
+            wireBytes: s.counters.deltaWireBytes,
+            dataBytes: s.counters.deltaDataBytes,
+          },
+        }
+      : {}),
     ...(args.profile.tokens
       ? {
           auth: {

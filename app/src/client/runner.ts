@@ -9,6 +9,7 @@ import { TokenSource } from './tokens';
 import { VirtualUser, type RunContext } from './virtual-user';
 import { sharedSecureContext, targetOf } from './connector';
 import { urlFor } from './wire';
+import { payloadSource } from './payloads';
 
 export interface RunnerOptions {
   url: string;
@@ -104,6 +105,7 @@ export class Runner {
       faultRefusing: () => this.faults.refusing(),
       runId: this.runId,
       tokens: profile.tokens ? new TokenSource(profile.tokens) : undefined,
+      payloads: payloadSource(profile.payload),
     };
   }
 

@@ -53,6 +53,11 @@ export const COUNTERS = [
   'recovered',
   'unrecoverable',
   'publishRetries',
+  // Delta subscriptions (profile `delta`): data that came in full, as deltas, and the bytes of both.
+  'deltaFull',
+  'deltaApplied',
+  'deltaWireBytes',
+  'deltaDataBytes',
   // With auth (a token per virtual user): see virtual-user.ts.
   'tokens',
   'refreshed',

@@ -29,6 +29,12 @@ export function formatSummary(r: LoadReport): string {
       : `delivery     not accounted: without a broker, notifications carry no offsets (per-replica fan-out)`,
     `             cross-replica ${r.delivery.crossReplica}  duplicated ${r.delivery.duplicated}  reordered ${r.delivery.reordered} ` +
       ` recovered ${r.delivery.recovered}  unrecoverable ${r.delivery.unrecoverable}  publish retries ${r.delivery.publishRetries}`,
+    ...(r.deltas
+      ? [
+          `deltas       full ${r.deltas.full}  applied ${r.deltas.applied}  data on the wire ${r.deltas.wireBytes} of ` +
+            `${r.deltas.dataBytes} bytes (${r.deltas.dataBytes > 0 ? ((100 * r.deltas.wireBytes) / r.deltas.dataBytes).toFixed(1) : '—'}%)`,
+        ]
+      : []),
     ...(r.auth
       ? [
           `auth         tokens ${r.auth.tokens}  refreshed ${r.auth.refreshed}  denied ${r.auth.denied}  ` +

@@ -10,6 +10,8 @@ import type { DeliveryLedger, Window } from './delivery';
 import type { HandshakeGate } from './handshake-gate';
 import { recordMs, type Stats } from './stats';
 import type { HeldToken, TokenSource } from './tokens';
+import type { PayloadSource } from './payloads';
+import { DeltaDecoder, type DeltaData } from './deltas';
 import { wireFor, type Outgoing, type Wire } from './wire';
 
 /** What every virtual user of one process shares. */
@@ -53,6 +55,8 @@ export interface RunContext {
   readonly runId: string;
   /** With auth: where each user gets its tokens. */
   readonly tokens?: TokenSource;
+  /** What echoes and publications carry (profile `payload`). */
+  readonly payloads: PayloadSource;
 }
 
 /** A refused publication is sent again at most this often (about 10 s of broker outage). */
@@ -68,13 +72,6 @@ const RECONNECT_CLOSE_CODES: readonly number[] = [CloseCode.goingAway, CloseCode
 const TOKEN_REFUSED_CODES: readonly number[] = [CloseCode.invalidToken, CloseCode.badRequest, CloseCode.authTimeout];
 /** A held token is used for a new connection only with this much life left; otherwise a fresh one is fetched first. */
 const TOKEN_MIN_LIFE_MS = 5_000;
-
-const payloadCache = new Map<number, string>();
-function payloadOf(bytes: number): string {
-  let p = payloadCache.get(bytes);
-  if (p === undefined) payloadCache.set(bytes, (p = 'x'.repeat(bytes)));
-  return p;
-}
 
 /**
  * One simulated client: connects (timing TCP, TLS and the upgrade separately), learns its
@@ -94,6 +91,8 @@ export class VirtualUser {
   /** A TCP connect in progress (no WebSocket yet). */
   private pendingTcp?: PendingTcp;
   private nextId = 0;
+  /** Publications sent, over its connections: where it is in the payload sequence. */
+  private publications = 0;
   /** The replica of the current connection (from its hello). */
   private replica?: string;
   /** The injected fault that cut this user's last connection, until it is open again. */
@@ -113,6 +112,8 @@ export class VirtualUser {
   private token?: HeldToken;
   /** The current connection's protocol (a Centrifugo wire keeps per-connection state). */
   private wire: Wire;
+  /** The connection's delta bases (profile `delta`): each connection starts without. */
+  private deltas = new DeltaDecoder();
   /** Centrifugo's protocol: the token is refreshed on the client's own timer. */
   private refreshTimer?: NodeJS.Timeout;
 
@@ -246,6 +247,7 @@ export class VirtualUser {
     const { keyParam } = profile;
     const url = keyParam ? `${ctx.url}${ctx.url.includes('?') ? '&' : '?'}${keyParam}=${this.index}` : ctx.url;
     this.wire = wireFor(profile.protocol);
+    this.deltas = new DeltaDecoder();
     const ws = new WebSocket(url, {
       perMessageDeflate: profile.compression
         ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 }
@@ -370,6 +372,7 @@ export class VirtualUser {
       case 'notification':
         stats.counters.notifications++;
         if (typeof message.ts === 'number') stats.push(nowMs() - message.ts);
+        if (message.json !== undefined || message.delta !== undefined) this.decodeData(message.topic, message);
         if (message.replica !== this.replica) stats.counters.crossReplica++;
         if (typeof message.offset === 'number' && typeof message.epoch === 'string') {
           const last = this.position?.epoch === message.epoch ? this.position.offset : undefined;
@@ -433,7 +436,12 @@ export class VirtualUser {
     const { profile } = this.ctx;
     // After a reconnect, from where it left off: the replica replays what was missed (with a broker).
     if (profile.topics > 0)
-      this.send({ type: 'subscribe', topic: `t${this.index % profile.topics}`, ...(this.position ? { since: this.position } : {}) });
+      this.send({
+        type: 'subscribe',
+        topic: `t${this.index % profile.topics}`,
+        ...(this.position ? { since: this.position } : {}),
+        ...(profile.delta ? { delta: 'fossil' } : {}),
+      });
     if (!this.ctx.isSender(this.index)) return;
     if (profile.messageRate > 0) this.schedule(profile.messageRate, (due) => this.sendEcho(due));
     if (this.ctx.publishRatePerSender > 0 && profile.topics > 0) this.schedule(this.ctx.publishRatePerSender, () => this.publish());
@@ -462,12 +470,23 @@ export class VirtualUser {
     arm(this.sendTimers.length);
   }
 
+  /** A delta subscription's data, rebuilt and checked; one that does not apply is an error. */
+  private decodeData(topic: string, data: DeltaData): void {
+    const { counters } = this.ctx.stats;
+    try {
+      const { text, wireBytes } = this.deltas.decode(topic, data);
+      counters[data.delta === undefined ? 'deltaFull' : 'deltaApplied']++;
+      counters.deltaWireBytes += wireBytes;
+      counters.deltaDataBytes += text.length;
+    } catch {
+      this.ctx.stats.error('delta_not_applied');
+    }
+  }
+
   private sendEcho(dueEpochMs: number): void {
-    const { payload } = this.ctx.profile;
-    const bytes = payload.kind === 'fixed' ? payload.bytes : payload.min + Math.floor(Math.random() * (payload.max - payload.min + 1));
     const id = ++this.nextId;
     this.outstanding.set(id, nowMs());
-    this.send({ type: 'echo', id, ts: dueEpochMs, payload: payloadOf(bytes) });
+    this.send({ type: 'echo', id, ts: dueEpochMs, payload: this.ctx.payloads.echo(this.index, id) });
   }
 
   private publish(): void {
@@ -475,10 +494,11 @@ export class VirtualUser {
     const topics = this.ctx.profile.topics;
     this.ctx.stats.counters.published++;
     const id = `${this.ctx.runId}-${this.index}-${++this.nextId}`;
+    const { data, ownTopic } = this.ctx.payloads.publication(this.index, this.publications++);
     const message: Outgoing = {
       type: 'publish',
-      topic: `t${Math.floor(Math.random() * topics)}`,
-      data: { from: this.index },
+      topic: `t${ownTopic ? this.index % topics : Math.floor(Math.random() * topics)}`,
+      data,
       ts: nowMs(),
       id,
     };

@@ -8,7 +8,7 @@ export type Outgoing =
   | { type: 'connect'; token?: string }
   | { type: 'refresh'; token: string }
   | { type: 'echo'; id: number; ts: number; payload?: string }
-  | { type: 'subscribe'; topic: string; since?: { offset: number; epoch: string } }
+  | { type: 'subscribe'; topic: string; since?: { offset: number; epoch: string }; delta?: 'fossil' }
   | { type: 'publish'; topic: string; data: unknown; id: string; ts: number };
 
 /**

@@ -14,13 +14,15 @@ import {
 import { CloseCode, type ErrorCode, type ServerMessage } from '../shared/protocol';
 import type { AuthClose, AuthOutcome, PeerAuth } from './auth/gate';
 import { Payload } from './deflate-once';
+import { AS_IS, fullForm, type DataForm } from './deltas';
 import type { GrantAction } from '../topology';
 
 type Notification = Extract<ServerMessage, { type: 'notification' }>;
 
 /** What a subscribe came to, in either protocol's terms (server.ts decides, the protocols word it). */
 export type SubscribeOutcome =
-  | { ok: true; offset?: number; epoch?: string; recovered?: boolean; replay: Notification[] }
+  /** `delta`: the subscription takes fossil deltas (server/deltas.ts). */
+  | { ok: true; offset?: number; epoch?: string; recovered?: boolean; replay: Notification[]; delta?: boolean }
   | { ok: false; code: ErrorCode; message: string };
 
 /** A Centrifugo connection's own state. */
@@ -53,13 +55,14 @@ export interface CentrifugeHost<P extends CentrifugePeer> {
   connect(peer: P, token: string | undefined): Promise<AuthOutcome>;
   refresh(peer: P, token: string): Promise<AuthOutcome>;
   allows(peer: P, action: GrantAction, topic: string): boolean;
-  /** `granted`: a subscription token allows it, whatever the grants say. */
+  /** `granted`: a subscription token allows it, whatever the grants say; `delta`: the client takes fossil deltas. */
   subscribe(
     peer: P,
     topic: string,
     since: { offset: number; epoch: string } | undefined,
     answer: (o: SubscribeOutcome) => void,
     granted?: boolean,
+    delta?: boolean,
   ): void;
   /** A subscription token for `topic` (auth/gate.ts: subscription). */
   subscriptionToken(
@@ -105,9 +108,9 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
     }
   }
 
-  /** A publication as a push frame: encoded once per fan-out for every Centrifugo subscriber. */
-  encodePush(n: Notification): Payload {
-    return Payload.of(Buffer.from(JSON.stringify({ push: { channel: n.topic, pub: publicationOf(n) } })));
+  /** A publication as a push frame, its data in `form`: encoded once per fan-out for every Centrifugo subscriber taking that form. */
+  encodePush(n: Notification, form: DataForm = AS_IS): Payload {
+    return Payload.of(Buffer.from(JSON.stringify({ push: { channel: n.topic, pub: publicationOf(n, form) } })));
   }
 
   /** Queues a frame: whatever is due for a connection in one turn leaves as one frame. */
@@ -280,7 +283,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
       const expiry = tokenExpiresAt === undefined ? {} : this.holdUntil(peer, channel, tokenExpiresAt);
       this.reply(peer, id, { subscribe: { ...subscribeResult(outcome, since !== undefined), ...expiry } });
     };
-    this.host.subscribe(peer, channel, since, answer, tokenExpiresAt !== undefined);
+    this.host.subscribe(peer, channel, since, answer, tokenExpiresAt !== undefined, request.delta === 'fossil');
   }
 
   /** The topic is held by a token until `expiresAt`: the reply's `expires` and `ttl`, after which the SDK sends `sub_refresh`. */
@@ -335,7 +338,7 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
     this.host.history(channel, limit === 0 ? Number.MAX_SAFE_INTEGER : (since?.offset ?? 0)).then(
       ({ notifications, offset }) => {
         const ordered = reverse ? notifications.reverse() : notifications;
-        const publications = (limit < 0 ? ordered : ordered.slice(0, limit)).map(publicationOf);
+        const publications = (limit < 0 ? ordered : ordered.slice(0, limit)).map((n) => publicationOf(n));
         this.reply(peer, id, { history: { publications, epoch, offset } });
       },
       (error: Error) => this.error(peer, id, CENTRIFUGE_ERRORS.internal, error.message),
@@ -343,12 +346,17 @@ export class CentrifugeProtocol<P extends CentrifugePeer> {
   }
 }
 
-/** The native envelope (id, ts, replica) travels in the publication's tags, as strings. */
-function publicationOf(n: Notification): CentrifugePublication {
+/**
+ * The native envelope (id, ts, replica) travels in the publication's tags, as strings. On a delta
+ * subscription the data is its JSON text, or a fossil delta against the previous one with
+ * `delta: true`, as the SDK's `delta: 'fossil'` decodes them.
+ */
+function publicationOf(n: Notification, form: DataForm = AS_IS): CentrifugePublication {
   const tags: Record<string, string> = { replica: n.replica };
   if (n.id !== undefined) tags.id = String(n.id);
   if (n.ts !== undefined) tags.ts = String(n.ts);
-  return { data: n.data, ...(n.offset === undefined ? {} : { offset: n.offset }), tags };
+  const data = form.kind === 'data' ? n.data : form.text;
+  return { data, ...(n.offset === undefined ? {} : { offset: n.offset }), tags, ...(form.kind === 'delta' ? { delta: true } : {}) };
 }
 
 /**
@@ -359,8 +367,11 @@ function publicationOf(n: Notification): CentrifugePublication {
 function subscribeResult(outcome: Extract<SubscribeOutcome, { ok: true }>, recovering: boolean): Record<string, unknown> {
   if (outcome.epoch === undefined) return {};
   const offset = outcome.offset ?? 0;
-  const publications = outcome.replay.filter((n) => (n.offset ?? 0) > offset).map(publicationOf);
+  const publications = outcome.replay
+    .filter((n) => (n.offset ?? 0) > offset)
+    .map((n) => publicationOf(n, outcome.delta ? fullForm(n) : AS_IS));
   return {
+    ...(outcome.delta ? { delta: true } : {}),
     recoverable: true,
     positioned: true,
     epoch: outcome.epoch,

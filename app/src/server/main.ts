@@ -17,6 +17,13 @@ async function main(): Promise<void> {
   const settings = fromServerEnv(process.env);
   const brokerConfig = fromBrokerEnv(process.env);
   const auth = fromAuthEnv(process.env);
+  if (settings.deltaTopics.length > 0 && !brokerConfig)
+    throw new ConfigError('server environment', [
+      {
+        field: SERVER_ENV.deltaTopics,
+        rule: 'needs the broker (WS_BROKER_URLS): a delta goes only to a subscriber positioned on the previous offset',
+      },
+    ]);
   const user = process.env[BROKER_CREDENTIALS_ENV.user];
   const credentials = user
     ? { user, pass: readKey(process.env[BROKER_CREDENTIALS_ENV.passwordFile], BROKER_CREDENTIALS_ENV.passwordFile)! }

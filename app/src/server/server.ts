@@ -25,6 +25,7 @@ import { CENTRIFUGE_DISCONNECTS, CENTRIFUGE_PATH } from '../shared/centrifuge';
 import { CentrifugeProtocol, type CentrifugeHost, type CentrifugeSession, type SubscribeOutcome } from './centrifuge';
 import { deflateFor, negotiatedDeflate, releaseInflate } from './compression';
 import { Payload } from './deflate-once';
+import { AS_IS, fullForm, TopicDeltas, withForm, type DataForm, type DeltaStep, type Position } from './deltas';
 import { serveControl } from './control-endpoints';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
@@ -68,6 +69,11 @@ interface Peer extends Sheddable {
    * replica's own consumer lagging behind a replay) is not sent again.
    */
   lastOffset?: Map<string, { epoch: string; offset: number }>;
+  /**
+   * Topics subscribed with deltas (server/deltas.ts), each with the last publication sent on it:
+   * the base the next delta must apply to (none yet: the next goes in full).
+   */
+  deltaBases?: Map<string, Position | undefined>;
 }
 
 type Notification = Extract<ServerMessage, { type: 'notification' }>;
@@ -87,6 +93,7 @@ export class NotificationServer {
   private readonly verifier?: TokenVerifier;
   private readonly revocations = new RevocationList();
   private readonly centrifuge: CentrifugeProtocol<Peer>;
+  private readonly deltas?: TopicDeltas;
   /** With auth and a broker: revocations reach every replica. */
   private revocationBus?: RevocationBus;
   private pendingHandshakes = 0;
@@ -113,6 +120,8 @@ export class NotificationServer {
     } = {},
   ) {
     this.broker = options.broker;
+    // Deltas need the broker's offsets (the topology refuses them without one).
+    if (this.broker && settings.deltaTopics.length > 0) this.deltas = new TopicDeltas(settings.deltaTopics);
     if (options.auth?.mode === 'jwt')
       this.verifier = new TokenVerifier(options.auth, {
         jwksFetched: (result) => this.metrics.jwksFetches.inc({ result }),
@@ -346,7 +355,7 @@ export class NotificationServer {
         this.metrics.authDenials.inc({ action });
         return false;
       },
-      subscribe: (peer, topic, since, answer, granted) => this.subscribeTopic(peer, topic, since, answer, granted),
+      subscribe: (peer, topic, since, answer, granted, delta) => this.subscribeTopic(peer, topic, since, answer, granted, delta),
       subscriptionToken: (peer, topic, token) =>
         this.gate.subscription(peer.auth, topic, token).then((outcome) => {
           if (!outcome.ok) this.metrics.authFailures.inc({ reason: outcome.failure });
@@ -519,7 +528,14 @@ export class NotificationServer {
         this.send(peer, message);
         return;
       case 'subscribe':
-        return this.subscribeTopic(peer, message.topic, message.since, (outcome) => this.answerSubscribe(peer, message.topic, outcome));
+        return this.subscribeTopic(
+          peer,
+          message.topic,
+          message.since,
+          (outcome) => this.answerSubscribe(peer, message.topic, outcome),
+          false,
+          message.delta === 'fossil',
+        );
       case 'unsubscribe':
         this.unsubscribeTopic(peer, message.topic);
         this.send(peer, { type: 'unsubscribed', topic: message.topic });
@@ -551,6 +567,8 @@ export class NotificationServer {
     answer: (o: SubscribeOutcome) => void,
     /** A subscription token allows it (Centrifugo's protocol), whatever the grants say. */
     granted = false,
+    /** The client takes fossil deltas (taken only on a topic server.deltaTopics opts in). */
+    delta = false,
   ): void {
     // A second subscribe (with `since` or not) would replay again, or reset the position.
     if (peer.topics.has(topic))
@@ -568,6 +586,11 @@ export class NotificationServer {
     const from = this.broker ? since : undefined;
     if (from) (peer.recovering ??= new Map()).set(topic, []);
     if (this.topics.subscribe(topic, peer)) peer.topics.add(topic);
+    if (delta && this.deltas?.covers(topic)) {
+      (peer.deltaBases ??= new Map()).set(topic, undefined);
+      const plain = answer;
+      answer = (outcome) => plain(outcome.ok ? { ...outcome, delta: true } : outcome);
+    }
     this.metrics.subscriptions.set(this.topics.size);
     if (from) return this.startRecovery(peer, topic, from, answer);
     if (!this.broker) return answer({ ok: true, replay: [] });
@@ -586,32 +609,39 @@ export class NotificationServer {
       if (outcome.code === 'already_subscribed') return this.malformed(peer, outcome.code, outcome.message);
       return void this.send(peer, { type: 'error', code: outcome.code, message: outcome.message });
     }
-    const { offset, epoch, recovered, replay } = outcome;
+    const { offset, epoch, recovered, replay, delta } = outcome;
     this.send(peer, {
       type: 'subscribed',
       topic,
       ...(recovered === undefined ? {} : { recovered, replayed: replay.length }),
       ...(epoch === undefined ? {} : { offset, epoch }),
+      ...(delta ? { delta } : {}),
     });
-    for (const n of replay) this.send(peer, n);
+    for (const n of replay) this.send(peer, (delta ? withForm(n, fullForm(n)) : n) as ServerMessage);
   }
 
   private unsubscribeTopic(peer: Peer, topic: string): void {
     if (this.topics.unsubscribe(topic, peer)) peer.topics.delete(topic);
     peer.lastOffset?.delete(topic);
     peer.recovering?.delete(topic);
+    peer.deltaBases?.delete(topic);
     this.metrics.subscriptions.set(this.topics.size);
   }
 
   /** Sends a notification to this replica's subscribers of its topic; returns how many it reached. */
   private fanOut(notification: Notification): number {
-    // Encoded once per protocol for every subscriber (ws would turn a string into bytes on each send).
-    let native: Payload | undefined;
-    let push: Payload | undefined;
+    // Encoded once per protocol and data form for every subscriber (ws would turn a string into
+    // bytes on each send); a delta topic's delta is made once for all who hold its base.
+    const native = new Map<DataForm, Payload>();
+    const push = new Map<DataForm, Payload>();
     let delivered = 0;
     let pushed = 0;
+    const sentFrames = new Map<Payload, number>();
     const { topic, offset } = notification;
-    for (const subscriber of this.topics.subscribers(topic)) {
+    const subscribers = this.topics.subscribers(topic);
+    if (subscribers.size === 0) this.deltas?.forget(topic);
+    const step = subscribers.size > 0 ? this.deltas?.advance(notification) : undefined;
+    for (const subscriber of subscribers) {
       const held = subscriber.recovering?.get(topic);
       if (held) {
         held.push(notification);
@@ -622,14 +652,33 @@ export class NotificationServer {
         if (last && last.epoch === notification.epoch && offset <= last.offset) continue;
         this.sentUpTo(subscriber, topic, notification.epoch, offset);
       }
+      const form = this.formFor(subscriber, notification, step);
       if (subscriber.centrifuge) {
-        this.centrifuge.send(subscriber, (push ??= this.centrifuge.encodePush(notification)));
+        this.centrifuge.send(
+          subscriber,
+          encodeOnce(push, form, () => this.centrifuge.encodePush(notification, form)),
+        );
         pushed++;
-      } else if (this.write(subscriber, (native ??= Payload.of(Buffer.from(JSON.stringify(notification)))))) delivered++;
+        continue;
+      }
+      const frame = encodeOnce(native, form, () => Payload.of(Buffer.from(JSON.stringify(withForm(notification, form)))));
+      if (this.write(subscriber, frame)) {
+        delivered++;
+        sentFrames.set(frame, (sentFrames.get(frame) ?? 0) + 1);
+      }
     }
     this.metrics.notificationsDelivered.inc(delivered + pushed);
-    if (native) this.countSent('notification', native.length, delivered);
+    for (const [frame, count] of sentFrames) this.countSent('notification', frame.length, count);
     return delivered + pushed;
+  }
+
+  /** The data as this subscriber takes it: as is, or (a delta subscription) in full or as a delta, which then becomes its base. */
+  private formFor(subscriber: Peer, n: Notification, step: DeltaStep | undefined): DataForm {
+    const bases = subscriber.deltaBases;
+    if (!bases?.has(n.topic)) return AS_IS;
+    const form = step?.formFor(bases.get(n.topic)) ?? fullForm(n);
+    bases.set(n.topic, { epoch: n.epoch!, offset: n.offset! });
+    return form;
   }
 
   /** A publication from the broker's stream: delivered to this replica's subscribers, with its offset and epoch. */
@@ -678,6 +727,12 @@ export class NotificationServer {
     const out = mergeAtSeam(replay, held, floor);
     answer({ ok: true, recovered, replay: out, offset, epoch });
     this.sentUpTo(peer, topic, epoch, out.at(-1)?.offset ?? floor);
+    // Both protocols send the replay past the answer's offset (server/centrifuge.ts): its last is the delta base.
+    const last = out.at(-1);
+    if (peer.deltaBases?.has(topic) && last?.offset !== undefined && last.offset > offset) {
+      peer.deltaBases.set(topic, { epoch, offset: last.offset });
+      this.deltas?.remember(last);
+    }
   }
 
   /** The topic's history after `offset` from the broker, asked again while it does not answer and the peer still wants it. */
@@ -917,4 +972,11 @@ function shuffle<T>(items: T[]): T[] {
     [items[i], items[j]] = [items[j], items[i]];
   }
   return items;
+}
+
+/** One encoding per data form, made on first use. */
+function encodeOnce(cache: Map<DataForm, Payload>, form: DataForm, encode: () => Payload): Payload {
+  let frame = cache.get(form);
+  if (!frame) cache.set(form, (frame = encode()));
+  return frame;
 }

@@ -29,3 +29,12 @@ export class TopicRegistry<S> {
     return this.count;
   }
 }
+
+/** NATS subject matching, by names: `*` is one name, a last `>` one or more. */
+export function topicMatches(pattern: readonly string[], names: readonly string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '>') return names.length > i;
+    if (i >= names.length || (pattern[i] !== '*' && pattern[i] !== names[i])) return false;
+  }
+  return pattern.length === names.length;
+}

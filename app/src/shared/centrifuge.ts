@@ -80,6 +80,8 @@ export interface SubscribeRequest {
   positioned?: boolean;
   recoverable?: boolean;
   flag?: number;
+  /** `fossil`: the SDK's `delta: 'fossil'` (server/deltas.ts); any other format is not negotiated. */
+  delta?: 'fossil';
 }
 
 /** The one request a command carries. */
@@ -109,6 +111,8 @@ export interface CentrifugePublication {
   data: unknown;
   offset?: number;
   tags?: Record<string, string>;
+  /** `data` is a fossil delta against the subscription's previous publication. */
+  delta?: boolean;
 }
 
 export type ParsedFrame = { ok: true; commands: CentrifugeCommand[] } | { ok: false; problem: string };
@@ -178,6 +182,7 @@ function requestOf(method: (typeof REQUESTS)[number], r: Fields): Body {
       if (r.offset !== undefined) request.offset = r.offset as number;
       for (const key of ['recover', 'positioned', 'recoverable'] as const) if (r[key] === true) request[key] = true;
       if (Number.isSafeInteger(r.flag)) request.flag = r.flag as number;
+      if (r.delta === 'fossil') request.delta = 'fossil';
       return { kind: 'subscribe', request };
     }
     case 'unsubscribe':

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { webhookEventNames, webhookSequence } from './webhook-examples';
 
 /**
  * The load profile: what the load client does. It lives here, beside the topology,
@@ -19,13 +20,46 @@ export const stageSchema = z
   })
   .strict();
 
-export const payloadSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('fixed'), bytes: z.number().int().min(0) }).strict(),
+export const WEBHOOK_SOURCE = 'github-webhooks';
+
+/**
+ * What the load client sends: synthetic payloads of a fixed or uniform size, or real GitHub
+ * webhook payloads (`@octokit/webhooks-examples`) of the events named, which each publisher sends
+ * to its own topic in order (shared/webhook-examples.ts), and echoes as text.
+ */
+export const payloadSchema = z.union([
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('fixed'), bytes: z.number().int().min(0) }).strict(),
+    z
+      .object({ kind: z.literal('uniform'), min: z.number().int().min(0), max: z.number().int().min(0) })
+      .strict()
+      .refine((p) => p.max >= p.min, { message: 'max must be at least min', path: ['max'] }),
+  ]),
   z
-    .object({ kind: z.literal('uniform'), min: z.number().int().min(0), max: z.number().int().min(0) })
+    .object({
+      source: z.literal(WEBHOOK_SOURCE),
+      events: z.array(z.string()).min(1),
+    })
     .strict()
-    .refine((p) => p.max >= p.min, { message: 'max must be at least min', path: ['max'] }),
+    .superRefine((p, ctx) => {
+      const known = new Set(webhookEventNames());
+      p.events.forEach((event, i) => {
+        if (!known.has(event))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['events', i],
+            message: `${event} is not an event with examples (e.g. push, issues, pull_request)`,
+          });
+      });
+    }),
 ]);
+export type PayloadSpec = z.infer<typeof payloadSchema>;
+
+/** The largest payload a spec sends, in bytes (a webhook payload's JSON text). */
+export function largestPayloadBytes(spec: PayloadSpec): number {
+  if ('source' in spec) return Math.max(...webhookSequence(spec.events).map((e) => Buffer.byteLength(e.text)));
+  return spec.kind === 'fixed' ? spec.bytes : spec.max;
+}
 
 export const reconnectSchema = z
   .object({
@@ -97,6 +131,11 @@ export const loadProfileSchema = z
     /** Notifications per second published (by the client, through the server) across all topics. */
     publishRate: z.number().min(0).max(100_000).default(2),
     compression: z.boolean().default(false),
+    /**
+     * Subscribe asking for fossil deltas (`delta: 'fossil'`): on topics the server has them for
+     * (server.deltaTopics), each notification's data is rebuilt from the previous one's and checked.
+     */
+    delta: z.boolean().default(false),
     /**
      * The client protocol: the project's own at server.path, or Centrifugo's at /connection/websocket
      * (the load client's own lean implementation of it, app/src/client/centrifuge-wire.ts).

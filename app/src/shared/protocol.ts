@@ -37,8 +37,10 @@ export type ClientMessage =
   /**
    * With `since` (the offset and epoch of the last notification the client got on this topic),
    * a replica with a broker first replays what the client missed, then goes live.
+   * With `delta: 'fossil'` on a topic the topology lists in server.deltaTopics, notifications
+   * carry `json` or `delta` instead of `data` (see the notification message).
    */
-  | { type: 'subscribe'; topic: string; since?: { offset: number; epoch: string } }
+  | { type: 'subscribe'; topic: string; since?: { offset: number; epoch: string }; delta?: 'fossil' }
   | { type: 'unsubscribe'; topic: string }
   /** Fan-out to the topic's subscribers: this replica's, or every replica's through the broker (the publisher too, if subscribed). */
   | { type: 'publish'; topic: string; data: unknown; id?: number | string; ts?: number };
@@ -67,19 +69,28 @@ export type ServerMessage =
    * `replayed` notifications follow this message, before any live one.
    * With a broker, `offset` and `epoch` name where the subscription is gap-free from: every later
    * publication of the topic reaches it (the client's `since` when recovered).
+   * `delta: true`: the subscription takes deltas (asked for, and the topic has them).
    */
-  | { type: 'subscribed'; topic: string; recovered?: boolean; replayed?: number; offset?: number; epoch?: string }
+  | { type: 'subscribed'; topic: string; recovered?: boolean; replayed?: number; offset?: number; epoch?: string; delta?: true }
   | { type: 'unsubscribed'; topic: string }
   /**
    * A publication was taken: without a broker, `delivered` counts this replica's subscribers it
    * reached; with one, `offset` is where the broker stored it (every replica delivers it).
    */
   | { type: 'published'; topic: string; id?: number | string; delivered?: number; offset?: number }
-  /** `offset` and `epoch` come with a broker (see server/broker.ts); `replica` is where it was published. */
+  /**
+   * `offset` and `epoch` come with a broker (see server/broker.ts); `replica` is where it was published.
+   * On a delta subscription the data comes as `json`, its JSON text, or as `delta`, a fossil delta
+   * against the `json` text of the topic's previous notification to this client; applying it gives
+   * this one's text. A delta comes only right after the notification it applies to; after a gap
+   * or a recovery the text comes in full.
+   */
   | {
       type: 'notification';
       topic: string;
       data: unknown;
+      json?: string;
+      delta?: string;
       id?: number | string;
       ts?: number;
       replica: string;
@@ -134,6 +145,9 @@ export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; co
 const isId = (v: unknown): v is number | string => typeof v === 'number' || (typeof v === 'string' && v.length <= 128);
 const fail = (code: ErrorCode, message: string): ParseResult => ({ ok: false, code, message });
 
+/** Only the position's own fields (a checked `since`). */
+const positionOf = ({ offset, epoch }: { offset: number; epoch: string }) => ({ offset, epoch });
+
 /** Parses and checks one client message; never throws. */
 export function parseClientMessage(text: string): ParseResult {
   const parsed = parseJson(text);
@@ -172,9 +186,19 @@ export function parseClientMessage(text: string): ParseResult {
         ) {
           return fail('invalid_field', 'subscribe.since must be {offset: a whole number ≥ 0, epoch: a string}');
         }
-        return { ok: true, message: { type: 'subscribe', topic: m.topic, since: { offset: since.offset as number, epoch: since.epoch } } };
       }
-      return { ok: true, message: { type: m.type, topic: m.topic } };
+      if (m.type === 'subscribe' && m.delta !== undefined && m.delta !== 'fossil')
+        return fail('invalid_field', "subscribe.delta must be 'fossil' (the one delta format served)");
+      if (m.type === 'unsubscribe') return { ok: true, message: { type: m.type, topic: m.topic } };
+      return {
+        ok: true,
+        message: {
+          type: 'subscribe',
+          topic: m.topic,
+          ...(m.since === undefined ? {} : { since: positionOf(m.since as { offset: number; epoch: string }) }),
+          ...(m.delta === 'fossil' ? { delta: 'fossil' as const } : {}),
+        },
+      };
     case 'publish':
       if (typeof m.topic !== 'string' || !TOPIC_PATTERN.test(m.topic)) {
         return fail('invalid_field', `publish.topic must match ${TOPIC_PATTERN}`);

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
 import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Target } from './swarm';
-import { authSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
-import { loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
+import { authSchema, topicPatternSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
+import { largestPayloadBytes, loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 import { PAGE_CLIENT } from '../idp/clients';
 
 /**
@@ -76,6 +76,14 @@ export const serverSchema = z
      * after this long without a message from it, so quiet clients hold no zlib state.
      */
     inflateIdleMs: z.number().int().min(100).default(10_000),
+    /**
+     * Topic patterns (`repo.*`, `feed.>`) whose publications go as fossil deltas against the
+     * topic's previous one to subscribers that ask (`delta: 'fossil'`) and hold that one. Needs
+     * the broker: a delta is only sent to a subscriber positioned on the previous offset.
+     */
+    deltaTopics: z
+      .array(topicPatternSchema.refine((p) => !p.includes('{sub}'), 'a delta topic pattern has no subject: {sub} cannot be used'))
+      .default([]),
     /** A slow consumer whose unsent bytes pass this bound is closed (like Centrifugo's client queue). */
     sendBufferLimitBytes: z.number().int().min(KiB).default(MiB),
     /**
@@ -557,13 +565,14 @@ export const topologySchema = z
         `ramp rate of ${rate}/s from ${addresses} source address(es) exceeds proxy.limits.handshakesPerSecond (${proxy.limits.handshakesPerSecond}) per address`,
       );
     }
-    if (
-      load.payload.kind === 'fixed' ? load.payload.bytes > server.maxMessageBytes - 256 : load.payload.max > server.maxMessageBytes - 256
-    ) {
+    if (largestPayloadBytes(load.payload) > server.maxMessageBytes - 256) {
       issue(['load', 'payload'], `payloads must stay below server.maxMessageBytes (${server.maxMessageBytes}) minus 256 bytes of envelope`);
     }
     if (server.compression === 'required' && !load.compression) {
       issue(['load', 'compression'], 'must be true when server.compression is required, or every handshake is refused');
+    }
+    if (server.deltaTopics.length > 0 && !t.broker.enabled) {
+      issue(['server', 'deltaTopics'], 'needs broker.enabled: a delta goes only to a subscriber positioned on the previous offset');
     }
     if (t.broker.enabled && t.broker.dedupeWindowMs > t.broker.historyMaxAgeMs) {
       issue(

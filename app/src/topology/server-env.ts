@@ -18,6 +18,7 @@ export const SERVER_ENV = {
   compression: 'WS_COMPRESSION',
   deflate: 'WS_DEFLATE',
   inflateIdleMs: 'WS_INFLATE_IDLE_MS',
+  deltaTopics: 'WS_DELTA_TOPICS',
   sendBufferLimitBytes: 'WS_SEND_BUFFER_LIMIT_BYTES',
   writeCoalescing: 'WS_WRITE_COALESCING',
   maxConnections: 'WS_MAX_CONNECTIONS',

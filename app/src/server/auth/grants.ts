@@ -1,3 +1,4 @@
+import { topicMatches } from '../topics';
 import { SUBJECT_PLACEHOLDER, type AuthConfig, type GrantAction } from '../../topology/auth';
 
 /** What one connection may do: the topic patterns it holds per action, `{sub}` already filled in. */
@@ -9,22 +10,13 @@ export class Permissions {
 
   allows(action: GrantAction, topic: string): boolean {
     const names = topic.split('.');
-    return this.patterns[action].some((p) => matches(p, names));
+    return this.patterns[action].some((p) => topicMatches(p, names));
   }
 
   /** For the logs and the `hello` message: each action's patterns as written. */
   describe(): Record<GrantAction, string[]> {
     return { subscribe: this.patterns.subscribe.map((p) => p.join('.')), publish: this.patterns.publish.map((p) => p.join('.')) };
   }
-}
-
-/** NATS subject matching: `*` is one name, a last `>` one or more. */
-function matches(pattern: readonly string[], names: readonly string[]): boolean {
-  for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i] === '>') return names.length > i;
-    if (i >= names.length || (pattern[i] !== '*' && pattern[i] !== names[i])) return false;
-  }
-  return pattern.length === names.length;
 }
 
 /** A subject that can stand in a topic name; any other (a `.`, a space) makes `{sub}` patterns match nothing. */
