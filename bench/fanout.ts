@@ -7,20 +7,15 @@
  * second, push latency (publish → delivery, p50/p99/p99.9), what was lost, and the CPU seconds
  * each part of the system used during the hold: where the time goes. Writes docs/benchmarks/fanout.md.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { cpus } from 'node:os';
 import { Command } from 'commander';
-import { defineTopology } from '../app/src/topology';
-import { runLoad, type Progress } from '../app/src/client/coordinator';
-import { buildReport } from '../app/src/client/report';
-import type { MeasuredReport } from '../app/src/client/report-model';
 import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
-import { nginxVersion, startLocalRun } from '../local/run';
-import { newHistogram, summarize } from '../app/src/client/stats';
-import { cpuBetween, cpuSeconds } from './proc';
 import type { LoadProfile } from '../app/src/shared/profile';
+import { nginxVersion } from '../local/run';
+import { measureFanout, partUs, perDeliveryUs, type Row } from './fanout-run';
 
 const program = new Command('bench:fanout')
   .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')
@@ -47,25 +42,8 @@ const GOAL = { deliveriesPerSecond: 20_000, pushP99Ms: 250 };
 /** Issue 28's goal for CPU per delivery, end to end (µs). */
 const COALESCING_GOAL_US = 36;
 
-interface Row {
-  mode: string;
-  broker: boolean;
-  writeCoalescing: 'turn' | 'off';
-  protocol: LoadProfile['protocol'];
-  publishRate: number;
-  offeredPerSecond: number;
-  /** Mean over the window, and the slowest and fastest second in it. */
-  deliveredPerSecond: number;
-  slowestSecond: number;
-  fastestSecond: number;
-  report: MeasuredReport;
-  /** Push latency (ms) in the measured window only; the report's covers the ramp too. */
-  push: { p50: number; p99: number; p999: number; max: number; count: number };
-  cpu: Record<string, number>;
-  holdSeconds: number;
-}
-
-async function measure(
+/** The fan-out bench's common spec, from the flags. */
+function measure(
   mode: string,
   broker: boolean,
   publishRate: number,
@@ -73,93 +51,19 @@ async function measure(
   writeCoalescing: 'turn' | 'off' = 'turn',
   protocol: LoadProfile['protocol'] = 'native',
 ): Promise<Row> {
-  const version = nginxVersion();
-  if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
-  const subscribers = Number(o.subscribers);
-  const rampRate = Number(o.rampRate);
-  const holdMs = parseDuration(o.hold);
-  const topology = defineTopology({
-    replicas: 3,
-    broker: { enabled: broker },
-    server: { writeCoalescing },
-    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, subscribers) },
-    load: {
-      stages: [{ connections: subscribers, rampRate, holdMs }],
-      // Publishers only (1 in 100), no echoes: what flows is notifications.
-      senderFraction: 0.01,
-      messageRate: 0,
-      topics: Number(o.topics),
-      publishRate,
-      protocol,
-      workers: Number(o.workers),
-      thresholds: [],
-      maxDurationMs: holdMs + Math.ceil((subscribers / rampRate) * 1000) + 120_000,
-    },
-  });
-  console.error(`fanout: ${mode}: starting the local topology`);
-  const local = await startLocalRun(topology);
-  // The hold starts once every user exists (the ramp's asked end); the measured window, once all
-  // of them are connected and subscribed (a few seconds after the last opened) to the hold's end.
-  const windowEnd = subscribers / rampRate + holdMs / 1000 - 1;
-  let windowStart = Infinity;
-  const pushInWindow = newHistogram();
-  let cpuAtStart: ReturnType<typeof cpuSeconds> | undefined;
-  let cpuAtEnd: ReturnType<typeof cpuSeconds> | undefined;
-  const startedAt = new Date();
-  let result: Awaited<ReturnType<typeof runLoad>>;
-  try {
-    result = await runLoad({
-      url: local.url,
-      ca: readFileSync(local.caFile),
-      insecure: false,
-      workers: topology.load.workers,
-      profile: topology.load,
-      onProgress: (p: Progress) => {
-        if (windowStart === Infinity && p.open >= subscribers) windowStart = p.elapsedSeconds + 5;
-        if (!cpuAtStart && p.elapsedSeconds >= windowStart) cpuAtStart = cpuSeconds();
-        if (!cpuAtEnd && p.elapsedSeconds >= windowEnd) cpuAtEnd = cpuSeconds();
-        if (p.elapsedSeconds >= windowStart && p.elapsedSeconds <= windowEnd) pushInWindow.add(p.intervalPush);
-        if (Math.floor(p.elapsedSeconds) % 10 === 0)
-          console.error(`fanout: ${mode}: ${p.elapsedSeconds.toFixed(0)} s, open ${p.open}, received/s ${p.receivedPerSecond}`);
-      },
-    });
-  } finally {
-    await local.stop();
-  }
-  const report = buildReport({ ...result, target: local.url, startedAt, profile: topology.load });
-  if (windowEnd - windowStart < 10)
-    throw new Error(
-      `${mode}: fewer than 10 s measured with everyone connected (all ${subscribers} open at ${windowStart - 5} s): a longer --hold`,
-    );
-  const window = report.timeline.filter((p) => p.t >= windowStart && p.t <= windowEnd);
-  const rates = window.map((p) => p.receivedPerSecond);
-  const mean = rates.length ? Math.round(rates.reduce((a, b) => a + b, 0) / rates.length) : 0;
-  return {
+  return measureFanout({
     mode,
     broker,
-    writeCoalescing,
-    protocol,
     publishRate,
-    offeredPerSecond: Math.round(publishRate * (subscribers / Number(o.topics)) * reach),
-    deliveredPerSecond: mean,
-    slowestSecond: Math.min(...rates),
-    fastestSecond: Math.max(...rates),
-    report,
-    push: summarize(pushInWindow, { p50: 50, p99: 99, p999: 99.9 }) as Row['push'],
-    cpu: cpuAtStart && cpuAtEnd ? cpuBetween(cpuAtStart, cpuAtEnd) : {},
-    holdSeconds: windowEnd - windowStart,
-  };
-}
-
-/** CPU per delivery in the window (µs). */
-function perDeliveryUs(r: Row): number {
-  const cpu = Object.values(r.cpu).reduce((a, b) => a + b, 0);
-  return r.deliveredPerSecond ? Math.round((cpu / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
-}
-
-/** One part's CPU per delivery in the window (µs). */
-function partUs(r: Row, part: string): number {
-  return r.deliveredPerSecond ? Math.round(((r.cpu[part] ?? 0) / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
+    reach,
+    subscribers: Number(o.subscribers),
+    topics: Number(o.topics),
+    rampRate: Number(o.rampRate),
+    holdMs: parseDuration(o.hold),
+    workers: Number(o.workers),
+    server: { writeCoalescing },
+    load: { protocol },
+  });
 }
 
 /** Write coalescing (issue 28: ≤ 36 µs of CPU per delivery end to end), the broker rows side by side. */

@@ -5,6 +5,7 @@ import { DeliveryLedger } from '../app/src/client/delivery';
 import { HandshakeGate } from '../app/src/client/handshake-gate';
 import { VirtualUser, type RunContext } from '../app/src/client/virtual-user';
 import { sharedSecureContext, targetOf } from '../app/src/client/connector';
+import { payloadSource } from '../app/src/client/payloads';
 
 /**
  * One benchmark probe, run in its own process (so its memory is its connections' memory):
@@ -72,6 +73,7 @@ async function main() {
     faultOfKind: () => undefined,
     faultRefusing: () => undefined,
     runId: 'probe',
+    payloads: payloadSource(profile.payload),
   };
   let open = 0;
   let failed = 0;
