@@ -72,12 +72,13 @@ export class TopicDeltas {
 
   /** The topic's next publication, which becomes the base of the one after it; undefined for a topic without deltas. */
   advance(n: Notification): DeltaStep | undefined {
-    if (n.offset === undefined || n.epoch === undefined || !this.covers(n.topic)) return undefined;
-    const text = JSON.stringify(n.data ?? null);
-    const bytes = Buffer.from(text);
+    const position = this.positionIn(n);
+    if (!position) return undefined;
+    const full = fullForm(n);
+    const bytes = Buffer.from(full.text);
     const previous = this.last.get(n.topic);
-    this.last.set(n.topic, { position: { epoch: n.epoch, offset: n.offset }, text: bytes });
-    return new DeltaStep(previous?.position, previous?.text, { kind: 'json', text }, bytes);
+    this.last.set(n.topic, { position, text: bytes });
+    return new DeltaStep(previous?.position, previous?.text, full, bytes);
   }
 
   /**
@@ -86,10 +87,16 @@ export class TopicDeltas {
    * spell the first recovery gives the next live publication a base again.
    */
   remember(n: Notification): void {
-    if (n.offset === undefined || n.epoch === undefined || !this.covers(n.topic)) return;
+    const position = this.positionIn(n);
     const known = this.last.get(n.topic)?.position;
-    if (known && known.epoch === n.epoch && known.offset >= n.offset) return;
-    this.last.set(n.topic, { position: { epoch: n.epoch, offset: n.offset }, text: Buffer.from(JSON.stringify(n.data ?? null)) });
+    if (!position || (known && known.epoch === position.epoch && known.offset >= position.offset)) return;
+    this.last.set(n.topic, { position, text: Buffer.from(fullForm(n).text) });
+  }
+
+  /** Where a publication of a delta topic sits in the stream; undefined for another topic, or one without offsets. */
+  private positionIn(n: Notification): Position | undefined {
+    if (n.offset === undefined || n.epoch === undefined || !this.covers(n.topic)) return undefined;
+    return { epoch: n.epoch, offset: n.offset };
   }
 
   /** The topic has no subscriber here any more: its last publication need not be kept. */
@@ -105,7 +112,7 @@ export function withForm(n: Notification, form: DataForm): Notification | Omit<N
   return { ...envelope, [form.kind]: form.text };
 }
 
-/** The full form of a replayed publication for a delta subscription. */
-export function fullForm(n: Notification): DataForm {
+/** A publication's data as a delta subscription takes it in full: its JSON text, the base of the next delta. */
+export function fullForm(n: Notification): Extract<DataForm, { kind: 'json' }> {
   return { kind: 'json', text: JSON.stringify(n.data ?? null) };
 }
