@@ -691,6 +691,7 @@ export class NotificationServer {
     this.recover(peer, topic, since, answer).catch((error: Error) => {
       this.log.error({ err: error, topic, connection: peer.id }, 'recovery failed');
       peer.recovering?.delete(topic);
+      peer.deltaBases?.delete(topic);
       if (this.topics.unsubscribe(topic, peer)) peer.topics.delete(topic);
       answer({ ok: false, code: BROKER_ERROR_CODE, message: `recovery of ${topic} failed; subscribe again` });
     });
