@@ -1,4 +1,4 @@
-import { applyDelta } from 'fossil-delta';
+import { applyFossilDelta } from './fossil';
 
 /** A delta subscription's notification data: its full JSON text, or a fossil delta against the previous one. */
 export interface DeltaData {
@@ -24,7 +24,7 @@ export class DeltaDecoder {
     const base = this.bases.get(topic);
     if (!base) throw new Error(`a delta on ${topic} before any full payload`);
     const delta = Buffer.from(data.delta);
-    const text = applyDelta(base, delta);
+    const text = applyFossilDelta(base, delta);
     this.bases.set(topic, text);
     return { text, wireBytes: delta.length };
   }
