@@ -15,8 +15,8 @@ const NGINX = nginxVersion();
 assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get install nginx-light)');
 
 /** A publication through a replica's API, retried while the broker restarts. */
-const publish = (local: LocalRun, replica: number, topic: string, data: unknown, id: string) =>
-  publishVia(local, replica, { topic, data, id }, 50);
+const publish = (local: LocalRun, replica: number, topic: string, data: unknown, id: string, onRefused?: () => void) =>
+  publishVia(local, replica, { topic, data, id }, 50, onRefused);
 
 /** The offsets a subscription's publication events carried, in order. */
 const offsets = (r: Recorder) => r.seen.filter((s) => s.event === 'publication').map((s) => s.ctx.offset as number);
@@ -83,9 +83,15 @@ describe('the centrifuge SDK, unchanged, through nginx and TLS (Centrifugo clien
     assert.equal(resubscribed.ctx.recovered, true, 'and the server recovered every publication');
     await alice.subEvents.wait('publication', (c) => c.offset === missed.at(-1));
 
-    // The broker restarts; what is published around it reaches both, in order, with no gap.
-    await local.broker!.restart(1_000);
-    const after = await publish(local, survivor, 'news', { n: 5 }, 'n-5');
+    // The broker restarts. A publication made while it is down is refused (503 broker_unavailable)
+    // and sent again with the same id until it is back; then it reaches both, in order, with no gap.
+    const down = local.broker!.process().exited;
+    const restarted = local.broker!.restart(2_000);
+    await down;
+    let refused = 0;
+    const after = await publish(local, survivor, 'news', { n: 5 }, 'n-5', () => refused++);
+    await restarted;
+    assert.ok(refused >= 1, 'the publication was made while the broker was down');
     for (const r of readers) await r.subEvents.wait('publication', (c) => c.offset === after);
     assert.deepEqual(offsets(alice.subEvents), offsets(bob.subEvents), 'both saw the same publications, once each, in order');
     assert.deepEqual(offsets(alice.subEvents), [first, ...missed, after]);
