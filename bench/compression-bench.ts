@@ -1,7 +1,7 @@
-import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { startProbe, until } from './replica-probe';
 import { createDelta } from 'fossil-delta';
 import WebSocket from 'ws';
 import { DeltaDecoder } from '../app/src/client/deltas';
@@ -9,74 +9,32 @@ import { Payload } from '../app/src/server/deflate-once';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import type { ServerMessage } from '../app/src/shared/protocol';
 import { webhookSequence, type WebhookExample } from '../app/src/shared/webhook-examples';
-import type { ServerConfig } from '../app/src/topology';
+import { EVENTS, chosenSettings, type Setting } from './compression-settings';
+import { FANOUT_RATE, measurePush, pushSection, type PushSpec } from './compression-push';
+import type { Row } from './fanout-run';
+import { parseDuration } from '../app/src/shared/duration';
 import { startBroker } from '../local/broker';
 import { ROOT } from '../local/run';
 
 /**
  * `npm run bench:compression` (not in CI): what each compression setting costs and saves on real
- * notifications (GitHub webhook payloads, @octokit/webhooks-examples). One replica runs alone in
- * a process, delivering through nats-server; CONNECTIONS (10,000) subscribers over 10 topics; a
- * publisher sends ROUNDS rounds of one payload per topic, each topic walking the event sequence
- * in order (one repository per topic). Per setting: the server's RSS per connection after the
- * deliveries, CPU per delivery in the server and in the client (which parses every notification
- * and rebuilds every delta), bytes per delivery and per publication. Writes
- * docs/benchmarks/compression.md.
+ * notifications (GitHub webhook payloads, @octokit/webhooks-examples), in two parts. The probe: one
+ * replica alone in a process, delivering through nats-server, to CONNECTIONS (10,000) subscribers
+ * over 10 topics; a publisher sends ROUNDS rounds of one payload per topic, each topic walking the
+ * event sequence in order (one repository per topic). Per setting: the replica's RSS per
+ * connection, CPU per delivery in the replica and in the client (which parses every notification
+ * and rebuilds every delta), bytes per delivery and per publication. Then through nginx
+ * (compression-push.ts): push latency and CPU per part at PUSH_RATE (2) publications/s for PUSH_HOLD.
+ * PARTS=probe|nginx runs one part, SETTINGS a few rows; OUT (docs/benchmarks/compression.md).
  */
 const N = Number(process.env.CONNECTIONS ?? 10_000);
 const TOPICS = 10;
 const ROUNDS = Number(process.env.ROUNDS ?? 12);
 /** How long the replica's idle CPU (connections held, nothing sent) is measured. */
 const IDLE_MS = 5_000;
-const EVENTS = ['push', 'pull_request', 'issues', 'issue_comment', 'check_run', 'workflow_run'];
 const SEQUENCE = webhookSequence(EVENTS);
-
-interface Setting {
-  name: string;
-  server: Partial<ServerConfig>;
-  clientDeflate: boolean;
-  delta: boolean;
-}
-
-const ALL_SETTINGS: Setting[] = [
-  { name: 'off', server: { compression: 'off' }, clientDeflate: false, delta: false },
-  { name: 'deflate per connection', server: { compression: 'offered', deflate: 'per-connection' }, clientDeflate: true, delta: false },
-  { name: 'deflate once', server: { compression: 'offered', deflate: 'once' }, clientDeflate: true, delta: false },
-  { name: 'fossil delta', server: { compression: 'off', deltaTopics: ['>'] }, clientDeflate: false, delta: true },
-  {
-    name: 'delta + deflate once',
-    server: { compression: 'offered', deflate: 'once', deltaTopics: ['>'] },
-    clientDeflate: true,
-    delta: true,
-  },
-];
-/** SETTINGS=off,fossil delta: only these rows. */
-const SETTINGS = process.env.SETTINGS ? ALL_SETTINGS.filter((s) => process.env.SETTINGS!.split(',').includes(s.name)) : ALL_SETTINGS;
-
-type Sample = { rss: number; heap: number; cpuUs: number; connections: number };
-
-function startProbe(server: Partial<ServerConfig>, natsUrl: string) {
-  const child = fork(join(__dirname, 'server-probe.ts'), [], {
-    // PROBE_PROFILE=dir: the replica's CPU profile of each row, to see where its time goes.
-    execArgv: [
-      '--import',
-      'tsx',
-      '--expose-gc',
-      ...(process.env.PROBE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROBE_PROFILE}`] : []),
-    ],
-    env: { ...process.env, SERVER: JSON.stringify(server), NATS_URL: natsUrl },
-  });
-  const ask = () =>
-    new Promise<Sample>((r) => {
-      child.once('message', (m) => r(m as Sample));
-      child.send('measure');
-    });
-  const port = new Promise<number>((r, j) => {
-    child.once('message', (m: { port: number }) => r(m.port));
-    child.once('exit', (code) => j(new Error(`the probe exited (${code})`)));
-  });
-  return { child, ask, port };
-}
+/** The settings also run at the fan-out bench's rate: none, and the default. */
+const SATURATED = ['off', 'deflate once'];
 
 /** A subscriber: counts notifications and their bytes, parses each, rebuilds deltas. */
 class Subscriber {
@@ -116,14 +74,6 @@ function open(url: string, setting: Setting, topic: string | undefined): Promise
   });
 }
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The payload topic `k` publishes in round `r`: one repository walking the sequence in order. */
 const payloadOf = (k: number, r: number): WebhookExample => SEQUENCE[(k * ROUNDS + r) % SEQUENCE.length];
 
@@ -145,10 +95,10 @@ async function measure(setting: Setting) {
     const writtenBefore = publisher.bytesWritten;
     // What the replica burns holding the connections alone (pings, sweeps): a row whose client is
     // slower takes longer, and this part of its CPU is time, not deliveries.
-    const idleFrom = await probe.ask();
+    const idleFrom = await probe.ask('cpu');
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    const serverCpu = (await probe.ask()).cpuUs;
-    const idleUsPerMs = (serverCpu - idleFrom.cpuUs) / (IDLE_MS + 300);
+    const serverCpu = (await probe.ask('cpu')).cpuUs;
+    const idleUsPerMs = (serverCpu - idleFrom.cpuUs) / IDLE_MS;
     const clientCpu = process.cpuUsage();
     const startedAt = performance.now();
     let acked = 0;
@@ -164,6 +114,7 @@ async function measure(setting: Setting) {
     await until(() => acked === ROUNDS * TOPICS, 10_000, 'every publication acknowledged');
     const cpu = process.cpuUsage(clientCpu);
     const elapsedMs = performance.now() - startedAt;
+    const serverCpuAfter = (await probe.ask('cpu')).cpuUs;
     const after = await probe.ask();
     const deliveries = subscribers.reduce((a, s) => a + s.received, 0);
     const failures = subscribers.reduce((a, s) => a + s.failures, 0);
@@ -175,8 +126,8 @@ async function measure(setting: Setting) {
       negotiated,
       rssKB: round1((after.rss - before.rss) / N / 1024),
       heapKB: round1((after.heap - before.heap) / N / 1024),
-      serverUsPerDelivery: round1((after.cpuUs - serverCpu) / deliveries),
-      serverNetUsPerDelivery: round1((after.cpuUs - serverCpu - idleUsPerMs * elapsedMs) / deliveries),
+      serverUsPerDelivery: round1((serverCpuAfter - serverCpu) / deliveries),
+      serverNetUsPerDelivery: round1((serverCpuAfter - serverCpu - idleUsPerMs * elapsedMs) / deliveries),
       idleCpuPercent: round1(idleUsPerMs / 10),
       seconds: round1(elapsedMs / 1000),
       clientUsPerDelivery: round1((cpu.user + cpu.system) / deliveries),
@@ -185,8 +136,7 @@ async function measure(setting: Setting) {
     };
   } finally {
     for (const s of subscribers) s.ws.terminate();
-    probe.child.send('exit');
-    await new Promise((r) => probe.child.once('exit', r));
+    await probe.exit();
     await broker.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -222,33 +172,24 @@ function ratiosByEvent() {
   }));
 }
 
-async function main() {
-  const rows = [];
-  for (const setting of SETTINGS) {
-    console.error(`compression: ${setting.name}: ${N} connections`);
-    const row = await measure(setting);
-    rows.push(row);
-    console.log(JSON.stringify(row));
-  }
-  const ratios = ratiosByEvent();
-  const off = rows[0];
-  const counts = EVENTS.map((e) => `${e} ${SEQUENCE.filter((s) => s.event === e).length}`).join(', ');
-  const md = `# Compression on real notifications: memory, CPU and bytes per setting
+type ProbeRow = Awaited<ReturnType<typeof measure>>;
 
-Produced by \`npm run bench:compression\` on ${new Date().toISOString().slice(0, 10)} (${cpus().length} cores, Node ${process.version}, nats-server 2.9).
-Payloads: GitHub webhook payloads from \`@octokit/webhooks-examples\`, the events ${EVENTS.join(', ')}
-(${SEQUENCE.length} examples: ${counts}), in the load client's order (the first example of each event, then the second...).
+function probeSection(rows: ProbeRow[]): string {
+  const off = rows.find((r) => r.setting === 'off');
+  return `## One replica alone: memory, CPU and bytes
+
 One replica runs alone in a process and delivers through nats-server; ${N.toLocaleString('en')} subscribers over ${TOPICS} topics on
-loopback (no nginx); a publisher sends ${ROUNDS} rounds of one payload per topic, each topic walking the sequence in order
+loopback (no nginx, no TLS); a publisher sends ${ROUNDS} rounds of one payload per topic, each topic walking the sequence in order
 (one repository per topic), a round delivered before the next: ${(N * ROUNDS).toLocaleString('en')} deliveries per setting.
 
 - **RSS/conn**: the replica's RSS after the deliveries minus before any connection, per connection (after a forced GC);
   differences of a few KB between rows are within the run-to-run noise.
-- **server µs/delivery**: the replica's CPU over the deliveries; **net** takes away what it burns holding the
-  connections with nothing to send (measured for ${IDLE_MS / 1000} s before, the **idle** column, in % of a core) for as long as
-  the deliveries took (**seconds**): the subscribers' process is the bottleneck, and a row whose client works harder
-  takes longer. **× off** compares the net figures. **client µs/delivery**: the subscribers' process, which
-  parses every notification and rebuilds every delta (and inflates, with deflate).
+- **server µs/delivery**: the replica's CPU from the first publication to the last delivery, over the deliveries.
+  The subscribers' process is the bottleneck, so a row whose client works harder takes longer (**seconds**); **net**
+  takes away what the replica burns holding the connections with nothing to send (measured for ${IDLE_MS / 1000} s before,
+  the **idle** column, in % of a core) for that long. **× off** compares the net figures.
+- **client µs/delivery**: the subscribers' process, which parses every notification and rebuilds every delta (and
+  inflates, with deflate): ${N.toLocaleString('en')} connections' deltas in one process.
 - **bytes/delivery**: what subscribers read from their sockets (frames included) per delivery; **bytes/publication**:
   what the publisher wrote per publication (compressed by its own ws when deflate is negotiated).
 
@@ -257,11 +198,14 @@ loopback (no nginx); a publisher sends ${ROUNDS} rounds of one payload per topic
 ${rows
   .map(
     (r) =>
-      `| ${r.setting} | ${r.negotiated.replace(/\|/g, '\\|')} | ${r.rssKB} | ${r.heapKB} | ${r.seconds} | ${r.idleCpuPercent} | ${r.serverUsPerDelivery} | ${r.serverNetUsPerDelivery} | ${(r.serverNetUsPerDelivery / off.serverNetUsPerDelivery).toFixed(2)} | ${r.clientUsPerDelivery} | ${r.bytesPerDelivery.toLocaleString('en')} | ${r.bytesPerPublication.toLocaleString('en')} |`,
+      `| ${r.setting} | ${r.negotiated.replace(/\|/g, '\\|')} | ${r.rssKB} | ${r.heapKB} | ${r.seconds} | ${r.idleCpuPercent} | ${r.serverUsPerDelivery} | ${r.serverNetUsPerDelivery} | ${off ? (r.serverNetUsPerDelivery / off.serverNetUsPerDelivery).toFixed(2) : '—'} | ${r.clientUsPerDelivery} | ${r.bytesPerDelivery.toLocaleString('en')} | ${r.bytesPerPublication.toLocaleString('en')} |`,
   )
   .join('\n')}
+`;
+}
 
-## Compression ratio per event type
+function ratioSection(): string {
+  return `## Compression ratio per event type
 
 Each notification's data (\`{event, example, payload}\`) against what it becomes: deflated as the server deflates
 (level 2, memLevel 4, 2^10 window), as a fossil delta against its topic's previous one, and that delta deflated.
@@ -269,10 +213,55 @@ ${ROUNDS - 1} consecutive pairs per topic.
 
 | event | pairs | mean bytes | deflate | delta | delta + deflate |
 | --- | ---: | ---: | ---: | ---: | ---: |
-${ratios.map((r) => `| ${r.event} | ${r.count} | ${r.meanBytes.toLocaleString('en')} | ${r.deflate}× | ${r.delta}× | ${r.deltaDeflate}× |`).join('\n')}
-
-Not measured here yet: push p50/p99 at 10,000 subscribers on 3 replicas through nginx (issue 27 keeps it open).
+${ratiosByEvent()
+  .map((r) => `| ${r.event} | ${r.count} | ${r.meanBytes.toLocaleString('en')} | ${r.deflate}× | ${r.delta}× | ${r.deltaDeflate}× |`)
+  .join('\n')}
 `;
+}
+
+async function main() {
+  const settings = chosenSettings();
+  // PARTS=probe or PARTS=nginx: one part only.
+  const parts = (process.env.PARTS ?? 'probe,nginx').split(',');
+  const probeRows: ProbeRow[] = [];
+  for (const setting of parts.includes('probe') ? settings : []) {
+    console.error(`compression: ${setting.name}: ${N} connections to one replica`);
+    probeRows.push(await measure(setting));
+    console.log(JSON.stringify(probeRows.at(-1)));
+  }
+  const spec: PushSpec = {
+    subscribers: N,
+    topics: TOPICS,
+    // The fan-out bench's 24/s with these 16 KB payloads is 380 MB/s of TLS: on this machine the
+    // off row opened 8,538 of 10,000 in 90 s and delivered about 10,000/s (docs/compression.md).
+    publishRate: Number(process.env.PUSH_RATE ?? 2),
+    holdMs: parseDuration(process.env.PUSH_HOLD ?? '90s'),
+  };
+  const pushRows: Row[] = [];
+  for (const setting of parts.includes('nginx') ? settings : []) {
+    console.error(`compression: ${setting.name}: ${N} subscribers through nginx`);
+    pushRows.push(await measurePush(setting, spec));
+  }
+  // The fan-out bench's rate, for the default and for no compression: what the machine gives.
+  const saturated: Row[] = [];
+  const atFanoutRate = { ...spec, publishRate: FANOUT_RATE, partial: true };
+  for (const setting of parts.includes('nginx') && spec.publishRate !== FANOUT_RATE
+    ? settings.filter((s) => SATURATED.includes(s.name))
+    : []) {
+    console.error(`compression: ${setting.name}: ${N} subscribers through nginx at ${FANOUT_RATE} publications/s`);
+    saturated.push(await measurePush(setting, atFanoutRate));
+  }
+  const counts = EVENTS.map((e) => `${e} ${SEQUENCE.filter((s) => s.event === e).length}`).join(', ');
+  const md = `# Compression on real notifications: memory, CPU, bytes and latency per setting
+
+Produced by \`npm run bench:compression\` on ${new Date().toISOString().slice(0, 10)} (${cpus().length} cores, Node ${process.version}, nats-server 2.9).
+Payloads: GitHub webhook payloads from \`@octokit/webhooks-examples\`, the events ${EVENTS.join(', ')}
+(${SEQUENCE.length} examples: ${counts}), in the load client's order (the first example of each event, then the second...).
+Settings: ${settings.map((s) => s.name).join('; ')}.
+
+${probeRows.length ? probeSection(probeRows) : ''}
+${ratioSection()}
+${pushRows.length ? pushSection(pushRows, spec, saturated) : ''}`;
   const out = resolve(ROOT, process.env.OUT ?? 'docs/benchmarks/compression.md');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, md);
