@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { replicaName, type Topology } from '../app/src/topology';
+import { pageOrigins, replicaName, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
@@ -234,10 +234,9 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
     const appDir = await builtApp();
     // The page's origin is the proxy's: known before the provider starts, which lets it sign people in there.
     const httpsPort = lab ? undefined : (options.httpsPort ?? (await freePort()));
-    const pageOrigins =
-      httpsPort && topology.proxy.page.enabled ? [`https://localhost:${httpsPort}`, `https://127.0.0.1:${httpsPort}`] : [];
+    const origins = httpsPort && topology.proxy.page.enabled ? pageOrigins(httpsPort) : [];
     const idp = options.auth
-      ? await startIdp(processes.runtimeDir, { appDir, logsDir: processes.logsDir, startProcess: processes.own, pageOrigins })
+      ? await startIdp(processes.runtimeDir, { appDir, logsDir: processes.logsDir, startProcess: processes.own, pageOrigins: origins })
       : undefined;
     if (idp)
       topology = withDevAuth(topology, idp, {

@@ -1,4 +1,4 @@
-import { derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
+import { DEV_IDP, derivedWorkerConnections, nginxClientTimeouts, NGINX_FD_SLACK, type Topology } from '../app/src/topology';
 import { CENTRIFUGE_PATH } from '../app/src/shared/centrifuge';
 import { pageConfig } from '../web/page-config';
 import { PROXY_WORKER_HEADER } from '../app/src/shared/control';
@@ -276,10 +276,11 @@ function pageLocations(topology: Topology, pageDir: string): string {
   const json = JSON.stringify(config);
   // Inside nginx's single quotes, `$` would start a variable and `'` end the string.
   if (/[$'\\]/.test(json)) throw new Error(`the page's config cannot go into nginx.conf as is: ${json}`);
-  const provider = config.auth.mode === 'jwt' ? ` ${new URL(config.auth.issuer).origin}` : '';
+  // Reached through the proxy (`via`), the provider is the page's own origin.
+  const provider = config.auth.mode === 'jwt' && !config.auth.via ? ` ${new URL(config.auth.issuer).origin}` : '';
   const headers = `add_header Content-Security-Policy "default-src 'self'; connect-src 'self'${provider}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'" always;
             add_header X-Content-Type-Options nosniff always;`;
-  return `        location = / {
+  return `${config.auth.mode === 'jwt' && config.auth.via ? devIdpLocation(config.auth.via, topology.proxy.connectTimeoutMs) : ''}        location = / {
             root ${pageDir};
             try_files /index.html =404;
             types { }
@@ -298,6 +299,24 @@ function pageLocations(topology: Topology, pageDir: string): string {
             default_type application/json;
             ${headers}
             return 200 '${json}';
+        }
+
+`;
+}
+
+/**
+ * The development IdP (auth.mode jwt with no provider named) for the page's sign-in: the browser
+ * reaches ws-idp through the proxy, on the page's origin. The path goes on as is, and the forwarded
+ * host and scheme let the provider hand out URLs that lead back here (app/src/idp/dev-idp.ts).
+ */
+function devIdpLocation(path: string, connectTimeoutMs: number): string {
+  return `        location ^~ ${path}/ {
+            proxy_pass http://${DEV_IDP.host}:${DEV_IDP.port};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout ${nginxDuration(connectTimeoutMs)};
         }
 
 `;

@@ -26,7 +26,8 @@ import { CENTRIFUGE_PATH } from '../../app/src/shared/centrifuge';
 import { projectPaths } from '../../stacks/paths';
 import { BROKER_USERS } from '../../components/broker-auth';
 import { BROKER_PATHS } from '../../stacks/broker';
-import { DEV_IDP } from '../../app/src/topology';
+import { DEV_IDP, DEV_IDP_ISSUER } from '../../app/src/topology';
+import { launchChromium, servedKeyPin, signInOnPage, topicBadge } from '../helpers/browser';
 import { CloseCode } from '../../app/src/shared/protocol';
 
 /**
@@ -412,7 +413,7 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     assert.deepEqual(await retrying(brokerStream, 30_000), before, 'the same stream, created at the same time, with the same messages');
   });
 
-  it('with auth.mode jwt: the ws-idp container issues the tokens, the load job passes with them, a stranger is refused', async (t) => {
+  it('with auth.mode jwt: the ws-idp container issues the tokens, the load job passes with them, a stranger is refused, the page signs in through the proxy', async (t) => {
     rmSync(REPORT, { force: true });
     stackDir = synth(2, { auth: { mode: 'jwt' } });
     const { outputs } = await deployer.apply(stackDir);
@@ -434,8 +435,24 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     stranger.send({ type: 'subscribe', topic: 'docker-test' });
     const closed = await stranger.closed;
     assert.equal(closed.code, CloseCode.badRequest);
+
+    // A browser reaches ws-idp only through the proxy: the page signs in there (code flow with PKCE).
+    const ca = readFileSync(join(ROOT, tls.dir, tls.caCert));
+    const proxied = await httpsRequest(`https://localhost:${HTTPS}${DEV_IDP.proxyPath}/.well-known/openid-configuration`, ca);
+    assert.equal(proxied.status, 200, proxied.body);
+    const discovery = JSON.parse(proxied.body);
+    assert.equal(discovery.issuer, DEV_IDP_ISSUER, 'the issuer the replicas check');
+    assert.equal(discovery.authorization_endpoint, `https://localhost:${HTTPS}${DEV_IDP.proxyPath}/auth`, 'an endpoint a browser reaches');
+    const browser = await launchChromium(await servedKeyPin(HTTPS, ca));
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+    await page.goto(`https://localhost:${HTTPS}/?topics=user.{sub}.inbox,ops.alerts`);
+    await signInOnPage(page, 'dana');
+    assert.equal(await page.locator('#user').textContent(), 'signed in as dana');
+    await topicBadge(page, 'user.dana.inbox', 'live').waitFor();
+    await topicBadge(page, 'ops.alerts', 'denied').waitFor();
     console.log(
-      `auth on docker: ${report.auth.tokens} tokens from ws-idp, ${report.connections.opened} connections, lost ${report.delivery.lost}`,
+      `auth on docker: ${report.auth.tokens} tokens from ws-idp, ${report.connections.opened} connections, lost ${report.delivery.lost}; the page signed in through the proxy`,
     );
   });
 

@@ -5,7 +5,7 @@ import { describe, it, type TestContext } from 'node:test';
 import type { Page } from 'playwright-core';
 import { defineTopology } from '../../app/src/topology';
 import { nginxVersion, ROOT, startLocalRun, type LocalRun } from '../../local/run';
-import { launchChromium, servedKeyPin } from '../helpers/browser';
+import { launchChromium, servedKeyPin, signInOnPage, topicBadge } from '../helpers/browser';
 import { publishVia } from '../helpers/publish';
 import { scratchDir } from '../helpers/scratch';
 
@@ -45,8 +45,7 @@ describe('the notification page in headless Chromium (the SDK bundled, through n
 
     const connection = page.locator('#connection');
     await connection.and(page.locator('[data-state="connected"]')).waitFor();
-    const topic = (name: string) => page.locator(`#topics li[data-topic="${name}"] .badge`);
-    for (const name of ['news', 'orders']) await topic(name).and(page.locator('[data-state="live"]')).waitFor();
+    for (const name of ['news', 'orders']) await topicBadge(page, name, 'live').waitFor();
 
     const first = await publish(local, 0, 'news', { text: 'deploy finished', build: 4711 });
     const item = page.locator(`#feed li[data-offset="${first}"]`);
@@ -59,7 +58,7 @@ describe('the notification page in headless Chromium (the SDK bundled, through n
     assert.ok(home >= 0, `the page names its replica: ${client}`);
     await local.stopReplica(home, 'SIGKILL');
     const missed = await publish(local, 1 - home, 'orders', { order: 17, status: 'shipped' });
-    for (const name of ['news', 'orders']) await topic(name).and(page.locator('[data-state="recovered"]')).waitFor({ timeout: 20_000 });
+    for (const name of ['news', 'orders']) await topicBadge(page, name, 'recovered').waitFor({ timeout: 20_000 });
     await page.locator(`#feed li[data-offset="${missed}"]`).waitFor();
     assert.notEqual(await connection.getAttribute('data-client'), client, 'reconnected to the other replica');
     assert.deepEqual(errors, [], 'no script or console errors on the page');
@@ -77,18 +76,11 @@ describe('the notification page in headless Chromium (the SDK bundled, through n
     t.after(() => local.stop());
     const { page, errors } = await openPage(t, local, '/?topics=user.{sub}.inbox,ops.alerts');
 
-    // The provider's development login form (any login), then its consent.
-    await page.locator('input[name="login"]').fill('dana');
-    await page.locator('input[name="password"]').fill('any');
-    await page.locator('button[type="submit"]').click();
-    await page.locator('button[type="submit"]', { hasText: 'Continue' }).click();
-
-    await page.locator('#connection[data-state="connected"]').waitFor();
+    await signInOnPage(page, 'dana');
     assert.equal(await page.locator('#user').textContent(), 'signed in as dana');
     assert.equal(new URL(page.url()).searchParams.get('code'), null, 'the code is gone from the address bar');
-    const topic = (name: string) => page.locator(`#topics li[data-topic="${name}"] .badge`);
-    await topic('user.dana.inbox').and(page.locator('[data-state="live"]')).waitFor();
-    await topic('ops.alerts').and(page.locator('[data-state="denied"]')).waitFor();
+    await topicBadge(page, 'user.dana.inbox', 'live').waitFor();
+    await topicBadge(page, 'ops.alerts', 'denied').waitFor();
 
     const offset = await publish(local, 0, 'user.dana.inbox', { text: 'your report is ready' });
     await page.locator(`#feed li[data-offset="${offset}"]`).waitFor();

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's chromium: playwright drives it; no browser is downloaded. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -39,3 +39,19 @@ export async function launchChromium(pin?: string): Promise<Browser> {
     ],
   });
 }
+
+/**
+ * The page's sign-in at the development IdP: its login form (any name, any password), then its
+ * consent; resolves once the page is connected as that user.
+ */
+export async function signInOnPage(page: Page, name: string): Promise<void> {
+  await page.locator('input[name="login"]').fill(name);
+  await page.locator('input[name="password"]').fill('any');
+  await page.locator('button[type="submit"]').click();
+  await page.locator('button[type="submit"]', { hasText: 'Continue' }).click();
+  await page.locator('#connection[data-state="connected"]').waitFor();
+}
+
+/** A topic's state badge on the page (live, recovering, recovered, denied...). */
+export const topicBadge = (page: Page, topic: string, state: string) =>
+  page.locator(`#topics li[data-topic="${topic}"] .badge`).and(page.locator(`[data-state="${state}"]`));

@@ -198,6 +198,18 @@ describe('the synthesized stack', () => {
     const profile = JSON.parse(job.env.find((e: string) => e.startsWith('LOAD_PROFILE=')).slice('LOAD_PROFILE='.length));
     assert.deepEqual(profile.tokens, { issuer: 'http://ws-idp:8090', secretFile: '/run/secrets/idp-secret', ttlMs: 600_000 });
     assert.ok(job.volumes.some((v: any) => v.container_path === '/run/secrets/idp-secret' && v.read_only));
+    // The page signs people in through the proxy: its origins are the IdP's redirect targets, and
+    // nginx passes DEV_IDP.proxyPath to ws-idp on the page's own origin (nothing else in the CSP).
+    assert.ok(idp.env.includes('WS_IDP_PAGE_ORIGINS=https://localhost,https://127.0.0.1'), idp.env.join(' '));
+    const conf = proxyConfig(jwt);
+    assert.match(conf, /location \^~ \/idp\/ \{\s+proxy_pass http:\/\/ws-idp:8090;/);
+    assert.match(conf, /proxy_set_header X-Forwarded-Proto https;/);
+    assert.match(conf, /"via":"\/idp"/, 'the page reaches the provider there');
+    assert.match(conf, /connect-src 'self';/);
+    assert.doesNotMatch(proxyConfig(s), /\/idp\//, 'no IdP path with auth off');
+    const own = proxyConfig(synth({ auth: { mode: 'jwt', issuer: 'https://idp.example/realms/x' } }));
+    assert.doesNotMatch(own, /ws-idp/, 'nor with a provider of its own');
+    assert.match(own, /connect-src 'self' https:\/\/idp\.example;/);
   });
 
   it('a rebalance runs after the reload only when the topology enables it', () => {

@@ -14,6 +14,12 @@ export interface PageConfig {
 export interface PageSignIn {
   readonly mode: 'jwt';
   readonly issuer: string;
+  /**
+   * A path on the page's own origin where the browser reaches the provider, when its issuer is a
+   * name only the service network resolves (the engine stack's development IdP, DEV_IDP.proxyPath).
+   * @default the issuer itself
+   */
+  readonly via?: string;
   /** A public client: no secret in a page. */
   readonly clientId: string;
   readonly scope: string;

@@ -18,9 +18,12 @@ export interface Session {
 /** Finishes a sign-in the provider redirected back with, or starts one (the page navigates away). */
 export async function signIn(config: PageSignIn): Promise<Session | undefined> {
   const issuer = new URL(config.issuer);
+  // Where the browser reaches the provider: its issuer, or a path on the page's own origin (a
+  // deployment's development IdP, through the proxy). The document must still name the issuer.
+  const reached = config.via ? new URL(config.via, location.origin) : issuer;
   // The development IdP answers on plain HTTP on loopback; a real provider is HTTPS.
-  const options = { [oauth.allowInsecureRequests]: issuer.protocol === 'http:' };
-  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, options));
+  const options = { [oauth.allowInsecureRequests]: reached.protocol === 'http:' };
+  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(reached, options));
   const client: oauth.Client = { client_id: config.clientId };
   const redirectUri = `${location.origin}${location.pathname}`;
   const here = new URL(location.href);

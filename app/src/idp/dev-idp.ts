@@ -3,6 +3,20 @@ import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { ROTATE_KEYS_PATH } from './clients';
 import { createDevProvider, newSigningKey } from './provider';
+import { DEV_IDP } from '../topology/auth';
+
+/**
+ * A request the proxy passed on from DEV_IDP.proxyPath (the page's sign-in, from a browser): the
+ * provider answers it as mounted there, so the URLs it hands out (endpoints, the login form, its
+ * cookies' paths) lead back through the proxy. `originalUrl` is how oidc-provider finds its mount.
+ */
+function unprefixed(req: IncomingMessage): IncomingMessage {
+  const prefix = DEV_IDP.proxyPath;
+  if (req.url !== prefix && !req.url?.startsWith(`${prefix}/`) && !req.url?.startsWith(`${prefix}?`)) return req;
+  const rest = req.url.slice(prefix.length);
+  Object.assign(req, { originalUrl: req.url, url: rest.startsWith('/') ? rest : `/${rest}` });
+  return req;
+}
 
 /**
  * The development IdP as an HTTP server. Its keys rotate as a careful provider's do: the next key
@@ -26,7 +40,7 @@ export class DevIdp {
   ) {
     this.server = createServer((req, res) => {
       if (req.url === ROTATE_KEYS_PATH) return void this.onRotate(req, res);
-      this.handle!(req, res);
+      this.handle!(unprefixed(req), res);
     });
   }
 

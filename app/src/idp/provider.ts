@@ -137,6 +137,9 @@ export function createDevProvider(o: DevProviderOptions): Provider {
       return (token as { extra?: object }).extra as Record<string, unknown> | undefined;
     },
   });
+  // Behind the proxy (DEV_IDP.proxyPath) the URLs it hands out are the browser's: X-Forwarded-Proto
+  // and -Host say what the browser reached. Only the proxy and the service network reach it.
+  provider.proxy = true;
   provider.registerGrantType<DevUserParams>(
     DEV_USER_GRANT,
     async (ctx: TokenEndpointGrantContext<DevUserParams>) => {

@@ -128,9 +128,20 @@ export function devAuth(issuer: string, overrides: Partial<z.input<typeof authSc
   return authSchema.parse({ mode: 'jwt', issuer, audience: DEV_AUDIENCE, grants: DEV_GRANTS, ...overrides });
 }
 
-/** Where the engine stack's development IdP (the ws-idp container) is reached on the service network. */
-export const DEV_IDP = { host: 'ws-idp', port: 8090 } as const;
+/**
+ * Where the engine stack's development IdP (the ws-idp container) is reached: by replicas and the
+ * load job on the service network, and by browsers through the proxy at `proxyPath` on the TLS
+ * port (the page's sign-in). Its issuer stays the service-network URL either way: an issuer is a
+ * name the tokens carry, and only the endpoints a browser calls need to be reachable from it.
+ */
+export const DEV_IDP = { host: 'ws-idp', port: 8090, proxyPath: '/idp' } as const;
 export const DEV_IDP_ISSUER = `http://${DEV_IDP.host}:${DEV_IDP.port}`;
+
+/** The origins a browser opens the notification page at, on a proxy's HTTPS port: its sign-in redirects back there. */
+export function pageOrigins(httpsPort: number, hosts: readonly string[] = []): string[] {
+  const port = httpsPort === 443 ? '' : `:${httpsPort}`;
+  return ['localhost', '127.0.0.1', ...hosts].map((host) => `https://${host}${port}`);
+}
 
 /**
  * `auth.mode: 'jwt'` with no provider named means the development IdP the deployment runs (the
