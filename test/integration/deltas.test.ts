@@ -213,10 +213,11 @@ describe('the load client with real payloads and deltas', () => {
       const url = protocol === 'native' ? server.url : server.url.replace(/\/ws-notifications$/, CENTRIFUGE_PATH);
       const { stats, deliveryAccount } = await runLoad({ url, insecure: false, workers: 1, profile });
       const c = stats.counters;
-      assert.deepEqual([...stats.errors], [], 'no delta failed to apply');
+      assert.deepEqual([...stats.errors], [], 'no delta failed to apply or rebuilt other data');
       assert.equal(deliveryAccount.lost, 0);
       assert.ok(c.deltaApplied > c.deltaFull, `${c.deltaApplied} deltas, ${c.deltaFull} full`);
       assert.equal(c.deltaApplied + c.deltaFull, c.notifications);
+      assert.equal(c.deltaVerified, c.notifications, 'every rebuilt payload equals the one published, byte for byte');
       assert.ok(c.deltaWireBytes * 2 < c.deltaDataBytes, `${c.deltaWireBytes} bytes on the wire for ${c.deltaDataBytes}`);
     });
   }

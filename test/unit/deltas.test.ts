@@ -115,6 +115,16 @@ describe('real payloads: @octokit/webhooks-examples', () => {
     assert.equal(source.echo(3, 0), seq[3].text);
   });
 
+  it('knows a publication as sent: a rebuilt payload that differs by one byte does not match', () => {
+    const source = payloadSource({ source: 'github-webhooks', events: ['push', 'issues'] });
+    const rebuilt = JSON.parse(JSON.stringify({ ...(source.publication(0, 1).data as object), ts: 1 }));
+    assert.equal(typeof rebuilt.payload.action, 'string', 'an issues payload');
+    assert.equal(source.matches(rebuilt), true);
+    assert.equal(source.matches({ ...rebuilt, payload: { ...rebuilt.payload, action: `${rebuilt.payload.action}.` } }), false);
+    assert.equal(source.matches({ ...rebuilt, example: 999 }), false, 'no such example');
+    assert.equal(payloadSource({ kind: 'fixed', bytes: 8 }).matches({ from: 1 }), undefined, 'synthetic: nothing to compare');
+  });
+
   it('refuses an event without examples, naming it', () => {
     const result = loadProfileSchema.safeParse({ payload: { source: 'github-webhooks', events: ['push', 'pushh'] } });
     assert.equal(result.success, false);

@@ -14,6 +14,11 @@ export interface PayloadSource {
   echo(user: number, n: number): string;
   /** The data of user `user`'s `n`th publication. */
   publication(user: number, n: number): Publication;
+  /**
+   * Whether a notification's data is a publication as sent, byte for byte where it can be known
+   * (a webhook payload is looked up by its event and example); undefined: nothing to compare.
+   */
+  matches(data: unknown): boolean | undefined;
 }
 
 /** Synthetic payloads: `x` repeated, of a fixed size or uniformly between two. */
@@ -33,6 +38,10 @@ class SyntheticPayloads implements PayloadSource {
   publication(user: number): Publication {
     return { data: { from: user }, ownTopic: false };
   }
+
+  matches(): undefined {
+    return undefined;
+  }
 }
 
 /**
@@ -42,9 +51,11 @@ class SyntheticPayloads implements PayloadSource {
  */
 class WebhookPayloads implements PayloadSource {
   private readonly sequence: WebhookExample[];
+  private readonly byExample = new Map<string, string>();
 
   constructor(events: readonly string[]) {
     this.sequence = webhookSequence(events);
+    for (const e of this.sequence) this.byExample.set(`${e.event}#${e.example}`, e.text);
   }
 
   private at(user: number, n: number): WebhookExample {
@@ -58,6 +69,12 @@ class WebhookPayloads implements PayloadSource {
   publication(user: number, n: number): Publication {
     const { event, example, payload } = this.at(user, n);
     return { data: { from: user, event, example, payload }, ownTopic: true };
+  }
+
+  matches(data: unknown): boolean {
+    const d = data as { event?: unknown; example?: unknown; payload?: unknown } | null;
+    const text = this.byExample.get(`${d?.event}#${d?.example}`);
+    return text !== undefined && JSON.stringify(d?.payload) === text;
   }
 }
 

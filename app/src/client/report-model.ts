@@ -120,9 +120,11 @@ export interface LoadReport {
   auth?: { tokens: number; refreshed: number; denied: number; expiredCloses: number; revokedCloses: number };
   /**
    * With profile `delta`: notifications whose data came in full and as fossil deltas, the bytes
-   * of data that came on the wire, and the bytes of data they rebuilt. Absent without.
+   * of data that came on the wire, the bytes of data they rebuilt, and how many rebuilt data were
+   * compared with the publication as sent and equal (real payloads; a difference is the error
+   * `delta_mismatch`). Absent without.
    */
-  deltas?: { full: number; applied: number; wireBytes: number; dataBytes: number };
+  deltas?: { full: number; applied: number; wireBytes: number; dataBytes: number; verified: number };
   latency: {
     connect: Latency & { tcp: Latency; tls: Latency; upgrade: Latency };
     /** Corrected for coordinated omission: timed from when each message was due. */

@@ -85,6 +85,7 @@ export function buildReport(args: {
             applied: s.counters.deltaApplied,
             wireBytes: s.counters.deltaWireBytes,
             dataBytes: s.counters.deltaDataBytes,
+            verified: s.counters.deltaVerified,
           },
         }
       : {}),

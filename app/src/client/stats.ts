@@ -58,6 +58,7 @@ export const COUNTERS = [
   'deltaApplied',
   'deltaWireBytes',
   'deltaDataBytes',
+  'deltaVerified',
   // With auth (a token per virtual user): see virtual-user.ts.
   'tokens',
   'refreshed',

@@ -32,7 +32,7 @@ export function formatSummary(r: LoadReport): string {
     ...(r.deltas
       ? [
           `deltas       full ${r.deltas.full}  applied ${r.deltas.applied}  data on the wire ${r.deltas.wireBytes} of ` +
-            `${r.deltas.dataBytes} bytes (${r.deltas.dataBytes > 0 ? ((100 * r.deltas.wireBytes) / r.deltas.dataBytes).toFixed(1) : '—'}%)`,
+            `${r.deltas.dataBytes} bytes (${r.deltas.dataBytes > 0 ? ((100 * r.deltas.wireBytes) / r.deltas.dataBytes).toFixed(1) : '—'}%)  verified ${r.deltas.verified}`,
         ]
       : []),
     ...(r.auth

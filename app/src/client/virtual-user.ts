@@ -473,14 +473,20 @@ export class VirtualUser {
   /** A delta subscription's data, rebuilt and checked; one that does not apply is an error. */
   private decodeData(topic: string, data: DeltaData): void {
     const { counters } = this.ctx.stats;
+    let rebuilt: unknown;
     try {
       const { text, wireBytes } = this.deltas.decode(topic, data);
       counters[data.delta === undefined ? 'deltaFull' : 'deltaApplied']++;
       counters.deltaWireBytes += wireBytes;
       counters.deltaDataBytes += text.length;
+      rebuilt = JSON.parse(Buffer.from(text).toString());
     } catch {
-      this.ctx.stats.error('delta_not_applied');
+      return this.ctx.stats.error('delta_not_applied');
     }
+    // Past fossil's checksum: the rebuilt data against the publication as it was sent.
+    const matches = this.ctx.payloads.matches(rebuilt);
+    if (matches === false) this.ctx.stats.error('delta_mismatch');
+    else if (matches) counters.deltaVerified++;
   }
 
   private sendEcho(dueEpochMs: number): void {
