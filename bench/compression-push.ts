@@ -1,5 +1,5 @@
 import { EVENTS, type Setting } from './compression-settings';
-import { measureFanout, partUs, perDeliveryUs, type Row } from './fanout-run';
+import { FANOUT_PUBLISH_RATE as FANOUT_RATE, measureFanout, partUs, perDeliveryUs, type Row } from './fanout-run';
 
 /**
  * The through-nginx part of `npm run bench:compression`: each setting on the local topology (nginx
@@ -15,9 +15,6 @@ export interface PushSpec {
   /** Measure even if not all connect (fanout-run.ts `partial`): the fan-out bench's rate, which saturates this machine. */
   partial?: boolean;
 }
-
-/** The fan-out bench's rate (bench/fanout.ts): with these payloads, past what this machine carries. */
-export const FANOUT_RATE = 24;
 
 export async function measurePush(setting: Setting, spec: PushSpec): Promise<Row> {
   return measureFanout({

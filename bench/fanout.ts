@@ -15,15 +15,15 @@ import { parseDuration } from '../app/src/shared/duration';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import type { LoadProfile } from '../app/src/shared/profile';
 import { nginxVersion } from '../local/run';
-import { measureFanout, partUs, perDeliveryUs, type Row } from './fanout-run';
+import { FANOUT_PUBLISH_RATE, measureFanout, partUs, perDeliveryUs, type Row } from './fanout-run';
 
 const program = new Command('bench:fanout')
   .option('--subscribers <n>', 'connections, each subscribed to one topic', '10000')
   .option('--topics <n>', 'topics (subscribers are spread evenly)', '10')
   .option(
     '--publish-rate <n>',
-    'publications per second through the broker (24: 24,000 deliveries/s offered, above the goal of 20,000)',
-    '24',
+    `publications per second through the broker (${FANOUT_PUBLISH_RATE}: ${FANOUT_PUBLISH_RATE},000 deliveries/s offered, above the goal of 20,000)`,
+    String(FANOUT_PUBLISH_RATE),
   )
   .option('--ramp-rate <n>', 'connections opened per second', '500')
   .option(
