@@ -21,8 +21,8 @@ import { startProbe, until } from './replica-probe';
  */
 const N = Number(process.env.CONNECTIONS ?? 10_000);
 const TOPICS = 10;
-const ROUNDS = Number(process.env.ROUNDS ?? 20);
-const RUNS = Number(process.env.RUNS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 60);
+const RUNS = Number(process.env.RUNS ?? 3);
 const PROTOCOLS = ['native', 'centrifuge'] as const;
 type Protocol = (typeof PROTOCOLS)[number];
 /** The fan-out bench's notification: the load client's default 128-byte payload. */
@@ -134,7 +134,7 @@ const round1 = (v: number) => Math.round(v * 10) / 10;
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string };
   hitCount?: number;
 }
 
@@ -147,7 +147,8 @@ function selfTimes(file: string, top: number): { name: string; share: number }[]
   for (const id of profile.samples) {
     const { callFrame: f } = byId.get(id)!;
     if (f.functionName === '(idle)') continue;
-    const where = f.url ? ` (${basename(f.url)}:${f.lineNumber + 1})` : '';
+    // The file, not the line: tsx runs TypeScript compiled on the fly, whose lines are not the source's.
+    const where = f.url ? ` (${basename(f.url)})` : '';
     const name = `${f.functionName || '(anonymous)'}${where}`;
     counts.set(name, (counts.get(name) ?? 0) + 1);
     total++;
