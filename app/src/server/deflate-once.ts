@@ -9,7 +9,7 @@ import { DEFLATE_OPTIONS } from './compression';
  * deflated bytes are valid for every connection that negotiated our window (ws accepts no offer
  * below DEFLATE_OPTIONS.serverMaxWindowBits, so every negotiated connection has it). ws cannot send
  * bytes that are already deflated: `send` runs the connection's own deflate stream, kept for the
- * connection's life (with the inflate stream, ~116 KB a connection: docs/compression.md), and its
+ * connection's life (with the inflate stream, ~111 KB a connection: docs/compression.md), and its
  * frame writer is internal. Hence the frame header below, the one piece of RFC 6455 written here.
  */
 
