@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { startProbe, until } from './replica-probe';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { probeRow, until } from './replica-probe';
 import { createDelta } from 'fossil-delta';
 import WebSocket from 'ws';
 import { DeltaDecoder } from '../app/src/client/deltas';
@@ -13,7 +13,6 @@ import { EVENTS, chosenSettings, type Setting } from './compression-settings';
 import { measurePush, pushSection, type PushSpec } from './compression-push';
 import { FANOUT_PUBLISH_RATE as FANOUT_RATE, type Row } from './fanout-run';
 import { parseDuration } from '../app/src/shared/duration';
-import { startBroker } from '../local/broker';
 import { ROOT } from '../local/run';
 
 /**
@@ -78,11 +77,7 @@ function open(url: string, setting: Setting, topic: string | undefined): Promise
 const payloadOf = (k: number, r: number): WebhookExample => SEQUENCE[(k * ROUNDS + r) % SEQUENCE.length];
 
 async function measure(setting: Setting) {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-compression-'));
-  const broker = await startBroker(dir);
-  const probe = startProbe(setting.server, broker.url);
-  const subscribers: Subscriber[] = [];
-  try {
+  return probeRow(setting.server, async (probe, subscribers: Subscriber[]) => {
     const url = `ws://127.0.0.1:${await probe.port}/ws-notifications`;
     const before = await probe.ask();
     for (let i = 0; i < N; i += 250)
@@ -134,12 +129,7 @@ async function measure(setting: Setting) {
       bytesPerDelivery: Math.round((subscribers.reduce((a, s) => a + s.bytesRead, 0) - readBefore) / deliveries),
       bytesPerPublication: Math.round((publisher.bytesWritten - writtenBefore) / (ROUNDS * TOPICS)),
     };
-  } finally {
-    for (const s of subscribers) s.ws.terminate();
-    await probe.exit();
-    await broker.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 const round1 = (v: number) => Math.round(v * 10) / 10;

@@ -1,14 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { basename, dirname, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { CENTRIFUGE_PATH } from '../app/src/shared/centrifuge';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import type { ServerMessage } from '../app/src/shared/protocol';
 import { serverSchema } from '../app/src/topology';
-import { startBroker } from '../local/broker';
 import { ROOT } from '../local/run';
-import { startProbe, until } from './replica-probe';
+import { probeRow, until } from './replica-probe';
 
 /**
  * `npm run bench:protocols` (not in CI): where a replica's CPU per delivery goes on each client
@@ -83,11 +82,7 @@ interface Row {
 }
 
 async function measure(protocol: Protocol, run: string, profile: boolean): Promise<Row> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-protocols-'));
-  const broker = await startBroker(dir);
-  const probe = startProbe({ compression: 'off' }, broker.url);
-  const subscribers: Subscriber[] = [];
-  try {
+  return probeRow({ compression: 'off' }, async (probe, subscribers: Subscriber[]) => {
     const base = `ws://127.0.0.1:${await probe.port}`;
     for (let i = 0; i < N; i += 250) {
       const batch = Array.from({ length: Math.min(250, N - i) }, (_, j) => `t${(i + j) % TOPICS}`);
@@ -122,12 +117,7 @@ async function measure(protocol: Protocol, run: string, profile: boolean): Promi
       seconds: round1((performance.now() - startedAt) / 1000),
       profile: profileFile,
     };
-  } finally {
-    for (const s of subscribers) s.ws.terminate();
-    await probe.exit();
-    await broker.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 const round1 = (v: number) => Math.round(v * 10) / 10;

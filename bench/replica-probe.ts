@@ -1,6 +1,10 @@
 import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type WebSocket from 'ws';
 import type { ServerConfig } from '../app/src/topology';
+import { startBroker } from '../local/broker';
 
 /** The probe replica's answer (server-probe.ts): RSS, heap and CPU so far; `cpu` answers with cpuUs only. */
 export type Sample = { rss: number; heap: number; cpuUs: number; connections: number };
@@ -53,5 +57,30 @@ export async function until(check: () => boolean, timeoutMs: number, what: strin
   while (!check()) {
     if (Date.now() > end) throw new Error(`${what} not reached within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export type Probe = ReturnType<typeof startProbe>;
+
+/**
+ * One bench row on a fresh nats-server (in a temporary directory) and probe replica: `row` gets
+ * the probe and a list to put its subscribers in, whose sockets are terminated, like the rest,
+ * however the row ends.
+ */
+export async function probeRow<S extends { ws: WebSocket }, T>(
+  server: Partial<ServerConfig>,
+  row: (probe: Probe, subscribers: S[]) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-probe-'));
+  const broker = await startBroker(dir);
+  const probe = startProbe(server, broker.url);
+  const subscribers: S[] = [];
+  try {
+    return await row(probe, subscribers);
+  } finally {
+    for (const s of subscribers) s.ws.terminate();
+    await probe.exit();
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
