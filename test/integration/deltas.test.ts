@@ -217,7 +217,7 @@ describe('the load client with real payloads and deltas', () => {
       assert.equal(deliveryAccount.lost, 0);
       assert.ok(c.deltaApplied > c.deltaFull, `${c.deltaApplied} deltas, ${c.deltaFull} full`);
       assert.equal(c.deltaApplied + c.deltaFull, c.notifications);
-      assert.equal(c.deltaVerified, c.notifications, 'every rebuilt payload equals the one published, byte for byte');
+      assert.equal(c.deltaVerified, c.notifications, 'every rebuilt payload equals the one published');
       assert.ok(c.deltaWireBytes * 2 < c.deltaDataBytes, `${c.deltaWireBytes} bytes on the wire for ${c.deltaDataBytes}`);
     });
   }

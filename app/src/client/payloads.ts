@@ -15,7 +15,7 @@ export interface PayloadSource {
   /** The data of user `user`'s `n`th publication. */
   publication(user: number, n: number): Publication;
   /**
-   * Whether a notification's data is a publication as sent, byte for byte where it can be known
+   * Whether a notification's data is a publication as sent, compared as JSON where it can be known
    * (a webhook payload is looked up by its event and example); undefined: nothing to compare.
    */
   matches(data: unknown): boolean | undefined;
