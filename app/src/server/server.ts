@@ -632,11 +632,10 @@ export class NotificationServer {
   private fanOut(notification: Notification): number {
     // Encoded once per protocol and data form for every subscriber (ws would turn a string into
     // bytes on each send); a delta topic's delta is made once for all who hold its base.
-    const native = new Map<DataForm, Payload>();
-    const push = new Map<DataForm, Payload>();
+    const native = new Map<DataForm, Encoded>();
+    const push = new Map<DataForm, Encoded>();
     let delivered = 0;
     let pushed = 0;
-    const sentFrames = new Map<Payload, number>();
     const { topic, offset } = notification;
     const subscribers = this.topics.subscribers(topic);
     if (subscribers.size === 0) this.deltas?.forget(topic);
@@ -654,21 +653,18 @@ export class NotificationServer {
       }
       const form = this.formFor(subscriber, notification, step);
       if (subscriber.centrifuge) {
-        this.centrifuge.send(
-          subscriber,
-          encodeOnce(push, form, () => this.centrifuge.encodePush(notification, form)),
-        );
+        this.centrifuge.send(subscriber, encodeOnce(push, form, () => this.centrifuge.encodePush(notification, form)).frame);
         pushed++;
         continue;
       }
-      const frame = encodeOnce(native, form, () => Payload.of(Buffer.from(JSON.stringify(withForm(notification, form)))));
-      if (this.write(subscriber, frame)) {
+      const encoded = encodeOnce(native, form, () => Payload.of(Buffer.from(JSON.stringify(withForm(notification, form)))));
+      if (this.write(subscriber, encoded.frame)) {
         delivered++;
-        sentFrames.set(frame, (sentFrames.get(frame) ?? 0) + 1);
+        encoded.sent++;
       }
     }
     this.metrics.notificationsDelivered.inc(delivered + pushed);
-    for (const [frame, count] of sentFrames) this.countSent('notification', frame.length, count);
+    for (const { frame, sent } of native.values()) this.countSent('notification', frame.length, sent);
     return delivered + pushed;
   }
 
@@ -975,9 +971,15 @@ function shuffle<T>(items: T[]): T[] {
   return items;
 }
 
+/** A fan-out's frame for one data form, and how many subscribers it was written to. */
+interface Encoded {
+  readonly frame: Payload;
+  sent: number;
+}
+
 /** One encoding per data form, made on first use. */
-function encodeOnce(cache: Map<DataForm, Payload>, form: DataForm, encode: () => Payload): Payload {
-  let frame = cache.get(form);
-  if (!frame) cache.set(form, (frame = encode()));
-  return frame;
+function encodeOnce(cache: Map<DataForm, Encoded>, form: DataForm, encode: () => Payload): Encoded {
+  let encoded = cache.get(form);
+  if (!encoded) cache.set(form, (encoded = { frame: encode(), sent: 0 }));
+  return encoded;
 }
