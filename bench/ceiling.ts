@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { Command } from 'commander';
-import { defineTopology } from '../app/src/topology';
+import { defineTopology, withoutAuth } from '../app/src/topology';
 import { runLoad, workersFor, type Progress } from '../app/src/client/coordinator';
 import { buildReport } from '../app/src/client/report';
 import type { MeasuredReport } from '../app/src/client/report-model';
@@ -66,17 +66,19 @@ async function measure(size: number, traffic = false, setting?: NginxSetting): P
   const durationMs = parseDuration(o.duration);
   const quiet = { senderFraction: 0, messageRate: 0, topics: 0, publishRate: 0 };
   const stage = traffic ? singleStage(size, durationMs) : { connections: size, rampRate: DEFAULT_STAGE.rampRate, holdMs };
-  const topology = defineTopology({
-    replicas: 3,
-    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, size), ...buffers },
-    load: {
-      stages: [stage],
-      ...(traffic ? {} : quiet),
-      sourceAddresses: addresses ? parseSourceAddresses(String(addresses)) : [],
-      thresholds: ['errors==0', 'closes.unexpected==0'],
-      maxDurationMs: Math.ceil((size / DEFAULT_STAGE.rampRate) * 1000) + stage.holdMs + 120_000,
-    },
-  });
+  const topology = defineTopology(
+    withoutAuth({
+      replicas: 3,
+      proxy: { nginxVersion: version, targetConnections: Math.max(10_000, size), ...buffers },
+      load: {
+        stages: [stage],
+        ...(traffic ? {} : quiet),
+        sourceAddresses: addresses ? parseSourceAddresses(String(addresses)) : [],
+        thresholds: ['errors==0', 'closes.unexpected==0'],
+        maxDurationMs: Math.ceil((size / DEFAULT_STAGE.rampRate) * 1000) + stage.holdMs + 120_000,
+      },
+    }),
+  );
   console.error(
     `ceiling: ${size} connections${traffic ? ' with traffic' : ''} (ramp ${DEFAULT_STAGE.rampRate}/s, hold ${stage.holdMs / 1000} ` +
       `s, ${workersFor(topology.load)} client process(es), ${topology.proxy.workerProcesses} nginx workers)`,

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
-import { defineTopology } from '../app/src/topology';
+import { defineTopology, withoutAuth } from '../app/src/topology';
 import { runLoad, workersFor } from '../app/src/client/coordinator';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { nginxVersion, ROOT, startLocalRun } from '../local/run';
@@ -43,12 +43,14 @@ async function main() {
   if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
   const stableSteps = String(o.stable).split(',').filter(Boolean).map(Number);
   const peak = Math.max(20_000, ...stableSteps);
-  const topology = defineTopology({
-    replicas: 3,
-    server: { compression: 'offered' },
-    proxy: { nginxVersion: version, targetConnections: peak, limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
-    load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
-  });
+  const topology = defineTopology(
+    withoutAuth({
+      replicas: 3,
+      server: { compression: 'offered' },
+      proxy: { nginxVersion: version, targetConnections: peak, limits: { connectionsPerAddress: 0, handshakesPerSecond: 0 } },
+      load: { stages: [{ connections: 10, rampRate: 10, holdMs: 0 }] },
+    }),
+  );
   const local = await startLocalRun(topology);
   const ca = readFileSync(local.caFile);
   // The same topology with an RSA-2048 certificate (kept apart from the ECDSA one).
@@ -87,20 +89,22 @@ async function main() {
     for (const n of stableSteps) {
       const started = Date.now();
       const sources = sourceAddressesNeeded(n);
-      const profile = defineTopology({
-        replicas: 3,
-        proxy: topology.proxy,
-        load: {
-          stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }],
-          senderFraction: 0.01,
-          messageRate: 1,
-          topics: 0,
-          publishRate: 0,
-          reconnect: { enabled: false },
-          maxDurationMs: 600_000,
-          sourceAddresses: sources ? parseSourceAddresses(String(sources)) : [],
-        },
-      }).load;
+      const profile = defineTopology(
+        withoutAuth({
+          replicas: 3,
+          proxy: topology.proxy,
+          load: {
+            stages: [{ connections: n, rampRate: 1000, holdMs: 10_000 }],
+            senderFraction: 0.01,
+            messageRate: 1,
+            topics: 0,
+            publishRate: 0,
+            reconnect: { enabled: false },
+            maxDurationMs: 600_000,
+            sourceAddresses: sources ? parseSourceAddresses(String(sources)) : [],
+          },
+        }),
+      ).load;
       const result = await runLoad({ url: local.url, ca, insecure: false, workers: workersFor(profile), profile });
       const errors =
         Object.entries(Object.fromEntries(result.stats.errors))

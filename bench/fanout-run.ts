@@ -4,7 +4,7 @@ import { buildReport } from '../app/src/client/report';
 import type { MeasuredReport } from '../app/src/client/report-model';
 import { newHistogram, summarize } from '../app/src/client/stats';
 import type { LoadProfile, LoadProfileInput } from '../app/src/shared/profile';
-import { defineTopology, type TopologyInput } from '../app/src/topology';
+import { defineTopology, type TopologyInput, withoutAuth } from '../app/src/topology';
 import { nginxVersion, startLocalRun } from '../local/run';
 import { cpuBetween, cpuSeconds } from './proc';
 
@@ -62,24 +62,26 @@ export async function measureFanout(spec: FanoutSpec): Promise<Row> {
   const { mode, subscribers, rampRate, holdMs } = spec;
   const version = nginxVersion();
   if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
-  const topology = defineTopology({
-    replicas: 3,
-    broker: { enabled: spec.broker },
-    server: spec.server ?? {},
-    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, subscribers) },
-    load: {
-      stages: [{ connections: subscribers, rampRate, holdMs }],
-      // Publishers only (1 in 100), no echoes: what flows is notifications.
-      senderFraction: 0.01,
-      messageRate: 0,
-      topics: spec.topics,
-      publishRate: spec.publishRate,
-      workers: spec.workers,
-      thresholds: [],
-      maxDurationMs: holdMs + Math.ceil((subscribers / rampRate) * 1000) + 120_000,
-      ...spec.load,
-    },
-  });
+  const topology = defineTopology(
+    withoutAuth({
+      replicas: 3,
+      broker: { enabled: spec.broker },
+      server: spec.server ?? {},
+      proxy: { nginxVersion: version, targetConnections: Math.max(10_000, subscribers) },
+      load: {
+        stages: [{ connections: subscribers, rampRate, holdMs }],
+        // Publishers only (1 in 100), no echoes: what flows is notifications.
+        senderFraction: 0.01,
+        messageRate: 0,
+        topics: spec.topics,
+        publishRate: spec.publishRate,
+        workers: spec.workers,
+        thresholds: [],
+        maxDurationMs: holdMs + Math.ceil((subscribers / rampRate) * 1000) + 120_000,
+        ...spec.load,
+      },
+    }),
+  );
   console.error(`${mode}: starting the local topology`);
   const local = await startLocalRun(topology);
   // The hold starts once every user exists (the ramp's asked end); the measured window, once all

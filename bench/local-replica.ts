@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineTopology } from '../app/src/topology';
+import { defineTopology, withoutAuth } from '../app/src/topology';
 import { serverSpec } from '../components/server';
 import { builtApp } from '../local/build';
 import { freePort, startComponent, stop } from '../local/processes';
@@ -26,7 +26,7 @@ interface Sample {
 
 async function sample(mode: Mode, appDir: string, keyFile: string): Promise<Sample> {
   const port = await freePort();
-  const topology = defineTopology({ broker: { enabled: false } });
+  const topology = defineTopology(withoutAuth({ broker: { enabled: false } }));
   const spec = serverSpec(topology, { replicaId: 'ws-server-0', controlKeyFile: keyFile, from: mode, port, host: '127.0.0.1' });
   // The spec's own check, as the containers run it.
   if (!spec.health || !('url' in spec.health)) throw new Error("a replica's spec has no HTTP health check");

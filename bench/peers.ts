@@ -17,7 +17,7 @@ import { cpus, homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import ts from 'typescript';
-import { defineTopology } from '../app/src/topology';
+import { defineTopology, withoutAuth } from '../app/src/topology';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { NGINX_STATUS_PATH } from '../nginx/render';
 import { nginxVersion, startLocalRun, type LocalRun } from '../local/run';
@@ -315,11 +315,13 @@ async function main(): Promise<number> {
     .split(',')
     .map((s) => s.trim());
   const tools = TOOLS.filter((t) => wanted.includes(t.name));
-  const topology = defineTopology({
-    replicas: 2,
-    broker: { enabled: false },
-    proxy: { nginxVersion: version, targetConnections: Math.max(10_000, large) },
-  });
+  const topology = defineTopology(
+    withoutAuth({
+      replicas: 2,
+      broker: { enabled: false },
+      proxy: { nginxVersion: version, targetConnections: Math.max(10_000, large) },
+    }),
+  );
   const target = await startLocalRun(topology);
   const startedAt = new Date();
   const results: { tool: Tool; samples: Partial<Record<number, Sample>>; unavailable?: string }[] = [];

@@ -16,7 +16,8 @@ import { brokerSchema, serverSchema } from '../app/src/topology';
  * what happens between them (answered with the file it was written to).
  */
 const overrides = JSON.parse(process.env.SERVER ?? '{}') as Record<string, unknown>;
-const settings = { ...serverSchema.parse(overrides), replicaId: 'bench-probe' };
+// Clients may publish over the WebSocket here, as in the local runner without --auth.
+const settings = { ...serverSchema.parse({ clientPublish: true, ...overrides }), replicaId: 'bench-probe' };
 const gc = (globalThis as { gc?: () => void }).gc!;
 
 async function main(): Promise<void> {

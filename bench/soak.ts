@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { cpus } from 'node:os';
 import { Command } from 'commander';
-import { defineTopology, reloadShedDelayMs } from '../app/src/topology';
+import { defineTopology, reloadShedDelayMs, withoutAuth } from '../app/src/topology';
 import { runLoad, workersFor, type Progress } from '../app/src/client/coordinator';
 import { buildReport } from '../app/src/client/report';
 import { parseDuration } from '../app/src/shared/duration';
@@ -35,18 +35,20 @@ async function main(): Promise<number> {
   const everyMs = parseDuration(o.reloadEvery);
   const rampRate = 500;
   const target = Math.max(10_000, connections);
-  const topology = defineTopology({
-    replicas: 3,
-    proxy: { nginxVersion: version, targetConnections: target },
-    load: {
-      stages: [{ connections, rampRate, holdMs: durationMs - Math.ceil((connections / rampRate) * 1000) }],
-      senderFraction: 0.1,
-      messageRate: 1,
-      topics: 10,
-      publishRate: 10,
-      maxDurationMs: durationMs + 120_000,
-    },
-  });
+  const topology = defineTopology(
+    withoutAuth({
+      replicas: 3,
+      proxy: { nginxVersion: version, targetConnections: target },
+      load: {
+        stages: [{ connections, rampRate, holdMs: durationMs - Math.ceil((connections / rampRate) * 1000) }],
+        senderFraction: 0.1,
+        messageRate: 1,
+        topics: 10,
+        publishRate: 10,
+        maxDurationMs: durationMs + 120_000,
+      },
+    }),
+  );
   const faults: FaultSpec[] = [];
   for (let at = everyMs; at < durationMs; at += everyMs) faults.push(parseFault(`reload-proxy@${at / 1000}s`));
   faults.push(parseFault(`kill-replica:2@${parseDuration(o.killAt) / 1000}s`));

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { defineTopology, STRATEGIES, type Strategy, type Topology } from '../app/src/topology';
+import { defineTopology, STRATEGIES, withoutAuth, type Strategy, type Topology, type TopologyInput } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { DEFAULT_STAGE } from '../app/src/shared/profile';
 import {
@@ -129,25 +129,24 @@ export function planLocalRun(o: LocalFlags, nginxVersion: string, env: NodeJS.Pr
   const { replicas } = defineTopology(replicasFlag !== undefined ? { replicas: replicasFlag } : {}, topologyEnv);
   const connections = numberFlag('--connections', o.connections, SOURCE)!;
   if (o.ha) refuseWithHa(o, connections);
-  const topology = defineTopology(
-    {
-      replicas,
-      // Unset: the topology's default (the broker on).
-      ...(o.broker !== undefined ? { broker: { enabled: o.broker } } : {}),
-      ...(o.apiKeyFile ? { server: { apiKeyFile: resolve(o.apiKeyFile) } } : {}),
-      proxy: {
-        nginxVersion,
-        // nginx sized for the run (the schema derives the worker count from it).
-        targetConnections: Math.max(10_000, connections),
-        balancing: { strategy: o.strategy, hashKey: o.strategy === 'hash' ? '$arg_client' : undefined },
-        publishApi: Boolean(o.publishViaProxy),
-        ...(o.ha ? { ha: { enabled: true, virtualAddress: LAB_NETWORK.virtualAddress } } : {}),
-      },
-      ...(o.ha ? { network: { subnet: LAB_NETWORK.subnet, ipRange: LAB_NETWORK.ipRange } } : {}),
-      load: loadSection(o, replicas, connections),
+  const input: Partial<TopologyInput> = {
+    replicas,
+    // Unset: the topology's default (the broker on).
+    ...(o.broker !== undefined ? { broker: { enabled: o.broker } } : {}),
+    ...(o.apiKeyFile ? { server: { apiKeyFile: resolve(o.apiKeyFile) } } : {}),
+    proxy: {
+      nginxVersion,
+      // nginx sized for the run (the schema derives the worker count from it).
+      targetConnections: Math.max(10_000, connections),
+      balancing: { strategy: o.strategy, hashKey: o.strategy === 'hash' ? '$arg_client' : undefined },
+      publishApi: Boolean(o.publishViaProxy),
+      ...(o.ha ? { ha: { enabled: true, virtualAddress: LAB_NETWORK.virtualAddress } } : {}),
     },
-    topologyEnv,
-  );
+    ...(o.ha ? { network: { subnet: LAB_NETWORK.subnet, ipRange: LAB_NETWORK.ipRange } } : {}),
+    load: loadSection(o, replicas, connections),
+  };
+  // --auth: the topology's default (jwt against the development IdP the run starts); without, a trusted loopback.
+  const topology = defineTopology(o.auth ? input : withoutAuth(input), topologyEnv);
   const auth = o.auth ? { tokenTtlMs: tokenTtlOf(o.tokenTtl) } : undefined;
   return { topology, faults: faultsOf(o, topology, Boolean(auth)), lingerMs: durationFlag('--linger', o.linger, SOURCE) ?? 0, auth };
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pageOrigins, replicaName, type Topology } from '../app/src/topology';
+import { pageOrigins, replicaName, usesDevelopmentIdp, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
@@ -61,7 +61,7 @@ export interface LocalRun {
   readonly monitoring?: LocalMonitoring;
   /** Present when the topology enables the broker. */
   readonly broker?: LocalBroker;
-  /** Present with auth (LocalOptions.auth): the development OpenID provider. */
+  /** Present with auth (the topology's, localAuth): the development OpenID provider. */
   readonly idp?: LocalIdp;
   /** The follower beside each nginx (local/follower.ts): every reload is announced to the replicas. */
   readonly followers: Owned[];
@@ -123,10 +123,11 @@ export interface LocalOptions {
    */
   lab?: NetnsLab;
   /**
-   * Auth on, against the development OpenID provider started for the run: the topology gets
-   * devAuth's grants and the load client a token per virtual user, of this lifetime.
+   * With auth against the development IdP (the topology's default, usesDevelopmentIdp): the
+   * lifetime of each virtual user's token.
+   * @default 10 minutes
    */
-  auth?: { tokenTtlMs: number };
+  tokenTtlMs?: number;
 }
 
 /**
@@ -212,6 +213,25 @@ interface LocalFront {
   stop(): Promise<void>;
 }
 
+const DEFAULT_TOKEN_TTL_MS = 600_000;
+
+/**
+ * Whether the run has auth: the topology's auth section decides. A local run starts the development
+ * IdP itself; a topology naming another provider is refused, since the load client gets its
+ * tokens from the development IdP.
+ */
+function localAuth(topology: Topology): boolean {
+  if (topology.auth.mode === 'none') return false;
+  if (!usesDevelopmentIdp(topology.auth))
+    throw new ConfigError('topology', [
+      {
+        field: 'auth.issuer',
+        rule: 'a local run starts its own development IdP: leave auth.issuer and auth.jwksUri out, or set auth.mode none',
+      },
+    ]);
+  return true;
+}
+
 /**
  * Starts the topology on loopback with real processes: N server replicas on free ports and
  * nginx in front with the rendered config (TLS on a free port). Everything it starts is
@@ -228,19 +248,20 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
   try {
     // The broker first: the replicas connect to it as they start.
     // With auth the broker is closed to strangers too: users with generated passwords (components/broker-auth.ts).
-    const credentials = options.auth ? { subjectPrefix: topology.broker.subjectPrefix, stream: topology.broker.stream } : undefined;
+    const auth = localAuth(topology);
+    const credentials = auth ? { subjectPrefix: topology.broker.subjectPrefix, stream: topology.broker.stream } : undefined;
     const broker = topology.broker.enabled ? await startBroker(processes.runtimeDir, processes.own, { credentials }) : undefined;
     const host = lab?.hostAddress ?? '127.0.0.1';
     const appDir = await builtApp();
     // The page's origin is the proxy's: known before the provider starts, which lets it sign people in there.
     const httpsPort = lab ? undefined : (options.httpsPort ?? (await freePort()));
     const origins = httpsPort && topology.proxy.page.enabled ? pageOrigins(httpsPort) : [];
-    const idp = options.auth
+    const idp = auth
       ? await startIdp(processes.runtimeDir, { appDir, logsDir: processes.logsDir, startProcess: processes.own, pageOrigins: origins })
       : undefined;
     if (idp)
       topology = withDevAuth(topology, idp, {
-        tokenTtlMs: options.auth!.tokenTtlMs,
+        tokenTtlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
         apiKeyFile: writeSecret(processes.runtimeDir, 'api-key'),
       });
     const replicas = await startReplicas(topology, processes, {

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { defineTopology } from '../app/src/topology';
+import { defineTopology, withoutAuth } from '../app/src/topology';
 import { LOAD_ENV } from '../app/src/shared/load-env';
 import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { nginxVersion, ROOT, startLocalRun, type LocalRun } from '../local/run';
@@ -16,21 +16,23 @@ const OUT = resolve(process.argv[2] ?? `${ROOT}/docs/images/prometheus-graph.png
 const CHROMIUM = process.env.CHROMIUM ?? 'chromium';
 
 function screenshotTopology(nginxVersion: string) {
-  return defineTopology({
-    replicas: 3,
-    proxy: { nginxVersion },
-    server: { pingIntervalMs: 5_000 },
-    monitoring: { scrapeIntervalMs: 1_000, evaluationIntervalMs: 1_000 },
-    load: {
-      stages: [
-        { connections: 1500, rampRate: 100, holdMs: 25_000 },
-        { connections: 600, rampRate: 100, holdMs: 10_000 },
-      ],
-      reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2_000 },
-      thresholds: [],
-      maxDurationMs: 120_000,
-    },
-  });
+  return defineTopology(
+    withoutAuth({
+      replicas: 3,
+      proxy: { nginxVersion },
+      server: { pingIntervalMs: 5_000 },
+      monitoring: { scrapeIntervalMs: 1_000, evaluationIntervalMs: 1_000 },
+      load: {
+        stages: [
+          { connections: 1500, rampRate: 100, holdMs: 25_000 },
+          { connections: 600, rampRate: 100, holdMs: 10_000 },
+        ],
+        reconnect: { enabled: true, initialDelayMs: 200, maxDelayMs: 2_000 },
+        thresholds: [],
+        maxDurationMs: 120_000,
+      },
+    }),
+  );
 }
 
 /** The load client through the run; mid-hold one replica is stopped (its clients get 1001 and reconnect to the others). */

@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import { App } from 'cdktf';
 import { runLoad } from '../../app/src/client/coordinator';
 import { buildReport } from '../../app/src/client/report';
-import { defineTopology, proxyNames } from '../../app/src/topology';
+import { defineTopology, proxyNames, withoutAuth } from '../../app/src/topology';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
 import { ensureServiceSecrets } from '../../certs/secrets';
@@ -40,7 +40,7 @@ const logLines: string[] = [];
 
 const topologyWith = (replicas: number) =>
   defineTopology(
-    {
+    withoutAuth({
       replicas,
       network: { subnet: '198.18.1.0/24', ipRange: '198.18.1.0/25' },
       proxy: { ha: { enabled: true, virtualAddress: VIP }, shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 } },
@@ -50,7 +50,7 @@ const topologyWith = (replicas: number) =>
         thresholds: ['errors==0', 'closes.unexpected==0'],
         maxDurationMs: 60_000,
       },
-    },
+    }),
     { BASE_IMAGES: offlineImages ? 'offline' : 'public' },
   );
 const topology = topologyWith(3);

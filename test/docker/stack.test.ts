@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { App } from 'cdktf';
 import { runLoad, type Progress } from '../../app/src/client/coordinator';
-import { defineTopology, type TopologyInput } from '../../app/src/topology';
+import { defineTopology, withoutAuth, type TopologyInput } from '../../app/src/topology';
 import { DEFAULT_STAGE } from '../../app/src/shared/profile';
 import { WsNotificationsStack } from '../../stacks/ws-notifications-stack';
 import { ensureTopologyCertificates } from '../../certs/generate';
@@ -49,25 +49,24 @@ const log = (line: string) => logLines.push(line);
  */
 const PROXY = { httpsPort: HTTPS, httpPort: 18080, shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 } };
 
+/** Auth off (a trusted network) unless `extra` names an auth section: the jwt deploy below does. */
 function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
-  return defineTopology(
-    {
-      replicas,
-      proxy: PROXY,
-      // Grafana is on only with public images (BASE_IMAGES=public): Debian has no package for it.
-      monitoring: { prometheusPort: 19090, grafanaPort: 13000, scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
-      load: {
-        // Long enough that a second or two of start-up lag in the job cannot decide its verdict.
-        stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
-        senderFraction: 0.2,
-        messageRate: 2,
-        thresholds: ['errors==0', 'closes.unexpected==0'],
-        maxDurationMs: 90_000,
-      },
-      ...extra,
+  const input: Partial<TopologyInput> = {
+    replicas,
+    proxy: PROXY,
+    // Grafana is on only with public images (BASE_IMAGES=public): Debian has no package for it.
+    monitoring: { prometheusPort: 19090, grafanaPort: 13000, scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
+    load: {
+      // Long enough that a second or two of start-up lag in the job cannot decide its verdict.
+      stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
+      senderFraction: 0.2,
+      messageRate: 2,
+      thresholds: ['errors==0', 'closes.unexpected==0'],
+      maxDurationMs: 90_000,
     },
-    { BASE_IMAGES: offlineImages ? 'offline' : 'public' },
-  );
+    ...extra,
+  };
+  return defineTopology(extra.auth ? input : withoutAuth(input), { BASE_IMAGES: offlineImages ? 'offline' : 'public' });
 }
 
 /** Synthesizes into the same directory every time, so the deployment's state carries over. */

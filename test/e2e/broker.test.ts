@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { defineTopology } from '../../app/src/topology';
+import { defineTopology, withoutAuth } from '../../app/src/topology';
 import { nginxVersion, startLocalRun } from '../../local/run';
 import { PUBLISH_API_PATH } from '../../app/src/shared/protocol';
 import { TestClient } from '../helpers/server';
@@ -15,7 +15,9 @@ assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get inst
 describe('the local topology with the broker (real nginx, TLS, nats-server)', () => {
   it('a publication reaches the subscribers on every replica, through nginx', async (t) => {
     const local = await startLocalRun(
-      defineTopology({ replicas: 3, proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } }, broker: { enabled: true } }),
+      defineTopology(
+        withoutAuth({ replicas: 3, proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } }, broker: { enabled: true } }),
+      ),
     );
     t.after(() => local.stop());
     assert.ok(local.broker, 'nats-server runs');
@@ -44,7 +46,7 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     const key = 'k'.repeat(32);
     writeFileSync(keyFile, key);
     const routed = await startLocalRun(
-      defineTopology({ replicas: 2, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX, publishApi: true } }),
+      defineTopology(withoutAuth({ replicas: 2, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX, publishApi: true } })),
     );
     t.after(() => routed.stop());
     const ca = readFileSync(routed.caFile);
@@ -84,7 +86,9 @@ describe('the local topology with the broker (real nginx, TLS, nats-server)', ()
     assert.equal((await httpsRequest(api, ca, { method: 'GET' })).status, 403, 'POST only');
     subscriber.close();
 
-    const unrouted = await startLocalRun(defineTopology({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } }));
+    const unrouted = await startLocalRun(
+      defineTopology(withoutAuth({ replicas: 1, server: { apiKeyFile: keyFile }, proxy: { nginxVersion: NGINX } })),
+    );
     t.after(() => unrouted.stop());
     const api2 = new URL(PUBLISH_API_PATH, unrouted.url.replace(/^wss:/, 'https:')).toString();
     const notRouted = await httpsRequest(api2, readFileSync(unrouted.caFile), {

@@ -30,7 +30,6 @@ describe('the centrifuge SDK, unchanged, through nginx and TLS (Centrifugo clien
         proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } },
         broker: { enabled: true },
       }),
-      { auth: { tokenTtlMs: 600_000 } },
     );
     const clients: Centrifuge[] = [];
     t.after(async () => {

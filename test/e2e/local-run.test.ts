@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runLoad } from '../../app/src/client/coordinator';
 import { ConfigError } from '../../app/src/shared/errors';
-import { defineTopology, type TopologyInput } from '../../app/src/topology';
+import { defineTopology, type TopologyInput, withoutAuth } from '../../app/src/topology';
 import { nginxVersion, startLocalRun, type LocalRun } from '../../local/run';
 import { sleep, TestClient } from '../helpers/server';
 
@@ -15,7 +15,7 @@ assert.ok(NGINX, 'nginx must be installed for the end-to-end tests (apt-get inst
 /** A topology for nginx on this machine, with the given overrides. */
 function topo(input: Partial<TopologyInput>): ReturnType<typeof defineTopology> {
   const proxy = (input.proxy ?? {}) as Record<string, unknown>;
-  return defineTopology({ ...input, proxy: { nginxVersion: NGINX, ...proxy } });
+  return defineTopology(withoutAuth({ ...input, proxy: { nginxVersion: NGINX, ...proxy } }));
 }
 
 async function withTopology(t: { after(fn: () => Promise<void>): void }, input: Partial<TopologyInput>): Promise<LocalRun> {

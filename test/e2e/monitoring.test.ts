@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { defineTopology } from '../../app/src/topology';
+import { defineTopology, withoutAuth } from '../../app/src/topology';
 import { LOAD_ENV } from '../../app/src/shared/load-env';
 import type { LoadReport } from '../../app/src/client/report-model';
 import { alertRules } from '../../monitoring/alert-rules';
@@ -25,20 +25,22 @@ const CONNECTIONS = 240;
 describe('Prometheus scrapes the local topology during a load run (real nginx, TLS, exporter, Prometheus)', () => {
   it('every target is up, per-replica active connections match the load client, and every dashboard and rule metric is in the scrape', async (t) => {
     // The hold outlasts every check below with a wide margin: the load_* panels need the client up.
-    const topology = defineTopology({
-      replicas: 3,
-      proxy: { nginxVersion: NGINX },
-      // Pings every 2 s so the heartbeat RTT histogram fills during the run.
-      server: { pingIntervalMs: 2_000 },
-      monitoring: { scrapeIntervalMs: 1_000, evaluationIntervalMs: 1_000 },
-      load: {
-        stages: [{ connections: CONNECTIONS, rampRate: 400, holdMs: 35_000 }],
-        topics: 4,
-        publishRate: 2,
-        messageRate: 2,
-        maxDurationMs: 90_000,
-      },
-    });
+    const topology = defineTopology(
+      withoutAuth({
+        replicas: 3,
+        proxy: { nginxVersion: NGINX },
+        // Pings every 2 s so the heartbeat RTT histogram fills during the run.
+        server: { pingIntervalMs: 2_000 },
+        monitoring: { scrapeIntervalMs: 1_000, evaluationIntervalMs: 1_000 },
+        load: {
+          stages: [{ connections: CONNECTIONS, rampRate: 400, holdMs: 35_000 }],
+          topics: 4,
+          publishRate: 2,
+          messageRate: 2,
+          maxDurationMs: 90_000,
+        },
+      }),
+    );
     const local = await startLocalRun(topology, { monitoring: true });
     t.after(() => local.stop());
     const mon = local.monitoring!;

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { Page } from 'playwright-core';
-import { defineTopology } from '../../app/src/topology';
+import { defineTopology, withoutAuth } from '../../app/src/topology';
 import { nginxVersion, ROOT, startLocalRun, type LocalRun } from '../../local/run';
 import { launchChromium, servedKeyPin, signInOnPage, topicBadge } from '../helpers/browser';
 import { publishVia } from '../helpers/publish';
@@ -33,12 +33,14 @@ describe('the notification page in headless Chromium (the SDK bundled, through n
     const keyFile = join(scratchDir('ws-page-key-'), 'key');
     writeFileSync(keyFile, 'k'.repeat(32));
     const local = await startLocalRun(
-      defineTopology({
-        replicas: 2,
-        server: { apiKeyFile: keyFile },
-        proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } },
-        broker: { enabled: true },
-      }),
+      defineTopology(
+        withoutAuth({
+          replicas: 2,
+          server: { apiKeyFile: keyFile },
+          proxy: { nginxVersion: NGINX, balancing: { strategy: 'round_robin' } },
+          broker: { enabled: true },
+        }),
+      ),
     );
     t.after(() => local.stop());
     const { page, errors } = await openPage(t, local, '/?topics=news,orders');
@@ -70,9 +72,8 @@ describe('the notification page in headless Chromium (the SDK bundled, through n
   });
 
   it('with auth: signs in at the development IdP (code flow with PKCE), follows its own topic and shows a forbidden one as denied', async (t) => {
-    const local = await startLocalRun(defineTopology({ replicas: 1, proxy: { nginxVersion: NGINX }, broker: { enabled: true } }), {
-      auth: { tokenTtlMs: 600_000 },
-    });
+    // auth left out: the default, jwt against the development IdP, which the run starts.
+    const local = await startLocalRun(defineTopology({ replicas: 1, proxy: { nginxVersion: NGINX }, broker: { enabled: true } }));
     t.after(() => local.stop());
     const { page, errors } = await openPage(t, local, '/?topics=user.{sub}.inbox,ops.alerts');
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runLoad, type Progress } from '../../app/src/client/coordinator';
-import { defineTopology, reloadShedDelayMs, type TopologyInput } from '../../app/src/topology';
+import { defineTopology, reloadShedDelayMs, type TopologyInput, withoutAuth } from '../../app/src/topology';
 import { localProxy } from '../../control/access';
 import { nginxVersion, startLocalRun, type LocalRun } from '../../local/run';
 import { stopFollower } from '../../local/follower';
@@ -26,7 +26,7 @@ const SHORT_DEADLINE: Partial<TopologyInput> = {
 const CONNECTIONS = 100;
 
 async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Partial<TopologyInput>) {
-  const topology = defineTopology(input);
+  const topology = defineTopology(withoutAuth(input));
   const local = await startLocalRun(topology);
   t.after(() => local.stop());
   let latest: Progress | undefined;
@@ -39,7 +39,7 @@ async function underLoad(t: { after(fn: () => Promise<void>): void }, input: Par
     signal: abort.signal,
     onProgress: (p) => (latest = p),
     profile: defineTopology({
-      ...input,
+      ...withoutAuth(input),
       load: {
         stages: [{ connections: CONNECTIONS, rampRate: 200, holdMs: 60_000 }],
         senderFraction: 0.5,
@@ -137,11 +137,13 @@ describe('an nginx reload under load', () => {
 
   it('a replica drops a slow consumer; nginx lets go of its client side within the write deadline, not after 60 s', async (t) => {
     const local = await startLocalRun(
-      defineTopology({
-        replicas: 1,
-        server: { writeTimeoutMs: 1_000, sendBufferLimitBytes: 64 * 1024, pingIntervalMs: 5_000, pongTimeoutMs: 10_000 },
-        proxy: { nginxVersion: NGINX },
-      }),
+      defineTopology(
+        withoutAuth({
+          replicas: 1,
+          server: { writeTimeoutMs: 1_000, sendBufferLimitBytes: 64 * 1024, pingIntervalMs: 5_000, pongTimeoutMs: 10_000 },
+          proxy: { nginxVersion: NGINX },
+        }),
+      ),
     );
     t.after(() => local.stop());
     const ca = readFileSync(local.caFile);

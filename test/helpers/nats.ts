@@ -48,7 +48,7 @@ export async function startNats(options: { credentials?: boolean } = {}): Promis
   };
 }
 
-/** A replica connected to the broker on `nats`, listening on an ephemeral loopback port. */
+/** A replica connected to the broker on `nats`, listening on an ephemeral loopback port; clients may publish (as startServer's). */
 export async function brokerReplica(
   nats: RunningNats,
   id: string,
@@ -58,7 +58,7 @@ export async function brokerReplica(
   const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', ...broker, enabled: true, urls: [nats.url] });
   const client = await JetStreamBroker.connect(config, id, createLogger(id, 'silent'), nats.credentials?.replica);
   const { server, metrics } = createReplica(
-    { ...serverSchema.parse(options.server ?? {}), replicaId: id },
+    { ...serverSchema.parse({ clientPublish: true, ...options.server }), replicaId: id },
     { logLevel: 'silent', broker: client, apiKey: options.apiKey, auth: options.auth },
   );
   const { port } = await server.listen(0, '127.0.0.1');

@@ -17,14 +17,22 @@ export interface RunningServer {
 /** The control key the test servers check (a deployment's is tls.controlKey's file). */
 export const TEST_CONTROL_KEY = 'test-control-key-0123456789abcdef';
 
-/** A real server on an ephemeral loopback port, with the topology defaults plus overrides. */
+/**
+ * A real server on an ephemeral loopback port, with the topology defaults plus overrides, except
+ * that clients may publish over the WebSocket (server.clientPublish; most tests publish that way).
+ */
 export async function startServer(
   overrides: Partial<ServerConfig> = {},
   replicaId = 'test-0',
-  options: { auth?: AuthConfig } = {},
+  options: { auth?: AuthConfig; apiKey?: string } = {},
 ): Promise<RunningServer> {
-  const settings = { ...serverSchema.parse(overrides), replicaId };
-  const { server, metrics } = createReplica(settings, { logLevel: 'silent', controlKey: TEST_CONTROL_KEY, auth: options.auth });
+  const settings = { ...serverSchema.parse({ clientPublish: true, ...overrides }), replicaId };
+  const { server, metrics } = createReplica(settings, {
+    logLevel: 'silent',
+    controlKey: TEST_CONTROL_KEY,
+    auth: options.auth,
+    apiKey: options.apiKey,
+  });
   const address = await server.listen(0, '127.0.0.1');
   return {
     server,

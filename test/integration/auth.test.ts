@@ -358,6 +358,49 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
       await open.stop();
     }
   });
+
+  it('with auth off, a client publishes over the WebSocket only with server.clientPublish; a backend still can through the API', async () => {
+    const key = 'api-key-0123456789abcdef';
+    const [readOnly, writable] = await Promise.all([
+      startServer({ clientPublish: false }, 'auth-none-read-only', { apiKey: key }),
+      startServer({ clientPublish: true }, 'auth-none-writable'),
+    ]);
+    try {
+      const subscribed = async (server: RunningServer) => {
+        const client = await TestClient.open(server.url);
+        await client.next('hello');
+        client.send({ type: 'subscribe', topic: 'news.world' });
+        await client.next('subscribed');
+        return client;
+      };
+      const reader = await subscribed(readOnly);
+      reader.send({ type: 'publish', topic: 'news.world', data: 'forged', id: 'f-1' });
+      const denied = await reader.next('error');
+      assert.deepEqual([denied.code, denied.topic], ['forbidden', 'news.world']);
+      const posted = await fetch(`${readOnly.httpUrl}${PUBLISH_API_PATH}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ topic: 'news.world', data: 'from the backend' }),
+      });
+      assert.equal(posted.status, 202);
+      assert.equal(
+        (await reader.next('notification')).data,
+        'from the backend',
+        'the connection stayed, and only the API publication came',
+      );
+      assert.deepEqual(
+        reader.messages.filter((m) => m.type === 'notification').map((m) => m.data),
+        ['from the backend'],
+      );
+
+      const writer = await subscribed(writable);
+      writer.send({ type: 'publish', topic: 'news.world', data: 'allowed', id: 'a-1' });
+      assert.equal((await writer.next('notification')).data, 'allowed');
+      for (const c of [reader, writer]) c.close();
+    } finally {
+      await Promise.all([readOnly.stop(), writable.stop()]);
+    }
+  });
 });
 
 /** The promise's value, or a failure naming what did not happen in time. */

@@ -120,6 +120,25 @@ describe('notifications through the broker (real nats-server with JetStream)', (
     publisher.close();
   });
 
+  it('replicas starting together all set the stream up; a stream of another name on the same subjects is still refused', async (t) => {
+    const nats = await startNats();
+    t.after(() => nats.stop());
+    const log = createLogger('race', 'silent');
+    for (let round = 0; round < 4; round++) {
+      const config = brokerSchema.parse({
+        enabled: true,
+        urls: [nats.url],
+        storage: 'memory',
+        stream: `RACE_${round}`,
+        subjectPrefix: `race${round}`,
+      });
+      const brokers = await Promise.all(Array.from({ length: 6 }, (_, i) => JetStreamBroker.connect(config, `race-${round}-${i}`, log)));
+      await Promise.all(brokers.map((b) => b.close()));
+    }
+    const other = brokerSchema.parse({ enabled: true, urls: [nats.url], storage: 'memory', stream: 'OTHER', subjectPrefix: 'race0' });
+    await assert.rejects(JetStreamBroker.connect(other, 'other', log), /subjects overlap/);
+  });
+
   it('when the broker is gone, a publish is answered broker_unavailable and the connection stays open', async (t) => {
     const nats = await startNats();
     const a = await replica(nats, 'replica-a');

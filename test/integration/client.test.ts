@@ -130,7 +130,7 @@ async function startServerOn(port: number) {
   // Same settings, fixed port: the "restarted" replica.
   const { createReplica } = await import('../../app/src/server/replica');
   const { serverSchema } = await import('../../app/src/topology');
-  const { server } = createReplica({ ...serverSchema.parse({}), replicaId: 'flaky-1' }, { logLevel: 'silent' });
+  const { server } = createReplica({ ...serverSchema.parse({ clientPublish: true }), replicaId: 'flaky-1' }, { logLevel: 'silent' });
   await server.listen(port, '127.0.0.1');
   return { stop: () => server.stop() };
 }

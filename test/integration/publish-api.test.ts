@@ -122,7 +122,7 @@ describe('the publish API for backends (POST /api/publish)', () => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'app/src/server/main.ts'], {
         cwd: ROOT,
         encoding: 'utf8',
-        env: { ...process.env, ...toServerEnv(serverSchema.parse({ port: 1, apiKeyFile: file }), 'k') },
+        env: { ...process.env, ...toServerEnv(serverSchema.parse({ port: 1, apiKeyFile: file }), 'k'), WS_AUTH_MODE: 'none' },
         timeout: 20_000,
       });
       assert.equal(r.status, 2, r.stderr);

@@ -367,6 +367,8 @@ describe('graceful drain', () => {
       env: {
         ...process.env,
         ...toServerEnv(serverSchema.parse({ port, drainWindowMs: 500, drainDeadlineMs: 4000 }), 'drain-0', { host: '127.0.0.1' }),
+        // Unset is jwt, which needs a provider: this replica is open.
+        WS_AUTH_MODE: 'none',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -6,7 +6,7 @@ import Docker from 'dockerode';
 import { Testing, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
 import { Network } from '@cdktf/provider-docker/lib/network';
-import { defineTopology, OFFLINE_BASE_IMAGES } from '../../app/src/topology';
+import { defineTopology, OFFLINE_BASE_IMAGES, withoutAuth } from '../../app/src/topology';
 import { SERVER_SERVICE, ServerService } from '../../stacks/swarm/server-service';
 import { SwarmFile } from '../../stacks/swarm/swarm-files';
 import { OfflineApplier } from '../infra/offline-applier/applier';
@@ -34,7 +34,7 @@ function doc(replicas: number): any {
     labels,
   });
   new ServerService(stack, 'servers', {
-    topology: defineTopology({ replicas, broker: { enabled: false } }),
+    topology: defineTopology(withoutAuth({ replicas, broker: { enabled: false } })),
     image: IMAGE,
     networkName: network.name,
     labels,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { Testing } from 'cdktf';
-import { defineTopology, OFFLINE_BASE_IMAGES, streamReplicas, type Topology } from '../../app/src/topology';
+import { defineTopology, OFFLINE_BASE_IMAGES, streamReplicas, type Topology, withoutAuth } from '../../app/src/topology';
 import { DEFAULT_STAGE } from '../../app/src/shared/profile';
 import { runLoad } from '../../app/src/client/coordinator';
 import { buildReport } from '../../app/src/client/report';
@@ -49,7 +49,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
 
   const topology = (replicas: number): Topology =>
     defineTopology(
-      {
+      withoutAuth({
         replicas,
         target: 'swarm',
         // Clients reach any node; the certificate names every node's address.
@@ -83,7 +83,7 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
           acceptUntrustworthy: true,
           maxDurationMs: 90_000,
         },
-      },
+      }),
       { BASE_IMAGES: 'offline' },
     );
   const doc = (replicas: number) => {

@@ -86,9 +86,9 @@ describe('auth grants', () => {
 });
 
 describe('auth topology validation', () => {
-  function refused(input: Record<string, unknown>, field: string, rule: RegExp) {
+  function refused(input: Record<string, unknown>, field: string, rule: RegExp, rest: Partial<TopologyInput> = {}) {
     assert.throws(
-      () => defineTopology({ auth: input } as Partial<TopologyInput>),
+      () => defineTopology({ ...rest, auth: input } as Partial<TopologyInput>),
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         const problem = error.problems.find((p) => p.field === field);
@@ -122,6 +122,31 @@ describe('auth topology validation', () => {
     refused({ mode: 'oauth' }, 'auth.mode', /jwt/);
   });
 
+  it('is jwt against the development IdP when left out: secure by default', () => {
+    for (const t of [defineTopology(), defineTopology({ auth: {} } as Partial<TopologyInput>)]) {
+      assert.equal(t.auth.mode, 'jwt');
+      assert.ok(usesDevelopmentIdp(t.auth));
+      assert.deepEqual(t.auth.grants, DEV_GRANTS);
+      assert.equal(t.server.clientPublish, false);
+    }
+    assert.throws(() => defineTopology({ target: 'swarm' }), /auth\.issuer: the swarm target runs no development IdP/);
+  });
+
+  it('lets clients publish with auth off only through server.clientPublish, and refuses a load job that would be refused', () => {
+    const open = { mode: 'none' } as const;
+    const quiet = { publishRate: 0 } as TopologyInput['load'];
+    assert.equal(defineTopology({ auth: open, load: quiet }).server.clientPublish, false);
+    assert.equal(defineTopology({ auth: open, server: { clientPublish: true } as TopologyInput['server'] }).server.clientPublish, true);
+    refused(
+      open,
+      'server.clientPublish',
+      /load job publishes over the WebSocket.*set it, set load\.publishRate to 0, or use auth\.mode jwt/,
+    );
+    refused({ mode: 'jwt' }, 'server.clientPublish', /only with auth\.mode none/, {
+      server: { clientPublish: true } as TopologyInput['server'],
+    });
+  });
+
   it('jwt without a provider means the development IdP: on the engine target, never on swarm', () => {
     const { auth } = defineTopology({ auth: { mode: 'jwt', anonymous: ['status'] } });
     assert.ok(usesDevelopmentIdp(auth));
@@ -143,7 +168,8 @@ describe('auth topology validation', () => {
       anonymous: ['public.a', 'public.b'],
     });
     assert.deepEqual(fromAuthEnv(toAuthEnv(config)), config);
-    assert.deepEqual(toAuthEnv(authSchema.parse({})), { WS_AUTH_MODE: 'none' });
+    assert.deepEqual(toAuthEnv(authSchema.parse({ mode: 'none' })), { WS_AUTH_MODE: 'none' });
+    assert.throws(() => fromAuthEnv({}), /WS_AUTH_ISSUER/, 'a replica told nothing is not left open');
     assert.throws(() => fromAuthEnv({ WS_AUTH_MODE: 'jwt' }), /WS_AUTH_ISSUER/);
     assert.throws(
       () => fromAuthEnv({ WS_AUTH_MODE: 'jwt', WS_AUTH_ISSUER: 'https://idp', WS_AUTH_GRANTS: '[{"topics":[]}]' }),

@@ -22,7 +22,8 @@ import { scratchDir } from '../helpers/scratch';
 /** The whole swarm target's stack, synthesized (its certificates made in a temp root). */
 function serviceDoc(): string {
   const root = scratchDir('ws-applier-swarm-');
-  const topology = defineTopology({ replicas: 3, target: 'swarm' });
+  // The swarm runs no development IdP: a provider of the user's own (never contacted here).
+  const topology = defineTopology({ replicas: 3, target: 'swarm', auth: { mode: 'jwt', issuer: 'https://idp.example.test/realms/ws' } });
   ensureTopologyCertificates(topology, root);
   ensureServiceSecrets(topology, projectPaths(root, topology).secretsDir);
   return Testing.synth(new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology, root }));

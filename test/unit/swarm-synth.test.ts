@@ -28,8 +28,17 @@ function refused(input: Partial<TopologyInput>, field: string, rule: RegExp) {
 
 const defaultRoot = scratchDir('ws-swarm-synth-');
 
+/** The swarm runs no development IdP: a provider of the user's own (never contacted by these tests). */
+const OWN_IDP = { mode: 'jwt', issuer: 'https://idp.example.test/realms/ws' } as const;
+
 function synth(input: Partial<TopologyInput> = {}, root = defaultRoot) {
-  const topology = defineTopology({ replicas: 4, target: 'swarm', swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] }, ...input });
+  const topology = defineTopology({
+    replicas: 4,
+    target: 'swarm',
+    swarm: { publicNames: ['203.0.113.7', 'ws.example.test'] },
+    auth: OWN_IDP,
+    ...input,
+  });
   ensureTopologyCertificates(topology, root);
   ensureServiceSecrets(topology, projectPaths(root, topology).secretsDir);
   const stack = new WsNotificationsSwarmStack(Testing.app({ outdir: scratchDir('ws-synth-') }), 'swarm', { topology, root });
@@ -49,7 +58,7 @@ describe('the swarm target in the topology', () => {
   });
 
   it("keeps the stream on three servers of the swarm's cluster, and the replicas read that back", () => {
-    const t = defineTopology({ target: 'swarm' });
+    const t = defineTopology({ target: 'swarm', auth: OWN_IDP });
     assert.equal(streamReplicas(t), 3);
     assert.equal(fromBrokerEnv(toBrokerEnv(t))?.streamReplicas, 3);
   });
@@ -262,7 +271,7 @@ describe('the keepalived pair on the swarm target', () => {
 });
 
 describe("the proxy's task follower (nginx/follow-tasks.ts)", () => {
-  const t = defineTopology({ target: 'swarm', swarm: { followIntervalMs: 1500 } });
+  const t = defineTopology({ target: 'swarm', swarm: { followIntervalMs: 1500 }, auth: OWN_IDP });
   const script = renderFollowScript(t, {
     service: 'ws-server',
     configFile: '/etc/nginx/ws/nginx.conf',

@@ -178,9 +178,11 @@ describe('the synthesized stack', () => {
     );
   });
 
-  it('auth.mode jwt without a provider: the ws-idp container, replicas after it, the load job with tokens from it', () => {
-    const jwt = synth({ auth: { mode: 'jwt' } });
-    assert.throws(() => containerNamed(s, 'ws-idp'), /no container named ws-idp/, 'no IdP with auth off');
+  it('auth.mode jwt without a provider (the default): the ws-idp container, replicas after it, the load job with tokens from it', () => {
+    const jwt = s;
+    const open = synth({ auth: { mode: 'none' }, server: { clientPublish: true } as any });
+    assert.throws(() => containerNamed(open, 'ws-idp'), /no container named ws-idp/, 'no IdP with auth off');
+    for (const name of serverNames(open)) assert.ok(containerNamed(open, name).env.includes('WS_CLIENT_PUBLISH=true'));
     const idp = containerNamed(jwt, 'ws-idp');
     assert.deepEqual(idp.command, ['node', 'dist/idp/main.js']);
     assert.ok(idp.env.includes('WS_IDP_ISSUER=http://ws-idp:8090'), idp.env.join(' '));
@@ -206,7 +208,7 @@ describe('the synthesized stack', () => {
     assert.match(conf, /proxy_set_header X-Forwarded-Proto https;/);
     assert.match(conf, /"via":"\/idp"/, 'the page reaches the provider there');
     assert.match(conf, /connect-src 'self';/);
-    assert.doesNotMatch(proxyConfig(s), /\/idp\//, 'no IdP path with auth off');
+    assert.doesNotMatch(proxyConfig(open), /\/idp\//, 'no IdP path with auth off');
     const own = proxyConfig(synth({ auth: { mode: 'jwt', issuer: 'https://idp.example/realms/x' } }));
     assert.doesNotMatch(own, /ws-idp/, 'nor with a provider of its own');
     assert.match(own, /connect-src 'self' https:\/\/idp\.example;/);

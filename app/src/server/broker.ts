@@ -231,16 +231,23 @@ export class JetStreamBroker {
     // jetstreamManager asks for the account's JetStream info: a leaderless cluster times it out too.
     const jsm = await whenReady('the JetStream check', log, () => jetstreamManager(nc));
     const wanted = streamConfig(config);
-    await whenReady('the stream setup', log, async () => {
-      const exists = await jsm.streams.info(config.stream).then(
+    const exists = () =>
+      jsm.streams.info(config.stream).then(
         () => true,
         (error: Error) => {
           if (/stream not found/i.test(error.message)) return false;
           throw error;
         },
       );
-      if (exists) await jsm.streams.update(config.stream, wanted);
-      else await jsm.streams.add(wanted);
+    await whenReady('the stream setup', log, async () => {
+      if (await exists()) return jsm.streams.update(config.stream, wanted);
+      return jsm.streams.add(wanted).catch(async (error: Error) => {
+        // Replicas starting together all found no stream and all added it: nats-server 2.9 answers
+        // the ones that lost "subjects overlap". The stream is there now; another stream holding
+        // the subjects is not, and is refused as it was.
+        if (!/subjects overlap|already in use/i.test(error.message) || !(await exists())) throw error;
+        return jsm.streams.update(config.stream, wanted);
+      });
     });
     const info = await jsm.streams.info(config.stream);
     log.info({ urls: config.urls, stream: config.stream, epoch: info.created, lastOffset: info.state.last_seq }, 'broker connected');

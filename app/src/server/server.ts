@@ -38,6 +38,9 @@ import { askPatiently, mergeAtSeam } from './recovery';
 import { Shedding, type Sheddable } from './shedding';
 import { TopicRegistry } from './topics';
 
+/** Auth off: what an in-process server gets when it is given no auth section. */
+const OPEN = authSchema.parse({ mode: 'none' });
+
 export interface ServerSettings extends ServerConfig {
   readonly replicaId: string;
 }
@@ -115,7 +118,7 @@ export class NotificationServer {
       apiKey?: string;
       /** The control endpoints' bearer key (read from CONTROL_KEY_ENV's file); without, they are off. */
       controlKey?: string;
-      /** Who may connect (topology `auth`); without, anyone may do anything. */
+      /** Who may connect (topology `auth`); @default auth off (main.ts always passes the topology's). */
       auth?: AuthConfig;
     } = {},
   ) {
@@ -127,7 +130,7 @@ export class NotificationServer {
         jwksFetched: (result) => this.metrics.jwksFetches.inc({ result }),
         log: (error, what) => this.log.warn({ err: error }, what),
       });
-    this.gate = new AuthGate(options.auth ?? authSchema.parse({}), this.verifier, (identity) => this.revocations.revokes(identity));
+    this.gate = new AuthGate(options.auth ?? OPEN, this.verifier, (identity) => this.revocations.revokes(identity), settings.clientPublish);
     this.centrifuge = new CentrifugeProtocol(this.centrifugeHost());
     this.wss = new WebSocketServer({
       noServer: true,

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 
 /**
- * Who may connect, subscribe and publish. `jwt`: a connection's first message carries an access
- * token from an OpenID provider, checked against its JWKS; its claims map to topic grants. `none`:
- * anyone who reaches the proxy may do anything (a trusted network, a benchmark).
+ * Who may connect, subscribe and publish. `jwt` (the default, as Centrifugo refuses anonymous
+ * connections unless told otherwise): a connection's first message carries an access token from an
+ * OpenID provider, checked against its JWKS; its claims map to topic grants. `none`: anyone who
+ * reaches the proxy may subscribe to anything, and publish only with server.clientPublish (a
+ * trusted network, a benchmark).
  */
 export const AUTH_MODES = ['jwt', 'none'] as const;
 export const GRANT_ACTIONS = ['subscribe', 'publish'] as const;
@@ -54,7 +56,7 @@ const positiveMs = z.number().int().positive();
 
 export const authSchema = z
   .object({
-    mode: z.enum(AUTH_MODES).default('none'),
+    mode: z.enum(AUTH_MODES).default('jwt'),
     /**
      * The OpenID provider: its `/.well-known/openid-configuration` names the JWKS, and tokens must
      * carry it as `iss` (Keycloak's is `https://host/realms/<realm>`).
@@ -144,14 +146,15 @@ export function pageOrigins(httpsPort: number, hosts: readonly string[] = []): s
 }
 
 /**
- * `auth.mode: 'jwt'` with no provider named means the development IdP the deployment runs (the
+ * `auth.mode: 'jwt'` (or no mode: the default) with no provider named means the development IdP the deployment runs (the
  * ws-idp container, or the local runner's process): its issuer, its audience and, unless the
  * topology sets them, the dev grants. Applied to the topology's input, before validation.
  */
 export function withDevelopmentIdp(auth: AuthInput): AuthInput {
   // Runs before validation: anything may come (authSchema then names the field).
   if (typeof auth !== 'object' || auth === null) return auth;
-  if (auth.mode !== 'jwt' || auth.issuer !== undefined || auth.jwksUri !== undefined) return auth;
+  // No mode given is jwt, the default.
+  if ((auth.mode ?? 'jwt') !== 'jwt' || auth.issuer !== undefined || auth.jwksUri !== undefined) return auth;
   return { audience: DEV_AUDIENCE, grants: [...DEV_GRANTS], ...auth, issuer: DEV_IDP_ISSUER };
 }
 

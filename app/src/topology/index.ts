@@ -71,5 +71,14 @@ export function defineTopology(input: Partial<TopologyInput> = {}, env: Record<s
   if (!result.success) throw ConfigError.fromZod('topology', result.error);
   return result.data;
 }
+/**
+ * The input with auth off and clients publishing over the WebSocket: a trusted loopback, as
+ * `npm run local` without --auth, the benches and the tests of other features run it. Anyone who
+ * reaches such a proxy may subscribe to and publish on any topic.
+ */
+export function withoutAuth(input: Partial<TopologyInput> = {}): Partial<TopologyInput> {
+  return { ...input, auth: { mode: 'none' } as TopologyInput['auth'], server: { ...input.server, clientPublish: true } };
+}
+
 export * from './server-env';
 export * from './ha';

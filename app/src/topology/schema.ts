@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { cidrContains, haSchema, haProblems, parseCidr } from './ha';
 import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Target } from './swarm';
-import { authSchema, topicPatternSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
+import { topicPatternSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
 import { largestPayloadBytes, loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 import { PAGE_CLIENT } from '../idp/clients';
 
@@ -98,6 +98,12 @@ export const serverSchema = z
     maxSubscriptionsPerConnection: z.number().int().min(1).default(128),
     /** Subscriptions one replica holds across its connections (~330 B of heap each); past it, subscribe is answered with an error. */
     maxSubscriptionsPerReplica: z.number().int().min(1).default(500_000),
+    /**
+     * With auth.mode `none`: whether clients may publish over the WebSocket. Off, anyone who
+     * reaches the proxy could forge notifications to everyone's subscribers; backends publish
+     * through the publish API (apiKeyFile) instead. With `jwt` the grants decide and this is not read.
+     */
+    clientPublish: z.boolean().default(false),
     /** Allowed Origin header values; empty allows any (non-browser clients send none). */
     allowedOrigins: z.array(z.string().url()).default([]),
     /** On SIGTERM, closes with 1001 are spread over this window to avoid a reconnect stampede. */
@@ -447,7 +453,8 @@ export const topologySchema = z
     monitoring: monitoringSchema.default(monitoringSchema.parse({})),
     broker: brokerSchema.default(brokerSchema.parse({})),
     /** Who may connect, subscribe and publish (app/src/topology/auth.ts). */
-    auth: topologyAuthSchema.default(authSchema.parse({})),
+    // Absent: jwt against the development IdP (secure by default; auth.ts withDevelopmentIdp).
+    auth: topologyAuthSchema.default(() => topologyAuthSchema.parse({})),
     /** Containers on one Docker engine, or services on a Docker Swarm (app/src/topology/swarm.ts). */
     target: z.enum(TARGETS).default('engine'),
     swarm: swarmSchema.default(swarmSchema.parse({})),
@@ -475,6 +482,7 @@ export const topologySchema = z
     if (proxy.publishApi && server.apiKeyFile === undefined) {
       issue(['proxy', 'publishApi'], 'routes the publish API, which is off without server.apiKeyFile: set the key file too');
     }
+    for (const [path, message] of clientPublishProblems(t)) issue(path, message);
 
     if (server.pongTimeoutMs <= server.pingIntervalMs) {
       issue(
@@ -712,3 +720,21 @@ export type AlertsConfig = z.infer<typeof alertsSchema>;
 export type ReloadConfig = z.infer<typeof reloadSchema>;
 export type BrokerConfig = z.infer<typeof brokerSchema>;
 export type RebalanceConfig = z.infer<typeof rebalanceSchema>;
+
+/**
+ * server.clientPublish means something only with auth off, and the load job's publications need
+ * it there: they go over the WebSocket, which auth off refuses without it.
+ */
+function clientPublishProblems(t: Pick<Topology, 'auth' | 'server' | 'load'>): [string[], string][] {
+  if (t.auth.mode === 'jwt' && t.server.clientPublish)
+    return [[['server', 'clientPublish'], 'is read only with auth.mode none: with jwt, the grants decide who may publish']];
+  const loadPublishes = t.load.publishRate > 0 && t.load.senderFraction > 0 && t.load.topics > 0;
+  if (t.auth.mode === 'none' && !t.server.clientPublish && loadPublishes)
+    return [
+      [
+        ['server', 'clientPublish'],
+        'the load job publishes over the WebSocket (load.publishRate), which auth.mode none refuses unless server.clientPublish is true: set it, set load.publishRate to 0, or use auth.mode jwt',
+      ],
+    ];
+  return [];
+}

@@ -24,6 +24,7 @@ export const SERVER_ENV = {
   maxConnections: 'WS_MAX_CONNECTIONS',
   maxSubscriptionsPerConnection: 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION',
   maxSubscriptionsPerReplica: 'WS_MAX_SUBSCRIPTIONS_PER_REPLICA',
+  clientPublish: 'WS_CLIENT_PUBLISH',
   allowedOrigins: 'WS_ALLOWED_ORIGINS',
   drainWindowMs: 'WS_DRAIN_WINDOW_MS',
   drainDeadlineMs: 'WS_DRAIN_DEADLINE_MS',
@@ -158,7 +159,7 @@ export function toAuthEnv(auth: AuthConfig): Record<string, string> {
   return auth.mode === 'none' ? { [AUTH_ENV.mode]: 'none' } : toEnv(auth, AUTH_ENV);
 }
 
-/** The auth settings a replica was given; unset, `none`. */
+/** The auth settings a replica was given; unset, `jwt` (secure by default: it then needs WS_AUTH_ISSUER or WS_AUTH_JWKS_URI). */
 export function fromAuthEnv(env: Record<string, string | undefined>): AuthConfig {
   return fromEnv(authSchema, AUTH_ENV, env);
 }

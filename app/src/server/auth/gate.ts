@@ -38,15 +38,17 @@ export class AuthGate {
     private readonly verifier: TokenVerifier | undefined,
     /** Whether a verified token was revoked since (auth/revocations.ts). */
     private readonly revoked: (identity: Identity) => boolean = () => false,
+    /** With auth off: whether clients may publish over the WebSocket (server.clientPublish). */
+    private readonly clientPublish = false,
   ) {}
 
   get enabled(): boolean {
     return this.auth.mode === 'jwt';
   }
 
-  /** A new connection's standing: everything with auth off; nothing until `connect` with it on. */
+  /** A new connection's standing: with auth off, every subscription (and publishing with clientPublish); nothing until `connect` with it on. */
   open(now: number): PeerAuth {
-    if (!this.enabled) return { permissions: Permissions.all };
+    if (!this.enabled) return { permissions: this.clientPublish ? Permissions.all : Permissions.subscribeAll };
     return { pending: { deadline: now + this.auth.connectTimeoutMs, verifying: false }, permissions: NOTHING };
   }
 

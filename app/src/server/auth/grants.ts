@@ -5,8 +5,11 @@ import { SUBJECT_PLACEHOLDER, type AuthConfig, type GrantAction } from '../../to
 export class Permissions {
   constructor(private readonly patterns: Readonly<Record<GrantAction, readonly string[][]>>) {}
 
-  /** Everything (auth off). */
+  /** Everything (auth off, with server.clientPublish). */
   static readonly all = new Permissions({ subscribe: [['>']], publish: [['>']] });
+
+  /** Every subscription, no publishing (auth off: clients read; backends publish through the API). */
+  static readonly subscribeAll = new Permissions({ subscribe: [['>']], publish: [] });
 
   allows(action: GrantAction, topic: string): boolean {
     const names = topic.split('.');
