@@ -44,6 +44,7 @@ export interface LocalFlags extends LoadFlags {
   broker?: boolean;
   apiKeyFile?: string;
   publishViaProxy?: boolean;
+  publishApi?: boolean;
   ha?: boolean;
   monitoring?: boolean;
   linger?: string;
@@ -84,6 +85,10 @@ export function localCommand(): Command {
       'judge the run by its thresholds alone even when the load client was the bottleneck (otherwise INCONCLUSIVE, exit 4)',
     )
     .option('--publish-via-proxy', "also route the publish API through nginx's TLS port (needs --api-key-file)")
+    .option(
+      '--publish-api',
+      "the load client publishes as a backend does: POST /api/publish through nginx's TLS port with the --api-key-file key; without --auth, clients may not publish over the WebSocket",
+    )
     .option(
       '--ha',
       'two nginx proxies behind a keepalived virtual address, each in a network namespace of its own, the client in a third (Linux, root; Debian: keepalived)',
@@ -129,6 +134,10 @@ export function planLocalRun(o: LocalFlags, nginxVersion: string, env: NodeJS.Pr
   const { replicas } = defineTopology(replicasFlag !== undefined ? { replicas: replicasFlag } : {}, topologyEnv);
   const connections = numberFlag('--connections', o.connections, SOURCE)!;
   if (o.ha) refuseWithHa(o, connections);
+  if ((o.publishApi || o.publishViaProxy) && !o.apiKeyFile) {
+    const flag = o.publishApi ? '--publish-api' : '--publish-via-proxy';
+    throw new ConfigError(SOURCE, [{ field: flag, rule: 'needs --api-key-file (the publish API is off without a key)' }]);
+  }
   const input: Partial<TopologyInput> = {
     replicas,
     // Unset: the topology's default (the broker on).
@@ -139,14 +148,16 @@ export function planLocalRun(o: LocalFlags, nginxVersion: string, env: NodeJS.Pr
       // nginx sized for the run (the schema derives the worker count from it).
       targetConnections: Math.max(10_000, connections),
       balancing: { strategy: o.strategy, hashKey: o.strategy === 'hash' ? '$arg_client' : undefined },
-      publishApi: Boolean(o.publishViaProxy),
+      publishApi: Boolean(o.publishViaProxy || o.publishApi),
       ...(o.ha ? { ha: { enabled: true, virtualAddress: LAB_NETWORK.virtualAddress } } : {}),
     },
     ...(o.ha ? { network: { subnet: LAB_NETWORK.subnet, ipRange: LAB_NETWORK.ipRange } } : {}),
-    load: loadSection(o, replicas, connections),
+    load: { ...loadSection(o, replicas, connections), ...(o.publishApi ? { publishApi: { keyFile: resolve(o.apiKeyFile!) } } : {}) },
   };
-  // --auth: the topology's default (jwt against the development IdP the run starts); without, a trusted loopback.
-  const topology = defineTopology(o.auth ? input : withoutAuth(input), topologyEnv);
+  // --auth: the topology's default (jwt against the development IdP the run starts). Without it, a
+  // trusted loopback, where clients publish over the WebSocket unless the load publishes through the API.
+  const open = o.publishApi ? { ...input, auth: { mode: 'none' } as TopologyInput['auth'] } : withoutAuth(input);
+  const topology = defineTopology(o.auth ? input : open, topologyEnv);
   const auth = o.auth ? { tokenTtlMs: tokenTtlOf(o.tokenTtl) } : undefined;
   return { topology, faults: faultsOf(o, topology, Boolean(auth)), lingerMs: durationFlag('--linger', o.linger, SOURCE) ?? 0, auth };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -116,6 +116,21 @@ describe('npm run local', () => {
     assert.match(run.output(), /fault restart-broker@8s: nats-server restarted/);
     assert.match(run.output(), /fault reload-proxy@10s: nginx reloaded/);
     assert.deepEqual(r.closesUnexpected, {}, 'the reload cut nothing');
+  });
+
+  it('--publish-api: the load client publishes as a backend does, through nginx with the key, to replicas closed to client publishing', async () => {
+    const dir = scratchDir('ws-runner-api-');
+    const report = join(dir, 'r.json');
+    const keyFile = join(dir, 'api.key');
+    writeFileSync(keyFile, 'runner-api-key-0123456789\n');
+    const flags = ['--broker', '--replicas', '2', '--connections', '100', '--duration', '8s', '--topics', '5', '--publish-rate', '20'];
+    const run = local(['--publish-api', '--api-key-file', keyFile, ...flags, '--report', report]);
+    assert.equal(await run.exited, 0, run.output());
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    assert.ok(r.delivery.accounted && r.delivery.published > 50 && r.delivery.expected > r.delivery.published, JSON.stringify(r.delivery));
+    assert.equal(r.delivery.lost, 0, JSON.stringify(r.delivery));
+    assert.deepEqual(r.errors, {}, 'no publication went over a WebSocket to be refused');
+    assert.ok(r.delivery.crossReplica > 0, 'posted to any replica through nginx, delivered from every one');
   });
 
   it("--protocol centrifuge: the same accounting over Centrifugo's protocol: recovery after a replica kill and a broker restart, token refreshes on the client's timer, a revocation's closes", async () => {

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
@@ -10,6 +12,7 @@ import { brokerSchema } from '../../app/src/topology';
 import { brokerReplica, natsCluster, startNats, type RunningNats } from '../helpers/nats';
 import { tcpRelay } from '../helpers/relay';
 import { eventually, metricValue, TestClient } from '../helpers/server';
+import { scratchDir } from '../helpers/scratch';
 import type { Progress } from '../../app/src/client/timeline';
 
 const replica = (nats: RunningNats, id: string, storage: 'memory' | 'file' = 'memory') => brokerReplica(nats, id, { storage });
@@ -345,6 +348,26 @@ describe('the load client through the broker', () => {
       assert.ok(deliveryAccount.expected > 4 * deliveryAccount.published, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
       assert.equal(deliveryAccount.lost, 0, `run ${run}: ${JSON.stringify(deliveryAccount)}`);
     }
+  });
+
+  it('publishes through the API as a backend does, to replicas closed to client publishing: every publication acknowledged and delivered', async (t) => {
+    const nats = await startNats();
+    const key = 'load-api-key-0123456789';
+    const keyFile = join(scratchDir('ws-load-api-'), 'key');
+    writeFileSync(keyFile, `${key}\n`);
+    const a = await brokerReplica(nats, 'replica-a', {}, { apiKey: key, server: { clientPublish: false } });
+    t.after(async () => {
+      await a.server.stop();
+      await nats.stop();
+    });
+    const profile = { ...publishersOnOneTopic({ connections: 5, rampRate: 50, holdMs: 1_500 }, 10), publishApi: { keyFile } };
+    const { stats, deliveryAccount } = await runLoad({ url: a.url, insecure: false, workers: 1, profile });
+    assert.deepEqual([...stats.errors], [], 'no refusal: nothing went over the WebSocket');
+    assert.ok(stats.counters.published > 5, `${stats.counters.published} published`);
+    assert.equal(deliveryAccount.published, stats.counters.published, 'every POST answered 202 with its offset');
+    assert.ok(deliveryAccount.expected > 4 * deliveryAccount.published, JSON.stringify(deliveryAccount));
+    assert.equal(deliveryAccount.lost, 0, JSON.stringify(deliveryAccount));
+    assert.ok(stats.histograms.push.totalCount >= deliveryAccount.received, "push latency from the publisher's ts");
   });
 
   it('a run stopped early (Ctrl-C, or a test done with it) still settles: what was acknowledged arrives before anyone leaves', async (t) => {

@@ -43,6 +43,9 @@ describe('the publish API for backends (POST /api/publish)', () => {
     assert.deepEqual([n.data, n.offset, n.replica], [{ n: 1 }, stored.offset, 'replica-a']);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(subscriber.messages.filter((m) => m.type === 'notification').length, 1, 'delivered once');
+    // The publisher's clock travels to the subscribers, as a WebSocket publish's does.
+    assert.equal((await post({ topic: 'orders', data: { n: 2 }, id: 'order-2', ts: 1_700_000_000_123 })).status, 202);
+    assert.equal((await subscriber.next('notification')).ts, 1_700_000_000_123);
 
     // Bad input: a 4xx naming the field.
     const refused = async (res: Promise<Response>, status: number, field: string) => {
@@ -56,6 +59,8 @@ describe('the publish API for backends (POST /api/publish)', () => {
     await refused(post({ topic: 'a..b', data: 1 }), 400, 'topic');
     await refused(post({ topic: 'orders' }), 400, 'data');
     await refused(post({ topic: 'orders', data: 1, id: {} }), 400, 'id');
+    await refused(post({ topic: 'orders', data: 1, ts: 'yesterday' }), 400, 'ts');
+    await refused(post({ topic: 'orders', data: 1, ts: -5 }), 400, 'ts');
     await refused(post({ topic: 'orders', data: 'x'.repeat(65_600) }), 413, 'data');
     // Past the body's own limit the rest is not read, so no field can be named.
     await refused(post({ topic: 'orders', data: 'x'.repeat(70_000) }), 413, '(body)');

@@ -137,11 +137,18 @@ describe('auth topology validation', () => {
     const quiet = { publishRate: 0 } as TopologyInput['load'];
     assert.equal(defineTopology({ auth: open, load: quiet }).server.clientPublish, false);
     assert.equal(defineTopology({ auth: open, server: { clientPublish: true } as TopologyInput['server'] }).server.clientPublish, true);
-    refused(
-      open,
-      'server.clientPublish',
-      /load job publishes over the WebSocket.*set it, set load\.publishRate to 0, or use auth\.mode jwt/,
-    );
+    refused(open, 'server.clientPublish', /load job publishes over the WebSocket.*set it, publish through the API \(load\.publishApi\)/);
+    // Through the API, as a backend: the WebSocket stays closed to publishers.
+    const keyFile = '/run/secrets/api-key';
+    const viaApi = { publishApi: { keyFile } } as TopologyInput['load'];
+    refused(open, 'load.publishApi', /set proxy\.publishApi/, { load: viaApi });
+    const backend = defineTopology({
+      auth: open,
+      server: { apiKeyFile: keyFile } as TopologyInput['server'],
+      proxy: { publishApi: true } as TopologyInput['proxy'],
+      load: viaApi,
+    });
+    assert.deepEqual([backend.server.clientPublish, backend.load.publishApi], [false, { keyFile }]);
     refused({ mode: 'jwt' }, 'server.clientPublish', /only with auth\.mode none/, {
       server: { clientPublish: true } as TopologyInput['server'],
     });

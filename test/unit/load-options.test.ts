@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveOptions } from '../../app/src/client/options';
@@ -36,6 +37,21 @@ describe('the local runner reads its load flags as the load client does', () => 
     assert.equal(plan([]).auth, undefined);
     assert.deepEqual(plan(['--auth', '--token-ttl', '20s']).auth, { tokenTtlMs: 20_000 });
     assert.equal(plan(['--auth', '--no-auth']).auth, undefined);
+    // The topology says so too: jwt (the development IdP, started by the run) or a trusted loopback.
+    assert.deepEqual([plan(['--auth']).topology.auth.mode, plan(['--auth']).topology.server.clientPublish], ['jwt', false]);
+    assert.deepEqual([plan([]).topology.auth.mode, plan([]).topology.server.clientPublish], ['none', true]);
+  });
+
+  it('--publish-api: the load client publishes through the proxy with the key, and without --auth clients may not publish', () => {
+    const { topology } = plan(['--publish-api', '--api-key-file', 'k.txt']);
+    assert.deepEqual(topology.load.publishApi, { keyFile: resolve('k.txt') });
+    assert.deepEqual([topology.proxy.publishApi, topology.server.apiKeyFile], [true, resolve('k.txt')]);
+    assert.deepEqual([topology.auth.mode, topology.server.clientPublish], ['none', false]);
+    assert.equal(plan(['--auth', '--publish-api', '--api-key-file', 'k.txt']).topology.auth.mode, 'jwt');
+    assert.deepEqual(
+      fieldOf(() => plan(['--publish-api'])),
+      ['--publish-api'],
+    );
   });
 
   it('the same stage and hard time limit for --connections, --duration and --ramp-rate', () => {

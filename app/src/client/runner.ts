@@ -1,3 +1,4 @@
+import { ApiPublisher } from './api-publisher';
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { peakConnections, type LoadProfile } from '../shared/profile';
@@ -106,6 +107,9 @@ export class Runner {
       runId: this.runId,
       tokens: profile.tokens ? new TokenSource(profile.tokens) : undefined,
       payloads: payloadSource(profile.payload),
+      publisher: profile.publishApi
+        ? new ApiPublisher(this.options.url, profile.publishApi.keyFile, { ca: this.options.ca, insecure: this.options.insecure })
+        : undefined,
     };
   }
 
@@ -193,6 +197,7 @@ export class Runner {
     const measured = this.load();
     this.stopping = true;
     await setUsers(0);
+    ctx.publisher?.close();
     const final = this.snapshot(true, measured);
     final.ledger = this.ledger.serialize();
     final.firstStageOpenMs = firstStageOpenMs;

@@ -13,6 +13,7 @@ import type { HeldToken, TokenSource } from './tokens';
 import type { PayloadSource } from './payloads';
 import { DeltaDecoder, type DeltaData } from './deltas';
 import { wireFor, type Outgoing, type Wire } from './wire';
+import type { ApiAnswer, ApiPublisher } from './api-publisher';
 
 /** What every virtual user of one process shares. */
 export interface RunContext {
@@ -57,6 +58,8 @@ export interface RunContext {
   readonly tokens?: TokenSource;
   /** What echoes and publications carry (profile `payload`). */
   readonly payloads: PayloadSource;
+  /** With the profile's `publishApi`: publications go through the publish API instead of the WebSocket. */
+  readonly publisher?: ApiPublisher;
 }
 
 /** A refused publication is sent again at most this often (about 10 s of broker outage). */
@@ -501,15 +504,35 @@ export class VirtualUser {
     this.ctx.stats.counters.published++;
     const id = `${this.ctx.runId}-${this.index}-${++this.nextId}`;
     const { data, ownTopic } = this.ctx.payloads.publication(this.index, this.publications++);
-    const message: Outgoing = {
+    const message = {
       type: 'publish',
       topic: `t${ownTopic ? this.index % topics : Math.floor(Math.random() * topics)}`,
       data,
       ts: nowMs(),
       id,
-    };
+    } as const;
+    if (this.ctx.publisher) return this.publishThroughApi(this.ctx.publisher, message, 0);
     this.unacknowledged.set(id, { message, tries: 0 });
     this.send(message);
+  }
+
+  /** As a backend: POST /api/publish; a refusal the broker caused (503, 504) is sent again with the same id. */
+  private publishThroughApi(publisher: ApiPublisher, m: { topic: string; data: unknown; id: string; ts: number }, tries: number): void {
+    const { stats } = this.ctx;
+    const answered = (a: ApiAnswer) => {
+      if (a.status === 202) {
+        if (a.offset !== undefined) this.ctx.ledger.acknowledge(m.topic, a.offset);
+        return;
+      }
+      const retry = a.status === 503 || a.status === 504;
+      const fault = retry ? this.ctx.faultOfKind('restart-broker') : undefined;
+      if (fault) stats.faultError(fault);
+      else stats.error(`api_${a.status}`);
+      if (!retry || tries >= PUBLISH_RETRIES) return;
+      stats.counters.publishRetries++;
+      setTimeout(() => this.ctx.running() && this.publishThroughApi(publisher, m, tries + 1), 200 + Math.random() * 800);
+    };
+    publisher.publish({ topic: m.topic, data: m.data, id: m.id, ts: m.ts }).then(answered, () => stats.error('api_unreachable'));
   }
 
   /** Sends a refused publication again (same id) after a short random pause; gives up after a few. */

@@ -27,11 +27,11 @@ export interface PublishApiTarget {
   /** Told of each publication a token's grants refused. @default nothing */
   readonly denied?: () => void;
   readonly maxMessageBytes: number;
-  publish(n: { topic: string; data: unknown; id?: string | number }): Promise<PublishResult>;
+  publish(n: { topic: string; data: unknown; id?: string | number; ts?: number }): Promise<PublishResult>;
 }
 
 /**
- * POST /api/publish {topic, data, id?} with `Authorization: Bearer <key>`, or with auth on a
+ * POST /api/publish {topic, data, id?, ts?} with `Authorization: Bearer <key>`, or with auth on a
  * backend's access token whose grants allow publishing to the topic (403 naming it otherwise). Answers
  * 202 once the publication is stored (with its offset; without a broker, delivered on this
  * replica), and a 4xx naming the field for bad input: 401 key, 400 JSON/depth/topic/id, 413 body
@@ -66,12 +66,15 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
   }
   const body = read.value;
   if (typeof body !== 'object' || body === null || Array.isArray(body))
-    return refuse(400, '(body)', 'must be a JSON object {topic, data, id?}');
-  const { topic, data, id } = body as Record<string, unknown>;
+    return refuse(400, '(body)', 'must be a JSON object {topic, data, id?, ts?}');
+  const { topic, data, id, ts } = body as Record<string, unknown>;
   if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) return refuse(400, 'topic', `must match ${TOPIC_PATTERN}`);
   if (data === undefined) return refuse(400, 'data', 'is required (any JSON value)');
   if (id !== undefined && !(typeof id === 'number' || (typeof id === 'string' && id.length > 0 && id.length <= 128)))
     return refuse(400, 'id', 'must be a number or a string of 1 to 128 characters');
+  // The publisher's own clock (ms since the epoch), as a WebSocket publish may carry: push latency from there.
+  if (ts !== undefined && !(typeof ts === 'number' && Number.isFinite(ts) && ts > 0))
+    return refuse(400, 'ts', 'must be a positive number (ms since the epoch)');
   if (caller !== 'key' && !caller.allows('publish', topic)) {
     target.denied?.();
     return refuse(403, 'topic', `forbidden: the token grants no publish on ${topic}`);
@@ -79,7 +82,7 @@ export async function servePublishApi(req: IncomingMessage, reply: Reply, target
   if (Buffer.byteLength(JSON.stringify(data)) > target.maxMessageBytes)
     return refuse(413, 'data', `larger than the message limit (${target.maxMessageBytes} bytes)`);
   try {
-    const result = await target.publish({ topic, data, id: id as string | number | undefined });
+    const result = await target.publish({ topic, data, id: id as string | number | undefined, ts: ts as number | undefined });
     return json(202, { topic, ...(id === undefined ? {} : { id }), ...result });
   } catch (error) {
     if (error instanceof BrokerUnavailableError)

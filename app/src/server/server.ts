@@ -215,7 +215,7 @@ export class NotificationServer {
       return servePublishApi(req, reply, {
         apiKey: this.options.apiKey,
         maxMessageBytes: this.settings.maxMessageBytes,
-        publish: (n) => this.publish({ ...n, ts: nowMs(), replica: this.settings.replicaId }),
+        publish: (n) => this.publish({ ...n, ts: n.ts ?? nowMs(), replica: this.settings.replicaId }),
         ...(this.gate.enabled
           ? {
               verifyToken: (token: string) =>

@@ -174,6 +174,15 @@ export const loadProfileSchema = z
      * roles), connects with it, and refreshes it when the server warns. Absent: no tokens.
      */
     tokens: loadTokensSchema.optional(),
+    /**
+     * Publish as a backend does: POST /api/publish at the target's own origin (through the proxy
+     * with proxy.publishApi), with the publish API's bearer key read from this file. Absent: each
+     * sender publishes over its WebSocket.
+     */
+    publishApi: z
+      .object({ keyFile: z.string().min(1) })
+      .strict()
+      .optional(),
     /** Worker processes; 0 picks one per ~15,000 connections. */
     workers: z.number().int().min(0).max(64).default(0),
     /**

@@ -482,6 +482,11 @@ export const topologySchema = z
     if (proxy.publishApi && server.apiKeyFile === undefined) {
       issue(['proxy', 'publishApi'], 'routes the publish API, which is off without server.apiKeyFile: set the key file too');
     }
+    if (load.publishApi && !proxy.publishApi)
+      issue(
+        ['load', 'publishApi'],
+        'the load job posts to the publish API through the proxy: set proxy.publishApi (and server.apiKeyFile) too',
+      );
     for (const [path, message] of clientPublishProblems(t)) issue(path, message);
 
     if (server.pongTimeoutMs <= server.pingIntervalMs) {
@@ -723,17 +728,17 @@ export type RebalanceConfig = z.infer<typeof rebalanceSchema>;
 
 /**
  * server.clientPublish means something only with auth off, and the load job's publications need
- * it there: they go over the WebSocket, which auth off refuses without it.
+ * it there unless they go through the publish API: over the WebSocket, auth off refuses them without it.
  */
 function clientPublishProblems(t: Pick<Topology, 'auth' | 'server' | 'load'>): [string[], string][] {
   if (t.auth.mode === 'jwt' && t.server.clientPublish)
     return [[['server', 'clientPublish'], 'is read only with auth.mode none: with jwt, the grants decide who may publish']];
-  const loadPublishes = t.load.publishRate > 0 && t.load.senderFraction > 0 && t.load.topics > 0;
+  const loadPublishes = t.load.publishRate > 0 && t.load.senderFraction > 0 && t.load.topics > 0 && !t.load.publishApi;
   if (t.auth.mode === 'none' && !t.server.clientPublish && loadPublishes)
     return [
       [
         ['server', 'clientPublish'],
-        'the load job publishes over the WebSocket (load.publishRate), which auth.mode none refuses unless server.clientPublish is true: set it, set load.publishRate to 0, or use auth.mode jwt',
+        'the load job publishes over the WebSocket (load.publishRate), which auth.mode none refuses unless server.clientPublish is true: set it, publish through the API (load.publishApi), set load.publishRate to 0, or use auth.mode jwt',
       ],
     ];
   return [];
