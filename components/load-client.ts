@@ -38,6 +38,11 @@ export interface LoadJobLaunch {
    * @default the profile's own `tokens`, if any
    */
   readonly tokens?: { readonly issuer: string; readonly secretFile: string };
+  /**
+   * Where the job reads the publish API's key, with the profile's publishApi (a mount in a container).
+   * @default the profile's own keyFile
+   */
+  readonly publishApiKeyFile?: string;
 }
 
 /**
@@ -47,7 +52,10 @@ export interface LoadJobLaunch {
  */
 export function loadJobSpec(topology: Topology, o: LoadJobLaunch): ComponentSpec {
   const { proxy, server, monitoring } = topology;
-  const load = o.tokens ? { ...topology.load, tokens: loadTokensSchema.parse({ ...topology.load.tokens, ...o.tokens }) } : topology.load;
+  const withTokens = o.tokens
+    ? { ...topology.load, tokens: loadTokensSchema.parse({ ...topology.load.tokens, ...o.tokens }) }
+    : topology.load;
+  const load = withTokens.publishApi && o.publishApiKeyFile ? { ...withTokens, publishApi: { keyFile: o.publishApiKeyFile } } : withTokens;
   return {
     argv: ['timeout', '--kill-after=10s', `${jobLimitSeconds(load)}s`, ...CLIENT_ARGV.built],
     env: {

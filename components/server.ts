@@ -49,6 +49,11 @@ export interface ServerLaunch {
    * @default none: it connects without credentials
    */
   readonly brokerCredentials?: { readonly user: string; readonly passwordFile: string };
+  /**
+   * Where the replica reads the publish API's key, where that is not server.apiKeyFile (a mount in a container).
+   * @default server.apiKeyFile
+   */
+  readonly apiKeyFile?: string;
 }
 
 /**
@@ -62,7 +67,7 @@ export function serverSpec(topology: Topology, o: ServerLaunch): ComponentSpec {
   return {
     argv: SERVER_ARGV[o.from ?? 'built'],
     env: {
-      ...toServerEnv({ ...topology.server, port }, o.replicaId, { host: o.host }),
+      ...toServerEnv({ ...topology.server, port, apiKeyFile: o.apiKeyFile ?? topology.server.apiKeyFile }, o.replicaId, { host: o.host }),
       ...toBrokerEnv({ ...topology, broker }),
       ...toAuthEnv(topology.auth),
       [CONTROL_KEY_ENV]: o.controlKeyFile,

@@ -5,6 +5,7 @@ import { jobLimitSeconds, loadJobSpec, REPORT_FILE } from '../components/load-cl
 import { containerEnv, containerLabels, type EngineContainerProps } from './container-attributes';
 import { PROXY_PATHS } from './nginx-proxy';
 import { IDP_SECRET_PATH } from './idp';
+import { API_KEY_PATH } from './server-fleet';
 import { DEV_IDP_ISSUER } from '../app/src/topology';
 
 export interface LoadClientJobProps extends EngineContainerProps {
@@ -25,6 +26,11 @@ export interface LoadClientJobProps extends EngineContainerProps {
    * @default no tokens (auth off, or the profile's own)
    */
   readonly idpSecretFile?: string;
+  /**
+   * The publish API's key on this machine, for a profile that publishes through the API (load.publishApi).
+   * @default none
+   */
+  readonly apiKeyFile?: string;
   /** The job starts once these are done (the proxy's config is live). */
   readonly after: ITerraformDependable[];
 }
@@ -50,7 +56,14 @@ export class LoadClientJob extends Construct {
     });
 
     const tokens = props.idpSecretFile ? { issuer: DEV_IDP_ISSUER, secretFile: IDP_SECRET_PATH } : undefined;
-    const spec = loadJobSpec(props.topology, { httpsPort: PROXY_PATHS.httpsPort, caFile: '/certs/ca.crt', reportsDir: '/reports', tokens });
+    const apiKey = props.apiKeyFile ? { publishApiKeyFile: API_KEY_PATH } : {};
+    const spec = loadJobSpec(props.topology, {
+      httpsPort: PROXY_PATHS.httpsPort,
+      caFile: '/certs/ca.crt',
+      reportsDir: '/reports',
+      tokens,
+      ...apiKey,
+    });
     this.container = new Container(this, 'container', {
       name: LOAD_JOB_NAME,
       image: props.imageId,
@@ -62,6 +75,7 @@ export class LoadClientJob extends Construct {
         { hostPath: props.caFile, containerPath: '/certs/ca.crt', readOnly: true },
         { hostPath: props.reportsDir, containerPath: '/reports' },
         ...(props.idpSecretFile ? [{ hostPath: props.idpSecretFile, containerPath: IDP_SECRET_PATH, readOnly: true }] : []),
+        ...(props.apiKeyFile ? [{ hostPath: props.apiKeyFile, containerPath: API_KEY_PATH, readOnly: true }] : []),
       ],
       networksAdvanced: [{ name: props.networkName }],
       attach: true,

@@ -21,7 +21,15 @@ export interface ServerFleetProps extends EngineContainerProps {
    * @default none: they connect without credentials (no broker, or one open to all)
    */
   readonly brokerPasswordFile?: string;
+  /**
+   * The publish API's key on this machine (server.apiKeyFile, made absolute), bind-mounted read-only at API_KEY_PATH.
+   * @default none: the API is off
+   */
+  readonly apiKeyFile?: string;
 }
+
+/** Where a container finds the publish API's key (a replica, and the load job publishing through the API). */
+export const API_KEY_PATH = '/run/secrets/api-key';
 
 /** Where a server container finds its broker password. */
 export const BROKER_PASSWORD_PATH = '/run/secrets/nats-password';
@@ -45,13 +53,21 @@ export class ServerFleet extends Construct {
         name,
         image: props.imageId,
         // SIGTERM drains (1001 spread over the window); Docker kills after the stop grace.
-        ...containerOf(serverSpec(props.topology, { replicaId: name, controlKeyFile: CONTROL_KEY_PATH, brokerCredentials })),
+        ...containerOf(
+          serverSpec(props.topology, {
+            replicaId: name,
+            controlKeyFile: CONTROL_KEY_PATH,
+            brokerCredentials,
+            ...(props.apiKeyFile ? { apiKeyFile: API_KEY_PATH } : {}),
+          }),
+        ),
         networksAdvanced: [{ name: props.networkName, aliases: [SERVER_NAME] }],
         volumes: [
           { hostPath: props.controlKeyFile, containerPath: CONTROL_KEY_PATH, readOnly: true },
           ...(props.brokerPasswordFile
             ? [{ hostPath: props.brokerPasswordFile, containerPath: BROKER_PASSWORD_PATH, readOnly: true }]
             : []),
+          ...(props.apiKeyFile ? [{ hostPath: props.apiKeyFile, containerPath: API_KEY_PATH, readOnly: true }] : []),
         ],
         restart: 'unless-stopped',
         // A replica that never turns healthy fails the deploy, naming this resource.

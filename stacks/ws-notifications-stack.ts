@@ -1,7 +1,7 @@
 import type { Construct } from 'constructs';
 import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DockerProvider } from '@cdktf/provider-docker/lib/provider';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { proxyHost, usesDevelopmentIdp, type Topology } from '../app/src/topology';
 import { serviceSecretFiles } from '../certs/secrets';
 import { DevIdentityProvider } from './idp';
@@ -79,6 +79,7 @@ export class WsNotificationsStack extends TerraformStack {
       after: [this.broker?.container, this.idp?.container].filter((c) => c !== undefined),
       controlKeyFile: join(paths.certsDir, topology.tls.controlKey),
       ...(this.broker ? { brokerPasswordFile: secrets.broker.replica } : {}),
+      ...(topology.server.apiKeyFile ? { apiKeyFile: resolve(paths.root, topology.server.apiKeyFile) } : {}),
     });
 
     this.proxy = new NginxProxy(this, 'proxy', {
@@ -132,6 +133,8 @@ export class WsNotificationsStack extends TerraformStack {
       runId: props.loadRunId ?? '1',
       user: props.loadUser,
       ...(this.idp ? { idpSecretFile } : {}),
+      // The profile's key file, made absolute: a mount in the job (load.publishApi).
+      ...(topology.load.publishApi ? { apiKeyFile: resolve(paths.root, topology.load.publishApi.keyFile) } : {}),
       after: this.monitoring ? [this.proxy.reload, this.monitoring.reload, this.monitoring.exporter] : [this.proxy.reload],
       labels,
     });

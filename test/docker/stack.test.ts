@@ -49,6 +49,15 @@ const log = (line: string) => logLines.push(line);
  */
 const PROXY = { httpsPort: HTTPS, httpPort: 18080, shutdownTimeoutMs: 20_000, reload: { shedWindowMs: 5_000, marginMs: 2_000 } };
 
+const LOAD = {
+  // Long enough that a second or two of start-up lag in the job cannot decide its verdict.
+  stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
+  senderFraction: 0.2,
+  messageRate: 2,
+  thresholds: ['errors==0', 'closes.unexpected==0'],
+  maxDurationMs: 90_000,
+};
+
 /** Auth off (a trusted network) unless `extra` names an auth section: the jwt deploy below does. */
 function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
   const input: Partial<TopologyInput> = {
@@ -56,14 +65,7 @@ function topologyFor(replicas: number, extra: Partial<TopologyInput> = {}) {
     proxy: PROXY,
     // Grafana is on only with public images (BASE_IMAGES=public): Debian has no package for it.
     monitoring: { prometheusPort: 19090, grafanaPort: 13000, scrapeIntervalMs: 1000, evaluationIntervalMs: 1000 },
-    load: {
-      // Long enough that a second or two of start-up lag in the job cannot decide its verdict.
-      stages: [{ connections: 300, rampRate: DEFAULT_STAGE.rampRate, holdMs: 10_000 }],
-      senderFraction: 0.2,
-      messageRate: 2,
-      thresholds: ['errors==0', 'closes.unexpected==0'],
-      maxDurationMs: 90_000,
-    },
+    load: LOAD,
     ...extra,
   };
   return defineTopology(extra.auth ? input : withoutAuth(input), { BASE_IMAGES: offlineImages ? 'offline' : 'public' });
@@ -410,6 +412,32 @@ describe('the stack on a real Docker engine', { concurrency: false }, () => {
     await deployer.apply(stackDir);
     assert.notEqual((await running()).get('ws-nats')!.Id, oldId, 'a new container');
     assert.deepEqual(await retrying(brokerStream, 30_000), before, 'the same stream, created at the same time, with the same messages');
+  });
+
+  it('with auth off and the publish API on: the load job publishes through it with the mounted key; a client may not publish', async (t) => {
+    rmSync(REPORT, { force: true });
+    const keyFile = join(scratchDir('ws-docker-api-'), 'api.key');
+    writeFileSync(keyFile, 'docker-test-api-key-0123456789\n');
+    stackDir = synth(2, {
+      auth: { mode: 'none' },
+      server: { apiKeyFile: keyFile },
+      proxy: { ...PROXY, publishApi: true },
+      load: { ...LOAD, publishApi: { keyFile } },
+    });
+    const { outputs } = await deployer.apply(stackDir);
+    assert.equal(outputs.load_exit_code, 0);
+    const report = JSON.parse(readFileSync(REPORT, 'utf8'));
+    assert.deepEqual(report.errors, {});
+    assert.ok(report.delivery.published > 0 && report.delivery.expected > report.delivery.published, JSON.stringify(report.delivery));
+    assert.equal(report.delivery.lost, 0, JSON.stringify(report.delivery));
+    const { tls } = topologyFor(2);
+    const client = await TestClient.open(`wss://localhost:${HTTPS}/ws-notifications`, {
+      ca: readFileSync(join(ROOT, tls.dir, tls.caCert)),
+    });
+    t.after(() => client.close());
+    await client.next('hello');
+    client.send({ type: 'publish', topic: 'docker-test', data: 'forged' });
+    assert.equal((await client.next('error')).code, 'forbidden');
   });
 
   it('with auth.mode jwt: the ws-idp container issues the tokens, the load job passes with them, a stranger is refused, the page signs in through the proxy', async (t) => {

@@ -89,6 +89,7 @@ describe('the swarm target in the topology', () => {
     );
     refused({ target: 'swarm', network: { name: 'n', subnet: '198.18.0.0/24' } }, 'network.subnet', /Swarm allocates/);
     refused({ target: 'swarm', swarm: { brokerNodes: 4 } as any }, 'swarm.brokerNodes', /must be odd/);
+    refused({ target: 'swarm', auth: OWN_IDP, server: { apiKeyFile: 'k' } as any }, 'server.apiKeyFile', /does not pass the key file/);
     refused({ target: 'swarm', broker: { streamReplicas: 5 } as any }, 'broker.streamReplicas', /runs 3 \(swarm.brokerNodes\)/);
     refused({ broker: { streamReplicas: 2 } as any }, 'broker.streamReplicas', /the engine target runs 1/);
   });

@@ -214,6 +214,31 @@ describe('the synthesized stack', () => {
     assert.match(own, /connect-src 'self' https:\/\/idp\.example;/);
   });
 
+  it('mounts the publish API key into each replica, and into the load job when it publishes through the API', () => {
+    const keyFile = 'secrets/api.key';
+    const s = synth({
+      auth: { mode: 'none' },
+      server: { apiKeyFile: keyFile } as any,
+      proxy: { publishApi: true } as any,
+      load: { publishApi: { keyFile } } as any,
+    });
+    const mount = { host_path: join(ROOT, keyFile), container_path: '/run/secrets/api-key', read_only: true };
+    for (const name of serverNames(s)) {
+      const replica = containerNamed(s, name);
+      assert.ok(replica.env.includes('WS_API_KEY_FILE=/run/secrets/api-key'), replica.env.join(' '));
+      assert.ok(
+        replica.volumes.some((v: any) => v.host_path === mount.host_path && v.container_path === mount.container_path && v.read_only),
+        `${name} mounts the key`,
+      );
+    }
+    const job = containerNamed(s, 'ws-load-client');
+    const profile = JSON.parse(job.env.find((e: string) => e.startsWith('LOAD_PROFILE=')).slice('LOAD_PROFILE='.length));
+    assert.deepEqual(profile.publishApi, { keyFile: '/run/secrets/api-key' });
+    assert.ok(job.volumes.some((v: any) => v.host_path === mount.host_path && v.container_path === mount.container_path && v.read_only));
+    const plain = synth();
+    assert.ok(!containerNamed(plain, 'ws-server-0').env.some((e: string) => e.startsWith('WS_API_KEY_FILE=')), 'no key, no API');
+  });
+
   it('a rebalance runs after the reload only when the topology enables it', () => {
     const on = synth({ proxy: { rebalance: { enabled: true } } });
     const [, reload] = Object.entries(on.json.resource.terraform_data).find(([id]) => id.startsWith('proxy_reload'))!;

@@ -604,6 +604,13 @@ export const topologySchema = z
         issue(['network', 'subnet'], "is not used on the swarm target: Swarm allocates the overlay's addresses");
       if (usesDevelopmentIdp(t.auth))
         issue(['auth', 'issuer'], 'the swarm target runs no development IdP: name your provider (auth.issuer or auth.jwksUri)');
+      // The engine target mounts the key file; the swarm target has no secret for it yet.
+      if (server.apiKeyFile !== undefined)
+        issue(
+          ['server', 'apiKeyFile'],
+          'the swarm target does not pass the key file to its services yet: the publish API runs on the engine target',
+        );
+      if (load.publishApi) issue(['load', 'publishApi'], 'needs server.apiKeyFile, which the swarm target does not pass yet');
     }
     const servers = t.target === 'swarm' ? t.swarm.brokerNodes : 1;
     if (t.broker.enabled && streamReplicas(t) > servers) {
