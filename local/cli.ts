@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { defineTopology, STRATEGIES, withoutAuth, type Strategy, type Topology, type TopologyInput } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
-import { DEFAULT_STAGE } from '../app/src/shared/profile';
+import { DEFAULT_STAGE, DEFAULT_TOKEN_TTL_MS } from '../app/src/shared/profile';
 import {
   applyProfileFlags,
   durationFlag,
@@ -99,7 +99,11 @@ export function localCommand(): Command {
       'require tokens: run the development OpenID provider (oidc-provider), give every virtual user its own token and refresh it before expiry',
     )
     .option('--no-auth', 'no tokens (the default, except for `npm start`, which passes --auth: `npm start -- --no-auth`)')
-    .option('--token-ttl <d>', 'with --auth: the lifetime of each token (refreshed in-band when the server warns)', '10m')
+    .option(
+      '--token-ttl <d>',
+      'with --auth: the lifetime of each token (refreshed in-band when the server warns)',
+      `${DEFAULT_TOKEN_TTL_MS / 60_000}m`,
+    )
     .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it');
 }
 

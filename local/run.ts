@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pageOrigins, replicaName, usesDevelopmentIdp, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
+import { DEFAULT_TOKEN_TTL_MS } from '../app/src/shared/profile';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
@@ -125,7 +126,7 @@ export interface LocalOptions {
   /**
    * With auth against the development IdP (the topology's default, usesDevelopmentIdp): the
    * lifetime of each virtual user's token.
-   * @default 10 minutes
+   * @default DEFAULT_TOKEN_TTL_MS (10 minutes)
    */
   tokenTtlMs?: number;
 }
@@ -212,8 +213,6 @@ interface LocalFront {
   access(): ProxyAccess[];
   stop(): Promise<void>;
 }
-
-const DEFAULT_TOKEN_TTL_MS = 600_000;
 
 /**
  * Whether the run has auth: the topology's auth section decides. A local run starts the development

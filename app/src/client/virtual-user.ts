@@ -64,6 +64,8 @@ export interface RunContext {
 
 /** A refused publication is sent again at most this often (about 10 s of broker outage). */
 const PUBLISH_RETRIES = 20;
+/** The pause before a refused publication goes again: random, so refused senders do not retry in step. */
+const retryPauseMs = () => 200 + Math.random() * 800;
 
 /**
  * Closes the server sends to move a client elsewhere: going away (drain, a reload's retired
@@ -412,9 +414,7 @@ export class VirtualUser {
         // (stored once however often it is sent); while the broker is restarting on purpose, the
         // refusal is the fault's.
         const retry = PUBLISH_RETRY_CODES.includes(message.code);
-        const fault = retry ? this.ctx.faultOfKind('restart-broker') : undefined;
-        if (fault) stats.faultError(fault);
-        else stats.error(`server_${message.code}`);
+        this.countRefusal(retry, `server_${message.code}`);
         if (retry && message.id !== undefined) this.retryPublish(String(message.id));
         return;
       }
@@ -525,14 +525,22 @@ export class VirtualUser {
         return;
       }
       const retry = a.status === 503 || a.status === 504;
-      const fault = retry ? this.ctx.faultOfKind('restart-broker') : undefined;
-      if (fault) stats.faultError(fault);
-      else stats.error(`api_${a.status}`);
+      this.countRefusal(retry, `api_${a.status}`);
       if (!retry || tries >= PUBLISH_RETRIES) return;
       stats.counters.publishRetries++;
-      setTimeout(() => this.ctx.running() && this.publishThroughApi(publisher, m, tries + 1), 200 + Math.random() * 800);
+      setTimeout(() => this.ctx.running() && this.publishThroughApi(publisher, m, tries + 1), retryPauseMs());
     };
     publisher.publish({ topic: m.topic, data: m.data, id: m.id, ts: m.ts }).then(answered, () => stats.error('api_unreachable'));
+  }
+
+  /**
+   * A refused publication: one the broker did not store, or did not answer for (`retry`), is the
+   * fault's while the broker is restarting on purpose; anything else is an error of this name.
+   */
+  private countRefusal(retry: boolean, error: string): void {
+    const fault = retry ? this.ctx.faultOfKind('restart-broker') : undefined;
+    if (fault) this.ctx.stats.faultError(fault);
+    else this.ctx.stats.error(error);
   }
 
   /** Sends a refused publication again (same id) after a short random pause; gives up after a few. */
@@ -545,7 +553,7 @@ export class VirtualUser {
     }
     this.ctx.stats.counters.publishRetries++;
     // Only while it is still this connection's (a close clears them): never on the next one.
-    setTimeout(() => this.unacknowledged.get(id) === pending && this.send(pending.message), 200 + Math.random() * 800);
+    setTimeout(() => this.unacknowledged.get(id) === pending && this.send(pending.message), retryPauseMs());
   }
 
   private send(message: Outgoing): void {

@@ -102,6 +102,9 @@ export function hardTimeLimitMs(durationMs: number): number {
   return Math.max(DEFAULT_MAX_DURATION_MS, durationMs * 2 + 60_000);
 }
 
+/** A virtual user's token lifetime unless told (the local runner's --token-ttl too). */
+export const DEFAULT_TOKEN_TTL_MS = 600_000;
+
 /** Where the virtual users' tokens come from (LoadProfile's `tokens`). */
 export const loadTokensSchema = z
   .object({
@@ -109,7 +112,7 @@ export const loadTokensSchema = z
     /** The file holding the provider's client secret (never the secret itself: profiles are logged and stored). */
     secretFile: z.string().min(1),
     /** Each token's lifetime. */
-    ttlMs: z.number().int().min(2_000).max(86_400_000).default(600_000),
+    ttlMs: z.number().int().min(2_000).max(86_400_000).default(DEFAULT_TOKEN_TTL_MS),
   })
   .strict();
 
