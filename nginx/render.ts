@@ -233,6 +233,9 @@ ${
         ssl_buffer_size ${proxy.tlsBufferBytes};
         ssl_session_cache shared:ws_tls:10m;
         ssl_session_timeout 1h;
+        # One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with its latest, and
+        # each ticket costs a seal here and an unpack in the client.
+        ssl_conf_command NumTickets 1;
 ${
   options.sessionTicketKeyFile
     ? `        # Shared by the HA pair: a client reconnecting after a failover resumes on the other proxy.

@@ -6,7 +6,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { runLoad } from '../../app/src/client/coordinator';
-import { connectTcp, targetOf, TCP_CANCELLED } from '../../app/src/client/connector';
+import { lookup } from 'node:dns';
+import { connectTcp, rememberingLookup, targetOf, TCP_CANCELLED } from '../../app/src/client/connector';
 import { classifyHandshakeError } from '../../app/src/client/connect-errors';
 import { loadProfileSchema } from '../../app/src/shared/profile';
 import { makeTestCerts } from '../helpers/certs';
@@ -32,6 +33,27 @@ describe('the connector: TCP first, the WebSocket only once TCP is up', () => {
     assert.deepEqual(targetOf('wss://example.test/ws'), { host: 'example.test', port: 443, secure: true, servername: 'example.test' });
     assert.deepEqual(targetOf('ws://127.0.0.1:8080/ws'), { host: '127.0.0.1', port: 8080, secure: false, servername: undefined });
     assert.deepEqual(targetOf('wss://[::1]:9443/'), { host: '::1', port: 9443, secure: true, servername: undefined });
+  });
+
+  it("reuses a host's addresses for a few seconds, in both of dns.lookup's answer forms; a failure is asked again", async () => {
+    let asked = 0;
+    const remembered = rememberingLookup((host, options, callback) => {
+      asked++;
+      lookup(host, options, callback);
+    });
+    const ask = (host: string, all: boolean) =>
+      new Promise<{ error: Error | null; answer: unknown; family?: number }>((resolve) =>
+        remembered(host, { all }, (error, answer, family) => resolve({ error, answer, family })),
+      );
+    const one = await ask('localhost', false);
+    assert.equal(one.error, null);
+    assert.ok(typeof one.answer === 'string' && [4, 6].includes(one.family!), `one address: ${JSON.stringify(one)}`);
+    const all = await ask('localhost', true);
+    assert.ok(Array.isArray(all.answer) && all.answer.some((a: { address: string }) => a.address === one.answer));
+    assert.equal(asked, 1, 'the second question was answered from memory');
+    assert.ok((await ask('no-such-host.invalid', false)).error);
+    assert.ok((await ask('no-such-host.invalid', false)).error);
+    assert.equal(asked, 3, 'failures are asked again');
   });
 
   it('a refused connect fails as refused', async () => {

@@ -1,4 +1,5 @@
-import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { lookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
+import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 
 /**
@@ -43,7 +44,7 @@ export function connectTcp(
 ): PendingTcp {
   // No Nagle: the HTTP upgrade request follows the TLS Finished at once, and waiting for its ACK
   // (delayed up to 40 ms by the server) put that into every connect time.
-  const tcp = netConnect({ host: target.host, port: target.port, localAddress, noDelay: true });
+  const tcp = netConnect({ host: target.host, port: target.port, localAddress, noDelay: true, lookup: rememberedLookup });
   let settled = false;
   const settle = (error?: Error) => {
     if (settled) return;
@@ -63,6 +64,40 @@ export function connectTcp(
   tcp.once('connect', () => settle());
   return { cancel: () => settle(new Error(TCP_CANCELLED)) };
 }
+
+/** dns.lookup asked for all of a host's addresses. */
+type AllAddresses = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
+/** How long a host's addresses are reused: a short DNS cache, as a browser keeps. */
+export const LOOKUP_MEMORY_MS = 5_000;
+
+/**
+ * dns.lookup (or `resolve`), its answer reused for LOOKUP_MEMORY_MS per host: a virtual user
+ * connects thousands of times to one host, and each lookup was a getaddrinfo on libuv's threads.
+ * Hand-written because cacheable-lookup asks the DNS servers itself instead of getaddrinfo, so
+ * /etc/hosts and nsswitch could answer otherwise than the lookups it replaces. Failures are not kept.
+ */
+export function rememberingLookup(resolve: AllAddresses = lookup): LookupFunction {
+  const looked = new Map<string, { at: number; addresses: LookupAddress[] }>();
+  return (hostname, options, callback) => {
+    const key = `${hostname}/${options.family ?? 0}/${options.hints ?? 0}`;
+    const answer = (addresses: LookupAddress[]) =>
+      options.all ? callback(null, addresses) : callback(null, addresses[0].address, addresses[0].family);
+    const known = looked.get(key);
+    if (known && performance.now() - known.at < LOOKUP_MEMORY_MS) return process.nextTick(answer, known.addresses);
+    resolve(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 0);
+      looked.set(key, { at: performance.now(), addresses });
+      answer(addresses);
+    });
+  };
+}
+
+const rememberedLookup = rememberingLookup();
 
 /**
  * One TLS context for all of a process's connections (trusting `ca`, or the system's CAs): without
