@@ -31,6 +31,7 @@ const program = new Command('bench:peers')
   .option('--ramp-rate <n>', 'connections opened per second', '300')
   .option('--hold <d>', 'seconds each size is held after its ramp', '20')
   .option('--tools <list>', 'which tools, comma-separated', 'this client,artillery,tsung,bare ws')
+  .option('--rounds <n>', 'rounds of this client and the bare holder, alternating (the others run once)', '3')
   .option('--out <file>', 'Markdown output', 'docs/benchmarks/peers.md')
   .parse();
 const o = program.opts();
@@ -304,6 +305,18 @@ function bareHolderScript(dir: string): string {
   return file;
 }
 
+/** The pair the goal compares: run every round, alternating, so both see the machine alike. */
+const PAIR = ['this client', 'bare ws'];
+
+interface ToolResult {
+  tool: Tool;
+  /** Each round's samples by connections asked. */
+  rounds: Partial<Record<number, Sample>>[];
+  unavailable?: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 async function main(): Promise<number> {
   const version = nginxVersion();
   if (!version) throw new Error('nginx is required (apt-get install nginx-light)');
@@ -324,30 +337,33 @@ async function main(): Promise<number> {
   );
   const target = await startLocalRun(topology);
   const startedAt = new Date();
-  const results: { tool: Tool; samples: Partial<Record<number, Sample>>; unavailable?: string }[] = [];
+  const results: ToolResult[] = tools.map((tool) => ({ tool, rounds: [] }));
   try {
-    for (const tool of tools) {
-      const entry: (typeof results)[number] = { tool, samples: {} };
-      results.push(entry);
-      for (const n of [large, small]) {
-        const dir = mkdtempSync(join(tmpdir(), 'peers-'));
-        // Each connection lives as long on average as this client's (held to the end of ramp + hold).
-        const lifetime = hold + Math.ceil(n / rate / 2);
-        const run = tool.command(target, n, rate, tool.name === 'this client' ? hold : lifetime, dir);
-        if ('unavailable' in run) {
-          entry.unavailable = run.unavailable;
-          break;
+    for (let round = 0; round < Number(o.rounds); round++) {
+      for (const entry of results) {
+        if (entry.unavailable || (round > 0 && !PAIR.includes(entry.tool.name))) continue;
+        const samples: Partial<Record<number, Sample>> = {};
+        for (const n of [large, small]) {
+          const dir = mkdtempSync(join(tmpdir(), 'peers-'));
+          // Each connection lives as long on average as this client's (held to the end of ramp + hold).
+          const lifetime = hold + Math.ceil(n / rate / 2);
+          const run = entry.tool.command(target, n, rate, entry.tool.name === 'this client' ? hold : lifetime, dir);
+          if ('unavailable' in run) {
+            entry.unavailable = run.unavailable;
+            break;
+          }
+          console.error(`peers: round ${round + 1}, ${entry.tool.name}, ${n} connections at ${rate}/s`);
+          samples[n] = await measure(target, run, (output) => entry.tool.outcome(dir, output));
+          // Let nginx and the replicas see every close before the next tool starts.
+          await new Promise((r) => setTimeout(r, 3_000));
         }
-        console.error(`peers: ${tool.name}, ${n} connections at ${rate}/s`);
-        entry.samples[n] = await measure(target, run, (output) => tool.outcome(dir, output));
-        // Let nginx and the replicas see every close before the next tool starts.
-        await new Promise((r) => setTimeout(r, 3_000));
+        if (!entry.unavailable) entry.rounds.push(samples);
       }
     }
   } finally {
     await target.stop();
   }
-  const md = markdown(results, { large, small, rate, hold, version, startedAt });
+  const md = markdown(results, { large, small, rate, hold, rounds: Number(o.rounds), version, startedAt });
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
   writeFileSync(resolve(o.out), md);
   console.log(md);
@@ -355,30 +371,46 @@ async function main(): Promise<number> {
 }
 
 function markdown(
-  results: { tool: Tool; samples: Partial<Record<number, Sample>>; unavailable?: string }[],
-  run: { large: number; small: number; rate: number; hold: number; version: string; startedAt: Date },
+  results: ToolResult[],
+  run: { large: number; small: number; rate: number; hold: number; rounds: number; version: string; startedAt: Date },
 ): string {
   const { large, small } = run;
   // Per connection held: the RSS difference over the difference in connections open at the peak.
-  const perConnKb = (r?: (typeof results)[number]) => {
-    const a = r?.samples[large];
-    const b = r?.samples[small];
+  const perConnKb = (samples: Partial<Record<number, Sample>>) => {
+    const a = samples[large];
+    const b = samples[small];
     return a && b && a.peakOpen > b.peakOpen ? Math.round(((a.peakRssMb - b.peakRssMb) * 1000) / (a.peakOpen - b.peakOpen)) : undefined;
   };
+  const medianOf = (r: ToolResult, f: (samples: Partial<Record<number, Sample>>) => number | undefined) => {
+    const xs = r.rounds.map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? median(xs) : undefined;
+  };
   const rows = results.map((r) => {
-    const s = r.samples[large];
-    if (!s) return `| ${r.tool.name} | ${r.tool.version} | — | — | — | — | — | — | — | ${r.unavailable ?? 'did not run'} |`;
+    const s = r.rounds[0]?.[large];
+    if (!s) return `| ${r.tool.name} | ${r.tool.version} | — | — | — | — | — | — | — | — | ${r.unavailable ?? 'did not run'} |`;
+    const exit = Math.max(...r.rounds.map((x) => x[large]?.exitCode ?? 0));
     return (
-      `| ${r.tool.name} | ${r.tool.version} | ${large} / ` +
-      `${s.reported ? `${s.reported.opened} / ${s.reported.failed}` : '? / ?'} | ${s.peakOpen} | ${s.cpuSeconds} | ${s.peakRssMb} ` +
-      `| ${perConnKb(r) ?? '—'} | ${s.peakOpenRate} | ${s.exitCode}${s.note ? ` (${s.note.replace(/\|/g, '/')})` : ''} | ${r.tool.latencies} |`
+      `| ${r.tool.name} | ${r.tool.version} | ${r.rounds.length} | ${large} / ` +
+      `${s.reported ? `${s.reported.opened} / ${s.reported.failed}` : '? / ?'} | ${s.peakOpen} | ${medianOf(r, (x) => x[large]?.cpuSeconds)} | ` +
+      `${medianOf(r, (x) => x[large]?.peakRssMb)} | ${medianOf(r, perConnKb) ?? '—'} | ${s.peakOpenRate} | ${exit}${s.note ? ` (${s.note.replace(/\|/g, '/')})` : ''} | ${r.tool.latencies} |`
     );
   });
   const oursRow = results.find((r) => r.tool.name === 'this client');
   const bareRow = results.find((r) => r.tool.name === 'bare ws');
-  const ours = oursRow?.samples[large];
-  const bare = bareRow?.samples[large];
-  const ratio = (a?: number, b?: number) => (a !== undefined && b ? (a / b).toFixed(2) : '—');
+  const paired = Math.min(oursRow?.rounds.length ?? 0, bareRow?.rounds.length ?? 0);
+  /** Each round's ratio of this client to the bare holder, and their median. */
+  const ratios = (f: (samples: Partial<Record<number, Sample>>) => number | undefined) => {
+    const each = Array.from({ length: paired }, (_, i) => {
+      const a = f(oursRow!.rounds[i]);
+      const b = f(bareRow!.rounds[i]);
+      return a !== undefined && b ? a / b : undefined;
+    }).filter((x): x is number => x !== undefined);
+    return each.length ? { each: each.map((x) => x.toFixed(2)).join(', '), median: median(each) } : undefined;
+  };
+  const line = (what: string, r: ReturnType<typeof ratios>, goal?: number) =>
+    r
+      ? `${what} ×${r.median.toFixed(2)} (rounds: ${r.each})${goal === undefined ? '' : ` (the goal: at most ${goal}×: **${r.median <= goal ? 'met' : 'not met'}**)`}`
+      : `${what} —`;
   return `# This client beside Artillery, tsung and a bare ws holder
 
 Produced by \`npm run bench:peers\` on ${run.startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, Node ${process.version}, nginx ${run.version}).
@@ -386,15 +418,27 @@ The same target for every tool: the local topology (nginx with TLS, 2 replicas, 
 same profile: ${large.toLocaleString('en')} WSS connections opened at ${run.rate}/s, a 128-byte message every 5 s on each, held ${run.hold} s after the
 ramp (the others hold each connection ${run.hold} s plus half the ramp, the same connection-seconds); then the same at ${small.toLocaleString('en')}.
 Measured from outside for every tool: CPU seconds and peak RSS of its process tree (/proc, every 250 ms); connections
-open and the peak opening rate as nginx counts them (stub_status, accepted connections per second).
+open and the peak opening rate as nginx counts them (stub_status, accepted connections per second). This client and the
+bare holder run ${run.rounds} rounds, alternating, so both see the machine alike (a process's peak RSS moves with its garbage
+collector's timing from run to run); their CPU and memory columns are the medians of the rounds.
 
-| tool | version | asked / opened / failed (as the tool reports) | open at once (nginx) | CPU s | peak RSS (MB) | RSS per connection held (KB, ${small}→${large}) | peak opening rate (/s) | exit | latencies it reports |
-| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |
+| tool | version | rounds | asked / opened / failed (as the tool reports) | open at once (nginx) | CPU s | peak RSS (MB) | RSS per connection held (KB, ${small}→${large}) | peak opening rate (/s) | exit | latencies it reports |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |
 ${rows.join('\n')}
 
-This client against the bare holder, in this run: RSS per connection held ×${ratio(perConnKb(oursRow), perConnKb(bareRow))} (the goal: at most 1.1×),
-CPU at ${large.toLocaleString('en')} ×${ratio(ours?.cpuSeconds, bare?.cpuSeconds)} (the goal: at most 1.0×), peak RSS at ${large.toLocaleString('en')} ×${ratio(ours?.peakRssMb, bare?.peakRssMb)};
-while measuring everything it measures. Both run as plain JavaScript: this client compiled as \`npm run local\` runs it, the
+This client against the bare holder, each round's ratio and their median:
+${line('RSS per connection held', ratios(perConnKb), 1.1)};
+${line(
+  `CPU at ${large.toLocaleString('en')}`,
+  ratios((x) => x[large]?.cpuSeconds),
+  1.0,
+)};
+${line(
+  `peak RSS at ${large.toLocaleString('en')}`,
+  ratios((x) => x[large]?.peakRssMb),
+)};
+while measuring everything it measures. This client keeps a host's addresses for 5 s (client/connector.ts), as a browser's
+DNS cache does; the holder, as \`ws\` does, looks the host up for each connection. Both run as plain JavaScript: this client compiled as \`npm run local\` runs it, the
 holder transpiled.
 
 Commands, as the bench ran them (URL, CA and sizes filled in): this client \`node app/.build/HASH/dist/client/main.js URL --ca CA -c N
