@@ -14,6 +14,7 @@ import { classifyLocal, cpuBetween, cpuSeconds, machineTicks, type Classify } fr
 import type { LoadReport } from '../app/src/client/report-model';
 import { runEntryPoint, EXIT } from '../app/src/shared/exit';
 import { DEFAULT_STAGE } from '../app/src/shared/profile';
+import { median } from './stats';
 
 const o = new Command('bench:auth')
   .option('--pairs <n>', 'runs of each kind, alternating', '3')
@@ -23,8 +24,6 @@ const o = new Command('bench:auth')
 
 /** The goal of issue 25: connect p99 with auth at most this many times without. */
 const GOAL_RATIO = 1.3;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The local run's parts, the load client's process and the development IdP included. */
 const classify: Classify = (cmdline, pid) =>
@@ -103,7 +102,7 @@ function rampCost(samples: Sample[], report: LoadReport): RampCost | undefined {
 
 async function main(): Promise<number> {
   const startedAt = new Date();
-  const runs: ({ auth: boolean } & Awaited<ReturnType<typeof measuredRun>>)[] = [];
+  const runs: Run[] = [];
   for (let i = 0; i < Number(o.pairs); i++) {
     for (const auth of [false, true]) {
       console.error(`bench:auth: pair ${i + 1} of ${o.pairs}, ${auth ? 'with' : 'without'} --auth`);

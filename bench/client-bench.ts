@@ -13,6 +13,7 @@ import { defineTopology, withoutAuth } from '../app/src/topology';
 import { runLoad, workersFor } from '../app/src/client/coordinator';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { nginxVersion, ROOT, startLocalRun } from '../local/run';
+import { median } from './stats';
 
 const program = new Command('bench:client')
   .option('--ws-connections <n>', 'connections per probe over ws://', '3000')
@@ -35,8 +36,6 @@ function probe(kind: 'ours' | 'bare', url: string, n: number, compression: boole
     child.once('exit', (code) => code !== 0 && reject(new Error(`probe exited ${code}`)));
   });
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const version = nginxVersion();

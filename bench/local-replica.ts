@@ -7,6 +7,7 @@ import { builtApp } from '../local/build';
 import { freePort, startComponent, stop } from '../local/processes';
 import { ROOT } from '../local/run';
 import { usageOf } from './proc';
+import { median } from './stats';
 
 /**
  * A local replica from source (tsx compiling TypeScript at run time, what `npm run local` ran
@@ -52,8 +53,6 @@ async function sample(mode: Mode, appDir: string, keyFile: string): Promise<Samp
     await stop(p, 'SIGKILL', 5_000);
   }
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const built = performance.now();

@@ -22,6 +22,7 @@ import { EXIT, runEntryPoint } from '../app/src/shared/exit';
 import { NGINX_STATUS_PATH } from '../nginx/render';
 import { nginxVersion, startLocalRun, type LocalRun } from '../local/run';
 import { processTree, usageOf } from './proc';
+import { median } from './stats';
 
 const ARTILLERY_VERSION = '2.0.34';
 const ROOT = resolve(__dirname, '..');
@@ -314,8 +315,6 @@ interface ToolResult {
   rounds: Partial<Record<number, Sample>>[];
   unavailable?: string;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<number> {
   const version = nginxVersion();
