@@ -18,7 +18,7 @@ export const classifyLocal: Classify = (cmdline, pid) => {
   return undefined;
 };
 
-const TICKS = 100; // USER_HZ on Linux
+export const TICKS = 100; // USER_HZ on Linux
 const PAGE = 4096;
 
 /** Every process id now. */

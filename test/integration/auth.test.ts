@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { base64url, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { base64url, exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { authSchema, type AuthConfig } from '../../app/src/topology';
 import { CloseCode, PUBLISH_API_PATH, REVOKE_API_PATH, type ServerMessage } from '../../app/src/shared/protocol';
 import { backendToken } from '../../app/src/idp/tokens';
 import { ROTATE_KEYS_PATH } from '../../app/src/idp/clients';
+import { SIGNING_ALG } from '../../app/src/idp/provider';
 import { startIdp, TEST_IDP_SECRET, type RunningIdp } from '../helpers/idp';
 import { brokerReplica, startNats } from '../helpers/nats';
 import { eventually, metricValue, startServer, TestClient, type RunningServer } from '../helpers/server';
@@ -107,7 +108,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
   });
 
   it('refuses bad tokens with their codes, counted by reason, the replica and other connections untouched', async () => {
-    const { privateKey: stranger } = await generateKeyPair('ES256');
+    const { privateKey: stranger } = await generateKeyPair(SIGNING_ALG);
     const claims = { sub: 'mallory', iss: idp.issuer, aud: 'ws-notifications', exp: now() + 300, iat: now() };
     const good = await idp.token({ sub: 'mallory', ttlSeconds: 300 });
     const [h, p, sig] = good.split('.');
@@ -116,7 +117,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     const kid = JSON.parse(Buffer.from(h, 'base64url').toString()).kid as string;
     const publicJwk = jwks.keys.find((k) => k.kid === kid)!;
     const { importJWK } = await import('jose');
-    const publicPem = await exportSPKI((await importJWK(publicJwk, 'ES256')) as Parameters<typeof exportSPKI>[0]);
+    const publicPem = await exportSPKI((await importJWK(publicJwk, SIGNING_ALG)) as Parameters<typeof exportSPKI>[0]);
 
     await refused(server, undefined, CloseCode.invalidToken, 'missing');
     await refused(server, 'not-a-jwt', CloseCode.invalidToken, 'malformed');
@@ -127,10 +128,10 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     // A tampered payload under the provider's own signature.
     const tampered = `${h}.${base64url.encode(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: 'alice' }))}.${sig}`;
     await refused(server, tampered, CloseCode.invalidToken, 'signature');
-    const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'not-in-the-jwks' }).sign(stranger);
+    const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: SIGNING_ALG, kid: 'not-in-the-jwks' }).sign(stranger);
     await refused(server, unknownKid, CloseCode.invalidToken, 'unknown_key');
     // Signed by a stranger's key under the provider's kid.
-    const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).sign(stranger);
+    const forged = await new SignJWT(claims).setProtectedHeader({ alg: SIGNING_ALG, kid }).sign(stranger);
     await refused(server, forged, CloseCode.invalidToken, 'signature');
     await refused(server, 'x'.repeat(60 * 1024), CloseCode.invalidToken, 'too_large');
 
@@ -221,6 +222,35 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
       dave.close();
     } finally {
       await short.stop();
+    }
+  });
+
+  it("another provider's algorithms verify from its JWKS (ES256, PS256, EdDSA); a key's wrong algorithm does not", async () => {
+    const algs = ['ES256', 'PS256', 'EdDSA'] as const;
+    const keys = await Promise.all(algs.map((alg) => generateKeyPair(alg, { extractable: true })));
+    const jwks = {
+      keys: await Promise.all(keys.map(async (k, i) => ({ ...(await exportJWK(k.publicKey)), kid: `k-${algs[i]}`, alg: algs[i] }))),
+    };
+    const provider: Server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)),
+    );
+    await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
+    const other = await startServer({}, 'auth-algs', {
+      auth: authFor(idp, { issuer: undefined, jwksUri: `http://127.0.0.1:${(provider.address() as AddressInfo).port}/jwks` }),
+    });
+    const sign = (alg: string, kid: string, key: (typeof keys)[number]['privateKey']) =>
+      new SignJWT({ sub: `by-${alg}` }).setProtectedHeader({ alg, kid }).setAudience('ws-notifications').setExpirationTime('5m').sign(key);
+    try {
+      for (const [i, alg] of algs.entries()) {
+        const client = await connectWith(other, await sign(alg, `k-${alg}`, keys[i].privateKey));
+        assert.equal(helloOf(client).sub, `by-${alg}`, `${alg} verifies`);
+        client.close();
+      }
+      // The ES256 key's kid on a token that says PS256 (signed with the PS256 key): no such key.
+      await refused(other, await sign('PS256', 'k-ES256', keys[1].privateKey), CloseCode.invalidToken, 'unknown_key');
+    } finally {
+      await other.stop();
+      provider.close();
     }
   });
 

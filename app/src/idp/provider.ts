@@ -44,10 +44,16 @@ export interface DevProviderOptions {
   readonly pageOrigins?: readonly string[];
 }
 
-/** A fresh ES256 signing key with a random kid, as the provider's JWKS needs it. */
+/**
+ * How the provider signs: RS256, OpenID Connect's default and Keycloak's. A replica checks a token
+ * at every connect, and an RS256 check is the cheapest there is (docs/benchmarks/auth.md).
+ */
+export const SIGNING_ALG = 'RS256';
+
+/** A fresh signing key with a random kid, as the provider's JWKS needs it. */
 export async function newSigningKey(): Promise<JWK> {
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256', use: 'sig' };
+  const { privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: SIGNING_ALG, use: 'sig' };
 }
 
 interface DevUserParams {
@@ -78,7 +84,7 @@ export function createDevProvider(o: DevProviderOptions): Provider {
     audience: DEV_AUDIENCE,
     accessTokenTTL: o.tokenTtlSeconds ?? 600,
     accessTokenFormat: 'jwt',
-    jwt: { sign: { alg: 'ES256', kid: o.signingKid } },
+    jwt: { sign: { alg: SIGNING_ALG, kid: o.signingKid } },
   };
   const provider = new Provider(o.issuer, {
     jwks: { keys: [...o.keys] },
@@ -90,7 +96,7 @@ export function createDevProvider(o: DevProviderOptions): Provider {
         grant_types: ['client_credentials'],
         redirect_uris: [],
         response_types: [],
-        id_token_signed_response_alg: 'ES256',
+        id_token_signed_response_alg: SIGNING_ALG,
       },
       {
         client_id: DEV_CLIENT,
@@ -98,7 +104,7 @@ export function createDevProvider(o: DevProviderOptions): Provider {
         grant_types: [DEV_USER_GRANT],
         redirect_uris: [],
         response_types: [],
-        id_token_signed_response_alg: 'ES256',
+        id_token_signed_response_alg: SIGNING_ALG,
       },
       ...(pages.length > 0
         ? [
@@ -108,7 +114,7 @@ export function createDevProvider(o: DevProviderOptions): Provider {
               grant_types: ['authorization_code', 'refresh_token'],
               response_types: ['code'],
               redirect_uris: pages.map((origin) => `${origin}/`),
-              id_token_signed_response_alg: 'ES256',
+              id_token_signed_response_alg: SIGNING_ALG,
             } satisfies ClientMetadata,
           ]
         : []),

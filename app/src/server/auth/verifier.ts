@@ -1,4 +1,6 @@
-import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { KeyObject, type webcrypto } from 'node:crypto';
+import { createVerifier, TokenError } from 'fast-jwt';
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, type JWSHeaderParameters, type JWTPayload } from 'jose';
 import type { AuthConfig } from '../../topology/auth';
 
 /** Why a token was refused: the `reason` label of ws_auth_failures_total, and the close reason's first word. */
@@ -58,15 +60,21 @@ export interface VerifierEvents {
 }
 
 /**
- * Checks access tokens against the provider's JWKS (jose). The keys are fetched on first use and
+ * Checks access tokens against the provider's JWKS. The keys are fetched on first use and
  * cached with no age limit: a connect never waits on the provider for a key it knows, and a
  * provider that is down or hangs blocks only tokens signed with a key not seen yet. The set is
  * refreshed in the background, and at once (at most every 30 s) on an unknown `kid`: that is how
  * a rotated key is picked up.
+ *
+ * jose keeps the key set (discovery, caching, the cooldown); fast-jwt checks the token with
+ * node:crypto's synchronous verify. jose's own check runs on WebCrypto, which hops to libuv's
+ * thread pool and back, and cost two to three times the CPU (docs/benchmarks/auth.md).
  */
 export class TokenVerifier {
   private keys?: Promise<ReturnType<typeof createRemoteJWKSet>>;
   private refresher?: NodeJS.Timeout;
+  /** A fast-jwt verifier per key jose imported: fast-jwt parses a key given up front once, a fetched one per token. */
+  private readonly checks = new WeakMap<object, (token: string) => JWTPayload>();
 
   constructor(
     private readonly auth: AuthConfig,
@@ -79,28 +87,29 @@ export class TokenVerifier {
     if (Buffer.byteLength(token) > this.auth.maxTokenBytes)
       throw new AuthFailure('too_large', `the token is over ${this.auth.maxTokenBytes} bytes`);
     // Checked before any key is looked up: `alg: none` or HS256 never reach the JWKS.
-    let alg: string | undefined;
+    let header: JWSHeaderParameters;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      header = decodeProtectedHeader(token);
     } catch {
       throw new AuthFailure('malformed', 'the token is not a JWS');
     }
+    const { alg } = header;
     if (!alg || !(this.auth.algorithms as readonly string[]).includes(alg))
       throw new AuthFailure('algorithm', `the token's algorithm ${JSON.stringify(alg)} is not accepted`);
-    const keys = await this.jwks();
+    let key: webcrypto.CryptoKey;
+    try {
+      key = await (await this.jwks())(header);
+    } catch (error) {
+      throw this.keyFailure(error as Error);
+    }
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, keys, {
-        algorithms: [...this.auth.algorithms],
-        issuer: this.auth.issuer,
-        audience: this.auth.audience,
-        clockTolerance: Math.round(this.auth.clockSkewMs / 1000),
-        requiredClaims: ['exp', 'sub'],
-      }));
+      payload = this.checkFor(key)(token);
     } catch (error) {
       throw this.failure(error as Error);
     }
-    return { sub: payload.sub!, expiresAt: payload.exp! * 1000, issuedAt: payload.iat ?? 0, jti: payload.jti, claims: payload };
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthFailure('claims', "the token's sub claim is not a string");
+    return { sub: payload.sub, expiresAt: payload.exp! * 1000, issuedAt: payload.iat ?? 0, jti: payload.jti, claims: payload };
   }
 
   /**
@@ -118,16 +127,36 @@ export class TokenVerifier {
     if (this.refresher) clearInterval(this.refresher);
   }
 
+  /** fast-jwt's error as the documented reason. */
   private failure(error: Error): AuthFailure {
-    if (error instanceof errors.JWTExpired) return new AuthFailure('expired', 'the token has expired');
-    if (error instanceof errors.JWTClaimValidationFailed) {
-      const reason =
-        error.claim === 'iss' ? 'issuer' : error.claim === 'aud' ? 'audience' : error.claim === 'nbf' ? 'not_yet_valid' : 'claims';
-      return new AuthFailure(reason, `the token's ${error.claim} claim is not accepted: ${error.reason}`);
+    if (!(error instanceof TokenError)) throw error;
+    switch (error.code) {
+      case TokenError.codes.expired:
+        return new AuthFailure('expired', 'the token has expired');
+      case TokenError.codes.inactive:
+        return new AuthFailure('not_yet_valid', 'the token is not valid yet (nbf)');
+      case TokenError.codes.invalidClaimValue:
+      case TokenError.codes.invalidClaimType:
+      case TokenError.codes.missingRequiredClaim: {
+        // fast-jwt names the claim only in its message: "The iss claim value is not allowed."
+        const claim = /\b(iss|aud)\b claim/.exec(error.message)?.[1];
+        const reason = claim === 'iss' ? 'issuer' : claim === 'aud' ? 'audience' : 'claims';
+        return new AuthFailure(reason, `the token's claims are not accepted: ${error.message}`);
+      }
+      case TokenError.codes.invalidAlgorithm:
+      case TokenError.codes.invalidKey:
+        return new AuthFailure('algorithm', "the token's algorithm is not accepted");
+      case TokenError.codes.invalidSignature:
+      case TokenError.codes.verifyError:
+        return new AuthFailure('signature', "the token's signature does not verify");
+      default:
+        return new AuthFailure('malformed', 'the token is not a valid JWT');
     }
-    if (error instanceof errors.JOSEAlgNotAllowed) return new AuthFailure('algorithm', "the token's algorithm is not accepted");
-    if (error instanceof errors.JWSSignatureVerificationFailed)
-      return new AuthFailure('signature', "the token's signature does not verify");
+  }
+
+  /** Why no key was had for a token: not in the JWKS, or the JWKS could not be fetched. */
+  private keyFailure(error: Error): AuthFailure {
+    if (error instanceof AuthFailure) return error;
     if (error instanceof errors.JWKSNoMatchingKey)
       return new AuthFailure('unknown_key', "the token's key (kid) is not in the provider's JWKS");
     // A fetch that failed, timed out, or answered something other than a key set (jose's generic error).
@@ -136,6 +165,25 @@ export class TokenVerifier {
       return new AuthFailure('jwks_unavailable', "the provider's keys could not be fetched; try again");
     }
     return new AuthFailure('malformed', 'the token is not a valid JWT');
+  }
+
+  /**
+   * fast-jwt's synchronous check for one key: the token's algorithm must be one this key can
+   * verify (fast-jwt reads them from the key) and the topology accepts (checked before).
+   */
+  private checkFor(key: webcrypto.CryptoKey): (token: string) => JWTPayload {
+    let check = this.checks.get(key);
+    if (!check) {
+      check = createVerifier({
+        key: KeyObject.from(key).export({ type: 'spki', format: 'pem' }) as string,
+        allowedIss: this.auth.issuer,
+        allowedAud: this.auth.audience,
+        clockTolerance: this.auth.clockSkewMs,
+        requiredClaims: ['exp', 'sub'],
+      });
+      this.checks.set(key, check);
+    }
+    return check;
   }
 
   /** The key set, found through discovery once; a failed discovery is tried again on the next connect. */
