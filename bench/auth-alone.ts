@@ -22,7 +22,7 @@ import { median } from './stats';
 export const ALONE = { connects: 2000, inFlight: 20, checks: 2000, rounds: 3 } as const;
 const SECRET = 'bench-auth-alone-secret-0123456789';
 
-/** Opens N connections, IN_FLIGHT at a time, each sending `connect` with its token (if any) and waiting for hello. */
+/** Opens N connections, ALONE.inFlight at a time, each sending `connect` with its token (if any) and waiting for hello. */
 const CLIENT = `
 const WebSocket = require('ws');
 const [url, n, tokens] = [process.argv[1], Number(process.argv[2]), process.argv[3] ? require(process.argv[3]) : []];

@@ -235,12 +235,13 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)),
     );
     await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
-    const other = await startServer({}, 'auth-algs', {
-      auth: authFor(idp, { issuer: undefined, jwksUri: `http://127.0.0.1:${(provider.address() as AddressInfo).port}/jwks` }),
-    });
     const sign = (alg: string, kid: string, key: (typeof keys)[number]['privateKey']) =>
       new SignJWT({ sub: `by-${alg}` }).setProtectedHeader({ alg, kid }).setAudience('ws-notifications').setExpirationTime('5m').sign(key);
+    let other: RunningServer | undefined;
     try {
+      other = await startServer({}, 'auth-algs', {
+        auth: authFor(idp, { issuer: undefined, jwksUri: `http://127.0.0.1:${(provider.address() as AddressInfo).port}/jwks` }),
+      });
       for (const [i, alg] of algs.entries()) {
         const client = await connectWith(other, await sign(alg, `k-${alg}`, keys[i].privateKey));
         assert.equal(helloOf(client).sub, `by-${alg}`, `${alg} verifies`);
@@ -249,7 +250,7 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
       // The ES256 key's kid on a token that says PS256 (signed with the PS256 key): no such key.
       await refused(other, await sign('PS256', 'k-ES256', keys[1].privateKey), CloseCode.invalidToken, 'unknown_key');
     } finally {
-      await other.stop();
+      await other?.stop();
       provider.close();
     }
   });
