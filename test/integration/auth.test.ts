@@ -255,6 +255,43 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     }
   });
 
+  it('an issuer whose discovery fails closes with 1013 (try again), and the next connect asks it again', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    let failing = true;
+    let discoveries = 0;
+    const provider: Server = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+      if (req.url === '/jwks') return res.end(JSON.stringify({ keys: [{ ...jwk, kid: 'k1', alg: 'ES256' }] }));
+      discoveries++;
+      // Discovery fails until told otherwise, as a provider still starting would answer.
+      if (failing) return res.writeHead(503).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
+    });
+    const jwk = await exportJWK(publicKey);
+    await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
+    const issuer = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+    const token = await new SignJWT({ sub: 'quinn' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(issuer)
+      .setAudience('ws-notifications')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    let late: RunningServer | undefined;
+    try {
+      late = await startServer({}, 'auth-discovery', { auth: authFor({ issuer }) });
+      await refused(late, token, CloseCode.tryAgainLater, 'jwks_unavailable');
+      failing = false;
+      const failed = discoveries;
+      const client = await connectWith(late, token);
+      assert.equal(helloOf(client).sub, 'quinn', 'discovery asked again, and answered');
+      assert.equal(discoveries, failed + 1, 'one more discovery, by this connect');
+      client.close();
+    } finally {
+      await late?.stop();
+      provider.close();
+    }
+  });
+
   it('a provider whose JWKS hangs: known keys still verify at once, a replica without keys closes with 1013 (try again)', async () => {
     // A JWKS endpoint that serves the provider's keys, then hangs once told to.
     let hang = false;

@@ -188,34 +188,41 @@ export class TokenVerifier {
 
   /** The key set, found through discovery once; a failed discovery is tried again on the next connect. */
   private jwks(): Promise<ReturnType<typeof createRemoteJWKSet>> {
-    this.keys ??= this.jwksUri().then((uri) => {
-      const set = createRemoteJWKSet(new URL(uri), {
-        timeoutDuration: FETCH_TIMEOUT_MS,
-        cooldownDuration: UNKNOWN_KID_COOLDOWN_MS,
-        cacheMaxAge: Number.POSITIVE_INFINITY,
-        // Each fetch counted (ws_auth_jwks_fetches_total); jose's own fetch does the rest.
-        [customFetch]: (url, init) =>
-          fetch(url, init).then(
-            (response) => {
-              this.events.jwksFetched(response.status === 200 ? 'ok' : 'failed');
-              return response;
-            },
-            (error: Error) => {
-              this.events.jwksFetched('failed');
-              throw error;
-            },
-          ),
+    this.keys ??= this.discover();
+    return this.keys;
+  }
+
+  /** One discovery: the key set, or (logged, and forgotten so the next connect asks again) jwks_unavailable. */
+  private discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    return this.jwksUri()
+      .then((uri) => {
+        const set = createRemoteJWKSet(new URL(uri), {
+          timeoutDuration: FETCH_TIMEOUT_MS,
+          cooldownDuration: UNKNOWN_KID_COOLDOWN_MS,
+          cacheMaxAge: Number.POSITIVE_INFINITY,
+          // Each fetch counted (ws_auth_jwks_fetches_total); jose's own fetch does the rest.
+          [customFetch]: (url, init) =>
+            fetch(url, init).then(
+              (response) => {
+                this.events.jwksFetched(response.status === 200 ? 'ok' : 'failed');
+                return response;
+              },
+              (error: Error) => {
+                this.events.jwksFetched('failed');
+                throw error;
+              },
+            ),
+        });
+        this.refresher = setInterval(() => {
+          set.reload().catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
+        }, BACKGROUND_REFRESH_MS).unref();
+        return set;
+      })
+      .catch((error: Error) => {
+        this.keys = undefined;
+        this.events.log(error, 'OpenID discovery failed');
+        throw new AuthFailure('jwks_unavailable', 'the provider could not be reached; try again');
       });
-      this.refresher = setInterval(() => {
-        set.reload().catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
-      }, BACKGROUND_REFRESH_MS).unref();
-      return set;
-    });
-    this.keys.catch(() => (this.keys = undefined));
-    return this.keys.catch((error: Error) => {
-      this.events.log(error, 'OpenID discovery failed');
-      throw new AuthFailure('jwks_unavailable', 'the provider could not be reached; try again');
-    });
   }
 
   private async jwksUri(): Promise<string> {
