@@ -49,10 +49,10 @@ interface RampCost {
 }
 
 /**
- * One run, its parts' CPU read every 250 ms. The ramp is found from nginx, which has nothing to do
- * before the first connection (the tokens come from the IdP directly): it starts at the first of
- * three samples in a row in which nginx used CPU and lasts as long as the run took to open all its
- * connections.
+ * One run, its parts' CPU read every SAMPLE_MS. The ramp is found from nginx, which has nothing to
+ * do before the first connection (the tokens come from the IdP directly): it starts at the first of
+ * SUSTAINED samples in a row in which nginx used CPU and lasts as long as the run took to open all
+ * its connections.
  */
 async function measuredRun(args: string[]): Promise<{ code: number; report: LoadReport; ramp?: RampCost }> {
   const samples: Sample[] = [];

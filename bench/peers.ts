@@ -23,6 +23,7 @@ import { NGINX_STATUS_PATH } from '../nginx/render';
 import { nginxVersion, startLocalRun, type LocalRun } from '../local/run';
 import { processTree, usageOf } from './proc';
 import { median } from './stats';
+import { LOOKUP_MEMORY_MS } from '../app/src/client/connector';
 
 const ARTILLERY_VERSION = '2.0.34';
 const ROOT = resolve(__dirname, '..');
@@ -436,7 +437,7 @@ ${line(
   `peak RSS at ${large.toLocaleString('en')}`,
   ratios((x) => x[large]?.peakRssMb),
 )};
-while measuring everything it measures. This client keeps a host's addresses for 5 s (client/connector.ts), as a browser's
+while measuring everything it measures. This client keeps a host's addresses for ${LOOKUP_MEMORY_MS / 1000} s (client/connector.ts), as a browser's
 DNS cache does; the holder, as \`ws\` does, looks the host up for each connection. Both run as plain JavaScript: this client compiled as \`npm run local\` runs it, the
 holder transpiled.
 

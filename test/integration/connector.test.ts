@@ -37,8 +37,11 @@ describe('the connector: TCP first, the WebSocket only once TCP is up', () => {
 
   it("reuses a host's addresses for a few seconds, in both of dns.lookup's answer forms; a failure is asked again", async () => {
     let asked = 0;
+    // The failing host fails here, not at a DNS server: the tests send nothing past loopback.
     const remembered = rememberingLookup((host, options, callback) => {
       asked++;
+      if (host === 'no-such-host.invalid')
+        return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }), []);
       lookup(host, options, callback);
     });
     const ask = (host: string, all: boolean) =>
