@@ -1,13 +1,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { extname, join } from 'node:path';
 import { peakConnections, type LoadProfile } from '../shared/profile';
-import { CONNECTIONS_PER_PROCESS } from '../topology/schema';
+import { CONNECTIONS_PER_PROCESS } from '../topology/limits';
 import { settleDeliveries, type DeliveryAccount } from './delivery';
 import { tellFault, type FaultEvent, type FaultMark, type FaultNotice } from './faults';
 import { GeneratorHealthJudge } from './generator-health';
 import type { GeneratorHealth, TimelinePoint } from './report-model';
-import { Runner, type RunnerOptions, type Snapshot } from './runner';
-import { Stats } from './stats';
+import { Runner, type FinalSnapshot, type RunnerOptions, type Snapshot } from './runner';
+import { decodeInterval, encodeInterval, Stats, type EncodedInterval } from './stats';
 import { Timeline, type Progress } from './timeline';
 
 export type { Progress } from './timeline';
@@ -92,7 +92,11 @@ export async function runLoad(options: LoadRunOptions): Promise<LoadRunResult> {
 /** Each resolves once its process knows of the fault. */
 type FaultSinks = ((event: FaultEvent) => Promise<void>)[];
 
-function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot> {
+function runInProcess(
+  options: LoadRunOptions,
+  onSnapshot: (w: number, s: Snapshot) => void,
+  faultSinks: FaultSinks,
+): Promise<FinalSnapshot> {
   const runner = new Runner({
     url: options.url,
     profile: options.profile,
@@ -105,32 +109,47 @@ function runInProcess(options: LoadRunOptions, onSnapshot: (w: number, s: Snapsh
   return runner.run((s) => onSnapshot(0, s), options.signal);
 }
 
+/** A snapshot as it crosses between processes: its interval's histograms encoded. */
+export type OverIpc<S extends Snapshot> = Omit<S, 'interval'> & { interval: EncodedInterval };
+
+export function toIpc<S extends Snapshot>(s: S): OverIpc<S> {
+  return { ...s, interval: encodeInterval(s.interval) };
+}
+
+function fromIpc<S extends Snapshot>(s: OverIpc<S>): S {
+  return { ...s, interval: decodeInterval(s.interval) } as S;
+}
+
 /** Messages between the coordinator and a worker process. */
 export type WorkerRequest =
   | { type: 'start'; options: Omit<RunnerOptions, 'ca'> & { ca?: string } }
   | { type: 'stop' }
   | Extract<FaultNotice, { type: 'fault' }>;
 export type WorkerReply =
-  | { type: 'tick'; snapshot: Snapshot }
-  | { type: 'final'; snapshot: Snapshot }
+  | { type: 'tick'; snapshot: OverIpc<Snapshot> }
+  | { type: 'final'; snapshot: OverIpc<FinalSnapshot> }
   | { type: 'error'; message: string }
   | Extract<FaultNotice, { type: 'fault-ack' }>;
 
-function runInWorkers(options: LoadRunOptions, onSnapshot: (w: number, s: Snapshot) => void, faultSinks: FaultSinks): Promise<Snapshot[]> {
+function runInWorkers(
+  options: LoadRunOptions,
+  onSnapshot: (w: number, s: Snapshot) => void,
+  faultSinks: FaultSinks,
+): Promise<FinalSnapshot[]> {
   const entry = join(__dirname, `worker${extname(__filename)}`);
   const children: ChildProcess[] = [];
   const finals = Array.from(
     { length: options.workers },
     (_, w) =>
-      new Promise<Snapshot>((resolve, reject) => {
+      new Promise<FinalSnapshot>((resolve, reject) => {
         const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         children.push(child);
-        let final: Snapshot | undefined;
+        let final: FinalSnapshot | undefined;
         child.on('message', (m: WorkerReply) => {
-          if (m.type === 'tick') onSnapshot(w, m.snapshot);
+          if (m.type === 'tick') onSnapshot(w, fromIpc(m.snapshot));
           else if (m.type === 'final') {
-            final = m.snapshot;
-            onSnapshot(w, m.snapshot);
+            final = fromIpc(m.snapshot);
+            onSnapshot(w, final);
           } else if (m.type === 'error') reject(new Error(`worker ${w}: ${m.message}`));
         });
         child.on('exit', (code) => (final ? resolve(final) : reject(new Error(`worker ${w} exited with ${code} before reporting`))));

@@ -5,7 +5,7 @@ import { peakConnections, type LoadProfile } from '../shared/profile';
 import { DeliveryLedger, type SerializedLedger } from './delivery';
 import { HandshakeGate } from './handshake-gate';
 import { FaultLog, type FaultEvent } from './faults';
-import { Stats, type IntervalHistograms, type SerializedStats } from './stats';
+import { Stats, type IntervalHistograms, type SerializedCounts, type SerializedStats } from './stats';
 import { TokenSource } from './tokens';
 import { VirtualUser, type RunContext } from './virtual-user';
 import { sharedSecureContext, targetOf } from './connector';
@@ -24,8 +24,8 @@ export interface RunnerOptions {
 
 /** What a runner reports every second (and once at the end). */
 export interface Snapshot {
-  /** Cumulative measurements of this process. */
-  stats: SerializedStats;
+  /** Cumulative counts of this process (with its histograms in the final snapshot). */
+  stats: SerializedCounts;
   /** RTTs and push latencies of the last interval only, for the timeline's percentiles. */
   interval: IntervalHistograms;
   /** Event-loop lag p99 and max (ms) and CPU use (% of one core) over the interval. */
@@ -43,6 +43,11 @@ export interface Snapshot {
   ledger?: SerializedLedger;
   /** When this process's share of the first stage was all open (ms after its start), if it was: in the final snapshot. */
   firstStageOpenMs?: number;
+}
+
+/** The last snapshot: everything the process measured. */
+export interface FinalSnapshot extends Snapshot {
+  stats: SerializedStats;
 }
 
 const TICK_MS = 20;
@@ -114,7 +119,7 @@ export class Runner {
   }
 
   /** Runs the stages; `onTick` gets a snapshot each second. Resolves with the final snapshot. */
-  async run(onTick: (s: Snapshot) => void, signal?: AbortSignal): Promise<Snapshot> {
+  async run(onTick: (s: Snapshot) => void, signal?: AbortSignal): Promise<FinalSnapshot> {
     const { profile, workerIndex, workerCount } = this.options;
     const ctx = this.context();
     if (ctx.tokens) {
@@ -198,7 +203,7 @@ export class Runner {
     this.stopping = true;
     await setUsers(0);
     ctx.publisher?.close();
-    const final = this.snapshot(true, measured);
+    const final: FinalSnapshot = { ...this.snapshot(true, measured), stats: this.stats.serialize() };
     final.ledger = this.ledger.serialize();
     final.firstStageOpenMs = firstStageOpenMs;
     onTick(final);
@@ -220,7 +225,7 @@ export class Runner {
   private snapshot(done: boolean, load = this.load()): Snapshot {
     const now = performance.now();
     const snapshot: Snapshot = {
-      stats: this.stats.serialize(),
+      stats: this.stats.counts(),
       interval: this.stats.takeInterval(),
       ...load,
       users: this.users.length,

@@ -1,4 +1,3 @@
-import * as hdr from 'hdr-histogram-js';
 import type { TimelinePoint } from './report-model';
 import type { Snapshot } from './runner';
 import { newHistogram, type Histogram } from './stats';
@@ -43,8 +42,8 @@ export class Timeline {
 
   add(worker: number, s: Snapshot): void {
     this.latest[worker] = s;
-    this.interval.rtt.add(hdr.decodeFromCompressedBase64(s.interval.rtt, 32, false));
-    this.interval.push.add(hdr.decodeFromCompressedBase64(s.interval.push, 32, false));
+    this.interval.rtt.add(s.interval.rtt);
+    this.interval.push.add(s.interval.push);
     const reported = () => this.latest.filter(Boolean);
     while (
       reported().length === this.workers &&

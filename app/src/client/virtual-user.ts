@@ -108,9 +108,12 @@ export class VirtualUser {
   private position?: { offset: number; epoch: string };
   /** What this user's subscription is owed (with a broker): see delivery.ts. */
   private window?: Window;
+  // The maps and the delta decoder are made on first use: most users never publish, and an empty
+  // Map holds about 200 bytes, a held connection's worth of them at 50,000.
   /** Publications of this connection not yet acknowledged, by id, with their retries so far. */
-  private readonly unacknowledged = new Map<string, { message: Outgoing; tries: number }>();
-  private readonly outstanding = new Map<number, number>();
+  private unacknowledged?: Map<string, { message: Outgoing; tries: number }>;
+  /** Echoes of this connection not yet answered: id → when sent (epoch ms). */
+  private outstanding?: Map<number, number>;
   /** When the current connection's socket was asked for (performance.now()), until its hello. */
   private connectStartedAt?: number;
   /** With auth: the token it connects and refreshes with. */
@@ -118,7 +121,7 @@ export class VirtualUser {
   /** The current connection's protocol (a Centrifugo wire keeps per-connection state). */
   private wire: Wire;
   /** The connection's delta bases (profile `delta`): each connection starts without. */
-  private deltas = new DeltaDecoder();
+  private deltas?: DeltaDecoder;
   /** Centrifugo's protocol: the token is refreshed on the client's own timer. */
   private refreshTimer?: NodeJS.Timeout;
 
@@ -252,7 +255,7 @@ export class VirtualUser {
     const { keyParam } = profile;
     const url = keyParam ? `${ctx.url}${ctx.url.includes('?') ? '&' : '?'}${keyParam}=${this.index}` : ctx.url;
     this.wire = wireFor(profile.protocol);
-    this.deltas = new DeltaDecoder();
+    this.deltas = undefined;
     const ws = new WebSocket(url, {
       perMessageDeflate: profile.compression
         ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 }
@@ -312,10 +315,10 @@ export class VirtualUser {
       release();
       this.clearTimers();
       // Echoes still unanswered are lost when the connection broke, not when we closed it.
-      if (!this.closingByUs) ctx.stats.counters.lost += this.outstanding.size;
-      this.outstanding.clear();
+      if (!this.closingByUs) ctx.stats.counters.lost += this.outstanding?.size ?? 0;
+      this.outstanding?.clear();
       // Publications unanswered at a close are not retried on the next connection.
-      this.unacknowledged.clear();
+      this.unacknowledged?.clear();
       if (!this.isOpen) {
         // A handshake that ended without 'open' (counted once by fail()); one we cut off because
         // the run ended is reported as such, not hidden.
@@ -369,8 +372,8 @@ export class VirtualUser {
         return;
       case 'echo': {
         const now = nowMs();
-        const sentAt = this.outstanding.get(message.id as number);
-        this.outstanding.delete(message.id as number);
+        const sentAt = this.outstanding?.get(message.id as number);
+        this.outstanding?.delete(message.id as number);
         stats.rtt(now - message.ts, sentAt === undefined ? undefined : now - sentAt);
         return;
       }
@@ -399,7 +402,7 @@ export class VirtualUser {
         this.armRefresh(message.expiresAt);
         return;
       case 'published':
-        if (message.id !== undefined) this.unacknowledged.delete(String(message.id));
+        if (message.id !== undefined) this.unacknowledged?.delete(String(message.id));
         if (typeof message.offset === 'number') this.ctx.ledger.acknowledge(message.topic, message.offset);
         return;
       case 'subscribed':
@@ -478,7 +481,7 @@ export class VirtualUser {
     const { counters } = this.ctx.stats;
     let rebuilt: unknown;
     try {
-      const { text, wireBytes } = this.deltas.decode(topic, data);
+      const { text, wireBytes } = (this.deltas ??= new DeltaDecoder()).decode(topic, data);
       counters[data.delta === undefined ? 'deltaFull' : 'deltaApplied']++;
       counters.deltaWireBytes += wireBytes;
       counters.deltaDataBytes += text.length;
@@ -494,7 +497,7 @@ export class VirtualUser {
 
   private sendEcho(dueEpochMs: number): void {
     const id = ++this.nextId;
-    this.outstanding.set(id, nowMs());
+    (this.outstanding ??= new Map()).set(id, nowMs());
     this.send({ type: 'echo', id, ts: dueEpochMs, payload: this.ctx.payloads.echo(this.index, id) });
   }
 
@@ -512,7 +515,7 @@ export class VirtualUser {
       id,
     } as const;
     if (this.ctx.publisher) return this.publishThroughApi(this.ctx.publisher, message, 0);
-    this.unacknowledged.set(id, { message, tries: 0 });
+    (this.unacknowledged ??= new Map()).set(id, { message, tries: 0 });
     this.send(message);
   }
 
@@ -545,15 +548,15 @@ export class VirtualUser {
 
   /** Sends a refused publication again (same id) after a short random pause; gives up after a few. */
   private retryPublish(id: string): void {
-    const pending = this.unacknowledged.get(id);
+    const pending = this.unacknowledged?.get(id);
     if (!pending) return;
     if (++pending.tries > PUBLISH_RETRIES) {
-      this.unacknowledged.delete(id);
+      this.unacknowledged?.delete(id);
       return;
     }
     this.ctx.stats.counters.publishRetries++;
     // Only while it is still this connection's (a close clears them): never on the next one.
-    setTimeout(() => this.unacknowledged.get(id) === pending && this.send(pending.message), retryPauseMs());
+    setTimeout(() => this.unacknowledged?.get(id) === pending && this.send(pending.message), retryPauseMs());
   }
 
   private send(message: Outgoing): void {

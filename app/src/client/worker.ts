@@ -1,5 +1,5 @@
 /** A load worker process: runs its share of the virtual users and reports snapshots over IPC. */
-import type { WorkerReply, WorkerRequest } from './coordinator';
+import { toIpc, type WorkerReply, type WorkerRequest } from './coordinator';
 import { EXIT } from '../shared/exit';
 import { Runner } from './runner';
 
@@ -17,8 +17,8 @@ process.on('message', (m: WorkerRequest) => {
   const { ca, ...rest } = m.options;
   runner = new Runner({ ...rest, ca: ca ? Buffer.from(ca, 'base64') : undefined });
   runner
-    .run((snapshot) => !snapshot.done && reply({ type: 'tick', snapshot }), abort.signal)
-    .then((snapshot) => reply({ type: 'final', snapshot }, () => process.exit(EXIT.ok)))
+    .run((snapshot) => !snapshot.done && reply({ type: 'tick', snapshot: toIpc(snapshot) }), abort.signal)
+    .then((snapshot) => reply({ type: 'final', snapshot: toIpc(snapshot) }, () => process.exit(EXIT.ok)))
     .catch((error: Error) => reply({ type: 'error', message: error.stack ?? error.message }, () => process.exit(EXIT.failed)));
 });
 // The coordinator handles Ctrl-C; a worker only stops when told (or when its parent goes away).

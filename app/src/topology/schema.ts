@@ -4,6 +4,7 @@ import { swarmSchema, SWARM_STREAM_REPLICAS, TARGETS, type SwarmConfig, type Tar
 import { topicPatternSchema, topologyAuthSchema, usesDevelopmentIdp } from './auth';
 import { largestPayloadBytes, loadProfileSchema, peakConnections, peakRampRate } from '../shared/profile';
 import { PAGE_CLIENT } from '../idp/clients';
+import { PROCESS_OPEN_FILES } from './limits';
 
 /**
  * The topology: one typed, validated object that the stack, the Nginx renderer, the server,
@@ -15,13 +16,7 @@ export type Strategy = (typeof STRATEGIES)[number];
 export const COMPRESSION_MODES = ['off', 'offered', 'required'] as const;
 export type CompressionMode = (typeof COMPRESSION_MODES)[number];
 
-/**
- * The per-process open-file ceiling on the machines this project is measured on (checked: even
- * root gets EPERM raising it). nginx workers, replicas and load-client processes all live under it.
- */
-export const PROCESS_OPEN_FILES = 20_000;
-/** Connections one process of ours (a load-client worker) is given: the ceiling less a quarter for everything else. */
-export const CONNECTIONS_PER_PROCESS = (PROCESS_OPEN_FILES * 3) / 4;
+export { CONNECTIONS_PER_PROCESS, PROCESS_OPEN_FILES } from './limits';
 
 /** Descriptors a worker keeps for itself (listeners, logs, pipes) beyond proxied sockets. */
 export const NGINX_FD_SLACK = 256;
