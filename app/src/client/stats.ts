@@ -109,7 +109,12 @@ export function encodeInterval(i: IntervalHistograms): EncodedInterval {
 }
 
 export function decodeInterval(e: EncodedInterval): IntervalHistograms {
-  return { rtt: hdr.decodeFromCompressedBase64(e.rtt, 32, false), push: hdr.decodeFromCompressedBase64(e.push, 32, false) };
+  return { rtt: decodeHistogram(e.rtt), push: decodeHistogram(e.push) };
+}
+
+/** A histogram another process encoded: 32-bit buckets, as newHistogram() builds them, without WebAssembly. */
+function decodeHistogram(text: string): Histogram {
+  return hdr.decodeFromCompressedBase64(text, 32, false);
 }
 
 /** Adds `by` to a key's count. */
@@ -227,7 +232,7 @@ export class Stats {
    * peaks coincide to within a tick; the coordinator also tracks the summed open count per tick.
    */
   add(other: SerializedStats): void {
-    for (const n of HISTOGRAMS) this.histograms[n].add(hdr.decodeFromCompressedBase64(other.histograms[n], 32, false));
+    for (const n of HISTOGRAMS) this.histograms[n].add(decodeHistogram(other.histograms[n]));
     for (const n of COUNTERS) this.counters[n] += other.counters[n];
     this.open += other.open;
     this.peak += other.peak;
