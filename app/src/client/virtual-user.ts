@@ -80,7 +80,7 @@ const TOKEN_MIN_LIFE_MS = 5_000;
 
 /*
  * Per-connection state lives in plain objects, and the handlers that read it are shared by every
- * user: a heap snapshot at 3,000 connections held put about 1.3 KB a user in closures and their
+ * user: a heap snapshot at 3,000 connections held put about 1.2 KB a user in closures and their
  * contexts (five WebSocket listeners, the attempt's fail paths, each send schedule's timers).
  */
 
