@@ -55,6 +55,8 @@ export interface Row {
   /** Connections open when the window started. */
   openAtStart: number;
   cpu: Record<string, number>;
+  /** Of `cpu`, the seconds each part spent in the kernel (system time). */
+  kernel: Record<string, number>;
   holdSeconds: number;
 }
 
@@ -138,6 +140,7 @@ export async function measureFanout(spec: FanoutSpec): Promise<Row> {
     push: summarize(pushInWindow, { p50: 50, p99: 99, p999: 99.9 }) as Row['push'],
     openAtStart,
     cpu: cpuAtStart && cpuAtEnd ? cpuBetween(cpuAtStart, cpuAtEnd) : {},
+    kernel: cpuAtStart && cpuAtEnd ? cpuBetween(cpuAtStart, cpuAtEnd, 'system') : {},
     holdSeconds: windowEnd - windowStart,
   };
 }
@@ -148,7 +151,7 @@ export function perDeliveryUs(r: Row): number {
   return r.deliveredPerSecond ? Math.round((cpu / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
 }
 
-/** One part's CPU per delivery in the window (µs). */
-export function partUs(r: Row, part: string): number {
-  return r.deliveredPerSecond ? Math.round(((r.cpu[part] ?? 0) / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
+/** One part's CPU per delivery in the window (µs): all of it, or its time in the kernel. */
+export function partUs(r: Row, part: string, which: 'cpu' | 'kernel' = 'cpu'): number {
+  return r.deliveredPerSecond ? Math.round(((r[which][part] ?? 0) / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
 }

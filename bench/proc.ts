@@ -37,12 +37,16 @@ function statFields(pid: number): string[] {
     .split(' ');
 }
 
-/** One process's CPU seconds (user + system) so far and resident bytes; undefined once it is gone. */
-export function usageOf(pid: number): { cpuSeconds: number; rssBytes: number } | undefined {
+/**
+ * One process's CPU seconds so far (user + system, and system alone: its time in the kernel, where
+ * a loopback write also runs the receiving socket's TCP path) and resident bytes; undefined once it is gone.
+ */
+export function usageOf(pid: number): { cpuSeconds: number; systemSeconds: number; rssBytes: number } | undefined {
   try {
     const fields = statFields(pid);
     const resident = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
-    return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / TICKS, rssBytes: resident * PAGE };
+    const system = Number(fields[12]) / TICKS;
+    return { cpuSeconds: Number(fields[11]) / TICKS + system, systemSeconds: system, rssBytes: resident * PAGE };
   } catch {
     return undefined;
   }
@@ -83,15 +87,22 @@ function byPart(classify: Classify): { pid: number; part: string; usage: NonNull
   return out;
 }
 
-/** CPU seconds (user + system) used so far by every process the classifier knows, per part. */
-export function cpuSeconds(classify: Classify = classifyLocal): Map<number, { part: string; seconds: number }> {
-  return new Map(byPart(classify).map(({ pid, part, usage }) => [pid, { part, seconds: usage.cpuSeconds }]));
+/** CPU seconds (user + system, and system alone) used so far by every process the classifier knows, per part. */
+export function cpuSeconds(classify: Classify = classifyLocal): Map<number, { part: string; seconds: number; system: number }> {
+  return new Map(byPart(classify).map(({ pid, part, usage }) => [pid, { part, seconds: usage.cpuSeconds, system: usage.systemSeconds }]));
 }
 
-/** CPU seconds per part between two samples (a process that started in between counts from zero). */
-export function cpuBetween(before: ReturnType<typeof cpuSeconds>, after: ReturnType<typeof cpuSeconds>): Record<string, number> {
+/**
+ * CPU seconds per part between two samples (a process that started in between counts from zero):
+ * all of it, or (`system`) the kernel's share.
+ */
+export function cpuBetween(
+  before: ReturnType<typeof cpuSeconds>,
+  after: ReturnType<typeof cpuSeconds>,
+  which: 'seconds' | 'system' = 'seconds',
+): Record<string, number> {
   const parts: Record<string, number> = {};
-  for (const [pid, { part, seconds }] of after) parts[part] = (parts[part] ?? 0) + seconds - (before.get(pid)?.seconds ?? 0);
+  for (const [pid, now] of after) parts[now.part] = (parts[now.part] ?? 0) + now[which] - (before.get(pid)?.[which] ?? 0);
   return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Math.round(v * 10) / 10]));
 }
 
