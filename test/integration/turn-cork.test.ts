@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
+import { Payload } from '../../app/src/server/deflate-once';
 import { Outbox } from '../../app/src/server/outbox';
 import { holdForTurn } from '../../app/src/server/turn-cork';
 
@@ -77,7 +78,8 @@ describe('holdForTurn: frames due in one turn leave in one write', () => {
 });
 
 describe("Outbox: a replica's sends to one connection", () => {
-  it('ten notifications due in one turn reach the kernel in one write and arrive in order', async (t) => {
+  /** A ws connection pair on loopback, and the writes the server side's socket hands to the kernel. */
+  async function wsPair(t: { after(fn: () => unknown): void }) {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await once(wss, 'listening');
     const accepted = once(wss, 'connection') as Promise<[WebSocket, { socket: Socket }]>;
@@ -88,18 +90,41 @@ describe("Outbox: a replica's sends to one connection", () => {
     });
     const [ws, req] = await accepted;
     await once(client, 'open');
-    const writes = countWrites(req.socket);
-    const out = new Outbox(ws, req.socket, { highWater: 64 * 1024, holdTurn: true, deflateOnce: false });
     const got: string[] = [];
-    client.on('message', (m) => got.push(String(m)));
+    client.on('message', (m, isBinary) => got.push(`${isBinary ? 'binary' : 'text'}:${m}`));
+    const receivedAll = async (n: number) => {
+      while (got.length < n) await once(client, 'message');
+      return got;
+    };
+    return { ws, socket: req.socket, writes: countWrites(req.socket), receivedAll };
+  }
+  const texts = (n: number) => Array.from({ length: n }, (_, i) => `text:n${i}`);
+
+  it('ten notifications due in one turn reach the kernel in one write, a whole frame each, and arrive in order', async (t) => {
+    const { ws, socket, writes, receivedAll } = await wsPair(t);
+    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: true, deflateOnce: false, framesHere: true });
+    for (let i = 0; i < 10; i++) out.push(i % 2 ? Payload.of(Buffer.from(`n${i}`)) : Buffer.from(`n${i}`));
+    await nextTurn();
+    assert.deepEqual(writes, [10], 'a chunk per frame (header and text built together), one writev');
+    assert.deepEqual(await receivedAll(10), texts(10));
+  });
+
+  it('where ws deflates the connection itself, its send frames them (header and payload: two chunks each), in one write all the same', async (t) => {
+    const { ws, socket, writes, receivedAll } = await wsPair(t);
+    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: true, deflateOnce: false, framesHere: false });
     for (let i = 0; i < 10; i++) out.push(Buffer.from(`n${i}`));
     await nextTurn();
-    // Each frame is two chunks (ws writes the header and the payload): twenty chunks, one writev.
     assert.deepEqual(writes, [20]);
-    while (got.length < 10) await once(client, 'message');
-    assert.deepEqual(
-      got,
-      Array.from({ length: 10 }, (_, i) => `n${i}`),
-    );
+    assert.deepEqual(await receivedAll(10), texts(10));
+  });
+
+  it('frames written whole keep their order with what ws writes itself on the same socket', async (t) => {
+    const { ws, socket, writes, receivedAll } = await wsPair(t);
+    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: false, deflateOnce: false, framesHere: true });
+    out.push(Buffer.from('n0'));
+    ws.send('between');
+    out.push(Payload.of(Buffer.from('n1')));
+    assert.deepEqual(await receivedAll(3), ['text:n0', 'text:between', 'text:n1']);
+    assert.equal(writes.length, 3, 'nothing held: a write each');
   });
 });

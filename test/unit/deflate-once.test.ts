@@ -71,6 +71,24 @@ describe('deflate once: RFC 7692 frames built without a per-connection stream', 
     assert.equal(inflateBody(body), p.text.toString());
   });
 
+  it("a payload's whole frame is built once, shared, and parses in ws's receiver, as text or compressed", async () => {
+    const p = Payload.of(Buffer.from(json(1, 2000)));
+    for (const compressed of [false, true]) {
+      const frame = p.frame(compressed);
+      assert.equal(p.frame(compressed), frame, 'the same buffer for every connection');
+      assert.deepEqual(frame.subarray(-(compressed ? p.deflated! : p.text).length), compressed ? p.deflated : p.text);
+    }
+    const receiver = new Receiver({ isServer: false, maxPayload: 0 });
+    const got: string[] = [];
+    receiver.on('message', (data: Buffer) => got.push(data.toString()));
+    receiver.write(p.frame(false));
+    await new Promise(setImmediate);
+    assert.deepEqual(got, [p.text.toString()]);
+    const compressed = p.frame(true);
+    assert.equal(compressed[0], 0xc1, 'FIN, RSV1, text');
+    assert.equal(inflateBody(compressed.subarray(compressed.length - p.deflated!.length)), p.text.toString());
+  });
+
   it('small or incompressible messages go uncompressed (null)', () => {
     assert.equal(Payload.of(Buffer.from('{"id":1}')).deflated, null);
     assert.equal(Payload.of(randomBytes(600)).deflated, null);

@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import { constants, deflateRawSync } from 'node:zlib';
 import { DEFLATE_OPTIONS } from './compression';
 
@@ -33,6 +32,8 @@ export class Payload {
   private joined?: Buffer;
   private block?: Buffer | null;
   private body?: Buffer | null;
+  private textFrame?: Buffer;
+  private deflatedFrame?: Buffer;
 
   private constructor(
     private readonly bytes: Buffer | undefined,
@@ -62,6 +63,15 @@ export class Payload {
   get deflated(): Buffer | null {
     if (this.body === undefined) this.body = this.bytes ? (this.syncBlock()?.subarray(0, -SYNC_TAIL.length) ?? null) : this.joinBlocks();
     return this.body;
+  }
+
+  /**
+   * The whole frame, header and body in one buffer, made once and then written as is to every
+   * connection it goes to: compressed (RSV1, the deflated body, which must exist) or as text.
+   */
+  frame(compressed: boolean): Buffer {
+    if (compressed) return (this.deflatedFrame ??= framed(this.deflated!, true));
+    return (this.textFrame ??= framed(this.text, false));
   }
 
   /** Deflate blocks ending in a sync flush (byte-aligned, so other blocks may follow), or null. */
@@ -120,10 +130,6 @@ export function textFrameHeader(length: number, compressed: boolean): Buffer {
   return header;
 }
 
-/** Writes one compressed text frame to the socket ws writes to, in order with ws's own writes. */
-export function writeDeflatedFrame(socket: Duplex, body: Buffer, done: (error?: Error | null) => void): void {
-  socket.cork(); // counted: a socket held for the turn stays held
-  socket.write(textFrameHeader(body.length, true));
-  socket.write(body, done);
-  socket.uncork();
+function framed(body: Buffer, compressed: boolean): Buffer {
+  return Buffer.concat([textFrameHeader(body.length, compressed), body]);
 }

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { Payload, writeDeflatedFrame } from './deflate-once';
+import { Payload } from './deflate-once';
 import { holdForTurn } from './turn-cork';
 
 /** A message as the server hands it over: its UTF-8 bytes, or a payload shared with other connections. */
@@ -14,6 +14,12 @@ export interface OutboxOptions {
   holdTurn: boolean;
   /** The connection negotiated permessage-deflate and the server deflates once per message (server.deflate `once`). */
   deflateOnce: boolean;
+  /**
+   * ws never deflates on this connection (no permessage-deflate, or server.deflate `once`), so
+   * nothing of its own can be queued: frames are written here whole, each built once per message
+   * for every connection it goes to, instead of by ws's send (a header per send, and two writes).
+   */
+  framesHere: boolean;
 }
 
 /**
@@ -67,12 +73,11 @@ export class Outbox {
       this.lastProgress = Date.now();
       this.pump();
     };
-    if (!this.options.deflateOnce) return this.ws.send(data instanceof Payload ? data.text : data, { binary: false }, sent);
-    // ws's own deflate stays unused (never created), so its writes are never queued behind one and ours keep their order.
+    if (!this.options.framesHere) return this.ws.send(data instanceof Payload ? data.text : data, { binary: false }, sent);
+    // ws's own deflate stays unused (never created), so its writes (pongs, the close frame) are never
+    // queued behind one, and ours keep their order with them.
     const payload = data instanceof Payload ? data : Payload.of(data);
-    const body = payload.deflated;
-    if (body) writeDeflatedFrame(this.socket, body, sent);
-    else this.ws.send(payload.text, { binary: false, compress: false }, sent);
+    this.socket.write(payload.frame(this.options.deflateOnce && payload.deflated !== null), sent);
   }
 
   /** Hands waiting messages to the socket while it has room. */

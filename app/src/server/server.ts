@@ -319,6 +319,7 @@ export class NotificationServer {
         highWater: socketHighWater(this.settings.sendBufferLimitBytes),
         holdTurn: this.settings.writeCoalescing === 'turn',
         deflateOnce: this.settings.deflate === 'once' && negotiatedDeflate(ws),
+        framesHere: this.settings.deflate === 'once' || !negotiatedDeflate(ws),
       }),
     };
     this.peers.add(peer);
