@@ -192,7 +192,7 @@ ${rows
 
 - ${kernelLine(rows)}
 
-- **Where the rest goes** (by hand, 2026-12-07: \`perf record -a\` for 20 s of a broker row's window, from 10 s after the
+- **Where the rest goes** (by hand, 2026-12-07, before the replicas wrote each frame whole: \`perf record -a\` for 20 s of a broker row's window, from 10 s after the
   10,000 were open, samples grouped by process and library): the kernel took 49% of these parts' samples (the table above,
   from /proc's tick-sampled system time, gives 45%). The replicas: 58% in the kernel; of their user space, V8 (this
   project's code, ws, Node's streams, the garbage collector) 79%, libc 10%, Node's C++ and libuv 8%. nginx: 68% in the
