@@ -102,7 +102,7 @@ describe("Outbox: a replica's sends to one connection", () => {
 
   it('ten notifications due in one turn reach the kernel in one write, a whole frame each, and arrive in order', async (t) => {
     const { ws, socket, writes, receivedAll } = await wsPair(t);
-    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: true, deflateOnce: false, framesHere: true });
+    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: true, framing: 'text' });
     for (let i = 0; i < 10; i++) out.push(i % 2 ? Payload.of(Buffer.from(`n${i}`)) : Buffer.from(`n${i}`));
     await nextTurn();
     assert.deepEqual(writes, [10], 'a chunk per frame (header and text built together), one writev');
@@ -111,7 +111,7 @@ describe("Outbox: a replica's sends to one connection", () => {
 
   it('where ws deflates the connection itself, its send frames them (header and payload: two chunks each), in one write all the same', async (t) => {
     const { ws, socket, writes, receivedAll } = await wsPair(t);
-    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: true, deflateOnce: false, framesHere: false });
+    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: true, framing: 'ws' });
     for (let i = 0; i < 10; i++) out.push(Buffer.from(`n${i}`));
     await nextTurn();
     assert.deepEqual(writes, [20]);
@@ -120,7 +120,7 @@ describe("Outbox: a replica's sends to one connection", () => {
 
   it('frames written whole keep their order with what ws writes itself on the same socket', async (t) => {
     const { ws, socket, writes, receivedAll } = await wsPair(t);
-    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: false, deflateOnce: false, framesHere: true });
+    const out = new Outbox(ws, socket, { highWater: 64 * 1024, holdTurn: false, framing: 'text' });
     out.push(Buffer.from('n0'));
     ws.send('between');
     out.push(Payload.of(Buffer.from('n1')));

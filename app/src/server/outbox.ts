@@ -12,14 +12,14 @@ export interface OutboxOptions {
   highWater: number;
   /** Hold the socket for the turn, so a turn's frames leave in one write (writeCoalescing `turn`). */
   holdTurn: boolean;
-  /** The connection negotiated permessage-deflate and the server deflates once per message (server.deflate `once`). */
-  deflateOnce: boolean;
   /**
-   * ws never deflates on this connection (no permessage-deflate, or server.deflate `once`), so
-   * nothing of its own can be queued: frames are written here whole, each built once per message
-   * for every connection it goes to, instead of by ws's send (a header per send, and two writes).
+   * Who frames the messages. `ws`: its send, which deflates with the connection's own stream
+   * (permessage-deflate negotiated, server.deflate `per-connection`). Otherwise ws never deflates
+   * here, so nothing of its own can be queued, and each frame is written whole, built once per
+   * message for every connection it goes to: as `text`, or `deflated` where the connection
+   * negotiated permessage-deflate and deflating the message pays (server.deflate `once`).
    */
-  framesHere: boolean;
+  framing: 'ws' | 'text' | 'deflated';
 }
 
 /**
@@ -73,11 +73,11 @@ export class Outbox {
       this.lastProgress = Date.now();
       this.pump();
     };
-    if (!this.options.framesHere) return this.ws.send(data instanceof Payload ? data.text : data, { binary: false }, sent);
+    if (this.options.framing === 'ws') return this.ws.send(data instanceof Payload ? data.text : data, { binary: false }, sent);
     // ws's own deflate stays unused (never created), so its writes (pongs, the close frame) are never
     // queued behind one, and ours keep their order with them.
     const payload = data instanceof Payload ? data : Payload.of(data);
-    this.socket.write(payload.frame(this.options.deflateOnce && payload.deflated !== null), sent);
+    this.socket.write(payload.frame(this.options.framing === 'deflated' && payload.deflated !== null), sent);
   }
 
   /** Hands waiting messages to the socket while it has room. */

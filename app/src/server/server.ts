@@ -318,8 +318,7 @@ export class NotificationServer {
       out: new Outbox(ws, socket, {
         highWater: socketHighWater(this.settings.sendBufferLimitBytes),
         holdTurn: this.settings.writeCoalescing === 'turn',
-        deflateOnce: this.settings.deflate === 'once' && negotiatedDeflate(ws),
-        framesHere: this.settings.deflate === 'once' || !negotiatedDeflate(ws),
+        framing: !negotiatedDeflate(ws) ? 'text' : this.settings.deflate === 'once' ? 'deflated' : 'ws',
       }),
     };
     this.peers.add(peer);
