@@ -145,10 +145,10 @@ export async function measureFanout(spec: FanoutSpec): Promise<Row> {
   };
 }
 
-/** CPU per delivery in the window (µs). */
-export function perDeliveryUs(r: Row): number {
-  const cpu = Object.values(r.cpu).reduce((a, b) => a + b, 0);
-  return r.deliveredPerSecond ? Math.round((cpu / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
+/** CPU per delivery in the window (µs), every part's together: all of it, or its time in the kernel. */
+export function perDeliveryUs(r: Row, which: 'cpu' | 'kernel' = 'cpu'): number {
+  const seconds = Object.values(r[which]).reduce((a, b) => a + b, 0);
+  return r.deliveredPerSecond ? Math.round((seconds / (r.deliveredPerSecond * r.holdSeconds)) * 1e6) : 0;
 }
 
 /** One part's CPU per delivery in the window (µs): all of it, or its time in the kernel. */

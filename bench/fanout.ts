@@ -83,7 +83,7 @@ function coalescingLine(rows: Row[]): string {
 function kernelLine(rows: Row[]): string {
   const turn = rows.filter((r) => r.broker && r.writeCoalescing === 'turn' && r.protocol === 'native');
   const mean = (f: (r: Row) => number) => Math.round(turn.reduce((a, r) => a + f(r), 0) / Math.max(1, turn.length));
-  const kernel = (r: Row) => Object.keys(r.kernel).reduce((a, p) => a + partUs(r, p, 'kernel'), 0);
+  const kernel = (r: Row) => perDeliveryUs(r, 'kernel');
   const part = (p: string) => mean((r) => partUs(r, p, 'kernel'));
   const floor =
     mean(kernel) >= COALESCING_GOAL_US
@@ -181,7 +181,7 @@ ${rows.map((r) => `| ${r.mode} | ${parts.map((p) => partUs(r, p)).join(' | ')} |
 | --- | ${parts.map(() => '---:').join(' | ')} | ---: | ---: |
 ${rows
   .map((r) => {
-    const kernel = parts.reduce((a, p) => a + partUs(r, p, 'kernel'), 0);
+    const kernel = perDeliveryUs(r, 'kernel');
     return `| ${r.mode} | ${parts.map((p) => partUs(r, p, 'kernel')).join(' | ')} | ${kernel} | ${Math.round((100 * kernel) / Math.max(1, perDeliveryUs(r)))}% |`;
   })
   .join('\n')}
