@@ -130,6 +130,7 @@ export function textFrameHeader(length: number, compressed: boolean): Buffer {
   return header;
 }
 
+/** One final text frame, its header and body in one buffer. */
 function framed(body: Buffer, compressed: boolean): Buffer {
   return Buffer.concat([textFrameHeader(body.length, compressed), body]);
 }
