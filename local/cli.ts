@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { defineTopology, STRATEGIES, withoutAuth, type Strategy, type Topology, type TopologyInput } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
-import { DEFAULT_STAGE, DEFAULT_TOKEN_TTL_MS } from '../app/src/shared/profile';
+import { DEFAULT_STAGE, DEFAULT_TOKEN_TTL_MS, DEFAULT_TOKEN_VIA, loadTokensSchema, type TokenVia } from '../app/src/shared/profile';
 import {
   applyProfileFlags,
   durationFlag,
@@ -50,6 +50,7 @@ export interface LocalFlags extends LoadFlags {
   linger?: string;
   auth?: boolean;
   tokenTtl: string;
+  tokenIn: TokenVia;
 }
 
 export function localCommand(): Command {
@@ -104,6 +105,14 @@ export function localCommand(): Command {
       'with --auth: the lifetime of each token (refreshed in-band when the server warns)',
       `${DEFAULT_TOKEN_TTL_MS / 60_000}m`,
     )
+    .addOption(
+      new Option(
+        '--token-in <where>',
+        "with --auth: the upgrade's Authorization header (hello follows the 101), or the first message (as a browser sends it)",
+      )
+        .choices(loadTokensSchema.shape.via.unwrap().options)
+        .default(DEFAULT_TOKEN_VIA),
+    )
     .option('--linger <d>', 'keep everything running this long after the load ends (e.g. 10m), to look at Prometheus; Ctrl-C ends it');
 }
 
@@ -127,7 +136,7 @@ export interface LocalPlan {
   faults: FaultSpec[];
   lingerMs: number;
   /** With --auth: the tokens' lifetime (the provider and the auth section are set when the run starts: local/idp.ts). */
-  auth?: { tokenTtlMs: number };
+  auth?: { tokenTtlMs: number; tokenVia: TokenVia };
 }
 
 /** The flags as a validated topology and faults; every problem names its flag (ConfigError). */
@@ -162,7 +171,7 @@ export function planLocalRun(o: LocalFlags, nginxVersion: string, env: NodeJS.Pr
   // trusted loopback, where clients publish over the WebSocket unless the load publishes through the API.
   const open = o.publishApi ? { ...input, auth: { mode: 'none' } as TopologyInput['auth'] } : withoutAuth(input);
   const topology = defineTopology(o.auth ? input : open, topologyEnv);
-  const auth = o.auth ? { tokenTtlMs: tokenTtlOf(o.tokenTtl) } : undefined;
+  const auth = o.auth ? { tokenTtlMs: tokenTtlOf(o.tokenTtl), tokenVia: o.tokenIn } : undefined;
   return { topology, faults: faultsOf(o, topology, Boolean(auth)), lingerMs: durationFlag('--linger', o.linger, SOURCE) ?? 0, auth };
 }
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROTATE_KEYS_PATH } from '../app/src/idp/clients';
 import type { Topology } from '../app/src/topology';
+import type { TokenVia } from '../app/src/shared/profile';
 import { IDP_SECRET_FILE, idpSpec } from '../components/idp';
 import { alive, RUN_PREFIX } from './leftovers';
 import { writeSecret } from './secrets';
@@ -74,12 +75,16 @@ export async function startIdp(
  * The run's topology with auth on against this provider (its grants kept: topology/auth.ts),
  * tokens for the load client's virtual users, and the admin API's key (revocations) when none was given.
  */
-export function withDevAuth(topology: Topology, idp: LocalIdp, o: { tokenTtlMs: number; apiKeyFile: string }): Topology {
+export function withDevAuth(
+  topology: Topology,
+  idp: LocalIdp,
+  o: { tokenTtlMs: number; tokenVia: TokenVia; apiKeyFile: string },
+): Topology {
   return {
     ...topology,
     // The topology's grants and settings, against this provider.
     auth: { ...topology.auth, issuer: idp.issuer },
     server: { ...topology.server, apiKeyFile: topology.server.apiKeyFile ?? o.apiKeyFile },
-    load: { ...topology.load, tokens: { issuer: idp.issuer, secretFile: idp.secretFile, ttlMs: o.tokenTtlMs } },
+    load: { ...topology.load, tokens: { issuer: idp.issuer, secretFile: idp.secretFile, ttlMs: o.tokenTtlMs, via: o.tokenVia } },
   };
 }

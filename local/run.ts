@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pageOrigins, replicaName, usesDevelopmentIdp, type Topology } from '../app/src/topology';
 import { ConfigError } from '../app/src/shared/errors';
-import { DEFAULT_TOKEN_TTL_MS } from '../app/src/shared/profile';
+import { DEFAULT_TOKEN_TTL_MS, DEFAULT_TOKEN_VIA, type TokenVia } from '../app/src/shared/profile';
 import { ensureTopologyCertificates, type KeyAlgorithm } from '../certs/generate';
 import { nginxErrorLog, PROXY_PORTS, renderNginxConf } from '../nginx/render';
 import { httpReplica, localProxy, type ProxyAccess, type ReplicaAccess } from '../control/access';
@@ -129,6 +129,11 @@ export interface LocalOptions {
    * @default DEFAULT_TOKEN_TTL_MS (10 minutes)
    */
   tokenTtlMs?: number;
+  /**
+   * With auth: how each virtual user sends its token (LoadProfile's `tokens.via`).
+   * @default DEFAULT_TOKEN_VIA
+   */
+  tokenVia?: TokenVia;
 }
 
 /**
@@ -261,6 +266,7 @@ export async function startLocalRun(asked: Topology, options: LocalOptions = {})
     if (idp)
       topology = withDevAuth(topology, idp, {
         tokenTtlMs: options.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
+        tokenVia: options.tokenVia ?? DEFAULT_TOKEN_VIA,
         apiKeyFile: writeSecret(processes.runtimeDir, 'api-key'),
       });
     const replicas = await startReplicas(topology, processes, {

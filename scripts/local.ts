@@ -45,7 +45,12 @@ async function run(plan: LocalPlan, flags: LocalFlags, version: string, stopping
   const strategy = topology.proxy.balancing.strategy;
   const across = spread ? `, client spread over ${spread} source addresses` : '';
   console.log(`starting nginx ${version}${pair} and ${topology.replicas} replica(s), strategy ${strategy}${across}`);
-  const local = await startLocalRun(topology, { monitoring: Boolean(flags.monitoring), lab, tokenTtlMs: plan.auth?.tokenTtlMs });
+  const local = await startLocalRun(topology, {
+    monitoring: Boolean(flags.monitoring),
+    lab,
+    tokenTtlMs: plan.auth?.tokenTtlMs,
+    tokenVia: plan.auth?.tokenVia,
+  });
   if (stopping.aborted) {
     await local.stop();
     return EXIT.interrupted;

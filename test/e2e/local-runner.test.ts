@@ -184,8 +184,11 @@ describe('npm run local', () => {
   it('with --auth: every user connects with its own token from the real provider, refreshes it, survives a key rotation; a revocation closes exactly its users', async () => {
     const dir = scratchDir('ws-runner-auth-');
     const report = join(dir, 'r.json');
+    // The token in the first message, as a browser sends it (the Docker test runs the default, the header).
     const run = local([
       '--auth',
+      '--token-in',
+      'message',
       '--replicas',
       '2',
       '--connections',
@@ -239,7 +242,8 @@ describe('npm run local', () => {
       const token = made.stdout.trim();
       assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'stdout is the token alone');
       const url = /^proxy (wss:\S+)/m.exec(run.output())![1];
-      const client = await TestClient.open(url, { ca: readFileSync(join(ROOT, 'certs/generated/ca.crt')) });
+      const ca = readFileSync(join(ROOT, 'certs/generated/ca.crt'));
+      const client = await TestClient.open(url, { ca });
       client.send({ type: 'connect', token });
       assert.equal((await client.next('hello', 5000)).sub, 'alice');
       client.send({ type: 'subscribe', topic: 'news.world' });
@@ -247,6 +251,10 @@ describe('npm run local', () => {
       client.send({ type: 'subscribe', topic: 'billing.invoices' });
       assert.deepEqual([(await client.next('error')).code], ['forbidden']);
       client.close();
+      // The same token in the upgrade's header, through nginx: hello with no connect sent.
+      const headed = await TestClient.open(url, { ca, headers: { authorization: `Bearer ${token}` } });
+      assert.equal((await headed.next('hello', 5000)).sub, 'alice');
+      headed.close();
     } finally {
       run.child.kill('SIGTERM');
       await run.exited;

@@ -107,6 +107,33 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
     bob.close();
   });
 
+  it("a token in the upgrade's Authorization header: hello with no connect; a refused one closes as in connect; connect after it is 4502", async () => {
+    const header = (authorization: string) => ({ headers: { authorization } });
+    const alice = await TestClient.open(server.url, header(`Bearer ${await idp.token({ sub: 'alice', roles: ['notify-reader'] })}`));
+    assert.equal((await alice.next('hello', 5000)).sub, 'alice', 'hello follows the 101, no connect sent');
+    alice.send({ type: 'subscribe', topic: 'news.world' });
+    assert.equal((await alice.next('subscribed')).topic, 'news.world', "the header's token brought its grants");
+    alice.send({ type: 'connect', token: await idp.token({ sub: 'alice' }) });
+    assert.equal((await within(alice.closed, 10_000, 'alice closed')).code, CloseCode.badRequest, "a connect after the header's token");
+
+    // A tampered payload under the provider's own signature, in the header: refused as in connect, counted.
+    const [h, p, sig] = (await idp.token({ sub: 'mallory' })).split('.');
+    const tampered = `${h}.${base64url.encode(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: 'alice' }))}.${sig}`;
+    const before = await metricValue(server.metrics.authFailures, { reason: 'signature' });
+    const mallory = await TestClient.open(server.url, header(`bearer ${tampered}`));
+    const closed = await within(mallory.closed, 10_000, 'mallory closed');
+    assert.equal(closed.code, CloseCode.invalidToken);
+    assert.match(closed.reason, /^signature/);
+    assert.equal(mallory.messages.filter((m) => m.type === 'hello').length, 0, 'no hello for a refused header token');
+    assert.equal(await metricValue(server.metrics.authFailures, { reason: 'signature' }), before + 1);
+
+    // A header that is not a bearer token is no token: the connection waits for its connect.
+    const dora = await TestClient.open(server.url, header('Basic ZG9yYTpwdw=='));
+    dora.send({ type: 'connect', token: await idp.token({ sub: 'dora' }) });
+    assert.equal((await dora.next('hello', 5000)).sub, 'dora');
+    dora.close();
+  });
+
   it('refuses bad tokens with their codes, counted by reason, the replica and other connections untouched', async () => {
     const { privateKey: stranger } = await generateKeyPair(SIGNING_ALG);
     const claims = { sub: 'mallory', iss: idp.issuer, aud: 'ws-notifications', exp: now() + 300, iat: now() };

@@ -35,8 +35,9 @@ describe('the local runner reads its load flags as the load client does', () => 
 
   it('--auth turns tokens on and a later --no-auth off again (npm start passes --auth first)', () => {
     assert.equal(plan([]).auth, undefined);
-    assert.deepEqual(plan(['--auth', '--token-ttl', '20s']).auth, { tokenTtlMs: 20_000 });
+    assert.deepEqual(plan(['--auth', '--token-ttl', '20s']).auth, { tokenTtlMs: 20_000, tokenVia: 'header' });
     assert.equal(plan(['--auth', '--no-auth']).auth, undefined);
+    assert.equal(plan(['--auth', '--token-in', 'message']).auth?.tokenVia, 'message');
     // The topology says so too: jwt (the development IdP, started by the run) or a trusted loopback.
     assert.deepEqual([plan(['--auth']).topology.auth.mode, plan(['--auth']).topology.server.clientPublish], ['jwt', false]);
     assert.deepEqual([plan([]).topology.auth.mode, plan([]).topology.server.clientPublish], ['none', true]);

@@ -198,7 +198,12 @@ describe('the synthesized stack', () => {
     }
     const job = containerNamed(jwt, 'ws-load-client');
     const profile = JSON.parse(job.env.find((e: string) => e.startsWith('LOAD_PROFILE=')).slice('LOAD_PROFILE='.length));
-    assert.deepEqual(profile.tokens, { issuer: 'http://ws-idp:8090', secretFile: '/run/secrets/idp-secret', ttlMs: 600_000 });
+    assert.deepEqual(profile.tokens, {
+      issuer: 'http://ws-idp:8090',
+      secretFile: '/run/secrets/idp-secret',
+      ttlMs: 600_000,
+      via: 'header',
+    });
     assert.ok(job.volumes.some((v: any) => v.container_path === '/run/secrets/idp-secret' && v.read_only));
     // The page signs people in through the proxy: its origins are the IdP's redirect targets, and
     // nginx passes DEV_IDP.proxyPath to ws-idp on the page's own origin (nothing else in the CSP).

@@ -285,6 +285,7 @@ export class VirtualUser {
     this.wire = wireFor(profile.protocol);
     this.deltas = undefined;
     const ws = new WebSocket(url, {
+      ...(this.tokenInHeader() ? { headers: { authorization: `Bearer ${this.token!.token}` } } : {}),
       perMessageDeflate: profile.compression
         ? { clientNoContextTakeover: true, serverNoContextTakeover: true, clientMaxWindowBits: 10, threshold: 256 }
         : false,
@@ -316,6 +317,11 @@ export class VirtualUser {
     ws.on('close', onClose);
   }
 
+  /** Whether this connection's token goes in the upgrade's header (native protocol only). */
+  private tokenInHeader(): boolean {
+    return this.token !== undefined && !this.wire.connectsAlways && this.ctx.profile.tokens?.via === 'header';
+  }
+
   // Called by the handlers below the class, which every user's sockets and timers share.
 
   keepSession(session: Buffer): void {
@@ -345,8 +351,9 @@ export class VirtualUser {
     recordMs(stats.histograms.tcp, tTcp - t0);
     if (target.secure && tTls) recordMs(stats.histograms.tls, tTls - tTcp);
     recordMs(stats.histograms.upgrade, now - (tTls || tTcp || t0));
-    // With auth the token goes first; hello answers it.
-    if (this.token || this.wire.connectsAlways) this.send({ type: 'connect', ...(this.token ? { token: this.token.token } : {}) });
+    // With auth the token goes first, unless the upgrade carried it; hello answers it.
+    if ((this.token && !this.tokenInHeader()) || this.wire.connectsAlways)
+      this.send({ type: 'connect', ...(this.token ? { token: this.token.token } : {}) });
     if (!this.active) void this.stop();
   }
 

@@ -27,6 +27,7 @@ import { deflateFor, negotiatedDeflate, releaseInflate } from './compression';
 import { Payload } from './deflate-once';
 import { AS_IS, fullForm, TopicDeltas, withForm, type DataForm, type DeltaStep, type Position } from './deltas';
 import { serveControl } from './control-endpoints';
+import { bearerOf } from './bearer';
 import { checkHandshake, rejectHandshake, type RejectReason } from './handshake';
 import type { Logger } from './logger';
 import type { ServerMetrics } from './metrics';
@@ -296,13 +297,16 @@ export class NotificationServer {
     socket.once('close', settle);
     const via = parseProxyWorker(req.headers[PROXY_WORKER_HEADER]);
     const protocol: Protocol = plainPath(req.url) === CENTRIFUGE_PATH ? 'centrifuge' : 'native';
+    // A native client that can set headers may send its token with the upgrade (not the URL,
+    // which lands in access logs): hello then follows the 101 with no round trip of its own.
+    const token = protocol === 'native' && this.gate.enabled ? bearerOf(req.headers.authorization) : undefined;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       settle();
-      this.onConnection(ws, socket, via, protocol);
+      this.onConnection(ws, socket, via, protocol, token);
     });
   }
 
-  private onConnection(ws: WebSocket, socket: Duplex, via: Peer['via'], protocol: Protocol): void {
+  private onConnection(ws: WebSocket, socket: Duplex, via: Peer['via'], protocol: Protocol, token: string | undefined): void {
     const now = Date.now();
     const peer: Peer = {
       id: `${this.settings.replicaId}-${++this.nextId}`,
@@ -330,8 +334,9 @@ export class NotificationServer {
     ws.on('pong', () => this.ponged(peer));
     ws.on('error', (error: Error & { code?: string }) => this.onPeerError(peer, error));
     ws.on('close', (code) => this.onClose(peer, code));
-    // With auth, hello answers the accepted connect; a Centrifugo client always sends connect.
-    if (!peer.auth.pending && protocol === 'native') this.hello(peer);
+    // With auth, hello answers the accepted connect (or the upgrade's token); a Centrifugo client always sends connect.
+    if (token !== undefined) this.beforeConnect(peer, { type: 'connect', token });
+    else if (!peer.auth.pending && protocol === 'native') this.hello(peer);
   }
 
   /** Closes with a code (after what is queued for it). */

@@ -105,6 +105,9 @@ export function hardTimeLimitMs(durationMs: number): number {
 /** A virtual user's token lifetime unless told (the local runner's --token-ttl too). */
 export const DEFAULT_TOKEN_TTL_MS = 600_000;
 
+/** How a native connection sends its token unless told (LoadProfile's `tokens.via`, the local runner's --token-in). */
+export const DEFAULT_TOKEN_VIA = 'header';
+
 /** Where the virtual users' tokens come from (LoadProfile's `tokens`). */
 export const loadTokensSchema = z
   .object({
@@ -113,8 +116,18 @@ export const loadTokensSchema = z
     secretFile: z.string().min(1),
     /** Each token's lifetime. */
     ttlMs: z.number().int().min(2_000).max(86_400_000).default(DEFAULT_TOKEN_TTL_MS),
+    /**
+     * How a native connection sends its token: in the upgrade's `Authorization: Bearer` header
+     * (as a backend or an app can; hello follows the 101), or in the first message (as a browser
+     * must; one more round trip). Centrifugo's protocol always sends it in its connect command.
+     * @default DEFAULT_TOKEN_VIA
+     */
+    via: z.enum(['header', 'message']).default(DEFAULT_TOKEN_VIA),
   })
   .strict();
+
+/** How a native connection sends its token (LoadProfile's `tokens.via`). */
+export type TokenVia = z.infer<typeof loadTokensSchema>['via'];
 
 export const loadProfileSchema = z
   .object({

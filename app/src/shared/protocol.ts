@@ -27,7 +27,8 @@ export type ClientMessage =
   /**
    * With auth (topology `auth.mode: jwt`), the first message: an access token from the OpenID
    * provider, never in the URL (URLs land in access logs). Without a token, the connection gets
-   * only the anonymous topics, if the topology lists any.
+   * only the anonymous topics, if the topology lists any. A client that sent the token with the
+   * upgrade (`Authorization: Bearer`) sends no connect: hello follows the 101.
    */
   | { type: 'connect'; token?: string }
   /** A fresh token for the same subject, sent when the server warns with `expiring`. */
