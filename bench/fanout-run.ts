@@ -28,6 +28,8 @@ export interface FanoutSpec {
   holdMs: number;
   workers: number;
   server?: TopologyInput['server'];
+  /** Proxy settings beside the sizing the spec derives (e.g. relayBufferBytes). */
+  proxy?: Partial<TopologyInput['proxy']>;
   /** Profile fields beside the publishers-only defaults (payload, compression, delta, protocol). */
   load?: Partial<LoadProfileInput>;
   /**
@@ -69,7 +71,7 @@ export async function measureFanout(spec: FanoutSpec): Promise<Row> {
       replicas: 3,
       broker: { enabled: spec.broker },
       server: spec.server ?? {},
-      proxy: { nginxVersion: version, targetConnections: Math.max(10_000, subscribers) },
+      proxy: { ...spec.proxy, nginxVersion: version, targetConnections: Math.max(10_000, subscribers) },
       load: {
         stages: [{ connections: subscribers, rampRate, holdMs }],
         // Publishers only (1 in 100), no echoes: what flows is notifications.

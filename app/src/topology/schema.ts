@@ -231,8 +231,9 @@ export const proxySchema = z
     /**
      * nginx's `proxy_buffer_size` on the WebSocket path: a relay buffer each way for the
      * connection's life, and the largest piece of a frame written as one TLS record. nginx's
-     * default (a page) keeps a typical notification in one record; 1k saves 6 KB a connection
-     * and splits larger frames into more records (more CPU per delivery).
+     * default (a page) keeps a typical notification in one record; 1k saves 4 KB a connection
+     * and splits larger frames into more records: 2.6× nginx's CPU per delivery for 9–19 KB
+     * notifications (docs/benchmarks/ceiling.md, "The relay buffer's CPU per delivery").
      */
     relayBufferBytes: z.number().int().min(1024).max(65_536).default(4096),
     /** Derived from targetConnections when absent: the fewest workers (at least 2) whose share fits maxOpenFiles. */
