@@ -18,8 +18,15 @@ import { DEFAULT_STAGE } from '../app/src/shared/profile';
 import { median } from './stats';
 import { ALONE, replicaAlone, tokenChecks, type AloneResult, type CheckCost } from './auth-alone';
 
+/**
+ * Runs of each kind. A run's ready p99 is its 10 slowest connects, and moved 53–102 ms from run to
+ * run of the same kind (2026-12-07): with 3 a median of two or three runs decided the goal, and
+ * two benches of the same tree said 1.03× and 1.47×.
+ */
+const DEFAULT_PAIRS = 5;
+
 const o = new Command('bench:auth')
-  .option('--pairs <n>', 'runs of each kind, alternating', '3')
+  .option('--pairs <n>', 'runs of each kind, alternating', String(DEFAULT_PAIRS))
   .option('--out <file>', 'Markdown output', 'docs/benchmarks/auth.md')
   .parse()
   .opts<{ pairs: string; out: string }>();
