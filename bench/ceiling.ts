@@ -201,6 +201,15 @@ directives move them: \`request_pool_size 1k\` with \`connection_pool_size 256\`
 nginx.conf edited and reloaded, 10,000 connections held at each, two rounds alternating; resident memory in the hold less
 before the ramp, over the connections) held 36.1 and 36.7 KB a
 connection against 35.1 and 36.4 KB at nginx's defaults, so the topology leaves them at the defaults.
+
+A token in the upgrade's header (auth's \`Authorization: Bearer\`, the load client's default with \`--auth\`) costs nginx
+about 5 KB more a held connection (by hand, 2026-12-07: nginx's resident memory 15 s into the hold of
+\`npm run local -- --duration 25s\` with 1,000 connections, two runs each: 68.3 and 68.3 MB without \`--auth\`, 73.5 and
+73.5 MB with it). heaptrack on one worker says where: the proxied request carries the token, so the request's pool takes a third
+4 KB block, and a request over the 1 KB \`client_header_buffer_size\` takes an 8 KB large header buffer. Neither directive
+helps: \`request_pool_size 8k\` held 76.9 MB with tokens, \`client_header_buffer_size 2k\` 73.1 MB with tokens and 69.1 MB
+without. A token sent in the first message costs nginx nothing: it is relayed as a frame (\`--auth --token-in message\`: 68.1 MB,
+against 68.0 MB without \`--auth\` in the same sitting).
 `;
 }
 
