@@ -140,6 +140,9 @@ describe('the swarm target on a real 3-node swarm', { concurrency: false }, () =
     return [
       logs('ws-nginx', /follow-tasks/),
       logs(SERVER_SERVICE, /reloaded|draining|drained|terminat|listening|broker|recover/),
+      // The broker's side of a stall: routes, JetStream leaders and quorum (2026-12-07: replicas whose consumer
+      // requests timed out for 30 s after a drain, with nothing from nats-server to say why).
+      logs('ws-nats', /\[(WRN|ERR)\]|[Rr]oute|[Ll]eader|quorum|JetStream cluster|[Ll]ame duck|[Ss]hutdown/),
       `started ${since.toISOString()}; closes ${JSON.stringify(r.closes)}; errors ${JSON.stringify(r.errors)}`,
       ...closes,
     ].join('\n');
