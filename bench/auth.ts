@@ -142,7 +142,7 @@ async function main(): Promise<number> {
   const goalLine = (kind: Kind) =>
     Number.isNaN(ratioOf(kind))
       ? '**not measured** (a kind has no such run)'
-      : `${p99(kind)} ms / ${p99('without')} ms = **${ratioOf(kind).toFixed(2)}×, ${ratioOf(kind) <= GOAL_RATIO ? 'met' : 'not met'}**`;
+      : `${p99(kind).toFixed(1)} ms / ${p99('without').toFixed(1)} ms = **${ratioOf(kind).toFixed(2)}×, ${ratioOf(kind) <= GOAL_RATIO ? 'met' : 'not met'}**`;
   console.error('bench:auth: a replica alone, and one token check each way');
   const alone = await replicaAlone();
   const checks = await tokenChecks();
@@ -230,7 +230,7 @@ ${measured
   .join('\n')}
 
 - **What auth adds per connect** (CPU ms, medians, with minus without): token in the header: ${added('header')}; in the first message: ${added('message')}.
-- **The machine while connections open**: ${busy('without')}% busy without auth, ${busy('header')}% with the token in the header, ${busy('message')}% in the first message (medians).
+- **The machine while connections open**: ${busy('without').toFixed(0)}% busy without auth, ${busy('header').toFixed(0)}% with the token in the header, ${busy('message').toFixed(0)}% in the first message (medians).
 - **How much a p99 moves**: ready p99 ${range(runs, 'without')} ms without auth, ${range(runs, 'header')} ms with the token in the header, ${range(runs, 'message')} ms in the first message, run to run. A p99
   over ${DEFAULT_STAGE.connections.toLocaleString('en')} connects is their ${Math.round(DEFAULT_STAGE.connections / 100)} slowest; at ${DEFAULT_STAGE.rampRate}/s about ${Math.round(DEFAULT_STAGE.rampRate / 25)} start in any 40 ms, so one 40 ms stall of
   any part (nginx, a replica, the client, on two shared cores) catches that many and sets it. With the token in the first
