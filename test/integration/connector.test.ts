@@ -134,4 +134,32 @@ describe('the connector: TCP first, the WebSocket only once TCP is up', () => {
     assert.deepEqual([...peers], ['127.0.0.2']);
     assert.ok(stats.histograms.tls.totalCount === 20 && stats.histograms.tcp.totalCount === 20);
   });
+
+  it('through the load client: a certificate for another name, or from another CA, is refused as tls', async (t) => {
+    // The client answers Node's identity check with the leaf certificate alone (virtual-user.ts): the name is still checked.
+    const certs = makeTestCerts();
+    const https = createHttpsServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) });
+    // 127.0.0.2 is loopback, but not among the certificate's names (localhost, ws-nginx, 127.0.0.1).
+    await new Promise<void>((r) => https.listen(0, '127.0.0.2', r));
+    t.after(() => https.close());
+    const port = (https.address() as AddressInfo).port;
+    const attempt = async (host: string, ca: string) => {
+      const { stats } = await runLoad({
+        url: `wss://${host}:${port}/ws-notifications`,
+        ca: readFileSync(ca),
+        insecure: false,
+        workers: 1,
+        profile: loadProfileSchema.parse({
+          stages: [{ connections: 3, rampRate: 100, holdMs: 500 }],
+          senderFraction: 0,
+          topics: 0,
+          publishRate: 0,
+          reconnect: { enabled: false },
+        }),
+      });
+      return { opened: stats.counters.opened, errors: Object.fromEntries(stats.errors) };
+    };
+    assert.deepEqual(await attempt('127.0.0.2', certs.caCert), { opened: 0, errors: { tls: 3 } }, 'another name');
+    assert.deepEqual(await attempt('127.0.0.2', makeTestCerts().caCert), { opened: 0, errors: { tls: 3 } }, 'another CA');
+  });
 });

@@ -1,5 +1,5 @@
 import type { connect as netConnect, Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, TLSSocket, type ConnectionOptions, type PeerCertificate, type SecureContext } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { CloseCode, nowMs, PUBLISH_RETRY_CODES, type ServerMessage } from '../shared/protocol';
@@ -303,6 +303,7 @@ export class VirtualUser {
           session: this.tlsSession,
         });
         (tls as WithAttempt)[ATTEMPT] = attempt;
+        (tls as LeafOnly).getPeerCertificate = leafCertificate;
         tls.on('session', onSession);
         tls.once('secureConnect', onSecureConnect);
         return tls;
@@ -634,6 +635,19 @@ export class VirtualUser {
     this.schedules = [];
     clearTimeout(this.refreshTimer);
   }
+}
+
+type LeafOnly = { getPeerCertificate(detailed?: boolean): PeerCertificate };
+
+/**
+ * Node's TLS client, once OpenSSL has verified the chain, asks for the server's certificate with
+ * its issuers (`getPeerCertificate(true)`, in `_tls_wrap`'s onConnectSecure) only to pass it to
+ * `checkServerIdentity`, which reads the leaf's subject and subjectaltname. Building the issuers'
+ * objects was the client's largest single item in a connect's profile, about ten times the leaf
+ * alone (docs/benchmarks/client.md, "Node's identity check"): so each socket answers with the leaf.
+ */
+function leafCertificate(this: TLSSocket): PeerCertificate {
+  return TLSSocket.prototype.getPeerCertificate.call(this, false);
 }
 
 // Shared by every user: a listener's `this` is its socket, and the socket's attempt says whose it is.
