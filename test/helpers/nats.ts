@@ -72,6 +72,8 @@ export interface NatsCluster {
   start(i: number): Promise<void>;
   /** Stops server i (SIGKILL: as a lost node, without leaving the cluster politely). */
   kill(i: number): Promise<void>;
+  /** Stops server i as Swarm stops a drained node's task (SIGTERM: nats-server leaves the cluster, then exits). */
+  shutdown(i: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -112,6 +114,11 @@ export async function natsCluster(size: number): Promise<NatsCluster> {
       const p = running.get(i);
       running.delete(i);
       if (p) await stop(p, 'SIGKILL', 5_000);
+    },
+    async shutdown(i) {
+      const p = running.get(i);
+      running.delete(i);
+      if (p) await stop(p, 'SIGTERM', 10_000);
     },
     async stop() {
       await Promise.all([...running.values()].map((p) => stop(p, 'SIGKILL', 5_000)));

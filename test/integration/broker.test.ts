@@ -441,4 +441,46 @@ describe('a JetStream cluster without a leader (real nats-servers)', () => {
     const { offset } = await broker.publish({ topic: 'orders', data: { n: 1 }, replica: 'replica-a' });
     await eventually(() => delivered.some((d) => d.offset === offset), 10_000, 'the publication after the wait is delivered');
   });
+
+  it("reads a topic's history while one of three servers is down, as while a swarm node is drained", async (t) => {
+    const cluster = await natsCluster(3);
+    const brokers: JetStreamBroker[] = [];
+    t.after(async () => {
+      for (const broker of brokers) await broker.close();
+      await cluster.stop();
+    });
+    await Promise.all([0, 1, 2].map((i) => cluster.start(i)));
+    const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', enabled: true, urls: cluster.urls, streamReplicas: 3 });
+    const connect = async (name: string) => {
+      const broker = await JetStreamBroker.connect(config, name, createLogger(name, 'silent'));
+      brokers.push(broker);
+      return broker;
+    };
+    const publisher = await connect('replica-a');
+    const offsets: number[] = [];
+    for (let n = 0; n < 12; n++) {
+      const { offset } = await publisher.publish({ topic: n % 2 ? 'orders' : 'news', data: { n }, replica: 'replica-a' });
+      if (n % 2) offsets.push(offset);
+    }
+    // A replica started after them (as one moved off a drained node) has none in memory: it reads the stream.
+    const replica = await connect('replica-b');
+    // nats-server 2.9 still places new consumers on the stopped server: a third of consumer creates then time out.
+    await cluster.shutdown(2);
+    // Until the stream's leader is elected again (if it was the stopped one), its requests time out.
+    const answered = () =>
+      replica.history('news', 0).then(
+        () => true,
+        () => false,
+      );
+    await eventually(answered, 20_000, 'the stream answering after the stop');
+    for (let round = 0; round < 12; round++) {
+      const { deliveries, complete } = await replica.history('orders', 0);
+      assert.deepEqual(
+        deliveries.map((d) => d.offset),
+        offsets,
+        `round ${round}`,
+      );
+      assert.equal(complete, true);
+    }
+  });
 });

@@ -9,6 +9,8 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
+  type MsgRequest,
+  type NextMsgRequest,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import type { BrokerConfig } from '../topology';
@@ -95,6 +97,13 @@ export function decodeStored(text: string): StoredNotification | SkipReason {
   if (v.ts !== undefined && typeof v.ts !== 'number') return 'invalid';
   return { topic: '', data: v.data, id: v.id, ts: v.ts, replica: typeof v.replica === 'string' ? v.replica.slice(0, 255) : 'unknown' };
 }
+
+/**
+ * The first message on `subject` at or after `seq`: nats-server's MSG.GET takes `next_by_subj`
+ * (2.9 does), but nats.js types that request for direct gets only, which a stream allows only
+ * with allow_direct.
+ */
+const nextOf = (subject: string, seq: number) => ({ seq, next_by_subj: subject }) as NextMsgRequest as unknown as MsgRequest;
 
 /** The stream's settings, from the topology: history per topic and in time, the dedupe window. */
 export function streamConfig(config: BrokerConfig): Partial<StreamConfig> & { name: string; subjects: string[] } {
@@ -372,31 +381,18 @@ export class JetStreamBroker {
     const { first, last: upTo } = await this.bounds();
     // A position the stream never reached is no position: nothing can be vouched for.
     if (afterOffset > upTo) return { deliveries: [], complete: false, pastEnd: true };
+    // One stored message at a time from the stream's leader, not through a consumer: nats-server
+    // 2.9 places a new consumer on any of the stream's servers, an offline one included, and its
+    // creation then times out (a third of them with one of three servers down, as while a swarm
+    // node is drained: test/integration/broker.test.ts). A read creates nothing.
     const deliveries: BrokerDelivery[] = [];
-    if (upTo > afterOffset) {
-      const consumer = await this.js.consumers.get(this.config.stream, {
-        filter_subjects: this.subject(topic),
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: afterOffset + 1,
-      });
-      // num_pending says how many there are: fetching exactly those never waits on an empty tail.
-      let pending = (await consumer.info(true)).num_pending;
-      while (pending > 0) {
-        const batch = await consumer.fetch({ max_messages: Math.min(pending, 256), expires: 5_000 });
-        let got = 0;
-        for await (const m of batch) {
-          got++;
-          if (m.seq > upTo) continue;
-          const stored = decodeStored(m.string());
-          if (typeof stored === 'string') this.skip(stored, m.seq, m.subject);
-          else deliveries.push({ ...stored, topic, offset: m.seq, epoch: this.epoch });
-        }
-        if (got === 0) break;
-        pending -= got;
-      }
-      await consumer.delete().catch(() => undefined);
-      // A fetch that came back empty (the stream's leader moving) ended the history short: not complete, asked again.
-      if (pending > 0) throw new Error(`the history of ${topic} stopped ${pending} messages short`);
+    for (let seq = afterOffset + 1; seq <= upTo; ) {
+      const m = await this.jsm.streams.getMessage(this.config.stream, nextOf(this.subject(topic), seq));
+      if (!m || m.seq > upTo) break;
+      seq = m.seq + 1;
+      const stored = decodeStored(m.string());
+      if (typeof stored === 'string') this.skip(stored, m.seq, m.subject);
+      else deliveries.push({ ...stored, topic, offset: m.seq, epoch: this.epoch });
     }
     const complete = first <= afterOffset + 1 && deliveries.length < this.config.historyPerTopic;
     return { deliveries, complete };
