@@ -14,7 +14,7 @@ import { runLoad, workersFor } from '../app/src/client/coordinator';
 import { parseSourceAddresses, sourceAddressesNeeded } from '../app/src/client/options';
 import { nginxVersion, ROOT, startLocalRun } from '../local/run';
 import { median } from './stats';
-import { identityCheckCost, type IdentityCheckCost } from './tls-identity';
+import { IDENTITY_CALLS, IDENTITY_ROUNDS, identityCheckCost, type IdentityCheckCost } from './tls-identity';
 
 const program = new Command('bench:client')
   .option('--ws-connections <n>', 'connections per probe over ws://', '3000')
@@ -31,8 +31,8 @@ const o = program.opts();
  * open within the step, so it measured the opening rate, not what is held).
  */
 const STABLE_RAMP_RATE = 300;
-/** Handshakes in flight in the stable step, as the probes have (bench/probe.ts). */
-const STABLE_IN_FLIGHT = 200;
+/** Handshakes in flight, in the probes and in the stable step alike. */
+const IN_FLIGHT = 200;
 
 type ProbeResult = { open: number; failed: number; perSecond: number; rssPerConnKB: number; heapPerConnKB: number };
 
@@ -40,7 +40,7 @@ function probe(kind: 'ours' | 'bare', url: string, n: number, compression: boole
   return new Promise((resolve, reject) => {
     const child = fork(join(__dirname, 'probe.ts'), [], {
       execArgv: ['--import', 'tsx', '--expose-gc'],
-      env: { ...process.env, PROBE: JSON.stringify({ kind, url, n, compression, ca: ca?.toString('base64') }) },
+      env: { ...process.env, PROBE: JSON.stringify({ kind, url, n, inFlight: IN_FLIGHT, compression, ca: ca?.toString('base64') }) },
     });
     child.once('message', (m) => resolve(m as ProbeResult));
     child.once('exit', (code) => code !== 0 && reject(new Error(`probe exited ${code}`)));
@@ -113,7 +113,7 @@ async function main() {
             maxDurationMs: 600_000,
             // As many in flight as the probes above: this step measures how many connections are held,
             // and the default 64 would make it measure how fast the handshakes complete.
-            maxHandshakesInFlight: STABLE_IN_FLIGHT,
+            maxHandshakesInFlight: IN_FLIGHT,
             sourceAddresses: sources ? parseSourceAddresses(String(sources)) : [],
           },
         }),
@@ -136,7 +136,7 @@ async function main() {
     const md = `# Load client benchmark
 
 Produced by \`npm run bench:client\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, ${require('node:os').cpus().length} cores, Node ${process.version}, nginx ${version}).
-Each probe runs in its own process, opens the connections with at most 200 handshakes in flight
+Each probe runs in its own process, opens the connections with at most ${IN_FLIGHT} handshakes in flight
 and reports the opening rate and the memory each open connection costs (RSS and heap+external
 deltas after a forced GC). "ours" is the load client's VirtualUser (timing hooks, stats);
 "bare" is a plain \`ws\` client, the reference. Median of ${o.rounds} rounds, run side by side
@@ -151,13 +151,13 @@ ${rows.join('\n')}
 ## Node's identity check
 After OpenSSL has verified the server's chain, Node's TLS client asks for the certificate with its issuers
 (\`getPeerCertificate(true)\`, in \`_tls_wrap\`'s onConnectSecure) only to hand it to \`checkServerIdentity\`, which
-reads the leaf's names. Measured in this run on one connection to nginx (2,000 calls of each, median of 3):
+reads the leaf's names. Measured in this run on one connection to nginx (${IDENTITY_CALLS.toLocaleString('en')} calls of each, median of ${IDENTITY_ROUNDS}):
 ${identityLine('ECDSA P-256', identity.ecdsa)}; ${identityLine('RSA-2048', identity.rsa)}. A bare \`ws\` client pays the
 first on every full handshake; the load client answers with the leaf (client/virtual-user.ts), which still has the
 name checked (test/integration/connector.test.ts). It was the client's largest single item in a connect's CPU profile.
 
 ## Largest stable connection count
-wss through nginx (${topology.proxy.workerProcesses} workers), 3 replicas, ramp ${STABLE_RAMP_RATE}/s with at most ${STABLE_IN_FLIGHT} handshakes in flight, hold 10 s, 1% senders at 1 msg/s; stable = every
+wss through nginx (${topology.proxy.workerProcesses} workers), 3 replicas, ramp ${STABLE_RAMP_RATE}/s with at most ${IN_FLIGHT} handshakes in flight, hold 10 s, 1% senders at 1 msg/s; stable = every
 connection opened, no failure, no unexpected close. One source address reaches one nginx port through
 at most ~28,000 ephemeral ports (32768–60999), so above 20,000 the client spreads over 127.0.N.1 addresses
 (measured without that: 30,000 stopped at 28,227 opened). A step that opened fewer than asked with no failure and no

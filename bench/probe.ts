@@ -9,7 +9,7 @@ import { payloadSource } from '../app/src/client/payloads';
 
 /**
  * One benchmark probe, run in its own process (so its memory is its connections' memory):
- * opens N connections with at most CONCURRENCY handshakes in flight, then reports the opening
+ * opens N connections with at most `inFlight` handshakes in flight (the bench's), then reports the opening
  * rate and the memory per open connection. `ours` uses the load client's VirtualUser, `bare` a
  * plain `ws` client: the reference the load client must not be worse than.
  */
@@ -18,9 +18,9 @@ interface ProbeRequest {
   url: string;
   ca?: string;
   n: number;
+  inFlight: number;
   compression: boolean;
 }
-const CONCURRENCY = 200;
 
 const req: ProbeRequest = JSON.parse(process.env.PROBE!);
 const gc = (globalThis as { gc?: () => void }).gc!;
@@ -67,7 +67,7 @@ async function main() {
     running: () => true,
     publishing: () => false,
     ledger: new DeliveryLedger(),
-    // The probe paces its own handshakes (at most 200 in flight).
+    // The probe paces its own handshakes (at most req.inFlight in flight).
     gate: new HandshakeGate(Number.MAX_SAFE_INTEGER),
     faultOn: () => undefined,
     faultOfKind: () => undefined,
@@ -99,7 +99,7 @@ async function main() {
         keep.push({ close: () => void user.stop() });
       }
     };
-    for (let k = 0; k < CONCURRENCY; k++) launch();
+    for (let k = 0; k < req.inFlight; k++) launch();
   });
   const seconds = (performance.now() - started) / 1000;
   await new Promise((r) => setTimeout(r, 1000));

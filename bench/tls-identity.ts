@@ -1,8 +1,8 @@
 import { connect } from 'node:tls';
 import { median } from './stats';
 
-const CALLS = 2_000;
-const ROUNDS = 3;
+export const IDENTITY_CALLS = 2_000;
+export const IDENTITY_ROUNDS = 3;
 
 /** µs per call of each form of getPeerCertificate, on one connection: the leaf alone, and with its issuers. */
 export interface IdentityCheckCost {
@@ -13,8 +13,8 @@ export interface IdentityCheckCost {
 /**
  * What Node's TLS client spends on the certificate it hands to `checkServerIdentity` after each
  * full handshake: `getPeerCertificate(true)` (what Node asks for) against `(false)` (what the
- * load client answers with, client/virtual-user.ts). One connection to `url`, CALLS calls of each,
- * alternating, the median of ROUNDS.
+ * load client answers with, client/virtual-user.ts). One connection to `url`, IDENTITY_CALLS calls
+ * of each, alternating, the median of IDENTITY_ROUNDS.
  */
 export async function identityCheckCost(url: string, ca: Buffer): Promise<IdentityCheckCost> {
   const u = new URL(url);
@@ -23,12 +23,12 @@ export async function identityCheckCost(url: string, ca: Buffer): Promise<Identi
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     const time = (detailed: boolean) => {
       const started = process.hrtime.bigint();
-      for (let i = 0; i < CALLS; i++) socket.getPeerCertificate(detailed);
-      return Number(process.hrtime.bigint() - started) / 1_000 / CALLS;
+      for (let i = 0; i < IDENTITY_CALLS; i++) socket.getPeerCertificate(detailed);
+      return Number(process.hrtime.bigint() - started) / 1_000 / IDENTITY_CALLS;
     };
     const leaf: number[] = [];
     const withIssuers: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < IDENTITY_ROUNDS; r++) {
       leaf.push(time(false));
       withIssuers.push(time(true));
     }
