@@ -26,7 +26,7 @@ export const CHILDREN_FUNCTION = `children() {
 
 /** One line per child of nginx's master `master`: `pid ppid cmdline`. */
 const listChildren = (master: number) =>
-  `${CHILDREN_FUNCTION}\nfor p in $(children ${master}); do printf '%s %s %s\\n' "$p" ${master} "$(tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"; done`;
+  `${CHILDREN_FUNCTION}\nfor p in $(children ${master}); do printf '%s %s %s\\n' "$p" ${master} "$({ tr '\\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null || echo unreadable)"; done`;
 
 export interface NginxWorkers {
   master: number;
@@ -44,7 +44,9 @@ export function parseWorkers(listing: string, master: number): NginxWorkers {
     const match = /^(\d+) (\d+) (.*)$/.exec(line.trim());
     if (!match || Number(match[2]) !== master) continue;
     const title = match[3];
-    if (!/worker process/.test(title)) continue;
+    // A child whose title could not be read counts as current: dropped, an old worker would be
+    // missing from the set before a reload and could pass for a new one after it.
+    if (!/worker process|^unreadable$/.test(title)) continue;
     (/is shutting down/.test(title) ? retiring : current).push(Number(match[1]));
   }
   return { master, current: current.sort((a, b) => a - b), retiring: retiring.sort((a, b) => a - b) };
@@ -120,8 +122,9 @@ export async function reloadAndAnnounce(
   const hupAt = Date.now();
   const deadline = Date.now() + (options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS);
   let now = before;
-  // The master starts the new workers after it has read the config; wait for all of them.
-  while (!(now.current.length >= options.workerProcesses && now.current.every((pid) => !before.current.includes(pid)))) {
+  // The master starts the new workers after it has read the config; wait for all of them, and
+  // for the old ones to leave the current set (more than workerProcesses is a mix of both).
+  while (!(now.current.length === options.workerProcesses && now.current.every((pid) => !before.current.includes(pid)))) {
     if (Date.now() > deadline) {
       throw new Error(
         `${proxy.name}: nginx started no new workers within ${options.timeoutMs ?? NEW_WORKERS_TIMEOUT_MS} ms of the reload (workers before ${before.current}, now ${now.current}); see its error log`,

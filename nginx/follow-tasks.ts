@@ -127,26 +127,30 @@ follow_tasks() {
  * The follower's shell functions that find nginx's workers (tested on their own against a real
  * nginx). Right after a HUP the master has started the new workers while the old ones have not
  * yet renamed themselves "shutting down": both look current then. The reload's workers are known
- * only once all \`count\` of them are new, the rule of reloadAndAnnounce (control/reload.ts).
+ * only once exactly \`count\` are listed and all of them are new, the rule of reloadAndAnnounce
+ * (control/reload.ts).
  * Announcing the mix would tell the replicas that retired workers are current, and their
  * connections would be cut at nginx's deadline instead of shed.
  */
 export function renderWorkerFunctions(count: number, pidFile: string): string {
   return `# The master's children: from the kernel's list where it keeps one, else by a scan of /proc.
 ${CHILDREN_FUNCTION}
-# The master's workers running the current configuration (not "shutting down").
+# The master's workers running the current configuration (not "shutting down"). A child whose
+# title cannot be read is listed too: dropped, an old worker would be missing from the set a
+# reload is compared with, and could pass for a new one.
 workers() {
   master=$(cat ${pidFile} 2>/dev/null) || return 0
   for p in $(children "$master"); do
-    case "$(tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" in
+    case "$({ tr '\\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null || echo unreadable)" in
       *"shutting down"*) ;;
-      *"worker process"*) echo "$p" ;;
+      *"worker process"* | unreadable) echo "$p" ;;
     esac
   done | sort -n | tr '\\n' ' '
 }
-# True when $2 lists ${count} workers or more, none of them in $1.
+# True when $2 lists exactly ${count} workers (worker_processes), none of them in $1: more is a
+# mix of old and new.
 fresh() {
-  [ "$(echo $2 | wc -w)" -ge ${count} ] || return 1
+  [ "$(echo $2 | wc -w)" -eq ${count} ] || return 1
   for w in $2; do case " $1 " in *" $w "*) return 1 ;; esac; done
 }`;
 }

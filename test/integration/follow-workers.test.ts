@@ -25,6 +25,24 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
     assert.equal(fresh('11 12', ''), 1);
     assert.equal(fresh('11 12', '13 14'), 0);
     assert.equal(fresh('11 12', '111 112'), 0, 'a pid containing an old one is not the old one');
+    // An old worker missing from the listing before the reload is still not new beside the new ones.
+    assert.equal(fresh('12', '11 13 14'), 1, 'more than worker_processes is a mix of old and new');
+  });
+
+  it('lists a child whose title cannot be read, so an old worker is never missing from the set', (t) => {
+    const dir = scratchDir('ws-follow-unreadable-');
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const pidFile = join(dir, 'nginx.pid');
+    // A "master" whose one child is a pid that has exited (no /proc entry), as when a title is read too late.
+    const gone = spawnSync('true').pid;
+    writeFileSync(pidFile, '4242');
+    const fns = renderWorkerFunctions(2, pidFile).replace(
+      /^children\(\) \{/m,
+      `children() { echo ${gone}; return 0; }\nunused_children() {`,
+    );
+    const out = sh(`${fns}\nworkers`);
+    assert.equal(out.stdout.trim(), String(gone));
+    assert.equal(out.stderr, '', 'no shell error for the unreadable title');
   });
 
   it('against a real nginx reload: the new workers, and none of the old', async (t) => {

@@ -22,10 +22,11 @@ describe('reloads: nginx workers and the shed plan', () => {
       '31 1 nginx: worker process',
       '32 1 nginx: cache manager process',
       '40 2 nginx: worker process',
+      '33 1 unreadable',
       'garbage',
       '',
     ].join('\n');
-    assert.deepEqual(parseWorkers(listing, 1), { master: 1, current: [30, 31], retiring: [7, 8] });
+    assert.deepEqual(parseWorkers(listing, 1), { master: 1, current: [30, 31, 33], retiring: [7, 8] });
   });
 
   it('reads the worker header nginx stamps, and nothing else', () => {
