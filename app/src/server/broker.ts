@@ -143,6 +143,14 @@ async function whenReady<T>(step: string, log: Logger, run: () => Promise<T>): P
 
 /** How often the replica compares its position with the stream's: the lag metric, and the stall watchdog. */
 const STALL_CHECK_MS = 5_000;
+/**
+ * How long the replica's consumer create may take before it is asked again. nats-server 2.9 puts
+ * a new R1 consumer of a replicated stream on any of its servers, a stopped one included
+ * (nats-server#7165, fixed in 2.12): with one of three down, a third of creates never answer.
+ * A create that reached a live server answered in 1–4 ms here (2026-12-08, loopback), so the
+ * default 5 s only delays a replica's start; a slow but live answer is asked for again.
+ */
+const CONSUMER_CREATE_TIMEOUT_MS = 2_000;
 /** Recent deliveries kept in memory for recoveries: per topic (at most historyPerTopic), and topics; bytes: broker.recentBytes. */
 const RECENT_PER_TOPIC = 256;
 const RECENT_TOPICS = 10_000;
@@ -161,6 +169,8 @@ export class JetStreamBroker {
   private lagTimer?: NodeJS.Timeout;
   private restarting = false;
   private readonly recent: RecentDeliveries<BrokerDelivery>;
+  /** The ordered consumer's creates (and the library's re-creates) time out sooner than publishes. */
+  private readonly consumers: JetStreamClient['consumers'];
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -175,6 +185,7 @@ export class JetStreamBroker {
     private readonly log: Logger,
   ) {
     this.delivered = startAfter;
+    this.consumers = jetstream(nc, { timeout: CONSUMER_CREATE_TIMEOUT_MS }).consumers;
     this.recent = new RecentDeliveries(startAfter, {
       perTopic: Math.min(RECENT_PER_TOPIC, config.historyPerTopic),
       maxTopics: RECENT_TOPICS,
@@ -303,7 +314,7 @@ export class JetStreamBroker {
 
   /** An ordered consumer from the first offset this replica has not delivered. */
   private async startConsumer(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.config.stream, {
+    const consumer = await this.consumers.get(this.config.stream, {
       filter_subjects: `${this.config.subjectPrefix}.>`,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.delivered + 1,
