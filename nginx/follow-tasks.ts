@@ -63,7 +63,13 @@ ${options.service ? '  follow_tasks\n' : ''}  now=$(workers)
   # Mid-reload (old and new listed together) or a worker respawned: wait for a whole new set.
   if ! fresh "$known" "$now"; then
     since=$((since + 1))
-    [ $since -ne ${Math.round(NEW_WORKERS_WAIT_S / WATCH_INTERVAL_S)} ] || { log "workers $now are not a whole new set after ${NEW_WORKERS_WAIT_S} s (before: $known); waiting for the next reload"; changed_at=""; }
+    [ $since -ge ${Math.round(NEW_WORKERS_WAIT_S / WATCH_INTERVAL_S)} ] || continue
+    # No whole new set in time (a worker crashed and was replaced, or a reload stalled): this set
+    # is the one the next reload replaces, and that reload's delay counts from its own start.
+    log "workers $now are not a whole new set after ${NEW_WORKERS_WAIT_S} s (before: $known); waiting for the next reload"
+    known=$now
+    since=0
+    changed_at=""
     continue
   fi
   since=0

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { CONTROL_PATHS, PROXY_WORKER_HEADER, type ConnectionsReport } from '../../app/src/shared/control';
 import { defineTopology } from '../../app/src/topology';
+import { announcementTiming } from '../../control/reload';
 import { httpReplica } from '../../control/access';
-import { renderAnnounceFunctions, renderWorkerFunctions } from '../../nginx/follow-tasks';
+import { renderAnnounceFunctions, renderFollowScript, renderWorkerFunctions } from '../../nginx/follow-tasks';
 import { freePort, start, stop } from '../../local/processes';
 import { eventually, startServer, TEST_CONTROL_KEY, TestClient } from '../helpers/server';
 import { scratchDir } from '../helpers/scratch';
@@ -43,6 +46,61 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
     const out = sh(`${fns}\nworkers`);
     assert.equal(out.stdout.trim(), String(gone));
     assert.equal(out.stderr, '', 'no shell error for the unreadable title');
+  });
+
+  it('after a worker crashed and was replaced, the next reload still gets its whole delay', async (t) => {
+    const dir = scratchDir('ws-follow-crash-');
+    const pidFile = join(dir, 'nginx.pid');
+    const port = await freePort();
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`,
+    );
+    // The replicas: one endpoint that keeps every announcement.
+    const announcements: { workers: number[]; retired: number[]; shedAfterMs: number }[] = [];
+    const replica = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        if (req.url === CONTROL_PATHS.proxyWorkers) announcements.push(JSON.parse(body));
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => replica.listen(0, '127.0.0.1', resolve));
+    const options = { configFile: join(dir, 'upstream.conf'), pidFile, controlKeyFile: join(dir, 'key') };
+    writeFileSync(options.configFile, `upstream ws {\n  server 127.0.0.1:${(replica.address() as AddressInfo).port} max_fails=0;\n}\n`);
+    writeFileSync(options.controlKeyFile, TEST_CONTROL_KEY);
+    const topology = defineTopology({ proxy: { workerProcesses: 2 } });
+    const nginx = start('nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+    let follower: ReturnType<typeof start> | undefined;
+    t.after(async () => {
+      if (follower) await stop(follower, 'SIGTERM', 5_000, { group: true });
+      await stop(nginx, 'SIGQUIT', 5_000);
+      replica.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const fns = renderWorkerFunctions(2, pidFile);
+    const workers = () => sh(`${fns}\nworkers`).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
+    await eventually(() => workers().length === 2, 10_000, 'nginx up with its two workers');
+    follower = start('follower', 'sh', ['-c', renderFollowScript(topology, options)]);
+    await eventually(() => follower!.output().includes('watching'), 10_000, 'the follower watching');
+    // A worker dies; the master starts another: one old worker and one new, which is no reload.
+    process.kill(workers()[0], 'SIGKILL');
+    await eventually(() => follower!.output().includes('not a whole new set'), 30_000, 'the follower giving up on it');
+    await new Promise((r) => setTimeout(r, 5_000));
+    const replaced = workers();
+    const hupAt = Date.now();
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGHUP');
+    await eventually(() => announcements.length > 0, 15_000, 'the reload announced');
+    const plan = announcementTiming(topology.proxy);
+    const late = Date.now() - hupAt;
+    // The delay runs from the reload, not from the crash: at most the announcement's own lateness is taken off.
+    assert.ok(
+      announcements[0].shedAfterMs >= plan.shedAfterMs - late - 1_000,
+      `shedAfterMs ${announcements[0].shedAfterMs}, the plan ${plan.shedAfterMs}, announced ${late} ms after the reload\n${follower.output()}`,
+    );
+    assert.deepEqual(announcements[0].workers, workers());
+    assert.deepEqual(announcements[0].retired, replaced, 'the reload retired the set nginx ran after the crash');
   });
 
   it('against a real nginx reload: the new workers, and none of the old', async (t) => {
