@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { runLoad } from '../../app/src/client/coordinator';
@@ -443,19 +443,7 @@ describe('a JetStream cluster without a leader (real nats-servers)', () => {
   });
 
   it("starts fresh replicas consuming while one of three servers is down, as a drained node's tasks do", async (t) => {
-    const cluster = await natsCluster(3);
-    const brokers: JetStreamBroker[] = [];
-    t.after(async () => {
-      for (const broker of brokers) await broker.close();
-      await cluster.stop();
-    });
-    await Promise.all([0, 1, 2].map((i) => cluster.start(i)));
-    const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', enabled: true, urls: cluster.urls, streamReplicas: 3 });
-    const connect = async (name: string) => {
-      const broker = await JetStreamBroker.connect(config, name, createLogger(name, 'silent'));
-      brokers.push(broker);
-      return broker;
-    };
+    const { cluster, connect } = await replicatedStream(t);
     const publisher = await connect('replica-a');
     await cluster.shutdown(2);
     await eventually(
@@ -480,19 +468,7 @@ describe('a JetStream cluster without a leader (real nats-servers)', () => {
   });
 
   it("reads a topic's history while one of three servers is down, as while a swarm node is drained", async (t) => {
-    const cluster = await natsCluster(3);
-    const brokers: JetStreamBroker[] = [];
-    t.after(async () => {
-      for (const broker of brokers) await broker.close();
-      await cluster.stop();
-    });
-    await Promise.all([0, 1, 2].map((i) => cluster.start(i)));
-    const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', enabled: true, urls: cluster.urls, streamReplicas: 3 });
-    const connect = async (name: string) => {
-      const broker = await JetStreamBroker.connect(config, name, createLogger(name, 'silent'));
-      brokers.push(broker);
-      return broker;
-    };
+    const { cluster, connect } = await replicatedStream(t);
     const publisher = await connect('replica-a');
     const offsets: number[] = [];
     for (let n = 0; n < 12; n++) {
@@ -521,3 +497,21 @@ describe('a JetStream cluster without a leader (real nats-servers)', () => {
     }
   });
 });
+
+/** Three nats-servers with the stream on all three (R3), and replicas' brokers on it; all closed after the test. */
+async function replicatedStream(t: TestContext) {
+  const cluster = await natsCluster(3);
+  const brokers: JetStreamBroker[] = [];
+  t.after(async () => {
+    for (const broker of brokers) await broker.close();
+    await cluster.stop();
+  });
+  await Promise.all([0, 1, 2].map((i) => cluster.start(i)));
+  const config = brokerSchema.parse({ stream: 'WS_TEST', storage: 'memory', enabled: true, urls: cluster.urls, streamReplicas: 3 });
+  const connect = async (name: string) => {
+    const broker = await JetStreamBroker.connect(config, name, createLogger(name, 'silent'));
+    brokers.push(broker);
+    return broker;
+  };
+  return { cluster, connect };
+}

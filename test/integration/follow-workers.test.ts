@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { CONTROL_PATHS, PROXY_WORKER_HEADER, type ConnectionsReport } from '../../app/src/shared/control';
 import { defineTopology } from '../../app/src/topology';
 import { announcementTiming } from '../../control/reload';
@@ -49,13 +49,7 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
   });
 
   it('after a worker crashed and was replaced, the next reload still gets its whole delay', async (t) => {
-    const dir = scratchDir('ws-follow-crash-');
-    const pidFile = join(dir, 'nginx.pid');
-    const port = await freePort();
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`,
-    );
+    const { dir, pidFile, workers } = await twoWorkerNginx(t, 'ws-follow-crash-');
     // The replicas: one endpoint that keeps every announcement.
     const announcements: { workers: number[]; retired: number[]; shedAfterMs: number }[] = [];
     const replica = createServer((req, res) => {
@@ -71,17 +65,11 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
     writeFileSync(options.configFile, `upstream ws {\n  server 127.0.0.1:${(replica.address() as AddressInfo).port} max_fails=0;\n}\n`);
     writeFileSync(options.controlKeyFile, TEST_CONTROL_KEY);
     const topology = defineTopology({ proxy: { workerProcesses: 2 } });
-    const nginx = start('nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
     let follower: ReturnType<typeof start> | undefined;
     t.after(async () => {
       if (follower) await stop(follower, 'SIGTERM', 5_000, { group: true });
-      await stop(nginx, 'SIGQUIT', 5_000);
       replica.close();
-      rmSync(dir, { recursive: true, force: true });
     });
-    const fns = renderWorkerFunctions(2, pidFile);
-    const workers = () => sh(`${fns}\nworkers`).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
-    await eventually(() => workers().length === 2, 10_000, 'nginx up with its two workers');
     follower = start('follower', 'sh', ['-c', renderFollowScript(topology, options)]);
     await eventually(() => follower!.output().includes('watching'), 10_000, 'the follower watching');
     // A worker dies; the master starts another: one old worker and one new, which is no reload.
@@ -104,21 +92,8 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
   });
 
   it('against a real nginx reload: the new workers, and none of the old', async (t) => {
-    const dir = scratchDir('ws-follow-');
-    const pidFile = join(dir, 'nginx.pid');
-    const port = await freePort();
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`,
-    );
-    const nginx = start('nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
-    t.after(async () => {
-      await stop(nginx, 'SIGQUIT', 5_000);
-      rmSync(dir, { recursive: true, force: true });
-    });
+    const { pidFile, workers } = await twoWorkerNginx(t, 'ws-follow-');
     const fns = renderWorkerFunctions(2, pidFile);
-    const workers = () => sh(`${fns}\nworkers`).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
-    await eventually(() => workers().length === 2, 10_000, 'nginx up with its two workers');
     const before = workers();
     process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGHUP');
     // As the follower's loop does: look until the listing is a whole new set.
@@ -170,3 +145,23 @@ describe("the follower's announcement (nginx/follow-tasks.ts)", () => {
     assert.equal(report.retired, 1, 'the handshake through retired worker 101 waits for its 1001');
   });
 });
+
+/** A real nginx with two workers in a scratch folder, stopped after the test; `workers` lists them as the follower does. */
+async function twoWorkerNginx(t: TestContext, prefix: string) {
+  const dir = scratchDir(prefix);
+  const pidFile = join(dir, 'nginx.pid');
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes 2;\npid ${pidFile};\nerror_log ${dir}/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port}; return 204; } }\n`,
+  );
+  const nginx = start('nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+  t.after(async () => {
+    await stop(nginx, 'SIGQUIT', 5_000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const fns = renderWorkerFunctions(2, pidFile);
+  const workers = () => sh(`${fns}\nworkers`).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
+  await eventually(() => workers().length === 2, 10_000, 'nginx up with its two workers');
+  return { dir, pidFile, workers };
+}
