@@ -24,9 +24,20 @@ export const CHILDREN_FUNCTION = `children() {
   done
 }`;
 
-/** One line per child of nginx's master `master`: `pid ppid cmdline`. */
+/** What TITLE_FUNCTION prints for a child whose title cannot be read. */
+export const UNREADABLE_TITLE = 'unreadable';
+
+/**
+ * A shell function printing pid $1's title (its cmdline), or UNREADABLE_TITLE when the read fails
+ * (the child went between the listing and the read). Whoever lists workers counts such a child as
+ * current: dropped, an old worker would be missing from the set before a reload and could pass
+ * for a new one after it. The follower uses it too.
+ */
+export const TITLE_FUNCTION = `title() { { tr '\\0' ' ' < "/proc/$1/cmdline"; } 2>/dev/null || echo ${UNREADABLE_TITLE}; }`;
+
+/** One line per child of nginx's master `master`: `pid ppid title`. */
 const listChildren = (master: number) =>
-  `${CHILDREN_FUNCTION}\nfor p in $(children ${master}); do printf '%s %s %s\\n' "$p" ${master} "$({ tr '\\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null || echo unreadable)"; done`;
+  `${CHILDREN_FUNCTION}\n${TITLE_FUNCTION}\nfor p in $(children ${master}); do printf '%s %s %s\\n' "$p" ${master} "$(title "$p")"; done`;
 
 export interface NginxWorkers {
   master: number;
@@ -44,9 +55,8 @@ export function parseWorkers(listing: string, master: number): NginxWorkers {
     const match = /^(\d+) (\d+) (.*)$/.exec(line.trim());
     if (!match || Number(match[2]) !== master) continue;
     const title = match[3];
-    // A child whose title could not be read counts as current: dropped, an old worker would be
-    // missing from the set before a reload and could pass for a new one after it.
-    if (!/worker process|^unreadable$/.test(title)) continue;
+    // A child whose title could not be read counts as current (TITLE_FUNCTION says why).
+    if (!/worker process/.test(title) && title !== UNREADABLE_TITLE) continue;
     (/is shutting down/.test(title) ? retiring : current).push(Number(match[1]));
   }
   return { master, current: current.sort((a, b) => a - b), retiring: retiring.sort((a, b) => a - b) };

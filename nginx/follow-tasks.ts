@@ -1,6 +1,6 @@
 import { CONTROL_PATHS } from '../app/src/shared/control';
 import { tasksOf, type Topology } from '../app/src/topology';
-import { CHILDREN_FUNCTION, NEW_WORKERS_TIMEOUT_MS, announcementTiming } from '../control/reload';
+import { CHILDREN_FUNCTION, NEW_WORKERS_TIMEOUT_MS, TITLE_FUNCTION, UNREADABLE_TITLE, announcementTiming } from '../control/reload';
 
 /** Where the follower finds nginx, and what it follows. */
 export interface FollowOptions {
@@ -141,15 +141,17 @@ follow_tasks() {
 export function renderWorkerFunctions(count: number, pidFile: string): string {
   return `# The master's children: from the kernel's list where it keeps one, else by a scan of /proc.
 ${CHILDREN_FUNCTION}
+# A child's title; ${UNREADABLE_TITLE} when it cannot be read.
+${TITLE_FUNCTION}
 # The master's workers running the current configuration (not "shutting down"). A child whose
 # title cannot be read is listed too: dropped, an old worker would be missing from the set a
 # reload is compared with, and could pass for a new one.
 workers() {
   master=$(cat ${pidFile} 2>/dev/null) || return 0
   for p in $(children "$master"); do
-    case "$({ tr '\\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null || echo unreadable)" in
+    case "$(title "$p")" in
       *"shutting down"*) ;;
-      *"worker process"* | unreadable) echo "$p" ;;
+      *"worker process"* | ${UNREADABLE_TITLE}) echo "$p" ;;
     esac
   done | sort -n | tr '\\n' ' '
 }

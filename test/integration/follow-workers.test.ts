@@ -75,6 +75,8 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
     // A worker dies; the master starts another: one old worker and one new, which is no reload.
     process.kill(workers()[0], 'SIGKILL');
     await eventually(() => follower!.output().includes('not a whole new set'), 30_000, 'the follower giving up on it');
+    // Time passes before the next reload: a follower that kept its reload clock running since the
+    // give-up takes these 5 s off the delay, which the assertion below would see.
     await new Promise((r) => setTimeout(r, 5_000));
     const replaced = workers();
     const hupAt = Date.now();
@@ -92,8 +94,7 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
   });
 
   it('against a real nginx reload: the new workers, and none of the old', async (t) => {
-    const { pidFile, workers } = await twoWorkerNginx(t, 'ws-follow-');
-    const fns = renderWorkerFunctions(2, pidFile);
+    const { pidFile, fns, workers } = await twoWorkerNginx(t, 'ws-follow-');
     const before = workers();
     process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGHUP');
     // As the follower's loop does: look until the listing is a whole new set.
@@ -146,7 +147,7 @@ describe("the follower's announcement (nginx/follow-tasks.ts)", () => {
   });
 });
 
-/** A real nginx with two workers in a scratch folder, stopped after the test; `workers` lists them as the follower does. */
+/** A real nginx with two workers in a scratch folder, stopped after the test; `workers` lists them with the follower's `fns`. */
 async function twoWorkerNginx(t: TestContext, prefix: string) {
   const dir = scratchDir(prefix);
   const pidFile = join(dir, 'nginx.pid');
@@ -163,5 +164,5 @@ async function twoWorkerNginx(t: TestContext, prefix: string) {
   const fns = renderWorkerFunctions(2, pidFile);
   const workers = () => sh(`${fns}\nworkers`).stdout.trim().split(/\s+/).filter(Boolean).map(Number);
   await eventually(() => workers().length === 2, 10_000, 'nginx up with its two workers');
-  return { dir, pidFile, workers };
+  return { dir, pidFile, fns, workers };
 }
