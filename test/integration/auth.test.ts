@@ -8,6 +8,7 @@ import { CloseCode, PUBLISH_API_PATH, REVOKE_API_PATH, type ServerMessage } from
 import { backendToken } from '../../app/src/idp/tokens';
 import { ROTATE_KEYS_PATH } from '../../app/src/idp/clients';
 import { SIGNING_ALG } from '../../app/src/idp/provider';
+import { TokenVerifier } from '../../app/src/server/auth/verifier';
 import { startIdp, TEST_IDP_SECRET, type RunningIdp } from '../helpers/idp';
 import { brokerReplica, startNats } from '../helpers/nats';
 import { eventually, metricValue, startServer, TestClient, type RunningServer } from '../helpers/server';
@@ -278,6 +279,47 @@ describe('auth: OIDC tokens from a real provider, grants, expiry (oidc-provider 
       await refused(other, await sign('PS256', 'k-ES256', keys[1].privateKey), CloseCode.invalidToken, 'unknown_key');
     } finally {
       await other?.stop();
+      provider.close();
+    }
+  });
+
+  it("readies every key of the provider's set it can use at the start, in one fetch, each then verifying with none", async () => {
+    // An RSA and a P-256 key without alg (readied by type and curve), Ed25519 with it, and P-384, whose ES384 is not accepted.
+    const specs = [
+      { alg: 'RS256', kid: 'k-rsa', named: false },
+      { alg: 'ES256', kid: 'k-p256', named: false },
+      { alg: 'EdDSA', kid: 'k-ed', named: true },
+      { alg: 'ES384', kid: 'k-p384', named: true },
+    ] as const;
+    const keys = await Promise.all(specs.map(({ alg }) => generateKeyPair(alg, { extractable: true })));
+    const jwk = async (i: number): Promise<JWK> => ({
+      ...(await exportJWK(keys[i].publicKey)),
+      kid: specs[i].kid,
+      ...(specs[i].named ? { alg: specs[i].alg } : {}),
+    });
+    const jwks = JSON.stringify({ keys: await Promise.all(specs.map((_, i) => jwk(i))) });
+    const provider: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
+    await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
+    const fetched: string[] = [];
+    const jwksUri = `http://127.0.0.1:${(provider.address() as AddressInfo).port}/jwks`;
+    const verifier = new TokenVerifier(authFor(idp, { issuer: undefined, jwksUri }), {
+      jwksFetched: (result) => fetched.push(result),
+      log: (error) => assert.fail(error),
+    });
+    try {
+      assert.equal(await verifier.prime(), 3, 'the RSA, P-256 and Ed25519 keys; not P-384 (ES384 is not accepted)');
+      assert.deepEqual(fetched, ['ok'], 'one fetch: readying asks the set for no key it lacks');
+      for (const [i, { alg, kid }] of specs.slice(0, 3).entries()) {
+        const token = await new SignJWT({ sub: kid })
+          .setProtectedHeader({ alg, kid })
+          .setAudience('ws-notifications')
+          .setExpirationTime('5m')
+          .sign(keys[i].privateKey);
+        assert.equal((await verifier.verify(token)).sub, kid, `${alg} verifies`);
+      }
+      assert.deepEqual(fetched, ['ok'], 'no fetch after the first');
+    } finally {
+      verifier.close();
       provider.close();
     }
   });

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { permissionsFor } from '../../app/src/server/auth/grants';
 import { parseRevocation, RevocationList } from '../../app/src/server/auth/revocations';
+import { algorithmFor } from '../../app/src/server/auth/verifier';
 import { ConfigError } from '../../app/src/shared/errors';
 import { APP_CLOSE_CODES } from '../../app/src/shared/protocol';
 import { idpSettingsFromEnv } from '../../app/src/idp/settings';
@@ -182,6 +183,21 @@ describe('auth topology validation', () => {
       () => fromAuthEnv({ WS_AUTH_MODE: 'jwt', WS_AUTH_ISSUER: 'https://idp', WS_AUTH_GRANTS: '[{"topics":[]}]' }),
       /WS_AUTH_GRANTS/,
     );
+  });
+});
+
+describe("a provider's key and the algorithm it is readied for", () => {
+  const accepted = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+  it("takes the key's own alg when accepted, else one its type and curve allow, else none", () => {
+    assert.equal(algorithmFor({ kty: 'RSA', alg: 'PS256' }, accepted), 'PS256');
+    assert.equal(algorithmFor({ kty: 'RSA', alg: 'RS512' }, accepted), undefined, 'its own alg is not accepted');
+    assert.equal(algorithmFor({ kty: 'RSA' }, accepted), 'RS256');
+    assert.equal(algorithmFor({ kty: 'RSA' }, ['ES256', 'PS384']), 'PS384');
+    assert.equal(algorithmFor({ kty: 'EC', crv: 'P-256' }, accepted), 'ES256');
+    assert.equal(algorithmFor({ kty: 'EC', crv: 'P-384' }, accepted), undefined, 'ES384 is not accepted');
+    assert.equal(algorithmFor({ kty: 'EC', crv: 'P-384' }, ['ES384']), 'ES384');
+    assert.equal(algorithmFor({ kty: 'OKP', crv: 'Ed25519' }, accepted), 'EdDSA');
+    assert.equal(algorithmFor({ kty: 'oct' }, accepted), undefined, 'a shared secret is never a verification key');
   });
 });
 

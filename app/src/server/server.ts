@@ -159,7 +159,7 @@ export class NotificationServer {
       (d) => this.deliver(d),
       (reason) => this.metrics.brokerSkipped.inc({ reason }),
     );
-    this.verifier?.prime();
+    void this.verifier?.prime();
     const auth = this.options.auth;
     if (this.broker && auth?.mode === 'jwt') {
       const { config } = this.broker;

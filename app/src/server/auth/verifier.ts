@@ -1,6 +1,15 @@
 import { KeyObject, type webcrypto } from 'node:crypto';
 import { createVerifier, TokenError } from 'fast-jwt';
-import { createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import {
+  createRemoteJWKSet,
+  customFetch,
+  decodeProtectedHeader,
+  errors,
+  type JWK,
+  type JWSHeaderParameters,
+  type JWTPayload,
+  type RemoteJWKSet,
+} from 'jose';
 import type { AuthConfig } from '../../topology/auth';
 
 /** Why a token was refused: the `reason` label of ws_auth_failures_total, and the close reason's first word. */
@@ -71,7 +80,7 @@ export interface VerifierEvents {
  * thread pool and back, and cost two to three times the CPU (docs/benchmarks/auth.md).
  */
 export class TokenVerifier {
-  private keys?: Promise<ReturnType<typeof createRemoteJWKSet>>;
+  private keys?: Promise<RemoteJWKSet>;
   private refresher?: NodeJS.Timeout;
   /** A fast-jwt verifier per key jose imported: fast-jwt parses a key given up front once, a fetched one per token. */
   private readonly checks = new WeakMap<object, (token: string) => JWTPayload>();
@@ -113,13 +122,38 @@ export class TokenVerifier {
   }
 
   /**
-   * Fetches the keys now (at the replica's start), so the first connects do not wait on the
-   * provider; a failure is logged and the first connect tries again.
+   * Fetches the keys now (at the replica's start) and readies them, so the first connects do not
+   * wait on the provider; a failure is logged and the first connect tries again. Resolves with
+   * how many keys were readied.
    */
-  prime(): void {
-    this.jwks()
-      .then((set) => set.reload())
-      .catch((error: Error) => this.events.log(error, 'the first JWKS fetch failed; the first connect tries again'));
+  prime(): Promise<number> {
+    return this.jwks()
+      .then(async (set) => {
+        await set.reload();
+        return this.ready(set);
+      })
+      .catch((error: Error) => {
+        this.events.log(error, 'the first JWKS fetch failed; the first connect tries again');
+        return 0;
+      });
+  }
+
+  /**
+   * Imports each key of the set and builds its check now, not at the first token it signs: on a
+   * replica that just started, those took about 16 ms of the event loop at its first connect, and
+   * every connect arriving meanwhile waited (docs/benchmarks/auth.md).
+   */
+  private async ready(set: RemoteJWKSet): Promise<number> {
+    let readied = 0;
+    for (const jwk of set.jwks()?.keys ?? []) {
+      const alg = algorithmFor(jwk, this.auth.algorithms);
+      if (!alg || !jwk.kid) continue;
+      const key = await set({ alg, kid: jwk.kid }).catch(() => undefined);
+      if (!key) continue;
+      this.checkFor(key);
+      readied++;
+    }
+    return readied;
   }
 
   /** Stops the background refresh. */
@@ -187,13 +221,13 @@ export class TokenVerifier {
   }
 
   /** The key set, found through discovery once; a failed discovery is tried again on the next connect. */
-  private jwks(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  private jwks(): Promise<RemoteJWKSet> {
     this.keys ??= this.discover();
     return this.keys;
   }
 
   /** One discovery: the key set, or (logged, and forgotten so the next connect asks again) jwks_unavailable. */
-  private discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  private discover(): Promise<RemoteJWKSet> {
     return this.jwksUri()
       .then((uri) => {
         const set = createRemoteJWKSet(new URL(uri), {
@@ -214,7 +248,10 @@ export class TokenVerifier {
             ),
         });
         this.refresher = setInterval(() => {
-          set.reload().catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
+          set
+            .reload()
+            .then(() => this.ready(set))
+            .catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
         }, BACKGROUND_REFRESH_MS).unref();
         return set;
       })
@@ -236,4 +273,17 @@ export class TokenVerifier {
     if (typeof document.jwks_uri !== 'string') throw new Error(`${url} names no jwks_uri`);
     return document.jwks_uri;
   }
+}
+
+/** The curve each ECDSA algorithm signs with (RFC 7518 §3.4). */
+const EC_ALGORITHMS: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' };
+
+/** An algorithm the topology accepts that `jwk` can verify: its own `alg`, else one its type and curve allow. */
+export function algorithmFor(jwk: JWK, accepted: readonly string[]): string | undefined {
+  if (jwk.alg) return accepted.includes(jwk.alg) ? jwk.alg : undefined;
+  return accepted.find((alg) => {
+    if (jwk.kty === 'RSA') return /^(RS|PS)\d+$/.test(alg);
+    if (jwk.kty === 'EC') return EC_ALGORITHMS[jwk.crv ?? ''] === alg;
+    return jwk.kty === 'OKP' && alg === 'EdDSA';
+  });
 }
