@@ -124,11 +124,20 @@ const KINDS = {
 type Kind = keyof typeof KINDS;
 const KIND_NAMES = Object.keys(KINDS) as Kind[];
 
+/**
+ * The kinds in round `round`'s order: each round starts one further along, so no kind always
+ * follows the same one (a run starts while the last one's sockets are still in TIME_WAIT).
+ */
+function rotated<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
 async function main(): Promise<number> {
   const startedAt = new Date();
   const runs: Run[] = [];
   for (let i = 0; i < Number(o.pairs); i++) {
-    for (const kind of KIND_NAMES) {
+    for (const kind of rotated(KIND_NAMES, i)) {
       console.error(`bench:auth: round ${i + 1} of ${o.pairs}, ${KINDS[kind].label}`);
       runs.push({ kind, ...(await measuredRun([...KINDS[kind].args])) });
     }
@@ -153,7 +162,7 @@ async function main(): Promise<number> {
 
 Produced by \`npm run bench:auth\` on ${startedAt.toISOString().slice(0, 10)} (linux, ${cpus().length} cores, Node ${process.version}).
 Each row is the default run, \`npm run local -- --report r.json\`, with the flags its first column names,
-the three kinds alternating: nginx with TLS, 3 replicas, nats-server, the load client and (with \`--auth\`) the
+the three kinds alternating, each round starting one kind further along: nginx with TLS, 3 replicas, nats-server, the load client and (with \`--auth\`) the
 development OpenID provider all on this machine; ${DEFAULT_STAGE.connections} connections ramped at ${DEFAULT_STAGE.rampRate}/s, held 20 s. With
 \`--auth\` each virtual user fetches its token before the ramp (as an application has its session's
 token before it connects) and the replica checks it before \`hello\`: signed RS256 by the provider,
@@ -235,6 +244,12 @@ ${measured
   over ${DEFAULT_STAGE.connections.toLocaleString('en')} connects is their ${Math.round(DEFAULT_STAGE.connections / 100)} slowest; at ${DEFAULT_STAGE.rampRate}/s about ${Math.round(DEFAULT_STAGE.rampRate / 25)} start in any 40 ms, so one 40 ms stall of
   any part (nginx, a replica, the client, on two shared cores) catches that many and sets it. With the token in the first
   message a connect spans one more exchange (\`connect\`, the token check, \`hello\`), more time in which such a stall can catch it.
+- **Where the slowest connects start** (by hand, 2026-12-08: two default runs with \`--auth --token-in message\`, each
+  connect's start, open, the replica's read of \`connect\` and its \`hello\`, and every event-loop stall over 6 ms in the
+  client and the replicas, timestamped): of the 12 slowest readies, 8 and 7 began in the ramp's first 0.3 s, when every
+  process runs its code for the first time; the rest began at moments when the client and all three replicas stalled
+  at once (6–22 ms each), with 8 to 11 processes waiting for the two cores (\`vmstat 1\` during a third run). Each was slow
+  in its TLS handshake and upgrade (34–64 ms) far more than in its \`connect\`→\`hello\` exchange.
 - **The exchange itself**: with the token in the first message, ready p50 minus connect p50 is ${exchange(runs, 'message', 'ready')} ms (medians of the runs), against
   ${exchange(runs, 'message', 'upgrade')} ms for the upgrade's own round trip (request to 101, the same path through nginx to a replica and back)
   in the same runs. The token's \`connect\` and its \`hello\` are one more trip on cores already that busy. With the token in the
@@ -267,6 +282,12 @@ provider signing ES256 or EdDSA still works). Until 2026-12-07 they checked with
 signed ES256: that day this bench gave ready p99 ratios of 1.79×, 2.08×, 2.11× and 3.70×, and the replicas' added
 CPU per connect was 0.5–0.9 ms during the ramp. jose still keeps the key set (discovery, caching, the refetch on an
 unknown \`kid\`).
+
+**A replica's first token.** Since 2026-12-08 a replica imports the provider's keys and builds their checks when it
+starts, with the first fetch of the key set. Before, the first token it saw paid for them, and every connect arriving
+meanwhile waited: by hand, a verifier's first check took 15.7 ms, against 1.8 ms once primed (the next ones 0.2–0.3 ms);
+in the default run with the token in the first message, a replica's first \`connect\` took 19–36 ms from its read to its
+\`hello\` (three runs), against 2–9 ms after (two runs).
 `;
 }
 
