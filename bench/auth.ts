@@ -250,6 +250,10 @@ ${measured
   process runs its code for the first time; the rest began at moments when the client and all three replicas stalled
   at once (6–22 ms each), with 8 to 11 processes waiting for the two cores (\`vmstat 1\` during a third run). Each was slow
   in its TLS handshake and upgrade (34–64 ms) far more than in its \`connect\`→\`hello\` exchange.
+- **At a gentler ramp** (by hand, 2026-12-08: \`npm run local -- --ramp-rate 100 --duration 25s\` with \`--no-auth\` and with
+  \`--auth --token-in message\`, six of each, alternating, the order reversed after three): ready p99 18–31 ms without auth
+  (median 25.3) and 24–40 ms with the token in the first message (median 29.2), **1.15×**. The same path that misses at
+  250/s meets the ratio when the ramp leaves the two cores some room.
 - **The exchange itself**: with the token in the first message, ready p50 minus connect p50 is ${exchange(runs, 'message', 'ready')} ms (medians of the runs), against
   ${exchange(runs, 'message', 'upgrade')} ms for the upgrade's own round trip (request to 101, the same path through nginx to a replica and back)
   in the same runs. The token's \`connect\` and its \`hello\` are one more trip on cores already that busy. With the token in the
