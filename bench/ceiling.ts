@@ -167,6 +167,26 @@ ${rows
     );
   })
   .join('\n')}
+${rows.map((r) => coresNeeded(r, parts)).join('')}`;
+}
+
+/**
+ * For a run the cores stopped short of its size (issue 28: "the CPU per part that would be
+ * needed"): each part's CPU scaled from the connections it held to the size, over the same run,
+ * in cores. A linear model: the run's own CPU per held connection, handshakes and traffic alike.
+ */
+function coresNeeded(r: Row, parts: readonly string[]): string {
+  const held = r.report.connections.peak;
+  if (!r.cpu || held === 0 || held >= r.size) return '';
+  const { cpu } = r;
+  const cores = (part: string) => ((cpu.parts[part] ?? 0) * r.size) / held / cpu.seconds;
+  const total = parts.reduce((sum, p) => sum + cores(p), 0);
+  const here = cpus().length;
+  return `
+**What all ${r.size.toLocaleString('en')} would need:** ${held.toLocaleString('en')} were held at most, so at the CPU per held connection this run
+measured, the same ${cpu.seconds} s with all of them would keep busy ${parts.map((p) => `${p} ${cores(p).toFixed(2)}`).join(', ')} cores:
+${total.toFixed(2)} in all, against the ${here} here. To open them all on this machine, each part would need ${(here / total).toFixed(2)}× the CPU
+per connection it used.
 `;
 }
 
