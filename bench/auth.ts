@@ -248,7 +248,7 @@ ${measured
   connect's start, open, the replica's read of \`connect\` and its \`hello\`, and every event-loop stall over 6 ms in the
   client and the replicas, timestamped): of the 12 slowest readies, 8 and 7 began in the ramp's first 0.3 s, when every
   process runs its code for the first time; the rest began at moments when the client and all three replicas stalled
-  at once (6–22 ms each), with 8 to 11 processes waiting for the two cores (\`vmstat 1\` during a third run). Each was slow
+  at once (6–22 ms each), with 8 to 11 processes runnable on the two cores (\`vmstat 1\` during a third run). Each was slow
   in its TLS handshake and upgrade (34–64 ms) far more than in its \`connect\`→\`hello\` exchange.
 - **At a gentler ramp** (by hand, 2026-12-08: \`npm run local -- --ramp-rate 100 --duration 25s\` with \`--no-auth\` and with
   \`--auth --token-in message\`, six of each, alternating, the order reversed after three): ready p99 18–31 ms without auth
