@@ -128,14 +128,17 @@ export class TokenVerifier {
    */
   prime(): Promise<number> {
     return this.jwks()
-      .then(async (set) => {
-        await set.reload();
-        return this.ready(set);
-      })
+      .then((set) => this.refresh(set))
       .catch((error: Error) => {
         this.events.log(error, 'the first JWKS fetch failed; the first connect tries again');
         return 0;
       });
+  }
+
+  /** Fetches the set again and readies its keys; resolves with how many. */
+  private async refresh(set: RemoteJWKSet): Promise<number> {
+    await set.reload();
+    return this.ready(set);
   }
 
   /**
@@ -248,10 +251,7 @@ export class TokenVerifier {
             ),
         });
         this.refresher = setInterval(() => {
-          set
-            .reload()
-            .then(() => this.ready(set))
-            .catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
+          this.refresh(set).catch((error: Error) => this.events.log(error, 'background JWKS refresh failed; the known keys stay'));
         }, BACKGROUND_REFRESH_MS).unref();
         return set;
       })
