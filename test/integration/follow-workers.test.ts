@@ -60,16 +60,16 @@ describe("the follower finds a reload's new workers (nginx/follow-tasks.ts)", ()
         res.end('{}');
       });
     });
-    await new Promise<void>((resolve) => replica.listen(0, '127.0.0.1', resolve));
-    const options = { configFile: join(dir, 'upstream.conf'), pidFile, controlKeyFile: join(dir, 'key') };
-    writeFileSync(options.configFile, `upstream ws {\n  server 127.0.0.1:${(replica.address() as AddressInfo).port} max_fails=0;\n}\n`);
-    writeFileSync(options.controlKeyFile, TEST_CONTROL_KEY);
-    const topology = defineTopology({ proxy: { workerProcesses: 2 } });
     let follower: ReturnType<typeof start> | undefined;
     t.after(async () => {
       if (follower) await stop(follower, 'SIGTERM', 5_000, { group: true });
       replica.close();
     });
+    await new Promise<void>((resolve) => replica.listen(0, '127.0.0.1', resolve));
+    const options = { configFile: join(dir, 'upstream.conf'), pidFile, controlKeyFile: join(dir, 'key') };
+    writeFileSync(options.configFile, `upstream ws {\n  server 127.0.0.1:${(replica.address() as AddressInfo).port} max_fails=0;\n}\n`);
+    writeFileSync(options.controlKeyFile, TEST_CONTROL_KEY);
+    const topology = defineTopology({ proxy: { workerProcesses: 2 } });
     follower = start('follower', 'sh', ['-c', renderFollowScript(topology, options)]);
     await eventually(() => follower!.output().includes('watching'), 10_000, 'the follower watching');
     // A worker dies; the master starts another: one old worker and one new, which is no reload.
